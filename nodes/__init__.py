@@ -1,0 +1,1 @@
+"""AdReel's Python package: ``engine`` (plain Python) and ``comfy_nodes`` (the ComfyUI layer)."""

@@ -1,0 +1,18 @@
+"""AdReel's ComfyUI node layer: thin V3 node classes over the engine."""
+from .api import ComfyExtension, io
+
+
+class AdReelExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        from .brief_node import BrandBrief
+        from .script_node import ScriptLLM
+        from .storyboard_node import StoryboardSplit
+        from .keyimage_node import SceneKeyImage
+        from .motion_node import MotionClip
+        from .assemble_node import FFmpegAssemble
+
+        return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble]
+
+
+async def comfy_entrypoint() -> AdReelExtension:
+    return AdReelExtension()

@@ -1,0 +1,50 @@
+"""BrandBrief: the brief as widgets → ADREEL_BRIEF."""
+from __future__ import annotations
+
+import os
+
+from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
+from .api import CATEGORY, BriefType, io, temp_directory
+from .convert import save_image_input
+
+
+class BrandBrief(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="BrandBrief",
+            display_name="Brand Brief",
+            category=CATEGORY,
+            description="The ad's brief: brand, product, audience, goal, length, tone, aspect, colours and call to action.",
+            inputs=[
+                io.String.Input("brand", default="Acme"),
+                io.String.Input("product", default="RoboVac X2"),
+                io.String.Input("audience", default="busy parents", multiline=False),
+                io.String.Input("goal", default="drive sales"),
+                io.Float.Input("duration_seconds", default=15.0, min=0.5, max=MAX_DURATION_SECONDS, step=0.5,
+                               tooltip="Length of the ad in seconds (at most 180)."),
+                io.String.Input("tone", default="confident"),
+                io.Combo.Input("aspect_ratio", options=list(ASPECT_RATIOS), default="9:16"),
+                io.String.Input("language", default="en", tooltip="Language code, e.g. en, ko."),
+                io.String.Input("brand_colors", default="#1E3A8A, #F59E0B",
+                                tooltip="Hex colours, comma separated; the first is the main brand colour."),
+                io.String.Input("cta", default="Shop now at acme.com", tooltip="Call to action."),
+                io.String.Input("channels", default="tiktok, reels", optional=True),
+                io.Image.Input("logo", optional=True),
+                io.Image.Input("product_image", optional=True),
+            ],
+            outputs=[BriefType.Output(display_name="brief")],
+        )
+
+    @classmethod
+    def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
+                brand_colors, cta, channels="", logo=None, product_image=None) -> io.NodeOutput:
+        folder = os.path.join(temp_directory(), "adreel_inputs")
+        brief = parse_model(Brief, dict(
+            brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
+            tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
+            channels=[c.strip() for c in (channels or "").split(",") if c.strip()],
+            logo_path=save_image_input(logo, folder, "logo"),
+            product_image_path=save_image_input(product_image, folder, "product"),
+        ), "brief")
+        return io.NodeOutput(brief)

@@ -1,0 +1,62 @@
+"""VIDEO objects that are descriptions, not pixels.
+
+A camera move or a fitted frame batch travels between nodes as a native
+``VIDEO`` that knows how to render itself. FFmpegAssemble streams it inside its
+single encode; any other pack can still call ``get_components()`` (frames as a
+tensor, rendered on demand) or ``save_to()`` (encoded on demand).
+"""
+from __future__ import annotations
+
+import io as _io
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ..engine.assemble import write_clip
+from .api import Input, Types
+
+
+class RenderOnDemandVideo(Input.Video):
+    def __init__(self, clip, label: str = "clip"):
+        self.clip = clip
+        self.label = label
+
+    # cheap facts, no rendering
+    def get_dimensions(self) -> tuple[int, int]:
+        return self.clip.width, self.clip.height
+
+    def get_frame_count(self) -> int:
+        return int(self.clip.frame_count)
+
+    def get_frame_rate(self) -> Fraction:
+        return Fraction(self.clip.fps).limit_denominator(1001)
+
+    def get_duration(self) -> float:
+        return self.clip.frame_count / self.clip.fps
+
+    def get_container_format(self) -> str:
+        return "mp4"
+
+    # rendering on demand
+    def get_components(self):
+        frames = np.stack(list(f.copy() for f in self.clip.rgb_frames(0, self.clip.frame_count)))
+        images = torch.from_numpy(frames).float().div_(255)
+        return Types.VideoComponents(images=images, audio=None, frame_rate=self.get_frame_rate())
+
+    def save_to(self, path, format="auto", codec="auto", metadata=None):
+        if isinstance(path, _io.IOBase) or hasattr(path, "write"):
+            with tempfile.TemporaryDirectory() as tmp:
+                p = os.path.join(tmp, "clip.mp4")
+                self.save_to(p)
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, path)
+            return
+        c = self.clip
+        write_clip(c, c.frame_count, c.width, c.height, c.fps, path)
+
+    def __repr__(self) -> str:
+        return f"<AdReel {self.label} {self.clip.width}x{self.clip.height} {self.get_duration():.2f}s>"

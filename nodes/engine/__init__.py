@@ -1,0 +1,1 @@
+"""The AdReel engine: plain Python, importable and testable without ComfyUI."""

@@ -1,0 +1,286 @@
+"""AdReel's data model: brief, script, storyboard, reference style, manifest.
+
+Plain pydantic v2; nothing here knows about ComfyUI. Every model validates its
+own invariants so that a bad value is reported with the field that holds it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "9:16": (1080, 1920),
+    "1:1": (1080, 1080),
+    "16:9": (1920, 1080),
+}
+# Output resolutions by the short side of the frame.
+RESOLUTIONS: dict[str, int] = {"720p": 720, "1080p": 1080, "4k": 2160}
+MAX_DURATION_SECONDS = 180.0
+SEGMENTS = ("hook", "problem", "solution", "proof", "benefit", "offer", "cta", "intro", "outro", "scene")
+CAMERA_MOVES = (
+    "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down",
+    "drift", "rotate", "pulse", "static",
+)
+TRANSITIONS = ("cut", "fade", "crossfade")
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+class AdReelInputError(ValueError):
+    """Bad input, reported with the field that holds it (e.g. ``brief.brand``)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def describe_validation_error(err: ValidationError, prefix: str) -> str:
+    """One line per problem, each naming the field the way a user sees it."""
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item.get("loc", ()) if p != "__root__")
+        field = f"{prefix}.{loc}" if loc else prefix
+        msg = item.get("msg", "invalid value")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        lines.append(f"{field}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_model(model: type[BaseModel], data, prefix: str):
+    """Validate ``data`` as ``model``; raise AdReelInputError naming every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        exc = AdReelInputError(f"{prefix}.{loc}" if loc else prefix, "")
+        exc.message = describe_validation_error(err, prefix)
+        exc.args = (exc.message,)
+        raise exc from None
+
+
+def normalise_hex(value: str) -> str:
+    m = _HEX.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a colour like #1E3A8A")
+    return "#" + m.group(1).upper()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReferenceStyle(_Model):
+    """What a reference ad contributes to a new script: its pacing and structure."""
+
+    duration_seconds: float = Field(gt=0)
+    shot_count: int = Field(ge=1)
+    mean_shot_seconds: float = Field(gt=0)
+    median_shot_seconds: float = Field(gt=0)
+    shot_boundaries: list[float] = Field(default_factory=list, description="cut times in seconds")
+    structure: list[str] = Field(default_factory=list, description="segment per shot, if known")
+    aspect_ratio: Optional[str] = None
+    tone: Optional[str] = None
+
+
+class Brief(_Model):
+    brand: str = Field(max_length=80)
+    product: str = Field(max_length=200)
+    audience: str = Field(default="", max_length=400)
+    goal: str = Field(default="", max_length=400)
+    duration_seconds: float = Field(default=15.0)
+    tone: str = Field(default="confident", max_length=80)
+    aspect_ratio: str = "9:16"
+    language: str = Field(default="en", max_length=16)
+    brand_colors: list[str] = Field(default_factory=lambda: ["#1E3A8A", "#F59E0B"])
+    cta: str = Field(max_length=120)
+    channels: list[str] = Field(default_factory=list)
+    logo_path: Optional[str] = None
+    product_image_path: Optional[str] = None
+    reference_style: Optional[ReferenceStyle] = None
+
+    @field_validator("brand", "product", "cta")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("duration_seconds")
+    @classmethod
+    def _duration(cls, v: float) -> float:
+        if not (v > 0):
+            raise ValueError(f"must be more than 0 seconds (got {v:g})")
+        if v > MAX_DURATION_SECONDS:
+            raise ValueError(f"must be at most {MAX_DURATION_SECONDS:g} seconds (got {v:g})")
+        return round(float(v), 3)
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect(cls, v: str) -> str:
+        if v not in ASPECT_RATIOS:
+            raise ValueError(f"{v!r} is not one of {', '.join(ASPECT_RATIOS)}")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        v = v.strip().replace("_", "-")
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", v):
+            raise ValueError(f"{v!r} is not a language code like en or ko")
+        return v.lower()
+
+    @field_validator("brand_colors", mode="before")
+    @classmethod
+    def _colors(cls, v):
+        if isinstance(v, str):
+            v = [p for p in re.split(r"[,\s]+", v) if p]
+        if not v:
+            raise ValueError("give at least one colour like #1E3A8A")
+        if len(v) > 8:
+            raise ValueError("at most 8 colours")
+        return [normalise_hex(str(c)) for c in v]
+
+    @property
+    def base_language(self) -> str:
+        return self.language.split("-")[0]
+
+
+class Scene(_Model):
+    index: int = Field(ge=0)
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    segment: str = "scene"
+    narration: str = Field(default="", max_length=1000)
+    on_screen_text: str = Field(default="", max_length=200)
+    visual_direction: str = Field(default="", max_length=1000)
+    image_prompt: str = Field(default="", max_length=2000)
+    negative_prompt: str = Field(default="", max_length=2000)
+    camera: str = "zoom_in"
+    transition: str = "cut"
+    music_mood: str = ""
+    brand_elements: list[str] = Field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return round(self.end - self.start, 6)
+
+    @field_validator("camera")
+    @classmethod
+    def _camera(cls, v: str) -> str:
+        if v not in CAMERA_MOVES:
+            raise ValueError(f"{v!r} is not one of {', '.join(CAMERA_MOVES)}")
+        return v
+
+    @field_validator("transition")
+    @classmethod
+    def _transition(cls, v: str) -> str:
+        if v not in TRANSITIONS:
+            raise ValueError(f"{v!r} is not one of {', '.join(TRANSITIONS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end <= self.start:
+            raise ValueError(f"scene {self.index}: end ({self.end:g}) must be after start ({self.start:g})")
+        return self
+
+
+class Script(_Model):
+    title: str = Field(min_length=1, max_length=200)
+    language: str = "en"
+    total_duration: float = Field(gt=0, le=MAX_DURATION_SECONDS)
+    scenes: list[Scene] = Field(min_length=1, max_length=60)
+    source: str = Field(default="template", description="template | ollama:<model> | openai:<model> | edited")
+    notes: list[str] = Field(default_factory=list, description="what a user should know: fallbacks, repairs")
+
+    @model_validator(mode="after")
+    def _timeline(self):
+        t = 0.0
+        for i, sc in enumerate(self.scenes):
+            if sc.index != i:
+                raise ValueError(f"scenes[{i}].index is {sc.index}, expected {i}")
+            if abs(sc.start - t) > 0.011:
+                raise ValueError(f"scenes[{i}].start is {sc.start:g}s but the previous scene ends at {t:g}s")
+            t = sc.end
+        if abs(t - self.total_duration) > 0.05:
+            raise ValueError(f"scene durations add up to {t:g}s, not total_duration {self.total_duration:g}s")
+        return self
+
+
+class StoryboardScene(_Model):
+    index: int
+    segment: str
+    start: float
+    duration: float
+    start_frame: int
+    frame_count: int
+    narration: str = ""
+    on_screen_text: str = ""
+    visual_direction: str = ""
+    image_prompt: str = ""
+    negative_prompt: str = ""
+    camera: str = "zoom_in"
+    transition: str = "cut"
+    music_mood: str = ""
+    brand_elements: list[str] = Field(default_factory=list)
+    palette: list[str] = Field(default_factory=list)
+
+
+class Storyboard(_Model):
+    brief: Brief
+    title: str
+    language: str
+    width: int
+    height: int
+    fps: int
+    total_duration: float
+    total_frames: int
+    scenes: list[StoryboardScene]
+    script_source: str = "template"
+    notes: list[str] = Field(default_factory=list)
+
+
+class AdScript(_Model):
+    """What flows from ScriptLLM to StoryboardSplit: the script and the brief it serves."""
+
+    brief: Brief
+    script: Script
+
+
+class SceneSpec(_Model):
+    """One scene with everything a per-scene node needs (ADREEL_SCENE)."""
+
+    scene: StoryboardScene
+    width: int
+    height: int
+    fps: int
+    brand: str
+    product: str
+    language: str = "en"
+    product_image_path: Optional[str] = None
+    logo_path: Optional[str] = None
+
+
+class OutputFile(_Model):
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    url: Optional[str] = None
+
+
+class RenderManifest(_Model):
+    brief: Brief
+    script: Optional[Script] = None
+    storyboard: Storyboard
+    models: list[str] = Field(default_factory=list)
+    providers: list[dict] = Field(default_factory=list)
+    costs_usd: float = 0.0
+    timings_seconds: dict[str, float] = Field(default_factory=dict)
+    encode: dict = Field(default_factory=dict)
+    outputs: list[OutputFile] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

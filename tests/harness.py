@@ -1,0 +1,255 @@
+"""A real ComfyUI server with AdReel loaded, for tests, the demo and benchmarks.
+
+Starts ``main.py --cpu`` on 127.0.0.1 with its own base directory (custom_nodes
+holding only a link to this checkout; fresh input / output / temp / user
+folders), submits API-format prompts to ``/prompt`` and waits for the result
+through ``/history``. A failing prompt raises with ComfyUI's own error text.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_LINK_NAME = "ComfyUI-AdReel"
+ADREEL_NODES = ("BrandBrief", "ScriptLLM", "StoryboardSplit", "SceneKeyImage", "MotionClip", "FFmpegAssemble")
+
+
+class PromptError(RuntimeError):
+    """ComfyUI rejected or failed a prompt; ``details`` holds its JSON."""
+
+    def __init__(self, message: str, details: dict | None = None, status: int | None = None):
+        super().__init__(message)
+        self.details = details or {}
+        self.status = status
+
+
+def comfyui_dir() -> str:
+    env = os.environ.get("ADREEL_COMFYUI") or os.environ.get("COMFYUI_PATH")
+    path = env or os.path.join(ROOT, ".runtime", "ComfyUI")
+    if not os.path.isfile(os.path.join(path, "main.py")):
+        raise RuntimeError(f"no ComfyUI at {path}: run `make setup` (or set COMFYUI_PATH)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PromptResult:
+    prompt_id: str
+    history: dict
+    elapsed: float
+
+    @property
+    def outputs(self) -> dict:
+        return self.history.get("outputs", {})
+
+    def ui(self, node_id: str) -> dict:
+        return self.outputs.get(str(node_id), {})
+
+
+class ComfyServer:
+    def __init__(self, base_dir: str | None = None, port: int | None = None, python: str | None = None,
+                 extra_args: list[str] | None = None, env: dict | None = None):
+        self.comfy = comfyui_dir()
+        self.own_base = base_dir is None
+        self.base = base_dir or tempfile.mkdtemp(prefix="adreel-comfy-")
+        self.port = port or free_port()
+        self.python = python or os.environ.get("ADREEL_PYTHON") or sys.executable
+        self.extra_args = extra_args or []
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(self.base, "comfyui.log")
+        self.client_id = uuid.uuid4().hex
+
+    # folders -------------------------------------------------------------
+    def folder(self, name: str) -> str:
+        return os.path.join(self.base, name)
+
+    def _prepare(self) -> None:
+        for name in ("custom_nodes", "input", "output", "temp", "user", "models"):
+            os.makedirs(self.folder(name), exist_ok=True)
+        link = os.path.join(self.folder("custom_nodes"), PACK_LINK_NAME)
+        if not os.path.islink(link):
+            os.symlink(ROOT, link)
+
+    # lifecycle -------------------------------------------------------------
+    def start(self, timeout: float = 240) -> "ComfyServer":
+        self._prepare()
+        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--base-directory", self.base, "--disable-auto-launch", "--log-stdout", *self.extra_args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            try:
+                info = self.get_json("/object_info/FFmpegAssemble")
+                if "FFmpegAssemble" in info:
+                    missing = [n for n in ADREEL_NODES if n not in self.get_json(f"/object_info/{n}")]
+                    if missing:
+                        raise RuntimeError(f"AdReel nodes missing: {missing}\n{self.log_tail()}")
+                    return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not serve AdReel within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.own_base:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def alive(self) -> bool:
+        try:
+            self.get_json("/system_stats")
+            return True
+        except Exception:
+            return False
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()[-chars:]
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    # HTTP --------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get_json(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post_json(self, path: str, payload) -> tuple[int, dict]:
+        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                body = r.read()
+                return r.status, (json.loads(body) if body else {})
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body)
+            except ValueError:
+                return e.code, {"error": body.decode(errors="replace")}
+
+    def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
+        payload = {"prompt": prompt, "client_id": self.client_id}
+        if extra_data:
+            payload["extra_data"] = extra_data
+        status, body = self.post_json("/prompt", payload)
+        if status != 200:
+            raise PromptError(f"ComfyUI rejected the prompt ({status}): {describe_rejection(body)}", body, status)
+        return body["prompt_id"]
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hist = self.get_json(f"/history/{prompt_id}")
+            entry = hist.get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None:
+                st = entry["status"]
+                if st.get("status_str") == "error" or not st.get("completed"):
+                    raise PromptError(f"the prompt failed: {describe_execution_error(entry)}", entry)
+                return entry
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI died while running the prompt:\n{self.log_tail()}")
+            time.sleep(0.25)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f}s")
+
+    def run(self, prompt: dict, timeout: float = 600) -> PromptResult:
+        t0 = time.monotonic()
+        pid = self.queue(prompt)
+        entry = self.wait(pid, timeout)
+        return PromptResult(pid, entry, time.monotonic() - t0)
+
+    def interrupt(self) -> None:
+        self.post_json("/interrupt", {})
+
+
+def describe_rejection(body: dict) -> str:
+    parts = []
+    err = body.get("error")
+    if isinstance(err, dict):
+        parts.append(f"{err.get('message', '')} {err.get('details', '')}".strip())
+    for node_id, info in (body.get("node_errors") or {}).items():
+        for e in info.get("errors", []):
+            parts.append(f"node {node_id} ({info.get('class_type')}): {e.get('message')}: {e.get('details')}")
+    return "; ".join(p for p in parts if p) or json.dumps(body)[:2000]
+
+
+def describe_execution_error(entry: dict) -> str:
+    for kind, data in entry.get("status", {}).get("messages", []):
+        if kind == "execution_error":
+            tb = "".join(data.get("traceback", []))[-3000:]
+            return (f"node {data.get('node_id')} ({data.get('node_type')}): "
+                    f"{data.get('exception_type')}: {data.get('exception_message')}\n{tb}")
+        if kind == "execution_interrupted":
+            return f"interrupted at node {data.get('node_id')} ({data.get('node_type')})"
+    return json.dumps(entry.get("status"))[:2000]
+
+
+def load_api_workflow(name: str) -> dict:
+    with open(os.path.join(ROOT, "workflows", "api", name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def node_by_type(prompt: dict, class_type: str) -> tuple[str, dict]:
+    matches = [(k, v) for k, v in prompt.items() if v.get("class_type") == class_type]
+    if len(matches) != 1:
+        raise KeyError(f"{len(matches)} {class_type} nodes in the workflow")
+    return matches[0]
+
+
+def output_files(server: ComfyServer, result: PromptResult, node_id: str, key: str = "images") -> list[str]:
+    """Paths of the files a node's UI output names (e.g. the saved MP4)."""
+    ui = result.ui(node_id)
+    paths = []
+    for item in ui.get(key, []):
+        folder = server.folder(item.get("type", "output"))
+        paths.append(os.path.join(folder, item.get("subfolder", ""), item["filename"]))
+    return paths
