@@ -64,3 +64,16 @@ def interrupted() -> bool:
 def raise_if_interrupted() -> None:
     import comfy.model_management
     comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def check_combos(values: dict, options: dict) -> bool | str:
+    """Submit-time check of combo values (ComfyUI 0.3.75 skips V3 combos).
+
+    For a node's ``validate_inputs``: True, or a message naming the field.
+    Linked inputs arrive as None and are left to the run.
+    """
+    for name, val in values.items():
+        for v in (val if isinstance(val, list) else [val]):
+            if v is not None and v not in options[name]:
+                return f"{name}: {v!r} is not one of {', '.join(map(str, options[name]))}"
+    return True

@@ -10,7 +10,7 @@ from ..engine.clip_sources import FrameBatchClip, VideoFileSource
 from ..engine.manifest import write_manifest
 from ..engine.models import AdReelInputError
 from ..engine.motion import CameraMoveClip
-from .api import CATEGORY, InputImpl, Progress, StoryboardType, io, raise_if_interrupted, save_path, temp_directory, ui
+from .api import CATEGORY, InputImpl, check_combos, Progress, StoryboardType, io, raise_if_interrupted, save_path, temp_directory, ui
 from .video import RenderOnDemandVideo
 
 
@@ -62,6 +62,10 @@ class FFmpegAssemble(io.ComfyNode):
             outputs=[io.Video.Output(display_name="video"), io.String.Output(display_name="path")],
             hidden=[io.Hidden.unique_id],
         )
+
+    @classmethod
+    def validate_inputs(cls, preset):
+        return check_combos({"preset": preset}, {"preset": list(PRESETS)})
 
     @classmethod
     def execute(cls, storyboard, clips, filename_prefix, preset, crf, font=None) -> io.NodeOutput:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
-from .api import CATEGORY, BriefType, io, temp_directory
+from .api import CATEGORY, BriefType, check_combos, io, temp_directory
 from .convert import save_image_input
 
 
@@ -35,6 +35,10 @@ class BrandBrief(io.ComfyNode):
             ],
             outputs=[BriefType.Output(display_name="brief")],
         )
+
+    @classmethod
+    def validate_inputs(cls, aspect_ratio):
+        return check_combos({"aspect_ratio": aspect_ratio}, {"aspect_ratio": list(ASPECT_RATIOS)})
 
     @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..engine.clip_sources import FIT_MODES, FrameBatchClip
 from ..engine.models import CAMERA_MOVES
 from ..engine.motion import CameraMoveClip
-from .api import CATEGORY, SceneType, io
+from .api import CATEGORY, SceneType, check_combos, io
 from .convert import image_to_rgb
 from .video import RenderOnDemandVideo
 
@@ -30,6 +30,11 @@ class MotionClip(io.ComfyNode):
             ],
             outputs=[io.Video.Output(display_name="video")],
         )
+
+    @classmethod
+    def validate_inputs(cls, camera, fit):
+        return check_combos({"camera": camera, "fit": fit},
+                            {"camera": ["from scene", *CAMERA_MOVES], "fit": list(FIT_MODES)})
 
     @classmethod
     def execute(cls, images, scene, camera, strength, source_fps, fit) -> io.NodeOutput:

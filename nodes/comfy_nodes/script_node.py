@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..engine.models import AdScript
 from ..engine.script import write_template_script
-from .api import CATEGORY, BriefType, ScriptType, io, ui
+from .api import CATEGORY, BriefType, ScriptType, check_combos, io, ui
 
 
 def script_summary(ad: AdScript) -> str:
@@ -32,6 +32,10 @@ class ScriptLLM(io.ComfyNode):
             ],
             outputs=[ScriptType.Output(display_name="script"), io.String.Output(display_name="script_json")],
         )
+
+    @classmethod
+    def validate_inputs(cls, backend):
+        return check_combos({"backend": backend}, {"backend": ["template"]})
 
     @classmethod
     def execute(cls, brief, backend, seed) -> io.NodeOutput:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..engine.models import SceneSpec
 from ..engine.storyboard import build_storyboard
-from .api import CATEGORY, SceneType, ScriptType, StoryboardType, io, ui
+from .api import CATEGORY, SceneType, ScriptType, StoryboardType, check_combos, io, ui
 
 
 class StoryboardSplit(io.ComfyNode):
@@ -28,6 +28,11 @@ class StoryboardSplit(io.ComfyNode):
                 io.Float.Output(display_name="durations", is_output_list=True),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, fps, resolution):
+        return check_combos({"fps": fps, "resolution": resolution},
+                            {"fps": ["24", "25", "30"], "resolution": ["720p", "1080p", "4k"]})
 
     @classmethod
     def execute(cls, script, fps, resolution) -> io.NodeOutput:

@@ -53,7 +53,9 @@ class EncodeSettings:
             raise AdReelInputError("crf", f"{self.crf} is not within 0..51")
 
     def video_args(self) -> list[str]:
+        # 8x8dct is on in every preset but ultrafast; keeping it on keeps the stream High profile
         return ["-c:v", "libx264", "-preset", self.preset, "-crf", str(int(self.crf)), "-profile:v", "high",
+                "-x264-params", "8x8dct=1",
                 "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709",
                 "-color_trc", "bt709", "-color_range", "tv"]
 

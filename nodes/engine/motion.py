@@ -119,9 +119,9 @@ def camera_transform(move: str, p: float, width: int, height: int, strength: flo
         return z, (0.5 - e) * span_x * 0.9, (0.5 - e) * span_y * 0.6, 0.0
     if move == "rotate":
         ang = (e - 0.5) * 3.0 * strength
-        a = math.radians(abs(ang))
+        a = math.radians(1.5 * strength)  # cover for the widest angle: zoom stays smooth
         cover = max(math.cos(a) + (height / width) * math.sin(a), math.cos(a) + (width / height) * math.sin(a))
-        return cover * (1 + 0.04 * strength) + s * 0.3 * e, 0.0, 0.0, ang
+        return cover * (1 + 0.02 * strength) + s * 0.3 * e, 0.0, 0.0, ang
     if move == "pulse":
         return 1 + s * 0.35 * (0.5 - 0.5 * math.cos(2 * math.pi * 2 * p)) + s * 0.2 * e, 0.0, 0.0, 0.0
     return 1.0, 0.0, 0.0, 0.0  # static

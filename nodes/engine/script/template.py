@@ -38,19 +38,19 @@ _PHRASES: dict[str, dict[str, list[tuple[str, str]]]] = {
         "_audience_default": [("everyone", "")],
     },
     "ko": {
-        "hook": [("{product}을 만나보세요", "{brand}의 {product}을 만나보세요."),
+        "hook": [("{product}, 지금 만나보세요", "{brand}의 {product}, 지금 만나보세요."),
                  ("아직도 불편하게 사세요?", "아직도 불편하게 사세요? 더 좋은 방법이 있습니다."),
                  ("모든 것이 달라집니다", "{product}, 모든 것이 달라집니다.")],
         "problem": [("이런 고민 있으시죠?", "시간은 없고 결과는 아쉽고, 이런 고민 있으시죠?"),
                     ("예전 방식은 느립니다", "예전 방식은 느리고 번거롭고 비쌉니다.")],
-        "solution": [("{product}이 해결합니다", "{product}이 어려운 일을 대신 해결합니다."),
-                     ("{audience}을 위해", "{audience}을 위해 만든 {product}.")],
+        "solution": [("해결책은 {product}", "어려운 일은 {product}에 맡기세요."),
+                     ("{audience}에게 꼭 맞게", "{audience}에게 꼭 맞춘 {product}.")],
         "benefit": [("소중한 시간을 지키세요", "번거로움은 줄이고 소중한 시간은 늘리세요."),
                     ("오래 쓰는 디자인", "오래 쓰도록 설계했습니다.")],
-        "proof": [("수많은 고객이 선택", "이미 수많은 고객이 {brand}를 선택했습니다."),
+        "proof": [("수많은 고객의 선택", "수많은 고객의 선택, {brand}."),
                   ("별점 다섯 개", "고객 만족 별점 다섯 개.")],
         "offer": [("기간 한정 혜택", "지금만 드리는 기간 한정 혜택.")],
-        "cta": [("{cta}", "{cta}. {brand}."), ("{cta}", "망설이지 마세요. {cta}.")],
+        "cta": [("{cta}", "지금 바로, {cta}. {brand}."), ("{cta}", "망설이지 마세요. {cta}.")],
         "_audience_default": [("모두", "")],
     },
 }
@@ -68,7 +68,7 @@ _VISUALS = {
 _CAMERAS = {
     "hook": ["zoom_in", "pulse"], "problem": ["pan_left", "drift"], "solution": ["zoom_out", "pan_right"],
     "benefit": ["drift", "pan_up"], "proof": ["pan_right", "zoom_in"], "offer": ["pulse"],
-    "cta": ["zoom_in", "static"], "scene": ["drift"],
+    "cta": ["zoom_in", "pulse"], "scene": ["drift"],
 }
 _NEGATIVE = "blurry, low quality, distorted text, watermark, extra fingers, deformed"
 

@@ -1,0 +1,34 @@
+# AdReel — the two commands: `make demo` renders the demo ad, `make test` runs the tests.
+# Both set everything up first (idempotent): system parts, ComfyUI, Python env.
+SHELL := /bin/bash
+PORT ?= 8188
+RUNTIME := .runtime
+ENV_FILE := $(RUNTIME)/env.sh
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test serve bench bench-assemble workflows clean
+
+setup:
+	@python3 scripts/setup_runtime.py
+
+demo: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON scripts/run_demo.py
+
+test: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON -m pytest tests $(PYTEST_ARGS)
+
+serve: setup
+	@source $(ENV_FILE) && cd $$ADREEL_COMFYUI && $$ADREEL_PYTHON main.py --cpu --listen 127.0.0.1 --port $(PORT)
+
+bench: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/bench/bench_foundation.py
+
+workflows: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON scripts/build_workflows.py
+
+clean:
+	rm -rf $(RUNTIME)/demo artifacts

@@ -1,0 +1,101 @@
+"""Cloud video providers: scene (+ key image) → local clip.
+
+Luma (ray-2, ray-flash-2), Runway (gen4_turbo, veo3), HeyGen (avatar speaking
+the narration), fal.ai (stable-video, Kling v2.1 standard / pro), Replicate
+(any ``owner/name[:version]``) and Google Veo (Gemini API), all through the
+one submit → poll → download flow in ``base``.
+
+Entry points for the node layer::
+
+    estimate = estimate_scenes(jobs, max_cost_usd=5.0)          # no network
+    results = await render_scenes(jobs, output_dir=..., max_cost_usd=5.0,
+                                  on_progress=cb, cancel=is_interrupted)
+
+Environment: API keys ``LUMA_API_KEY`` (or ``LUMAAI_API_KEY``),
+``RUNWAY_API_KEY`` (or ``RUNWAYML_API_SECRET``), ``HEYGEN_API_KEY``,
+``FAL_KEY``, ``REPLICATE_API_TOKEN``, ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``),
+or the secrets file (``ADREEL_SECRETS_FILE``, default
+``~/.config/adreel/secrets.json``); base URLs ``LUMA_BASE_URL``,
+``RUNWAY_BASE_URL``, ``HEYGEN_BASE_URL``, ``FAL_BASE_URL``,
+``REPLICATE_BASE_URL``, ``GEMINI_BASE_URL`` (https only); extra trusted CAs
+``ADREEL_CA_BUNDLE``; ffprobe ``ADREEL_FFPROBE``.
+"""
+from __future__ import annotations
+
+from .base import JobPlan, ModelSpec, Provider, choose_duration, run_job
+from .cost import CostEstimate
+from .errors import (
+    BudgetExceededError,
+    MissingApiKeyError,
+    ProviderAuthError,
+    ProviderConfigError,
+    ProviderConnectionError,
+    ProviderCreditError,
+    ProviderDownloadError,
+    ProviderError,
+    ProviderForbiddenError,
+    ProviderInterrupted,
+    ProviderJobFailed,
+    ProviderProtocolError,
+    ProviderRateLimitError,
+    ProviderRequestError,
+    ProviderSafetyError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+from .fal import FalProvider
+from .heygen import HeyGenProvider
+from .http import CA_BUNDLE_ENV, RetryPolicy
+from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings, jobs_from_storyboard
+from .luma import LumaProvider
+from .redaction import RedactingFilter, redact, register_secret
+from .replicate import ReplicateProvider
+from .runner import RunEstimate, estimate_scenes, plan_jobs, render_scene, render_scenes
+from .runway import RunwayProvider
+from .secrets import SECRETS_FILE_ENV, ApiKey, get_api_key
+from .veo import VeoProvider
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (LumaProvider(), RunwayProvider(), HeyGenProvider(), FalProvider(), ReplicateProvider(), VeoProvider())
+}
+
+
+def get_provider(name: str) -> Provider:
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
+
+
+def list_models() -> dict[str, list[str]]:
+    """Models per provider, for node widgets. Replicate takes any owner/name[:version]; these are the priced ones."""
+    return {name: list(p.models) for name, p in PROVIDERS.items()}
+
+
+def provider_info() -> list[dict]:
+    """A secret-free description of every provider (env vars, models, cancel support) for UIs and docs."""
+    return [
+        {
+            "name": p.name,
+            "label": p.label,
+            "key_env": list(p.key_env),
+            "base_url_env": p.base_url_env,
+            "models": list(p.models),
+            "can_cancel": p.can_cancel,
+            "default_concurrency": p.default_concurrency,
+        }
+        for p in PROVIDERS.values()
+    ]
+
+
+__all__ = [
+    "ApiKey", "BudgetExceededError", "CA_BUNDLE_ENV", "CostEstimate", "JobPlan", "MissingApiKeyError", "ModelSpec",
+    "PROVIDERS", "ProgressEvent", "Provider", "ProviderAuthError", "ProviderConfigError", "ProviderConnectionError",
+    "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
+    "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
+    "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RedactingFilter", "RenderJob",
+    "RenderResult", "RenderTimings", "RetryPolicy", "RunEstimate", "SECRETS_FILE_ENV", "choose_duration",
+    "estimate_scenes", "get_api_key", "get_provider", "jobs_from_storyboard", "list_models", "plan_jobs",
+    "provider_info", "redact", "register_secret", "render_scene", "render_scenes", "run_job",
+]

@@ -1,0 +1,86 @@
+"""Stopping a render: user interrupt, job timeout, or a sibling scene's failure.
+
+``cancel`` given to the engine may be an ``asyncio.Event``, a ``threading.Event``
+or a callable returning True when the user interrupted (ComfyUI:
+``comfy.model_management.processing_interrupted``). A callable that raises is
+treated as an interrupt.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable, Optional, Union
+
+INTERRUPTED = "interrupted"
+TIMEOUT = "timeout"
+SIBLING_FAILED = "sibling_failed"
+
+CancelSource = Union[None, asyncio.Event, Callable[[], bool], "threading.Event"]  # noqa: F821
+
+_SLICE = 0.05  # how quickly a sleeping job notices a stop
+
+
+class Stopped(Exception):
+    """Internal: the job must stop for ``reason``; the flow turns it into a user-facing error."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RunSignal:
+    """Run-wide stop state: the user's cancel source plus 'a sibling failed'."""
+
+    def __init__(self, external: CancelSource = None):
+        self._external = external
+        self._tripped: Optional[str] = None
+
+    def trip(self, reason: str = SIBLING_FAILED) -> None:
+        if self._tripped is None:
+            self._tripped = reason
+
+    def reason(self) -> Optional[str]:
+        ext = self._external
+        if ext is not None:
+            try:
+                fired = ext.is_set() if hasattr(ext, "is_set") else bool(ext())
+            except Exception:
+                fired = True
+            if fired:
+                return INTERRUPTED
+        return self._tripped
+
+
+class JobStop:
+    """One job's view: the run signal plus the job's own deadline."""
+
+    def __init__(self, signal: RunSignal, timeout: Optional[float]):
+        self.signal = signal
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
+
+    def reason(self) -> Optional[str]:
+        r = self.signal.reason()
+        if r:
+            return r
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return TIMEOUT
+        return None
+
+    def raise_if_stopped(self) -> None:
+        r = self.reason()
+        if r:
+            raise Stopped(r)
+
+    def remaining(self) -> Optional[float]:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking within ~50 ms to raise ``Stopped`` when asked to stop."""
+        end = time.monotonic() + max(0.0, seconds)
+        while True:
+            self.raise_if_stopped()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(_SLICE, left))

@@ -1,0 +1,51 @@
+"""AdReel storage: finished ads → any S3-compatible store (AWS S3, MinIO, R2, SeaweedFS) → URLs.
+
+Plain Python (boto3), no ComfyUI. The node layer calls:
+
+* ``upload_ad(video, extras, manifest_path=…, prefix_pattern=…, url_mode=…, url_expiry_seconds=…)``
+  → ``UploadResult`` (``status`` "uploaded" or "spooled", ``url``, ``urls``, ``files``, ``summary()``);
+* ``retry_spooled()`` → ``RetryReport``; ``start_retry_thread(interval)`` for a background retrier;
+* ``update_manifest_urls(manifest_path, {path_or_sha256: url})``;
+* ``list_history_from_store()`` / ``list_history_local(folder)`` → ``HistoryEntry`` list;
+* ``clean_retention([spool_dir, temp_dir], max_age_hours)`` → ``RetentionReport``.
+
+Configuration and its precedence rule: see ``config`` (``load_storage_config``).
+"""
+from .config import (
+    DEFAULT_PREFIX,
+    URL_MODES,
+    StorageConfig,
+    default_config_path,
+    default_spool_dir,
+    load_storage_config,
+)
+from .errors import (
+    StorageConfigError,
+    StorageCredentialsError,
+    StorageError,
+    StorageNotConfigured,
+    StorageRefused,
+    StorageUnavailable,
+    StorageVerificationError,
+    redact,
+)
+from .history import HistoryEntry, list_history_from_store, list_history_local
+from .keys import PLACEHOLDERS, content_type_for, render_prefix
+from .manifest import load_manifest, update_manifest_urls
+from .retention import RetentionReport, clean_retention
+from .spool import RetryReport, SpoolEntry, SpoolRetryThread, list_spooled, retry_spooled, start_retry_thread
+from .store import S3Store
+from .uploader import UploadedFile, UploadResult, upload_ad
+
+__all__ = [
+    "DEFAULT_PREFIX", "URL_MODES", "PLACEHOLDERS",
+    "StorageConfig", "load_storage_config", "default_config_path", "default_spool_dir",
+    "StorageError", "StorageNotConfigured", "StorageConfigError", "StorageUnavailable", "StorageRefused",
+    "StorageCredentialsError", "StorageVerificationError", "redact",
+    "upload_ad", "UploadResult", "UploadedFile", "S3Store",
+    "retry_spooled", "RetryReport", "SpoolEntry", "SpoolRetryThread", "start_retry_thread", "list_spooled",
+    "update_manifest_urls", "load_manifest",
+    "HistoryEntry", "list_history_from_store", "list_history_local",
+    "RetentionReport", "clean_retention",
+    "content_type_for", "render_prefix",
+]

@@ -1,0 +1,452 @@
+"""Upload a finished ad and the files that came with it; spool what cannot be uploaded.
+
+``upload_ad`` is the one call the ``AssetUpload`` node makes:
+
+1. collect the files — the video, the extras (other formats, thumbnail,
+   subtitles, HLS playlist + segments), the manifest and, by default, every
+   output the manifest lists that exists on disk;
+2. hash them and derive content keys under the rendered prefix (see ``keys``);
+3. upload each one HEAD-first (an identical object is not uploaded again),
+   multipart above the configured threshold, with its Content-Type, and verify
+   what the store holds;
+4. write the URLs into the manifest file (in place), upload the manifest, then
+   the run's history record;
+5. on any failure — store down, timeout, 5xx, bucket missing, refused — copy the
+   files not yet uploaded into the spool and return ``status == "spooled"`` with
+   the reason; wrong credentials raise ``StorageCredentialsError`` *after* the
+   files were spooled. The original files are never moved or deleted.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+from ..models import AdReelInputError, Brief, RenderManifest, parse_model
+from .config import StorageConfig, load_storage_config
+from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger, redact
+from .history import history_key, history_payload, run_id_for
+from .keys import (
+    FileDigest,
+    aspect_slug,
+    check_key,
+    content_key,
+    content_type_for,
+    digest_file,
+    hls_members,
+    kind_for,
+    render_prefix,
+    safe_filename,
+    slug,
+)
+from .manifest import load_manifest, manifest_identity, output_path, try_load_manifest, update_manifest_urls
+from .spool import RetryReport, list_spooled, new_batch_id, retry_spooled, spool_file, spool_record
+from .store import IMMUTABLE, S3Store
+
+ProgressFn = Callable[[dict], None]
+
+
+@dataclass
+class UploadedFile:
+    path: str
+    key: str
+    kind: str
+    role: str  # "output" | "hls-member" | "manifest"
+    content_type: str
+    bytes: int
+    sha256: str
+    status: str  # "uploaded" | "exists" | "spooled"
+    url: Optional[str] = None
+    etag: Optional[str] = None
+    spool_path: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class UploadResult:
+    status: str  # "uploaded" (everything is in the store) | "spooled" (some files wait in the spool)
+    bucket: str
+    endpoint: str
+    run: str
+    prefix: str
+    files: list[UploadedFile] = field(default_factory=list)
+    url: Optional[str] = None  # the main video's URL
+    reason: Optional[str] = None
+    reason_code: Optional[str] = None
+    manifest_path: Optional[str] = None
+    manifest_key: Optional[str] = None
+    history_key: Optional[str] = None
+    spool_dir: Optional[str] = None
+    notes: list[str] = field(default_factory=list)
+    retry: Optional[RetryReport] = None
+
+    @property
+    def uploaded(self) -> list[UploadedFile]:
+        return [f for f in self.files if f.status in ("uploaded", "exists")]
+
+    @property
+    def spooled(self) -> list[UploadedFile]:
+        return [f for f in self.files if f.status == "spooled"]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """File name → URL for every uploaded output (HLS: the playlist only)."""
+        return {Path(f.path).name: f.url for f in self.files if f.url and f.role != "hls-member"}
+
+    def summary(self) -> str:
+        where = f"s3://{self.bucket}/{self.prefix}"
+        up = self.uploaded
+        already = sum(1 for f in up if f.status == "exists")
+        text = f"{len(up)} file(s) in {where}" + (f" ({already} already there)" if already else "")
+        if self.status == "spooled":
+            text = (
+                f"{len(self.spooled)} file(s) kept in the local spool {self.spool_dir} — {self.reason}. "
+                f"They will be uploaded on the next run (retry_spooled). " + text
+            )
+        return text
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["retry"] = asdict(self.retry) if self.retry is not None else None
+        return data
+
+
+@dataclass
+class _Item:
+    path: Path
+    kind: str
+    role: str
+    digest: FileDigest
+    key: str = ""
+    content_type: str = ""
+    cache_control: Optional[str] = IMMUTABLE
+    rel: Optional[str] = None  # HLS: path inside the group folder
+
+
+def _progress_sink(progress: Optional[ProgressFn], total_files: int, total_bytes: int):
+    state = {"bytes": 0, "files": 0}
+    lock = threading.Lock()
+
+    def emit(stage: str, name: str, add_bytes: int = 0, file_done: bool = False):
+        if progress is None:
+            return
+        with lock:
+            state["bytes"] = max(0, min(total_bytes, state["bytes"] + add_bytes))
+            state["files"] += 1 if file_done else 0
+            event = {"stage": stage, "file": name, "files_done": state["files"], "files_total": total_files,
+                     "bytes_done": state["bytes"], "bytes_total": total_bytes}
+        try:
+            progress(event)
+        except Exception as exc:  # noqa: BLE001 - a UI callback must not break an upload
+            logger.debug("progress callback failed: %s", type(exc).__name__)
+
+    return emit
+
+
+def _as_brief(brief) -> Optional[Brief]:
+    if brief is None or isinstance(brief, Brief):
+        return brief
+    return parse_model(Brief, brief, "brief")
+
+
+def _collect(video_path, extra_files, manifest_path, include_manifest_outputs):
+    """Validated local files (resolved, deduplicated), the primary one, and the manifest."""
+    given: list[Path] = []
+    for raw in ([video_path] if video_path else []) + [p for p in (extra_files or []) if p]:
+        p = Path(str(raw)).expanduser()
+        if not p.is_file():
+            raise AdReelInputError("files", f"{p} does not exist or is not a file")
+        given.append(p.resolve())
+    manifest: Optional[RenderManifest] = None
+    if manifest_path:
+        manifest_path = Path(str(manifest_path)).expanduser().resolve()
+        manifest = load_manifest(manifest_path)
+    else:
+        for p in given:
+            if p.suffix.lower() == ".json":
+                manifest = try_load_manifest(p)
+                if manifest is not None:
+                    manifest_path = p
+                    break
+    files = [p for p in dict.fromkeys(given) if p != manifest_path]
+    kinds: dict[Path, str] = {}
+    if manifest is not None:
+        for out in manifest.outputs:
+            p = output_path(manifest_path, out.path)
+            if p.is_file():
+                kinds[p.resolve()] = out.kind
+                if include_manifest_outputs and p.resolve() not in files:
+                    files.append(p.resolve())
+    if not files:
+        raise AdReelInputError("files", "nothing to upload: give the video path (and any extra files)")
+    if video_path:
+        primary = Path(str(video_path)).expanduser().resolve()
+    else:
+        videos = [p for p in files if kind_for(p) == "video"]
+        primary = (videos or files)[0]
+    return files, primary, manifest, manifest_path, kinds
+
+
+def upload_ad(
+    video_path: Union[str, Path, None],
+    extra_files: Iterable[Union[str, Path]] = (),
+    *,
+    manifest_path: Union[str, Path, None] = None,
+    brief: Union[Brief, dict, None] = None,
+    run_id: Optional[str] = None,
+    prefix_pattern: Optional[str] = None,
+    url_mode: Optional[str] = None,
+    url_expiry_seconds: Optional[int] = None,
+    config: Optional[StorageConfig] = None,
+    spool_dir: Union[str, Path, None] = None,
+    include_manifest_outputs: bool = True,
+    write_history: bool = True,
+    retry_spool: bool = True,
+    now: Optional[datetime] = None,
+    progress: Optional[ProgressFn] = None,
+) -> UploadResult:
+    """Upload a finished ad and its companion files; see the module docstring.
+
+    ``prefix_pattern``, ``url_mode``, ``url_expiry_seconds`` and ``spool_dir`` are
+    the caller's non-secret choices (they may come from node widgets); endpoint,
+    bucket and credentials come from ``config`` or ``load_storage_config()``.
+    ``run_id`` defaults to the first 12 hex digits of the video's sha256 and
+    ``{date}`` is the video's render date (file modification time, UTC), so the
+    same video maps to the same keys whenever it is uploaded. (A caller that
+    passes a per-queue ``run_id`` gets a new prefix, and new objects, per run.) With ``retry_spool`` a successful upload
+    then retries whatever waits in the spool (``result.retry``).
+
+    Raises ``AdReelInputError`` for a missing file or a bad prefix pattern,
+    ``StorageNotConfigured`` / ``StorageConfigError`` when the store is not set
+    up, ``StorageCredentialsError`` (after spooling) for rejected credentials.
+    """
+    cfg = (config or load_storage_config(spool_dir=spool_dir)).with_choices(
+        prefix_pattern=prefix_pattern, url_mode=url_mode, url_expiry_seconds=url_expiry_seconds, spool_dir=spool_dir
+    )
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    files, primary, manifest, manifest_path, kinds = _collect(video_path, extra_files, manifest_path, include_manifest_outputs)
+    brief_obj = _as_brief(brief) or (manifest.brief if manifest is not None else None)
+
+    chunk = cfg.multipart_chunksize
+    digests = {p: digest_file(p, chunk) for p in files}
+
+    # HLS playlists pull in their segments; those then travel as a group.
+    groups: dict[Path, list[tuple[Path, str]]] = {}
+    for p in files:
+        if p.suffix.lower() == ".m3u8" and not any(p in [m for m, _ in g] for g in groups.values()):
+            groups[p] = hls_members(p)
+    members = {m for g in groups.values() for m, _ in g}
+    tops = set(groups)
+    for g in groups.values():
+        for m, _ in g:
+            if m not in digests:
+                digests[m] = digest_file(m, chunk)
+    nested_tops = {t for t in tops if any(t in [m for m, _ in g] and t != top for top, g in groups.items())}
+    for t in nested_tops:
+        groups.pop(t)
+
+    run = slug(run_id, fallback="run", max_len=48) if run_id else run_id_for(digests[primary].sha256)
+    # {date} is the day the video was rendered (its modification time, UTC), not the upload day:
+    # uploading the same file again — or from the spool days later — gives the same keys.
+    made = datetime.fromtimestamp(primary.stat().st_mtime, tz=timezone.utc)
+    values = {
+        "brand": brief_obj.brand if brief_obj else "unbranded",
+        "product": brief_obj.product if brief_obj else "product",
+        "aspect": aspect_slug(brief_obj.aspect_ratio if brief_obj else None),
+        "language": brief_obj.language if brief_obj else "und",
+        "date": made.strftime("%Y-%m-%d"), "year": made.strftime("%Y"), "month": made.strftime("%m"), "day": made.strftime("%d"),
+        "run": run,
+    }
+    prefix = render_prefix(cfg.prefix_pattern, values)
+
+    items: list[_Item] = []
+    singles = [p for p in files if p not in members]
+    singles.sort(key=lambda p: (p != primary))  # the video first
+    for p in singles:
+        items.append(_Item(p, kinds.get(p, kind_for(p)), "output", digests[p], content_key(prefix, p.name, digests[p].sha256)))
+    for top, group in groups.items():
+        blob = "\n".join(sorted(f"{rel}:{digests[m].sha256}" for m, rel in group)).encode()
+        stem, _ = safe_filename(top.name)
+        folder = f"{prefix}{stem}-hls-{hashlib.sha256(blob).hexdigest()[:12]}/"
+        # segments first, playlists last: a playlist never points at something not yet there
+        for m, rel in sorted(group, key=lambda mr: (mr[0].suffix.lower() == ".m3u8", mr[0] == top, mr[1])):
+            role = "output" if m == top else "hls-member"
+            items.append(_Item(m, kinds.get(m, "hls" if m == top else kind_for(m)), role, digests[m], check_key(folder + rel), rel=rel,
+                               cache_control=IMMUTABLE))
+    for it in items:
+        it.content_type = content_type_for(it.path)
+
+    manifest_key = None
+    if manifest is not None:
+        identity = manifest_identity(manifest)
+        manifest_key = content_key(prefix, manifest_path.name, identity)
+    total_bytes = sum(it.digest.size for it in items)
+    emit = _progress_sink(progress, len(items) + (1 if manifest is not None else 0), total_bytes)
+
+    result = UploadResult(status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=run, prefix=prefix,
+                          manifest_path=str(manifest_path) if manifest_path else None, manifest_key=manifest_key,
+                          spool_dir=str(cfg.spool_dir))
+    store = S3Store(cfg)
+    store.client  # a configuration problem (unknown profile, …) raises here, before anything is spooled
+    failure: Optional[StorageError] = None
+    try:
+        note = store.probe()
+        if note:
+            result.notes.append(note)
+    except StorageError as exc:
+        failure = exc
+    if groups and (cfg.url_mode == "presigned" or (cfg.url_mode == "auto" and not cfg.public_base_url)):
+        result.notes.append("HLS playback needs public URLs: a presigned playlist URL does not sign its segments")
+
+    batch = new_batch_id(run, now)
+    output_keys: dict[str, str] = {}
+    to_spool: list[tuple[_Item, int]] = []
+    for it in items:
+        output_keys[it.digest.sha256] = it.key
+        attempted = 0
+        if failure is None:
+            try:
+                outcome = store.upload_file(
+                    it.path, it.key, it.digest, content_type=it.content_type, cache_control=it.cache_control,
+                    progress=lambda n, _name=it.path.name: emit("upload", _name, n),
+                )
+                url = store.url_for(it.key) if it.role == "output" else None
+                result.files.append(UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size,
+                                                 it.digest.sha256, outcome.status, url=url, etag=outcome.etag))
+                emit("file_done", it.path.name, 0, True)
+                continue
+            except StorageError as exc:
+                attempted = 1
+                if _fatal(exc):
+                    failure = exc
+                else:
+                    to_spool.append((it, attempted))
+                    result.files.append(_spooled_placeholder(it, exc))
+                    result.notes.append(exc.message)
+                    emit("file_done", it.path.name, 0, True)
+                    continue
+        to_spool.append((it, attempted))
+        result.files.append(_spooled_placeholder(it, failure))
+        emit("file_done", it.path.name, 0, True)
+
+    # URLs into the manifest (for what is up), then the manifest itself
+    if manifest is not None:
+        urls: dict[str, str] = {}
+        for f in result.files:
+            if f.url and f.role == "output":
+                urls[f.path] = f.url
+        if urls:
+            manifest = update_manifest_urls(manifest_path, urls)
+        mdigest = digest_file(manifest_path, chunk)
+        mitem = _Item(manifest_path, "manifest", "manifest", mdigest, manifest_key, "application/json", cache_control="no-cache")
+        if failure is None and not to_spool:
+            try:
+                outcome = store.upload_file(manifest_path, manifest_key, mdigest, content_type="application/json",
+                                            cache_control="no-cache")
+                result.files.append(UploadedFile(str(manifest_path), manifest_key, "manifest", "manifest", "application/json",
+                                                 mdigest.size, mdigest.sha256, outcome.status, url=store.url_for(manifest_key),
+                                                 etag=outcome.etag))
+            except StorageError as exc:
+                failure = failure or exc
+                to_spool.append((mitem, 1))
+                result.files.append(_spooled_placeholder(mitem, exc))
+        else:
+            to_spool.append((mitem, 0))
+            result.files.append(_spooled_placeholder(mitem, failure or _first_error(result)))
+        emit("file_done", manifest_path.name, 0, True)
+
+    # the run's history record
+    hist_key = history_key(cfg, run) if write_history else None
+    payload = None
+    if write_history:
+        outputs = [
+            {"kind": f.kind, "name": Path(f.path).name, "key": f.key, "bytes": f.bytes, "sha256": f.sha256,
+             "content_type": f.content_type} for f in result.files if f.role == "output"
+        ]
+        payload = history_payload(run=run, brief=brief_obj, manifest=manifest, outputs=outputs, manifest_key=manifest_key,
+                                  status="uploaded", created=now)
+        if failure is None and not to_spool:
+            try:
+                payload["uploaded_at"] = datetime.now(timezone.utc).isoformat()
+                store.put_json(hist_key, payload)
+                result.history_key = hist_key
+            except StorageError as exc:
+                failure = exc
+        else:
+            payload["status"] = "spooled"
+
+    if failure is not None or to_spool:
+        _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload)
+
+    if result.status == "spooled":
+        logger.warning("upload to %s incomplete: %s", store.where(), result.reason)
+        if isinstance(failure, StorageCredentialsError):
+            raise StorageCredentialsError(
+                f"{failure.message}. {len(result.spooled)} file(s) were kept in the spool {result.spool_dir} and will be "
+                "uploaded by retry_spooled() once the credentials are fixed",
+                reason=failure.reason, result=result,
+            )
+        return result
+
+    main = next((f for f in result.files if Path(f.path) == primary), None)
+    result.url = main.url if main else None
+    if retry_spool and list_spooled(cfg.spool_dir):
+        try:
+            result.retry = retry_spooled(cfg)
+            if result.retry.uploaded:
+                result.notes.append(result.retry.summary())
+        except StorageError as exc:
+            result.notes.append(f"spool retry: {exc.message}")
+    return result
+
+
+def _fatal(exc: StorageError) -> bool:
+    """Errors after which no further upload of this run is tried (they would fail the same way)."""
+    return isinstance(exc, (StorageUnavailable, StorageCredentialsError)) or exc.reason in (
+        "bucket-missing", "access-denied", "local-io"
+    )
+
+
+def _first_error(result: UploadResult) -> Optional[StorageError]:
+    for f in result.files:
+        if f.error:
+            return StorageError(f.error)
+    return None
+
+
+def _spooled_placeholder(it: _Item, error: Optional[StorageError]) -> UploadedFile:
+    return UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size, it.digest.sha256, "spooled",
+                        error=error.message if error is not None else None)
+
+
+def _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload):
+    reason_exc = failure or _first_error(result) or StorageError("upload failed")
+    reason = reason_exc.message
+    result.status = "spooled"
+    result.reason = reason
+    result.reason_code = reason_exc.reason
+    by_path = {(f.path, f.key): f for f in result.files if f.status == "spooled"}
+    identity = manifest_identity(manifest) if manifest is not None else None
+    try:
+        for index, (it, attempted) in enumerate(to_spool):
+            entry = spool_file(
+                cfg.spool_dir, batch, index, it.path, role="manifest" if it.role == "manifest" else "output", key=it.key,
+                kind=it.kind, content_type=it.content_type, cache_control=it.cache_control,
+                sha256=it.digest.sha256, size=it.digest.size, bucket=cfg.bucket, reason=reason, attempts=attempted,
+                url_mode=cfg.url_mode, url_expiry_seconds=cfg.url_expiry_seconds,
+                output_keys=output_keys if it.role == "manifest" else None,
+                manifest_identity=identity if it.role == "manifest" else None,
+            )
+            placeholder = by_path.get((str(it.path), it.key))
+            if placeholder is not None:
+                placeholder.spool_path = entry.local_path
+        if write_history and payload is not None and result.history_key is None:
+            spool_record(cfg.spool_dir, batch, 90, role="history", key=hist_key, bucket=cfg.bucket, reason=reason, payload=payload)
+    except OSError as exc:
+        raise StorageError(
+            f"could not upload ({reason}) and could not spool the files either ({type(exc).__name__}: {redact(exc)}); "
+            "the original files were left where they are"
+        ) from None

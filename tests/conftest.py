@@ -1,0 +1,26 @@
+"""Shared fixtures: one real ComfyUI server per test session (started on first use)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness import ComfyServer
+
+
+@pytest.fixture(scope="session")
+def comfy():
+    """A real ComfyUI 0.3.75 (or $COMFYUI_PATH) with AdReel, on 127.0.0.1, fresh folders."""
+    server = ComfyServer()
+    server.start()
+    yield server
+    server.stop()
+    if os.environ.get("ADREEL_KEEP_TEST_SERVER") != "1":
+        server.cleanup()
+
+
+@pytest.fixture
+def artifacts_dir():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
+    os.makedirs(path, exist_ok=True)
+    return path

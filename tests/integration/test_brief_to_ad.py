@@ -1,0 +1,190 @@
+"""The shipped demo workflow, run through a real ComfyUI, checked from the MP4 itself."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+
+from harness import PromptError, load_api_workflow, node_by_type, output_files
+from media import decode_frames, ffprobe, frame_at, mean_abs_diff, ocr, shot_boundaries, similarity, stream
+from nodes.engine.layout import frame_layout
+from nodes.engine.models import Brief
+from nodes.engine.script import write_template_script
+from nodes.engine.storyboard import build_storyboard
+
+pytestmark = pytest.mark.comfy
+
+SIZES = {"9:16": (1080, 1920), "1:1": (1080, 1080), "16:9": (1920, 1080)}
+
+
+def workflow(**brief_inputs) -> dict:
+    prompt = copy.deepcopy(load_api_workflow("brief_to_ad.json"))
+    _, node = node_by_type(prompt, "BrandBrief")
+    node["inputs"].update(brief_inputs)
+    return prompt
+
+
+def expected_plan(prompt: dict):
+    """What the brief asks for, planned independently of the run (scene times, texts)."""
+    _, b = node_by_type(prompt, "BrandBrief")
+    _, s = node_by_type(prompt, "ScriptLLM")
+    _, sp = node_by_type(prompt, "StoryboardSplit")
+    i = b["inputs"]
+    brief = Brief(brand=i["brand"], product=i["product"], audience=i["audience"], goal=i["goal"],
+                  duration_seconds=i["duration_seconds"], tone=i["tone"], aspect_ratio=i["aspect_ratio"],
+                  language=i["language"], brand_colors=i["brand_colors"], cta=i["cta"],
+                  channels=[c.strip() for c in i.get("channels", "").split(",") if c.strip()])
+    return build_storyboard(brief, write_template_script(brief, s["inputs"]["seed"]), fps=int(sp["inputs"]["fps"]))
+
+
+def render(comfy, prompt) -> str:
+    result = comfy.run(prompt)
+    node_id, _ = node_by_type(prompt, "FFmpegAssemble")
+    files = output_files(comfy, result, node_id)
+    assert len(files) == 1 and files[0].endswith(".mp4"), result.ui(node_id)
+    assert os.path.isfile(files[0])
+    return files[0]
+
+
+def check_ad(path: str, prompt: dict, lang: str = "eng") -> dict:
+    """Everything a user checks in the finished ad."""
+    _, b = node_by_type(prompt, "BrandBrief")
+    duration, aspect = b["inputs"]["duration_seconds"], b["inputs"]["aspect_ratio"]
+    W, H = SIZES[aspect]
+    plan = expected_plan(prompt)
+    info = ffprobe(path)
+    v, a = stream(info, "video"), stream(info, "audio")
+    assert abs(float(info["format"]["duration"]) - duration) <= 0.1
+    assert abs(float(v["duration"]) - duration) <= 0.1
+    assert (v["width"], v["height"]) == (W, H)
+    assert (v["codec_name"], v["profile"], v["pix_fmt"]) == ("h264", "High", "yuv420p")
+    assert (a["codec_name"], a["sample_rate"]) == ("aac", "48000")
+
+    # one visible scene per storyboard scene: shot changes where the scenes change
+    sw, sh = W // 8, H // 8
+    frames = decode_frames(path, sw, sh)
+    assert len(frames) == plan.total_frames
+    found = shot_boundaries(frames, plan.fps)
+    planned = [s.start_frame / plan.fps for s in plan.scenes[1:]]
+    assert len(found) == len(planned), (found, planned)
+    for f, p in zip(found, planned):
+        assert abs(f - p) <= 0.5, (found, planned)
+
+    # motion inside every scene, away from its transitions
+    for s in plan.scenes:
+        a0 = s.start_frame + s.frame_count // 5
+        moved = max(mean_abs_diff(frames[a0], frames[k])
+                    for k in range(a0 + 1, s.start_frame + 4 * s.frame_count // 5))
+        assert moved > 1.0, f"scene {s.index} ({s.camera}) does not move: {moved:.2f}"
+
+    # the scene text is on screen and readable
+    box = frame_layout(W, H).headline
+    for s in plan.scenes:
+        t = (s.start_frame + s.frame_count * 0.6) / plan.fps
+        crop = frame_at(path, t, W, H)[box.y:box.y + box.h, box.x:box.x + box.w]
+        read = ocr(crop, lang)
+        assert similarity(read, s.on_screen_text) >= 0.8, (s.on_screen_text, read)
+    return info
+
+
+def test_demo_workflow_as_shipped(comfy):
+    """The shipped 15 s 9:16 demo; its manifest sits beside it."""
+    prompt = workflow()
+    path = render(comfy, prompt)
+    check_ad(path, prompt)
+    manifest = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))
+    assert manifest["outputs"][0]["bytes"] == os.path.getsize(path)
+
+
+@pytest.mark.parametrize("aspect", ["1:1", "16:9"])
+def test_other_aspects(comfy, aspect):
+    prompt = workflow(aspect_ratio=aspect, duration_seconds=8.0)
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "veryfast"
+    check_ad(render(comfy, prompt), prompt)
+
+
+def test_korean_brief(comfy):
+    prompt = workflow(brand="아크미", product="로보청소기 X2", audience="바쁜 부모", goal="판매",
+                      language="ko", cta="지금 구매하세요", duration_seconds=10.0)
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "veryfast"
+    check_ad(render(comfy, prompt), prompt, lang="kor+eng")
+
+
+def test_literal_text_renders_literally(comfy):
+    tricky = 'Get "50% off": C:\\deals\\ 🎉'
+    # a cool palette: warm pixels can then only come from the colour emoji
+    prompt = workflow(cta=tricky, duration_seconds=6.0, brand_colors="#1E3A8A, #0F766E, #334155")
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "veryfast"
+    path = render(comfy, prompt)
+    plan = expected_plan(prompt)
+    last = plan.scenes[-1]
+    assert last.on_screen_text == tricky
+    box = frame_layout(1080, 1920).headline
+    crop = frame_at(path, (last.start_frame + last.frame_count * 0.7) / plan.fps, 1080, 1920)
+    read = ocr(crop[box.y:box.y + box.h, box.x:box.x + box.w])
+    for piece in ['"50%', 'off":', "C:\\deals\\"]:
+        assert piece in read, (piece, read)
+    # the emoji is drawn in colour, not as a box
+    card = crop.astype(int)
+    warm = (card[..., 0] > 180) & (card[..., 1] > 120) & (card[..., 2] < 90)
+    assert warm.sum() > 100
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("brand", "   ", "brief.brand: must not be empty"),
+    ("brand_colors", "blue-ish", "brief.brand_colors"),
+    ("language", "english!!", "brief.language"),
+])
+def test_bad_brief_fails_at_run_naming_the_field(comfy, field, value, expect):
+    with pytest.raises(PromptError) as exc:
+        comfy.run(workflow(**{field: value}))
+    assert expect in str(exc.value)
+    assert "BrandBrief" in str(exc.value)
+    assert comfy.alive()
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("duration_seconds", 0.0, "duration_seconds"),
+    ("duration_seconds", -5.0, "duration_seconds"),
+    ("duration_seconds", 181.0, "duration_seconds"),
+    ("aspect_ratio", "4:3", "aspect_ratio: '4:3' is not one of 9:16, 1:1, 16:9"),
+])
+def test_bad_widget_values_are_rejected_at_submit(comfy, field, value, expect):
+    with pytest.raises(PromptError) as exc:
+        comfy.queue(workflow(**{field: value}))
+    assert exc.value.status == 400
+    assert expect in str(exc.value)
+    assert comfy.alive()
+
+
+def test_server_keeps_serving_after_bad_input(comfy):
+    with pytest.raises(PromptError):
+        comfy.run(workflow(brand=""))
+    prompt = workflow(duration_seconds=2.0)
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
+    path = render(comfy, prompt)
+    assert abs(float(ffprobe(path)["format"]["duration"]) - 2.0) <= 0.1
+
+
+def test_filename_prefix_cannot_escape_the_output_folder(comfy):
+    prompt = workflow(duration_seconds=1.0)
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["filename_prefix"] = "../../escape/ad"
+    with pytest.raises(PromptError) as exc:
+        comfy.run(prompt)
+    assert "outside" in str(exc.value).lower()
+    assert not os.path.exists(os.path.join(comfy.base, "..", "escape"))
+
+
+@pytest.mark.parametrize("node,field,value", [
+    ("StoryboardSplit", "fps", "29"), ("StoryboardSplit", "resolution", "8k"),
+    ("MotionClip", "camera", "spin"), ("FFmpegAssemble", "preset", "warp"), ("ScriptLLM", "backend", "gpt"),
+])
+def test_bad_choices_are_rejected_at_submit(comfy, node, field, value):
+    prompt = workflow()
+    node_by_type(prompt, node)[1]["inputs"][field] = value
+    with pytest.raises(PromptError) as exc:
+        comfy.queue(prompt)
+    assert exc.value.status == 400 and f"{field}: {value!r} is not one of" in str(exc.value)

@@ -1,0 +1,105 @@
+"""Measuring a rendered video the way a user would: ffprobe facts, frames as
+pixels, shot boundaries, motion, and OCR of the text on screen."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+
+def ffprobe(path: str) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+                          "-count_frames", path], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def stream(info: dict, kind: str) -> dict:
+    matches = [s for s in info["streams"] if s["codec_type"] == kind]
+    assert len(matches) == 1, f"expected one {kind} stream, got {len(matches)}"
+    return matches[0]
+
+
+def decode_frames(path: str, width: int, height: int, fps: float | None = None,
+                  start: float | None = None, count: int | None = None) -> np.ndarray:
+    """All (or ``count`` from ``start``) frames as uint8 RGB, scaled to width×height."""
+    cmd = ["ffmpeg", "-v", "error", "-nostdin"]
+    if start is not None:
+        cmd += ["-ss", f"{start:.4f}"]
+    cmd += ["-i", path]
+    vf = f"scale={width}:{height}:flags=area"
+    if fps:
+        vf = f"fps={fps}," + vf
+    cmd += ["-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    if count:
+        cmd += ["-frames:v", str(count)]
+    cmd += ["pipe:1"]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def frame_at(path: str, t: float, width: int, height: int) -> np.ndarray:
+    return decode_frames(path, width, height, start=t, count=1)[0]
+
+
+def colour_hist(frame: np.ndarray, bins: int = 8) -> np.ndarray:
+    q = (frame // (256 // bins)).reshape(-1, 3).astype(np.int64)
+    idx = q[:, 0] * bins * bins + q[:, 1] * bins + q[:, 2]
+    h = np.bincount(idx, minlength=bins ** 3).astype(np.float64)
+    return h / h.sum()
+
+
+def shot_boundaries(frames: np.ndarray, fps: float, window: int = 8, threshold: float = 0.35) -> list[float]:
+    """Times where the picture changes as a new shot does (cuts or blended transitions).
+
+    Compares colour histograms ``window`` frames apart: camera moves barely change
+    them, a new scene changes them a lot. Peaks above ``threshold`` (L1 in 0..2)
+    separated by at least a second are boundaries.
+    """
+    hists = [colour_hist(f) for f in frames]
+    d = np.array([np.abs(hists[k] - hists[k + window]).sum() for k in range(len(hists) - window)])
+    peaks = []
+    k = 0
+    while k < len(d):
+        if d[k] > threshold:
+            j = k
+            while j + 1 < len(d) and d[j + 1] > threshold:
+                j += 1
+            seg = d[k:j + 1]
+            centre = k + int(np.argmax(seg)) + window / 2
+            if not peaks or (centre / fps - peaks[-1]) > 1.0:
+                peaks.append(centre / fps)
+            k = j + 1
+        else:
+            k += 1
+    return peaks
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def ocr(image: np.ndarray, lang: str = "eng", psm: int = 6) -> str:
+    """Tesseract's reading of an RGB image (white-on-colour text is inverted first)."""
+    if shutil.which("tesseract") is None:
+        raise RuntimeError("tesseract is not installed (make setup installs tesseract-ocr)")
+    gray = np.asarray(Image.fromarray(image).convert("L"), dtype=np.uint8)
+    if gray.mean() < 128:
+        gray = 255 - gray
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        Image.fromarray(gray).save(f.name)
+        out = subprocess.run(["tesseract", f.name, "stdout", "-l", lang, "--psm", str(psm)],
+                             capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def normalise_text(s: str) -> str:
+    return "".join(ch for ch in s.lower() if ch.isalnum())
+
+
+def similarity(a: str, b: str) -> float:
+    import difflib
+    return difflib.SequenceMatcher(None, normalise_text(a), normalise_text(b)).ratio()
