@@ -19,7 +19,8 @@ class SceneKeyImage(io.ComfyNode):
                         "the product image (when the brief has one) and the scene.",
             inputs=[
                 SceneType.Input("scene"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Varies the composition."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
+                             tooltip="Varies the composition."),
                 io.String.Input("font", default="", optional=True,
                                 tooltip="Font family (fontconfig) or font file; empty: Noto Sans CJK."),
             ],

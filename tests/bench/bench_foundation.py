@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""`make bench`: the demo through a real ComfyUI, measured in one run.
+
+For a 15 s and a 60 s 9:16 1080p ad (the shipped demo workflow, duration
+changed for the second):
+  * wall time of the whole prompt (brief → MP4) through ComfyUI;
+  * FFmpegAssemble's own time (its manifest) and, as the limit, ONE libx264
+    encode with the same settings of the finished ad's own frames (decode the
+    output, encode it once) — reported as a ratio;
+  * peak memory added while the prompt runs: ComfyUI's process tree (Python +
+    ffmpeg children), sampled every 50 ms, above its idle level.
+Speeds are ratios taken in the same run: this machine is shared and noisy.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import ComfyServer, load_api_workflow, node_by_type, output_files  # noqa: E402
+
+
+class TreeMemory:
+    """Peak RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int):
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.peak_children = 0
+        self._stop = threading.Event()
+
+    def rss(self) -> tuple[int, int]:
+        own = self.proc.memory_info().rss
+        kids = 0
+        for c in self.proc.children(recursive=True):
+            try:
+                kids += c.memory_info().rss
+            except psutil.Error:
+                pass
+        return own, kids
+
+    def __enter__(self):
+        self.base = self.rss()[0]
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                own, kids = self.rss()
+                self.peak = max(self.peak, own + kids)
+                self.peak_children = max(self.peak_children, kids)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def limit_encode(path: str, preset: str, crf: int) -> float:
+    """One libx264 encode, same settings, of the finished ad's own frames."""
+    out = path + ".limit.mp4"
+    cmd = ["ffmpeg", "-v", "error", "-y", "-i", path, "-map", "0:v", "-map", "0:a",
+           "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-profile:v", "high", "-x264-params", "8x8dct=1",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", out]
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True)
+    took = time.monotonic() - t0
+    os.remove(out)
+    return took
+
+
+def main() -> None:
+    results = []
+    with ComfyServer() as server:
+        warm = copy.deepcopy(load_api_workflow("brief_to_ad.json"))
+        node_by_type(warm, "BrandBrief")[1]["inputs"]["duration_seconds"] = 1.0
+        server.run(warm)  # import / first-call costs out of the way
+        for seconds in (15.0, 60.0):
+            prompt = copy.deepcopy(load_api_workflow("brief_to_ad.json"))
+            node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = seconds
+            asm_id, asm = node_by_type(prompt, "FFmpegAssemble")
+            with TreeMemory(server.proc.pid) as mem:
+                result = server.run(prompt, timeout=1800)
+            path = output_files(server, result, asm_id)[0]
+            manifest = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))
+            assemble_s = manifest["timings_seconds"]["assemble"]
+            limit_s = limit_encode(path, asm["inputs"]["preset"], asm["inputs"]["crf"])
+            results.append(dict(seconds=seconds, wall=result.elapsed, assemble=assemble_s, limit=limit_s,
+                                ratio=assemble_s / limit_s, added_mb=(mem.peak - mem.base) / 2**20,
+                                ffmpeg_mb=mem.peak_children / 2**20, base_mb=mem.base / 2**20))
+    print()
+    print("AdReel demo (9:16 1080p 30 fps, 5 scenes, template script, composed key images, camera moves)")
+    print(f"{'ad':>5} {'wall':>8} {'assemble':>9} {'1 encode':>9} {'ratio':>6} {'peak added':>11} {'ffmpeg':>8} {'ComfyUI idle':>13}")
+    for r in results:
+        print(f"{r['seconds']:>4.0f}s {r['wall']:>7.1f}s {r['assemble']:>8.1f}s {r['limit']:>8.1f}s "
+              f"{r['ratio']:>5.2f}x {r['added_mb']:>9.0f}MB {r['ffmpeg_mb']:>6.0f}MB {r['base_mb']:>11.0f}MB")
+    print("ratio = FFmpegAssemble time / one libx264 encode (same preset/crf) of the finished ad's frames; target ≤ 1.3x")
+    print("peak added = ComfyUI process tree (Python + ffmpeg) above its idle RSS while the prompt ran; target < 800 MB, flat")
+
+
+if __name__ == "__main__":
+    main()

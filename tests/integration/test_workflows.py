@@ -1,0 +1,35 @@
+"""Shipped workflows: both formats describe the same graph, with nodes the server has."""
+import json
+import os
+
+import pytest
+
+from harness import ROOT
+from workflow_format import strip_meta, ui_to_api
+
+pytestmark = pytest.mark.comfy
+API_DIR = os.path.join(ROOT, "workflows", "api")
+API_NAMES = sorted(n for n in os.listdir(API_DIR) if n.endswith(".json"))
+
+
+def load(*parts):
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy):
+    return comfy.get_json("/object_info")
+
+
+@pytest.mark.parametrize("name", API_NAMES)
+def test_ui_and_api_formats_are_the_same_graph(name, object_info):
+    api, ui = load("workflows", "api", name), load("workflows", name)
+    missing = {n["type"] for n in ui["nodes"]} - set(object_info)
+    assert not missing, f"{name} uses nodes the server lacks: {missing}"
+    assert ui_to_api(ui, object_info) == strip_meta(api)
+
+
+def test_demo_workflow_is_in_the_template_browser(comfy):
+    templates = comfy.get_json("/workflow_templates")
+    assert "brief_to_ad" in templates.get("ComfyUI-AdReel", []), templates
