@@ -24,6 +24,7 @@ from ..models import Brief, RenderManifest
 from .config import StorageConfig, load_storage_config
 from .errors import StorageError, logger
 from .manifest import MAX_MANIFEST_BYTES, output_path, try_load_manifest
+from .spool import SPOOL_MARKER
 
 HISTORY_SCHEMA = "adreel.history/1"
 
@@ -176,7 +177,7 @@ def _local_status(manifest: RenderManifest, missing: int) -> str:
 def list_history_local(folder, *, limit: Optional[int] = None, max_depth: int = 6) -> list[HistoryEntry]:
     """Every RenderManifest JSON file under ``folder`` (not following symlinks), newest first.
 
-    Other JSON files are skipped. The timestamp is the manifest file's modification time.
+    Other JSON files, hidden folders and spool folders are skipped. The timestamp is the manifest file's modification time.
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -185,6 +186,9 @@ def list_history_local(folder, *, limit: Optional[int] = None, max_depth: int = 
     entries: list[HistoryEntry] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
+        if (here / SPOOL_MARKER).exists():
+            dirnames[:] = []  # spooled copies are not runs of their own
+            continue
         if len(here.resolve().parts) - root_depth >= max_depth:
             dirnames[:] = []
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

@@ -200,9 +200,7 @@ def spool_file(
     if dedupe and role == "output":
         existing = find_spooled(spool, key, sha256)
         if existing is not None:
-            existing.last_error = redact(reason)
-            existing.save()
-            return existing
+            return existing  # (not rewritten: a retry may be removing it right now, after its upload)
     folder = spool / batch
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{index:02d}-{Path(key).name}"
@@ -212,6 +210,9 @@ def spool_file(
         target = folder / name
     part = folder / (name + ".part")
     shutil.copyfile(source, part)
+    if part.stat().st_size != size:
+        part.unlink()
+        raise OSError(f"{Path(source).name} changed while it was being spooled")
     os.replace(part, target)
     entry = SpoolEntry(
         batch=batch, name=name, role=role, key=key, kind=kind, content_type=content_type, cache_control=cache_control,

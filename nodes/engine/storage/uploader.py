@@ -215,9 +215,11 @@ def upload_ad(
     bucket and credentials come from ``config`` or ``load_storage_config()``.
     ``run_id`` defaults to the first 12 hex digits of the video's sha256 and
     ``{date}`` is the video's render date (file modification time, UTC), so the
-    same video maps to the same keys whenever it is uploaded. (A caller that
-    passes a per-queue ``run_id`` gets a new prefix, and new objects, per run.) With ``retry_spool`` a successful upload
-    then retries whatever waits in the spool (``result.retry``).
+    same video maps to the same keys whenever it is uploaded (a caller that
+    passes a per-queue ``run_id`` gets a new prefix, and new objects, per run).
+    With ``retry_spool`` a successful upload then retries whatever waits in the
+    spool (``result.retry``). ``progress`` receives dicts with ``stage``,
+    ``file``, ``files_done``, ``files_total``, ``bytes_done``, ``bytes_total``.
 
     Raises ``AdReelInputError`` for a missing file or a bad prefix pattern,
     ``StorageNotConfigured`` / ``StorageConfigError`` when the store is not set
@@ -234,19 +236,14 @@ def upload_ad(
     digests = {p: digest_file(p, chunk) for p in files}
 
     # HLS playlists pull in their segments; those then travel as a group.
-    groups: dict[Path, list[tuple[Path, str]]] = {}
-    for p in files:
-        if p.suffix.lower() == ".m3u8" and not any(p in [m for m, _ in g] for g in groups.values()):
-            groups[p] = hls_members(p)
-    members = {m for g in groups.values() for m, _ in g}
-    tops = set(groups)
-    for g in groups.values():
-        for m, _ in g:
-            if m not in digests:
-                digests[m] = digest_file(m, chunk)
-    nested_tops = {t for t in tops if any(t in [m for m, _ in g] and t != top for top, g in groups.items())}
-    for t in nested_tops:
+    groups: dict[Path, list[tuple[Path, str]]] = {p: hls_members(p) for p in files if p.suffix.lower() == ".m3u8"}
+    # a variant playlist that a master playlist (also given) refers to travels inside the master's group
+    nested = {t for t in groups if any(t != top and t in {m for m, _ in g} for top, g in groups.items())}
+    for t in nested:
         groups.pop(t)
+    members = {m for g in groups.values() for m, _ in g}
+    for m in members - set(digests):
+        digests[m] = digest_file(m, chunk)
 
     run = slug(run_id, fallback="run", max_len=48) if run_id else run_id_for(digests[primary].sha256)
     # {date} is the day the video was rendered (its modification time, UTC), not the upload day:
@@ -381,6 +378,8 @@ def upload_ad(
     if failure is not None or to_spool:
         _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload)
 
+    main = next((f for f in result.files if Path(f.path) == primary), None)
+    result.url = main.url if main else None
     if result.status == "spooled":
         logger.warning("upload to %s incomplete: %s", store.where(), result.reason)
         if isinstance(failure, StorageCredentialsError):
@@ -391,8 +390,6 @@ def upload_ad(
             )
         return result
 
-    main = next((f for f in result.files if Path(f.path) == primary), None)
-    result.url = main.url if main else None
     if retry_spool and list_spooled(cfg.spool_dir):
         try:
             result.retry = retry_spooled(cfg)

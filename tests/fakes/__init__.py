@@ -1,0 +1,1 @@
+"""Local fake servers for services the tests cannot reach (cloud video providers)."""

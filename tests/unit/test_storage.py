@@ -1,0 +1,626 @@
+"""The storage engine against a real SeaweedFS S3 server on 127.0.0.1.
+
+Media are made with ffmpeg; what the store holds is read back through boto3
+(HEAD / GET / list) and through plain HTTP with ``requests`` — never from what
+the engine says about itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from nodes.engine.models import Brief, OutputFile, RenderManifest, Storyboard, StoryboardScene
+from nodes.engine.storage import (
+    StorageConfigError,
+    StorageCredentialsError,
+    StorageNotConfigured,
+    clean_retention,
+    content_type_for,
+    list_history_from_store,
+    list_history_local,
+    list_spooled,
+    load_manifest,
+    load_storage_config,
+    render_prefix,
+    retry_spooled,
+    start_retry_thread,
+    update_manifest_urls,
+    upload_ad,
+)
+from nodes.engine.models import AdReelInputError
+from nodes.engine.storage.spool import RECORD_SUFFIX, SPOOL_MARKER, spool_file
+from fakes.seaweedfs import ACCESS_KEY, PUBLIC_BUCKET, SECRET_KEY, SeaweedFS
+
+pytestmark = pytest.mark.timeout(120)
+MIB = 1024 * 1024
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    server.create_bucket(PUBLIC_BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def media_src(tmp_path_factory):
+    """A real 2 s 320x568 H.264/AAC MP4, a JPEG thumbnail from it, SRT and VTT subtitles, an HLS rendition."""
+    d = tmp_path_factory.mktemp("media")
+    run = lambda *a: subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *a], check=True, cwd=d)
+    run("-f", "lavfi", "-i", "testsrc2=s=320x568:d=2", "-f", "lavfi", "-i", "sine", "-shortest",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "ad_9x16.mp4")
+    run("-i", "ad_9x16.mp4", "-frames:v", "1", "-q:v", "3", "ad_9x16.jpg")
+    hls = d / "hls"
+    hls.mkdir()
+    run("-i", "ad_9x16.mp4", "-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+        "-hls_segment_filename", str(hls / "seg_%03d.ts"), str(hls / "ad.m3u8"))
+    (d / "ad_9x16.srt").write_text("1\n00:00:00,000 --> 00:00:01,500\nAcme: 50% off — 지금 구매 🎉\n", encoding="utf-8")
+    (d / "ad_9x16.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nAcme: 50% off — 지금 구매 🎉\n", encoding="utf-8")
+    return d
+
+
+def make_manifest(folder: Path, files: list[Path], *, brand="Acme Co", costs=0.42, name="ad_9x16.manifest.json") -> Path:
+    brief = Brief(brand=brand, product="Rocket Shoes", cta="Buy now", duration_seconds=2, aspect_ratio="9:16")
+    scene = StoryboardScene(index=0, segment="hook", start=0, duration=2, start_frame=0, frame_count=60)
+    sb = Storyboard(brief=brief, title=f"{brand} launch", language="en", width=320, height=568, fps=30,
+                    total_duration=2, total_frames=60, scenes=[scene])
+    kinds = {".mp4": "video", ".jpg": "thumbnail", ".srt": "subtitles", ".vtt": "subtitles", ".m3u8": "hls"}
+    outputs = [OutputFile(kind=kinds.get(f.suffix, "file"), path=str(f), bytes=f.stat().st_size, sha256=sha256(f)) for f in files]
+    m = RenderManifest(brief=brief, storyboard=sb, costs_usd=costs, outputs=outputs, models=["template"])
+    path = folder / name
+    path.write_text(m.model_dump_json(indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def media(media_src, tmp_path):
+    """A fresh copy per test (the manifest is updated in place)."""
+    d = tmp_path / "out"
+    shutil.copytree(media_src, d)
+    files = [d / "ad_9x16.mp4", d / "ad_9x16.jpg", d / "ad_9x16.srt", d / "ad_9x16.vtt"]
+    manifest = make_manifest(d, files)
+    return {"dir": d, "video": files[0], "extras": files[1:], "manifest": manifest, "files": files}
+
+
+def config_for(s3: SeaweedFS, bucket: str, tmp_path: Path, env_extra=None, **file_values):
+    """Resolve a config the way a user's machine would: MinIO-style env + a JSON config file."""
+    cfg_file = tmp_path / "storage.json"
+    file_values.setdefault("spool_dir", str(tmp_path / "spool"))
+    cfg_file.write_text(json.dumps(file_values), encoding="utf-8")
+    env = {**s3.env(bucket), **(env_extra or {})}
+    return load_storage_config(environ=env, config_path=cfg_file)
+
+
+def spool_files_on_disk(spool: Path) -> list[Path]:
+    if not spool.exists():
+        return []
+    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (SPOOL_MARKER, ".lock")]
+
+
+# ---------------------------------------------------------------- uploads
+def test_upload_ad_with_companions_content_types_and_manifest_urls(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg,
+                       prefix_pattern="{brand}/{date}/{run}/")
+    assert result.status == "uploaded", result.reason
+    client = s3.client()
+    expected_types = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".srt": "application/x-subrip; charset=utf-8",
+                      ".vtt": "text/vtt; charset=utf-8", ".json": "application/json"}
+    keys = {o["Key"] for o in s3.list_keys(bucket)}
+    # 4 outputs + manifest + history record, and nothing else
+    assert len(keys) == 6, keys
+    by_local = {Path(f.path).name: f for f in result.files}
+    for f in media["files"] + [media["manifest"]]:
+        up = by_local[f.name]
+        assert up.key in keys
+        head = client.head_object(Bucket=bucket, Key=up.key)
+        assert head["ContentType"] == expected_types[f.suffix]
+        assert head["ContentLength"] == f.stat().st_size
+        body = client.get_object(Bucket=bucket, Key=up.key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == sha256(f)
+    vkey = by_local["ad_9x16.mp4"].key
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert vkey.startswith(f"acme-co/{today}/{sha256(media['video'])[:12]}/"), vkey
+    assert sha256(media["video"])[:12] in vkey.rsplit("/", 1)[1]
+    # the manifest file now carries a working URL for each output
+    manifest = load_manifest(media["manifest"])
+    assert len(manifest.outputs) == 4
+    for out in manifest.outputs:
+        assert out.url and out.url.startswith(s3.endpoint)
+        r = requests.get(out.url, timeout=10)
+        assert r.status_code == 200
+        assert hashlib.sha256(r.content).hexdigest() == out.sha256
+    # ... and so does the manifest object in the store
+    stored = json.loads(client.get_object(Bucket=bucket, Key=by_local[media["manifest"].name].key)["Body"].read())
+    assert all(o["url"] for o in stored["outputs"])
+    assert result.url == manifest.outputs[0].url
+
+
+def test_reupload_is_idempotent(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path, url_mode="public")
+    rendered = time.mktime((2024, 3, 5, 12, 0, 0, 0, 0, -1))
+    os.utime(media["video"], (rendered, rendered))  # {date} is the render date, not the upload day
+    first = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+    assert first.files[0].key.startswith("acme-co/2024-03-05/")
+    before = {o["Key"]: (o["ETag"], o["LastModified"]) for o in s3.list_keys(bucket)}
+    time.sleep(1.1)  # LastModified has one-second resolution: a re-upload would move it
+    second = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+    after = {o["Key"]: (o["ETag"], o["LastModified"]) for o in s3.list_keys(bucket)}
+    assert second.status == "uploaded"
+    media_keys = {f.key for f in first.files if f.role == "output"}
+    assert set(after) == set(before), "a second upload created or removed objects"
+    for key in media_keys:
+        assert after[key] == before[key], f"{key} was uploaded again"
+    assert [f.key for f in first.files] == [f.key for f in second.files]
+    assert {f.status for f in second.files if f.role == "output"} == {"exists"}
+
+
+def test_multipart_above_threshold(s3, bucket, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path, multipart_threshold_mb=5, multipart_chunksize_mb=5)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * MIB))
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(1 * MIB))
+    result = upload_ad(big, [small], config=cfg, write_history=False)
+    assert result.status == "uploaded"
+    client = s3.client()
+    heads = {Path(f.path).name: client.head_object(Bucket=bucket, Key=f.key) for f in result.files}
+    assert heads["big.bin"]["ETag"].strip('"').endswith("-3")  # 12 MiB in 5 MiB parts
+    assert "-" not in heads["small.bin"]["ETag"]
+    r = requests.get(result.url, timeout=30)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha256(big)
+
+
+def test_presigned_url_downloads_then_expires(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    result = upload_ad(media["video"], config=cfg, url_mode="presigned", url_expiry_seconds=3, write_history=False)
+    url = result.url
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=3" in url
+    assert SECRET_KEY not in url
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200
+    assert r.content == media["video"].read_bytes()
+    assert r.headers["Content-Type"] == "video/mp4"
+    time.sleep(4.5)
+    assert requests.get(url, timeout=10).status_code == 403
+    # without a signature the private bucket refuses too
+    assert requests.get(url.split("?")[0], timeout=10).status_code == 403
+
+
+def test_public_base_url_and_hls_playlist_with_segments(s3, media, tmp_path):
+    prefix = f"pub-{uuid.uuid4().hex[:8]}/"
+    cfg = config_for(s3, PUBLIC_BUCKET, tmp_path, env_extra={"ADREEL_S3_PUBLIC_BASE_URL": f"{s3.endpoint}/{PUBLIC_BUCKET}"})
+    playlist = media["dir"] / "hls" / "ad.m3u8"
+    result = upload_ad(media["video"], [playlist], config=cfg, prefix_pattern=prefix + "{run}/", write_history=False)
+    assert result.status == "uploaded"
+    assert result.url == f"{s3.endpoint}/{PUBLIC_BUCKET}/{[f for f in result.files if f.path.endswith('.mp4')][0].key}"
+    purl = result.urls["ad.m3u8"]
+    r = requests.get(purl, timeout=10)  # anonymous, as a player would
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert r.content == playlist.read_bytes()
+    segments = [ln for ln in r.text.splitlines() if ln and not ln.startswith("#")]
+    assert len(segments) >= 2
+    base = purl.rsplit("/", 1)[0]
+    for seg in segments:
+        s = requests.get(f"{base}/{seg}", timeout=10)
+        assert s.status_code == 200, seg
+        assert s.headers["Content-Type"] == "video/mp2t"
+        assert s.content == (playlist.parent / seg).read_bytes()
+
+
+# ---------------------------------------------------------------- failures
+def test_wrong_secret_is_a_clear_error_and_files_are_spooled(s3, bucket, media, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-secret-Hq83nVb27xLp"
+    cfg = config_for(s3, bucket, tmp_path, env_extra={"MINIO_SECRET_KEY": wrong})
+    with pytest.raises(StorageCredentialsError) as info:
+        upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+    msg = str(info.value)
+    assert "SignatureDoesNotMatch" in msg and "secret key does not match" in msg
+    assert "MINIO_ACCESS_KEY" in msg and "…EY01" in msg  # where the key came from, masked
+    assert ACCESS_KEY not in msg
+    result = info.value.result
+    assert result.status == "spooled" and len(result.spooled) == 5  # 4 outputs + manifest
+    entries = list_spooled(cfg.spool_dir)
+    assert sorted(e.role for e in entries) == ["history", "manifest"] + ["output"] * 4
+    for e in entries:
+        if e.role == "output":
+            assert sha256(e.local_path) == sha256(e.source_path) == e.sha256
+            assert e.key and e.content_type and e.last_error
+    # no secret anywhere: message, logs, manifest, result, spool records
+    texts = [msg, caplog.text, media["manifest"].read_text(), json.dumps(result.to_dict(), default=str),
+             repr(cfg), str(cfg)] + [p.read_text() for p in Path(cfg.spool_dir).rglob("*" + RECORD_SUFFIX)]
+    for text in texts:
+        assert wrong not in text
+        assert SECRET_KEY not in text
+    assert s3.list_keys(bucket) == []
+    # credentials fixed: the next run uploads its own file, then drains the spool into the store
+    good = config_for(s3, bucket, tmp_path)
+    other = tmp_path / "next_run.jpg"
+    shutil.copy(media["extras"][0], other)
+    with open(other, "ab") as fh:
+        fh.write(b"\0")
+    nxt = upload_ad(other, config=good, write_history=False)
+    assert nxt.status == "uploaded" and nxt.retry is not None
+    assert nxt.retry.ok and len(nxt.retry.uploaded) == 6, nxt.retry
+    assert len(s3.list_keys(bucket)) == 7
+    assert spool_files_on_disk(Path(cfg.spool_dir)) == []
+    assert all(o.url for o in load_manifest(media["manifest"]).outputs)
+    assert SECRET_KEY not in caplog.text and wrong not in caplog.text
+
+
+def test_unknown_access_key_is_named(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path, env_extra={"MINIO_ACCESS_KEY": "NOSUCHKEY0000XYZW"})
+    with pytest.raises(StorageCredentialsError) as info:
+        upload_ad(media["video"], config=cfg, write_history=False)
+    assert "InvalidAccessKeyId" in str(info.value) and "…XYZW" in str(info.value)
+    assert "NOSUCHKEY0000XYZW" not in str(info.value)
+    assert len(list_spooled(cfg.spool_dir)) == 1
+
+
+def test_missing_bucket_spools_and_background_thread_uploads_later(s3, media, tmp_path):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cfg = config_for(s3, name, tmp_path)
+    result = upload_ad(media["video"], media["extras"], config=cfg, write_history=False)
+    assert result.status == "spooled" and result.reason_code == "bucket-missing"
+    assert name in result.reason and "does not exist" in result.reason
+    assert len(result.spooled) == 4 and all(Path(f.spool_path).is_file() for f in result.spooled)
+    stop = threading.Event()
+    thread = start_retry_thread(0.2, stop_event=stop, config=cfg)
+    try:
+        time.sleep(0.5)
+        assert len(list_spooled(cfg.spool_dir)) == 4  # still no bucket: nothing lost
+        assert all(e.attempts >= 1 and "does not exist" in e.last_error for e in list_spooled(cfg.spool_dir))
+        s3.create_bucket(name)
+        deadline = time.monotonic() + 20
+        while list_spooled(cfg.spool_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        thread.stop(timeout=5)
+    assert not thread.is_alive()
+    assert list_spooled(cfg.spool_dir) == []
+    stored = {o["Key"]: o["Size"] for o in s3.list_keys(name)}
+    assert sorted(stored.values()) == sorted(f.stat().st_size for f in media["files"])
+    assert set(stored) == {f.key for f in result.files}
+
+
+def test_store_stopped_mid_run_spools_then_retry_uploads_each_once(tmp_path, media):
+    with SeaweedFS(tmp_path / "s3-private") as s3:
+        bucket = "adreel-midrun"
+        s3.create_bucket(bucket)
+        cfg = config_for(s3, bucket, tmp_path)
+        killed = []
+
+        def progress(event):
+            if event["stage"] == "file_done" and event["files_done"] == 1 and not killed:
+                s3.stop()  # the store goes away right after the first file
+                killed.append(event["file"])
+
+        result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg, progress=progress)
+        assert killed == ["ad_9x16.mp4"]
+        assert result.status == "spooled" and result.reason_code == "unreachable"
+        assert "unreachable" in result.reason and s3.endpoint in result.reason
+        assert [Path(f.path).name for f in result.uploaded] == ["ad_9x16.mp4"] and result.url
+        assert len(result.spooled) == 4  # jpg, srt, vtt, manifest
+        entries = list_spooled(cfg.spool_dir)
+        assert sorted(e.role for e in entries) == ["history", "manifest", "output", "output", "output"]
+        # the local manifest already has the URL of what did go up
+        urls = {Path(o.path).name: o.url for o in load_manifest(media["manifest"]).outputs}
+        assert urls["ad_9x16.mp4"] and not urls["ad_9x16.jpg"]
+
+        # a retry while the store is still down keeps everything and records the attempt
+        report = retry_spooled(cfg)
+        assert report.uploaded == [] and "unreachable" in report.error
+        again = list_spooled(cfg.spool_dir)
+        assert len(again) == 5 and all(e.attempts >= 1 and "unreachable" in e.last_error for e in again)
+        assert all(Path(e.local_path).is_file() for e in again if e.local_path)
+
+        # the user queues the same ad again while the store is down: spooled again, files not copied twice
+        second = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+        assert second.status == "spooled" and len(second.spooled) == 5
+        entries = list_spooled(cfg.spool_dir)
+        assert sorted(e.role for e in entries) == ["history"] * 2 + ["manifest"] * 2 + ["output"] * 4
+        assert len({e.local_path for e in entries if e.role == "output"}) == 4
+
+        s3.start()  # same ports, same data
+        report = retry_spooled(cfg)
+        assert report.ok, report
+        assert sorted(u["role"] for u in report.uploaded) == ["history"] * 2 + ["manifest"] * 2 + ["output"] * 4
+        assert sorted(u["status"] for u in report.uploaded if u["key"] == result.files[0].key) == ["exists"]
+        objects = s3.list_keys(bucket)
+        keys = [o["Key"] for o in objects]
+        assert len(keys) == len(set(keys)) == 6  # 4 outputs + manifest + history: each exactly once
+        client = s3.client()
+        for f in media["files"]:
+            key = next(u.key for u in result.files if Path(u.path) == f)
+            assert hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == sha256(f)
+        assert list_spooled(cfg.spool_dir) == [] and spool_files_on_disk(Path(cfg.spool_dir)) == []
+        # the original manifest got every URL; the stored one too
+        manifest = load_manifest(media["manifest"])
+        assert all(o.url for o in manifest.outputs)
+        assert str(media["manifest"]) in report.manifests_updated
+        stored = json.loads(client.get_object(Bucket=bucket, Key=result.manifest_key)["Body"].read())
+        assert all(o["url"] for o in stored["outputs"])
+        hist = json.loads(client.get_object(Bucket=bucket, Key=f"history/{result.run}.json")["Body"].read())
+        assert hist["status"] == "uploaded" and len(hist["outputs"]) == 4
+
+        # and running the whole upload again adds nothing
+        again = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+        assert again.status == "uploaded"
+        assert sorted(o["Key"] for o in s3.list_keys(bucket)) == sorted(keys)
+        assert retry_spooled(cfg).uploaded == []
+
+
+class _BrokenS3:
+    """A loopback HTTP server standing in for a failing store: every request gets a 503 S3 error, or no answer."""
+
+    def __init__(self, mode: str):
+        import http.server
+
+        outer = self
+        self.mode, self.requests = mode, 0
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _answer(self):
+                outer.requests += 1
+                if outer.mode == "hang":
+                    outer.release.wait(10)
+                    return
+                body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code><Message>Please reduce your request rate.</Message></Error>"
+                self.send_response(503)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_HEAD = do_POST = _answer
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.mark.parametrize("mode,reason_code,words", [("503", "server-error", "HTTP 503 ServiceUnavailable"),
+                                                    ("hang", "unreachable", "read timed out")])
+def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, words):
+    with _BrokenS3(mode) as broken:
+        cfg_file = tmp_path / "storage.json"
+        cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "read_timeout": 0.5, "connect_timeout": 1}))
+        env = {"AWS_ENDPOINT_URL_S3": broken.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+               "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "ADREEL_S3_BUCKET": "ads"}
+        cfg = load_storage_config(environ=env, config_path=cfg_file)
+        t0 = time.monotonic()
+        result = upload_ad(media["video"], media["extras"], config=cfg, write_history=False)
+        assert time.monotonic() - t0 < 20
+    assert result.status == "spooled" and result.reason_code == reason_code
+    assert words in result.reason and broken.endpoint in result.reason
+    assert broken.requests >= 1
+    assert sorted(sha256(e.local_path) for e in list_spooled(cfg.spool_dir)) == sorted(sha256(f) for f in media["files"])
+    assert SECRET_KEY not in json.dumps(result.to_dict(), default=str)
+
+
+# ---------------------------------------------------------------- history
+def test_history_from_store_and_local_folder(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
+    other = tmp_path / "other"
+    other.mkdir()
+    clip = other / "clip.mp4"
+    shutil.copy(media["video"], clip)
+    with open(clip, "ab") as fh:
+        fh.write(b"\0" * 16)  # different content, different run
+    second_manifest = make_manifest(other, [clip], brand="Beta Brew", costs=1.5)
+    second = upload_ad(clip, manifest_path=second_manifest, config=cfg)
+    assert result.run != second.run
+
+    entries = list_history_from_store(cfg)
+    assert [e.run for e in entries] == [second.run, result.run]
+    first = entries[1]
+    assert first.status == "uploaded" and first.brand == "Acme Co" and "Rocket Shoes" in first.summary
+    assert first.costs_usd == pytest.approx(0.42) and entries[0].costs_usd == pytest.approx(1.5)
+    assert len(first.outputs) == 4
+    video = next(o for o in first.outputs if o["name"] == "ad_9x16.mp4")
+    r = requests.get(video["url"], timeout=10)  # a fresh presigned URL from the listing
+    assert r.status_code == 200 and r.content == media["video"].read_bytes()
+
+    # local: manifests found under a folder, other JSON ignored
+    local_root = tmp_path
+    (tmp_path / "notes.json").write_text('{"hello": 1}')
+    (tmp_path / "broken.json").write_text("{not json")
+    unuploaded = make_manifest(tmp_path / "out", [media["video"]], brand="Gamma", name="gamma.json")
+    now = time.time()
+    os.utime(media["manifest"], (now - 300, now - 300))
+    os.utime(second_manifest, (now - 200, now - 200))
+    os.utime(unuploaded, (now - 100, now - 100))
+    # a spooled copy of a manifest (the spool lives under the scanned folder here) is not a run of its own
+    spool_file(cfg.spool_dir, "b-x", 0, second_manifest, role="manifest", key="k/m.json", kind="manifest",
+               content_type="application/json", cache_control=None, sha256=sha256(second_manifest),
+               size=second_manifest.stat().st_size, bucket=bucket, reason="test", attempts=0)
+    assert Path(cfg.spool_dir).is_relative_to(local_root)
+    local = list_history_local(local_root)
+    assert [e.brand for e in local] == ["Gamma", "Beta Brew", "Acme Co"]
+    assert local[0].status == "rendered" and local[2].status == "uploaded"
+    assert all(o["url"] for o in local[2].outputs) and local[2].run == result.run
+    assert all(e.source == "local" for e in local)
+
+
+# ---------------------------------------------------------------- retention
+def test_retention_removes_old_spool_and_temp_entries_only(tmp_path):
+    spool = tmp_path / "spool"
+    src = tmp_path / "src"
+    src.mkdir()
+    old_f, new_f = src / "old.mp4", src / "new.mp4"
+    old_f.write_bytes(b"old" * 100)
+    new_f.write_bytes(b"new" * 100)
+    common = dict(role="output", kind="video", content_type="video/mp4", cache_control=None, bucket="b", reason="down", attempts=1)
+    old_entry = spool_file(spool, "b-old", 0, old_f, key="k/old.mp4", sha256=sha256(old_f), size=300, **common)
+    new_entry = spool_file(spool, "b-new", 0, new_f, key="k/new.mp4", sha256=sha256(new_f), size=300, **common)
+    data = json.loads(old_entry.record_path.read_text())
+    data["created"] = "2020-01-01T00:00:00+00:00"
+    old_entry.record_path.write_text(json.dumps(data))
+    partial = spool / "b-new" / "01-x.mp4.part"
+    partial.write_bytes(b"half")
+    ten_days = time.time() - 10 * 86400
+    os.utime(partial, (ten_days, ten_days))
+
+    temp = tmp_path / "temp"
+    (temp / "failed_run").mkdir(parents=True)
+    old_tmp, new_tmp = temp / "failed_run" / "frame.png", temp / "keep.png"
+    old_tmp.write_bytes(b"x")
+    new_tmp.write_bytes(b"y")
+    os.utime(old_tmp, (ten_days, ten_days))
+    os.utime(temp / "failed_run", (ten_days, ten_days))
+    outside = tmp_path / "precious.mp4"
+    outside.write_bytes(b"keep me")
+    os.utime(outside, (ten_days, ten_days))
+    link = temp / "link.mp4"
+    link.symlink_to(outside)
+    os.utime(link, (ten_days, ten_days), follow_symlinks=False)
+
+    dry = clean_retention([spool, temp], max_age_hours=24, dry_run=True)
+    assert old_tmp.exists() and Path(old_entry.local_path).exists() and dry.removed
+
+    report = clean_retention([spool, temp], max_age_hours=24)
+    removed = set(report.removed)
+    assert set(dry.removed) == removed
+    assert {str(old_entry.record_path), old_entry.local_path, str(spool / "b-old"), str(partial), str(old_tmp),
+            str(temp / "failed_run"), str(link)} == removed
+    assert not Path(old_entry.local_path).exists() and not old_entry.record_path.exists()
+    assert Path(new_entry.local_path).exists() and new_entry.record_path.exists() and new_tmp.exists()
+    assert outside.read_bytes() == b"keep me"  # the link's target is outside: untouched
+    assert old_f.exists() and new_f.exists()  # spool copies go, originals never
+    assert spool.exists() and (spool / SPOOL_MARKER).exists() and temp.exists()
+    assert [e.key for e in list_spooled(spool)] == ["k/new.mp4"]
+
+    refused = clean_retention([Path.home()], max_age_hours=0)
+    assert refused.removed == [] and "home" in refused.errors[0]
+
+
+# ---------------------------------------------------------------- configuration and keys
+def test_unconfigured_storage_names_what_to_set(tmp_path):
+    with pytest.raises(StorageNotConfigured) as info:
+        load_storage_config(environ={}, config_path=tmp_path / "none.json")
+    msg = str(info.value)
+    for name in ("ADREEL_S3_BUCKET", "MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL_S3", str(tmp_path / "none.json")):
+        assert name in msg
+    with pytest.raises(StorageNotConfigured, match="no credentials"):
+        load_storage_config(environ={"MINIO_BUCKET": "ads"}, config_path=tmp_path / "none.json")
+
+
+def test_config_precedence(tmp_path):
+    file = tmp_path / "storage.json"
+    file.write_text(json.dumps({"bucket": "file-bucket", "endpoint_url": "http://file:9000", "access_key": "FILEKEY0001",
+                                "secret_key": "file-secret-xyz", "prefix": "file/{run}/", "url_mode": "public",
+                                "public_base_url": "https://cdn.example.com/ads"}))
+    # file only
+    cfg = load_storage_config(environ={}, config_path=file)
+    assert (cfg.bucket, cfg.endpoint_url, cfg.access_key, cfg.prefix_pattern) == ("file-bucket", "http://file:9000", "FILEKEY0001", "file/{run}/")
+    # environment beats the file; ADREEL_ > MINIO_ > AWS_; credentials as a pair
+    env = {"ADREEL_S3_BUCKET": "adreel-bucket", "MINIO_BUCKET": "minio-bucket", "MINIO_ENDPOINT": "minio.local:9000",
+           "MINIO_SECURE": "false", "AWS_ENDPOINT_URL_S3": "https://aws.example", "AWS_ACCESS_KEY_ID": "AWSKEY0001",
+           "AWS_SECRET_ACCESS_KEY": "aws-secret-abc", "AWS_REGION": "eu-west-1", "ADREEL_S3_PREFIX": "env/{brand}/"}
+    cfg = load_storage_config(environ=env, config_path=file)
+    assert cfg.bucket == "adreel-bucket" and cfg.endpoint_url == "http://minio.local:9000"
+    assert (cfg.access_key, cfg.secret_key) == ("AWSKEY0001", "aws-secret-abc") and cfg.region == "eu-west-1"
+    assert cfg.prefix_pattern == "env/{brand}/" and cfg.url_mode == "public"  # url_mode only in the file
+    assert cfg.sources["credentials"] == "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+    env.update({"MINIO_ACCESS_KEY": "MINIOKEY01", "MINIO_SECRET_KEY": "minio-secret-def"})
+    cfg = load_storage_config(environ=env, config_path=file)
+    assert (cfg.access_key, cfg.secret_key) == ("MINIOKEY01", "minio-secret-def")
+    # a half pair is an error, never mixed with another source
+    with pytest.raises(StorageConfigError, match="MINIO_SECRET_KEY"):
+        load_storage_config(environ={"MINIO_ACCESS_KEY": "K0000001", "AWS_SECRET_ACCESS_KEY": "s"}, config_path=file)
+    # MINIO_ENDPOINT without scheme is https unless MINIO_SECURE says otherwise
+    cfg = load_storage_config(environ={"MINIO_ENDPOINT": "s3.example:9000"}, config_path=file)
+    assert cfg.endpoint_url == "https://s3.example:9000"
+    # the caller's non-secret choices win over everything
+    cfg = load_storage_config(environ=env, config_path=file, prefix_pattern="caller/{date}/", url_mode="presigned",
+                              url_expiry_seconds=600)
+    assert (cfg.prefix_pattern, cfg.url_mode, cfg.url_expiry_seconds) == ("caller/{date}/", "presigned", 600)
+    assert "minio-secret-def" not in repr(cfg) and "MINIOKEY01" not in repr(cfg)
+    # bad values name their source, and a broken file never echoes its content
+    with pytest.raises(StorageConfigError, match="ADREEL_S3_URL_EXPIRY"):
+        load_storage_config(environ={**env, "ADREEL_S3_URL_EXPIRY": "999999999"}, config_path=file)
+    file.write_text('{"secret_key": "leaky-secret-123", ')
+    with pytest.raises(StorageConfigError) as info:
+        load_storage_config(environ={}, config_path=file)
+    assert "leaky-secret-123" not in str(info.value) and str(file) in str(info.value)
+    file.write_text(json.dumps({"bucket": "b-1", "secrte_key": "x"}))
+    with pytest.raises(StorageConfigError, match="secrte_key"):
+        load_storage_config(environ={}, config_path=file)
+
+
+def test_prefix_pattern_is_sanitised():
+    values = {"brand": "../../etc/Acme Co.", "date": "2025-05-01", "run": "abc123", "aspect": "9x16"}
+    assert render_prefix("{brand}/{date}/{run}/", values) == "etc-acme-co/2025-05-01/abc123/"
+    assert render_prefix("/ads//{brand}_{aspect}/", {"brand": "브랜드 Café"}) == "ads/브랜드-café_unknown/"
+    assert render_prefix("", values) == ""
+    for bad in ("../{brand}/", "a/./b", "{nope}/", "a\\b/", "x\n/"):
+        with pytest.raises(AdReelInputError):
+            render_prefix(bad, values)
+
+
+def test_content_types():
+    assert content_type_for("a.MP4") == "video/mp4"
+    assert content_type_for("t.jpeg") == "image/jpeg"
+    assert content_type_for("s.vtt").startswith("text/vtt")
+    assert content_type_for("s.srt").startswith("application/x-subrip")
+    assert content_type_for("p.m3u8") == "application/vnd.apple.mpegurl"
+    assert content_type_for("seg.ts") == "video/mp2t"
+    assert content_type_for("x.unknownext") == "application/octet-stream"
+
+
+def test_update_manifest_urls_in_place(media):
+    video = media["video"]
+    updated = update_manifest_urls(media["manifest"], {str(video): "https://cdn.example/v.mp4",
+                                                        sha256(media["extras"][0]): "https://cdn.example/t.jpg"})
+    on_disk = load_manifest(media["manifest"])
+    assert on_disk == updated
+    urls = {Path(o.path).name: o.url for o in on_disk.outputs}
+    assert urls == {"ad_9x16.mp4": "https://cdn.example/v.mp4", "ad_9x16.jpg": "https://cdn.example/t.jpg",
+                    "ad_9x16.srt": None, "ad_9x16.vtt": None}
+    with pytest.raises(AdReelInputError, match="manifest"):
+        update_manifest_urls(media["video"], {})
