@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Union
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from ..models import AdReelInputError
 from . import cost as costs
-from .cancellation import INTERRUPTED, SIBLING_FAILED, TIMEOUT, JobStop, RunSignal, Stopped
+from .cancellation import SIBLING_FAILED, TIMEOUT, JobStop, RunSignal, Stopped
 from .download import DEFAULT_MAX_BYTES, ProbeInfo, download_video
 from .errors import (
     ProviderAuthError,
@@ -51,7 +50,7 @@ from .errors import (
 from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, require_https
 from .images import ImageInfo, load_image
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
-from .redaction import logger, redact, redact_url
+from .redaction import logger, redact
 from .secrets import ApiKey, get_api_key, secrets_file_path
 
 ImageHost = Callable[[str], Union[str, Awaitable[str]]]
@@ -110,7 +109,7 @@ class JobPlan:
     job: RenderJob
     provider: "Provider" = field(repr=False)
     spec: ModelSpec
-    field: str
+    field_path: str  # where the job sits in the input, for error messages: "jobs[2]"
     key: ApiKey = field(repr=False)
     base_url: str
     duration: Optional[float]
@@ -242,7 +241,7 @@ class Provider:
                     f"{job.aspect_ratio}: the provider will crop or pad it"
                 )
         plan = JobPlan(
-            job=job, provider=self, spec=spec, field=field_name, key=None, base_url="", duration=duration,
+            job=job, provider=self, spec=spec, field_path=field_name, key=None, base_url="", duration=duration,
             image=image, image_mode=None, cost=costs.CostEstimate(None, "not estimated"), notes=notes,
         )
         self.configure(plan, ctx)
@@ -257,7 +256,7 @@ class Provider:
     def require_prompt(self, plan: JobPlan, limit: Optional[int] = None) -> str:
         job = plan.job
         if not (job.prompt or job.scene.image_prompt or job.scene.visual_direction):
-            raise AdReelInputError(f"{plan.field}.prompt", f"scene {job.scene.index} has no image_prompt or visual_direction to describe the video")
+            raise AdReelInputError(f"{plan.field_path}.prompt", f"scene {job.scene.index} has no image_prompt or visual_direction to describe the video")
         text = job.text_prompt()
         if limit is not None and _utf16_len(text) > limit:
             cut = text[:limit]
@@ -495,7 +494,10 @@ async def _resolve_image(plan: JobPlan, ctx: RunContext) -> Optional[ImageRef]:
         if host is None:
             plan.provider.require_hosting(plan, PlanContext(None), "no inline images")
         try:
-            url = host(str(plan.image.path))
+            if inspect.iscoroutinefunction(host):
+                url = await host(str(plan.image.path))
+            else:  # a blocking uploader (boto3) must not stall the event loop
+                url = await asyncio.to_thread(host, str(plan.image.path))
             if inspect.isawaitable(url):
                 url = await url
         except ProviderError:
@@ -569,7 +571,7 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
         phase_since, last_phase = time.monotonic(), "queued"
         state: Optional[PollState] = None
         while True:
-            await asyncio.sleep(interval)
+            await stop.sleep(interval)
             reply = await request(provider.poll_call(plan, handle))
             timings.polls += 1
             if not reply.ok:

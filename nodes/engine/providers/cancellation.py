@@ -8,6 +8,7 @@ treated as an interrupt.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Callable, Optional, Union
 
@@ -15,7 +16,7 @@ INTERRUPTED = "interrupted"
 TIMEOUT = "timeout"
 SIBLING_FAILED = "sibling_failed"
 
-CancelSource = Union[None, asyncio.Event, Callable[[], bool], "threading.Event"]  # noqa: F821
+CancelSource = Union[None, asyncio.Event, threading.Event, Callable[[], bool]]
 
 _SLICE = 0.05  # how quickly a sleeping job notices a stop
 

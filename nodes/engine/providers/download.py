@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Mapping, Optional
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp

@@ -115,9 +115,9 @@ class FalProvider(Provider):
                            fps=int(opts.get("fps", 25)), seed=plan.job.seed)
                 FalStableVideoInput(image_url="data:", **inp)
             except ValidationError as exc:
-                raise AdReelInputError(f"{plan.field}.options", describe_validation_error(exc, "fal stable-video")) from None
+                raise AdReelInputError(f"{plan.field_path}.options", describe_validation_error(exc, "fal stable-video")) from None
             except (ValueError, TypeError):
-                raise AdReelInputError(f"{plan.field}.options", "motion_bucket_id, fps must be integers and cond_aug a number") from None
+                raise AdReelInputError(f"{plan.field_path}.options", "motion_bucket_id, fps must be integers and cond_aug a number") from None
             plan.params.update(inp)
             plan.notes.append(f"Stable Video Diffusion makes a short fixed-length clip; the scene lasts {plan.job.scene.duration:g} s")
         else:

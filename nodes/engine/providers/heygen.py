@@ -17,7 +17,6 @@ or with its ``/v2/avatars`` and ``/v2/voices`` endpoints), optional
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal, Optional, Union
 
@@ -142,17 +141,17 @@ class HeyGenProvider(Provider):
         job, opts = plan.job, plan.job.options
         text = job.scene.narration.strip()
         if not text:
-            raise AdReelInputError(f"{plan.field}.narration", f"HeyGen makes an avatar speak the narration, and scene {job.scene.index} has none")
+            raise AdReelInputError(f"{plan.field_path}.narration", f"HeyGen makes an avatar speak the narration, and scene {job.scene.index} has none")
         if len(text) >= 5000:
-            raise AdReelInputError(f"{plan.field}.narration", "HeyGen takes narration under 5000 characters")
+            raise AdReelInputError(f"{plan.field_path}.narration", "HeyGen takes narration under 5000 characters")
         id_key = "avatar_id" if plan.spec.id == "avatar" else "talking_photo_id"
         if not opts.get(id_key):
-            raise AdReelInputError(f"{plan.field}.{id_key}", f"HeyGen {plan.spec.id} needs options[{id_key!r}] (find it in the HeyGen app, Avatars)")
+            raise AdReelInputError(f"{plan.field_path}.{id_key}", f"HeyGen {plan.spec.id} needs options[{id_key!r}] (find it in the HeyGen app, Avatars)")
         if not opts.get("voice_id"):
-            raise AdReelInputError(f"{plan.field}.voice_id", "HeyGen needs options['voice_id'] (find it in the HeyGen app, Voices)")
+            raise AdReelInputError(f"{plan.field_path}.voice_id", "HeyGen needs options['voice_id'] (find it in the HeyGen app, Voices)")
         resolution = opts.get("resolution", "720p")
         if resolution not in _DIMENSIONS:
-            raise AdReelInputError(f"{plan.field}.resolution", f"HeyGen takes 720p or 1080p (got {resolution!r})")
+            raise AdReelInputError(f"{plan.field_path}.resolution", f"HeyGen takes 720p or 1080p (got {resolution!r})")
         width, height = _DIMENSIONS[resolution][job.aspect_ratio]
         palette = job.scene.palette
         background = opts.get("background") or (palette[0] if palette else None)

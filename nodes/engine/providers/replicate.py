@@ -111,14 +111,14 @@ class ReplicateProvider(Provider):
         known = KNOWN_INPUTS.get(f"{owner}/{name}", {})
         extra = opts.get("input") or {}
         if not isinstance(extra, dict):
-            raise AdReelInputError(f"{plan.field}.options.input", "must be a JSON object of model inputs")
+            raise AdReelInputError(f"{plan.field_path}.options.input", "must be a JSON object of model inputs")
         for key in ("price_usd_per_run", "price_usd_per_second"):
             if opts.get(key) is not None:
                 try:
                     if float(opts[key]) < 0:
                         raise ValueError
                 except (TypeError, ValueError):
-                    raise AdReelInputError(f"{plan.field}.options.{key}", "must be a price in USD, 0 or more") from None
+                    raise AdReelInputError(f"{plan.field_path}.options.{key}", "must be a price in USD, 0 or more") from None
         inputs: dict[str, Any] = {}
         prompt_input = opts.get("prompt_input", known.get("prompt_input", "prompt"))
         if prompt_input and (plan.job.prompt or plan.job.scene.image_prompt or plan.job.scene.visual_direction):
@@ -131,7 +131,7 @@ class ReplicateProvider(Provider):
             inputs["seed"] = plan.job.seed
         inputs.update(extra)
         if not inputs and plan.image is None:
-            raise AdReelInputError(f"{plan.field}.prompt", f"nothing to send to {plan.spec.id}: no prompt, no image, no options['input']")
+            raise AdReelInputError(f"{plan.field_path}.prompt", f"nothing to send to {plan.spec.id}: no prompt, no image, no options['input']")
         plan.params.update(owner=owner, name=name, version=version, inputs=inputs,
                            image_input=opts.get("image_input", known.get("image_input", "image")))
         if plan.image is not None:

@@ -105,7 +105,7 @@ class RunwayProvider(Provider):
             ratio = {"720:1280": "1080:1920", "1280:720": "1920:1080"}[ratio]
         seed = job.seed
         if seed is not None and not (0 <= seed <= 4294967295):
-            raise AdReelInputError(f"{plan.field}.seed", "Runway seeds are 0..4294967295")
+            raise AdReelInputError(f"{plan.field_path}.seed", "Runway seeds are 0..4294967295")
         has_text = bool(job.prompt or job.scene.image_prompt or job.scene.visual_direction)
         prompt = self.require_prompt(plan, PROMPT_LIMIT) if (has_text or plan.image is None) else None
         plan.params.update(ratio=ratio, duration=int(plan.duration), prompt=prompt, seed=seed,
@@ -114,7 +114,7 @@ class RunwayProvider(Provider):
             if plan.image.data_uri_length() <= DATA_URI_LIMIT:
                 plan.image_mode = "data_uri"
             elif plan.image.size > URL_IMAGE_LIMIT:
-                raise AdReelInputError(f"{plan.field}.image", f"Runway takes key images up to 16 MB (this one is {plan.image.size / 1e6:.1f} MB)")
+                raise AdReelInputError(f"{plan.field_path}.image", f"Runway takes key images up to 16 MB (this one is {plan.image.size / 1e6:.1f} MB)")
             else:
                 self.require_hosting(plan, ctx, "images above 5 MB cannot be sent inline")
                 plan.image_mode = "hosted"

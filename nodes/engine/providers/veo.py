@@ -140,10 +140,10 @@ class VeoProvider(Provider):
         if spec.resolutions:
             resolution = opts.get("resolution") or spec.default_resolution
             if resolution not in spec.resolutions:
-                raise AdReelInputError(f"{plan.field}.resolution", f"{spec.id} takes {', '.join(spec.resolutions)} (got {resolution!r})")
+                raise AdReelInputError(f"{plan.field_path}.resolution", f"{spec.id} takes {', '.join(spec.resolutions)} (got {resolution!r})")
         person = opts.get("person_generation")
         if person is not None and person not in ("allow_all", "allow_adult", "dont_allow"):
-            raise AdReelInputError(f"{plan.field}.person_generation", "must be allow_all, allow_adult or dont_allow")
+            raise AdReelInputError(f"{plan.field_path}.person_generation", "must be allow_all, allow_adult or dont_allow")
         plan.params.update(prompt=self.require_prompt(plan), aspect=_RATIOS[plan.job.aspect_ratio],
                            duration=int(plan.duration), resolution=resolution,
                            negative=plan.job.negative() or None, person=person)
