@@ -24,13 +24,17 @@ def stream(info: dict, kind: str) -> dict:
 
 
 def decode_frames(path: str, width: int, height: int, fps: float | None = None,
-                  start: float | None = None, count: int | None = None) -> np.ndarray:
-    """All (or ``count`` from ``start``) frames as uint8 RGB, scaled to width×height."""
+                  start: float | None = None, count: int | None = None,
+                  crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """All (or ``count`` from ``start``) frames as uint8 RGB, scaled to width×height
+    (after cropping to ``crop`` = (x, y, w, h) when given)."""
     cmd = ["ffmpeg", "-v", "error", "-nostdin"]
     if start is not None:
         cmd += ["-ss", f"{start:.4f}"]
     cmd += ["-i", path]
     vf = f"scale={width}:{height}:flags=area"
+    if crop:
+        vf = f"crop={crop[2]}:{crop[3]}:{crop[0]}:{crop[1]}," + vf
     if fps:
         vf = f"fps={fps}," + vf
     cmd += ["-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24"]
@@ -103,3 +107,39 @@ def normalise_text(s: str) -> str:
 def similarity(a: str, b: str) -> float:
     import difflib
     return difflib.SequenceMatcher(None, normalise_text(a), normalise_text(b)).ratio()
+
+
+def decode_audio(path: str, sample_rate: int = 48000) -> np.ndarray:
+    """The audio track as mono float32."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate),
+                          "-f", "f32le", "pipe:1"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, "<f4")
+
+
+def band_levels_db(x: np.ndarray, sr: int, lo: float, hi: float, window: float = 0.05) -> np.ndarray:
+    """Level (dB) of the lo..hi Hz band in consecutive windows."""
+    n = int(sr * window)
+    frames = x[: len(x) // n * n].reshape(-1, n) * np.hanning(n)
+    spec = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    band = spec[:, (freqs >= lo) & (freqs <= hi)].sum(axis=1)
+    return 10 * np.log10(band + 1e-12)
+
+
+def voice_windows(x: np.ndarray, sr: int, window: float = 0.05, music_band=(5800, 6200)) -> np.ndarray:
+    """Windows where speech is present: 300-3400 Hz energy well above its quiet floor
+    (the test's music bed is a pure tone outside that band)."""
+    speech = band_levels_db(x, sr, 300, 3400, window)
+    floor = np.percentile(speech, 10)
+    return speech > floor + 20
+
+
+def loudness(path: str) -> dict:
+    """Integrated loudness (LUFS) and true peak (dBTP) by ffmpeg's ebur128."""
+    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", path, "-vn", "-af", "ebur128=peak=true",
+                          "-f", "null", "-"], capture_output=True, text=True).stderr
+    summary = err[err.rfind("Summary:"):]
+    import re
+    i = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
+    peak = float(re.search(r"Peak:\s+(-?[\d.inf]+) dBFS", summary).group(1))
+    return {"integrated": i, "true_peak": peak}

@@ -1,26 +1,35 @@
-"""FFmpegAssemble: storyboard + one VIDEO per scene → the finished ad, one encode."""
+"""FFmpegAssemble: storyboard + one VIDEO per scene (+ narration, music, logo) →
+the finished ad in every asked format and aspect, each encoded once."""
 from __future__ import annotations
 
 import dataclasses
 import os
 import tempfile
 
-from ..engine.assemble import PRESETS, EncodeSettings, assemble
+from PIL import Image
+
+from ..engine.assemble import PRESETS, EncodeSettings
+from ..engine.audio_mix import MixSettings
+from ..engine.brand_cards import LOGO_POSITIONS
 from ..engine.clip_sources import FrameBatchClip, VideoFileSource
-from ..engine.manifest import write_manifest
 from ..engine.models import AdReelInputError
 from ..engine.motion import CameraMoveClip
-from .api import CATEGORY, InputImpl, check_combos, Progress, StoryboardType, io, raise_if_interrupted, save_path, temp_directory, ui
+from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
+from ..engine.text_render import hex_rgb
+from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combos, io, raise_if_interrupted,
+                  save_path, temp_directory, ui)
+from .convert import audio_to_clip, image_to_uint8
 from .video import RenderOnDemandVideo
 
 
-def frame_source(video, sc, sb, work_dir: str):
+def frame_source(video, sc, sb, work_dir: str, framing: str = "cover"):
     """Any VIDEO → a frame source of the storyboard's size, fps and the scene's length."""
     size = dict(width=sb.width, height=sb.height)
     if isinstance(video, RenderOnDemandVideo):
         clip = video.clip
         if isinstance(clip, CameraMoveClip):
-            return dataclasses.replace(clip, frame_count=sc.frame_count, fps=sb.fps, _planes=None, **size)
+            return dataclasses.replace(clip, frame_count=sc.frame_count, fps=sb.fps, _planes=None, framing=framing,
+                                       fill_rgb=hex_rgb(sb.brief.brand_colors[0]), **size)
         if isinstance(clip, FrameBatchClip):
             return FrameBatchClip(clip.get_frame, clip.n, source_fps=clip.source_fps, frame_count=sc.frame_count,
                                   fps=sb.fps, fit=clip.fit, **size)
@@ -39,6 +48,12 @@ def frame_source(video, sc, sb, work_dir: str):
     return VideoFileSource(src, sc.frame_count, sb.fps, sb.width, sb.height)
 
 
+def _first(v, default=None):
+    if isinstance(v, list):
+        return v[0] if v else default
+    return default if v is None else v
+
+
 class FFmpegAssemble(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -46,8 +61,10 @@ class FFmpegAssemble(io.ComfyNode):
             node_id="FFmpegAssemble",
             display_name="FFmpeg Assemble",
             category=CATEGORY,
-            description="Assembles the finished ad in one ffmpeg encode: scenes in order, transitions, on-screen "
-                        "text, audio; H.264 High yuv420p BT.709 + AAC 48 kHz, faststart.",
+            description="Assembles the finished ad in one pass: scenes in order with transitions, on-screen text, "
+                        "narration and subtitles, a music bed ducked under the voice (-14 LUFS), logo and end card. "
+                        "MP4 (H.264 High yuv420p BT.709, AAC 48 kHz, faststart) plus optional WebM / MOV / HLS, "
+                        "a thumbnail, SRT/VTT sidecars and a manifest; extra aspects from the same storyboard.",
             is_input_list=True,
             is_output_node=True,
             inputs=[
@@ -56,36 +73,89 @@ class FFmpegAssemble(io.ComfyNode):
                 io.String.Input("filename_prefix", default="AdReel/ad"),
                 io.Combo.Input("preset", options=list(PRESETS), default="medium", tooltip="x264 speed/size trade-off."),
                 io.Int.Input("crf", default=20, min=0, max=51, tooltip="x264 quality: lower is better and bigger."),
+                io.Combo.Input("subtitles", options=list(SUBTITLE_MODES), default="burn + sidecar"),
+                io.Combo.Input("subtitle_style", options=["box", "outline"], default="box"),
+                io.Float.Input("music_volume_db", default=-6.0, min=-40.0, max=6.0, step=0.5,
+                               tooltip="Music level under the voice before ducking."),
+                io.Combo.Input("logo_position", options=list(LOGO_POSITIONS), default="top-right"),
+                io.Float.Input("logo_size", default=0.22, min=0.0, max=0.6, step=0.01,
+                               tooltip="Logo width as a fraction of the frame; 0 hides it."),
+                io.Float.Input("logo_opacity", default=0.9, min=0.0, max=1.0, step=0.05),
+                io.Float.Input("end_card_seconds", default=2.0, min=0.0, max=10.0, step=0.1,
+                               tooltip="Last seconds show the end card (brand colours, logo, CTA); 0 for none."),
+                io.Float.Input("intro_seconds", default=0.0, min=0.0, max=5.0, step=0.1),
+                io.Boolean.Input("webm", default=False, tooltip="Also VP9/Opus WebM."),
+                io.Boolean.Input("mov", default=False, tooltip="Also ProRes 422 MOV for editing."),
+                io.Boolean.Input("hls", default=False, tooltip="Also an HLS playlist + segments (cut from the MP4, no re-encode)."),
+                io.String.Input("extra_aspects", default="", tooltip="e.g. '1:1, 16:9': more aspects from the same storyboard."),
+                io.Combo.Input("framing", options=list(FRAMINGS), default="cover",
+                               tooltip="Extra aspects: cover (crop) or contain (bars in the brand colour)."),
+                io.Audio.Input("narration", optional=True,
+                               tooltip="One AUDIO per scene (SceneNarration), or one track for the whole ad."),
+                io.Audio.Input("music", optional=True, tooltip="A music bed (MusicBed, LoadAudio …)."),
+                io.Image.Input("logo", optional=True, tooltip="The brand's logo; default: the brief's, else a wordmark."),
                 io.String.Input("font", default="", optional=True,
-                                tooltip="Font family (fontconfig) or font file for on-screen text; empty: Noto Sans CJK."),
+                                tooltip="Font family (fontconfig) or font file for text and subtitles; empty: Noto Sans CJK."),
             ],
             outputs=[io.Video.Output(display_name="video"), io.String.Output(display_name="path")],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, preset):
-        return check_combos({"preset": preset}, {"preset": list(PRESETS)})
+    def validate_inputs(cls, preset, subtitles, subtitle_style, logo_position, framing):
+        return check_combos(
+            {"preset": preset, "subtitles": subtitles, "subtitle_style": subtitle_style,
+             "logo_position": logo_position, "framing": framing},
+            {"preset": list(PRESETS), "subtitles": list(SUBTITLE_MODES), "subtitle_style": ["box", "outline"],
+             "logo_position": list(LOGO_POSITIONS), "framing": list(FRAMINGS)})
 
     @classmethod
-    def execute(cls, storyboard, clips, filename_prefix, preset, crf, font=None) -> io.NodeOutput:
+    def execute(cls, storyboard, clips, filename_prefix, preset, crf, subtitles, subtitle_style, music_volume_db,
+                logo_position, logo_size, logo_opacity, end_card_seconds, intro_seconds, webm, mov, hls,
+                extra_aspects, framing, narration=None, music=None, logo=None, font=None) -> io.NodeOutput:
         if len(storyboard) != 1:
             raise AdReelInputError("storyboard", f"connect exactly one storyboard (got {len(storyboard)})")
         sb = storyboard[0]
-        encode = EncodeSettings(preset=preset[0], crf=crf[0])
         if len(clips) != len(sb.scenes):
             raise AdReelInputError("clips", f"{len(clips)} clips for {len(sb.scenes)} storyboard scenes: "
                                    "connect MotionClip (or a video node) fed by StoryboardSplit's scenes")
-        folder, filename, counter, subfolder, _ = save_path(filename_prefix[0], sb.width, sb.height)
+        formats = ("mp4",) + tuple(f for f, on in (("webm", _first(webm)), ("mov", _first(mov)), ("hls", _first(hls))) if on)
+        options = RenderOptions(
+            encode=EncodeSettings(preset=_first(preset), crf=_first(crf)), font=_first(font) or None,
+            subtitles=_first(subtitles), subtitle_style=_first(subtitle_style),
+            mix=MixSettings(music_gain_db=_first(music_volume_db)), logo_position=_first(logo_position),
+            logo_size=_first(logo_size), logo_opacity=_first(logo_opacity), end_card_seconds=_first(end_card_seconds),
+            intro_seconds=_first(intro_seconds), formats=formats, extra_aspects=parse_aspects(_first(extra_aspects)),
+            framing=_first(framing))
+        voices = None
+        if narration:
+            clips_audio = [audio_to_clip(a) for a in narration]
+            if len(clips_audio) == len(sb.scenes):
+                voices = clips_audio
+            elif len(clips_audio) == 1:  # one track for the whole ad: it plays from the start
+                voices = [clips_audio[0]] + [None] * (len(sb.scenes) - 1)
+            else:
+                raise AdReelInputError("narration", f"{len(clips_audio)} narration clips for {len(sb.scenes)} scenes")
+        music_clip = audio_to_clip(music[0]) if music else None
+        logo_img = None
+        if logo:
+            arr = image_to_uint8(logo[0])
+            logo_img = Image.fromarray(arr if arr.shape[2] in (3, 4) else arr[..., 0]).convert("RGBA")
+        elif sb.brief.logo_path:
+            logo_img = Image.open(sb.brief.logo_path).convert("RGBA")
+
+        folder, filename, counter, subfolder, _ = save_path(_first(filename_prefix), sb.width, sb.height)
         file = f"{filename}_{counter:05}_.mp4"
         out_path = os.path.join(folder, file)
         node_id = cls.hidden.unique_id if cls.hidden else None
-        bar = Progress(sb.total_frames, node_id)
+        bar = Progress(100, node_id)
         with tempfile.TemporaryDirectory(prefix="adreel_", dir=temp_directory()) as work:
-            sources = [frame_source(v, sc, sb, work) for v, sc in zip(clips, sb.scenes)]
-            result = assemble(sb, sources, out_path, work, encode=encode, font=(font or [""])[0] or None,
-                              progress=lambda d, t: bar.update(d, f"encoding frame {d}/{t}"),
-                              cancelled=lambda: raise_if_interrupted() or False)
-        write_manifest(sb, result, encode, os.path.splitext(out_path)[0] + ".json")
+            result = render_ad(
+                sb, lambda s: [frame_source(v, sc, s, work, options.framing) for v, sc in zip(clips, s.scenes)],
+                out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
+                progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
+                cancelled=lambda: raise_if_interrupted() or False,
+                # clips from ProviderRender carry their job record (provider, model, job id, cost)
+                providers=[r for r in (getattr(v, "provider_record", None) for v in clips) if r])
         return io.NodeOutput(InputImpl.VideoFromFile(out_path), out_path,
                              ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))

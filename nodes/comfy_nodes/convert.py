@@ -44,3 +44,22 @@ def save_image_input(image: torch.Tensor | None, folder: str, stem: str) -> str 
     if not os.path.exists(path):
         im.save(path, compress_level=1)
     return path
+
+
+def audio_to_clip(audio: dict | None):
+    """ComfyUI AUDIO {"waveform": (B, C, N), "sample_rate"} → engine AudioClip (first batch item)."""
+    if audio is None:
+        return None
+    from ..engine.audio_mix import AudioClip
+    wave = audio["waveform"]
+    if wave.ndim == 2:
+        wave = wave.unsqueeze(0)
+    return AudioClip(wave[0].detach().cpu().float().numpy(), int(audio["sample_rate"]))
+
+
+def clip_to_audio(samples: np.ndarray, sample_rate: int) -> dict:
+    """float32 (C, N) or (N,) → ComfyUI AUDIO."""
+    arr = np.asarray(samples, np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    return {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}

@@ -1,15 +1,19 @@
 """The assembly stage: storyboard + one frame source per scene → the finished ad,
-in ONE ffmpeg encode.
+in ONE pass: every output format is encoded once from the same frames.
 
-Frames are produced here (camera moves, decoded clips, transitions) as raw
-yuv420p and streamed through a pipe into ffmpeg, which overlays the on-screen
-text cards (rendered to PNG by text_render: text never enters filter syntax),
-adds the audio and encodes once. Memory holds a few frames, whatever the length.
+Frames are produced here (camera moves, decoded clips, transitions, brand
+cards) as raw yuv420p and streamed through a pipe into a single ffmpeg
+process. ffmpeg overlays the text cards (rendered to PNG by text_render: text
+never enters filter syntax), burns the subtitles (libass), adds the corner
+logo and the mixed audio, and splits the picture to each encoder (H.264 MP4,
+VP9 WebM, ProRes MOV, a JPEG thumbnail). HLS is cut from the MP4 without
+re-encoding. Memory holds a few frames, whatever the length.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -17,14 +21,19 @@ from typing import Callable, Iterator, Protocol
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .ffmpeg_tools import find_ffmpeg
 from .layout import frame_layout
 from .models import AdReelInputError, OutputFile, Storyboard
+from .motion import ease_in_out, pack_yuv420, rgb_to_yuv420
 from .text_render import hex_rgb, render_text_card
 
-TRANSITION_SECONDS = {"cut": 0.0, "fade": 0.5, "crossfade": 0.5}
+TRANSITION_SECONDS = {"cut": 0.0, "fade": 0.5, "crossfade": 0.5, "wipeleft": 0.5, "wiperight": 0.5,
+                      "wipeup": 0.5, "wipedown": 0.5, "slideleft": 0.45, "slideright": 0.45,
+                      "slideup": 0.45, "slidedown": 0.45}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
+FORMATS = ("mp4", "webm", "mov", "hls")
 ENTRANCE_SECONDS = 0.45
 
 
@@ -59,12 +68,40 @@ class EncodeSettings:
 
 
 @dataclass
-class TextOverlay:
+class Overlay:
+    """An RGBA image laid over the picture from ``start`` to ``end`` (seconds)."""
     path: str
     x: int
     y: int
     start: float
     end: float
+    slide_in: bool = True
+
+
+# kept for callers of the first version
+TextOverlay = Overlay
+
+
+@dataclass
+class Card:
+    """A full-frame still blended over frames [start, end) with a fade-in."""
+    start: int
+    end: int
+    yuv: np.ndarray
+    fade_frames: int
+
+
+@dataclass
+class AssemblyExtras:
+    """Everything beyond picture + text: audio, subtitles, logo, cards, formats."""
+    audio_path: str | None = None           # the final mix (WAV); None: silence
+    subtitles_path: str | None = None       # .ass to burn in (inside work_dir)
+    fonts_dir: str | None = None            # extra fonts for libass (inside work_dir)
+    logo: Overlay | None = None
+    cards: list[Card] = field(default_factory=list)
+    text_until: float | None = None         # headlines hide from here (the end card)
+    formats: tuple[str, ...] = ("mp4",)
+    thumbnail_frame: int | None = None
 
 
 @dataclass
@@ -76,7 +113,8 @@ class AssembleResult:
     frames: int
     duration: float
     seconds: float
-    overlays: list[TextOverlay] = field(default_factory=list)
+    overlays: list[Overlay] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # kind → path (mp4, webm, mov, hls, thumbnail)
 
 
 def transition_half_widths(sb: Storyboard) -> list[int]:
@@ -92,29 +130,94 @@ def transition_half_widths(sb: Storyboard) -> list[int]:
     return out
 
 
-def frame_stream(sb: Storyboard, sources: list[FrameSource]) -> Iterator[np.ndarray]:
-    """Exactly ``sb.total_frames`` yuv420p frames: scenes in order, transitions blended."""
+def _planes(buf: np.ndarray, W: int, H: int):
+    n, c = W * H, (W // 2) * (H // 2)
+    return (buf[:n].reshape(H, W), buf[n:n + c].reshape(H // 2, W // 2), buf[n + c:n + 2 * c].reshape(H // 2, W // 2))
+
+
+def blend_transition(kind: str, a: np.ndarray, b: np.ndarray, alpha: float, out: np.ndarray,
+                     black: np.ndarray, W: int, H: int) -> np.ndarray:
+    """Frame ``alpha`` (0..1) of the transition from ``a`` to ``b``, written into ``out``."""
+    if kind == "fade":  # through black
+        if alpha < 0.5:
+            cv2.addWeighted(a, 1 - 2 * alpha, black, 2 * alpha, 0, dst=out)
+        else:
+            cv2.addWeighted(black, 2 - 2 * alpha, b, 2 * alpha - 1, 0, dst=out)
+        return out
+    if kind == "crossfade" or not (kind.startswith("wipe") or kind.startswith("slide")):
+        cv2.addWeighted(a, 1 - alpha, b, alpha, 0, dst=out)
+        return out
+    e = ease_in_out(alpha)
+    for pa, pb, po in zip(_planes(a, W, H), _planes(b, W, H), _planes(out, W, H)):
+        h, w = po.shape
+        if kind.startswith("wipe"):
+            po[:] = pa
+            if kind == "wipeleft":
+                x = int(round(w * (1 - e)))
+                po[:, x:] = pb[:, x:]
+            elif kind == "wiperight":
+                x = int(round(w * e))
+                po[:, :x] = pb[:, :x]
+            elif kind == "wipeup":
+                y = int(round(h * (1 - e)))
+                po[y:, :] = pb[y:, :]
+            else:
+                y = int(round(h * e))
+                po[:y, :] = pb[:y, :]
+        else:
+            if kind in ("slideleft", "slideright"):
+                off = int(round(w * e))
+                if kind == "slideleft":   # B pushes in from the right
+                    po[:, :w - off], po[:, w - off:] = pa[:, off:], pb[:, :off]
+                else:
+                    po[:, off:], po[:, :off] = pa[:, :w - off], pb[:, w - off:]
+            else:
+                off = int(round(h * e))
+                if kind == "slideup":     # B pushes in from the bottom
+                    po[:h - off, :], po[h - off:, :] = pa[off:, :], pb[:off, :]
+                else:
+                    po[off:, :], po[:off, :] = pa[:h - off, :], pb[h - off:, :]
+    return out
+
+
+def frame_stream(sb: Storyboard, sources: list[FrameSource], cards: list[Card] | None = None) -> Iterator[np.ndarray]:
+    """Exactly ``sb.total_frames`` yuv420p frames: scenes in order, transitions and cards blended."""
     if len(sources) != len(sb.scenes):
         raise AdReelInputError("clips", f"{len(sources)} clips for {len(sb.scenes)} storyboard scenes")
+    W, H = sb.width, sb.height
     hw = transition_half_widths(sb)
     n = len(sb.scenes)
-    fsize = sb.width * sb.height * 3 // 2
+    fsize = W * H * 3 // 2
     black = np.empty(fsize, np.uint8)
-    black[: sb.width * sb.height] = 16
-    black[sb.width * sb.height:] = 128
+    black[: W * H] = 16
+    black[W * H:] = 128
     out = np.empty(fsize, np.uint8)
+    carded = np.empty(fsize, np.uint8)
+    cards = sorted(cards or [], key=lambda c: c.start)
 
     def window(j):
         lead = hw[j - 1] if j > 0 else 0
         tail = hw[j] if j < n - 1 else 0
         return iter(sources[j].yuv_frames(-lead, sb.scenes[j].frame_count + lead + tail))
 
+    def with_cards(k, frame):
+        for c in cards:
+            if c.start <= k < c.end:
+                a = min(1.0, (k - c.start + 1) / max(1, c.fade_frames))
+                if a >= 1.0:
+                    return c.yuv
+                cv2.addWeighted(frame, 1 - a, c.yuv, a, 0, dst=carded)
+                return carded
+        return frame
+
+    k = 0
     it = window(0)
     for j, sc in enumerate(sb.scenes):
         lead = hw[j - 1] if j > 0 else 0
         tail = hw[j] if j < n - 1 else 0
         for _ in range(sc.frame_count - lead - tail):
-            yield next(it)
+            yield with_cards(k, next(it))
+            k += 1
         if j == n - 1:
             break
         nxt = window(j + 1)
@@ -122,26 +225,29 @@ def frame_stream(sb: Storyboard, sources: list[FrameSource]) -> Iterator[np.ndar
         kind = sb.scenes[j + 1].transition
         for m in range(span):
             a, b = next(it), next(nxt)
-            alpha = (m + 0.5) / span
-            if kind == "fade":
-                if alpha < 0.5:
-                    cv2.addWeighted(a, 1 - 2 * alpha, black, 2 * alpha, 0, dst=out)
-                else:
-                    cv2.addWeighted(black, 2 - 2 * alpha, b, 2 * alpha - 1, 0, dst=out)
-            else:
-                cv2.addWeighted(a, 1 - alpha, b, alpha, 0, dst=out)
-            yield out
+            yield with_cards(k, blend_transition(kind, a, b, (m + 0.5) / span, out, black, W, H))
+            k += 1
         it = nxt
 
 
-def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None) -> list[TextOverlay]:
+def still_card(image: Image.Image, start: int, end: int, fade_frames: int) -> Card:
+    rgb = np.asarray(image.convert("RGB"))
+    return Card(start, end, pack_yuv420(rgb_to_yuv420(rgb)), fade_frames)
+
+
+def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None,
+                         until: float | None = None) -> list[Overlay]:
     """One PNG card per scene with on-screen text, placed in the headline zone."""
     lay = frame_layout(sb.width, sb.height)
     box = lay.headline
     overlays = []
     for sc in sb.scenes:
         text = sc.on_screen_text.strip()
-        if not text:
+        start = sc.start_frame / sb.fps
+        end = (sc.start_frame + sc.frame_count) / sb.fps
+        if until is not None:
+            end = min(end, until)
+        if not text or end - start < 0.2:
             continue
         pal = sc.palette or sb.brief.brand_colors
         card = render_text_card(text, box.w, lay.font_px, box_rgb=hex_rgb(pal[0]),
@@ -151,60 +257,120 @@ def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None)
         card.save(path, compress_level=1)
         x = box.x + (box.w - card.width) // 2
         y = box.y + max(0, (box.h - card.height) // 2)
-        start = sc.start_frame / sb.fps
-        overlays.append(TextOverlay(path, x, y, start, (sc.start_frame + sc.frame_count) / sb.fps))
+        overlays.append(Overlay(path, x, y, start, end))
     return overlays
 
 
-def filter_graph(overlays: list[TextOverlay], slide_px: int) -> tuple[str, str]:
-    """The filter_complex script (numbers only, no user text) and its output label."""
+def filter_graph(overlays: list[Overlay], slide_px: int, extras: AssemblyExtras | None = None,
+                 logo_input: int | None = None, outputs: int = 1) -> tuple[str, list[str]]:
+    """The filter_complex script (numbers and our own file names only, no user
+    text) and its output labels, one per encoder."""
+    extras = extras or AssemblyExtras()
     parts, last = [], "0:v"
     for i, ov in enumerate(overlays, start=1):
         s, e = f"{ov.start:.4f}", f"{ov.end:.4f}"
         parts.append(f"[{i}:v]format=rgba,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[t{i}]")
-        y = f"{ov.y}+{slide_px}*pow(max(0\\,1-(t-{s})/{ENTRANCE_SECONDS})\\,3)"
+        y = f"{ov.y}+{slide_px}*pow(max(0\\,1-(t-{s})/{ENTRANCE_SECONDS})\\,3)" if ov.slide_in else str(ov.y)
         parts.append(f"[{last}][t{i}]overlay=x={ov.x}:y='{y}':enable='between(t\\,{s}\\,{e})'"
                      f":format=yuv420:eof_action=repeat[v{i}]")
         last = f"v{i}"
-    parts.append(f"[{last}]format=yuv420p[vout]")
-    return ";\n".join(parts), "vout"
+    if extras.subtitles_path:
+        fonts = f":fontsdir={os.path.basename(extras.fonts_dir)}" if extras.fonts_dir else ""
+        parts.append(f"[{last}]subtitles=f={os.path.basename(extras.subtitles_path)}{fonts}[vsub]")
+        last = "vsub"
+    if extras.logo is not None and logo_input is not None:
+        lg = extras.logo
+        parts.append(f"[{logo_input}:v]format=rgba,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[lg]")
+        parts.append(f"[{last}][lg]overlay=x={lg.x}:y={lg.y}:enable='between(t\\,{lg.start:.4f}\\,{lg.end:.4f})'"
+                     f":format=yuv420:eof_action=repeat[vlogo]")
+        last = "vlogo"
+    labels = [f"out{i}" for i in range(outputs)]
+    if outputs == 1:
+        parts.append(f"[{last}]format=yuv420p[{labels[0]}]")
+    else:
+        parts.append(f"[{last}]format=yuv420p,split={outputs}" + "".join(f"[{l}]" for l in labels))
+    return ";\n".join(parts), labels
+
+
+def _output_args(kind: str, label: str, audio: str, sb: Storyboard, encode: EncodeSettings, path: str) -> list[str]:
+    gop = ["-g", str(2 * sb.fps)]  # a keyframe every 2 s: HLS segments, scrubbing
+    # -t (not -frames:v) ends every stream together: frames arrive at a fixed rate, so it is exact
+    common = ["-map", f"[{label}]", "-map", audio, "-t", f"{sb.total_frames / sb.fps:.6f}", "-r", str(sb.fps)]
+    if kind == "mp4":
+        return common + encode.video_args() + gop + ["-c:a", "aac", "-b:a", encode.audio_bitrate, "-ar", "48000",
+                                                     "-ac", "2", "-movflags", "+faststart", "-f", "mp4", path]
+    if kind == "webm":
+        return common + ["-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-row-mt", "1", "-deadline", "good",
+                         "-cpu-used", "5", "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries",
+                         "bt709", "-color_trc", "bt709", *gop, "-c:a", "libopus", "-b:a", "128k", "-ar", "48000",
+                         "-ac", "2", "-f", "webm", path]
+    if kind == "mov":
+        return common + ["-c:v", "prores_ks", "-profile:v", "2", "-pix_fmt", "yuv422p10le", "-vendor", "apl0",
+                         "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                         "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", "-f", "mov", path]
+    raise AdReelInputError("formats", f"{kind!r} is not one of {', '.join(FORMATS)}")
 
 
 def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir: str,
              encode: EncodeSettings | None = None, font: str | None = None,
              progress: Callable[[int, int], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> AssembleResult:
-    """Render the ad to ``out_path`` (MP4) in one encode; returns what was made."""
+             cancelled: Callable[[], bool] | None = None,
+             extras: AssemblyExtras | None = None) -> AssembleResult:
+    """Render the ad to ``out_path`` (MP4, plus the extra formats) in one pass."""
     encode = encode or EncodeSettings()
-    ffmpeg = find_ffmpeg()
+    extras = extras or AssemblyExtras()
+    unknown = [f for f in extras.formats if f not in FORMATS]
+    if unknown:
+        raise AdReelInputError("formats", f"{unknown[0]!r} is not one of {', '.join(FORMATS)}")
+    encoders = ("libx264", "aac") + (("libvpx-vp9", "libopus") if "webm" in extras.formats else ()) + \
+        (("prores_ks",) if "mov" in extras.formats else ())
+    filters = ("overlay", "scale", "format", "split") + (("subtitles",) if extras.subtitles_path else ())
+    ffmpeg = find_ffmpeg(encoders, filters)
     os.makedirs(work_dir, exist_ok=True)
     t0 = time.monotonic()
-    overlays = render_text_overlays(sb, work_dir, font)
-    graph, vout = filter_graph(overlays, slide_px=max(20, sb.height // 24))
-    graph_path = os.path.join(work_dir, "graph.txt")
-    with open(graph_path, "w", encoding="utf-8") as f:
-        f.write(graph)
-    tmp_out = out_path + ".part.mp4"
+    overlays = render_text_overlays(sb, work_dir, font, until=extras.text_until)
+    stem = os.path.splitext(out_path)[0]
+    targets = {"mp4": out_path}
+    for kind in ("webm", "mov"):
+        if kind in extras.formats:
+            targets[kind] = f"{stem}.{kind}"
+    if extras.thumbnail_frame is not None:
+        targets["thumbnail"] = f"{stem}.jpg"
+    parts = {k: f"{os.path.splitext(p)[0]}.part{os.path.splitext(p)[1]}" for k, p in targets.items()}
+
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{sb.width}x{sb.height}",
            "-framerate", str(sb.fps), "-i", "pipe:0"]
     for ov in overlays:
         cmd += ["-i", ov.path]
-    audio_index = len(overlays) + 1
-    cmd += ["-f", "lavfi", "-t", f"{sb.total_duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
-    cmd += ["-filter_complex_script", graph_path, "-map", f"[{vout}]", "-map", f"{audio_index}:a"]
-    cmd += encode.video_args() + ["-r", str(sb.fps), "-frames:v", str(sb.total_frames),
-                                  "-c:a", "aac", "-b:a", encode.audio_bitrate, "-ar", "48000", "-ac", "2",
-                                  "-movflags", "+faststart", "-f", "mp4", tmp_out]
+    logo_input = None
+    if extras.logo is not None:
+        logo_input = len(overlays) + 1
+        cmd += ["-i", extras.logo.path]
+    audio_index = len(overlays) + 1 + (1 if logo_input else 0)
+    if extras.audio_path:
+        cmd += ["-i", extras.audio_path]
+    else:
+        cmd += ["-f", "lavfi", "-t", f"{sb.total_duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
+    video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
+    graph, labels = filter_graph(overlays, max(20, sb.height // 24), extras, logo_input, len(video_kinds))
+    graph_path = os.path.join(work_dir, "graph.txt")
+    with open(graph_path, "w", encoding="utf-8") as f:
+        f.write(graph)
+    cmd += ["-filter_complex_script", graph_path]
+    audio = f"{audio_index}:a"
+    for kind, label in zip(video_kinds, labels):
+        cmd += _output_args(kind, label, audio, sb, encode, parts[kind])
+
     log_path = os.path.join(work_dir, "ffmpeg.log")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, cwd=work_dir)
     _widen_pipe(proc.stdin)
     done = 0
     try:
         # ffmpeg's input thread queues packets, so writing straight into the pipe
-        # keeps the encoder fed without another copy of each frame
-        for frame in frame_stream(sb, sources):
+        # keeps the encoders fed without another copy of each frame
+        for frame in frame_stream(sb, sources, extras.cards):
             if cancelled and cancelled():
                 raise InterruptedError("assembly cancelled")
             try:
@@ -218,17 +384,65 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
     except BaseException:
         proc.kill()
         proc.wait()
-        _remove(tmp_out)
+        for p in parts.values():
+            _remove(p)
         raise
     rc = proc.wait()
     if rc != 0 or done != sb.total_frames:
-        _remove(tmp_out)
+        for p in parts.values():
+            _remove(p)
         with open(log_path, "r", encoding="utf-8", errors="replace") as f:
             tail = f.read()[-1500:]
         raise RuntimeError(f"ffmpeg failed (exit {rc}) after {done}/{sb.total_frames} frames: {tail.strip()}")
-    os.replace(tmp_out, out_path)
+    if "thumbnail" in targets:
+        # one frame of the finished MP4 (text, subtitles and logo included): a decode, not an encode pass.
+        # (An extra output inside the main pass would end early and, in ffmpeg 5.1, cut the others' audio.)
+        t = min(max(0, extras.thumbnail_frame), sb.total_frames - 1) / sb.fps
+        thumb = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-ss", f"{t:.4f}", "-i", parts["mp4"],
+                                "-frames:v", "1", "-update", "1", "-q:v", "3", parts["thumbnail"]],
+                               capture_output=True, text=True)
+        if thumb.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not write the thumbnail: {thumb.stderr.strip()[-500:]}")
+    for kind, p in parts.items():
+        os.replace(p, targets[kind])
+    files = dict(targets)
+    if "hls" in extras.formats:
+        files["hls"] = cut_hls(ffmpeg, out_path, f"{stem}_hls")
     return AssembleResult(out_path, sb.width, sb.height, sb.fps, sb.total_frames, sb.total_duration,
-                          time.monotonic() - t0, overlays)
+                          time.monotonic() - t0, overlays, files)
+
+
+def cut_hls(ffmpeg: str, mp4: str, folder: str, segment_seconds: int = 4) -> str:
+    """HLS (VOD playlist + MPEG-TS segments) cut from the MP4's own streams: no re-encode."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    playlist = os.path.join(folder, "playlist.m3u8")
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-c", "copy",
+                           "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
+                           "-hls_segment_filename", os.path.join(folder, "segment_%03d.ts"), playlist],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not cut HLS: {proc.stderr.strip()[-800:]}")
+    return playlist
+
+
+def write_clip(source: FrameSource, frame_count: int, width: int, height: int, fps: float, out_path: str,
+               encode: EncodeSettings | None = None) -> None:
+    """Encode one clip on its own (for packs that ask a lazy clip to save itself)."""
+    encode = encode or EncodeSettings()
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo",
+           "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
+           *encode.video_args(), "-movflags", "+faststart", "-f", "mp4", out_path]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for frame in source.yuv_frames(0, frame_count):
+            proc.stdin.write(frame.data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg could not write the clip: {err.strip()[-800:]}")
 
 
 def _widen_pipe(pipe) -> None:
@@ -253,22 +467,3 @@ def describe_file(kind: str, path: str) -> OutputFile:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return OutputFile(kind=kind, path=path, bytes=os.path.getsize(path), sha256=h.hexdigest())
-
-
-def write_clip(source: FrameSource, frame_count: int, width: int, height: int, fps: float, out_path: str,
-               encode: EncodeSettings | None = None) -> None:
-    """Encode one clip on its own (for packs that ask a lazy clip to save itself)."""
-    encode = encode or EncodeSettings()
-    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo",
-           "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
-           *encode.video_args(), "-movflags", "+faststart", "-f", "mp4", out_path]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        for frame in source.yuv_frames(0, frame_count):
-            proc.stdin.write(frame.data)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
-        raise RuntimeError(f"ffmpeg could not write the clip: {err.strip()[-800:]}")

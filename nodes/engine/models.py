@@ -23,7 +23,8 @@ CAMERA_MOVES = (
     "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down",
     "drift", "rotate", "pulse", "static",
 )
-TRANSITIONS = ("cut", "fade", "crossfade")
+TRANSITIONS = ("cut", "fade", "crossfade", "wipeleft", "wiperight", "wipeup", "wipedown",
+               "slideleft", "slideright", "slideup", "slidedown")
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 

@@ -127,9 +127,10 @@ def camera_transform(move: str, p: float, width: int, height: int, strength: flo
     return 1.0, 0.0, 0.0, 0.0  # static
 
 
-def _inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h) -> np.ndarray:
+def _inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contain=False) -> np.ndarray:
     """Matrix mapping output pixel centres → source coordinates."""
-    cover = max(width / src_w, height / src_h)  # cover-fit the source into the frame
+    # cover-fit the source into the frame (or contain it, with bars)
+    cover = min(width / src_w, height / src_h) if contain else max(width / src_w, height / src_h)
     k = 1.0 / (zoom * cover)
     a = math.radians(angle_deg)
     ca, sa = math.cos(a) * k, math.sin(a) * k
@@ -151,6 +152,8 @@ class CameraMoveClip:
     width: int
     height: int
     strength: float = 1.0
+    framing: str = "cover"                   # or "contain": the whole image, bars in fill_rgb
+    fill_rgb: tuple[int, int, int] = (0, 0, 0)
     _planes: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -178,7 +181,14 @@ class CameraMoveClip:
         p = k / max(1, self.frame_count - 1)
         z, dx, dy, ang = camera_transform(self.move, p, self.width, self.height, self.strength)
         h, w = self.image.shape[:2]
-        return _inverse_affine(z, dx, dy, ang, self.width, self.height, w - w % 2, h - h % 2)
+        return _inverse_affine(z, dx, dy, ang, self.width, self.height, w - w % 2, h - h % 2,
+                               contain=self.framing == "contain")
+
+    def _border(self):
+        if self.framing != "contain":
+            return cv2.BORDER_REFLECT, (0, 0, 0)
+        y, u, v = rgb_to_yuv420(np.full((2, 2, 3), self.fill_rgb, np.uint8))
+        return cv2.BORDER_CONSTANT, (int(y[0, 0]), int(u[0, 0]), int(v[0, 0]))
 
     def yuv_frames(self, first: int, count: int) -> Iterator[np.ndarray]:
         """``count`` yuv420p frames from frame ``first`` on (one reused buffer)."""
@@ -189,14 +199,15 @@ class CameraMoveClip:
         ou = out[W * H: W * H * 5 // 4].reshape(H // 2, W // 2)
         ov = out[W * H * 5 // 4:].reshape(H // 2, W // 2)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        mode, (fy, fu, fv) = self._border()
         for k in range(first, first + count):
             M = self.matrix(k)
-            cv2.warpAffine(Y, M, (W, H), dst=oy, flags=flags, borderMode=cv2.BORDER_REFLECT)
+            cv2.warpAffine(Y, M, (W, H), dst=oy, flags=flags, borderMode=mode, borderValue=fy)
             Mc = M.copy()
             # chroma planes: half resolution, sample positions shifted by the 4:2:0 siting
             Mc[:, 2] = (M[:, 2] + M[:, 0] * 0.5 + M[:, 1] * 0.5 - 0.5) / 2
-            cv2.warpAffine(U, Mc, (W // 2, H // 2), dst=ou, flags=flags, borderMode=cv2.BORDER_REFLECT)
-            cv2.warpAffine(V, Mc, (W // 2, H // 2), dst=ov, flags=flags, borderMode=cv2.BORDER_REFLECT)
+            cv2.warpAffine(U, Mc, (W // 2, H // 2), dst=ou, flags=flags, borderMode=mode, borderValue=fu)
+            cv2.warpAffine(V, Mc, (W // 2, H // 2), dst=ov, flags=flags, borderMode=mode, borderValue=fv)
             yield out
 
     def rgb_frames(self, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
@@ -204,5 +215,6 @@ class CameraMoveClip:
         img = self.image
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         for k in range(first, first + (self.frame_count if count is None else count)):
+            mode = cv2.BORDER_CONSTANT if self.framing == "contain" else cv2.BORDER_REFLECT
             yield cv2.warpAffine(img, self.matrix(k), (self.width, self.height), flags=flags,
-                                 borderMode=cv2.BORDER_REFLECT)
+                                 borderMode=mode, borderValue=tuple(int(c) for c in self.fill_rgb))

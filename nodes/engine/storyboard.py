@@ -16,8 +16,13 @@ def output_size(aspect_ratio: str, resolution: str = "1080p") -> tuple[int, int]
         raise AdReelInputError("aspect_ratio", f"{aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}")
     if resolution not in RESOLUTIONS:
         raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTIONS)}")
+    return size_for_short_side(aspect_ratio, RESOLUTIONS[resolution])
+
+
+def size_for_short_side(aspect_ratio: str, short: int) -> tuple[int, int]:
+    """Frame size of an aspect whose short side is ``short`` pixels, always even."""
     w, h = ASPECT_RATIOS[aspect_ratio]
-    scale = RESOLUTIONS[resolution] / min(w, h)
+    scale = short / min(w, h)
     return int(round(w * scale / 2)) * 2, int(round(h * scale / 2)) * 2
 
 
@@ -55,3 +60,55 @@ def build_storyboard(brief: Brief, script: Script, fps: int = 30, resolution: st
         fps=fps, total_duration=script.total_duration, total_frames=total_frames, scenes=scenes,
         script_source=script.source, notes=list(script.notes),
     )
+
+
+LEAD_IN_SECONDS = 0.1    # voice starts this long after its scene starts
+BREATH_SECONDS = 0.25    # and ends at least this long before the scene ends
+
+
+def retime_for_narration(sb: Storyboard, speech_seconds: list[float], lead_in: float = LEAD_IN_SECONDS,
+                         breath: float = BREATH_SECONDS) -> Storyboard:
+    """Scene lengths follow the voice: each scene lasts at least its narration plus a
+    breath; the time left is shared in proportion to the script's lengths, so the
+    total (and the frame count) never changes."""
+    if len(speech_seconds) != len(sb.scenes):
+        raise AdReelInputError("narration", f"{len(speech_seconds)} narration clips for {len(sb.scenes)} scenes")
+    fps, total = sb.fps, sb.total_frames
+    need = [0 if s <= 0 else int(-(-(s + lead_in + breath) * fps // 1)) for s in speech_seconds]
+    if sum(need) > total:
+        longest = max(range(len(need)), key=lambda i: need[i])
+        raise AdReelInputError(
+            "narration", f"the narration needs {sum(need) / fps:.1f}s but the ad lasts {sb.total_duration:g}s: "
+            f"shorten it (scene {longest} alone needs {need[longest] / fps:.1f}s) or lengthen the ad")
+    frames = [s.frame_count for s in sb.scenes]
+    fixed = [False] * len(frames)
+    # water-filling: scenes short of their need get it, the rest share what is left
+    while True:
+        free_total = total - sum(max(need[i], 0) for i in range(len(frames)) if fixed[i])
+        weights = [sb.scenes[i].frame_count for i in range(len(frames)) if not fixed[i]]
+        wsum = sum(weights) or 1
+        share = {i: free_total * sb.scenes[i].frame_count / wsum for i in range(len(frames)) if not fixed[i]}
+        short = [i for i, v in share.items() if v < need[i]]
+        if not short:
+            break
+        for i in short:
+            fixed[i] = True
+    alloc = [float(need[i]) if fixed[i] else share[i] for i in range(len(frames))]
+    # integer frames, cumulative rounding, at least the need and one frame
+    out, acc, prev = [], 0.0, 0
+    for i, a in enumerate(alloc):
+        acc += a
+        end = total if i == len(alloc) - 1 else round(acc)
+        out.append(max(end - prev, 1))
+        prev += out[-1]
+    for i in range(len(out)):  # rounding can leave a scene one frame short of its need
+        while out[i] < need[i]:
+            j = max((k for k in range(len(out)) if out[k] > need[k] and k != i), key=lambda k: out[k] - need[k])
+            out[j] -= 1
+            out[i] += 1
+    scenes, start = [], 0
+    for sc, n in zip(sb.scenes, out):
+        scenes.append(sc.model_copy(update={"start_frame": start, "frame_count": n,
+                                            "start": start / fps, "duration": n / fps}))
+        start += n
+    return sb.model_copy(update={"scenes": scenes})

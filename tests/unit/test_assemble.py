@@ -100,3 +100,40 @@ def test_interrupt_stops_and_cleans_up(tmp_path):
     with pytest.raises(InterruptedError):
         assemble(sb, solid_sources(sb), str(tmp_path / "x.mp4"), str(tmp_path / "w"), cancelled=cancelled)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".mp4")]
+
+
+def test_every_stream_lasts_the_whole_ad(tmp_path):
+    """Audio from a mix file and a thumbnail grabbed: the audio must not end early."""
+    from nodes.engine.assemble import AssemblyExtras
+    from nodes.engine.audio_mix import write_wav
+    sb = storyboard(duration=4.0)
+    wav = str(tmp_path / "a.wav")
+    t = np.arange(4 * 48000) / 48000
+    write_wav(wav, np.stack([0.2 * np.sin(2 * np.pi * 440 * t)] * 2), 48000)
+    out = str(tmp_path / "ad.mp4")
+    res = assemble(sb, solid_sources(sb), out, str(tmp_path / "work"), encode=EncodeSettings(preset="ultrafast"),
+                   extras=AssemblyExtras(audio_path=wav, formats=("mp4", "mov"), thumbnail_frame=30))
+    for path in (res.files["mp4"], res.files["mov"]):
+        info = ffprobe(path)
+        assert abs(float(stream(info, "audio")["duration"]) - 4.0) <= 0.05, path
+        assert abs(float(stream(info, "video")["duration"]) - 4.0) <= 0.05, path
+    assert os.path.getsize(res.files["thumbnail"]) > 1000
+
+
+@pytest.mark.parametrize("transition", ["wipeleft", "wiperight", "wipeup", "wipedown",
+                                        "slideleft", "slideright", "slideup", "slidedown"])
+def test_wipes_and_slides_show_both_scenes_at_the_boundary(tmp_path, transition):
+    sb = storyboard(duration=5.0, transition=transition, texts=False)
+    out = render(tmp_path, sb, f"{transition}.mp4")
+    frames = decode_frames(out, W, H)
+    assert len(frames) == sb.total_frames
+    b = sb.scenes[1].start_frame
+    f = frames[b].astype(int)
+    ca, cb = np.array(COLOURS[0]), np.array(COLOURS[1])
+    if transition.endswith(("left", "right")):
+        halves = (f[H // 2, W // 8], f[H // 2, W - W // 8])
+    else:
+        halves = (f[H // 8, W // 2], f[H - H // 8, W // 2])
+    near = [min(np.abs(p - ca).max(), np.abs(p - cb).max()) for p in halves]
+    assert max(near) < 20, halves                          # each side shows one of the scenes
+    assert np.abs(halves[0] - halves[1]).max() > 60, halves  # and they are different scenes

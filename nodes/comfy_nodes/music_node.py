@@ -1,0 +1,74 @@
+"""MusicBed: a bundled music bed (or any audio file in ComfyUI's input folder) → AUDIO."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+
+from ..engine.ffmpeg_tools import find_ffmpeg
+from ..engine.models import AdReelInputError
+from .api import CATEGORY, check_combos, input_directory, io
+from .convert import clip_to_audio
+
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MUSIC_DIR = os.path.join(PACK_ROOT, "assets", "music")
+AUDIO_EXT = (".ogg", ".opus", ".mp3", ".wav", ".flac", ".m4a", ".aac")
+
+
+def music_choices() -> list[str]:
+    bundled = sorted(f for f in os.listdir(MUSIC_DIR) if f.lower().endswith(AUDIO_EXT)) if os.path.isdir(MUSIC_DIR) else []
+    try:
+        folder = input_directory()
+        user = sorted(f"input/{f}" for f in os.listdir(folder) if f.lower().endswith(AUDIO_EXT))
+    except Exception:
+        user = []
+    return bundled + user
+
+
+def resolve_track(track: str) -> str:
+    if track.startswith("input/"):
+        base, name = input_directory(), track[len("input/"):]
+    else:
+        base, name = MUSIC_DIR, track
+    path = os.path.realpath(os.path.join(base, name))
+    if not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
+        raise AdReelInputError("track", f"{track!r} is not a music file AdReel can see "
+                               f"(bundled: {MUSIC_DIR}; or ComfyUI's input folder)")
+    return path
+
+
+def decode_audio(path: str, sample_rate: int = 48000) -> np.ndarray:
+    proc = subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-i", path, "-vn", "-f", "f32le",
+                           "-ac", "2", "-ar", str(sample_rate), "pipe:1"], capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise AdReelInputError("track", f"cannot decode {os.path.basename(path)!r}: {proc.stderr.decode(errors='replace')[-300:]}")
+    return np.frombuffer(proc.stdout, "<f4").reshape(-1, 2).T.copy()
+
+
+class MusicBed(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        choices = music_choices()
+        return io.Schema(
+            node_id="MusicBed",
+            display_name="Music Bed",
+            category=CATEGORY,
+            description="A music bed for the ad: AdReel's bundled tracks (CC0, see assets/music/LICENSE.md) or an "
+                        "audio file from ComfyUI's input folder. FFmpegAssemble loops or trims it, fades it and ducks it under the voice.",
+            inputs=[io.Combo.Input("track", options=choices, default=choices[0] if choices else None)],
+            outputs=[io.Audio.Output(display_name="audio")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, track):
+        return check_combos({"track": track}, {"track": music_choices()})
+
+    @classmethod
+    def fingerprint_inputs(cls, track):
+        path = resolve_track(track)
+        return f"{path}:{os.path.getmtime(path)}"
+
+    @classmethod
+    def execute(cls, track) -> io.NodeOutput:
+        return io.NodeOutput(clip_to_audio(decode_audio(resolve_track(track)), 48000))

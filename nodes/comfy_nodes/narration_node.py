@@ -1,0 +1,43 @@
+"""SceneNarration: a scene's narration text → AUDIO (offline espeak-ng)."""
+from __future__ import annotations
+
+from ..engine.narration import DEFAULT_RATE_WPM, speak_espeak, speak_to_fit
+from .api import CATEGORY, SceneType, check_combos, io
+from .convert import clip_to_audio
+
+BACKENDS = ["espeak-ng"]
+
+
+class SceneNarration(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SceneNarration",
+            display_name="Scene Narration",
+            category=CATEGORY,
+            description="Speaks the scene's narration in the brief's language, offline (espeak-ng). "
+                        "With fit_to_scene, a line that overruns its scene is spoken faster (up to a natural limit); "
+                        "FFmpegAssemble then times the scenes to the voice. Any other pack's AUDIO works as narration too.",
+            inputs=[
+                SceneType.Input("scene"),
+                io.Combo.Input("backend", options=BACKENDS, default="espeak-ng"),
+                io.Int.Input("rate_wpm", default=DEFAULT_RATE_WPM, min=80, max=260, tooltip="Speaking rate, words per minute."),
+                io.Boolean.Input("fit_to_scene", default=True),
+                io.String.Input("text", optional=True, force_input=True,
+                                tooltip="Narration text to speak instead of the scene's (e.g. an edited line)."),
+            ],
+            outputs=[io.Audio.Output(display_name="audio")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, backend):
+        return check_combos({"backend": backend}, {"backend": BACKENDS})
+
+    @classmethod
+    def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None) -> io.NodeOutput:
+        line = scene.scene.narration if text is None else text
+        if fit_to_scene:
+            speech, _ = speak_to_fit(line, scene.language, scene.scene.frame_count / scene.fps, rate_wpm)
+        else:
+            speech = speak_espeak(line, scene.language, rate_wpm)
+        return io.NodeOutput(clip_to_audio(speech.samples, speech.sample_rate))

@@ -1,0 +1,116 @@
+"""The narration stage: scene text → speech.
+
+Offline by default with espeak-ng (Korean, English and the many languages it
+has); text goes through a file, never the command line. Any other source of
+speech (another pack's AUDIO) is just a waveform to the assembler.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models import AdReelInputError
+
+# language → espeak-ng voice
+ESPEAK_VOICES = {"en": "en-us", "ko": "ko", "ja": "ja", "zh": "cmn", "es": "es", "fr": "fr", "de": "de",
+                 "pt": "pt", "it": "it", "nl": "nl", "pl": "pl", "ru": "ru", "tr": "tr", "vi": "vi", "id": "id"}
+DEFAULT_RATE_WPM = 165
+
+
+@dataclass
+class Speech:
+    samples: np.ndarray  # float32 mono, -1..1
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def espeak_binary() -> str:
+    path = shutil.which("espeak-ng")
+    if not path:
+        raise AdReelInputError("backend", "espeak-ng is not installed: apt-get install espeak-ng (or choose another TTS)")
+    return path
+
+
+def espeak_voice(language: str) -> str:
+    base = language.lower().split("-")[0]
+    if language.lower() in ("en-gb", "en-uk"):
+        return "en-gb"
+    return ESPEAK_VOICES.get(base, base)
+
+
+def read_wav(path: str) -> Speech:
+    with wave.open(path, "rb") as w:
+        sr, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
+        raw = w.readframes(n)
+    if width != 2:
+        raise ValueError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
+    data = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    if ch > 1:
+        data = data.reshape(-1, ch).mean(axis=1)
+    return Speech(data, sr)
+
+
+def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pitch: int = 45) -> Speech:
+    """Synthesize ``text`` with espeak-ng; empty text gives silence of length 0."""
+    text = text.strip()
+    if not text:
+        return Speech(np.zeros(0, np.float32), 22050)
+    voice = espeak_voice(language)
+    with tempfile.TemporaryDirectory(prefix="adreel_tts_") as tmp:
+        txt, out = os.path.join(tmp, "text.txt"), os.path.join(tmp, "speech.wav")
+        with open(txt, "w", encoding="utf-8") as f:
+            f.write(text)
+        proc = subprocess.run([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
+                               "-b", "1", "-w", out, "-f", txt], capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or not os.path.exists(out):
+            raise AdReelInputError("language", f"espeak-ng could not speak {language!r} (voice {voice!r}): "
+                                   f"{proc.stderr.strip()[-300:]}")
+        speech = read_wav(out)
+    return trim_silence(speech)
+
+
+def trim_silence(s: Speech, threshold: float = 0.01, keep: float = 0.03) -> Speech:
+    """Cut leading / trailing silence (espeak pads both ends)."""
+    loud = np.flatnonzero(np.abs(s.samples) > threshold)
+    if loud.size == 0:
+        return Speech(np.zeros(0, np.float32), s.sample_rate)
+    pad = int(keep * s.sample_rate)
+    a, b = max(0, loud[0] - pad), min(len(s.samples), loud[-1] + pad)
+    return Speech(np.ascontiguousarray(s.samples[a:b]), s.sample_rate)
+
+
+def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited enough for speech and music beds: linear interpolation after a
+    short moving-average when decimating."""
+    if sr_in == sr_out or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    if sr_out < sr_in:
+        k = int(np.ceil(sr_in / sr_out))
+        samples = np.convolve(samples, np.ones(k, np.float32) / k, mode="same")
+    n_out = int(round(samples.shape[-1] * sr_out / sr_in))
+    x_out = np.arange(n_out) * (sr_in / sr_out)
+    return np.interp(x_out, np.arange(samples.shape[-1]), samples).astype(np.float32)
+
+
+MAX_RATE_WPM = 225  # faster than this stops sounding natural
+
+
+def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAULT_RATE_WPM,
+                 lead_in: float = 0.1, breath: float = 0.25) -> tuple[Speech, int]:
+    """Speak ``text``; if it overruns ``seconds`` (minus lead-in and breath), speak it
+    faster, up to MAX_RATE_WPM. Returns the speech and the rate used."""
+    speech = speak_espeak(text, language, rate_wpm)
+    budget = seconds - lead_in - breath
+    if speech.duration > budget > 0 and rate_wpm < MAX_RATE_WPM:
+        faster = min(MAX_RATE_WPM, int(rate_wpm * speech.duration / budget * 1.03) + 1)
+        speech, rate_wpm = speak_espeak(text, language, faster), faster
+    return speech, rate_wpm

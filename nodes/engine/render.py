@@ -1,0 +1,215 @@
+"""Rendering an ad end to end: storyboard + clips + narration + music + brand →
+every requested aspect and format, subtitles, thumbnail and manifest.
+
+Order of work: scene timing follows the narration; the audio is mixed once
+(cheap, audio only); then each aspect is assembled in one pass that encodes
+each of its formats once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PIL import Image
+
+from .assemble import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_file, still_card
+from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
+from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
+from .fonts import resolve_font
+from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
+from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
+from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
+
+SUBTITLE_MODES = ("burn + sidecar", "sidecar only", "off")
+FRAMINGS = ("cover", "contain")
+
+
+@dataclass
+class RenderOptions:
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+    font: str | None = None
+    subtitles: str = "burn + sidecar"
+    subtitle_style: str = "box"
+    mix: MixSettings = field(default_factory=MixSettings)
+    logo_position: str = "top-right"
+    logo_size: float = 0.22           # fraction of the frame width
+    logo_opacity: float = 0.9
+    end_card_seconds: float = 2.0
+    intro_seconds: float = 0.0
+    formats: tuple[str, ...] = ("mp4",)
+    thumbnail: bool = True
+    extra_aspects: tuple[str, ...] = ()
+    framing: str = "cover"
+
+    def __post_init__(self):
+        checks = [("subtitles", self.subtitles, SUBTITLE_MODES), ("logo_position", self.logo_position, LOGO_POSITIONS),
+                  ("framing", self.framing, FRAMINGS)]
+        for name, val, allowed in checks:
+            if val not in allowed:
+                raise AdReelInputError(name, f"{val!r} is not one of {', '.join(allowed)}")
+        for a in self.extra_aspects:
+            if a not in ASPECT_RATIOS:
+                raise AdReelInputError("extra_aspects", f"{a!r} is not one of {', '.join(ASPECT_RATIOS)}")
+        if self.end_card_seconds < 0 or self.intro_seconds < 0:
+            raise AdReelInputError("end_card_seconds", "must not be negative")
+
+
+@dataclass
+class RenderResult:
+    storyboard: Storyboard
+    files: dict[str, str]                 # kind → path, for the main aspect
+    aspects: dict[str, dict[str, str]]    # aspect → its files
+    manifest_path: str
+    seconds: float
+    notes: list[str]
+
+
+def parse_aspects(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip())
+
+
+def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]:
+    units = max_line_units(sb.width, sb.height)
+    cues = []
+    for sc, (a, b) in zip(sb.scenes, spans):
+        if b > a and sc.narration.strip():
+            cues += make_cues(sc.narration, a, b, units)
+    return cues
+
+
+def _font_family(font: str | None) -> tuple[str, str | None]:
+    """(family for libass, file to ship in a fonts dir or None)."""
+    if not font:
+        return "Noto Sans CJK KR", None
+    face = resolve_font(font)
+    if os.path.splitext(font.split("#")[0])[1].lower() in (".ttf", ".otf", ".ttc", ".otc"):
+        from fontTools.ttLib import TTCollection, TTFont
+        tt = TTCollection(face.path).fonts[face.index] if face.path.lower().endswith((".ttc", ".otc")) \
+            else TTFont(face.path)
+        return tt["name"].getDebugName(1) or "Noto Sans CJK KR", face.path
+    return font.split(":")[0], None
+
+
+def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_path: str, work_dir: str,
+              options: RenderOptions | None = None, narration: list[AudioClip | None] | None = None,
+              music: AudioClip | None = None, logo: Image.Image | None = None,
+              progress: Callable[[str, int, int], None] | None = None,
+              cancelled: Callable[[], bool] | None = None,
+              providers: list[dict] | None = None) -> RenderResult:
+    """Render every aspect and format of the ad. ``make_sources(sb)`` returns one
+    frame source per scene for a storyboard (of any size/timing)."""
+    import time
+    t0 = time.monotonic()
+    opt = options or RenderOptions()
+    notes: list[str] = []
+    os.makedirs(work_dir, exist_ok=True)
+    stem = os.path.splitext(out_path)[0]
+
+    # 1. timing follows the voice
+    if narration is not None:
+        if len(narration) != len(sb.scenes):
+            raise AdReelInputError("narration", f"{len(narration)} narration clips for {len(sb.scenes)} scenes: "
+                                   "connect SceneNarration fed by StoryboardSplit's scenes")
+        speech = [c.trimmed() if c is not None else None for c in narration]
+        sb = retime_for_narration(sb, [c.duration if c is not None else 0.0 for c in speech])
+    else:
+        speech = None
+
+    # 2. audio, once for all aspects
+    duration = sb.total_frames / sb.fps
+    voice, spans = (narration_track(sb, speech, LEAD_IN_SECONDS) if speech else (None, []))
+    audio_path = os.path.join(work_dir, "mix.wav")
+    loud = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix)
+    if loud.get("silent"):
+        audio_path = None
+    if music is None:
+        notes.append("no music connected")
+
+    # 3. subtitles
+    cues = subtitle_cues(sb, spans) if (speech and opt.subtitles != "off") else []
+    sidecars = {}
+    if cues:
+        sidecars = {"srt": f"{stem}.srt", "vtt": f"{stem}.vtt"}
+        write_srt(cues, sidecars["srt"])
+        write_vtt(cues, sidecars["vtt"])
+    family, font_file = _font_family(opt.font)
+
+    aspects = [sb.brief.aspect_ratio] + [a for a in opt.extra_aspects if a != sb.brief.aspect_ratio]
+    by_aspect: dict[str, dict[str, str]] = {}
+    total_frames_all = sb.total_frames * len(aspects)
+    for n, aspect in enumerate(aspects):
+        if cancelled and cancelled():
+            raise InterruptedError("render cancelled")
+        W, H = (sb.width, sb.height) if n == 0 else size_for_short_side(aspect, min(sb.width, sb.height))
+        asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
+        adir = os.path.join(work_dir, f"aspect_{n}")
+        os.makedirs(adir, exist_ok=True)
+        extras = AssemblyExtras(audio_path=audio_path, formats=tuple(opt.formats))
+        if cues and opt.subtitles == "burn + sidecar":
+            extras.subtitles_path = os.path.join(adir, "subs.ass")
+            if font_file:
+                extras.fonts_dir = os.path.join(adir, "fonts")
+                os.makedirs(extras.fonts_dir, exist_ok=True)
+                shutil.copy(font_file, extras.fonts_dir)
+            write_ass(cues, W, H, extras.subtitles_path, font=family, style=opt.subtitle_style)
+        end_frames = min(int(round(opt.end_card_seconds * sb.fps)), sb.total_frames // 2)
+        intro_frames = min(int(round(opt.intro_seconds * sb.fps)), sb.total_frames // 3)
+        end_start = sb.total_frames - end_frames
+        if end_frames:
+            extras.cards.append(still_card(end_card(sb.brief, W, H, logo, opt.font), end_start, sb.total_frames,
+                                           max(1, round(0.4 * sb.fps))))
+            extras.text_until = end_start / sb.fps
+        if intro_frames:
+            img = intro_card(sb.brief, W, H, logo, opt.font)
+            card = still_card(img, 0, intro_frames, 1)
+            extras.cards.append(card)
+        if opt.logo_size > 0 and opt.logo_opacity > 0:
+            lg, x, y = logo_overlay(sb.brief, logo, W, H, opt.logo_size, opt.logo_opacity, opt.logo_position, opt.font)
+            lp = os.path.join(adir, "logo.png")
+            lg.save(lp)
+            extras.logo = Overlay(lp, x, y, intro_frames / sb.fps, end_start / sb.fps, slide_in=False)
+        if opt.thumbnail:
+            first = asb.scenes[0]
+            extras.thumbnail_frame = max(first.start_frame + int(first.frame_count * 0.6), intro_frames + 1)
+        target = out_path if n == 0 else f"{stem}_{aspect.replace(':', 'x')}.mp4"
+
+        def prog(d, t, n=n):
+            if progress:
+                progress(f"{aspect}: frame {d}/{t}", n * sb.total_frames + d, total_frames_all)
+
+        result = assemble(asb, make_sources(asb), target, adir, encode=opt.encode, font=opt.font,
+                          progress=prog, cancelled=cancelled, extras=extras)
+        files = dict(result.files)
+        if n == 0:
+            files.update(sidecars)
+        by_aspect[aspect] = files
+
+    main_files = by_aspect[aspects[0]]
+    manifest_path = f"{stem}.json"
+    outputs = []
+    for aspect, files in by_aspect.items():
+        for kind, path in files.items():
+            if kind == "hls":
+                for name in sorted(os.listdir(os.path.dirname(path))):
+                    outputs.append(describe_file(f"hls:{aspect}", os.path.join(os.path.dirname(path), name)))
+            else:
+                outputs.append(describe_file(f"{kind}:{aspect}", path))
+    providers = list(providers or [])
+    manifest = RenderManifest(
+        brief=sb.brief, storyboard=sb, providers=providers,
+        costs_usd=round(sum(r.get("actual_cost_usd") or 0 for r in providers), 4),
+        models=sorted({f"{r['provider']}:{r['model']}" for r in providers if r.get("provider") not in (None, "camera")}),
+        timings_seconds={"render": round(time.monotonic() - t0, 3)},
+        encode={"video": "h264 high yuv420p bt709", "preset": opt.encode.preset, "crf": opt.encode.crf,
+                "audio": "aac 48kHz stereo", "fps": sb.fps, "frames": sb.total_frames,
+                "formats": list(opt.formats), "aspects": aspects, "loudness": loud,
+                "subtitles": opt.subtitles if cues else "none"},
+        outputs=outputs, notes=list(sb.notes) + notes)
+    tmp = manifest_path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(json.loads(manifest.model_dump_json()), f, ensure_ascii=False, indent=2)
+    os.replace(tmp, manifest_path)
+    return RenderResult(sb, main_files, by_aspect, manifest_path, time.monotonic() - t0, notes)
