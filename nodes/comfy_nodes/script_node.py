@@ -1,44 +1,193 @@
-"""ScriptLLM: brief → timed script."""
+"""ScriptLLM: brief (+ reference pacing) → timed script, by Ollama, an OpenAI-compatible LLM or the template.
+
+The LLM's answer must meet the quality bar (engine/script/quality.py); what
+misses it goes back to the LLM with the errors (bounded tries), then the
+template writes the script and the node says so. An edited script (JSON)
+replaces the generation. Same brief + seed → same script (ComfyUI caches it).
+"""
 from __future__ import annotations
 
-from ..engine.models import AdScript
-from ..engine.script import write_template_script
-from .api import CATEGORY, BriefType, ScriptType, check_combos, io, ui
+import asyncio
+import itertools
+import json
+
+from ..engine.models import AdReelInputError, AdScript
+from ..engine.script.backends import LLMConfigError, LLMError
+from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_script, parse_edited_script,
+                                      raise_for_user)
+from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_models, list_models_sync, resolve_host
+from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
+from ..engine.script.quality import plan_pacing
+from . import api
+from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combos, io, ui
+
+MODELS_ROUTE = "/adreel/ollama/models"
 
 
 def script_summary(ad: AdScript) -> str:
     s = ad.script
-    lines = [f"{s.title} — {s.total_duration:g}s, {len(s.scenes)} scenes, {s.language}, source: {s.source}"]
-    lines += [f"note: {n}" for n in s.notes]
+    lines = []
+    fallback = next((n for n in s.notes if n.startswith("fallback:")), None)
+    if fallback:
+        lines.append("FELL BACK TO THE TEMPLATE — " + fallback[len("fallback:"):].strip())
+    lines.append(f"{s.title} — {s.total_duration:g}s, {len(s.scenes)} scenes, {s.language}, source: {s.source}")
+    lines += [f"note: {n}" for n in s.notes if n is not fallback]
     for sc in s.scenes:
         lines.append(f"[{sc.start:5.2f}–{sc.end:5.2f}] {sc.segment:<8} {sc.on_screen_text} | {sc.narration}")
     return "\n".join(lines)
 
 
+def model_options() -> list[str]:
+    """The Ollama models to list: the server's (OLLAMA_HOST, refreshed with the node definitions)
+    plus those of any server the node has used; the default name when none answers."""
+    listed = set(list_models_sync() or []) | set(known_models())
+    return sorted(listed) or [DEFAULT_MODEL]
+
+
+async def _models_route(request):
+    """GET /adreel/ollama/models[?host=…] → {"host", "models"} (models null when the server is down)."""
+    from aiohttp import web
+    host = request.query.get("host", "")
+    if host and not host.startswith(("http://", "https://")) and "://" in host:
+        return web.json_response({"error": "host must be an http(s) URL"}, status=400)
+    models = await asyncio.to_thread(list_models_sync, host or None, 3.0, 0.0)
+    return web.json_response({"host": resolve_host(host or None), "models": models})
+
+
+_ROUTE_ADDED = api.add_get_route(MODELS_ROUTE, _models_route)
+
+# widget values that decide whether an earlier fallback is retried (see fingerprint_inputs)
+WIDGET_DEFAULTS = dict(backend="ollama", seed=0, model=DEFAULT_MODEL, ollama_host="", openai_model=DEFAULT_OPENAI_MODEL,
+                       openai_base_url="", api_key_env=DEFAULT_KEY_ENV, temperature=0.8, context_size=8192,
+                       keep_alive="10m", timeout_seconds=180.0, max_attempts=3, shot_seconds=0.0, edited_script="")
+_RETRY_STATE: dict[str, dict] = {}
+_TOKENS = itertools.count(1)
+
+
+def _state_key(values: dict) -> str:
+    merged = {k: values.get(k, v) for k, v in WIDGET_DEFAULTS.items()}
+    return json.dumps(merged, sort_keys=True, default=str)
+
+
 class ScriptLLM(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        models = model_options()
         return io.Schema(
             node_id="ScriptLLM",
             display_name="Script (LLM)",
             category=CATEGORY,
-            description="Writes the ad's timed script from the brief.",
+            description=("Writes the ad's timed script from the brief with Ollama, an OpenAI-compatible LLM or the "
+                         "deterministic template. Checked against the brief (durations, pacing, brand, CTA, "
+                         "language, speaking rate); a miss goes back to the LLM with the errors, then the template "
+                         "takes over and the node says why. Paste an edited script JSON into edited_script to "
+                         "replace the generation."),
             inputs=[
                 BriefType.Input("brief"),
-                io.Combo.Input("backend", options=["template"], default="template",
-                               tooltip="template: the deterministic writer, no LLM needed."),
+                io.Combo.Input("backend", options=list(BACKENDS), default="ollama",
+                               tooltip="ollama / openai: an LLM writes the script (template when none answers); "
+                                       "template: the deterministic writer, no LLM."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
                              tooltip="Same brief + seed → same script; another seed → another variant."),
+                ReferenceType.Input("reference", optional=True,
+                                    tooltip="Pacing and structure from ReferenceAnalyze: the script follows them."),
+                io.Combo.Input("model", options=models, default=DEFAULT_MODEL if DEFAULT_MODEL in models else models[0],
+                               optional=True,
+                               tooltip="Ollama model. Listed from the server (refresh node definitions to update); "
+                                       "any name works in an API prompt."),
+                io.String.Input("ollama_host", default="", optional=True,
+                                tooltip="Ollama URL; empty: OLLAMA_HOST, else http://127.0.0.1:11434."),
+                io.String.Input("openai_model", default=DEFAULT_OPENAI_MODEL, optional=True,
+                                tooltip="Model name for the OpenAI-compatible endpoint."),
+                io.String.Input("openai_base_url", default="", optional=True,
+                                tooltip="e.g. http://127.0.0.1:8000/v1 (vLLM), http://127.0.0.1:1234/v1 (LM Studio); "
+                                        "empty: OPENAI_BASE_URL, else https://api.openai.com/v1."),
+                io.String.Input("api_key_env", default=DEFAULT_KEY_ENV, optional=True,
+                                tooltip="NAME of the environment variable holding the API key (never the key)."),
+                io.Float.Input("temperature", default=0.8, min=0.0, max=2.0, step=0.05, optional=True),
+                io.Int.Input("context_size", default=8192, min=0, max=262144, step=512, optional=True,
+                             tooltip="Ollama num_ctx (0: the model's default)."),
+                io.String.Input("keep_alive", default="10m", optional=True,
+                                tooltip="How long Ollama keeps the model loaded: 10m, 1h, -1 (always), 0 (unload "
+                                        "after this answer)."),
+                io.Float.Input("timeout_seconds", default=180.0, min=1.0, max=3600.0, step=1.0, optional=True,
+                               tooltip="Per request; loading a model on CPU can take a while."),
+                io.Int.Input("max_attempts", default=3, min=1, max=8, optional=True,
+                             tooltip="Tries (each gets the previous answer's errors) before the template takes over."),
+                io.Float.Input("shot_seconds", default=0.0, min=0.0, max=60.0, step=0.1, optional=True,
+                               tooltip="Pacing: mean shot length wanted (0: from the reference, else the standard "
+                                       "structure for the ad's length)."),
+                io.String.Input("edited_script", default="", multiline=True, optional=True,
+                                tooltip="An edited script (this node's script_json): replaces the generation after "
+                                        "the same checks."),
             ],
             outputs=[ScriptType.Output(display_name="script"), io.String.Output(display_name="script_json")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, backend):
-        return check_combos({"backend": backend}, {"backend": ["template"]})
+    def validate_inputs(cls, backend, model=None):
+        # ``model`` is listed here so ComfyUI never checks it against the editor's list:
+        # an API prompt may name any model the server has.
+        return check_combos({"backend": backend}, {"backend": list(BACKENDS)})
 
     @classmethod
-    def execute(cls, brief, backend, seed) -> io.NodeOutput:
-        script = write_template_script(brief, seed=seed)
+    def fingerprint_inputs(cls, **values):
+        """Unchanged (cached) unless the last run with these widgets fell back: then ask the LLM again."""
+        if len(_RETRY_STATE) > 512:  # widget combinations seen long ago
+            _RETRY_STATE.clear()
+        state = _RETRY_STATE.setdefault(_state_key(values), {"retry": False, "token": ""})
+        if state["retry"]:
+            state["token"] = f"retry-{next(_TOKENS)}"
+        return state["token"]
+
+    @classmethod
+    async def execute(cls, brief, backend, seed, reference=None, model=DEFAULT_MODEL, ollama_host="",
+                      openai_model=DEFAULT_OPENAI_MODEL, openai_base_url="", api_key_env=DEFAULT_KEY_ENV,
+                      temperature=0.8, context_size=8192, keep_alive="10m", timeout_seconds=180.0,
+                      max_attempts=3, shot_seconds=0.0, edited_script="") -> io.NodeOutput:
+        node_id = cls.hidden.unique_id if cls.hidden else None
+        widgets = {k: v for k, v in locals().items() if k in WIDGET_DEFAULTS}
+        if backend not in BACKENDS:
+            raise AdReelInputError("backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+        ref = reference if reference is not None else brief.reference_style
+        if ref is not None:
+            brief = brief.model_copy(update={"reference_style": ref})
+
+        if (edited_script or "").strip():
+            pacing = plan_pacing(brief, ref, shot_seconds)
+            script = parse_edited_script(edited_script, brief, pacing)
+            fell_back = False
+        else:
+            try:
+                llm = cls._backend(backend, model, ollama_host, openai_model, openai_base_url, api_key_env,
+                                   context_size, keep_alive, timeout_seconds)
+                gen = await generate_script(
+                    brief, llm, seed=seed, temperature=temperature, max_attempts=max_attempts, reference=ref,
+                    shot_seconds=shot_seconds, cancelled=api.interrupted,
+                    progress=(lambda msg: api.send_progress_text(msg, node_id)) if node_id else None)
+            except GenerationCancelled:
+                api.raise_if_interrupted()
+                raise
+            except LLMError as e:
+                raise_for_user(e)
+            script, fell_back = gen.script, gen.fell_back
+            if fell_back and node_id:
+                api.send_progress_text(f"fell back to the template: {gen.reason}", node_id)
+        _RETRY_STATE.setdefault(_state_key(widgets), {"retry": False, "token": ""})["retry"] = fell_back
+
         ad = AdScript(brief=brief, script=script)
-        return io.NodeOutput(ad, script.model_dump_json(indent=2), ui=ui.PreviewText(script_summary(ad)))
+        return io.NodeOutput(ad, script.model_dump_json(indent=2), ui={**ui.PreviewText(script_summary(ad)).as_dict(), "adreel_script": [script.model_dump(mode="json")]})
+
+    @staticmethod
+    def _backend(backend, model, ollama_host, openai_model, openai_base_url, api_key_env, context_size,
+                 keep_alive, timeout_seconds):
+        try:
+            if backend == "ollama":
+                return OllamaBackend(model, ollama_host, keep_alive=keep_alive, context_size=context_size,
+                                     timeout=timeout_seconds)
+            if backend == "openai":
+                return OpenAIBackend(openai_model, openai_base_url, api_key_env, timeout=timeout_seconds)
+        except LLMConfigError as e:
+            raise AdReelInputError(e.field, str(e)) from None
+        return None

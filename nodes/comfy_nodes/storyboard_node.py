@@ -49,5 +49,6 @@ class StoryboardSplit(io.ComfyNode):
             sb, specs,
             [s.image_prompt for s in sb.scenes], [s.negative_prompt for s in sb.scenes],
             [s.narration for s in sb.scenes], [s.frame_count / sb.fps for s in sb.scenes],
-            ui=ui.PreviewText("\n".join(table)),
+            ui={**ui.PreviewText("\n".join(table)).as_dict(),  # + the storyboard (no file paths) and its script, for the editor
+                "adreel_storyboard": [sb.model_dump(mode="json", exclude={"brief"}) | {"script": script.script.model_dump(mode="json")}]},
         )

@@ -7,8 +7,10 @@ moves and pacing within the same structure.
 from __future__ import annotations
 
 import random
+import re
 
 from ..models import Brief, Scene, Script
+from .language import narration_fits, speech_seconds
 
 # Segment structures by ad length; weights share out the duration.
 _STRUCTURES: list[tuple[float, list[tuple[str, float]]]] = [
@@ -150,6 +152,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
             brand_elements=["logo"] if segment in ("hook", "cta") else [],
         ))
         t = end
+    _meet_the_bar(scenes, phrases, fields, brief.language)
     return Script(
         title=f"{brief.brand} — {brief.product}",
         language=brief.language,
@@ -158,3 +161,55 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
         source="template",
         notes=notes,
     )
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", s.casefold()).strip()
+
+
+def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, language: str) -> None:
+    """Make the template's own script meet the quality bar (quality.py) where it misses.
+
+    Scenes that already pass are left exactly as written. A narration too long
+    for its scene is swapped for a phrasing that fits (or the on-screen text, or
+    silence); a brand or product named nowhere is worked into the CTA or hook.
+    """
+    def fits(text: str, sc: Scene) -> bool:
+        return narration_fits(text, language, sc.duration)
+
+    def options(segment: str, slot: int, must: str = "") -> list[str]:
+        out = []
+        for pair in phrases.get(segment) or phrases["solution"]:
+            if must and must not in pair[slot]:
+                continue
+            out.append(pair[slot].format(**fields)[:1000 if slot else 200])
+        return out
+
+    for sc in scenes:
+        if sc.narration and not fits(sc.narration, sc):
+            shorter = [n for n in options(sc.segment, 1) + [sc.on_screen_text] if n and fits(n, sc)]
+            sc.narration = min(shorter, key=lambda n: speech_seconds(n, language)) if shorter else ""
+
+    def present(value: str) -> bool:
+        return _norm(value) in _norm(" ".join(sc.narration + " " + sc.on_screen_text for sc in scenes))
+
+    last, first = scenes[-1], scenes[0]
+    for key in ("brand", "product"):
+        if present(fields[key]):
+            continue
+        placeholder = "{" + key + "}"
+        # a narration that names it (the CTA's, then the hook's), where one fits
+        for sc in ([last] + ([first] if first is not last else [])):
+            fitting = [n for n in options(sc.segment, 1, placeholder) if fits(n, sc)]
+            if fitting:
+                sc.narration = fitting[0]
+                break
+        else:
+            if first is not last:  # the opening card names it
+                texts = options(first.segment, 0, placeholder)
+                first.on_screen_text = texts[0] if texts else f"{fields['brand']} {fields['product']}"[:200]
+                if not present(fields[key]):
+                    first.on_screen_text = f"{fields['brand']} {fields['product']}"[:200]
+            elif fits(fields[key], last):
+                last.narration = (f"{fields[key]}. {last.narration}" if last.narration
+                                  and fits(f"{fields[key]}. {last.narration}", last) else fields[key])

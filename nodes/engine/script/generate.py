@@ -1,0 +1,207 @@
+"""Brief → script through an LLM: ask, validate, send the errors back (bounded), else the template.
+
+Every way out gives a valid Script, and says what happened in ``Script.source``
+and ``Script.notes``: the model that wrote it, the repairs it needed, or the
+reason the template took over. Only what the user must fix (a model the server
+lacks, a refused key, a bad setting) is an error.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Optional
+
+from pydantic import ValidationError
+
+from ..models import AdReelInputError, Brief, ReferenceStyle, Script
+from .backends import LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
+from .prompting import messages as build_messages, repair_prompt
+from .quality import Issue, Pacing, check_script, plan_pacing
+from .schema import AnswerProblem, json_schema, parse_answer, to_script, validation_issues
+from .template import write_template_script
+
+BACKENDS = ("ollama", "openai", "template")
+MAX_RETRY_WAIT = 10.0
+
+
+class GenerationCancelled(Exception):
+    pass
+
+
+@dataclass
+class Attempt:
+    number: int
+    outcome: str                      # ok | invalid | unavailable | rejected
+    seconds: float
+    issues: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generation:
+    script: Script
+    pacing: Pacing
+    fell_back: bool = False
+    reason: Optional[str] = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def template_for(brief: Brief, seed: int, pacing: Pacing) -> Script:
+    """The template's script, following ``pacing`` (auto pacing = the template's own plan)."""
+    if pacing.source == "auto":
+        return write_template_script(brief, seed=seed)
+    return write_template_script(brief, seed=seed, structure=pacing.structure, shot_seconds=pacing.shot_seconds)
+
+
+def _with_notes(script: Script, notes: list[str], source: str | None = None) -> Script:
+    return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes))),
+                                     **({"source": source} if source else {})})
+
+
+def _bar_notes(script: Script, brief: Brief, pacing: Pacing) -> list[str]:
+    return [f"below the bar: {i}" for i in check_script(script, brief, pacing)]
+
+
+async def _await(coro: Awaitable, cancelled: Callable[[], bool] | None):
+    """Await ``coro``, giving up (and cancelling it) as soon as ``cancelled()`` says so."""
+    if cancelled is None:
+        return await coro
+    task = asyncio.ensure_future(coro)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.2)
+        if done:
+            return task.result()
+        if cancelled():
+            task.cancel()
+            raise GenerationCancelled()
+
+
+def _summary(issues: list[Issue] | list[str], limit: int = 3) -> str:
+    items = [str(i) for i in issues]
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return "; ".join(items[:limit]) + more
+
+
+async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperature: float = 0.8,
+                          max_attempts: int = 3, reference: ReferenceStyle | None = None, shot_seconds: float = 0.0,
+                          cancelled: Callable[[], bool] | None = None,
+                          progress: Callable[[str], None] | None = None) -> Generation:
+    """The script for ``brief``: from ``backend`` (an Ollama / OpenAI backend) or, when None, the template."""
+    pacing = plan_pacing(brief, reference, shot_seconds)
+    say = progress or (lambda _msg: None)
+    if backend is None:
+        script = template_for(brief, seed, pacing)
+        return Generation(_with_notes(script, pacing.notes + _bar_notes(script, brief, pacing)), pacing)
+
+    schema = json_schema(pacing, portable=getattr(backend, "portable_schema", False))
+    msgs = build_messages(brief, pacing, schema, reference, seed)
+    attempts: list[Attempt] = []
+    fixed: list[str] = []
+    reason = None
+    max_attempts = max(1, int(max_attempts))
+    for n in range(1, max_attempts + 1):
+        say(f"{backend.label}: writing the script (try {n}/{max_attempts})")
+        t0 = time.monotonic()
+        try:
+            completion = await _await(backend.complete(msgs, schema, seed=seed, temperature=temperature), cancelled)
+        except LLMUnavailable as e:
+            attempts.append(Attempt(n, "unavailable", time.monotonic() - t0, [str(e)]))
+            reason = str(e)
+            if e.transient and n < max_attempts:
+                wait = min(MAX_RETRY_WAIT, e.retry_after if e.retry_after is not None else 1.0)
+                say(f"{backend.label}: {e} — trying again in {wait:g} s")
+                await _await(asyncio.sleep(wait), cancelled)
+                continue
+            break
+        except LLMRejected as e:
+            attempts.append(Attempt(n, "rejected", time.monotonic() - t0, [str(e)]))
+            reason = str(e)
+            break
+        try:
+            data, repairs = parse_answer(completion.text)
+            script = to_script(data, brief, backend.label)
+            issues = check_script(script, brief, pacing)
+        except AnswerProblem as p:
+            issues, repairs = p.issues, []
+        if completion.truncated and issues:
+            issues = [Issue("answer", "was cut off at the model's output limit: write shorter texts")] + issues
+        if not issues:
+            attempts.append(Attempt(n, "ok", time.monotonic() - t0))
+            notes = list(pacing.notes)
+            if fixed:
+                notes.append(f"repaired: {backend.label} fixed its answer on try {n} of {max_attempts} "
+                             f"after: {_summary(fixed)}")
+            notes += [f"repaired: {r}" for r in repairs]
+            return Generation(_with_notes(script, notes), pacing, attempts=attempts)
+        attempts.append(Attempt(n, "invalid", time.monotonic() - t0, [str(i) for i in issues]))
+        fixed += [str(i) for i in issues if str(i) not in fixed]
+        reason = f"{backend.label} missed the brief in {n} tries: {_summary(issues)}"
+        say(f"{backend.label}: {_summary(issues, 2)} — asking for a fix")
+        msgs = msgs + [{"role": "assistant", "content": completion.text},
+                       {"role": "user", "content": repair_prompt(issues, brief)}]
+
+    script = template_for(brief, seed, pacing)
+    notes = [f"fallback: {reason} — wrote the template script instead"] + pacing.notes
+    notes += _bar_notes(script, brief, pacing)
+    say(f"fell back to the template: {reason}")
+    return Generation(_with_notes(script, notes), pacing, fell_back=True, reason=reason, attempts=attempts)
+
+
+def raise_for_user(err: Exception) -> None:
+    """Turn what only the user can fix into an AdReelInputError naming the widget."""
+    if isinstance(err, LLMModelMissing):
+        raise AdReelInputError("openai_model" if err.where.startswith("the OpenAI") else "model", str(err)) from None
+    if isinstance(err, LLMAuthError):
+        raise AdReelInputError("api_key_env", str(err)) from None
+    if isinstance(err, LLMConfigError):
+        raise AdReelInputError(err.field, str(err)) from None
+    raise err
+
+
+# ----------------------------------------------------------------- editing
+def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str = "edited_script") -> Script:
+    """A script edited by hand (the node's script JSON, changed), checked like any other.
+
+    Errors name the scene and field: ``edited_script.scenes[2].narration: …``.
+    Scenes may give ``start``/``end`` (as the node outputs them) or ``duration``.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AdReelInputError(field_name, f"is not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("script"), dict):
+        data = data["script"]  # the whole ADREEL_SCRIPT (brief + script)
+    if not isinstance(data, dict) or not isinstance(data.get("scenes"), list):
+        raise AdReelInputError(field_name, "must be a script object with a \"scenes\" list (the node's script_json)")
+
+    def fail(issues: list[Issue]):
+        first = issues[0]
+        raise AdReelInputError(f"{field_name}.{first.field}",
+                               "; ".join(f"{field_name}.{i}" for i in issues)) from None
+
+    scenes = data["scenes"]
+    if scenes and all(isinstance(s, dict) and "duration" in s and "end" not in s for s in scenes):
+        try:
+            script = to_script({"title": data.get("title") or f"{brief.brand} — {brief.product}", "scenes": scenes},
+                               brief, "edited")
+        except AnswerProblem as p:
+            fail(p.issues)
+    else:
+        body = {k: v for k, v in data.items() if k not in ("source", "notes")}
+        body.setdefault("language", brief.language)
+        body.setdefault("total_duration", brief.duration_seconds)
+        for i, s in enumerate(scenes):
+            if isinstance(s, dict):
+                s.setdefault("index", i)
+        try:
+            script = Script.model_validate(body)
+        except ValidationError as e:
+            fail(validation_issues(e, root="scenes"))
+    issues = check_script(script, brief, pacing)
+    if script.language.split("-")[0] != brief.base_language:
+        issues.insert(0, Issue("language", f"is {script.language!r}; the brief's language is {brief.language!r}"))
+    if issues:
+        fail(issues)
+    return script.model_copy(update={"source": "edited", "language": brief.language,
+                                     "notes": ["edited by hand: this script replaces the generated one"]})

@@ -1,0 +1,103 @@
+"""The messages sent to an LLM: the brief, the pacing plan, the rules, the fixes."""
+from __future__ import annotations
+
+import json
+
+from ..models import Brief, ReferenceStyle
+from .language import language_name, max_units, speaking_rate
+from .quality import Issue, Pacing
+
+SYSTEM = (
+    "You are a senior copywriter and director of short video ads. You write timed scripts that sell: "
+    "a hook in the first seconds, one clear idea per scene, concrete visuals, and a call to action at the end. "
+    "You answer with exactly one JSON object that follows the JSON Schema you are given: no prose, no "
+    "markdown, no code fences."
+)
+
+
+def _brief_lines(brief: Brief) -> list[str]:
+    lines = [
+        f"- brand: {brief.brand}",
+        f"- product: {brief.product}",
+        f"- audience: {brief.audience or 'general'}",
+        f"- goal: {brief.goal or 'sell the product'}",
+        f"- tone: {brief.tone}",
+        f"- length: {brief.duration_seconds:g} seconds",
+        f"- aspect ratio: {brief.aspect_ratio}",
+        f"- language: {language_name(brief.language)} ({brief.language})",
+        f"- call to action (CTA): {brief.cta}",
+        f"- brand colours: {', '.join(brief.brand_colors)}",
+    ]
+    if brief.channels:
+        lines.append(f"- channels: {', '.join(brief.channels)}")
+    return lines
+
+
+def _pacing_lines(brief: Brief, pacing: Pacing) -> list[str]:
+    unit, rate = speaking_rate(brief.language)
+    lo, hi = pacing.count_range()
+    if lo == hi:
+        head = f"Write exactly {lo} scenes, in this order and with these durations (seconds):"
+    else:
+        head = (f"Write {lo} to {hi} scenes. This plan of {pacing.scene_count} is a good start "
+                f"(segments and seconds; adjust within the range if the story needs it):")
+    lines = [head]
+    for i, (seg, sec) in enumerate(zip(pacing.structure, pacing.shot_seconds)):
+        lines.append(f"  {i + 1}. {seg}: {sec:.2f} s — narration at most {max_units(sec, brief.language)} {unit}")
+    lines.append(f"The durations must add up to exactly {brief.duration_seconds:g} seconds.")
+    lines.append(f"Narration is read at about {rate:g} {unit} per second: keep each scene's narration "
+                 f"within its budget (shorter is fine).")
+    return lines
+
+
+def _reference_lines(ref: ReferenceStyle | None) -> list[str]:
+    if ref is None:
+        return []
+    lines = [f"The pacing comes from a reference ad: {ref.shot_count} shots in {ref.duration_seconds:g} s, "
+             f"mean shot {ref.mean_shot_seconds:.2f} s, median {ref.median_shot_seconds:.2f} s."]
+    if ref.structure:
+        lines.append(f"Its structure: {', '.join(ref.structure)}.")
+    if ref.tone:
+        lines.append(f"Its tone: {ref.tone}.")
+    return lines
+
+
+def user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
+                seed: int = 0) -> str:
+    lang = language_name(brief.language)
+    parts = [
+        "Write the script of a short video ad for this brief:",
+        *_brief_lines(brief),
+        "",
+        *_pacing_lines(brief, pacing),
+        *_reference_lines(reference),
+        "",
+        "Rules:",
+        f"- narration and on_screen_text are in {lang}; image_prompt, negative_prompt and visual_direction "
+        "are in English (they drive an image model).",
+        "- the first scene is the hook; the last scene is the CTA, and its on_screen_text is exactly the CTA: "
+        f"{json.dumps(brief.cta, ensure_ascii=False)}.",
+        f"- name the brand ({brief.brand}) and the product ({brief.product}) in the narration or on-screen text.",
+        "- on_screen_text is a few words; narration is natural speech, not a list.",
+        "- image_prompt describes one photographable frame in the brand colours; no text in the image.",
+        "- camera is a move the key image gets; transition is how the scene begins (the first scene: cut).",
+        f"- this is variant {seed}: make your own creative choices.",
+        "",
+        "Answer with one JSON object that follows this JSON Schema:",
+        json.dumps(schema, ensure_ascii=False, separators=(",", ":")),
+    ]
+    return "\n".join(parts)
+
+
+def repair_prompt(issues: list[Issue], brief: Brief) -> str:
+    lines = ["Your answer does not meet the brief yet. Fix these problems:"]
+    lines += [f"- {i}" for i in issues]
+    lines.append(f"Answer again with the whole JSON object (all scenes, durations adding up to "
+                 f"{brief.duration_seconds:g} s), fixing these and keeping what was right. JSON only.")
+    return "\n".join(lines)
+
+
+def messages(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
+             seed: int = 0) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": user_prompt(brief, pacing, schema, reference, seed)}]
