@@ -1,11 +1,34 @@
-"""SceneKeyImage: scene → key image at the output aspect."""
+"""SceneKeyImage: scene → key image at the output aspect, composed, or sampled
+with the user's own checkpoint through ComfyUI's KSampler code."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from PIL import Image
 
 from ..engine.keyimage import compose_key_image, load_image_file
-from .api import CATEGORY, SceneType, io, ui
-from .convert import rgb_to_image
+from ..engine.model_sizes import family_from_config_names, sample_size
+from ..engine.models import AdReelInputError
+from ..engine.motion import cover_fit
+from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
+                                       finish_sampled, sampled_problem, scene_prompts, scene_seed)
+from . import api
+from .api import CATEGORY, SceneType, check_combos, io
+from .convert import image_to_rgb, rgb_to_image
+
+DESCRIPTION = (
+    "The scene's key image at the output aspect. Without a model: composed from the brand palette, the product "
+    "image and the scene. With MODEL + CLIP + VAE connected: sampled through ComfyUI's own KSampler code, one "
+    "seed per scene derived from `seed`, prompt = style + brand palette (as colour names) + the scene's image "
+    "prompt, negative = shared negative + the scene's; at the size the model family was trained for (SD 1.5: "
+    "512 short side, SD 2: 768, SDXL / SD3 / Flux: ~1 MP) at the output aspect, then cover-fitted to the frame. "
+    "denoise < 1 starts from the composed image (brand layout) instead of noise. "
+    "Product image: `composite` (default) pastes the real photo, exact pixels, over the sampled scene, because a "
+    "model redraws labels, logos and shapes and a product in an ad must be the product; `img2img` lets the model "
+    "repaint the composed image holding the photo (set denoise ~0.5 so it stays recognisable); `ignore` leaves it "
+    "out. Fallback: with `composed key image`, a model that fails (error, NaN or blank output, wrong VAE) gives "
+    "the composed key image instead, and the node says so.")
 
 
 class SceneKeyImage(io.ComfyNode):
@@ -15,23 +38,126 @@ class SceneKeyImage(io.ComfyNode):
             node_id="SceneKeyImage",
             display_name="Scene Key Image",
             category=CATEGORY,
-            description="The scene's key image at the output aspect, composed from the brand palette, "
-                        "the product image (when the brief has one) and the scene.",
+            description=DESCRIPTION,
             inputs=[
                 SceneType.Input("scene"),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
-                             tooltip="Varies the composition."),
+                             tooltip="One seed for the ad; each scene's sampling seed is derived from it and "
+                                     "shown on the node."),
                 io.String.Input("font", default="", optional=True,
                                 tooltip="Font family (fontconfig) or font file; empty: Noto Sans CJK."),
+                io.Model.Input("model", optional=True, tooltip="A checkpoint's MODEL: sample the key image with it."),
+                io.Clip.Input("clip", optional=True, tooltip="The checkpoint's CLIP (text encoder)."),
+                io.Vae.Input("vae", optional=True, tooltip="The checkpoint's VAE."),
+                io.Int.Input("steps", default=20, min=1, max=200, optional=True),
+                io.Float.Input("cfg", default=7.0, min=0.0, max=30.0, step=0.1, round=0.01, optional=True),
+                io.Combo.Input("sampler_name", options=api.sampler_names(), default="euler", optional=True),
+                io.Combo.Input("scheduler", options=api.scheduler_names(), default="normal", optional=True),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="1: from noise. Less: from the composed key image (brand layout, product)."),
+                io.String.Input("style", default=DEFAULT_STYLE, multiline=True, optional=True,
+                                tooltip="Shared prompt prefix for every scene (the brand palette is added after it)."),
+                io.String.Input("negative", default=DEFAULT_NEGATIVE, multiline=True, optional=True,
+                                tooltip="Shared negative prompt, before each scene's own negative prompt."),
+                io.Int.Input("sample_size", default=0, min=0, max=4096, step=16, optional=True,
+                             tooltip="0: the model family's size. Otherwise the sampled image's short side (px)."),
+                io.Combo.Input("product_image", options=list(PRODUCT_MODES), default="composite", optional=True,
+                               tooltip="The brief's product photo over a sampled image: composite (exact pixels), "
+                                       "img2img (model repaints it), ignore."),
+                io.Combo.Input("fallback", options=list(ON_MODEL_ERROR), default=ON_MODEL_ERROR[0], optional=True,
+                               tooltip="When the model fails: stop, or use the composed key image (said on the node)."),
             ],
-            outputs=[io.Image.Output(display_name="image")],
+            outputs=[io.Image.Output(display_name="image"),
+                     io.String.Output(display_name="info", tooltip="How this key image was made (seed, size, "
+                                                                    "fallback).")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, scene, seed, font="") -> io.NodeOutput:
+    def validate_inputs(cls, sampler_name=None, scheduler=None, product_image=None, fallback=None):
+        return check_combos({"sampler_name": sampler_name, "scheduler": scheduler, "product_image": product_image,
+                             "fallback": fallback},
+                            {"sampler_name": api.sampler_names(), "scheduler": api.scheduler_names(),
+                             "product_image": list(PRODUCT_MODES), "fallback": list(ON_MODEL_ERROR)})
+
+    @classmethod
+    def execute(cls, scene, seed, font="", model=None, clip=None, vae=None, steps=20, cfg=7.0, sampler_name="euler",
+                scheduler="normal", denoise=1.0, style=DEFAULT_STYLE, negative=DEFAULT_NEGATIVE, sample_size=0,
+                product_image="composite", fallback=ON_MODEL_ERROR[0]) -> io.NodeOutput:
+        sc = scene.scene
+        node_id = cls.hidden.unique_id if cls.hidden else None
         product = load_image_file(scene.product_image_path, "brief.product_image") if scene.product_image_path else None
         logo = load_image_file(scene.logo_path, "brief.logo") if scene.logo_path else None
-        img = compose_key_image(scene.scene, scene.width, scene.height, scene.brand, scene.product,
-                                product_image=product, logo=logo, seed=seed, font=font or None)
+
+        def composed(with_product=True) -> Image.Image:
+            return compose_key_image(sc, scene.width, scene.height, scene.brand, scene.product,
+                                     product_image=product if with_product else None, logo=logo, seed=seed,
+                                     font=font or None)
+
+        def say(text: str) -> None:
+            if node_id:
+                api.send_progress_text(text, node_id)
+
+        if model is None and clip is None and vae is None:
+            img = composed()
+            info = f"scene {sc.index}: composed key image (no model connected)"
+        else:
+            try:
+                missing = [n for n, v in (("model", model), ("clip", clip), ("vae", vae)) if v is None]
+                if missing:
+                    raise AdReelInputError(missing[0], f"connect {', '.join(missing)} too: sampling needs a "
+                                                       "checkpoint's MODEL, CLIP and VAE")
+                img, info = cls._sample(sc, scene, model, clip, vae, seed, steps, cfg, sampler_name, scheduler,
+                                        denoise, style, negative, sample_size, product_image, product, logo,
+                                        composed, say)
+            except Exception as exc:  # the fallback chain: anything but the user's cancel
+                if api.is_interrupt(exc) or fallback != "composed key image":
+                    raise
+                reason = exc.message if isinstance(exc, AdReelInputError) else f"{type(exc).__name__}: {exc}"
+                logging.getLogger("AdReel").warning("SceneKeyImage scene %s: model failed, composed key image "
+                                                    "used instead: %s", sc.index, reason[:300])
+                img = composed()
+                info = f"scene {sc.index}: FALLBACK — the model failed ({reason[:300]}); composed key image instead"
+        say(info.splitlines()[0])
+        if node_id:
+            api.send_preview(node_id, img, 1, 1)
         tensor = rgb_to_image(np.asarray(img))
-        return io.NodeOutput(tensor, ui=ui.PreviewImage(tensor, cls=cls))
+        preview = api.ui.PreviewImage(tensor, cls=cls).as_dict()
+        return io.NodeOutput(tensor, info, ui={**preview, "text": [info]})
+
+    @classmethod
+    def _sample(cls, sc, scene, model, clip, vae, seed, steps, cfg, sampler_name, scheduler, denoise, style,
+                negative, short_side, product_mode, product, logo, composed, say):
+        model_ch, vae_ch = api.latent_channels(model), api.vae_latent_channels(vae)
+        if model_ch != vae_ch:
+            raise AdReelInputError("vae", f"the VAE makes {vae_ch}-channel latents but the model samples "
+                                          f"{model_ch}-channel ones: connect the VAE that belongs to the checkpoint")
+        family = family_from_config_names(api.model_config_names(model))
+        w, h = sample_size(family, scene.width, scene.height, short_side)
+        s_seed = scene_seed(seed, sc.index)
+        positive_text, negative_text = scene_prompts(sc, style, negative)
+        say(f"scene {sc.index}: sampling {w}x{h} ({family.label}), seed {s_seed}, {steps} steps")
+        positive, negative_c = api.encode_text(clip, positive_text), api.encode_text(clip, negative_text)
+        down = api.vae_downscale(vae)
+        if denoise < 1.0:  # img2img from the composed layout (and the product, unless it is composited later)
+            init = np.asarray(composed(with_product=product_mode == "img2img"))
+            init = np.ascontiguousarray(cover_fit(init, w, h))
+            latent = api.vae_encode(vae, rgb_to_image(init))
+        else:
+            latent = api.empty_latent(w, h, down)
+        out = api.ksample(model, positive, negative_c, latent, s_seed, steps, cfg, sampler_name, scheduler, denoise)
+        decoded = api.vae_decode(vae, out)
+        arr = decoded[0].float().cpu().numpy()
+        problem = sampled_problem(arr)
+        if problem:
+            raise RuntimeError(problem)
+        sampled = image_to_rgb(decoded[:1])
+        img = finish_sampled(sampled, sc, scene.width, scene.height, product_image=product, logo=logo,
+                             composite_product=product_mode == "composite")
+        info = (f"scene {sc.index}: sampled {sampled.shape[1]}x{sampled.shape[0]} ({family.label}), seed {s_seed}, "
+                f"{steps} steps {sampler_name}/{scheduler}, cfg {cfg:g}, denoise {denoise:g} → framed to "
+                f"{scene.width}x{scene.height}"
+                + (f"; product image {product_mode}" if product is not None else "")
+                + f"\nprompt: {positive_text}\nnegative: {negative_text}")
+        return img, info
+

@@ -1,12 +1,26 @@
 """MotionClip: key image (or a model's frame batch) + scene → VIDEO of the scene's length."""
 from __future__ import annotations
 
-from ..engine.clip_sources import FIT_MODES, FrameBatchClip
-from ..engine.models import CAMERA_MOVES
+from ..engine.clip_sources import FIT_MODES
+from ..engine.frame_batch import FRAMINGS, INTERPOLATIONS, FittedFrameBatch
+from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
-from .api import CATEGORY, SceneType, check_combos, io
+from .api import CATEGORY, SceneType, check_combos, io, send_progress_text
 from .convert import image_to_rgb
 from .video import RenderOnDemandVideo
+
+FALLBACKS = ("stop with the error", "camera move")
+MIN_FRAME_STD = 0.5 / 255
+
+
+def batch_problem(images) -> str | None:
+    """Why a frame batch is no video (a failed or bypassed video model), or None."""
+    import torch
+    if not bool(torch.isfinite(images).all()):
+        return "the frame batch has NaN/inf pixels"
+    if float(images.float().std()) < MIN_FRAME_STD:
+        return "every frame of the batch is the same flat colour"
+    return None
 
 
 class MotionClip(io.ComfyNode):
@@ -16,36 +30,81 @@ class MotionClip(io.ComfyNode):
             node_id="MotionClip",
             display_name="Motion Clip",
             category=CATEGORY,
-            description="A single image gets a smooth camera move over the scene; a frame batch from a video "
-                        "model is fitted to the scene's length and fps (interpolated). Rendered lazily: no encode here.",
+            description="A single image gets a smooth camera move over the scene. A frame batch from any video-model "
+                        "node (SVD, WAN, LTX-Video, AnimateDiff …) is fitted to the scene: its length (stretch, or "
+                        "native speed holding the last frame), the ad's fps (motion-compensated interpolation by "
+                        "optical flow, or blend) and the frame (cover or contain). Frames are made one at a time "
+                        "when the ad is encoded: nothing is encoded or held here. Fallback: when the batch is "
+                        "unusable (NaN or blank frames from a failed or bypassed model) the scene gets a camera "
+                        "move on the key image instead, and the node says so.",
             inputs=[
                 io.Image.Input("images", tooltip="One key image, or a frame batch from any video-model node."),
                 SceneType.Input("scene"),
                 io.Combo.Input("camera", options=["from scene", *CAMERA_MOVES], default="from scene"),
                 io.Float.Input("strength", default=1.0, min=0.0, max=3.0, step=0.05),
                 io.Float.Input("source_fps", default=8.0, min=1.0, max=120.0, step=1.0,
-                               tooltip="Frame rate of a frame batch (ignored for a single image)."),
+                               tooltip="Frame rate of a frame batch (ignored for a single image): SVD 6, "
+                                       "AnimateDiff 8, WAN 16, LTX-Video 24."),
                 io.Combo.Input("fit", options=list(FIT_MODES), default="stretch",
                                tooltip="Frame batch: stretch to the scene, or keep its speed and hold the last frame."),
+                io.Combo.Input("interpolation", options=list(INTERPOLATIONS), default="motion", optional=True,
+                               tooltip="Frames between two model frames: motion (optical flow, things move), "
+                                       "blend (cross-fade) or nearest (repeat)."),
+                io.Combo.Input("framing", options=list(FRAMINGS), default="cover", optional=True,
+                               tooltip="Model frames of another aspect: cover (fill, crop) or contain (whole "
+                                       "frame on a blurred copy)."),
+                io.Image.Input("key_image", optional=True,
+                               tooltip="The scene's key image: what the camera-move fallback moves over."),
+                io.Combo.Input("fallback", options=list(FALLBACKS), default="stop with the error", optional=True,
+                               tooltip="When the frame batch is unusable: stop, or a camera move on the key image."),
             ],
-            outputs=[io.Video.Output(display_name="video")],
+            outputs=[io.Video.Output(display_name="video"),
+                     io.String.Output(display_name="info", tooltip="What made this clip (and any fallback).")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, camera, fit):
-        return check_combos({"camera": camera, "fit": fit},
-                            {"camera": ["from scene", *CAMERA_MOVES], "fit": list(FIT_MODES)})
+    def validate_inputs(cls, camera, fit, interpolation=None, framing=None, fallback=None):
+        return check_combos({"camera": camera, "fit": fit, "interpolation": interpolation, "framing": framing,
+                             "fallback": fallback},
+                            {"camera": ["from scene", *CAMERA_MOVES], "fit": list(FIT_MODES),
+                             "interpolation": list(INTERPOLATIONS), "framing": list(FRAMINGS),
+                             "fallback": list(FALLBACKS)})
 
     @classmethod
-    def execute(cls, images, scene, camera, strength, source_fps, fit) -> io.NodeOutput:
+    def execute(cls, images, scene, camera, strength, source_fps, fit, interpolation="motion", framing="cover",
+                key_image=None, fallback="stop with the error") -> io.NodeOutput:
         sc = scene.scene
+        node_id = cls.hidden.unique_id if cls.hidden else None
+        move = sc.camera if camera == "from scene" else camera
+
+        def camera_clip(image):
+            return CameraMoveClip(image_to_rgb(image), move, sc.frame_count, scene.fps, scene.width, scene.height,
+                                  strength=strength)
+
         if images.shape[0] == 1:
-            clip = CameraMoveClip(image_to_rgb(images), sc.camera if camera == "from scene" else camera,
-                                  sc.frame_count, scene.fps, scene.width, scene.height, strength=strength)
-            label = f"scene {sc.index} {clip.move}"
+            clip = camera_clip(images)
+            info = f"scene {sc.index}: camera move {move} over the key image, {sc.frame_count} frames"
         else:
-            clip = FrameBatchClip(lambda i: image_to_rgb(images, i), int(images.shape[0]), source_fps=source_fps,
-                                  frame_count=sc.frame_count, fps=scene.fps, width=scene.width,
-                                  height=scene.height, fit=fit)
-            label = f"scene {sc.index} frames"
-        return io.NodeOutput(RenderOnDemandVideo(clip, label))
+            problem = batch_problem(images)
+            if problem is None:
+                n = int(images.shape[0])
+                fitted = FittedFrameBatch(lambda i: image_to_rgb(images, i), n, source_fps=source_fps,
+                                          frame_count=sc.frame_count, fps=scene.fps, width=scene.width,
+                                          height=scene.height, fit=fit, interpolation=interpolation, framing=framing)
+                clip = fitted.as_clip()
+                info = (f"scene {sc.index}: {n} model frames at {source_fps:g} fps → {sc.frame_count} frames at "
+                        f"{scene.fps} fps ({fit}, {interpolation} interpolation, {framing})")
+            elif fallback == "camera move":
+                if key_image is None:
+                    raise AdReelInputError("key_image", f"scene {sc.index}: {problem}; connect the scene's key image "
+                                           "for the camera-move fallback")
+                clip = camera_clip(key_image)
+                info = f"scene {sc.index}: FALLBACK — {problem}; camera move {move} over the key image instead"
+            else:
+                raise AdReelInputError("images", f"scene {sc.index}: {problem} (a failed or bypassed video model?). "
+                                       "Set fallback to 'camera move' and connect key_image to render the scene anyway")
+        if node_id:
+            send_progress_text(info, node_id)
+        label = f"scene {sc.index} " + ("frames" if not isinstance(clip, CameraMoveClip) else clip.move)
+        return io.NodeOutput(RenderOnDemandVideo(clip, label), info, ui={"text": [info]})

@@ -1,0 +1,177 @@
+"""A video model's frame batch fitted to a scene: length, frame rate, framing.
+
+Models give a few seconds at their own rate and size (SVD 25 frames at 6 fps,
+1024×576; WAN 81 at 16 fps; AnimateDiff 16 at 8 fps). A scene wants exactly
+``frame_count`` frames at the ad's fps and size. Output frames are made one at a
+time, on demand, from the two source frames around them:
+
+* ``motion`` interpolation estimates the optical flow between the two (OpenCV
+  DIS, both directions, at ≤ 512 px) and warps both towards the in-between
+  time, so moving things move rather than cross-fade (no double images);
+* ``blend`` mixes the two linearly; ``nearest`` repeats frames.
+
+Framing is ``cover`` (fill the frame, crop the overflow) or ``contain`` (the
+whole model frame, on a blurred, dimmed copy of itself).
+
+Nothing is held but the source batch the model already made, the current pair
+of frames and their flows: the scene is streamed frame by frame.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .clip_sources import FIT_MODES, FrameBatchClip
+from .models import AdReelInputError
+from .motion import cover_fit
+
+INTERPOLATIONS = ("motion", "blend", "nearest")
+FRAMINGS = ("cover", "contain")
+FLOW_MAX_SIDE = 512
+
+
+def contain_fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The whole frame, scaled to fit inside ``width``×``height``, over a blurred, dimmed cover-fit of itself."""
+    h, w = rgb.shape[:2]
+    if (w, h) == (width, height):
+        return rgb
+    k = min(width / w, height / h)
+    fw, fh = max(1, min(width, round(w * k))), max(1, min(height, round(h * k)))
+    fg = cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    small = cover_fit(rgb, max(2, width // 16), max(2, height // 16))
+    small = cv2.GaussianBlur(np.ascontiguousarray(small), (0, 0), 2.0)
+    out = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    cv2.convertScaleAbs(out, out, alpha=0.55)
+    x, y = (width - fw) // 2, (height - fh) // 2
+    out[y:y + fh, x:x + fw] = fg
+    return out
+
+
+def frame_to(rgb: np.ndarray, width: int, height: int, framing: str = "cover") -> np.ndarray:
+    if framing == "cover":
+        return np.ascontiguousarray(cover_fit(rgb, width, height))
+    if framing == "contain":
+        return contain_fit(rgb, width, height)
+    raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+
+
+def _flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Forward and backward optical flow of two RGB frames, at ≤ FLOW_MAX_SIDE px; (f01, f10, scale)."""
+    h, w = a.shape[:2]
+    s = min(1.0, FLOW_MAX_SIDE / max(h, w))
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    ga = cv2.cvtColor(cv2.resize(a, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    gb = cv2.cvtColor(cv2.resize(b, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(ga, gb, None), dis.calc(gb, ga, None), size[0] / w
+
+
+def _warp(img: np.ndarray, flow_small: np.ndarray, scale: float, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    h, w = img.shape[:2]
+    f = cv2.resize(flow_small, (w, h), interpolation=cv2.INTER_LINEAR) * (1.0 / scale)
+    return cv2.remap(img, grid[0] + f[..., 0], grid[1] + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class FittedFrameBatch:
+    """``n_frames`` at ``source_fps`` → ``frame_count`` frames at ``fps``, ``width``×``height``.
+
+    fit="stretch" spreads the batch over the whole scene (slow motion for short
+    batches); "native" plays it at its own speed and holds the last frame.
+    """
+
+    def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
+                 frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
+                 interpolation: str = "motion", framing: str = "cover"):
+        if n_frames < 1:
+            raise AdReelInputError("images", "the frame batch is empty")
+        if fit not in FIT_MODES:
+            raise AdReelInputError("fit", f"{fit!r} is not one of {', '.join(FIT_MODES)}")
+        if interpolation not in INTERPOLATIONS:
+            raise AdReelInputError("interpolation", f"{interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if framing not in FRAMINGS:
+            raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+        if source_fps <= 0:
+            raise AdReelInputError("source_fps", f"must be more than 0 (got {source_fps})")
+        if frame_count < 1 or fps <= 0:
+            raise AdReelInputError("scene", f"{frame_count} frames at {fps} fps is no scene")
+        self.get_frame, self.n, self.source_fps = get_frame, int(n_frames), float(source_fps)
+        self.frame_count, self.fps, self.width, self.height = int(frame_count), float(fps), int(width), int(height)
+        self.fit, self.interpolation, self.framing = fit, interpolation, framing
+        self._frames: dict[int, np.ndarray] = {}
+        self._flows: dict[int, tuple] = {}
+        self._grid = None
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps
+
+    def source_position(self, k: int) -> float:
+        """Fractional source-frame index shown at output frame ``k``."""
+        if self.fit == "stretch" and self.frame_count > 1:
+            pos = k * (self.n - 1) / (self.frame_count - 1)
+        else:
+            pos = k / self.fps * self.source_fps
+        return min(max(pos, 0.0), self.n - 1.0)
+
+    def _source(self, i: int) -> np.ndarray:
+        f = self._frames.get(i)
+        if f is None:
+            if len(self._frames) >= 3:
+                self._frames.pop(min(self._frames))  # frames are asked for in order
+            f = np.ascontiguousarray(np.asarray(self.get_frame(i))[..., :3])
+            if f.dtype != np.uint8 or f.ndim != 3:
+                raise AdReelInputError("images", f"frame {i} is {f.dtype} {f.shape}, not uint8 RGB")
+            self._frames[i] = f
+        return f
+
+    def _pair_flow(self, i: int):
+        fl = self._flows.get(i)
+        if fl is None:
+            if len(self._flows) >= 2:
+                self._flows.pop(min(self._flows))
+            fl = self._flows[i] = _flow(self._source(i), self._source(i + 1))
+        return fl
+
+    def source_frame_at(self, pos: float) -> np.ndarray:
+        """The picture at fractional source index ``pos`` (source size)."""
+        i = int(pos)
+        t = pos - i
+        if t < 1e-6 or i + 1 >= self.n:
+            return self._source(min(i, self.n - 1))
+        if t > 1 - 1e-6:
+            return self._source(i + 1)
+        if self.interpolation == "nearest":
+            return self._source(i if t < 0.5 else i + 1)
+        a, b = self._source(i), self._source(i + 1)
+        if self.interpolation == "blend":
+            return cv2.addWeighted(a, 1 - t, b, t, 0)
+        f01, f10, s = self._pair_flow(i)
+        h, w = a.shape[:2]
+        if self._grid is None or self._grid[0].shape != (h, w):
+            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            self._grid = (xs, ys)
+        ft0 = f01 * (-(1 - t) * t) + f10 * (t * t)            # where x at time t was in frame i
+        ft1 = f01 * ((1 - t) * (1 - t)) + f10 * (-t * (1 - t))  # … and will be in frame i + 1
+        return cv2.addWeighted(_warp(a, ft0, s, self._grid), 1 - t, _warp(b, ft1, s, self._grid), t, 0)
+
+    def frame(self, k: int) -> np.ndarray:
+        """Output frame ``k``: uint8 RGB at width×height."""
+        return frame_to(self.source_frame_at(self.source_position(k)), self.width, self.height, self.framing)
+
+    def rgb_frames(self, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+        for k in range(first, first + (self.frame_count if count is None else count)):
+            yield self.frame(k)
+
+    def as_clip(self) -> FrameBatchClip:
+        """The fitted scene as a FrameBatchClip at the output rate: one source frame per output frame.
+
+        Anything that re-times a FrameBatchClip to the same scene (the
+        assembler does) then maps frame k to frame k: the fitting done here
+        (motion interpolation, framing) survives unchanged.
+        """
+        clip = FrameBatchClip(self.frame, self.frame_count, source_fps=self.fps, frame_count=self.frame_count,
+                              fps=self.fps, width=self.width, height=self.height, fit="stretch")
+        clip.fitted = self  # for a consumer that wants to re-fit from the model frames (another aspect)
+        return clip
