@@ -1,0 +1,533 @@
+"""Routing scenes to providers — or to the local camera move — under one budget.
+
+The node layer describes, per scene, an ordered *chain* of candidates: a
+provider and model (``runway:gen4_turbo``) or ``camera`` (the local camera move
+over the key image, which costs nothing). ``plan_routes`` then works out,
+before anything is sent:
+
+1. each candidate's plan for each scene — the provider's own local checks
+   (model limits, key image, API key, image hosting) and price; a candidate
+   that cannot take a scene is skipped with the reason;
+2. the order in which a scene tries its candidates, from the quality
+   preference:
+
+   - ``best``: the chain's order (list the best model first);
+   - ``balanced``: the chain's order, except that a scene the camera move
+     serves as well — a call-to-action card or a ``static`` camera — takes
+     ``camera`` first when the chain has it;
+   - ``budget``: as ``balanced``, and the providers cheapest first;
+
+3. the pick: scenes in order, each takes the first candidate that is usable
+   and whose estimate fits what is left of ``max_cost_usd``. A price the
+   tables do not know cannot be checked against a budget, so such a
+   candidate is skipped when there is one.
+
+``strict=True`` (one provider, no fallback) keeps the plain engine semantics:
+the first problem raises as it is, and a run over budget raises the engine's
+``BudgetExceededError`` naming every scene's price. Nothing has been sent then.
+
+``render_routes`` runs the picks concurrently under a per-provider cap (the
+same ``asyncio.Semaphore`` per provider as ``render_scenes``) with the engine's
+``run_job``. Unlike ``render_scenes``, a failed scene does not stop the others
+when it has somewhere to fall back to: it moves on to its next usable
+candidate that still fits the budget (a job that was submitted may have been
+billed, so its estimate stays counted). Only when a scene has no candidate
+left does the run stop: the other jobs are cancelled where the provider can,
+and that failure is raised naming its scene. A user interrupt stops everything
+at once (remote jobs cancelled). Results come back in scene order; a scene
+that ends on ``camera`` comes back without a ``RenderResult`` and the caller
+renders the camera move.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from ..models import AdReelInputError, StoryboardScene
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, run_job
+from .cancellation import CancelSource, RunSignal
+from .download import DEFAULT_MAX_BYTES
+from .errors import (
+    BudgetExceededError,
+    MissingApiKeyError,
+    ProviderConfigError,
+    ProviderError,
+    ProviderInterrupted,
+)
+from .http import RetryPolicy, open_session
+from .jobs import ProgressEvent, RenderJob, RenderResult
+from .redaction import logger, redact
+
+CAMERA = "camera"
+CAMERA_ALIASES = ("camera", "camera move", "camera_move", "local", "motion")
+QUALITIES = ("budget", "balanced", "best")
+
+# Used by provider=auto when the chain is left empty. Candidates without a key are skipped at planning.
+DEFAULT_CHAINS = {
+    "best": "veo:veo-3.1-generate-preview, runway:gen4_turbo, luma:ray-2, camera",
+    "balanced": "runway:gen4_turbo, luma:ray-flash-2, fal:fal-ai/stable-video, camera",
+    "budget": "fal:fal-ai/stable-video, luma:ray-flash-2, runway:gen4_turbo, camera",
+}
+_CHAIN_SPLIT = re.compile(r"\s*(?:,|;|\n|->|→|=>)\s*")
+
+
+def _registry():
+    from . import PROVIDERS  # late import: the registry lives in the package's __init__
+
+    return PROVIDERS
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """``provider:model``, or the local camera move."""
+
+    provider: str
+    model: str = ""
+
+    @property
+    def is_camera(self) -> bool:
+        return self.provider == CAMERA
+
+    def __str__(self) -> str:
+        return CAMERA if self.is_camera else f"{self.provider}:{self.model}"
+
+
+CAMERA_MOVE = Candidate(CAMERA)
+
+
+def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
+    """``"runway:gen4_turbo, luma:ray-flash-2, camera"`` → candidates; a clear error naming the bad item.
+
+    Items are separated by commas, semicolons, new lines or arrows (``->``). A
+    Replicate model keeps its ``owner/name:version`` (only the first ``:``
+    separates the provider).
+    """
+    providers = _registry()
+    out: list[Candidate] = []
+    for raw in _CHAIN_SPLIT.split(str(text or "").strip()):
+        item = raw.strip()
+        if not item:
+            continue
+        if item.lower() in CAMERA_ALIASES:
+            cand = CAMERA_MOVE
+        else:
+            name, sep, model = item.partition(":")
+            name, model = name.strip().lower(), model.strip()
+            if name not in providers:
+                raise AdReelInputError(
+                    field_name,
+                    f"{item!r} is not provider:model or camera (providers: {', '.join(providers)}; "
+                    "e.g. \"runway:gen4_turbo, luma:ray-flash-2, camera\")",
+                )
+            if not sep or not model:
+                example = next(iter(providers[name].models), "owner/name")
+                raise AdReelInputError(field_name, f"{item!r}: name the model too, e.g. {name}:{example}")
+            providers[name].model_spec(model, field_name)  # raises, listing the provider's models
+            cand = Candidate(name, model)
+        if cand not in out:
+            out.append(cand)
+    if not out:
+        raise AdReelInputError(field_name, "is empty: list provider:model items and/or camera")
+    return out
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class SceneRequest:
+    """One scene to route: what every candidate's job is built from."""
+
+    scene: StoryboardScene
+    aspect_ratio: str
+    image_path: Optional[str] = None
+    seed: Optional[int] = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # shared by all providers
+    provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {"heygen": {...}}
+
+    def job_for(self, cand: Candidate) -> RenderJob:
+        opts = {**dict(self.options), **dict(self.provider_options.get(cand.provider) or {})}
+        return RenderJob(scene=self.scene, provider=cand.provider, model=cand.model, image_path=self.image_path,
+                         aspect_ratio=self.aspect_ratio, seed=self.seed, options=opts)
+
+
+@dataclass
+class Option:
+    """One candidate for one scene: its plan, or why it cannot be used."""
+
+    candidate: Candidate
+    plan: Optional[JobPlan] = None
+    problem: Optional[str] = None
+    error: Optional[BaseException] = field(default=None, repr=False)
+    over_budget: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def cost(self) -> Optional[float]:
+        return 0.0 if self.candidate.is_camera else (self.plan.cost.usd if self.plan else None)
+
+
+@dataclass
+class SceneRoute:
+    position: int  # place in the scene list
+    scene: StoryboardScene
+    options: list[Option]
+    chosen: Optional[int] = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pick(self) -> Option:
+        return self.options[self.chosen]
+
+
+@dataclass
+class RoutePlan:
+    routes: list[SceneRoute]
+    max_cost_usd: Optional[float]
+    quality: str
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(r.pick.cost or 0.0 for r in self.routes), 4)
+
+    @property
+    def paid(self) -> list[SceneRoute]:
+        return [r for r in self.routes if not r.pick.candidate.is_camera]
+
+    def describe(self) -> str:
+        """The estimate shown before anything is sent: total, budget, then one line per scene."""
+        n = len(self.routes)
+        head = f"estimate ${self.total_usd:.2f} for {n} scene(s)"
+        head += f" (budget ${self.max_cost_usd:.2f})" if self.max_cost_usd is not None else " (no budget cap)"
+        lines = [head]
+        for r in self.routes:
+            opt = r.pick
+            if opt.candidate.is_camera:
+                lines.append(f"scene {r.scene.index}: camera move, $0.00")
+            else:
+                p = opt.plan
+                dur = f", {p.duration:g} s" if p.duration else ""
+                lines.append(f"scene {r.scene.index}: {opt.candidate}{dur}, ${p.cost.usd:.2f}")
+            for skipped in r.options[: r.chosen]:
+                if skipped.problem:
+                    lines.append(f"  skipped {skipped.candidate}: {skipped.problem}")
+        return "\n".join(lines)
+
+    def summary(self) -> list[dict]:
+        """Secret-free, JSON-ready: per scene the pick and the candidates skipped."""
+        out = []
+        for r in self.routes:
+            opt = r.pick
+            out.append({
+                "scene_index": r.scene.index,
+                "route": str(opt.candidate),
+                "estimated_cost_usd": opt.cost,
+                "plan": opt.plan.summary() if opt.plan else None,
+                "skipped": [{"candidate": str(o.candidate), "reason": o.problem}
+                            for o in r.options[: r.chosen] if o.problem],
+            })
+        return out
+
+
+def _order(scene: StoryboardScene, chain: Sequence[Candidate], quality: str) -> list[Candidate]:
+    order = list(chain)
+    if quality in ("balanced", "budget") and CAMERA_MOVE in order:
+        if scene.segment.lower() == "cta" or scene.camera == "static":
+            order.remove(CAMERA_MOVE)
+            order.insert(0, CAMERA_MOVE)
+    return order
+
+
+def plan_routes(
+    requests: Sequence[SceneRequest],
+    chain: Sequence[Candidate],
+    *,
+    quality: str = "best",
+    max_cost_usd: Optional[float] = None,
+    image_host: Optional[ImageHost] = None,
+    image_host_problem: Optional[str] = None,
+    strict: bool = False,
+) -> RoutePlan:
+    """Plan, price and pick a candidate for every scene. No network. See the module doc."""
+    if quality not in QUALITIES:
+        raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)} (got {quality!r})")
+    if not chain:
+        raise AdReelInputError("chain", "is empty")
+    providers = _registry()
+    ctx = PlanContext(image_host=image_host)
+    routes: list[SceneRoute] = []
+    for pos, req in enumerate(requests):
+        options: list[Option] = []
+        for cand in _order(req.scene, chain, quality):
+            if cand.is_camera:
+                options.append(Option(cand))
+                continue
+            try:
+                plan = providers[cand.provider].plan(req.job_for(cand), ctx, f"scenes[{pos}]")
+            except (AdReelInputError, ProviderError) as exc:
+                exc = _with_hosting_note(exc, image_host, image_host_problem)
+                if strict:
+                    raise exc from None
+                options.append(Option(cand, problem=_reason(exc), error=exc))
+                continue
+            options.append(Option(cand, plan=plan))
+        if quality == "budget":
+            paid = [o for o in options if not o.candidate.is_camera]
+            ranked = sorted(paid, key=lambda o: (o.cost is None, o.cost if o.cost is not None else 0.0))
+            it = iter(ranked)
+            options = [o if o.candidate.is_camera else next(it) for o in options]
+        routes.append(SceneRoute(pos, req.scene, options))
+
+    plan = RoutePlan(routes, max_cost_usd, quality)
+    if strict:
+        from .runner import check_budget  # the engine's own budget message, naming every scene
+
+        for r in routes:
+            r.chosen = 0
+        check_budget([r.pick.plan for r in routes], max_cost_usd)
+        return plan
+
+    left = None if max_cost_usd is None else float(max_cost_usd)
+    for r in routes:
+        for k, opt in enumerate(r.options):
+            if not opt.usable:
+                continue
+            if opt.candidate.is_camera:
+                r.chosen = k
+                break
+            cost = opt.cost
+            if left is not None and cost is None:
+                opt.problem = f"price unknown ({opt.plan.cost.basis}), so it cannot be checked against the budget"
+                opt.over_budget = True
+                continue
+            if left is not None and cost > left + 1e-9:
+                opt.problem = f"estimated ${cost:.2f}, more than the ${left:.2f} left of the ${max_cost_usd:.2f} budget"
+                opt.over_budget = True
+                continue
+            r.chosen = k
+            if left is not None:
+                left -= cost
+            break
+        if r.chosen is None:
+            raise _no_candidate(r, max_cost_usd)
+        if r.chosen > 0:
+            r.notes.extend(f"{o.candidate} skipped: {o.problem}" for o in r.options[: r.chosen] if o.problem)
+    return plan
+
+
+def _reason(exc: BaseException) -> str:
+    return redact(str(exc))
+
+
+def _with_hosting_note(exc, image_host, note):
+    if (image_host is None and note and isinstance(exc, ProviderConfigError) and not isinstance(exc, MissingApiKeyError)
+            and "image host" in str(exc)):
+        return ProviderConfigError(f"{exc} Storage: {note}", provider=exc.provider)
+    return exc
+
+
+def _no_candidate(r: SceneRoute, max_cost_usd: Optional[float]) -> BaseException:
+    reasons = "; ".join(f"{o.candidate}: {o.problem}" for o in r.options)
+    text = f"scene {r.scene.index} cannot be rendered by any candidate ({reasons}). Nothing was sent."
+    if all(o.over_budget for o in r.options):
+        return BudgetExceededError(text + " Raise max_cost_usd, or add camera to the chain (fallback: camera move).")
+    if len(r.options) == 1 and r.options[0].error is not None:
+        return r.options[0].error  # the one candidate's own error, unchanged
+    return ProviderConfigError(text)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Attempt:
+    candidate: str
+    outcome: str  # "rendered" | "failed"
+    reason: str = ""
+    job_id: Optional[str] = None
+    estimated_cost_usd: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        return {"candidate": self.candidate, "outcome": self.outcome, "reason": self.reason,
+                "job_id": self.job_id, "estimated_cost_usd": self.estimated_cost_usd}
+
+
+@dataclass
+class SceneOutcome:
+    """How a scene ended: a provider clip (``result``) or the camera move (``result is None``)."""
+
+    scene_index: int
+    route: str
+    result: Optional[RenderResult] = None
+    attempts: list[Attempt] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_camera(self) -> bool:
+        return self.result is None
+
+    def record(self) -> dict:
+        """For ``RenderManifest.providers``: the engine's record plus the route and attempts."""
+        base = self.result.manifest_entry() if self.result is not None else {
+            "scene_index": self.scene_index, "provider": CAMERA, "model": "camera move", "job_id": None,
+            "estimated_cost_usd": 0.0, "actual_cost_usd": 0.0}
+        return {**base, "route": self.route, "attempts": [a.as_dict() for a in self.attempts],
+                "route_notes": list(self.notes)}
+
+
+class _Ledger:
+    """What the run may still spend: the budget minus the estimates committed so far."""
+
+    def __init__(self, plan: RoutePlan):
+        self.max = plan.max_cost_usd
+        self.committed = plan.total_usd
+
+    def release(self, usd: Optional[float]) -> None:
+        self.committed -= usd or 0.0
+
+    def fits(self, usd: Optional[float]) -> bool:
+        if self.max is None:
+            return True
+        return usd is not None and self.committed + usd <= self.max + 1e-9
+
+    def left(self) -> Optional[float]:
+        return None if self.max is None else max(0.0, self.max - self.committed)
+
+
+async def render_routes(
+    plan: RoutePlan,
+    *,
+    output_dir: Union[str, Path],
+    on_progress: Optional[ProgressCallback] = None,
+    cancel: CancelSource = None,
+    image_host: Optional[ImageHost] = None,
+    concurrency: Union[None, int, dict[str, int]] = None,
+    poll_interval: Optional[float] = None,
+    timeout: Optional[float] = 900.0,
+    retry: Optional[RetryPolicy] = None,
+    ca_bundle: Optional[str] = None,
+    max_download_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[SceneOutcome]:
+    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc."""
+    if not plan.routes:
+        return []
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    signal = RunSignal(cancel)
+    ledger = _Ledger(plan)
+    limits: dict[str, asyncio.Semaphore] = {}
+
+    def limit(provider) -> asyncio.Semaphore:
+        name = provider.name
+        if name not in limits:
+            if isinstance(concurrency, int):
+                cap = concurrency
+            elif isinstance(concurrency, dict) and name in concurrency:
+                cap = concurrency[name]
+            else:
+                cap = provider.default_concurrency
+            limits[name] = asyncio.Semaphore(max(1, int(cap)))
+        return limits[name]
+
+    async def note(route: SceneRoute, text: str, status: str = "fallback") -> None:
+        logger.info("scene %d: %s", route.scene.index, text)
+        if on_progress is None:
+            return
+        event = ProgressEvent(scene_index=route.scene.index, provider="", model="", job_id=None, status=status,
+                              elapsed=0.0, remaining=None, fraction=None, cost_usd=None, message=redact(text))
+        try:
+            res = on_progress(event)
+            if inspect.isawaitable(res):
+                await res
+        except Exception as exc:  # a broken progress display must not lose a paid job
+            logger.warning("progress callback failed: %s", type(exc).__name__)
+
+    if not plan.paid:  # nothing to send: no session, no network
+        return [SceneOutcome(r.scene.index, CAMERA, notes=list(r.notes)) for r in plan.routes]
+
+    async with open_session(ca_bundle) as session:
+        ctx = RunContext(
+            session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
+            image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
+        )
+
+        async def one(route: SceneRoute) -> SceneOutcome:
+            outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes))
+            k = route.chosen
+            while True:
+                opt = route.options[k]
+                if opt.candidate.is_camera:
+                    outcome.route = CAMERA
+                    return outcome
+                jp: JobPlan = opt.plan
+                try:
+                    async with limit(jp.provider):
+                        if signal.reason():
+                            raise ProviderInterrupted(f"{jp.label}: scene {jp.scene_index} was not started ({signal.reason()})")
+                        result = await run_job(jp, ctx)
+                except ProviderInterrupted:
+                    raise
+                except ProviderError as exc:
+                    exc.for_scene(route.scene.index)
+                    outcome.attempts.append(Attempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
+                    if exc.job_id is None:  # nothing was accepted remotely: nothing billed
+                        ledger.release(opt.cost)
+                    nxt = _next_option(route, k, ledger)
+                    if nxt is None:
+                        raise
+                    k = nxt
+                    target = route.options[k].candidate
+                    ledger.committed += route.options[k].cost or 0.0
+                    outcome.notes.append(f"{opt.candidate} failed, fell back to {target}: {exc}")
+                    await note(route, f"scene {route.scene.index}: {opt.candidate} failed ({exc}); falling back to {target}")
+                    continue
+                outcome.attempts.append(Attempt(str(opt.candidate), "rendered", "", result.job_id, opt.cost))
+                outcome.route = str(opt.candidate)
+                outcome.result = result
+                return outcome
+
+        tasks = [asyncio.create_task(one(r)) for r in plan.routes]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if pending:
+                signal.trip()  # a scene ran out of candidates: stop the others (they cancel their remote jobs)
+                await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    first: Optional[BaseException] = None
+    for task in tasks:
+        exc = task.exception()
+        if exc is None:
+            continue
+        if first is None or (isinstance(first, ProviderInterrupted) and not isinstance(exc, ProviderInterrupted)):
+            first = exc
+    if first is not None:
+        raise first
+    return [t.result() for t in tasks]
+
+
+def _next_option(route: SceneRoute, k: int, ledger: _Ledger) -> Optional[int]:
+    for j in range(k + 1, len(route.options)):
+        opt = route.options[j]
+        if opt.candidate.is_camera:
+            return j
+        if opt.plan is None:
+            continue  # could not be planned (its problem is already in the plan's notes)
+        if ledger.fits(opt.cost):
+            return j
+        route.notes.append(f"{opt.candidate} not tried: estimated ${opt.cost or 0:.2f}, over what is left of the budget")
+    return None
