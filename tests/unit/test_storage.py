@@ -294,7 +294,9 @@ def test_missing_bucket_spools_and_background_thread_uploads_later(s3, media, tm
     stop = threading.Event()
     thread = start_retry_thread(0.2, stop_event=stop, config=cfg)
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30  # the thread's first attempt, however loaded the machine
+        while time.monotonic() < deadline and not all(e.attempts >= 1 for e in list_spooled(cfg.spool_dir)):
+            time.sleep(0.1)
         assert len(list_spooled(cfg.spool_dir)) == 4  # still no bucket: nothing lost
         assert all(e.attempts >= 1 and "does not exist" in e.last_error for e in list_spooled(cfg.spool_dir))
         s3.create_bucket(name)
@@ -624,3 +626,13 @@ def test_update_manifest_urls_in_place(media):
                     "ad_9x16.srt": None, "ad_9x16.vtt": None}
     with pytest.raises(AdReelInputError, match="manifest"):
         update_manifest_urls(media["video"], {})
+
+
+def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypatch):
+    """MINIO_* keys work even when AWS_PROFILE names a profile that does not exist."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    cfg = config_for(s3, name, tmp_path)
+    result = upload_ad(media["video"], config=cfg, write_history=False)
+    assert result.status == "uploaded", result.reason

@@ -174,8 +174,14 @@ def digest_file(path, part_size: int) -> FileDigest:
     return FileDigest(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest(), part_size=part_size, part_md5s=tuple(parts))
 
 
+_SAVE_COUNTER = re.compile(r"_\d{5}_?(?=$|_)")
+
+
 def content_key(prefix: str, name: str, sha256: str) -> str:
+    """``prefix + name-<sha12>.ext``. ComfyUI's save counter (``_00003_``) is left out:
+    the same bytes saved again under a new counter are the same object."""
     stem, ext = safe_filename(name)
+    stem = _SAVE_COUNTER.sub("", stem) or stem
     key = f"{prefix}{stem}-{sha256[:12]}{ext}"
     check_key(key)
     return key

@@ -111,7 +111,10 @@ class S3Store:
                 session = boto3.session.Session(profile_name=cfg.profile)
                 return session.client("s3", endpoint_url=cfg.endpoint_url, region_name=cfg.region,
                                       verify=cfg.verify_tls, config=boto_config)
-            session = boto3.session.Session()
+            # explicit keys: ignore an AWS_PROFILE in the environment (a stale one would break the client)
+            import botocore.session
+            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            session = boto3.session.Session(botocore_session=core)
             return session.client(
                 "s3",
                 endpoint_url=cfg.endpoint_url,

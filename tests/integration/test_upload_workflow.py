@@ -1,0 +1,332 @@
+"""The shipped upload workflow (brief → ad → AssetUpload) in a real ComfyUI against a real SeaweedFS.
+
+A second ComfyUI server is started for this module, with the storage settings
+in its environment (the session ``comfy`` server has none). What the bucket
+holds is read back through boto3 and plain HTTP; the local files are the ones
+ComfyUI wrote to its output folder.
+"""
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fakes.seaweedfs import SECRET_KEY, SeaweedFS
+from harness import ComfyServer, PromptError, PromptResult, load_api_workflow, node_by_type
+
+pytestmark = [pytest.mark.comfy, pytest.mark.timeout(900)]
+
+BUCKET = "adreel-ads"
+RETRY_SECONDS = 2
+CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime", ".jpg": "image/jpeg",
+                 ".png": "image/png", ".srt": "application/x-subrip", ".vtt": "text/vtt",
+                 ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
+# settings a developer's shell may hold: blanked (= unset for AdReel) so that only the MINIO_* variables apply
+HERMETIC = {name: "" for name in (
+    "ADREEL_S3_BUCKET", "ADREEL_S3_PREFIX", "ADREEL_S3_URL_MODE", "ADREEL_S3_URL_EXPIRY", "ADREEL_S3_PUBLIC_BASE_URL",
+    "MINIO_SECURE")}
+
+
+@dataclass
+class Stack:
+    s3: SeaweedFS
+    comfy: ComfyServer
+    spool: Path
+    runs: dict = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("upload")
+    s3 = SeaweedFS(base / "s3")
+    s3.start()
+    s3.create_bucket(BUCKET)
+    spool = base / "spool"
+    env = {**HERMETIC, **s3.env(BUCKET), "ADREEL_SPOOL_DIR": str(spool),
+           "ADREEL_STORAGE_CONFIG": str(base / "no-config-file.json"),
+           "ADREEL_SPOOL_RETRY_SECONDS": str(RETRY_SECONDS)}
+    server = ComfyServer(env=env)
+    try:
+        server.start()
+        yield Stack(s3, server, spool)
+    finally:
+        server.cleanup()
+        s3.stop()
+
+
+def upload_prompt(seed: int) -> dict:
+    """The shipped workflow, short and fast: 6 s at 720p, ultrafast, plus HLS; ``seed`` picks the script."""
+    prompt = copy.deepcopy(load_api_workflow("brief_to_ad_upload.json"))
+    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 6.0
+    node_by_type(prompt, "ScriptLLM")[1]["inputs"]["seed"] = seed
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
+    assemble = node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]
+    assemble["preset"] = "ultrafast"
+    assemble["hls"] = True  # companions: the HLS playlist + segments (cut from the MP4), beside the thumbnail
+    return prompt
+
+
+def upload_ui(prompt: dict, result: PromptResult) -> tuple[str, dict]:
+    """(the text shown on the AssetUpload node, the node's structured result) from /history."""
+    node_id, _ = node_by_type(prompt, "AssetUpload")
+    out = result.ui(node_id)
+    assert out.get("text") and out.get("adreel_upload"), out
+    return out["text"][0], out["adreel_upload"][0]
+
+
+def rendered_mp4(comfy: ComfyServer, prompt: dict, result: PromptResult) -> Path:
+    node_id, _ = node_by_type(prompt, "FFmpegAssemble")
+    (item,) = result.ui(node_id)["images"]
+    path = Path(comfy.folder("output")) / item["subfolder"] / item["filename"]
+    assert path.is_file()
+    return path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def objects(s3: SeaweedFS, suffix: str = "") -> list[dict]:
+    return [o for o in s3.list_keys(BUCKET) if o["Key"].endswith(suffix)]
+
+
+def get(s3: SeaweedFS, key: str) -> dict:
+    return s3.client().get_object(Bucket=BUCKET, Key=key)
+
+
+def mp4_objects_matching(s3: SeaweedFS, data: bytes) -> list[str]:
+    """Keys of the MP4 objects whose bytes are exactly ``data``."""
+    want = sha256(data)
+    return [o["Key"] for o in objects(s3, ".mp4") if sha256(get(s3, o["Key"])["Body"].read()) == want]
+
+
+def the_output(manifest: dict, data: bytes) -> dict:
+    """The manifest's entry for the file whose bytes are ``data``."""
+    (out,) = [o for o in manifest["outputs"] if o["sha256"] == sha256(data)]
+    return out
+
+
+def spooled_copies(spool: Path) -> list[Path]:
+    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (".lock", ".adreel-spool")
+            and not p.name.endswith(".spool.json")]
+
+
+# ------------------------------------------------------------------ tests
+def test_upload_workflow_puts_the_ad_and_its_manifest_in_the_store(stack):
+    prompt = upload_prompt(seed=7)
+    result = stack.comfy.run(prompt)
+    local = rendered_mp4(stack.comfy, prompt, result)
+    text, info = upload_ui(prompt, result)
+    assert text.startswith("Uploaded") and info["status"] == "uploaded", text
+    data = local.read_bytes()
+
+    # the MP4 is in the bucket, byte for byte, with its content type, under brand/date/run
+    keys = mp4_objects_matching(stack.s3, data)
+    assert len(keys) == 1, [o["Key"] for o in objects(stack.s3)]
+    key = keys[0]
+    assert key.startswith("acme/") and key.endswith(".mp4"), key
+    obj = get(stack.s3, key)
+    assert obj["ContentType"] == "video/mp4"
+    assert obj["ContentLength"] == len(data)
+
+    # the presigned URL the node hands out downloads the same bytes, without credentials
+    url = info["url"]
+    assert url.startswith(stack.s3.endpoint) and "X-Amz-Signature=" in url and SECRET_KEY not in url
+    assert text.splitlines()[1] == f"video: {url}"
+    got = requests.get(url, timeout=30)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["Content-Type"] == "video/mp4"
+    assert requests.get(url.split("?")[0], timeout=30).status_code in (401, 403)  # not public without signature
+
+    # the manifest went up beside it, with the video's URL in it; the local manifest has it too
+    local_manifest = json.loads(local.with_suffix(".json").read_text(encoding="utf-8"))
+    assert the_output(local_manifest, data)["url"] == url
+    folder = key.rsplit("/", 1)[0] + "/"
+    manifests = [o["Key"] for o in objects(stack.s3, ".json") if o["Key"].startswith(folder)]
+    assert len(manifests) == 1, manifests
+    stored = get(stack.s3, manifests[0])
+    assert stored["ContentType"] == "application/json"
+    remote_manifest = json.loads(stored["Body"].read())
+    assert the_output(remote_manifest, data)["url"] == url
+    assert remote_manifest["brief"]["brand"] == "Acme"
+
+    # the companions the render wrote beside the MP4 (subtitles, thumbnail, …) are there too, byte for byte
+    stored_by_sha = {}
+    for o in objects(stack.s3):
+        if o["Key"].startswith(folder):
+            obj = get(stack.s3, o["Key"])
+            stored_by_sha[sha256(obj["Body"].read())] = (o["Key"], obj["ContentType"])
+    companions = [p for p in local.parent.iterdir() if p.name.startswith(local.stem + ".") and p != local
+                  and p.suffix != ".json"]
+    hls = sorted((local.parent / f"{local.stem}_hls").iterdir())  # asked for by upload_prompt
+    assert any(p.suffix == ".m3u8" for p in hls) and any(p.suffix == ".ts" for p in hls), hls
+    for p in companions + hls:
+        key_ct = stored_by_sha.get(sha256(p.read_bytes()))
+        assert key_ct, f"{p.name} is not in the store"
+        assert key_ct[1].split(";")[0] == CONTENT_TYPES[p.suffix], (p.name, key_ct)
+    playlist_key = next(k for k, _ in stored_by_sha.values() if k.endswith(".m3u8"))
+    assert all(k.startswith(playlist_key.rsplit("/", 1)[0] + "/") for k, _ in stored_by_sha.values()
+               if k.endswith(".ts"))  # segments beside their playlist, names kept: the playlist still works
+
+    # a history record names the run
+    history = [o["Key"] for o in objects(stack.s3) if o["Key"].startswith("history/")]
+    assert any(info["run"] in k for k in history), history
+    stack.runs["first"] = {"local": local, "key": key, "prompt": prompt}
+
+
+def test_a_video_from_any_node_is_encoded_then_uploaded(stack):
+    """A native VIDEO made of frames (core CreateVideo) has no file: the node encodes it, then uploads it."""
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 24, "color": 0x3366CC}},
+        "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 12.0}},
+        "3": {"class_type": "AssetUpload", "inputs": {"video": ["2", 0], "prefix_pattern": "clips/{run}/",
+                                                       "url_mode": "presigned", "url_expiry_hours": 1.0}},
+    }
+    result = stack.comfy.run(prompt)
+    text, info = upload_ui(prompt, result)
+    assert info["status"] == "uploaded", text
+    local = Path(info["video"])
+    assert local.is_file() and local.parent == Path(stack.comfy.folder("output")) / "AdReel"
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json",
+                                       str(local)], capture_output=True, text=True, check=True).stdout)
+    (v,) = probe["streams"]
+    assert (v["width"], v["height"], int(v["nb_read_frames"])) == (64, 48, 24)
+    data = local.read_bytes()
+    (key,) = mp4_objects_matching(stack.s3, data)
+    assert key.startswith(f"clips/{info['run']}/")
+    assert "X-Amz-Expires=3600" in info["url"]
+    assert requests.get(info["url"], timeout=30).content == data
+
+
+def test_store_down_spools_and_the_prompt_still_succeeds(stack):
+    stack.s3.stop()
+    prompt = upload_prompt(seed=11)  # another script: a new video
+    result = stack.comfy.run(prompt)  # does not raise: the prompt succeeds
+    local = rendered_mp4(stack.comfy, prompt, result)
+    text, info = upload_ui(prompt, result)
+    assert text.startswith("Spooled"), text
+    assert info["status"] == "spooled" and info["reason_code"] == "unreachable", info
+    assert "why:" in text and "background retry" in text
+    # the node's url output is the local file
+    assert info["url"] == str(local) and f"local: {local}" in text
+    # the video waits in the spool, byte for byte; the original stays where it was
+    data = local.read_bytes()
+    copies = spooled_copies(stack.spool)
+    assert any(p.read_bytes() == data for p in copies), copies
+    assert any(p.suffix == ".json" for p in copies)  # its manifest too
+    assert local.is_file()
+    stack.runs["spooled"] = {"local": local, "data": data, "prompt": prompt}
+
+
+def test_store_back_the_background_retry_uploads_it_once(stack):
+    spooled = stack.runs.get("spooled")
+    if spooled is None:
+        pytest.skip("needs the spooled run")
+    stack.s3.start()  # same ports, same data
+    deadline = time.monotonic() + 120
+    keys: list[str] = []
+    while time.monotonic() < deadline:  # nothing is queued: only the background thread can upload it
+        try:
+            keys = mp4_objects_matching(stack.s3, spooled["data"])
+        except (BotoCoreError, ClientError):  # SeaweedFS answers 500 for a moment while its volumes come back
+            keys = []
+        if keys and not spooled_copies(stack.spool):
+            break
+        time.sleep(1)
+    assert len(keys) == 1, f"spooled video not uploaded once: {keys}\n{stack.comfy.log_tail()}"
+    assert not spooled_copies(stack.spool), spooled_copies(stack.spool)
+    obj = get(stack.s3, keys[0])
+    assert obj["ContentType"] == "video/mp4"
+
+    # the manifest followed, with a URL for the video; the local manifest got it as well
+    folder = keys[0].rsplit("/", 1)[0] + "/"
+    manifests = [o["Key"] for o in objects(stack.s3, ".json") if o["Key"].startswith(folder)]
+    assert len(manifests) == 1, manifests
+    remote_manifest = json.loads(get(stack.s3, manifests[0])["Body"].read())
+    video_url = the_output(remote_manifest, spooled["data"])["url"]
+    assert video_url and requests.get(video_url, timeout=30).content == spooled["data"]
+    local_manifest = json.loads(spooled["local"].with_suffix(".json").read_text(encoding="utf-8"))
+    assert the_output(local_manifest, spooled["data"])["url"]
+
+    # the next run of the same graph finds it there: no second object, a working URL
+    result = stack.comfy.run(spooled["prompt"])
+    text, info = upload_ui(spooled["prompt"], result)
+    assert info["status"] == "uploaded" and "already there" in text, text
+    assert requests.get(info["url"], timeout=30).content == spooled["data"]
+    assert mp4_objects_matching(stack.s3, spooled["data"]) == keys
+    # every MP4 this server wrote is in the store exactly once, and nothing else is
+    local_mp4s = sorted(Path(stack.comfy.folder("output")).rglob("*.mp4"))
+    stored = sorted(sha256(get(stack.s3, o["Key"])["Body"].read()) for o in objects(stack.s3, ".mp4"))
+    assert len(stored) == len(set(stored)), "the same video stored twice"
+    # (a re-render can save identical bytes under a new counter: that is the same object)
+    assert stored == sorted({sha256(p.read_bytes()) for p in local_mp4s}), local_mp4s
+
+
+def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack, tmp_path):
+    wrong = "wrong-secret-Hq3nR8vT2yLp6mXc"
+    spool = tmp_path / "spool"
+    env = {**HERMETIC, **stack.s3.env(BUCKET), "MINIO_SECRET_KEY": wrong, "ADREEL_SPOOL_DIR": str(spool),
+           "ADREEL_STORAGE_CONFIG": str(tmp_path / "no-config-file.json"), "ADREEL_SPOOL_RETRY_SECONDS": "2"}
+    server = ComfyServer(env=env)
+    try:
+        server.start()
+        prompt = upload_prompt(seed=13)
+        with pytest.raises(PromptError) as err:
+            server.run(prompt)
+        message = str(err.value)
+        assert "AssetUpload" in message and "secret key does not match" in message, message
+        assert "spool" in message, message
+        # nothing reached the store; the ad is on disk and waits in the spool
+        (mp4,) = [p for p in Path(server.folder("output")).rglob("*.mp4")]
+        assert not mp4_objects_matching(stack.s3, mp4.read_bytes())
+        assert any(p.read_bytes() == mp4.read_bytes() for p in spooled_copies(spool))
+        history = json.dumps(server.get_json("/history"))
+        for secret in (wrong, SECRET_KEY):
+            assert secret not in message and secret not in history and secret not in server.log_text()
+            for p in spool.rglob("*"):
+                assert not p.is_file() or secret.encode() not in p.read_bytes(), p
+    finally:
+        server.cleanup()
+
+
+def test_the_secret_key_appears_nowhere(stack):
+    if not stack.runs:
+        pytest.skip("needs the runs above")
+    secret = SECRET_KEY
+    # the node has no credential widgets
+    schema = stack.comfy.get_json("/object_info/AssetUpload")["AssetUpload"]
+    names = set(schema["input"]["required"]) | set(schema["input"].get("optional", {}))
+    assert names == {"video", "prefix_pattern", "url_mode", "url_expiry_hours", "path"}
+    # ComfyUI's history (prompts, outputs, the node's text)
+    history = json.dumps(stack.comfy.get_json("/history"))
+    assert "adreel_upload" in history and secret not in history
+    # every file ComfyUI wrote: raw bytes, and the container's metadata tags
+    outputs = [p for p in glob.glob(os.path.join(stack.comfy.folder("output"), "**", "*"), recursive=True)
+               if os.path.isfile(p)]
+    assert any(p.endswith(".mp4") for p in outputs) and any(p.endswith(".json") for p in outputs)
+    for p in outputs:
+        assert secret.encode() not in Path(p).read_bytes(), p
+        if p.endswith(".mp4"):
+            tags = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", p],
+                                  capture_output=True, text=True, check=True).stdout
+            assert secret not in tags, p
+    # the manifests in the store, and everything else there
+    for o in objects(stack.s3):
+        assert secret.encode() not in get(stack.s3, o["Key"])["Body"].read(), o["Key"]
+    # the spool's records
+    for p in stack.spool.rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes(), p
+    # ComfyUI's log (which did record the failed upload)
+    log = stack.comfy.log_text()
+    assert "upload to" in log and secret not in log
