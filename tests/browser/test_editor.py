@@ -1,0 +1,566 @@
+"""The editor experience in a real browser: Debian's headless Chromium, driven by
+playwright-core (tests/browser/editor.mjs), against the real ComfyUI frontend
+(comfyui-frontend-package) served by the real ComfyUI with AdReel loaded.
+
+One driver run per module does everything a user does — opens each shipped
+workflow, queues the demo with the Run button, edits a scene in the storyboard
+table and queues again, adds a ProviderRender, opens the template browser,
+switches the editor to Korean — and reports what the page showed. The tests
+below check that report against the server (history, object_info, the engine's
+own numbers) and save screenshots in artifacts/.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from harness import ROOT, PACK_LINK_NAME
+from workflow_format import strip_meta
+
+pytestmark = pytest.mark.comfy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARTIFACTS = os.path.join(ROOT, "artifacts")
+CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
+WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "workflows")) if n.endswith(".json"))
+DEMO = "brief_to_ad"
+DEMO_SECONDS = 8.0
+EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": "Meet RoboVac X2, edited in the storyboard."}
+MOTION_IMAGE = "adreel_motion_pattern.png"
+MOTION_CASES = [  # move, frame, frames, strength, width, height
+    ("pan_left", 8, 30, 1.0, 180, 320),
+    ("rotate", 29, 30, 1.0, 180, 320),
+    ("drift", 15, 30, 1.5, 320, 180),
+    ("zoom_in", 29, 30, 1.0, 200, 200),
+    ("pulse", 7, 30, 1.0, 180, 320),
+]
+
+
+# ------------------------------------------------------------------------------------------------ setup
+
+
+def load(*parts):
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ensure_driver() -> str:
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node (Node.js ≥ 20) is needed for the browser tests: run `make setup`")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make setup` (apt-get install chromium)")
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+    return node
+
+
+def motion_pattern() -> Image.Image:
+    """A picture with detail everywhere, so a wrong offset, zoom or angle shows."""
+    w, h = 640, 400
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(x * 255 // w), (y * 255 // h), ((x // 40 + y // 40) % 2) * 180 + 40], -1).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    d = ImageDraw.Draw(im)
+    for i in range(8):
+        d.ellipse([30 + i * 72, 40 + (i % 3) * 100, 90 + i * 72, 100 + (i % 3) * 100], outline=(255, 255, 255), width=5)
+    d.rectangle([250, 150, 390, 250], fill=(230, 30, 60))
+    return im
+
+
+def cost_cases() -> list[dict]:
+    """Jobs the editor prices and the engine prices: every model, several scene lengths and options."""
+    from nodes.engine.providers import PROVIDERS
+
+    words_en = "Meet RoboVac X2, the vacuum that cleans while you live your life."
+    words_ko = "로보백X2를만나보세요집안일은이제그만"
+    cases = []
+    for pname, prov in PROVIDERS.items():
+        for model, spec in prov.models.items():
+            resolutions = list(spec.resolutions) or [None]
+            for res in resolutions:
+                for secs in (0.5, 2.4, 4.0, 5.0, 6.5, 9.5, 12.0):
+                    for aspect in ("9:16", "1:1"):
+                        opts = {"resolution": res} if res else {}
+                        cases.append(dict(provider=pname, model=model, aspect=aspect, options=opts,
+                                          scene={"duration": secs, "narration": words_en}))
+    for kind, id_key in (("avatar", "avatar_id"), ("talking_photo", "talking_photo_id")):
+        for text in (words_en, words_ko, " ".join(["word"] * 200)):
+            for opts in ({}, {"usd_per_credit": 0.5}, {"resolution": "1080p"}):
+                cases.append(dict(provider="heygen", model=kind, aspect="16:9", scene={"duration": 3.0, "narration": text},
+                                  options={id_key: "x", "voice_id": "v", **opts}))
+        cases.append(dict(provider="heygen", model=kind, aspect="9:16", scene={"duration": 3.0, "narration": ""},
+                          options={id_key: "x", "voice_id": "v"}))
+    for opts in ({"price_usd_per_run": 0.31}, {"price_usd_per_second": 0.02}, {"price_usd_per_second": 0.02, "duration_input": "d"}, {}):
+        for secs in (2.5, 3.5, 4.2):
+            cases.append(dict(provider="replicate", model="acme/text2video", aspect="9:16", options=opts,
+                              scene={"duration": secs, "narration": words_en}))
+    cases.append(dict(provider="veo", model="veo-3.1-generate-preview", aspect="9:16", options={"resolution": "8k"},
+                      scene={"duration": 3.0, "narration": words_en}))
+    for i, c in enumerate(cases):
+        c["id"] = i
+    return cases
+
+
+PROVIDER_CASES = [  # ProviderRender widgets → the badge
+    {"widgets": {"provider": "luma", "model": "ray-2", "max_cost_usd": 2.0, "options_json": ""}},
+    {"widgets": {"provider": "runway", "model": "gen4_turbo", "max_cost_usd": 0.2, "options_json": ""}},
+    {"widgets": {"provider": "veo", "model": "veo-3.1-fast-generate-preview", "max_cost_usd": 0.0, "options_json": "{\"resolution\": \"1080p\"}"}},
+    {"widgets": {"provider": "fal", "model": "fal-ai/kling-video/v2.1/pro/image-to-video", "max_cost_usd": 50.0, "options_json": ""}},
+]
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy):
+    return comfy.get_json("/object_info")
+
+
+@pytest.fixture(scope="module")
+def editor(comfy, object_info):
+    """Run the browser driver once; its report (what the page showed) for every test below."""
+    node = ensure_driver()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    # a user who has seen the tutorial (no first-run template dialog) and closed the minimap
+    # (and draws node text at every zoom, for readable screenshots)
+    comfy.post_json("/settings", {"Comfy.TutorialCompleted": True, "Comfy.Locale": "en", "Comfy.Minimap.Visible": False,
+                                  "LiteGraph.Canvas.MinFontSizeForLOD": 0})
+    motion_pattern().save(os.path.join(comfy.folder("input"), MOTION_IMAGE))
+    demo_ui = load("workflows", f"{DEMO}.json")
+    ids = {n["type"]: n["id"] for n in demo_ui["nodes"]}
+    widgets = [[ids["BrandBrief"], "duration_seconds", DEMO_SECONDS]]
+    if any(n["type"] == "FFmpegAssemble" for n in demo_ui["nodes"]):
+        widgets.append([ids["FFmpegAssemble"], "preset", "ultrafast"])
+    module_url = f"/extensions/{PACK_LINK_NAME}/lib"
+    has_provider = "ProviderRender" in object_info
+    config = {
+        "url": comfy.url + "/",
+        "artifacts": ARTIFACTS,
+        "module": PACK_LINK_NAME,
+        "workflows": [{"name": n, "ui": load("workflows", f"{n}.json")} for n in WORKFLOW_NAMES],
+        "demo": {
+            "name": DEMO, "widgets": widgets,
+            "panelNodes": [ids["ScriptLLM"], ids["StoryboardSplit"]],
+            "scriptNode": ids["ScriptLLM"], "storyboardNode": ids["StoryboardSplit"],
+            "motionNode": ids["MotionClip"], "assembleNode": ids["FFmpegAssemble"],
+            "edit": EDIT,
+        },
+        "costModule": f"{module_url}/cost.js",
+        "costCases": cost_cases(),
+        "motionCases": [dict(module=f"{module_url}/motion.js", imageUrl=f"/view?filename={MOTION_IMAGE}&type=input",
+                             move=m, frame=f, frames=n, strength=s, width=w, height=h)
+                        for m, f, n, s, w, h in MOTION_CASES],
+        "providerCases": PROVIDER_CASES if has_provider else [],
+        "korean": True,
+    }
+    with tempfile.TemporaryDirectory(prefix="adreel-browser-") as tmp:
+        inp, outp = os.path.join(tmp, "in.json"), os.path.join(tmp, "out.json")
+        with open(inp, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        proc = subprocess.run([node, os.path.join(HERE, "editor.mjs"), inp, outp], cwd=HERE,
+                              capture_output=True, text=True, timeout=1500)
+        if not os.path.exists(outp):
+            pytest.fail(f"the browser driver wrote no report (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        with open(outp, encoding="utf-8") as f:
+            report = json.load(f)
+    report["config"] = config
+    report["has_provider"] = has_provider
+    with open(os.path.join(ARTIFACTS, "editor_report.json"), "w", encoding="utf-8") as f:
+        json.dump({k: v for k, v in report.items() if k not in ("motion", "config")}, f, indent=1)
+    assert not report.get("fatal"), f"the browser driver failed: {report['fatal']}\nsteps: {report['steps']}"
+    write_thumbnails(report, comfy)
+    return report
+
+
+
+def write_thumbnails(report, comfy) -> None:
+    """artifacts/thumbnails/NAME.jpg (512×512) for each shipped workflow, from this run: the demo
+    shows a frame of the ad it rendered, the others their graph as the editor drew it.
+    Copy them to workflows/ to ship them (the template browser shows workflows/NAME.jpg)."""
+    from PIL import ImageFilter
+
+    out_dir = os.path.join(ARTIFACTS, "thumbnails")
+    os.makedirs(out_dir, exist_ok=True)
+    size = 512
+    for name, wf in report["workflows"].items():
+        frame = demo_frame(report, comfy) if name == DEMO and report.get("demo", {}).get("video") else None
+        if frame is not None:
+            k = size / min(frame.size)
+            bg = frame.resize((round(frame.width * k), round(frame.height * k)))
+            top = (bg.height - size) // 2
+            thumb = bg.crop((0, top, size, top + size)).filter(ImageFilter.GaussianBlur(18))
+            thumb = Image.eval(thumb, lambda v: int(v * 0.55))
+            fg = frame.copy()
+            fg.thumbnail((size, size - 24))
+            thumb.paste(fg, ((size - fg.width) // 2, (size - fg.height) // 2))
+        else:
+            # the graph as drawn, around what sets this workflow apart from the demo, on the canvas colour
+            shot = Image.open(wf["screenshot"]).convert("RGB")
+            gx, gy, gw, gh = wf["box"]
+            demo_types = {n["type"] for n in load("workflows", f"{DEMO}.json")["nodes"]}
+            focus = [n["box"] for n in wf["nodes"] if n["type"] not in demo_types] or [wf["box"]]
+            x0, x1 = min(b[0] for b in focus), max(b[0] + b[2] for b in focus)
+            if x1 - x0 < gh:  # widen towards a square, inside the graph
+                grow = (gh - (x1 - x0)) / 2
+                x0, x1 = max(gx, x0 - grow), min(gx + gw, x1 + grow)
+            pad = 10
+            box = (int(max(60, x0 - pad)), int(max(80, gy - pad)), int(min(shot.width, x1 + pad)), int(min(shot.height - 50, gy + gh + pad)))
+            graph = shot.crop(box)
+            thumb = Image.new("RGB", (size, size), shot.getpixel((box[0] + 2, box[1] + 2)))
+            graph.thumbnail((size, size), Image.LANCZOS)
+            thumb.paste(graph, ((size - graph.width) // 2, (size - graph.height) // 2))
+        thumb.save(os.path.join(out_dir, f"{name}.jpg"), quality=88)
+
+
+def demo_frame(report, comfy):
+    from media import frame_at
+
+    run = report["demo"]["run"]
+    hist = comfy.get_json(f"/history/{run['prompt_id']}")[run["prompt_id"]]
+    node = str(report["config"]["demo"]["assembleNode"])
+    item = hist["outputs"].get(node, {}).get("images", [None])[0]
+    if not item:
+        return None
+    path = os.path.join(comfy.folder(item.get("type", "output")), item.get("subfolder", ""), item["filename"])
+    return Image.fromarray(frame_at(path, DEMO_SECONDS * 0.2, 540, 960))
+
+
+# ------------------------------------------------------------------------------------------------ console
+
+
+def is_fresh_install_noise(entry: dict, base_url: str) -> bool:
+    """Console errors a fresh ComfyUI user folder always gives, unrelated to any pack."""
+    text, url = entry["text"], entry.get("url", "")
+    if text.startswith("Failed to load resource"):
+        if url and not url.startswith(base_url):
+            return True  # outside loopback: blocked by the test (update checks, telemetry)
+        path = url[len(base_url):]
+        if "404" in text and (path.startswith("api/userdata") or path in ("user.css", "api/userdata/user.css")):
+            return True  # no user.css / workflows / templates saved yet
+        if "blockedbyclient" in text.lower() or "ERR_BLOCKED" in text:
+            return True
+    # the frontend's own start-up bug (settings store: a render-mode setting set before it is registered)
+    if text.startswith("TypeError: Cannot read properties of undefined (reading 'id')") and "at onChange" in text \
+            and "useSettingStore" not in text and "/extensions/" not in text:
+        return True
+    return False
+
+
+def errors_in(report, phase_prefix):
+    base = report["config"]["url"]
+    found = [e for e in report["console"] if e["phase"].startswith(phase_prefix) and e["type"] == "error"
+             and not is_fresh_install_noise(e, base)]
+    found += [{"type": "pageerror", **e} for e in report["pageErrors"] if e["phase"].startswith(phase_prefix)]
+    return found
+
+
+def test_editor_starts_with_the_pack_and_no_errors(editor):
+    assert editor["frontendVersion"] == "1.32.9"
+    assert "AdReel.Editor" in editor["extensions"]
+    assert {"BrandBrief", "ScriptLLM", "StoryboardSplit", "SceneKeyImage", "MotionClip", "FFmpegAssemble"} <= set(editor["registered"])
+    assert not errors_in(editor, "startup"), errors_in(editor, "startup")
+    # the pack itself loads nothing from outside
+    assert not [u for u in editor["blocked"] if "AdReel" in u or "adreel" in u]
+
+
+# ------------------------------------------------------------------------------------------------ workflows
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_shipped_workflow_opens_cleanly(editor, name):
+    wf = editor["workflows"][name]
+    ui = load("workflows", f"{name}.json")
+    assert not wf["missing"], f"{name}: missing nodes {wf['missing']}"
+    assert not wf["widgetProblems"], f"{name}: widget problems {json.dumps(wf['widgetProblems'], indent=1)[:3000]}"
+    assert not wf["dialogs"], f"{name}: the editor opened a dialog: {wf['dialogs']}"
+    assert wf["nodeCount"] == len(ui["nodes"]) and wf["links"] == len(ui["links"])
+    assert not errors_in(editor, f"load:{name}"), errors_in(editor, f"load:{name}")
+    warnings = [e for e in editor["console"] if e["phase"] == f"load:{name}" and e["type"] == "warning"
+                and any(w in e["text"].lower() for w in ("missing", "widget", "not found", "invalid"))]
+    assert not warnings, warnings
+    shot = Image.open(wf["screenshot"])
+    assert shot.size == (1600, 1000)
+    assert np.asarray(shot.convert("L")).std() > 10  # a drawn graph, not a blank page
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_graph_to_prompt_gives_the_shipped_api_workflow(editor, name):
+    """The frontend's own app.graphToPrompt() of the UI file = the API file: nodes, links, values."""
+    api = strip_meta(load("workflows", "api", f"{name}.json"))
+    got = strip_meta(editor["workflows"][name]["prompt"])
+    assert sorted(got) == sorted(api), f"nodes differ: editor {sorted(got)} vs file {sorted(api)}"
+    for nid in api:
+        assert got[nid]["class_type"] == api[nid]["class_type"], nid
+        assert got[nid]["inputs"] == api[nid]["inputs"], f"node {nid} ({api[nid]['class_type']}) inputs differ"
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+@pytest.fixture(scope="module")
+def demo_history(editor, comfy):
+    run = editor.get("demo", {}).get("run")
+    assert run and run.get("ok"), f"the demo did not finish in the editor: {run}"
+    return comfy.get_json(f"/history/{run['prompt_id']}")[run["prompt_id"]]
+
+
+def test_queued_demo_shows_the_storyboard_table(editor, demo_history, comfy):
+    d = editor["config"]["demo"]
+    prompt = demo_history["prompt"][2]
+    # the run is the shipped demo with the two widgets changed in the page
+    assert prompt[str(d["storyboardNode"])]["class_type"] == "StoryboardSplit"
+    brief = next(v for v in prompt.values() if v["class_type"] == "BrandBrief")
+    assert brief["inputs"]["duration_seconds"] == DEMO_SECONDS
+    sb = comfy_storyboard(comfy, demo_history, d["storyboardNode"])
+    panel = editor["demo"][f"panel_{d['storyboardNode']}"]
+    assert panel and panel["visible"]
+    assert len(panel["rows"]) == len(sb["scenes"]) >= 2
+    assert f"{sb['width']}×{sb['height']}" in panel["head"]
+    for row, sc in zip(panel["rows"], sb["scenes"]):
+        assert row["index"] == sc["index"]
+        assert row["segment"] == sc["segment"]
+        assert row["narration"] == sc["narration"] and row["on_screen_text"] == sc["on_screen_text"]
+        assert row["image_prompt"] == sc["image_prompt"]
+        assert row["time"] == f"{sc['start']:.2f}–{sc['start'] + sc['duration']:.2f} s"
+    # the script panel on ScriptLLM shows the same scenes
+    script_panel = editor["demo"][f"panel_{d['scriptNode']}"]
+    assert [r["on_screen_text"] for r in script_panel["rows"]] == [s["on_screen_text"] for s in sb["scenes"]]
+    # wide node: a real table, one column per field
+    assert editor["demo"]["wideColumns"] == 5
+    assert os.path.getsize(os.path.join(ARTIFACTS, "storyboard_panel.png")) > 10_000
+
+
+def comfy_storyboard(comfy, history, node_id):
+    out = history["outputs"].get(str(node_id), {})
+    if "adreel_storyboard" in out:
+        return out["adreel_storyboard"][0]
+    # cached in this server: an earlier prompt with the same node has it
+    for entry in comfy.get_json("/history").values():
+        if "adreel_storyboard" in entry["outputs"].get(str(node_id), {}):
+            return entry["outputs"][str(node_id)]["adreel_storyboard"][0]
+    raise AssertionError("no storyboard output in the history")
+
+
+def test_each_scene_shows_its_key_image(editor, demo_history, comfy):
+    d = editor["config"]["demo"]
+    key_node = next(k for k, v in demo_history["prompt"][2].items() if v["class_type"] == "SceneKeyImage")
+    images = demo_history["outputs"].get(key_node, {}).get("images") or next(
+        e["outputs"][key_node]["images"] for e in comfy.get_json("/history").values() if key_node in e["outputs"])
+    rows = editor["demo"][f"panel_{d['storyboardNode']}"]["rows"]
+    assert len(images) == len(rows)
+    for row, img in zip(rows, images):
+        assert row["thumb"], f"scene {row['index']} has no key image"
+        assert f"filename={img['filename']}" in row["thumb"]["src"]
+        assert row["thumb"]["w"] > 0 and row["thumb"]["h"] > row["thumb"]["w"]  # loaded, 9:16
+
+
+def test_finished_video_preview_plays_in_the_page(editor, demo_history):
+    d = editor["config"]["demo"]
+    out = demo_history["outputs"][str(d["assembleNode"])]["images"][0]
+    video = editor["demo"]["video"]
+    assert video, "no <video> preview of the finished ad on FFmpegAssemble"
+    assert out["filename"] in video["src"]
+    assert video["readyState"] >= 2 and video["visible"]
+    assert (video["width"], video["height"]) == (1080, 1920)
+    assert abs(video["duration"] - DEMO_SECONDS) < 0.25
+    shot = np.asarray(Image.open(os.path.join(ARTIFACTS, "finished_preview.png")).convert("RGB"))
+    assert shot.std() > 20
+
+
+def test_motion_clip_previews_its_scenes(editor, demo_history):
+    clip = editor["demo"]["clip"]
+    rows = editor["demo"][f"panel_{editor['config']['demo']['storyboardNode']}"]["rows"]
+    assert clip and clip["state"] == "playing", clip
+    assert clip["clips"] == len(rows)
+    assert clip["nonBlackFraction"] > 0.9
+    assert "/" in clip["caption"] and " s" in clip["caption"]
+
+
+def test_motion_preview_draws_the_engines_frames(editor):
+    """The canvas preview and the engine's renderer give the same frame (same move, zoom, angle)."""
+    from nodes.engine.motion import CameraMoveClip
+
+    src = np.asarray(motion_pattern())
+    assert len(editor["motion"]) == len(MOTION_CASES)
+    for case in editor["motion"]:
+        png = base64.b64decode(case["png"].split(",", 1)[1])
+        canvas = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32)
+        def engine(frame):
+            clip = CameraMoveClip(src, case["move"], case["frames"], 30.0, case["width"], case["height"], strength=case["strength"])
+            return next(clip.rgb_frames(frame, 1)).astype(np.float32)
+        same = np.abs(canvas - engine(case["frame"])).mean()
+        other = np.abs(canvas - engine(0 if case["frame"] > case["frames"] // 2 else case["frames"] - 1)).mean()
+        assert same < 6.0, f"{case['move']}: the preview differs from the engine by {same:.1f} levels"
+        assert other > 2.5 * same, f"{case['move']}: the check cannot tell frames apart ({same:.1f} vs {other:.1f})"
+
+
+# ------------------------------------------------------------------------------------------------ editing
+
+
+def test_scene_edit_goes_back_to_script_llm_and_renders(editor, comfy):
+    edit = editor.get("edit")
+    assert edit is not None, "the edit step did not run"
+    if not edit["hasInput"]:
+        pytest.skip("ScriptLLM has no edited_script input in this checkout")
+    assert edit["before"]["sendEnabled"]
+    sent = json.loads(edit["widget"])
+    scene = sent["scenes"][EDIT["index"]]
+    assert scene["on_screen_text"] == EDIT["on_screen_text"] and scene["narration"] == EDIT["narration"]
+    assert "sent" in edit["status"].lower() or "보냈" in edit["status"]
+    assert edit["run"]["ok"], edit["run"]
+    hist = comfy.get_json(f"/history/{edit['run']['prompt_id']}")[edit["run"]["prompt_id"]]
+    d = editor["config"]["demo"]
+    # the prompt carried the edit, and the storyboard the server made from it has it
+    assert json.loads(hist["prompt"][2][str(d["scriptNode"])]["inputs"]["edited_script"]) == sent
+    sb = hist["outputs"][str(d["storyboardNode"])]["adreel_storyboard"][0]
+    assert sb["scenes"][EDIT["index"]]["on_screen_text"] == EDIT["on_screen_text"]
+    assert sb["script_source"] == "edited"
+    row = edit["after"]["rows"][EDIT["index"]]
+    assert row["on_screen_text"] == EDIT["on_screen_text"] and row["narration"] == EDIT["narration"]
+    assert "edited" in edit["scriptPanel"]["head"]
+
+
+# ------------------------------------------------------------------------------------------------ cost
+
+
+def engine_estimate(case, image_path):
+    from nodes.engine.models import StoryboardScene
+    from nodes.engine.providers import PROVIDERS, RenderJob, plan_jobs
+
+    sc = case["scene"]
+    scene = StoryboardScene(index=0, segment="hook", start=0.0, duration=sc["duration"], start_frame=0,
+                            frame_count=max(1, round(sc["duration"] * 30)), narration=sc["narration"],
+                            image_prompt="a robot vacuum in a bright living room", visual_direction="hero shot")
+    spec = PROVIDERS[case["provider"]].models.get(case["model"])
+    needs = spec.needs_image if spec else False
+    job = RenderJob(scene=scene, provider=case["provider"], model=case["model"], aspect_ratio=case["aspect"],
+                    image_path=image_path if needs else None, options=dict(case["options"]))
+    return plan_jobs([job])[0].cost
+
+
+KEY_ENV = {"LUMA_API_KEY": "k", "RUNWAY_API_KEY": "k", "HEYGEN_API_KEY": "k", "FAL_KEY": "k",
+           "REPLICATE_API_TOKEN": "k", "GEMINI_API_KEY": "k"}
+
+
+def test_cost_estimates_are_the_engines(editor, monkeypatch, tmp_path):
+    """Every priced case: the editor's number is the engine's, and both refuse the same jobs."""
+    from nodes.engine.models import AdReelInputError
+
+    for k, v in KEY_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "none.json"))
+    img = tmp_path / "key.png"
+    Image.new("RGB", (720, 1280), (40, 90, 200)).save(img)
+    results = editor["cost"]
+    assert len(results) == len(editor["config"]["costCases"]) > 100
+    checked = refused = 0
+    for r in results:
+        try:
+            want = engine_estimate(r, str(img))
+        except AdReelInputError as e:
+            assert r.get("error"), f"case {r['id']} {r['provider']} {r['model']}: the engine refuses ({e}), the editor prices it {r.get('result')}"
+            refused += 1
+            continue
+        assert not r.get("error"), f"case {r['id']} {r['provider']} {r['model']} {r['scene']}: the editor refuses ({r['error']}), the engine prices it {want}"
+        got = r["result"]["usd"]
+        if want.usd is None:
+            assert got is None, f"case {r['id']}: unknown price in the engine, ${got} in the editor"
+        else:
+            assert got is not None and abs(got - want.usd) < 1e-6, f"case {r['id']} {r['provider']} {r['model']} {r['scene']['duration']}s {r['options']}: editor ${got}, engine ${want.usd} ({want.basis})"
+        checked += 1
+    assert checked > 100 and refused >= 5
+
+
+def test_cost_badge_on_provider_render(editor, demo_history, comfy, monkeypatch, tmp_path):
+    if not editor["has_provider"]:
+        pytest.skip("no ProviderRender node is registered in this checkout")
+    from nodes.engine.models import StoryboardScene
+
+    for k, v in KEY_ENV.items():
+        monkeypatch.setenv(k, v)
+    img = tmp_path / "key.png"
+    Image.new("RGB", (720, 1280), (40, 90, 200)).save(img)
+    sb = comfy_storyboard(comfy, demo_history, editor["config"]["demo"]["storyboardNode"])
+    badge = editor["badge"]
+    assert len(badge["cases"]) == 2 * len(PROVIDER_CASES)
+    for c in badge["cases"]:
+        w = c["widgets"]
+        opts = json.loads(w["options_json"] or "{}")
+        assert c["badges"] and c["badges"][-1].startswith("💲"), c
+        assert c["cost"]["text"] in c["badges"][-1]
+        if not c["connected"]:
+            # before a storyboard exists: the price of one scene at the model's shortest clip
+            want = engine_estimate({"provider": w["provider"], "model": w["model"], "aspect": "9:16", "options": opts,
+                                    "scene": {"duration": 0.01, "narration": "one two three"}}, str(img)).usd
+            assert c["cost"]["total"] == pytest.approx(want, abs=1e-6), c
+            assert not c["cost"]["known"]
+        else:
+            total = 0.0
+            for s in sb["scenes"]:
+                total += engine_estimate({"provider": w["provider"], "model": w["model"], "aspect": "9:16", "options": opts,
+                                          "scene": {"duration": s["frame_count"] / sb["fps"], "narration": s["narration"]}}, str(img)).usd
+            assert c["cost"]["known"] and c["cost"]["scenes"] == len(sb["scenes"])
+            assert c["cost"]["total"] == pytest.approx(total, abs=1e-4), c
+            budget = w["max_cost_usd"]
+            assert c["cost"]["over"] == (budget > 0 and total > budget + 1e-9), c
+    assert os.path.exists(os.path.join(ARTIFACTS, "cost_badge.png"))
+
+
+# ------------------------------------------------------------------------------------------------ templates, i18n
+
+
+def test_workflows_in_the_template_browser_with_thumbnails(editor):
+    assert not errors_in(editor, "templates"), errors_in(editor, "templates")
+    for name in WORKFLOW_NAMES:
+        card = editor["templates"].get(name)
+        assert card, f"{name} is not in the template browser under {PACK_LINK_NAME}"
+        # the card shows workflows/NAME.jpg (512×512), fetched from the pack's template route
+        assert editor["templateMedia"].get(f"/api/workflow_templates/{PACK_LINK_NAME}/{name}.jpg") == 200, editor["templateMedia"]
+        assert card["img"] and (card["img"]["w"], card["img"]["h"]) == (512, 512), f"{name}: its thumbnail did not load ({card['img']})"
+        assert "default-template" not in card["img"]["src"]
+        assert os.path.exists(os.path.join(ROOT, "workflows", f"{name}.jpg"))
+    # a click on the card opens that workflow
+    first = load("workflows", f"{WORKFLOW_NAMES[0]}.json")
+    assert sorted(editor["templateOpened"]) == sorted(n["type"] for n in first["nodes"])
+
+
+def test_thumbnails_are_real_jpegs():
+    for name in WORKFLOW_NAMES:
+        im = Image.open(os.path.join(ROOT, "workflows", f"{name}.jpg"))
+        assert im.format == "JPEG" and im.size == (512, 512)
+        assert np.asarray(im.convert("L")).std() > 8  # a picture, not a flat card
+
+
+def test_korean_labels(editor, object_info):
+    ko = load("locales", "ko", "nodeDefs.json")
+    ours = {k: v for k, v in object_info.items() if v.get("category", "").startswith("AdReel")}
+    missing = []
+    for name, info in ours.items():
+        t = ko.get(name, {})
+        if not t.get("display_name"):
+            missing.append(f"{name}.display_name")
+        for group in ("required", "optional"):
+            for inp in info["input_order"].get(group, []):
+                if not t.get("inputs", {}).get(inp, {}).get("name"):
+                    missing.append(f"{name}.inputs.{inp}")
+        for i, _ in enumerate(info["output_name"]):
+            if not t.get("outputs", {}).get(str(i), {}).get("name"):
+                missing.append(f"{name}.outputs.{i}")
+    assert not missing, f"no Korean label for: {missing}"
+    # and the editor shows them
+    k = editor["korean"]
+    assert k["defs"]["BrandBrief"]["title"] == ko["BrandBrief"]["display_name"]
+    brief = k["nodes"]["BrandBrief"]
+    labels = {w["name"]: w["label"] for w in brief["widgets"]}
+    assert labels["brand"] == ko["BrandBrief"]["inputs"]["brand"]["name"]
+    main_ko = load("locales", "ko", "main.json")
+    assert k["panelTitle"] in (main_ko["adreel"]["script"], main_ko["adreel"]["storyboard"])
+    assert not errors_in(editor, "korean"), errors_in(editor, "korean")
