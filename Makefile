@@ -6,7 +6,7 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test serve bench bench-assemble workflows clean
+.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean
 
 setup:
 	@python3 scripts/setup_runtime.py
@@ -25,6 +25,16 @@ serve: setup
 bench: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON tests/bench/bench_foundation.py
+
+bench-assembly: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/bench/bench_assembly.py
+
+bench-providers: setup
+	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_providers_concurrency.py
+
+music: setup
+	@source $(ENV_FILE) && $$ADREEL_PYTHON scripts/make_music_bed.py
 
 workflows: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \

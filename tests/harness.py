@@ -92,7 +92,8 @@ class ComfyServer:
     def start(self, timeout: float = 240) -> "ComfyServer":
         self._prepare()
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", self.base, "--disable-auto-launch", "--log-stdout", *self.extra_args]
+               "--base-directory", self.base, "--disable-auto-launch", "--log-stdout",
+               "--database-url", f"sqlite:///{os.path.join(self.folder('user'), 'comfyui.db')}", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,

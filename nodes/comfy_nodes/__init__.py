@@ -10,8 +10,14 @@ class AdReelExtension(ComfyExtension):
         from .keyimage_node import SceneKeyImage
         from .motion_node import MotionClip
         from .assemble_node import FFmpegAssemble
+        from .narration_node import SceneNarration
+        from .music_node import MusicBed
+        from .upload_node import AssetUpload
+        from .provider_node import ProviderRender
+        from .reference_node import ReferenceAnalyze
 
-        return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble]
+        return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble, AssetUpload,
+                SceneNarration, MusicBed, ReferenceAnalyze, ProviderRender]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

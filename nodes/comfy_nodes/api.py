@@ -20,6 +20,11 @@ def output_directory() -> str:
     return folder_paths.get_output_directory()
 
 
+def input_directory() -> str:
+    import folder_paths
+    return folder_paths.get_input_directory()
+
+
 def temp_directory() -> str:
     import folder_paths
     return folder_paths.get_temp_directory()
@@ -76,4 +81,139 @@ def check_combos(values: dict, options: dict) -> bool | str:
         for v in (val if isinstance(val, list) else [val]):
             if v is not None and v not in options[name]:
                 return f"{name}: {v!r} is not one of {', '.join(map(str, options[name]))}"
+    return True
+
+
+# Sampling with the user's own models: the code ComfyUI's KSampler runs.
+def sampler_names() -> list[str]:
+    import comfy.samplers
+    return list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def scheduler_names() -> list[str]:
+    import comfy.samplers
+    return list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def model_config_names(model) -> list[str]:
+    """Class names of the checkpoint's ComfyUI model config, most specific first (SDXL, SD15, Flux …)."""
+    return [c.__name__ for c in type(model.model.model_config).__mro__]
+
+
+def latent_channels(model) -> int:
+    return int(model.get_model_object("latent_format").latent_channels)
+
+
+def vae_latent_channels(vae) -> int:
+    return int(getattr(vae, "latent_channels", 4))
+
+
+def vae_downscale(vae) -> int:
+    ratio = vae.spacial_compression_encode()
+    return int(ratio if isinstance(ratio, int) else 8)
+
+
+def encode_text(clip, text: str):
+    """CONDITIONING for ``text``, exactly as CLIPTextEncode makes it."""
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+def ksample(model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, sampler_name: str,
+            scheduler: str, denoise: float) -> dict:
+    """KSampler's own code path (``nodes.common_ksampler``: noise, latent previews, progress)."""
+    import nodes as comfy_core_nodes  # ComfyUI's top-level nodes.py, not this pack
+    return comfy_core_nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                            latent, denoise=denoise)[0]
+
+
+def empty_latent(width: int, height: int, downscale: int = 8) -> dict:
+    """EmptyLatentImage (the sampler widens the channels for 16-channel models)."""
+    import torch
+    import comfy.model_management
+    return {"samples": torch.zeros([1, 4, height // downscale, width // downscale],
+                                   device=comfy.model_management.intermediate_device())}
+
+
+def vae_encode(vae, image) -> dict:
+    return {"samples": vae.encode(image[:, :, :, :3])}
+
+
+def vae_decode(vae, latent: dict):
+    images = vae.decode(latent["samples"])
+    if images.ndim == 5:  # video VAEs
+        images = images.reshape(-1, images.shape[-3], images.shape[-2], images.shape[-1])
+    return images
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """A user's cancel: never swallowed by a fallback."""
+    import comfy.model_management
+    return isinstance(exc, comfy.model_management.InterruptProcessingException)
+
+
+def send_preview(node_id: str | None, pil_image, value: int, total: int) -> None:
+    """Progress plus a preview image on the node (the way samplers show their previews)."""
+    import comfy.utils
+    comfy.utils.ProgressBar(total, node_id=node_id).update_absolute(value, total, ("JPEG", pil_image, 512))
+
+
+# Reference ads (ReferenceAnalyze → ScriptLLM): the ReferenceStyle object.
+ReferenceType = io.Custom("ADREEL_REFERENCE")
+
+
+def input_video_files() -> list[str]:
+    """Video files in ComfyUI's input folder (what LoadVideo lists)."""
+    import os
+    import folder_paths
+    folder = folder_paths.get_input_directory()
+    try:
+        files = [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
+    except OSError:
+        return []
+    return sorted(folder_paths.filter_files_content_types(files, ["video"]))
+
+
+def input_file_path(name: str) -> str | None:
+    """The path of ``name`` in the input folder, or None if absent or outside it."""
+    import os
+    import folder_paths
+    if not name or not folder_paths.exists_annotated_filepath(name):
+        return None
+    path = os.path.realpath(folder_paths.get_annotated_filepath(name))
+    allowed = [os.path.realpath(folder_paths.get_directory_by_type(t)) for t in ("input", "output", "temp")]
+    if not any(os.path.commonpath([path, a]) == a for a in allowed if a):
+        return None
+    return path
+
+
+def add_get_route(path: str, handler) -> bool:
+    """Serve ``GET path`` from ComfyUI's own server (an aiohttp handler); False without a server."""
+    try:
+        from server import PromptServer
+        PromptServer.instance.routes.get(path)(handler)
+        return True
+    except Exception:  # no server (a script run, tests of the engine)
+        return False
+
+
+def progress_bar(total: int):
+    """A bare ComfyUI progress bar (the executing node's), for ``update_bar_keeping_interrupt``."""
+    import comfy.utils
+    return comfy.utils.ProgressBar(total)
+
+
+def update_bar_keeping_interrupt(bar, value: int) -> bool:
+    """Move ``bar`` without consuming a pending interrupt; False when the run is being interrupted.
+
+    ComfyUI's progress hook raises (and clears) the interrupt flag. Code that polls
+    ``interrupted()`` to cancel remote jobs must not lose it to a progress update.
+    """
+    import comfy.model_management as mm
+    if mm.processing_interrupted():
+        return False
+    try:
+        bar.update_absolute(value)
+    except mm.InterruptProcessingException:
+        mm.interrupt_current_processing(True)  # put the flag back for whoever waits on it
+        return False
     return True
