@@ -217,6 +217,10 @@ def browser_test_packages() -> None:
     lock = os.path.join(BROWSER_TESTS, "package-lock.json")
     if not os.path.isfile(lock):
         return
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    if int(version.lstrip("v").split(".")[0] or 0) < 20:
+        sys.exit(f"[setup] the editor tests' playwright-core needs Node >= 20; this machine has {version}: "
+                 "install Node 20 (e.g. from NodeSource) and run again")
     stamp_path = os.path.join(BROWSER_TESTS, "node_modules", ".adreel-stamp")
     stamp = stamp_for([lock])
     if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
