@@ -94,7 +94,8 @@ class Card:
 @dataclass
 class AssemblyExtras:
     """Everything beyond picture + text: audio, subtitles, logo, cards, formats."""
-    audio_path: str | None = None           # the final mix (WAV); None: silence
+    audio_path: str | None = None           # the mix (WAV); None: silence
+    audio_filter: str | None = None         # applied in this pass (the loudness gain, a limiter)
     subtitles_path: str | None = None       # .ass to burn in (inside work_dir)
     fonts_dir: str | None = None            # extra fonts for libass (inside work_dir)
     logo: Overlay | None = None
@@ -354,12 +355,16 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
         cmd += ["-f", "lavfi", "-t", f"{sb.total_duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
     video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
     graph, labels = filter_graph(overlays, max(20, sb.height // 24), extras, logo_input, len(video_kinds))
+    audio_labels = [f"{audio_index}:a"] * len(video_kinds)
+    if extras.audio_path and extras.audio_filter:
+        audio_labels = [f"[aout{i}]" for i in range(len(video_kinds))]
+        graph += (f";\n[{audio_index}:a]{extras.audio_filter},aformat=sample_fmts=fltp:sample_rates=48000"
+                  f":channel_layouts=stereo,asplit={len(video_kinds)}" + "".join(audio_labels))
     graph_path = os.path.join(work_dir, "graph.txt")
     with open(graph_path, "w", encoding="utf-8") as f:
         f.write(graph)
     cmd += ["-filter_complex_script", graph_path]
-    audio = f"{audio_index}:a"
-    for kind, label in zip(video_kinds, labels):
+    for kind, label, audio in zip(video_kinds, labels, audio_labels):
         cmd += _output_args(kind, label, audio, sb, encode, parts[kind])
 
     log_path = os.path.join(work_dir, "ffmpeg.log")

@@ -6,7 +6,6 @@ end in one WAV the video encode takes.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -107,7 +106,11 @@ def _run(cmd: list[str], what: str) -> str:
 
 def mix_audio(duration: float, narration: np.ndarray | None, music: AudioClip | None, out_path: str,
               work_dir: str, settings: MixSettings | None = None) -> dict:
-    """Write the final 48 kHz stereo mix to ``out_path``; returns loudness facts."""
+    """Write the 48 kHz stereo mix to ``out_path`` (float WAV) and measure it.
+
+    Returns loudness facts with ``filter``: the gain (+ limiter) that brings the
+    mix to the target, for the encode to apply; ``silent`` when there is nothing.
+    """
     s = settings or MixSettings()
     ff = find_ffmpeg()
     inputs, parts = [], []
@@ -124,7 +127,7 @@ def mix_audio(duration: float, narration: np.ndarray | None, music: AudioClip | 
         inputs += ["-stream_loop", "-1", "-i", p]
     d = f"{duration:.6f}"
     if not inputs:
-        return {"silent": True}
+        return {"silent": True, "filter": "anull"}
     fmt = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
     m_idx = 1 if has_voice else 0
     if music is not None:
@@ -141,21 +144,46 @@ def mix_audio(duration: float, narration: np.ndarray | None, music: AudioClip | 
         parts.append("[vk]anullsink;[vv]anull[mix]")
     else:
         parts.append("[m]anull[mix]")
-    pre = os.path.join(work_dir, "premix.wav")
-    _run([ff, "-hide_banner", "-nostdin", "-y", *inputs, "-filter_complex", ";".join(parts), "-map", "[mix]",
-          "-t", d, "-c:a", "pcm_f32le", "-ar", str(SAMPLE_RATE), pre], "mix the audio")
-    # two-pass loudness normalisation
-    ln = f"loudnorm=I={s.target_lufs}:TP={s.true_peak}:LRA=11"
-    err = _run([ff, "-hide_banner", "-nostdin", "-i", pre, "-af", ln + ":print_format=json", "-f", "null", "-"],
-               "measure loudness")
-    m = json.loads(re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", err, re.S)[-1])
-    if float(m["input_i"]) < -70:  # silence: nothing to normalise
-        _run([ff, "-hide_banner", "-nostdin", "-y", "-i", pre, "-c:a", "pcm_s16le", out_path], "write the audio")
-        return {"silent": True}
-    second = (f"{ln}:measured_I={m['input_i']}:measured_TP={m['input_tp']}:measured_LRA={m['input_lra']}"
-              f":measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true,"
-              f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo")
-    _run([ff, "-hide_banner", "-nostdin", "-y", "-i", pre, "-af", second, "-t", d, "-c:a", "pcm_s16le",
-          "-ar", str(SAMPLE_RATE), out_path], "normalise the loudness")
-    return {"silent": False, "input_lufs": float(m["input_i"]), "target_lufs": s.target_lufs,
-            "true_peak_limit": s.true_peak}
+    # one pass: write the mix and measure it (EBU R128 integrated loudness + true peak)
+    err = _run([ff, "-hide_banner", "-nostdin", "-y", *inputs, "-filter_complex",
+                ";".join(parts) + ";[mix]asplit=2[out][meas];[meas]ebur128=peak=true:framelog=verbose[measured]",
+                "-map", "[out]", "-t", d, "-c:a", "pcm_f32le", "-ar", str(SAMPLE_RATE), out_path,
+                "-map", "[measured]", "-t", d, "-f", "null", "-"], "mix the audio")
+    plan = loudness_plan(_last_summary(err), s)
+    if plan.get("limited"):
+        # the limiter takes some loudness off: measure what it gives and make up the difference
+        err = _run([ff, "-hide_banner", "-nostdin", "-i", out_path, "-af",
+                    f"{plan['filter']},ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
+                   "measure the limited mix")
+        after, _ = _last_summary(err)
+        plan = loudness_plan((plan["input_lufs"], plan["input_true_peak"]), s,
+                             gain=plan["gain_db"] + s.target_lufs - after)
+    return plan
+
+
+def _last_summary(stderr: str) -> tuple[float, float]:
+    summary = stderr[stderr.rfind("Summary:"):]
+    i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    if not i or not peak:
+        raise RuntimeError(f"ffmpeg's loudness measurement gave no summary: {stderr.strip()[-400:]}")
+    return float(i.group(1)), float(peak.group(1))
+
+
+def loudness_plan(measured: tuple[float, float], s: MixSettings, gain: float | None = None) -> dict:
+    """The gain (and, when the peaks would overshoot, a limiter) that brings the mix
+    to the target; applied inside the video encode's filter graph, not in a pass of its own.
+    ``gain`` overrides the plain difference (the make-up after limiting)."""
+    integrated, true_peak = measured
+    if integrated < -70:  # silence
+        return {"silent": True, "filter": "anull"}
+    if gain is None:
+        gain = s.target_lufs - integrated
+    chain = [f"volume={gain:.2f}dB"]
+    limited = true_peak + gain > s.true_peak
+    if limited:  # sample-peak limiter a dB under the true-peak ceiling (inter-sample peaks)
+        limit = 10 ** ((s.true_peak - 1.0) / 20)
+        chain.append(f"alimiter=limit={limit:.4f}:attack=5:release=60:level=disabled:latency=1")
+    return {"silent": False, "input_lufs": integrated, "input_true_peak": true_peak, "gain_db": round(gain, 2),
+            "limited": limited, "target_lufs": s.target_lufs, "true_peak_limit": s.true_peak,
+            "filter": ",".join(chain)}

@@ -119,12 +119,15 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
         speech = None
 
     # 2. audio, once for all aspects
+    timings: dict[str, float] = {}
+    t_audio = time.monotonic()
     duration = sb.total_frames / sb.fps
     voice, spans = (narration_track(sb, speech, LEAD_IN_SECONDS) if speech else (None, []))
     audio_path = os.path.join(work_dir, "mix.wav")
     loud = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix)
     if loud.get("silent"):
         audio_path = None
+    timings["audio"] = round(time.monotonic() - t_audio, 3)
     if music is None:
         notes.append("no music connected")
 
@@ -147,7 +150,7 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
         asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
         adir = os.path.join(work_dir, f"aspect_{n}")
         os.makedirs(adir, exist_ok=True)
-        extras = AssemblyExtras(audio_path=audio_path, formats=tuple(opt.formats))
+        extras = AssemblyExtras(audio_path=audio_path, audio_filter=loud.get("filter"), formats=tuple(opt.formats))
         if cues and opt.subtitles == "burn + sidecar":
             extras.subtitles_path = os.path.join(adir, "subs.ass")
             if font_file:
@@ -180,8 +183,10 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
             if progress:
                 progress(f"{aspect}: frame {d}/{t}", n * sb.total_frames + d, total_frames_all)
 
+        t_enc = time.monotonic()
         result = assemble(asb, make_sources(asb), target, adir, encode=opt.encode, font=opt.font,
                           progress=prog, cancelled=cancelled, extras=extras)
+        timings[f"assemble {aspect}"] = round(time.monotonic() - t_enc, 3)
         files = dict(result.files)
         if n == 0:
             files.update(sidecars)
@@ -202,7 +207,7 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
         brief=sb.brief, storyboard=sb, providers=providers,
         costs_usd=round(sum(r.get("actual_cost_usd") or 0 for r in providers), 4),
         models=sorted({f"{r['provider']}:{r['model']}" for r in providers if r.get("provider") not in (None, "camera")}),
-        timings_seconds={"render": round(time.monotonic() - t0, 3)},
+        timings_seconds={"render": round(time.monotonic() - t0, 3), **timings},
         encode={"video": "h264 high yuv420p bt709", "preset": opt.encode.preset, "crf": opt.encode.crf,
                 "audio": "aac 48kHz stereo", "fps": sb.fps, "frames": sb.total_frames,
                 "formats": list(opt.formats), "aspects": aspects, "loudness": loud,

@@ -96,6 +96,11 @@ def test_mix_is_normalised_and_ducked(tmp_path):
     out = str(tmp_path / "mix.wav")
     facts = mix_audio(8.0, voice, music, out, str(tmp_path))
     assert not facts["silent"]
+    # the encode applies the returned gain / limiter; do the same here and measure
+    final = str(tmp_path / "final.wav")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", out, "-af", facts["filter"], "-c:a", "pcm_s16le", final],
+                   check=True)
+    out = final
     lv = loudness(out)
     assert abs(lv["integrated"] + 14) <= 1.0 and lv["true_peak"] <= -1.0
     from media import band_levels_db, decode_audio
