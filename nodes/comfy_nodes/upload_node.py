@@ -76,13 +76,33 @@ def retry_interval() -> float:
         return DEFAULT_RETRY_SECONDS
 
 
+RETENTION_ENV = "ADREEL_RETENTION_HOURS"
+
+
+def retention_hours() -> float | None:
+    """``ADREEL_RETENTION_HOURS``: age after which spool entries and AdReel's temporary
+    files are removed. Unset: nothing is ever removed."""
+    raw = os.environ.get(RETENTION_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        if value < 0:
+            raise ValueError
+        return value
+    except ValueError:
+        logger.warning("%s must be a number of hours ≥ 0 (got %r); retention is off", RETENTION_ENV, raw)
+        return None
+
+
 def ensure_retry_thread():
     """The one spool-retry daemon thread of this ComfyUI process, started on first use."""
     global _retry_thread
     with _retry_lock:
         if _retry_thread is None or not _retry_thread.is_alive():
             interval = retry_interval()
-            _retry_thread = start_retry_thread(interval)
+            _retry_thread = start_retry_thread(interval, retention_hours=retention_hours(),
+                                               retention_folders=[os.path.join(temp_directory(), "adreel_inputs")])
             logger.info("AdReel: spool retry runs every %gs in the background", interval)
         return _retry_thread
 

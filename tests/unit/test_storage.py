@@ -636,3 +636,27 @@ def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypat
     cfg = config_for(s3, name, tmp_path)
     result = upload_ad(media["video"], config=cfg, write_history=False)
     assert result.status == "uploaded", result.reason
+
+
+def test_the_retry_thread_applies_retention_when_asked(tmp_path):
+    """With an age set, the background thread removes spool entries and temp files older than it."""
+    from nodes.engine.storage.spool import start_retry_thread
+    spool = tmp_path / "spool"
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    old = temp / "old.png"
+    old.write_bytes(b"x")
+    fresh = temp / "fresh.png"
+    fresh.write_bytes(b"y")
+    past = time.time() - 10 * 3600
+    os.utime(old, (past, past))
+    stop = threading.Event()
+    thread = start_retry_thread(0.1, stop_event=stop, spool_dir=spool, retention_hours=5,
+                                retention_folders=[temp])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and old.exists():
+            time.sleep(0.1)
+    finally:
+        thread.stop()
+    assert not old.exists() and fresh.exists()

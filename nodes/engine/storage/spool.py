@@ -441,8 +441,12 @@ class SpoolRetryThread(threading.Thread):
     """Retries the spool every ``interval_seconds`` until ``stop_event`` is set. Never raises."""
 
     def __init__(self, interval_seconds: float = 300.0, *, stop_event: Optional[threading.Event] = None,
-                 config: Optional[StorageConfig] = None, spool_dir=None):
+                 config: Optional[StorageConfig] = None, spool_dir=None,
+                 retention_hours: Optional[float] = None, retention_folders=()):
         super().__init__(name="adreel-spool-retry", daemon=True)
+        # retention: with an age set, spool entries and temporary files older than it are removed
+        self.retention_hours = retention_hours
+        self.retention_folders = list(retention_folders)
         self.interval = max(0.05, float(interval_seconds))
         self.stop_event = stop_event or threading.Event()
         self.config = config
@@ -460,8 +464,21 @@ class SpoolRetryThread(threading.Thread):
                 logger.debug("spool retry skipped: %s", exc.message)
             except Exception as exc:  # noqa: BLE001 - keep the thread alive
                 logger.warning("spool retry failed: %s: %s", type(exc).__name__, redact(exc))
+            if self.retention_hours is not None:
+                self._clean()
             self.runs += 1
             self.stop_event.wait(self.interval)
+
+    def _clean(self) -> None:
+        from .retention import clean_retention
+        try:
+            spool = self.spool_dir or (self.config.spool_dir if self.config else None)
+            folders = ([spool] if spool else []) + self.retention_folders
+            report = clean_retention(folders, self.retention_hours)
+            if report.removed:
+                logger.info("retention: removed %d item(s) older than %gh", len(report.removed), self.retention_hours)
+        except Exception as exc:  # noqa: BLE001 - keep the thread alive
+            logger.warning("retention failed: %s: %s", type(exc).__name__, redact(exc))
 
     def stop(self, timeout: Optional[float] = 10.0) -> None:
         self.stop_event.set()
@@ -469,8 +486,11 @@ class SpoolRetryThread(threading.Thread):
 
 
 def start_retry_thread(interval_seconds: float = 300.0, *, stop_event: Optional[threading.Event] = None,
-                       config: Optional[StorageConfig] = None, spool_dir=None) -> SpoolRetryThread:
-    """Start a daemon thread that calls ``retry_spooled`` now and then every ``interval_seconds``."""
-    thread = SpoolRetryThread(interval_seconds, stop_event=stop_event, config=config, spool_dir=spool_dir)
+                       config: Optional[StorageConfig] = None, spool_dir=None,
+                       retention_hours: Optional[float] = None, retention_folders=()) -> SpoolRetryThread:
+    """Start a daemon thread that calls ``retry_spooled`` now and then every ``interval_seconds``
+    (and, with ``retention_hours``, cleans what is older than that)."""
+    thread = SpoolRetryThread(interval_seconds, stop_event=stop_event, config=config, spool_dir=spool_dir,
+                              retention_hours=retention_hours, retention_folders=retention_folders)
     thread.start()
     return thread
