@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from ..engine.narration import DEFAULT_RATE_WPM, speak_espeak, speak_to_fit
+from ..engine.tts_cloud import speak_cloud, speak_cloud_to_fit
 from .api import CATEGORY, SceneType, check_combos, io
 from .convert import clip_to_audio
 
-BACKENDS = ["espeak-ng"]
+BACKENDS = ["espeak-ng", "openai", "elevenlabs"]
 
 
 class SceneNarration(io.ComfyNode):
@@ -15,7 +16,8 @@ class SceneNarration(io.ComfyNode):
             node_id="SceneNarration",
             display_name="Scene Narration",
             category=CATEGORY,
-            description="Speaks the scene's narration in the brief's language, offline (espeak-ng). "
+            description="Speaks the scene's narration in the brief's language: offline with espeak-ng (default), "
+                        "or OpenAI / ElevenLabs TTS with the key from OPENAI_API_KEY / ELEVENLABS_API_KEY. "
                         "With fit_to_scene, a line that overruns its scene is spoken faster (up to a natural limit); "
                         "FFmpegAssemble then times the scenes to the voice. Any other pack's AUDIO works as narration too.",
             inputs=[
@@ -25,6 +27,10 @@ class SceneNarration(io.ComfyNode):
                 io.Boolean.Input("fit_to_scene", default=True),
                 io.String.Input("text", optional=True, force_input=True,
                                 tooltip="Narration text to speak instead of the scene's (e.g. an edited line)."),
+                io.String.Input("voice", default="", optional=True,
+                                tooltip="Cloud voice (OpenAI: alloy, nova …; ElevenLabs: a voice id); empty: the default."),
+                io.String.Input("tts_model", default="", optional=True,
+                                tooltip="Cloud model (OpenAI: gpt-4o-mini-tts, tts-1; ElevenLabs: eleven_multilingual_v2)."),
             ],
             outputs=[io.Audio.Output(display_name="audio")],
         )
@@ -34,10 +40,14 @@ class SceneNarration(io.ComfyNode):
         return check_combos({"backend": backend}, {"backend": BACKENDS})
 
     @classmethod
-    def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None) -> io.NodeOutput:
+    def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None, voice="", tts_model="") -> io.NodeOutput:
         line = scene.scene.narration if text is None else text
-        if fit_to_scene:
-            speech, _ = speak_to_fit(line, scene.language, scene.scene.frame_count / scene.fps, rate_wpm)
+        seconds = scene.scene.frame_count / scene.fps
+        if backend != "espeak-ng":
+            speech = (speak_cloud_to_fit(backend, line, scene.language, seconds, voice or "", tts_model or "")
+                      if fit_to_scene else speak_cloud(backend, line, scene.language, voice or "", tts_model or ""))
+        elif fit_to_scene:
+            speech, _ = speak_to_fit(line, scene.language, seconds, rate_wpm)
         else:
             speech = speak_espeak(line, scene.language, rate_wpm)
         return io.NodeOutput(clip_to_audio(speech.samples, speech.sample_rate))
