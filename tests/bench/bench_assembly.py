@@ -165,11 +165,14 @@ def limit_encode(work: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3:  # child process
+    if len(sys.argv) == 3 and sys.argv[1] != "--seconds":  # child process
         {"adreel": run_adreel, "moviepy": run_moviepy, "limit": limit_encode}[sys.argv[1]](sys.argv[2])
         return
     rows = []
-    for seconds in (15.0, 60.0):
+    lengths = (15.0, 60.0)
+    if len(sys.argv) == 3 and sys.argv[1] == "--seconds":  # e.g. --seconds 15
+        lengths = tuple(float(x) for x in sys.argv[2].split(","))
+    for seconds in lengths:
         with tempfile.TemporaryDirectory(prefix="adreel_bench_") as work:
             prepare(seconds, work)
             me = [sys.executable, os.path.abspath(__file__)]
