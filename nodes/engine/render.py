@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -124,10 +125,15 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
     duration = sb.total_frames / sb.fps
     voice, spans = (narration_track(sb, speech, LEAD_IN_SECONDS) if speech else (None, []))
     audio_path = os.path.join(work_dir, "mix.wav")
-    loud = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix)
-    if loud.get("silent"):
-        audio_path = None
-    timings["audio"] = round(time.monotonic() - t_audio, 3)
+
+    def mix():  # ffmpeg subprocesses: runs while the cards and subtitles are composed
+        facts = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix)
+        timings["audio"] = round(time.monotonic() - t_audio, 3)
+        return facts
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adreel-audio")
+    loud_future = pool.submit(mix)
+    pool.shutdown(wait=False)
     if music is None:
         notes.append("no music connected")
 
@@ -150,7 +156,7 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
         asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
         adir = os.path.join(work_dir, f"aspect_{n}")
         os.makedirs(adir, exist_ok=True)
-        extras = AssemblyExtras(audio_path=audio_path, audio_filter=loud.get("filter"), formats=tuple(opt.formats))
+        extras = AssemblyExtras(formats=tuple(opt.formats))
         if cues and opt.subtitles == "burn + sidecar":
             extras.subtitles_path = os.path.join(adir, "subs.ass")
             if font_file:
@@ -183,6 +189,9 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
             if progress:
                 progress(f"{aspect}: frame {d}/{t}", n * sb.total_frames + d, total_frames_all)
 
+        loud = loud_future.result()  # the mix is ready by now (or we wait for it here)
+        extras.audio_path = None if loud.get("silent") else audio_path
+        extras.audio_filter = loud.get("filter")
         t_enc = time.monotonic()
         result = assemble(asb, make_sources(asb), target, adir, encode=opt.encode, font=opt.font,
                           progress=prog, cancelled=cancelled, extras=extras)
