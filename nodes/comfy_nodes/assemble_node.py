@@ -11,7 +11,8 @@ from PIL import Image
 from ..engine.assemble import PRESETS, EncodeSettings
 from ..engine.audio_mix import MixSettings
 from ..engine.brand_cards import LOGO_POSITIONS
-from ..engine.clip_sources import FrameBatchClip, VideoFileSource
+from ..engine.clip_sources import VideoFileSource
+from ..engine.frame_batch import FittedFrameBatch, FrameBatchClip
 from ..engine.models import AdReelInputError
 from ..engine.motion import CameraMoveClip
 from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
@@ -30,9 +31,8 @@ def frame_source(video, sc, sb, work_dir: str, framing: str = "cover"):
         if isinstance(clip, CameraMoveClip):
             return dataclasses.replace(clip, frame_count=sc.frame_count, fps=sb.fps, _planes=None, framing=framing,
                                        fill_rgb=hex_rgb(sb.brief.brand_colors[0]), **size)
-        if isinstance(clip, FrameBatchClip):
-            return FrameBatchClip(clip.get_frame, clip.n, source_fps=clip.source_fps, frame_count=sc.frame_count,
-                                  fps=sb.fps, fit=clip.fit, **size)
+        if isinstance(clip, FittedFrameBatch):
+            return clip.refit(sc.frame_count, sb.fps, sb.width, sb.height)
     if isinstance(video, InputImpl.VideoFromComponents):
         comp = video.get_components()
         imgs = comp.images

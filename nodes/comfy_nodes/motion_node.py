@@ -1,8 +1,7 @@
 """MotionClip: key image (or a model's frame batch) + scene → VIDEO of the scene's length."""
 from __future__ import annotations
 
-from ..engine.clip_sources import FIT_MODES
-from ..engine.frame_batch import FRAMINGS, INTERPOLATIONS, FittedFrameBatch
+from ..engine.frame_batch import FIT_MODES, FRAMINGS, INTERPOLATIONS, FittedFrameBatch
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
 from .api import CATEGORY, SceneType, check_combos, io, send_progress_text
@@ -92,7 +91,7 @@ class MotionClip(io.ComfyNode):
                 fitted = FittedFrameBatch(lambda i: image_to_rgb(images, i), n, source_fps=source_fps,
                                           frame_count=sc.frame_count, fps=scene.fps, width=scene.width,
                                           height=scene.height, fit=fit, interpolation=interpolation, framing=framing)
-                clip = fitted.as_clip()
+                clip = fitted
                 info = (f"scene {sc.index}: {n} model frames at {source_fps:g} fps → {sc.frame_count} frames at "
                         f"{scene.fps} fps ({fit}, {interpolation} interpolation, {framing})")
             elif fallback == "camera move":

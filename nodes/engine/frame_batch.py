@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .clip_sources import FIT_MODES, FrameBatchClip
 from .models import AdReelInputError
-from .motion import cover_fit
+from .motion import cover_fit, pack_yuv420, rgb_to_yuv420
 
+FIT_MODES = ("stretch", "native")
 INTERPOLATIONS = ("motion", "blend", "nearest")
 FRAMINGS = ("cover", "contain")
 FLOW_MAX_SIDE = 512
@@ -164,14 +164,30 @@ class FittedFrameBatch:
         for k in range(first, first + (self.frame_count if count is None else count)):
             yield self.frame(k)
 
-    def as_clip(self) -> FrameBatchClip:
-        """The fitted scene as a FrameBatchClip at the output rate: one source frame per output frame.
+    def yuv_frames(self, first: int, count: int) -> Iterator[np.ndarray]:
+        """yuv420p frames for the assembler's stream (one reused buffer)."""
+        out = np.empty(self.width * self.height * 3 // 2, np.uint8)
+        for rgb in self.rgb_frames(first, count):
+            yield pack_yuv420(rgb_to_yuv420(rgb), out)
 
-        Anything that re-times a FrameBatchClip to the same scene (the
-        assembler does) then maps frame k to frame k: the fitting done here
-        (motion interpolation, framing) survives unchanged.
-        """
-        clip = FrameBatchClip(self.frame, self.frame_count, source_fps=self.fps, frame_count=self.frame_count,
-                              fps=self.fps, width=self.width, height=self.height, fit="stretch")
-        clip.fitted = self  # for a consumer that wants to re-fit from the model frames (another aspect)
-        return clip
+    def refit(self, frame_count: int, fps: float, width: int, height: int) -> "FittedFrameBatch":
+        """The same model frames and settings fitted to another scene length, rate or size
+        (the assembler's storyboard, an extra aspect): fitted from the source frames, not re-cropped."""
+        return type(self)(self.get_frame, self.n, source_fps=self.source_fps, frame_count=frame_count, fps=fps,
+                          width=width, height=height, fit=self.fit, interpolation=self.interpolation,
+                          framing=self.framing)
+
+
+class FrameBatchClip(FittedFrameBatch):
+    """A frame batch fitted by linear blending (no optical flow): frames between two
+    source frames are weighted mixes of them, so 8 fps plays smoothly at 30."""
+
+    def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
+                 frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
+                 interpolation: str = "blend", framing: str = "cover"):
+        super().__init__(get_frame, n_frames, source_fps, frame_count, fps, width, height, fit,
+                         interpolation, framing)
+
+    @classmethod
+    def from_array(cls, frames, **kw) -> "FrameBatchClip":
+        return cls(lambda i: frames[i], len(frames), **kw)

@@ -118,14 +118,13 @@ def test_contain_fit_of_same_size_is_identity():
     assert contain_fit(f, W, H) is f
 
 
-def test_as_clip_survives_the_assemblers_retiming():
-    """The assembler rebuilds a FrameBatchClip for the scene: the fitted frames must come through unchanged."""
+def test_refit_to_the_same_scene_keeps_the_fitted_frames():
+    """The assembler re-fits a batch to its storyboard: for the same scene the frames come through unchanged."""
     src = batch()
     fb = FittedFrameBatch(lambda i: src[i], 8, source_fps=8, frame_count=40, fps=30, width=W, height=H,
                           interpolation="motion")
-    clip = fb.as_clip()
-    again = FrameBatchClip(clip.get_frame, clip.n, source_fps=clip.source_fps, frame_count=40, fps=30,
-                           fit=clip.fit, width=W, height=H)
+    again = fb.refit(40, 30, W, H)
+    assert again.interpolation == "motion" and again is not fb
     for k, (a, b) in enumerate(zip(again.rgb_frames(), fb.rgb_frames())):
         assert np.array_equal(a, b), k
 
