@@ -1,0 +1,116 @@
+"""Server-side ceilings: what one prompt may spend, decode, download or make.
+
+Every limit that protects the operator of a shared ComfyUI comes from the
+process environment, never from a widget, and no widget can raise it: a node
+takes ``min(widget, ceiling)``. Values are read at each call (so a test or an
+operator can change them without re-importing), and a value that is not a
+finite, positive number is refused with a message naming the variable — the
+safe default is used and the problem logged, never an unlimited ceiling.
+
+| variable | default | what it bounds |
+|---|---|---|
+| ``ADREEL_PAID_PROVIDERS`` | off | paid cloud providers run only when this is ``1``/``true``/``yes`` |
+| ``ADREEL_MAX_COST_USD`` | 5.0 | the most one prompt may spend on providers; a widget budget can only lower it |
+| ``ADREEL_MAX_PIXEL_FRAMES`` | 4e10 | duration × fps × pixels × formats × aspects encoded by one prompt |
+| ``ADREEL_MAX_EXTRA_ASPECTS`` | 2 | distinct extra aspects one render may add |
+| ``ADREEL_MAX_MEDIA_SECONDS`` | 600 | seconds decoded from any input medium (music, reference, narration, clips) |
+| ``ADREEL_MAX_MEDIA_FRAMES`` | 10800 | frames one clip or frame batch may hold or expand to |
+| ``ADREEL_MAX_INPUT_PIXELS`` | 40e6 | pixels of an input image (logo, product photo, key image) |
+| ``ADREEL_MAX_LLM_ANSWER_BYTES`` | 262144 | bytes read from one LLM answer |
+| ``ADREEL_MAX_RESPONSE_BYTES`` | 4194304 | bytes read from any other API answer (JSON, error bodies) |
+| ``ADREEL_HTTP_TOTAL_SECONDS`` | 120 | wall time of one API request, connect to last byte |
+| ``ADREEL_MAX_DOWNLOAD_BYTES`` | 536870912 | bytes of one downloaded result (provider clip, TTS audio) |
+| ``ADREEL_MAX_DOWNLOAD_SECONDS`` | 600 | wall time of one download |
+| ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of a pasted script or other free text parsed as data |
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+logger = logging.getLogger("adreel.limits")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    env: str
+    default: float
+    integer: bool = False
+    allow_zero: bool = False
+
+    def read(self, environ: Optional[Mapping[str, str]] = None) -> float:
+        env = os.environ if environ is None else environ
+        raw = (env.get(self.env) or "").strip()
+        if not raw:
+            return self.default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not self.allow_zero):
+            logger.warning("%s=%r is not a %s number: using the default %s", self.env, raw,
+                           "non-negative" if self.allow_zero else "positive", self.default)
+            return self.default
+        return int(value) if self.integer else value
+
+
+PAID_PROVIDERS_ENV = "ADREEL_PAID_PROVIDERS"
+MAX_COST_USD = Ceiling("ADREEL_MAX_COST_USD", 5.0, allow_zero=True)
+MAX_PIXEL_FRAMES = Ceiling("ADREEL_MAX_PIXEL_FRAMES", 4e10)
+MAX_EXTRA_ASPECTS = Ceiling("ADREEL_MAX_EXTRA_ASPECTS", 2, integer=True, allow_zero=True)
+MAX_MEDIA_SECONDS = Ceiling("ADREEL_MAX_MEDIA_SECONDS", 600.0)
+MAX_MEDIA_FRAMES = Ceiling("ADREEL_MAX_MEDIA_FRAMES", 10800, integer=True)
+MAX_INPUT_PIXELS = Ceiling("ADREEL_MAX_INPUT_PIXELS", 40e6, integer=True)
+MAX_LLM_ANSWER_BYTES = Ceiling("ADREEL_MAX_LLM_ANSWER_BYTES", 262144, integer=True)
+MAX_RESPONSE_BYTES = Ceiling("ADREEL_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, integer=True)
+HTTP_TOTAL_SECONDS = Ceiling("ADREEL_HTTP_TOTAL_SECONDS", 120.0)
+MAX_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_DOWNLOAD_BYTES", 512 * 1024 * 1024, integer=True)
+MAX_DOWNLOAD_SECONDS = Ceiling("ADREEL_MAX_DOWNLOAD_SECONDS", 600.0)
+MAX_TEXT_CHARS = Ceiling("ADREEL_MAX_TEXT_CHARS", 200000, integer=True)
+
+
+class LimitExceeded(ValueError):
+    """A prompt asked for more than the operator's ceiling allows."""
+
+
+def paid_providers_enabled(environ: Optional[Mapping[str, str]] = None) -> bool:
+    env = os.environ if environ is None else environ
+    raw = (env.get(PAID_PROVIDERS_ENV) or "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw not in _FALSE:
+        logger.warning("%s=%r is not a yes/no value: paid providers stay off", PAID_PROVIDERS_ENV, raw)
+    return False
+
+
+def effective_budget(widget_usd: float, environ: Optional[Mapping[str, str]] = None) -> float:
+    """The budget a run may spend: the widget's, never above the server ceiling.
+
+    A widget value of 0 (or anything not a finite, non-negative number) means
+    "no budget of my own", which is the ceiling — never "unlimited".
+    """
+    ceiling = MAX_COST_USD.read(environ)
+    try:
+        w = float(widget_usd)
+    except (TypeError, ValueError):
+        w = math.nan
+    if not math.isfinite(w) or w <= 0:
+        return ceiling
+    return min(w, ceiling)
+
+
+def require_finite(value: float, field: str) -> float:
+    """``value`` as a float, or a ``ValueError`` naming ``field`` for NaN/inf."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{field}: must be a finite number, got {value!r}")
+    return f
