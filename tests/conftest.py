@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from harness import ComfyServer
+import fakes
+from harness import CANARY, ComfyServer
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,14 @@ def comfy():
     server.stop()
     if os.environ.get("ADREEL_KEEP_TEST_SERVER") != "1":
         server.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_canary_reaches_a_fake():
+    """At the end: no fake server (LLM, provider, TTS, attacker) ever received a canary secret."""
+    yield
+    hits = fakes.canary_hits(CANARY)
+    assert not hits, f"a canary secret was sent to a fake server: {hits[:10]}"
 
 
 @pytest.fixture

@@ -25,6 +25,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_LINK_NAME = "ComfyUI-AdReel"
 ADREEL_NODES = ("BrandBrief", "ScriptLLM", "StoryboardSplit", "SceneKeyImage", "MotionClip", "FFmpegAssemble")
 
+# Every test ComfyUI runs with canary secrets in its environment, under names an
+# attacker would try (a storage secret, hub tokens, a variable of AdReel's own).
+# No workflow may make AdReel send them anywhere or write them anywhere: when a
+# server stops, its log, every file under its folders and its /history are
+# searched for the canary (``ComfyServer.canary_leaks``), and the fakes record
+# what they receive (``fakes.received``) for the same check.
+CANARY = "adreel-canary-" + uuid.uuid4().hex
+CANARY_ENV = {name: f"{CANARY}-{name.lower()}" for name in
+              ("MINIO_SECRET_KEY", "HF_TOKEN", "GITHUB_TOKEN", "ADREEL_CANARY_SECRET")}
+
+
+class CanaryLeak(AssertionError):
+    """A canary secret appeared where a network user could read it."""
+
 
 class PromptError(RuntimeError):
     """ComfyUI rejected or failed a prompt; ``details`` holds its JSON."""
@@ -94,7 +108,8 @@ class ComfyServer:
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", self.base, "--disable-auto-launch", "--log-stdout",
                "--database-url", f"sqlite:///{os.path.join(self.folder('user'), 'comfyui.db')}", *self.extra_args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **CANARY_ENV)
+        env.update(self.env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
@@ -115,7 +130,43 @@ class ComfyServer:
         self.stop()
         raise RuntimeError(f"ComfyUI did not serve AdReel within {timeout:.0f}s:\n{self.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self, check_canary: bool = True) -> None:
+        """Stop the server; then fail loudly if a canary secret leaked anywhere it wrote."""
+        history = None
+        if check_canary and self.proc and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(self.url + "/history?max_items=100000", timeout=30) as r:
+                    history = r.read().decode("utf-8", "replace")
+            except Exception:
+                history = None
+        self._kill()
+        if check_canary and self.proc is not None and not getattr(self, "_canary_checked", False):
+            self._canary_checked = True
+            leaks = self.canary_leaks(history)
+            if leaks:
+                raise CanaryLeak("a canary secret leaked: " + "; ".join(leaks[:20]))
+
+    def canary_leaks(self, history: str | None = None) -> list[str]:
+        """Where the canary appears: the log, any file under the server's folders, the history."""
+        needle = CANARY.encode()
+        found = []
+        if history and CANARY in history:
+            found.append("GET /history")
+        for top in (self.base,):
+            for dirpath, _dirs, files in os.walk(top):
+                for name in files:
+                    path = os.path.join(dirpath, name)
+                    try:
+                        if os.path.islink(path) or os.path.getsize(path) > 512 * 1024 * 1024:
+                            continue
+                        with open(path, "rb") as f:
+                            if needle in f.read():
+                                found.append(os.path.relpath(path, self.base))
+                    except OSError:
+                        continue
+        return found
+
+    def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
