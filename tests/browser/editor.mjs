@@ -117,7 +117,13 @@ async function inspectGraph(page, ui) {
         missing.push({ id: fileNode.id, type: fileNode.type, why: "type not registered" });
         continue;
       }
-      if (node.has_errors) missing.push({ id: fileNode.id, type: fileNode.type, why: "has_errors" });
+      if (node.has_errors) {
+        // newer frontends flag a core loader whose model file is not installed: say which values are missing
+        const ours = String(node.constructor.nodeData?.category || "").startsWith("AdReel");
+        const missingModels = (node.widgets || []).filter((w) => w.type === "combo" && Array.isArray(w.options?.values)
+          && !w.options.values.includes(w.value)).map((w) => ({ name: w.name, value: w.value }));
+        missing.push({ id: fileNode.id, type: fileNode.type, why: "has_errors", ours, missingModels });
+      }
       const mine = saved.nodes.find((n) => n.id === fileNode.id);
       const want = fileNode.widgets_values || [];
       const got = mine?.widgets_values || [];
