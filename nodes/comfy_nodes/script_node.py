@@ -7,16 +7,18 @@ replaces the generation. Same brief + seed → same script (ComfyUI caches it).
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 
+from ..engine.cloud.redaction import redact
 from ..engine.models import AdReelInputError, AdScript
 from ..engine.script.backends import LLMConfigError, LLMError
 from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_script, parse_edited_script,
                                       raise_for_user)
-from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_models, list_models_sync, resolve_host
+from ..engine.script.ollama_backend import (DEFAULT_MODEL, OllamaBackend, configured_host, known_models,
+                                            list_configured_models, normalise_host, refresh_in_background)
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
+from ..engine.script.openai_backend import key_name_from_widget
 from ..engine.script.quality import plan_pacing
 from . import api
 from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combos, io, ui
@@ -38,20 +40,29 @@ def script_summary(ad: AdScript) -> str:
 
 
 def model_options() -> list[str]:
-    """The Ollama models to list: the server's (OLLAMA_HOST, refreshed with the node definitions)
-    plus those of any server the node has used; the default name when none answers."""
-    listed = set(list_models_sync() or []) | set(known_models())
-    return sorted(listed) or [DEFAULT_MODEL]
+    """The Ollama models to list: the configured OLLAMA_HOST's, as last fetched (no request here; a stale
+    list is refreshed in the background, so the next refresh of the node definitions shows it)."""
+    refresh_in_background()
+    return sorted(set(known_models())) or [DEFAULT_MODEL]
 
 
 async def _models_route(request):
-    """GET /adreel/ollama/models[?host=…] → {"host", "models"} (models null when the server is down)."""
+    """GET /adreel/ollama/models → {"host", "models"} of the configured OLLAMA_HOST (models null when it is down).
+
+    ``?host=`` is accepted only when it names that same host: the route never requests another host, so
+    it is neither an SSRF nor a port-scan oracle, and what it stores is what every user sees anyway."""
     from aiohttp import web
     host = request.query.get("host", "")
-    if host and not host.startswith(("http://", "https://")) and "://" in host:
-        return web.json_response({"error": "host must be an http(s) URL"}, status=400)
-    models = await asyncio.to_thread(list_models_sync, host or None, 3.0, 0.0)
-    return web.json_response({"host": resolve_host(host or None), "models": models})
+    if host:
+        try:
+            same = normalise_host(host) == configured_host()
+        except LLMConfigError:
+            same = False
+        if not same:
+            return web.json_response({"error": "host: only the Ollama server configured with OLLAMA_HOST is "
+                                               "listed here", "host": configured_host()}, status=400)
+    host, models = await list_configured_models(3.0)
+    return web.json_response({"host": host, "models": models})
 
 
 _ROUTE_ADDED = api.add_get_route(MODELS_ROUTE, _models_route)
@@ -96,14 +107,17 @@ class ScriptLLM(io.ComfyNode):
                                tooltip="Ollama model. Listed from the server (refresh node definitions to update); "
                                        "any name works in an API prompt."),
                 io.String.Input("ollama_host", default="", optional=True,
-                                tooltip="Ollama URL; empty: OLLAMA_HOST, else http://127.0.0.1:11434."),
+                                tooltip="Ollama URL; empty: OLLAMA_HOST, else http://127.0.0.1:11434. Loopback, public "
+                                        "or operator-configured hosts only (see the README's Security section)."),
                 io.String.Input("openai_model", default=DEFAULT_OPENAI_MODEL, optional=True,
                                 tooltip="Model name for the OpenAI-compatible endpoint."),
                 io.String.Input("openai_base_url", default="", optional=True,
                                 tooltip="e.g. http://127.0.0.1:8000/v1 (vLLM), http://127.0.0.1:1234/v1 (LM Studio); "
                                         "empty: OPENAI_BASE_URL, else https://api.openai.com/v1."),
                 io.String.Input("api_key_env", default=DEFAULT_KEY_ENV, optional=True,
-                                tooltip="NAME of the environment variable holding the API key (never the key)."),
+                                tooltip="NAME of the key variable (never the key): OPENAI_API_KEY, GROQ_API_KEY, … "
+                                        "ADREEL_LLM_KEY_<NAME>, or none. The key only goes to the host the "
+                                        "server's environment configures for it."),
                 io.Float.Input("temperature", default=0.8, min=0.0, max=2.0, step=0.05, optional=True),
                 io.Int.Input("context_size", default=8192, min=0, max=262144, step=512, optional=True,
                              tooltip="Ollama num_ctx (0: the model's default)."),
@@ -126,10 +140,18 @@ class ScriptLLM(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, backend, model=None):
+    def validate_inputs(cls, backend, model=None, api_key_env=None):
         # ``model`` is listed here so ComfyUI never checks it against the editor's list:
         # an API prompt may name any model the server has.
-        return check_combos({"backend": backend}, {"backend": list(BACKENDS)})
+        checked = check_combos({"backend": backend}, {"backend": list(BACKENDS)})
+        if checked is not True:
+            return checked
+        if backend == "openai" and api_key_env is not None:
+            try:  # refused at /prompt, never echoed: a pasted key or a variable that is not an LLM key
+                key_name_from_widget(api_key_env)
+            except LLMConfigError as e:
+                return f"{e.field}: {e}"
+        return True
 
     @classmethod
     def fingerprint_inputs(cls, **values):
@@ -171,6 +193,10 @@ class ScriptLLM(io.ComfyNode):
                 raise
             except LLMError as e:
                 raise_for_user(e)
+            except Exception as e:  # an unexpected failure: its text still never carries a secret
+                if api.is_interrupt(e) or redact(str(e)) == str(e):
+                    raise
+                raise RuntimeError(redact(str(e))) from None
             script, fell_back = gen.script, gen.fell_back
             if fell_back and node_id:
                 api.send_progress_text(f"fell back to the template: {gen.reason}", node_id)
