@@ -128,7 +128,7 @@ def _post(provider: str, url: str, headers: dict, body: dict, key: str, tries: i
                         raise TTSError(_message(provider, status, raw, resp.reason_phrase))
                     return read_capped(resp, cap, deadline, f"{provider} TTS's audio")
             except ResponseTooLarge:
-                raise TTSError(f"{provider} TTS sent more than {cap >> 20} MB of audio; not read further") from None
+                raise TTSError(f"{provider} TTS sent more than {cap} bytes of audio; not read further") from None
             except ReadDeadline:
                 raise TTSError(f"{provider} TTS did not finish sending the audio within {total:g} s "
                                "(ADREEL_HTTP_TOTAL_SECONDS)") from None
