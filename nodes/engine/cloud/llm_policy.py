@@ -20,9 +20,10 @@ A workflow (anyone who can POST to ``/prompt``) chooses the endpoint and the
   it never receives the key.
 * With a key, plain ``http://`` only to loopback.
 * Without a key, requests go to loopback, to public hosts and to the hosts
-  configured above; private ranges only with ``ADREEL_LLM_ALLOW_PRIVATE=1``;
-  link-local / cloud-metadata addresses only with that flag and never by
-  default.
+  configured above (``OLLAMA_HOST``, the base URLs, the allowlist); private
+  ranges only with ``ADREEL_LLM_ALLOW_PRIVATE=1``; link-local / cloud-metadata
+  addresses (169.254/16, fe80::/10, fd00:ec2::254, 100.100.100.200) only when the
+  operator configured that very host.
 """
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ KNOWN_KEYS: dict[str, tuple[str, str]] = {
     "DEEPSEEK_API_KEY": ("DEEPSEEK_BASE_URL", "https://api.deepseek.com/v1"),
 }
 _KEY_NAME = re.compile(r"^ADREEL_LLM_KEY_[A-Z0-9_]{1,48}$")
-_PASTED = re.compile(r"^(sk-|sk_|gsk_|hf_|r8_|gh[pousr]_|github_pat_|fw_|AIza|xai-|pplx-|nvapi-|AKIA|ASIA|Bearer\s)",
-                     re.IGNORECASE)
+_PASTED = re.compile(r"^(sk-|sk_|gsk_|hf_|r8_|gh[pousr]_|github_pat_|fw_|AIza|xai-|pplx-|nvapi-|AKIA[0-9A-Z]{8}|"
+                     r"ASIA[0-9A-Z]{8}|[Bb]earer\s)")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -197,16 +198,12 @@ def check_llm_destination(url: str, key_name: Optional[str], field_name: str = "
         except InsecureURL:
             raise PolicyError(field_name, f"a key is only sent over https (plain http only to 127.0.0.1 / "
                                           f"localhost); {parts.hostname} is reached over http") from None
-    trusted = configured_hosts(env)
-    if resolve or not is_loopback_host(parts.hostname):
-        try:
-            kwargs = {"resolver": resolver} if resolver else {}
-            if not resolve:  # literal addresses only (no DNS at node definition / construction)
-                kwargs["resolver"] = lambda host, port: [a for a in [_literal(host)] if a is not None]
-            check_destination(url, field_name, allow_private=private_allowed(env), trusted=trusted,
-                              error=lambda m: PolicyError(field_name, m), **kwargs)
-        except PolicyError:
-            raise
+    if not is_loopback_host(parts.hostname):
+        # without ``resolve`` only literal addresses are checked (no DNS while a node is being set up);
+        # the backends check again with DNS right before they send
+        lookup = resolver if resolve else (lambda host, port: [a for a in [_literal(host)] if a is not None])
+        check_destination(url, field_name, allow_private=private_allowed(env), trusted=configured_hosts(env),
+                          error=lambda m: PolicyError(field_name, m), **({"resolver": lookup} if lookup else {}))
     return Destination(url, key_name)
 
 
