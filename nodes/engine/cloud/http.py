@@ -139,13 +139,14 @@ def check_destination(url: str, what: str, *, allow_private: bool = False, trust
         addresses = resolver(host, port)
     except (OSError, UnicodeError):
         return
+    lead = f"{what}: " if what else ""
     for ip in addresses:
         kind = address_kind(ip)
         if kind == "metadata":
-            raise error(f"{what}: {host} is a link-local / cloud-metadata address ({ip}); AdReel never sends "
+            raise error(f"{lead}{host} is a link-local / cloud-metadata address ({ip}); AdReel never sends "
                         "requests there unless the operator allows private addresses in the environment")
         if kind == "private" and not allow_private:
-            raise error(f"{what}: {host} is a private network address ({ip}); the operator can allow it with "
+            raise error(f"{lead}{host} is a private network address ({ip}); the operator can allow it with "
                         "the environment (see the README's Security section), or configure this host")
 
 

@@ -202,7 +202,7 @@ def check_llm_destination(url: str, key_name: Optional[str], field_name: str = "
         # without ``resolve`` only literal addresses are checked (no DNS while a node is being set up);
         # the backends check again with DNS right before they send
         lookup = resolver if resolve else (lambda host, port: [a for a in [_literal(host)] if a is not None])
-        check_destination(url, field_name, allow_private=private_allowed(env), trusted=configured_hosts(env),
+        check_destination(url, "", allow_private=private_allowed(env), trusted=configured_hosts(env),
                           error=lambda m: PolicyError(field_name, m), **({"resolver": lookup} if lookup else {}))
     return Destination(url, key_name)
 

@@ -83,13 +83,13 @@ def resolve_host(host: str | None) -> str:
         return url
     if not url.startswith(("http://", "https://")):
         raise LLMConfigError("ollama_host", "must be an http(s) URL like http://127.0.0.1:11434")
-    if urlsplit(url).path not in ("", "/"):
-        raise LLMConfigError("ollama_host", "must be scheme://host:port without a path (only the operator's "
-                                            "OLLAMA_HOST may carry one)")
     try:
         check_llm_destination(url, None, "ollama_host")
     except PolicyError as e:
         raise LLMConfigError(e.field, str(e)) from None
+    if urlsplit(url).path not in ("", "/"):
+        raise LLMConfigError("ollama_host", "must be scheme://host:port without a path (only the operator's "
+                                            "OLLAMA_HOST may carry one)")
     return url
 
 
