@@ -41,7 +41,6 @@ MIN_PREFIX_CHARS = 8      # a leaked run this long of a secret's start is masked
 _lock = threading.Lock()
 # form (the text to find) -> replacement; every registered value adds several forms
 _forms: dict[str, str] = {}
-_index: dict[str, list[str]] = {}  # first MIN_PREFIX_CHARS characters -> forms starting with them
 
 _NAME_VALUE_KEYS = (r"password|passwd|pwd|client_secret|aws_secret_access_key|secret_access_key|secret_key|"
                     r"aws_session_token|session_token|security_token|private_key|refresh_token|access_token|"
@@ -88,8 +87,28 @@ def forms_of(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_CHARS and (f == value or len(f) >= MIN_PREFIX_CHARS)}
 
 
+class _Snapshot:
+    """What ``redact`` reads: rebuilt on each registration, read without a lock."""
+
+    __slots__ = ("forms", "short", "index", "finder")
+
+    def __init__(self, forms: dict[str, str]):
+        self.forms = dict(forms)
+        self.short = sorted((f for f in forms if len(f) < MIN_PREFIX_CHARS), key=len, reverse=True)
+        self.index: dict[str, list[str]] = {}
+        for form in forms:
+            if len(form) >= MIN_PREFIX_CHARS:
+                self.index.setdefault(form[:MIN_PREFIX_CHARS], []).append(form)
+        # one C-speed scan finds every place a registered form starts; only those are extended in Python
+        self.finder = re.compile("|".join(re.escape(k) for k in sorted(self.index))) if self.index else None
+
+
+_snapshot = _Snapshot({})
+
+
 def register_secret(value: Optional[str], replacement: str = MASK) -> None:
     """Remember ``value`` (and its encoded forms) so that ``redact`` masks it from now on."""
+    global _snapshot
     value = (value or "").strip()
     if len(value) < MIN_SECRET_CHARS:
         return
@@ -97,31 +116,26 @@ def register_secret(value: Optional[str], replacement: str = MASK) -> None:
         if value in _forms:
             return
         for form in forms_of(value):
-            if form in _forms:
-                continue
-            _forms[form] = replacement
-            if len(form) >= MIN_PREFIX_CHARS:
-                _index.setdefault(form[:MIN_PREFIX_CHARS], []).append(form)
+            _forms.setdefault(form, replacement)
+        _snapshot = _Snapshot(_forms)
 
 
 def registered(value: str) -> bool:
-    with _lock:
-        return (value or "").strip() in _forms
+    return (value or "").strip() in _snapshot.forms
 
 
-def _mask_prefixes(text: str, index: dict[str, list[str]], forms: dict[str, str]) -> str:
+def _mask_prefixes(text: str, snap: _Snapshot) -> str:
     """Replace every run of >= MIN_PREFIX_CHARS characters that starts a registered form (linear in text)."""
-    if not index:
+    if snap.finder is None:
         return text
-    out, i, n = [], 0, len(text)
-    last = 0
-    while i <= n - MIN_PREFIX_CHARS:
-        cands = index.get(text[i:i + MIN_PREFIX_CHARS])
-        if not cands:
-            i += 1
-            continue
+    out, last, pos, n = [], 0, 0, len(text)
+    while True:
+        m = snap.finder.search(text, pos)
+        if m is None:
+            break
+        i = m.start()
         best, best_form = 0, None
-        for form in cands:
+        for form in snap.index[m.group(0)]:
             k = MIN_PREFIX_CHARS
             limit = min(len(form), n - i)
             while k < limit and text[i + k] == form[k]:
@@ -129,9 +143,8 @@ def _mask_prefixes(text: str, index: dict[str, list[str]], forms: dict[str, str]
             if k > best:
                 best, best_form = k, form
         out.append(text[last:i])
-        out.append(forms[best_form])
-        i += best
-        last = i
+        out.append(snap.forms[best_form])
+        pos = last = i + best
     out.append(text[last:])
     return "".join(out)
 
@@ -144,14 +157,11 @@ def redact(text, *extra: Optional[str]) -> str:
     text = str(text)
     for value in extra:
         register_secret(value)
-    with _lock:
-        forms = dict(_forms)
-        index = {k: list(v) for k, v in _index.items()}
-    short = sorted((f for f in forms if len(f) < MIN_PREFIX_CHARS), key=len, reverse=True)
-    for form in short:
+    snap = _snapshot
+    for form in snap.short:
         if form in text:
-            text = text.replace(form, forms[form])
-    text = _mask_prefixes(text, index, forms)
+            text = text.replace(form, snap.forms[form])
+    text = _mask_prefixes(text, snap)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
