@@ -120,12 +120,14 @@ class ScriptLLM(io.ComfyNode):
                                         "server's environment configures for it."),
                 io.Float.Input("temperature", default=0.8, min=0.0, max=2.0, step=0.05, optional=True),
                 io.Int.Input("context_size", default=8192, min=0, max=262144, step=512, optional=True,
-                             tooltip="Ollama num_ctx (0: the model's default)."),
+                             tooltip="Ollama num_ctx (0: the model's default); never above the server's "
+                                     "ADREEL_LLM_MAX_CONTEXT."),
                 io.String.Input("keep_alive", default="10m", optional=True,
-                                tooltip="How long Ollama keeps the model loaded: 10m, 1h, -1 (always), 0 (unload "
-                                        "after this answer)."),
+                                tooltip="How long Ollama keeps the model loaded: 10m, 1h, 0 (unload after this "
+                                        "answer); -1 or longer: the server's ADREEL_LLM_MAX_KEEP_ALIVE (1 h)."),
                 io.Float.Input("timeout_seconds", default=180.0, min=1.0, max=3600.0, step=1.0, optional=True,
-                               tooltip="Per request; loading a model on CPU can take a while."),
+                               tooltip="Per request, connect to last byte; loading a model on CPU can take a "
+                                       "while. Never above the server's ADREEL_HTTP_TOTAL_SECONDS (120 s)."),
                 io.Int.Input("max_attempts", default=3, min=1, max=8, optional=True,
                              tooltip="Tries (each gets the previous answer's errors) before the template takes over."),
                 io.Float.Input("shot_seconds", default=0.0, min=0.0, max=60.0, step=0.1, optional=True,

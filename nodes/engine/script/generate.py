@@ -16,6 +16,7 @@ from typing import Awaitable, Callable, Optional
 from pydantic import ValidationError
 
 from .. import limits
+from ..cloud.redaction import redact
 from ..models import AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
 from .prompting import messages as build_messages, repair_prompt
@@ -56,6 +57,8 @@ def template_for(brief: Brief, seed: int, pacing: Pacing) -> Script:
 
 
 def _with_notes(script: Script, notes: list[str], source: str | None = None) -> Script:
+    # notes quote servers and answers: they travel into the node's ui, the manifest and the history
+    notes = [redact(n) for n in notes]
     return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes))),
                                      **({"source": source} if source else {})})
 
