@@ -232,6 +232,13 @@ def test_only_allowlisted_variables_may_be_named(name):
         check_key_name(name)
 
 
+@pytest.mark.parametrize("value", ["AKIAIOSFODNN7EXAMPLE", "ABCD1234EFGH5678IJKL", "QWERTYUIOPASDFGHJKLZXCVB"])
+def test_an_uppercase_token_is_refused_and_never_echoed(value):
+    with pytest.raises(PolicyError) as exc:
+        check_key_name(value)
+    assert value not in str(exc.value) and value[:8] not in str(exc.value)
+
+
 def test_allowed_names():
     assert check_key_name("") == "OPENAI_API_KEY"
     assert check_key_name("none") is None and check_key_name("NONE") is None

@@ -107,7 +107,10 @@ def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Opt
                                          f"name its variable here — one of {allowed_key_names()}")
     if v in KNOWN_KEYS or _KEY_NAME.match(v):
         return v
-    shown = v if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", v) else "this value"
+    # echo only what is plainly a variable NAME (words joined by underscores), never a token-like value
+    name_like = re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}(_[A-Za-z0-9]{1,16}){1,6}_?", v) and \
+        not re.search(r"[0-9]{4,}|[A-Za-z0-9]{17,}", v)
+    shown = v if name_like else "this value"
     raise PolicyError("api_key_env", f"{shown} is not a key variable AdReel may send to an LLM; use one of "
                                      f"{allowed_key_names()} (other environment variables, such as storage "
                                      "secrets, are never sent)")
