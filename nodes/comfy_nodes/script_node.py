@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 
+from ..engine.cloud.llm_policy import widget_problem
 from ..engine.cloud.redaction import redact
 from ..engine.models import AdReelInputError, AdScript
 from ..engine.script.backends import LLMConfigError, LLMError
@@ -18,7 +19,6 @@ from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_sc
 from ..engine.script.ollama_backend import (DEFAULT_MODEL, OllamaBackend, configured_host, known_models,
                                             list_configured_models, normalise_host, refresh_in_background)
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
-from ..engine.script.openai_backend import key_name_from_widget
 from ..engine.script.quality import plan_pacing
 from . import api
 from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combos, io, ui
@@ -142,18 +142,15 @@ class ScriptLLM(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, backend, model=None, api_key_env=None):
+    def validate_inputs(cls, backend, model=None, api_key_env=None, openai_base_url=None, ollama_host=None):
         # ``model`` is listed here so ComfyUI never checks it against the editor's list:
         # an API prompt may name any model the server has.
         checked = check_combos({"backend": backend}, {"backend": list(BACKENDS)})
         if checked is not True:
             return checked
-        if backend == "openai" and api_key_env is not None:
-            try:  # refused at /prompt, never echoed: a pasted key or a variable that is not an LLM key
-                key_name_from_widget(api_key_env)
-            except LLMConfigError as e:
-                return f"{e.field}: {e}"
-        return True
+        # refused at /prompt (so never stored in the history), never echoed: a pasted key, credentials in a
+        # URL, or a variable that is not an LLM key
+        return widget_problem(backend, api_key_env, openai_base_url, ollama_host) or True
 
     @classmethod
     def fingerprint_inputs(cls, **values):

@@ -155,6 +155,17 @@ def test_m3_a_pasted_key_is_refused_at_prompt_without_echo(comfy, hosts, pasted)
     assert hosts.own.requests == [] and hosts.attacker.requests == []
 
 
+def test_m3_a_key_pasted_into_any_llm_widget_is_refused_at_prompt(comfy, hosts):
+    pasted = "sk-proj-" + uuid.uuid4().hex
+    for inputs in ({"backend": "ollama", "api_key_env": pasted},
+                   {"backend": "openai", "openai_model": "m", "openai_base_url": f"https://me:{pasted}@gw.example/v1"},
+                   {"backend": "ollama", "ollama_host": f"http://me:{pasted}@127.0.0.1:11434"}):
+        with pytest.raises(PromptError) as exc:
+            comfy.queue(script_prompt(**inputs))
+        assert exc.value.status == 400 and pasted[:12] not in json.dumps(exc.value.details)
+    assert pasted[:12] not in json.dumps(comfy.get_json("/history")) and pasted[:12] not in comfy.log_text()
+
+
 def test_m3_the_default_key_is_not_sent_to_a_third_party_base_url(comfy, hosts):
     with pytest.raises(PromptError) as exc:
         comfy.run(script_prompt(backend="openai", openai_model="m", openai_base_url=hosts.attacker.url + "/v1"),

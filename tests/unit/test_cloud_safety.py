@@ -239,6 +239,20 @@ def test_an_uppercase_token_is_refused_and_never_echoed(value):
     assert value not in str(exc.value) and value[:8] not in str(exc.value)
 
 
+def test_widget_problems_are_refused_at_prompt_whatever_the_backend():
+    from nodes.engine.cloud.llm_policy import widget_problem
+    pasted = "gsk_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s"
+    for backend in ("ollama", "openai", "template"):
+        msg = widget_problem(backend, api_key_env=pasted)
+        assert msg.startswith("api_key_env: looks like an API key") and pasted[:8] not in msg
+        msg = widget_problem(backend, openai_base_url="https://me:sk-abcdef0123456789@gw.example.com/v1")
+        assert msg.startswith("openai_base_url: must not carry") and "sk-abc" not in msg
+        assert widget_problem(backend, ollama_host="http://u:pw@10.0.0.5:11434").startswith("ollama_host:")
+    assert widget_problem("ollama", api_key_env="MINIO_SECRET_KEY") is None  # not used by this backend
+    assert "MINIO_SECRET_KEY is not a key variable" in widget_problem("openai", api_key_env="MINIO_SECRET_KEY")
+    assert widget_problem("openai", "OPENAI_API_KEY", "http://127.0.0.1:8000/v1", "") is None
+
+
 def test_allowed_names():
     assert check_key_name("") == "OPENAI_API_KEY"
     assert check_key_name("none") is None and check_key_name("NONE") is None

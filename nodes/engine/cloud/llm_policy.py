@@ -116,6 +116,29 @@ def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Opt
                                      "secrets, are never sent)")
 
 
+def widget_problem(backend: str, api_key_env: Optional[str] = None, openai_base_url: Optional[str] = None,
+                   ollama_host: Optional[str] = None) -> Optional[str]:
+    """What ``/prompt`` must refuse before a workflow is queued (and stored in the history): a pasted key in
+    any of these widgets, whatever the backend, and a key variable that is not allowed for ``openai``."""
+    if api_key_env and looks_like_key(api_key_env):
+        return "api_key_env: looks like an API key itself (not shown here); name its variable instead"
+    for name, url in (("openai_base_url", openai_base_url), ("ollama_host", ollama_host)):
+        if url and "@" in url:
+            try:
+                parts = urlsplit(url if "://" in url else f"http://{url}")
+                creds = bool(parts.username or parts.password)
+            except ValueError:
+                creds = True
+            if creds:
+                return f"{name}: must not carry a user name or password; keys come from the environment"
+    if backend == "openai" and api_key_env is not None:
+        try:
+            check_key_name(api_key_env)
+        except PolicyError as e:
+            return f"{e.field}: {e}"
+    return None
+
+
 def configured_base_url(key_name: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     env = os.environ if environ is None else environ
     if key_name in KNOWN_KEYS:
