@@ -254,6 +254,21 @@ def test_m4_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, 
     assert "Incorrect API key provided" in log and no_canary(log, CANARY_GW)
 
 
+def test_m4_the_log_filter_covers_other_libraries_in_the_comfyui_process(comfy, hosts):
+    """httpx (not AdReel) logs each request URL at INFO through ComfyUI's root handler: a signature in it is
+    masked, so the filter is installed process-wide, not only on AdReel's loggers."""
+    signature = "f00dfacecafe" + uuid.uuid4().hex
+    url = f"{hosts.attacker.url}/v1?X-Amz-Signature={signature}"
+    with pytest.raises(PromptError) as exc:  # the query string makes the path wrong: a 404 there
+        comfy.run(script_prompt(backend="openai", openai_model="evil:latest", openai_base_url=url,
+                                api_key_env="none", max_attempts=1), timeout=60)
+    assert "X-Amz-Signature=***" in execution_error(exc.value)["exception_message"]
+    log = comfy.log_text()
+    # the request went out (keyless, to loopback; the fake 404s an unknown path) and httpx logged it
+    assert any(line.startswith("HTTP Request: POST") and "X-Amz-Signature=***" in line for line in log.splitlines())
+    assert signature[:12] not in log
+
+
 # ------------------------------------------------------------------ H4
 def test_h4_a_huge_or_quadratic_answer_does_not_pin_the_worker(comfy, hosts):
     hosts.ollama.script("```{" * 250_000)  # 1 MB: over the answer cap, not read whole
