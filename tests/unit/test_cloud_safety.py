@@ -18,14 +18,13 @@ import httpx
 import pytest
 
 from fakes.llm_servers import Drip, FakeOllama, FakeOpenAICompatible, PlanModel, Redirect, Reply
-from nodes.engine.cloud import redaction
 from nodes.engine.cloud.http import (InsecureURL, ReadDeadline, ResponseTooLarge, check_destination,
                                      parse_retry_after, read_capped, require_https)
 from nodes.engine.cloud.llm_policy import PolicyError, check_key_name, check_llm_destination, looks_like_key
 from nodes.engine.cloud.redaction import redact, register_secret
 from nodes.engine.cloud.secrets import find_key
 from nodes.engine.models import AdReelInputError, Brief
-from nodes.engine.script.backends import LLMConfigError, LLMError
+from nodes.engine.script.backends import LLMConfigError
 from nodes.engine.script.generate import generate_script, parse_edited_script
 from nodes.engine.script.ollama_backend import OllamaBackend, parse_keep_alive, resolve_host
 from nodes.engine.script.openai_backend import OpenAIBackend
