@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..engine.keyimage import compose_key_image, load_image_file
+from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion import CameraMoveClip
 from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models, redact
@@ -189,7 +190,9 @@ class ProviderRender(io.ComfyNode):
                                        "Replicate model: options_json {\"replicate\": {\"model\": \"owner/name:version\"}}."),
                 io.Float.Input("max_cost_usd", default=2.0, min=0.0, max=10000.0, step=0.05,
                                tooltip="Budget for the whole run, checked against the estimate before anything is "
-                                       "sent. 0 = no cap."),
+                                       "sent. It can only lower the server's ceiling (ADREEL_MAX_COST_USD, set by "
+                                       "the operator); 0 = that ceiling. Paid providers run only when the operator "
+                                       "sets ADREEL_PAID_PROVIDERS=1."),
                 io.Combo.Input("fallback", options=FALLBACKS, default="error",
                                tooltip="When a scene cannot be rendered (no key, over budget, failed, timed out): "
                                        "fail the prompt, or use the local camera move over the key image."),
@@ -217,8 +220,15 @@ class ProviderRender(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, provider, model, fallback, quality, chain=None, options_json=None):
+    def validate_inputs(cls, provider, model, fallback, quality, max_cost_usd=None, chain=None, options_json=None):
         first = lambda v: v[0] if isinstance(v, list) and v else v  # noqa: E731
+        budget = first(max_cost_usd)
+        if budget is not None:
+            try:  # NaN passes ComfyUI's min/max check; naming the input here also skips that check
+                if require_finite(budget, "max_cost_usd") < 0:
+                    return "max_cost_usd: must be 0 (the server's ceiling) or more"
+            except ValueError as exc:
+                return str(exc)
         combos = check_combos(
             {"provider": provider, "model": model, "fallback": fallback, "quality": quality},
             {"provider": PROVIDER_CHOICES, "model": MODEL_CHOICES, "fallback": FALLBACKS, "quality": list(QUALITIES)})
@@ -238,7 +248,7 @@ class ProviderRender(io.ComfyNode):
     async def execute(cls, scenes, provider, model, max_cost_usd, fallback, quality, chain, timeout_s,
                       key_images=None, options_json=None) -> io.NodeOutput:
         provider, model, fallback, quality = provider[0], model[0], fallback[0], quality[0]
-        chain, timeout_s, budget = chain[0], int(timeout_s[0]), float(max_cost_usd[0])
+        chain, timeout_s, budget = chain[0], int(timeout_s[0]), require_finite(max_cost_usd[0], "max_cost_usd")
         specs = list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
@@ -253,7 +263,7 @@ class ProviderRender(io.ComfyNode):
                                  options=opts.shared, provider_options=opts.per_provider)
                     for s, p in zip(specs, paths)]
         strict = provider != "auto" and fallback == "error"
-        plan = plan_routes(requests, cands, quality=quality, max_cost_usd=budget if budget > 0 else None,
+        plan = plan_routes(requests, cands, quality=quality, max_cost_usd=budget,  # never above ADREEL_MAX_COST_USD
                            image_host=host, image_host_problem=host_problem, strict=strict)
         raw_options = (options_json or [""])[0] or ""
         if redact(raw_options) != raw_options:  # the keys read while planning are known to redact() now

@@ -82,6 +82,7 @@ class Reply:
     body: Any = None  # dict/list → JSON; str → text; bytes → raw
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    drop: bool = False  # close the connection after reading the request, without answering (mid-request drop)
 
 
 @dataclass
@@ -261,6 +262,10 @@ class FakeServer:
             if override is not None:
                 if override.delay:
                     await asyncio.sleep(override.delay)
+                if override.drop:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    raise asyncio.CancelledError()  # nothing is written back: the client sees the connection drop
                 return _reply_to_response(override)
             return await handler(request, body)
 

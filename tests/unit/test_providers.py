@@ -119,6 +119,9 @@ def fakes_session(tmp_path_factory):
 def fakes(fakes_session, monkeypatch, tmp_path):
     monkeypatch.setenv("ADREEL_CA_BUNDLE", str(fakes_session.tls.ca_path))
     monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "no-secrets.json"))
+    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")  # the operator's opt-in (paid providers are off by default)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the provider jobs journal
+    monkeypatch.delenv("ADREEL_MAX_COST_USD", raising=False)
     for name, (base_env, key_env, others) in ENV.items():
         server = fakes_session[name]
         server.reset()
@@ -588,9 +591,11 @@ def test_unknown_replicate_price_refuses_a_budgeted_run(fakes, tmp_path):
         run(fakes, [job], tmp_path, max_cost_usd=100)
     assert "unknown" in str(err.value) and "price_usd_per_run" in str(err.value)
     assert fakes.total_requests() == 0
-    # Without a budget it runs, and says the price is unknown.
-    [result] = run(fakes, [job], tmp_path)
-    assert result.estimated_cost_usd is None and "unknown price" in result.cost_basis
+    # Without a budget of its own the server ceiling (ADREEL_MAX_COST_USD) still applies: refused too.
+    with pytest.raises(BudgetExceededError) as err:
+        run(fakes, [job], tmp_path)
+    assert "unknown" in str(err.value) and "$5.00" in str(err.value)
+    assert fakes.total_requests() == 0
     # With a price given it is budgeted.
     job.options["price_usd_per_run"] = 0.4
     [result] = run(fakes, [job], tmp_path, max_cost_usd=0.5)

@@ -28,13 +28,16 @@ from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Union
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from .. import limits
 from ..models import AdReelInputError
 from . import cost as costs
 from .cancellation import SIBLING_FAILED, TIMEOUT, JobStop, RunSignal, Stopped
 from .download import DEFAULT_MAX_BYTES, ProbeInfo, download_video
 from .errors import (
+    PaidProvidersDisabledError,
     ProviderAuthError,
     ProviderConfigError,
+    ProviderConnectionError,
     ProviderCreditError,
     ProviderError,
     ProviderForbiddenError,
@@ -213,8 +216,19 @@ class Provider:
             raise AdReelInputError(f"{field_name}.model", f"{self.label} has no model {model!r}; choose one of {', '.join(self.models)}")
         return spec
 
+    def require_enabled(self) -> None:
+        """Paid providers are off unless the operator turns them on; no widget can."""
+        if not limits.paid_providers_enabled():
+            raise PaidProvidersDisabledError(
+                f"{self.label}: paid cloud providers are turned off on this server. The operator enables them by "
+                f"setting {limits.PAID_PROVIDERS_ENV}=1 in the ComfyUI process environment (the spending ceiling "
+                f"per prompt is {limits.MAX_COST_USD.env}, now ${limits.MAX_COST_USD.read():.2f}). Nothing was sent.",
+                provider=self.name,
+            )
+
     # ---- planning (no network)
     def plan(self, job: RenderJob, ctx: PlanContext, field_name: str) -> JobPlan:
+        self.require_enabled()
         spec = self.model_spec(job.model, field_name)
         if job.aspect_ratio not in spec.ratios:
             raise AdReelInputError(
@@ -557,14 +571,27 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
 
     try:
         stop.raise_if_stopped()
+        provider.require_enabled()  # checked again here: run_job may be called without planning through the node
         image = await _resolve_image(plan, ctx)
         call = await provider.submit_call(plan, image)
         await report("submitting")
         t0 = time.monotonic()
-        reply = await request(call)
+        try:
+            reply = await request(call)
+        except ProviderConnectionError as exc:
+            # "cannot reach": no attempt got through, nothing can exist remotely. Any other failure
+            # (a drop mid-request) may have created a job we know no id for.
+            exc.maybe_billed = "cannot reach" not in exc.message
+            raise
         if not reply.ok:
-            raise provider.error_for(reply, plan, "create")
-        handle = provider.parse_submit(plan, reply.body)
+            err = provider.error_for(reply, plan, "create")
+            err.maybe_billed = reply.status >= 500  # a 4xx is a refusal; a 5xx does not prove nothing was made
+            raise err
+        try:
+            handle = provider.parse_submit(plan, reply.body)
+        except ProviderError as exc:
+            exc.maybe_billed = True  # accepted (2xx) but unreadable: the job probably exists
+            raise
         report.job_id = handle.id
         timings.submit_s = round(time.monotonic() - t0, 3)
         logger.info("%s: scene %d submitted as job %s", plan.label, plan.scene_index, handle.id)
@@ -609,7 +636,10 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
             max_bytes=ctx.max_download_bytes, policy=ctx.retry, stop=stop,
         )
         timings.download_s = round(dl.seconds, 3)
-        actual = provider.actual_cost(plan, state, dl.probe)
+        try:
+            actual = provider.actual_cost(plan, state, dl.probe)
+        except (ValueError, TypeError, ArithmeticError):  # a non-finite or negative figure from a response
+            actual = costs.CostEstimate(None, "unknown: the provider's reported length could not be priced")
         timings.total_s = round(time.monotonic() - stop.started, 3)
         result = RenderResult(
             scene_index=plan.scene_index, provider=provider.name, model=plan.spec.id, job_id=handle.id,
