@@ -50,9 +50,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from .. import limits
 from ..models import AdReelInputError, StoryboardScene
 from .cost import server_budget
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, run_job
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
-from .download import DEFAULT_MAX_BYTES
+from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import (
     BudgetExceededError,
     MissingApiKeyError,
@@ -62,6 +62,7 @@ from .errors import (
 )
 from .http import RetryPolicy, open_session
 from .jobs import ProgressEvent, RenderJob, RenderResult
+from .journal import JobJournal, job_key
 from .redaction import logger, redact
 
 CAMERA = "camera"
@@ -424,8 +425,12 @@ async def render_routes(
     retry: Optional[RetryPolicy] = None,
     ca_bundle: Optional[str] = None,
     max_download_bytes: int = DEFAULT_MAX_BYTES,
+    journal: bool = True,
 ) -> list[SceneOutcome]:
-    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc."""
+    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc.
+
+    ``journal``: keep the jobs journal (``journal.py``) so a restart resumes or cancels instead of paying twice.
+    """
     if not plan.routes:
         return []
     out = Path(output_dir)
@@ -466,7 +471,12 @@ async def render_routes(
         ctx = RunContext(
             session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
             image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
+            journal=JobJournal.for_output(out) if journal else None, download_budget=ByteBudget(),
         )
+        if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
+            sweep_parts(out)
+            await recover_orphans(ctx.journal, {job_key(o.plan) for r in plan.routes for o in r.options
+                                                if o.plan is not None}, ctx)
 
         async def one(route: SceneRoute) -> SceneOutcome:
             outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes))

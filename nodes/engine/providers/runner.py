@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from . import cost as costs
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, run_job
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
-from .download import DEFAULT_MAX_BYTES
+from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import BudgetExceededError, ProviderError, ProviderInterrupted
 from .http import RetryPolicy, open_session
 from .jobs import RenderJob, RenderResult
+from .journal import JobJournal, job_key
 from .redaction import logger
 
 
@@ -113,6 +114,7 @@ async def render_scenes(
     retry: Optional[RetryPolicy] = None,
     ca_bundle: Optional[str] = None,
     max_download_bytes: int = DEFAULT_MAX_BYTES,
+    journal: bool = True,
 ) -> list[RenderResult]:
     """Render every job; results in scene order (ties in job order).
 
@@ -123,6 +125,7 @@ async def render_scenes(
     - ``image_host``: path → https URL (sync or async), for providers that take hosted images only.
     - ``concurrency``: jobs at once per provider (an int for all, or ``{"runway": 2}``); default per provider.
     - ``poll_interval``: seconds between status polls (default per provider); ``timeout``: seconds per job.
+    - ``journal``: keep the jobs journal so a restart resumes (same request) or cancels instead of paying twice.
     """
     if not jobs:
         return []
@@ -148,7 +151,11 @@ async def render_scenes(
         ctx = RunContext(
             session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
             image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
+            journal=JobJournal.for_output(out) if journal else None, download_budget=ByteBudget(),
         )
+        if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
+            sweep_parts(out)
+            await recover_orphans(ctx.journal, {job_key(p) for p in plans}, ctx)
 
         async def one(plan: JobPlan) -> RenderResult:
             async with limits[plan.provider.name]:
