@@ -451,3 +451,16 @@ def test_non_finite_numbers_and_deep_nesting_in_options_are_field_errors(text, e
     with pytest.raises(AdReelInputError) as err:
         parse_options(text)
     assert expect in str(err.value)
+
+
+@pytest.mark.parametrize("text,field", [
+    ('{"heygen": {"usd_per_credit": -100}}', "options_json.heygen.usd_per_credit"),
+    ('{"replicate": {"price_usd_per_run": -0.5}}', "options_json.replicate.price_usd_per_run"),
+    ('{"replicate": {"price_usd_per_second": -1}}', "options_json.replicate.price_usd_per_second"),
+])
+def test_negative_prices_are_refused_when_the_options_are_read(text, field):
+    from nodes.engine.providers.request import parse_options
+
+    with pytest.raises(AdReelInputError) as err:
+        parse_options(text)
+    assert field in str(err.value) and "0 or more" in str(err.value)

@@ -43,6 +43,7 @@ _KEY_VALUE = re.compile(
     r"|AIza[0-9A-Za-z_-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|key_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"
     r")")
+_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0 (review H1 c)
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=:.-]{24,}")
 _PIECES = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
@@ -157,6 +158,10 @@ def _refuse_secrets(value, where: str, depth: int = 0) -> None:
                 raise AdReelInputError(f"{where}.<an option name shaped like an API key>", _NO_KEYS)
             if is_secret_name(name):
                 raise AdReelInputError(f"{where}.{name}", _NO_KEYS)
+            if (_PRICE_NAME.search(name) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and v < 0):
+                raise AdReelInputError(f"{where}.{name}", f"must be a price, 0 or more (got {v!r}): a negative "
+                                                          "price would enlarge what the other scenes may spend")
             _refuse_secrets(v, f"{where}.{name}", depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
