@@ -464,3 +464,45 @@ def test_negative_prices_are_refused_when_the_options_are_read(text, field):
     with pytest.raises(AdReelInputError) as err:
         parse_options(text)
     assert field in str(err.value) and "0 or more" in str(err.value)
+
+
+# --------------------------------------------------------------------------- request.py (ProviderRender's logic)
+
+
+def test_candidates_for_one_provider_and_for_auto():
+    from nodes.engine.providers.hybrid import CAMERA_MOVE, Candidate
+    from nodes.engine.providers.request import Options, candidates, parse_options
+
+    assert candidates("runway", "gen4_turbo", "error", "balanced", "", Options()) == [Candidate("runway", "gen4_turbo")]
+    assert candidates("runway", "gen4_turbo", "camera move", "best", "", Options())[-1] == CAMERA_MOVE
+    opts = parse_options('{"replicate": {"model": "acme/clip-maker"}}')
+    assert candidates("replicate", "minimax/video-01", "error", "best", "", opts) == [Candidate("replicate", "acme/clip-maker")]
+    auto = candidates("auto", "gen4_turbo", "error", "budget", "", Options())
+    assert auto[-1] == CAMERA_MOVE and len(auto) >= 2
+    with pytest.raises(AdReelInputError) as err:
+        candidates("runway", "ray-2", "error", "best", "", Options())
+    assert "model: 'ray-2' is not a Runway model" in str(err.value)
+
+
+def test_poll_interval_comes_from_the_environment_or_the_provider(monkeypatch):
+    from nodes.engine.providers.request import poll_interval
+
+    monkeypatch.delenv("ADREEL_PROVIDER_POLL_SECONDS", raising=False)
+    assert poll_interval() is None
+    monkeypatch.setenv("ADREEL_PROVIDER_POLL_SECONDS", "0.5")
+    assert poll_interval() == 0.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("ADREEL_PROVIDER_POLL_SECONDS", bad)
+        assert poll_interval() is None
+
+
+def test_report_of_a_camera_only_run_shows_the_server_ceiling(monkeypatch):
+    from nodes.engine.providers.hybrid import CAMERA_MOVE, SceneOutcome, SceneRequest, plan_routes
+    from nodes.engine.providers.request import report_text
+
+    monkeypatch.setenv("ADREEL_MAX_COST_USD", "3")
+    plan = plan_routes([SceneRequest(scene=_scene(), aspect_ratio="9:16")], [CAMERA_MOVE], max_cost_usd=0)
+    text, summary = report_text(plan, [SceneOutcome(0, "camera")], 1.0)
+    assert "budget $3.00, the server ceiling ADREEL_MAX_COST_USD" in text
+    assert summary["max_cost_usd"] == 3.0 and summary["scenes"][0]["provider"] == "camera"
+    json.dumps(summary, allow_nan=False)
