@@ -1062,3 +1062,18 @@ def test_the_journal_is_outside_comfyui_folders_and_holds_no_key(fakes, tmp_path
     text = path.read_text()
     assert result.job_id in text and fakes["runway"].valid_key not in text
     assert [e["event"] for e in _journal_events(tmp_path / "out")] == ["submitting", "submitted", "downloaded"]
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -30.0])
+def test_a_non_finite_or_negative_length_from_the_provider_never_becomes_a_cost(fakes, tmp_path, duration):
+    server = fakes["heygen"]
+    media_url = server.media_url("clip")
+    server.script("status", Reply(200, {"code": 100, "message": "Success", "data": {
+        "id": "x", "status": "completed", "video_url": media_url, "duration": duration, "created_at": 1735689600}}))
+    [result] = run(fakes, [make_job(fakes, "heygen")], tmp_path)
+    from nodes.engine.providers.request import json_safe
+
+    record = json_safe(result.manifest_entry())
+    json.dumps(record, allow_nan=False)  # what the node's ui and /history would carry
+    cost = result.actual_cost_usd
+    assert cost is None or (cost == cost and 0 <= cost < 100), cost
