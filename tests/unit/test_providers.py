@@ -1077,3 +1077,47 @@ def test_a_non_finite_or_negative_length_from_the_provider_never_becomes_a_cost(
     json.dumps(record, allow_nan=False)  # what the node's ui and /history would carry
     cost = result.actual_cost_usd
     assert cost is None or (cost == cost and 0 <= cost < 100), cost
+
+
+def test_jobs_of_a_live_process_sharing_the_folder_are_never_cancelled(fakes, tmp_path):
+    import socket
+    import sys
+
+    from nodes.engine.providers.journal import journal_path
+
+    server = fakes["runway"]
+    server.outcome = "never"
+    remote = server.new_job("gen4_turbo", {"promptText": "another ComfyUI's scene"})
+    path = journal_path(tmp_path / "out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live ComfyUI
+    try:
+        line = {"t": time.time(), "proc": "another-process", "pid": other.pid, "host": socket.gethostname(),
+                "event": "submitted", "key": "k" * 32, "provider": "runway", "model": "gen4_turbo", "scene_index": 0,
+                "job_id": remote.id, "cancel": {"method": "DELETE", "url": f"{server.base_url}/v1/tasks/{remote.id}"}}
+        path.write_text(json.dumps(line) + "\n")
+        server.outcome = "success"
+        run(fakes, [make_job(fakes, "runway", index=1)], tmp_path)
+        assert not remote.cancelled and not server.calls("cancel"), "a live process's job was cancelled"
+    finally:
+        other.kill()
+        other.wait()
+    # once that process is gone, its unfinished job is an orphan: cancelled at the next run
+    run(fakes, [make_job(fakes, "runway", index=2)], tmp_path)
+    assert remote.cancelled and [c.path for c in server.calls("cancel")] == [f"/v1/tasks/{remote.id}"]
+
+
+def test_a_recorded_cancel_url_off_the_configured_host_gets_no_key(fakes, tmp_path):
+    from nodes.engine.providers.journal import journal_path
+
+    runway, luma = fakes["runway"], fakes["luma"]
+    path = journal_path(tmp_path / "out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"t": time.time(), "proc": "dead", "pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(),
+            "event": "submitted", "key": "q" * 32, "provider": "runway", "model": "gen4_turbo", "scene_index": 0,
+            "job_id": "x", "cancel": {"method": "DELETE", "url": f"{luma.base_url}/generations/x"}}
+    path.write_text(json.dumps(line) + "\n")
+    run(fakes, [make_job(fakes, "runway")], tmp_path)
+    assert luma.requests == [], "a Runway key was sent to another host named in the journal"
+    assert not runway.calls("cancel")
+    assert _journal_events(tmp_path / "out")[1]["event"] == "abandoned"

@@ -16,7 +16,9 @@ entries with no end. The next run then:
   trusted (anyone can overwrite it through ``/upload/image``);
 - **cancels** the other unfinished jobs of a dead process where the provider
   has a cancel endpoint (where it has none, the entry is closed and the log
-  says the job may still be billed);
+  says the job may still be billed). "Dead" means: written on this host by a
+  pid that no longer exists; the jobs of another live ComfyUI sharing the
+  folder, or of another host, are never cancelled from here;
 - removes ``.part`` files left by the stopped downloads (``download.sweep_parts``).
 
 Where it lives: not in ComfyUI's output folder (every file there is writable by
@@ -36,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -51,6 +54,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 PROCESS_ID = uuid.uuid4().hex  # this ComfyUI process: entries of another one whose job is unfinished are orphans
+HOST = socket.gethostname()
 RESUME_MAX_AGE_S = 48 * 3600  # result URLs and tasks expire after about this long (Runway 24–48 h)
 MAX_JOURNAL_BYTES = 8 * 1024 * 1024  # read at most this much; compacted when larger
 OPEN = ("submitting", "submitted", "resumed", "stopped")  # may still be running (and billed) remotely
@@ -115,8 +119,28 @@ class Entry:
     handle_data: dict = field(default_factory=dict)
     cancel: Optional[dict] = None
     proc: str = ""
+    pid: Optional[int] = None
+    host: str = ""
     t: float = 0.0
     submitted_at: float = 0.0
+
+    def owner_gone(self) -> bool:
+        """True when the process that wrote the entry is known to be dead (same host, its pid is gone).
+
+        Another ComfyUI on this machine sharing the clips folder, or one on another host (a shared
+        disk), may still be running the job: it is never cancelled from here.
+        """
+        if self.proc == PROCESS_ID:
+            return False
+        if self.host != HOST or not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OSError):
+            return False
+        return self.pid == os.getpid()  # our pid, but an earlier process (a restart that got the same pid)
 
     @property
     def open(self) -> bool:
@@ -144,7 +168,8 @@ class JobJournal:
     def append(self, event: str, key: str, **fields: Any) -> None:
         """One record, on disk (fsynced) before this returns. A journal that cannot be written is logged,
         never a reason to lose a paid job."""
-        record = {"t": round(time.time(), 3), "proc": PROCESS_ID, "event": event, "key": key,
+        record = {"t": round(time.time(), 3), "proc": PROCESS_ID, "pid": os.getpid(), "host": HOST,
+                  "event": event, "key": key,
                   **{k: v for k, v in fields.items() if v is not None}}
         line = json.dumps(record, sort_keys=True, default=str, allow_nan=False) + "\n"
         try:
@@ -187,6 +212,8 @@ class JobJournal:
             e.event = rec["event"]
             e.t = float(rec.get("t") or 0.0)
             e.proc = str(rec.get("proc") or "")
+            e.pid = rec["pid"] if isinstance(rec.get("pid"), int) else None
+            e.host = str(rec.get("host") or "")
             for name in ("provider", "model"):
                 if isinstance(rec.get(name), str):
                     setattr(e, name, rec[name])
@@ -212,7 +239,7 @@ class JobJournal:
         """Unfinished jobs of another (dead) process that this run will not resume."""
         keep = set(keep)
         return [e for e in self.entries().values()
-                if e.open and e.key not in keep and e.proc != PROCESS_ID and e.key not in _active]
+                if e.open and e.key not in keep and e.key not in _active and e.owner_gone()]
 
     def compact(self) -> None:
         """Rewrite the journal keeping only what can still matter (open or resumable entries)."""
@@ -226,7 +253,8 @@ class JobJournal:
         try:
             with _lock, open(tmp, "w", encoding="utf-8") as f:
                 for e in keep:
-                    f.write(json.dumps({"t": e.t, "proc": e.proc, "event": e.event, "key": e.key,
+                    f.write(json.dumps({"t": e.t, "proc": e.proc, "pid": e.pid, "host": e.host,
+                                        "event": e.event, "key": e.key,
                                         "provider": e.provider, "model": e.model, "scene_index": e.scene_index,
                                         "job_id": e.job_id, "handle_data": e.handle_data, "cancel": e.cancel},
                                        sort_keys=True, default=str) + "\n")
