@@ -21,6 +21,7 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_HTTP_TOTAL_SECONDS`` | 120 | wall time of one API request, connect to last byte |
 | ``ADREEL_MAX_DOWNLOAD_BYTES`` | 536870912 | bytes of one downloaded result (provider clip, TTS audio) |
 | ``ADREEL_MAX_DOWNLOAD_SECONDS`` | 600 | wall time of one download |
+| ``ADREEL_MAX_RUN_DOWNLOAD_BYTES`` | 2147483648 | bytes of all provider clips one prompt downloads together |
 | ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of a pasted script or other free text parsed as data |
 | ``ADREEL_LLM_MAX_KEEP_ALIVE`` | 3600 | seconds a workflow may ask Ollama to keep a model loaded (``-1``, "forever", is capped to it) |
 | ``ADREEL_LLM_MAX_CONTEXT`` | 32768 | the largest ``num_ctx`` a workflow may ask of Ollama |
@@ -74,6 +75,7 @@ MAX_RESPONSE_BYTES = Ceiling("ADREEL_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, integ
 HTTP_TOTAL_SECONDS = Ceiling("ADREEL_HTTP_TOTAL_SECONDS", 120.0)
 MAX_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_DOWNLOAD_BYTES", 512 * 1024 * 1024, integer=True)
 MAX_DOWNLOAD_SECONDS = Ceiling("ADREEL_MAX_DOWNLOAD_SECONDS", 600.0)
+MAX_RUN_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_RUN_DOWNLOAD_BYTES", 2 * 1024 * 1024 * 1024, integer=True)
 MAX_TEXT_CHARS = Ceiling("ADREEL_MAX_TEXT_CHARS", 200000, integer=True)
 MAX_LLM_KEEP_ALIVE = Ceiling("ADREEL_LLM_MAX_KEEP_ALIVE", 3600.0)
 MAX_LLM_CONTEXT = Ceiling("ADREEL_LLM_MAX_CONTEXT", 32768, integer=True)
