@@ -147,18 +147,22 @@ def test_upload_ad_with_companions_content_types_and_manifest_urls(s3, bucket, m
     today = time.strftime("%Y-%m-%d", time.gmtime())
     assert vkey.startswith(f"acme-co/{today}/{sha256(media['video'])[:12]}/"), vkey
     assert sha256(media["video"])[:12] in vkey.rsplit("/", 1)[1]
-    # the manifest file now carries a working URL for each output
+    # the manifest file now names each output's object (s3://bucket/key: no presigned URL in a file anyone may
+    # read), with paths relative to its folder; the presigned URLs the result hands out download the bytes
     manifest = load_manifest(media["manifest"])
     assert len(manifest.outputs) == 4
     for out in manifest.outputs:
-        assert out.url and out.url.startswith(s3.endpoint)
-        r = requests.get(out.url, timeout=10)
-        assert r.status_code == 200
+        up = by_local[Path(out.path).name]
+        assert out.url == f"s3://{bucket}/{up.key}" and not Path(out.path).is_absolute()
+        r = requests.get(up.url, timeout=10)
+        assert r.status_code == 200 and "X-Amz-Signature=" in up.url
         assert hashlib.sha256(r.content).hexdigest() == out.sha256
     # ... and so does the manifest object in the store
-    stored = json.loads(client.get_object(Bucket=bucket, Key=by_local[media["manifest"].name].key)["Body"].read())
-    assert all(o["url"] for o in stored["outputs"])
-    assert result.url == manifest.outputs[0].url
+    stored_text = client.get_object(Bucket=bucket, Key=by_local[media["manifest"].name].key)["Body"].read().decode()
+    stored = json.loads(stored_text)
+    assert all(o["url"].startswith(f"s3://{bucket}/") for o in stored["outputs"])
+    assert "X-Amz-" not in stored_text and str(media["dir"]) not in stored_text
+    assert result.url == by_local["ad_9x16.mp4"].url
 
 
 def test_reupload_is_idempotent(s3, bucket, media, tmp_path):
