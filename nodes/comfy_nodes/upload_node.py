@@ -34,7 +34,7 @@ from ..engine.storage import (
     start_retry_thread,
     upload_ad,
 )
-from ..engine.storage.keys import kind_for
+from ..engine.storage.keys import check_not_reserved, kind_for
 from ..engine.storage.manifest import manifest_beside
 from ..engine.storage.retention import MIN_RETENTION_HOURS
 from ..engine.storage.spool import check_spool_dir, list_spooled
@@ -125,6 +125,7 @@ def resume_waiting_uploads() -> None:
     retry thread now rather than on the next AssetUpload run. Never raises."""
     try:
         config = load_storage_config()
+        retention_hours()  # a bad ADREEL_RETENTION_HOURS is reported at start, not only on first use
         spool = check_spool_dir(config.spool_dir, comfy_folders())
         if spool.is_dir() and list_spooled(spool):
             ensure_retry_thread()
@@ -254,8 +255,8 @@ class AssetUpload(io.ComfyNode):
             node_id="AssetUpload",
             display_name="Asset Upload (S3)",
             category=CATEGORY,
-            description="Uploads the finished ad and the files beside it (manifest, thumbnail, subtitles, other "
-                        "formats, HLS) to S3-compatible storage (AWS S3, MinIO, R2, SeaweedFS) and returns URLs. "
+            description="Uploads the finished ad and the files its render listed (manifest, thumbnail, subtitles, "
+                        "other formats, HLS) to S3-compatible storage (AWS S3, MinIO, R2, SeaweedFS) and returns URLs. "
                         "Endpoint, bucket and keys come from the environment (MINIO_* / AWS_*) or the storage "
                         "config file, never from widgets. If the store is unreachable the files wait in a local "
                         "spool and are uploaded later, once.",
@@ -274,7 +275,8 @@ class AssetUpload(io.ComfyNode):
                                        "the config file (default 24 h)."),
                 io.String.Input("path", optional=True, force_input=True,
                                 tooltip="The finished ad's file (FFmpegAssemble's path output). Preferred over "
-                                        "the VIDEO: the files beside it with the same name are uploaded too."),
+                                        "the VIDEO: the files its manifest lists (thumbnail, subtitles, other "
+                                        "formats, HLS) are uploaded too."),
             ],
             outputs=[
                 io.String.Output(display_name="url", tooltip="The video's URL, or its local path while it waits in the spool."),
@@ -290,7 +292,7 @@ class AssetUpload(io.ComfyNode):
             return ok
         if isinstance(prefix_pattern, str):
             try:
-                render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS})
+                check_not_reserved(render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS}))
             except AdReelInputError as exc:
                 return f"prefix_pattern: {exc.message}"
         return True
