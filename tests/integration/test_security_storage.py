@@ -335,9 +335,15 @@ def test_m8_retention_never_deletes_what_waits_for_the_store(sec):
         copies = {p: p.read_bytes() for p in spooled_copies(sec.spool)}
         assert any(b == data for b in copies.values())
         _backdate_spool(sec.spool)
+        # a Brief's cached logo in temp/adreel_inputs, ten days old: ComfyUI's cache still points at it
+        plant(sec.comfy, "logo_0123456789ab.png", b"\x89PNG cached logo", type_="temp", subfolder="adreel_inputs")
+        logo = Path(sec.comfy.folder("temp")) / "adreel_inputs" / "logo_0123456789ab.png"
+        past = time.time() - 10 * 86400
+        os.utime(logo, (past, past))
         time.sleep(8)  # several retry + retention cycles (every 2 s)
         for p, b in copies.items():
             assert p.is_file() and p.read_bytes() == b, f"{p} was removed before it was uploaded"
+        assert logo.read_bytes() == b"\x89PNG cached logo"  # never cleaned by AdReel
     finally:
         sec.s3.start()
     deadline = time.monotonic() + 120

@@ -335,7 +335,10 @@ def upload_ad(
 
     manifest_key = None
     if manifest is not None:
-        manifest = normalize_manifest_file(manifest_path)  # no absolute path in a file anyone can /view
+        try:
+            manifest = normalize_manifest_file(manifest_path)  # no absolute path in a file anyone can /view
+        except OSError as exc:  # a read-only folder: upload it as it is
+            notes.append(f"could not rewrite {manifest_path.name} without server paths ({type(exc).__name__})")
         identity = manifest_identity(manifest)
         manifest_key = content_key(prefix, manifest_path.name, identity)
     total_bytes = sum(it.digest.size for it in items)
@@ -488,7 +491,7 @@ def _run_upload(cfg, store, batch, result, items, primary, manifest, manifest_pa
         logger.warning("upload to %s incomplete: %s", store.where(), result.reason)
         if isinstance(failure, StorageCredentialsError):
             raise StorageCredentialsError(
-                f"{failure.message}. {len(result.spooled)} file(s) were kept in the spool {result.spool_dir} and will be "
+                f"{failure.message}. {len(result.spooled)} file(s) were kept in the local spool (ADREEL_SPOOL_DIR) and will be "
                 "uploaded by retry_spooled() once the credentials are fixed",
                 reason=failure.reason, result=result,
             )
