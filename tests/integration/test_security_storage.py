@@ -161,14 +161,24 @@ def render_folder(comfy: ComfyServer, prompt: dict, result) -> tuple[Path, dict]
     return mp4, item
 
 
-def evil_manifest(template: dict, video_sha: str, extra_paths: list[str], secrets: Path) -> dict:
-    """A RenderManifest (valid, so it loads) whose outputs name what the review lists, plus the video."""
+def evil_manifest(template: dict, video_sha: str, extra_paths: list[str], secrets: Path, stem: str = "evil") -> dict:
+    """A RenderManifest (valid, so it loads) whose outputs name what the review lists, plus the video. The
+    attacker records each file's true sha256 where it can be known (well-known files, guessed content), so
+    only the confinement to the render's folder stops them — also files named like the video with an
+    extension AdReel uploads."""
     m = copy.deepcopy(template)
+    for name in (f"{stem}.jpg", f"{stem}_1x1.mp4"):
+        (secrets / name).write_text(FILE_CANARY)
     paths = ["/etc/passwd", "/etc/hostname", str(secrets / ".aws" / "credentials"),
              "../../../.config/adreel/storage.json", str(secrets / ".config" / "adreel" / "storage.json"),
-             "~/.aws/credentials", *extra_paths]
-    m["outputs"] = [{"kind": "video", "path": "evil.mp4", "bytes": 1, "sha256": video_sha}] + [
-        {"kind": "file", "path": p, "bytes": 1, "sha256": "0" * 64} for p in paths]
+             "~/.aws/credentials", str(secrets / f"{stem}.jpg"), str(secrets / f"{stem}_1x1.mp4"), *extra_paths]
+    outputs = [{"kind": "video", "path": f"{stem}.mp4", "bytes": 1, "sha256": video_sha}]
+    for p in paths:
+        real = Path(os.path.expanduser(p))
+        known = real.is_absolute() and real.is_file() and os.access(real, os.R_OK)
+        outputs.append({"kind": "thumbnail", "path": p, "bytes": real.stat().st_size if known else 1,
+                        "sha256": sha(real.read_bytes()) if known else "0" * 64})
+    m["outputs"] = outputs
     return m
 
 
@@ -228,8 +238,7 @@ def test_c2_hijack_and_overwrite_of_a_victims_manifest(sec, victim):
     plant(sec.comfy, f"{stem}.html", b"<script>alert(1)</script>", type_="output", subfolder=sub)
     legit = json.loads(view(sec.comfy, f"{stem}.json", sub, "output").text)  # the attacker reads it first
     evil = evil_manifest(legit, sha(victim["data"]), [f"{stem}.html", str(Path(sec.comfy.base) / "comfyui.log")],
-                         sec.secrets)
-    evil["outputs"][0]["path"] = mp4.name
+                         sec.secrets, stem=stem)
     plant(sec.comfy, f"{stem}.a.json", json.dumps(evil).encode(), type_="output", subfolder=sub)
     plant(sec.comfy, f"{stem}.json", json.dumps(evil).encode(), type_="output", subfolder=sub, overwrite=True)
     assert "passwd" in (mp4.with_suffix(".json")).read_text()  # the overwrite took

@@ -764,9 +764,22 @@ def evil_outputs(render) -> list[dict]:
     link = d / f"{render['stem']}_link.jpg"
     if not link.is_symlink():
         link.symlink_to(render["secret"])
+    # files outside the folder with an extension AdReel uploads, named after the video: only the
+    # confinement stops them (the attacker records their true sha256, e.g. of a well-known file)
+    outside = d.parent / f"{render['stem']}.jpg"
+    outside.write_text(CANARY)
+    deep = d.parent.parent / "home" / f"{render['stem']}_x.mp4"
+    deep.write_text(CANARY)
     paths = ["/etc/passwd", str(render["secret"]), "../storage.json", f"../../home/.aws/credentials", "/etc/hostname",
-             str(link), f"{render['stem']}.html", f"{render['stem']}.svg", "~/.aws/credentials"]
-    return [{"kind": "video", "path": p, "bytes": 1, "sha256": "0" * 64} for p in paths]
+             str(link), f"{render['stem']}.html", f"{render['stem']}.svg", "~/.aws/credentials", str(outside),
+             f"../{render['stem']}.jpg", f"../../home/{render['stem']}_x.mp4", f"{render['stem']}_hls/../../{outside.name}"]
+    out = []
+    for p in paths:
+        full = Path(os.path.expanduser(p)) if Path(os.path.expanduser(p)).is_absolute() else d / p
+        real = Path(os.path.realpath(full))
+        digest = sha256(real) if real.is_file() and os.access(real, os.R_OK) else "0" * 64
+        out.append({"kind": "video", "path": p, "bytes": real.stat().st_size if real.is_file() else 1, "sha256": digest})
+    return out
 
 
 def test_an_uploaded_manifest_cannot_push_files_from_outside_the_render_folder(s3, bucket, render, tmp_path):

@@ -70,8 +70,8 @@ _HLS_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 # What AssetUpload may send from a render's folder: media, images, subtitles, HLS parts and the manifest.
 # Never markup or scripts (.html, .svg, .js, …): an object on the operator's public CDN must not become a page.
-UPLOAD_EXTS = frozenset(CONTENT_TYPES) - {".txt"}
-HLS_MEMBER_EXTS = frozenset({".m3u8", ".ts", ".m4s", ".mp4", ".m4a", ".aac", ".vtt", ".key"})
+UPLOAD_EXTS = frozenset(CONTENT_TYPES) - {".txt", ".json"}  # (the manifest itself goes up on its own)
+HLS_MEMBER_EXTS = frozenset({".m3u8", ".ts", ".m4s", ".mp4", ".m4a", ".aac", ".vtt"})
 # Key prefixes AdReel writes itself: a workflow's prefix_pattern may not lead there.
 RESERVED_PREFIXES = ("history/", "key-images/")
 
