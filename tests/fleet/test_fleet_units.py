@@ -1,0 +1,115 @@
+"""The fleet's job building and settings, without Redis or ComfyUI: what `submit` accepts, refuses, and names."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet.config import FleetError, load_settings, mask_url
+from fleet.jobs import build_jobs, job_id_for, load_workflow, read_briefs
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / "workflows" / "api" / "brief_to_ad_upload.json"
+
+
+@pytest.fixture
+def workflow():
+    return load_workflow(str(WORKFLOW))
+
+
+def briefs(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+def test_rows_and_variants_make_jobs_whose_ids_follow_from_their_content(tmp_path, workflow):
+    csv_path = briefs(tmp_path, "b.csv", "brand,product,duration_seconds\nAcme,Vac,8\nBolt,Bike,10.5\n")
+    jobs = build_jobs(workflow, read_briefs(csv_path, workflow), 3)
+    assert [(j.row, j.variant, j.seed) for j in jobs] == [(1, 0, 7), (1, 1, 8), (1, 2, 9), (2, 0, 7), (2, 1, 8), (2, 2, 9)]
+    assert len({j.id for j in jobs}) == 6
+    first = jobs[0].prompt
+    assert first["1"]["inputs"]["brand"] == "Acme" and first["1"]["inputs"]["duration_seconds"] == 8.0
+    # outputs go to names derived from the job id
+    assert first["9"]["inputs"]["prefix_pattern"] == f"fleet/{jobs[0].id}/"
+    assert first["6"]["inputs"]["filename_prefix"] == f"AdReel/fleet_{jobs[0].id}"
+    # the same file as JSON Lines gives the same jobs: the id is the content, not the file or the time
+    jl = briefs(tmp_path, "b.jsonl", '{"brand": "Acme", "product": "Vac", "duration_seconds": 8}\n\n'
+                                     '{"brand": "Bolt", "product": "Bike", "duration_seconds": 10.5}\n')
+    again = build_jobs(load_workflow(str(WORKFLOW)), read_briefs(jl, workflow), 3)
+    assert [j.id for j in again] == [j.id for j in jobs]
+    # any change of content is another job
+    changed = build_jobs(workflow, read_briefs(briefs(tmp_path, "c.csv", "brand,product,duration_seconds\n"
+                                                      "Acme,Vac,9\n"), workflow), 1)
+    assert changed[0].id != jobs[0].id
+
+
+def test_a_column_brandbrief_lacks_is_refused_naming_it_and_the_row(tmp_path, workflow):
+    path = briefs(tmp_path, "b.csv", "brand,colour\nAcme,red\n")
+    with pytest.raises(FleetError) as err:
+        read_briefs(path, workflow)
+    assert "row 1" in str(err.value) and "'colour'" in str(err.value) and "brand_colors" in str(err.value)
+
+
+def test_values_that_do_not_parse_reach_comfyui_as_given_so_its_error_names_the_input(tmp_path, workflow):
+    rows = read_briefs(briefs(tmp_path, "b.csv", "brand,duration_seconds\nAcme,long\nBolt,nan\n"), workflow)
+    assert rows[0][1]["duration_seconds"] == "long" and rows[1][1]["duration_seconds"] == "nan"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"nodes": [], "links": []}', "UI-format"),
+    ("[1, 2]", "API-format"),
+    ('{"1": {"class_type": "KSampler", "inputs": {}}}', "exactly one BrandBrief"),
+    ("{nope", "not valid JSON"),
+    ('{"1": {"class_type": "BrandBrief", "inputs": {"duration_seconds": NaN}}}', "not valid JSON"),
+])
+def test_a_workflow_that_is_not_an_api_workflow_with_one_brief_is_refused(tmp_path, text, expected):
+    p = tmp_path / "wf.json"
+    p.write_text(text)
+    with pytest.raises(FleetError, match=expected):
+        load_workflow(str(p))
+
+
+def test_variants_need_a_scriptllm_and_a_positive_count(tmp_path, workflow):
+    rows = [(1, {"brand": "Acme"})]
+    with pytest.raises(FleetError, match="--variants"):
+        build_jobs(workflow, rows, 0)
+    no_script = {k: v for k, v in workflow.items() if v["class_type"] != "ScriptLLM"}
+    with pytest.raises(FleetError, match="no ScriptLLM"):
+        build_jobs(no_script, rows, 2)
+
+
+def test_identical_rows_are_refused_rather_than_silently_merged(tmp_path, workflow):
+    rows = read_briefs(briefs(tmp_path, "b.csv", "brand\nAcme\nAcme\n"), workflow)
+    with pytest.raises(FleetError, match="row 2.*same job"):
+        build_jobs(workflow, rows, 1)
+
+
+def test_settings_refuse_a_bad_redis_url_and_never_show_its_password():
+    with pytest.raises(FleetError, match="not a redis:// URL"):
+        load_settings("http://127.0.0.1:6379")
+    assert mask_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    s = load_settings("redis://:hunter2@127.0.0.1:1/0", environ={"ADREEL_FLEET_MAX_QUEUED": "nan"})
+    assert s.max_queued == 100 and "hunter2" not in s.redis_display
+    assert load_settings(None, environ={"ADREEL_FLEET_MAX_QUEUED": "7"}).max_queued == 7
+    assert load_settings(None, environ={}).redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_an_unreachable_redis_is_a_clear_error_without_the_password(tmp_path):
+    wf = tmp_path / "wf.json"
+    wf.write_text(WORKFLOW.read_text())
+    b = briefs(tmp_path, "b.csv", "brand\nAcme\n")
+    p = subprocess.run([sys.executable, "-m", "fleet", "--redis", "redis://:hunter2@127.0.0.1:1/0", "submit", str(wf),
+                        "--briefs", b], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "does not answer" in p.stderr and "hunter2" not in p.stderr + p.stdout
+
+
+def test_the_pack_entry_comfyui_imports_never_imports_the_fleet():
+    """ComfyUI imports the pack's __init__.py; it and the node layer must not pull in the fleet (Dramatiq, Redis)."""
+    for path in [ROOT / "__init__.py", *sorted((ROOT / "nodes").rglob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "import fleet" not in text and "from fleet" not in text and "dramatiq" not in text, path
