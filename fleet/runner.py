@@ -67,7 +67,8 @@ def _handle(ctx: Context, job_id: str) -> None:
     rec = ctx.records
     if ctx.shutting_down.is_set() or ctx.unhealthy.is_set() or not ctx.server.healthy():
         # not ours to try now: back to the queue before we claim it (nothing counted)
-        ctx.unhealthy.set() if not ctx.shutting_down.is_set() else None
+        if not ctx.shutting_down.is_set():
+            ctx.unhealthy.set()
         log.warning("job %s: given back (this worker is %s)", job_id,
                     "shutting down" if ctx.shutting_down.is_set() else f"without its ComfyUI at {ctx.server.url}")
         raise dramatiq.Retry(delay=500)

@@ -8,6 +8,7 @@ workers and the command line — run from the pack's folder as a user would.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import shutil
@@ -200,11 +201,11 @@ def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True
     fleet.fleet_env = {**os.environ, **env, "ADREEL_FLEET_HEARTBEAT_SECONDS": str(heartbeat),
                        "ADREEL_FLEET_RETRY_SECONDS": str(retry), "PYTHONUNBUFFERED": "1"}
     try:
-        for i in range(comfies):
-            log(f"[fleet] starting ComfyUI {i + 1}/{comfies} …")
-            c = ComfyServer(env={**env, **(comfy_env or {})})
-            c.start()
-            fleet.comfies.append(c)
+        log(f"[fleet] starting {comfies} ComfyUI server(s) …")
+        fleet.comfies = [ComfyServer(env={**env, **(comfy_env or {})}) for _ in range(comfies)]
+        with ThreadPoolExecutor(comfies) as pool:  # side by side: each start is mostly waiting on imports
+            for f in [pool.submit(c.start) for c in fleet.comfies]:
+                f.result()
         if workers:
             for i, c in enumerate(fleet.comfies):
                 fleet.add_worker(f"w{i + 1}", c)
