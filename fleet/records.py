@@ -44,7 +44,7 @@ for _, i in ipairs(fresh) do
   redis.call('del', key)
   redis.call('hset', key, 'id', id, 'spec', ARGV[b + 1], 'brand', ARGV[b + 2], 'row', ARGV[b + 3],
              'variant', ARGV[b + 4], 'state', 'queued', 'progress', '0', 'attempts', '0', 'worker', '',
-             'comfy', '', 'prompt_id', '', 'outputs', '', 'error', '', 'batch', bid, 'created', now, 'updated', now)
+             'owner', '', 'comfy', '', 'prompt_id', '', 'outputs', '', 'error', '', 'batch', bid, 'created', now, 'updated', now)
   redis.call('sadd', KEYS[1], id)
   redis.call('zadd', KEYS[2], now, id)
   redis.call('del', ns .. ':deleted:' .. id)
@@ -57,32 +57,32 @@ for _, i in ipairs(fresh) do table.insert(res, ARGV[6 + i * 5]) end
 return res
 """
 
-# KEYS: job, queued · ARGV: id, worker, comfy, now
+# KEYS: job, queued · ARGV: id, worker name, owner (unique per worker process), comfy, now
 _CLAIM = """
 local st = redis.call('hget', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st == 'queued' or st == 'running' then
   local prev = redis.call('hmget', KEYS[1], 'worker', 'comfy', 'prompt_id')
   local att = redis.call('hincrby', KEYS[1], 'attempts', 1)
-  redis.call('hset', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'comfy', ARGV[3], 'prompt_id', '',
-             'progress', '0', 'updated', ARGV[4], 'started', ARGV[4])
+  redis.call('hset', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'owner', ARGV[3], 'comfy', ARGV[4],
+             'prompt_id', '', 'progress', '0', 'updated', ARGV[5], 'started', ARGV[5])
   redis.call('srem', KEYS[2], ARGV[1])
   return {st, tostring(att), prev[1] or '', prev[2] or '', prev[3] or ''}
 end
 return {st}
 """
 
-# KEYS: job · ARGV: worker, field, value, … — only while this worker runs the job
+# KEYS: job · ARGV: owner, field, value, … — only while this worker process runs the job
 _UPDATE = """
-local cur = redis.call('hmget', KEYS[1], 'state', 'worker')
+local cur = redis.call('hmget', KEYS[1], 'state', 'owner')
 if cur[1] ~= 'running' or cur[2] ~= ARGV[1] then return cur[1] or 'missing' end
 for i = 2, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 'ok'
 """
 
-# KEYS: job, queued · ARGV: id, worker, new state, attempts delta, now, field, value, …
+# KEYS: job, queued · ARGV: id, owner, new state, attempts delta, now, field, value, …
 _FINISH = """
-local cur = redis.call('hmget', KEYS[1], 'state', 'worker')
+local cur = redis.call('hmget', KEYS[1], 'state', 'owner')
 if cur[1] ~= 'running' or cur[2] ~= ARGV[2] then return cur[1] or 'missing' end
 redis.call('hset', KEYS[1], 'state', ARGV[3], 'updated', ARGV[5])
 local d = tonumber(ARGV[4])
@@ -157,22 +157,22 @@ class Records:
         return int(self.r.scard(self.queued_key))
 
     # worker side -------------------------------------------------------------------
-    def claim(self, job_id: str, worker: str, comfy: str) -> dict:
-        res = self._claim(keys=[self.job_key(job_id), self.queued_key], args=[job_id, worker, comfy, _now()])
+    def claim(self, job_id: str, worker: str, owner: str, comfy: str) -> dict:
+        res = self._claim(keys=[self.job_key(job_id), self.queued_key], args=[job_id, worker, owner, comfy, _now()])
         out = {"previous_state": res[0]}
         if len(res) > 1:
             out.update(attempts=int(res[1]), previous_worker=res[2], previous_comfy=res[3], previous_prompt=res[4])
         return out
 
-    def update(self, job_id: str, worker: str, **fields) -> str:
-        args: list[Any] = [worker]
+    def update(self, job_id: str, owner: str, **fields) -> str:
+        args: list[Any] = [owner]
         for k, v in fields.items():
             args += [k, _enc(v)]
         args += ["updated", _now()]
         return self._update(keys=[self.job_key(job_id)], args=args)
 
-    def finish(self, job_id: str, worker: str, state: str, attempts_delta: int = 0, **fields) -> str:
-        args: list[Any] = [job_id, worker, state, attempts_delta, _now()]
+    def finish(self, job_id: str, owner: str, state: str, attempts_delta: int = 0, **fields) -> str:
+        args: list[Any] = [job_id, owner, state, attempts_delta, _now()]
         for k, v in fields.items():
             args += [k, _enc(v)]
         return self._finish(keys=[self.job_key(job_id), self.queued_key], args=args)

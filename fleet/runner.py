@@ -43,6 +43,7 @@ class Context:
     records: Records
     server: ComfyServer
     worker_id: str
+    owner: str = ""
     shutting_down: threading.Event = field(default_factory=threading.Event)
     unhealthy: threading.Event = field(default_factory=threading.Event)
     busy: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +74,7 @@ def _handle(ctx: Context, job_id: str) -> None:
                     "shutting down" if ctx.shutting_down.is_set() else f"without its ComfyUI at {ctx.server.url}")
         raise dramatiq.Retry(delay=500)
 
-    claim = rec.claim(job_id, ctx.worker_id, ctx.server.url)
+    claim = rec.claim(job_id, ctx.worker_id, ctx.owner, ctx.server.url)
     prev = claim["previous_state"]
     if prev == "missing":
         tomb = rec.tombstone(job_id)
@@ -91,7 +92,7 @@ def _handle(ctx: Context, job_id: str) -> None:
         if claim.get("previous_comfy") and claim.get("previous_prompt"):
             ComfyServer(claim["previous_comfy"]).interrupt(claim["previous_prompt"])
     if attempts > MAX_ATTEMPTS:
-        rec.finish(job_id, ctx.worker_id, "failed",
+        rec.finish(job_id, ctx.owner, "failed",
                    error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
         return
     spec = rec.spec(job_id)
@@ -102,13 +103,13 @@ def _handle(ctx: Context, job_id: str) -> None:
     last = {"t": 0.0}
 
     def on_queued(prompt_id: str) -> None:
-        rec.update(job_id, ctx.worker_id, prompt_id=prompt_id)
+        rec.update(job_id, ctx.owner, prompt_id=prompt_id)
 
     def on_progress(frac: float, node: str) -> None:
         now = time.monotonic()
         if now - last["t"] >= 0.5:
             last["t"] = now
-            rec.update(job_id, ctx.worker_id, progress=f"{frac:.3f}", node=node)
+            rec.update(job_id, ctx.owner, progress=f"{frac:.3f}", node=node)
 
     stop_check = {"t": 0.0, "reason": None}
 
@@ -134,7 +135,7 @@ def _handle(ctx: Context, job_id: str) -> None:
                 log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
     except Stopped as stop:
         if stop.reason == "shutdown":
-            rec.finish(job_id, ctx.worker_id, "queued", attempts_delta=-1, progress="0",
+            rec.finish(job_id, ctx.owner, "queued", attempts_delta=-1, progress="0",
                        error="given back by a worker that was stopping")
             raise dramatiq.Retry(delay=0)
         log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
@@ -149,19 +150,19 @@ def _handle(ctx: Context, job_id: str) -> None:
             ctx.unhealthy.set()
         if not transient:
             log.info("job %s: failed: %s", job_id, message)
-            rec.finish(job_id, ctx.worker_id, "failed", error=message)
+            rec.finish(job_id, ctx.owner, "failed", error=message)
             return
         if attempts >= MAX_ATTEMPTS:
             log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
-            rec.finish(job_id, ctx.worker_id, "failed", error=f"{message} (gave up after {attempts} attempts)")
+            rec.finish(job_id, ctx.owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
             return
         delay = ctx.settings.backoff(attempts)
         log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
-        rec.finish(job_id, ctx.worker_id, "queued", progress="0",
+        rec.finish(job_id, ctx.owner, "queued", progress="0",
                    error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
         raise dramatiq.Retry(delay=int(delay * 1000))
 
-    state = rec.finish(job_id, ctx.worker_id, "completed", progress="1", outputs=outputs, error="")
+    state = rec.finish(job_id, ctx.owner, "completed", progress="1", outputs=outputs, error="")
     if state == "ok":
         log.info("job %s: completed: %s", job_id, outputs.get("url") or outputs.get("paths"))
         return

@@ -40,6 +40,7 @@ def run_worker(settings: Settings, comfy_url: str, name: str = "", wait_comfy: f
     records.ping()
     worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
     ctx = runner.Context(settings=settings, records=records, server=server, worker_id=worker_id,
+                         owner=f"{worker_id}/{uuid.uuid4().hex}",
                          store_configured=objects.configured())
     if not ctx.store_configured:
         log.warning("no storage settings in this worker's environment: it cannot remove objects left by an "

@@ -16,7 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 import requests
+
+from fakes.seaweedfs import SECRET_KEY
 
 from fleet_stack import BUCKET, fast_workflow, start_fleet, write_json
 
@@ -133,6 +136,11 @@ def test_a_batch_completes_on_both_workers_with_every_output_in_the_bucket_exact
     assert fleet.cli("wait", sub["batch"], "--timeout", 5).rc == 0
     assert sorted(fleet.keys()) == before
     fleet.done["first"] = st
+    # no storage secret in what the fleet shows, logs or keeps in Redis
+    client = redis.Redis.from_url(fleet.redis.url, decode_responses=True)
+    kept = [json.dumps(client.hgetall(k)) if client.type(k) == "hash" else str(k) for k in client.scan_iter("*")]
+    for text in [r.stdout, r.stderr, json.dumps(st), *(w.log_text() for w in fleet.workers), *kept]:
+        assert SECRET_KEY not in text
 
 
 def test_a_bad_brief_fails_at_once_with_the_field_named_and_the_rest_complete(fleet):
@@ -237,6 +245,10 @@ def test_delete_removes_the_job_record_and_its_stored_objects_only(fleet):
     assert len(failed) == 2 and all(j["state"] == "failed" for j in failed)
 
 
+def comfy_of(fleet, worker):
+    return next(c for c in fleet.comfies if c.url == worker.comfy_url)
+
+
 def _running_on(fleet, batch, worker, min_progress=0.15):
     def find():
         for j in status(fleet, batch)["jobs"]:
@@ -267,7 +279,7 @@ def test_a_worker_killed_mid_render_loses_no_job_and_stores_each_output_once(fle
     done = by_id(st)[victim["id"]]
     assert done["attempts"] == 2 and done["worker"] == "w2", done
     # the orphaned prompt on w1's ComfyUI was stopped by the take-over, not left running for nobody
-    c1 = fleet.comfies[0]
+    c1 = comfy_of(fleet, w1)
     wait_for(lambda: not c1.get_json("/queue")["queue_running"], 60, "w1's ComfyUI to drop the orphaned prompt")
     print(f"killed worker's job taken over after {recovered_in:.1f}s (heartbeat {HEARTBEAT:g}s)")
     fleet.workers.remove(w1)
@@ -279,14 +291,14 @@ def test_redis_killed_and_restarted_between_submit_and_work_loses_nothing(fleet)
     for w in fleet.workers:
         w.stop()  # SIGTERM: idle workers leave at once
     assert all(not w.alive() for w in fleet.workers)
-    names = [(w.name, c) for w, c in zip(fleet.workers, fleet.comfies)]
+    pairs = [(w.name, comfy_of(fleet, w)) for w in fleet.workers]
     fleet.workers.clear()
     sub = submit(fleet, [{"brand": "Nova"}, {"brand": "Onyx"}], "redis.csv")
     fleet.redis.kill()  # SIGKILL: only what the AOF (appendfsync always) holds survives
     assert fleet.cli("status", sub["batch"]).rc == 2
     fleet.redis.start()
     assert [j["state"] for j in status(fleet, sub["batch"])["jobs"]] == ["queued", "queued"]
-    for name, comfy in names:
+    for name, comfy in pairs:
         fleet.add_worker(name, comfy)
     r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
     assert r.rc == 0, r.stderr
@@ -299,7 +311,8 @@ def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(
     rows = [{"brand": f"Pike{i}"} for i in range(2)]
     sub = submit(fleet, rows, "kill-comfy.csv", workflow=fleet.long_wf)
     victim = wait_for(_running_on(fleet, sub["batch"], "w2"), 300, "a job rendering on w2")
-    fleet.comfies[1].kill()  # SIGKILL of w2's ComfyUI: the prompt and its queue are gone
+    w2 = next(w for w in fleet.workers if w.name == "w2")
+    comfy_of(fleet, w2).kill()  # SIGKILL of w2's ComfyUI: the prompt and its queue are gone
     r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
     assert r.rc == 0, r.stderr
     st = status(fleet, sub["batch"])
@@ -308,7 +321,6 @@ def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(
         assert_stored_exactly_once(fleet, j)
     done = by_id(st)[victim["id"]]
     assert done["attempts"] == 2 and done["worker"] == "w1", done
-    w2 = next(w for w in fleet.workers if w.name == "w2")
     assert w2.alive()  # it waits for its ComfyUI, holding no job
     log = w2.log_tail(20000)
     assert "stopped answering" in log or "waiting for its ComfyUI" in log, log

@@ -113,3 +113,42 @@ def test_the_pack_entry_comfyui_imports_never_imports_the_fleet():
     for path in [ROOT / "__init__.py", *sorted((ROOT / "nodes").rglob("*.py"))]:
         text = path.read_text(encoding="utf-8")
         assert "import fleet" not in text and "from fleet" not in text and "dramatiq" not in text, path
+
+
+def _upload_entry(status="uploaded", files=None, manifest_key="fleet/j/ad-2.json"):
+    payload = {"status": status, "url": "https://s3/ad.mp4", "bucket": "b", "run": "abc", "reason_code": "unreachable",
+               "manifest_key": manifest_key, "files": files if files is not None else [
+                   {"name": "ad_00001_.mp4", "kind": "video", "key": "fleet/j/ad-1.mp4", "url": "https://s3/ad.mp4"},
+                   {"name": "ad.m3u8", "kind": "hls", "key": "fleet/j/ad-hls-3/ad.m3u8", "url": "u"}]}
+    return {"outputs": {"9": {"adreel_upload": [payload], "text": ["…"]}}}
+
+
+def test_outputs_count_as_stored_only_when_every_assetupload_uploaded():
+    from fleet.comfy import Transient
+    from fleet.runner import collect_outputs
+
+    prompt = json.loads(WORKFLOW.read_text())
+    out = collect_outputs(prompt, _upload_entry())
+    assert out["keys"] == ["fleet/j/ad-1.mp4", "fleet/j/ad-hls-3/ad.m3u8", "fleet/j/ad-2.json"]
+    assert out["runs"] == ["abc"] and out["url"] == "https://s3/ad.mp4" and out["bucket"] == "b"
+    assert out["hls_prefixes"] == ["fleet/j/ad-hls-3/"]  # the playlist's segments belong to the job
+    with pytest.raises(Transient, match="could not upload .unreachable"):
+        collect_outputs(prompt, _upload_entry(status="spooled"))
+    with pytest.raises(Transient, match="no result"):
+        collect_outputs(prompt, {"outputs": {}})
+
+
+def test_node_errors_are_permanent_unless_a_retry_can_cure_them():
+    from fleet.comfy import describe_execution_error, describe_rejection
+
+    msg, transient = describe_execution_error({"node_id": "1", "node_type": "BrandBrief",
+                                               "exception_type": "nodes.engine.models.AdReelInputError",
+                                               "exception_message": "brief.brand: must not be empty"})
+    assert msg == "node 1 (BrandBrief): brief.brand: must not be empty" and not transient
+    assert describe_execution_error({"exception_type": "ConnectionRefusedError"})[1]
+    assert describe_execution_error({"exception_type": "torch.OutOfMemoryError"})[1]
+    body = {"error": {"message": "Prompt outputs failed validation"},
+            "node_errors": {"1": {"class_type": "BrandBrief", "errors": [
+                {"message": "Value not in list", "details": "aspect_ratio: '4:5' not in ['9:16', '1:1', '16:9']"}]}}}
+    assert describe_rejection(body) == ("node 1 (BrandBrief): Value not in list: aspect_ratio: '4:5' not in "
+                                        "['9:16', '1:1', '16:9']")
