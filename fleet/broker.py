@@ -5,7 +5,9 @@ fetched message into the worker's acknowledgement set and removes it only on
 ``ack``, after the actor returns; a worker that stops sending heartbeats for
 ``heartbeat_timeout`` is dead, and the next queue maintenance (run by any
 live worker's broker calls, with ``maintenance_chance`` per call) puts its
-unacknowledged messages back on the queue, however long the job had run.
+unacknowledged messages back on the queue, however long the job had run (a
+live worker's heartbeat is its consumers' polling, at least once a second,
+even while its one thread renders).
 Retries (transient failures, a job given back) go through Dramatiq's
 ``Retries`` middleware with the delay the runner asks for (``dramatiq.Retry``).
 """
@@ -19,9 +21,13 @@ from dramatiq.middleware import Retries
 from .config import MAX_ATTEMPTS, QUEUE_NAME, Settings
 
 ACTOR_NAME = "adreel_fleet_job"
-#: share of broker calls that run queue maintenance (out of a million): 10 %, so that an idle worker
-#: polling about once a second requeues a dead worker's job within a few seconds of its heartbeat timeout
-MAINTENANCE_CHANCE = 100_000
+#: share of broker calls that run queue maintenance, out of a million (Dramatiq's default is 1000, i.e.
+#: one call in a thousand: minutes before a dead worker's job comes back). Every call here: each idle
+#: worker polls its queue at least once a second (``worker_timeout``), so a dead worker's job is back in
+#: the queue at most about a second after its heartbeat timeout — or, when every worker is busy, at the
+#: next fetch of the first one to finish (maintenance runs before the fetch, in the same script). The
+#: cost is one ZRANGEBYSCORE per call while no worker is dead.
+MAINTENANCE_CHANCE = 1_000_000
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:

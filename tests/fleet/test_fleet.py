@@ -252,39 +252,39 @@ def comfy_of(fleet, worker):
 def _running_on(fleet, batch, worker, min_progress=0.15):
     def find():
         for j in status(fleet, batch)["jobs"]:
-            if j["state"] == "running" and j["worker"] == worker and j["progress"] >= min_progress:
+            if j["state"] == "running" and worker in (None, j["worker"]) and j["progress"] >= min_progress:
                 return j
         return None
     return find
 
 
 def test_a_worker_killed_mid_render_loses_no_job_and_stores_each_output_once(fleet):
-    rows = [{"brand": f"Mesa{i}"} for i in range(2)]
-    sub = submit(fleet, rows, "kill-worker.csv", workflow=fleet.long_wf)
-    w1 = next(w for w in fleet.workers if w.name == "w1")
-    victim = wait_for(_running_on(fleet, sub["batch"], "w1"), 300, "a job rendering on w1")
-    w1.kill()  # SIGKILL: no goodbye, its message stays unacknowledged in Redis
+    sub = submit(fleet, [{"brand": "Mesa"}], "kill-worker.csv", workflow=fleet.long_wf)
+    victim = wait_for(_running_on(fleet, sub["batch"], None), 300, "the job rendering")
+    dead = next(w for w in fleet.workers if w.name == victim["worker"])
+    other = next(w for w in fleet.workers if w is not dead)
+    dead.kill()  # SIGKILL: no goodbye, its message stays unacknowledged in Redis
     killed_at = time.monotonic()
     taken = wait_for(lambda: next((j for j in status(fleet, sub["batch"])["jobs"]
-                                   if j["id"] == victim["id"] and j["worker"] != "w1"), None),
-                     RECOVERY_BOUND_S, "another worker to take the killed worker's job")
-    assert taken["attempts"] == 2
+                                   if j["worker"] == other.name and j["state"] == "running"), None),
+                     RECOVERY_BOUND_S, "the idle worker to take the killed worker's job", every=0.2)
     recovered_in = time.monotonic() - killed_at
+    assert taken["attempts"] == 2
+    # bounded by the heartbeat, not by luck: with Dramatiq's default maintenance (one broker call in a
+    # thousand) this takes many minutes; generous for a loaded machine
+    assert recovered_in < HEARTBEAT + 40, recovered_in
     r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
     assert r.rc == 0, r.stderr
-    st = status(fleet, sub["batch"])
-    for j in st["jobs"]:
-        assert j["state"] == "completed", j
-        assert_stored_exactly_once(fleet, j)
-    done = by_id(st)[victim["id"]]
-    assert done["attempts"] == 2 and done["worker"] == "w2", done
-    # the orphaned prompt on w1's ComfyUI was stopped by the take-over, not left running for nobody
-    c1 = comfy_of(fleet, w1)
-    wait_for(lambda: not c1.get_json("/queue")["queue_running"], 60, "w1's ComfyUI to drop the orphaned prompt")
+    (done,) = status(fleet, sub["batch"])["jobs"]
+    assert done["state"] == "completed" and done["attempts"] == 2 and done["worker"] == other.name, done
+    assert_stored_exactly_once(fleet, done)
+    # the orphaned prompt on the dead worker's ComfyUI was stopped by the take-over, not left running for nobody
+    orphan_comfy = comfy_of(fleet, dead)
+    wait_for(lambda: not orphan_comfy.get_json("/queue")["queue_running"], 60, "the orphaned prompt to stop")
     print(f"killed worker's job taken over after {recovered_in:.1f}s (heartbeat {HEARTBEAT:g}s)")
-    fleet.workers.remove(w1)
-    w1.stop()
-    fleet.add_worker("w1", c1)
+    fleet.workers.remove(dead)
+    dead.stop()
+    fleet.add_worker(dead.name, orphan_comfy)
 
 
 def test_redis_killed_and_restarted_between_submit_and_work_loses_nothing(fleet):
