@@ -325,3 +325,17 @@ def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(
     log = w2.log_tail(20000)
     assert "stopped answering" in log or "waiting for its ComfyUI" in log, log
     assert re.search(rf"job {victim['id']}: attempt 1 failed \(lost ComfyUI", log), log
+
+
+def test_storage_down_is_retried_with_backoff_at_most_three_attempts_then_fails_saying_why(fleet):
+    fleet.s3.stop()  # the store goes away: AssetUpload can only spool
+    live = next(w for w in fleet.workers if w.name == "w1")
+    sub = submit(fleet, [{"brand": "Quill"}], "storage-down.csv")
+    r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
+    assert r.rc == 1, (r.stdout, r.stderr)
+    (job,) = status(fleet, sub["batch"])["jobs"]
+    assert job["state"] == "failed" and job["attempts"] == 3, job
+    assert "storage" in job["error"] and "could not upload" in job["error"] and "gave up after 3 attempts" in job["error"]
+    log = live.log_tail(20000)
+    assert re.search(rf"job {job['id']}: attempt 1 failed \(storage.*retrying in 2s", log), log
+    assert re.search(rf"job {job['id']}: attempt 2 failed \(storage.*retrying in 4s", log), log
