@@ -1,5 +1,5 @@
 """AdReel's ComfyUI node layer: thin V3 node classes over the engine."""
-from .api import ComfyExtension, io
+from .api import ComfyExtension, guard_numbers, io
 
 
 class AdReelExtension(ComfyExtension):
@@ -16,8 +16,10 @@ class AdReelExtension(ComfyExtension):
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
 
-        return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble, AssetUpload,
-                SceneNarration, MusicBed, ReferenceAnalyze, ProviderRender]
+        # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
+        return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
+                                           FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
+                                           ProviderRender)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:
