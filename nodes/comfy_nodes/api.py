@@ -238,8 +238,13 @@ def update_bar_keeping_interrupt(bar, value: int) -> bool:
 # min/max check lets NaN through (every comparison with NaN is False); a NaN in a stored prompt then
 # breaks /history and /queue for every browser. ``guard_numbers`` wraps a node's ``validate_inputs`` so
 # every FLOAT input of its schema must be a finite number within the widget's min/max.
+_GUARDED_NODE_IDS: set[str] = set()
+
+
 def _float_specs(node_cls) -> dict[str, tuple[float | None, float | None]]:
     schema = node_cls.define_schema()
+    _GUARDED_NODE_IDS.add(schema.node_id)
+    _install_prompt_guard()
     specs = {}
     for inp in schema.inputs:
         if getattr(inp, "io_type", None) == "FLOAT":
@@ -266,6 +271,49 @@ def number_problem(specs: dict, values: dict) -> str | None:
             if hi is not None and f > hi:
                 return f"{name}: {f:g} is bigger than the maximum {hi:g}"
     return None
+
+
+def scrub_non_finite(json_data, node_ids=None) -> dict:
+    """``POST /prompt``'s body with every non-finite number in an AdReel node's inputs replaced by a
+    string naming it, which ComfyUI's own FLOAT conversion then refuses, naming the input.
+
+    Why here and not only in ``validate_inputs``: ComfyUI queues a prompt whose *other* outputs are
+    valid, and stores the whole prompt (NaN included) in /history, which browsers then cannot parse.
+    A non-finite ``number`` (queue position) is dropped for the same reason."""
+    import math
+    ids = _GUARDED_NODE_IDS if node_ids is None else node_ids
+    if not isinstance(json_data, dict):
+        return json_data
+    number = json_data.get("number")
+    if isinstance(number, float) and not math.isfinite(number):
+        json_data.pop("number")
+    prompt = json_data.get("prompt")
+    if not isinstance(prompt, dict):
+        return json_data
+    for node in prompt.values():
+        if not isinstance(node, dict) or node.get("class_type") not in ids or not isinstance(node.get("inputs"), dict):
+            continue
+        inputs = node["inputs"]
+        for name, value in list(inputs.items()):
+            inner = value.get("__value__") if isinstance(value, dict) else value
+            if isinstance(inner, float) and not math.isfinite(inner):
+                inputs[name] = f"{name}: must be a finite number, got {inner!r}"
+    return json_data
+
+
+_prompt_guard_installed = False
+
+
+def _install_prompt_guard() -> None:
+    global _prompt_guard_installed
+    if _prompt_guard_installed:
+        return
+    try:
+        from server import PromptServer
+        PromptServer.instance.add_on_prompt_handler(scrub_non_finite)
+        _prompt_guard_installed = True
+    except Exception:  # no server (a script run): validate_inputs still refuses them
+        pass
 
 
 def guard_numbers(node_cls):
