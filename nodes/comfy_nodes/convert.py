@@ -56,8 +56,8 @@ def image_to_pil(image: torch.Tensor, field: str, index: int = 0) -> Image.Image
     """Batch item ``index`` of an IMAGE as a PIL image (L, RGB or RGBA), checked first."""
     check_image(image, field)
     arr = image_to_uint8(image, index)
-    mode = MODES[arr.shape[2]]
-    return Image.fromarray(arr if mode != "L" else arr[:, :, 0], mode)
+    im = Image.fromarray(np.ascontiguousarray(arr if arr.shape[2] != 1 else arr[:, :, 0]))
+    return im
 
 
 def rgb_to_image(rgb: np.ndarray) -> torch.Tensor:

@@ -254,37 +254,41 @@ def test_h2_a_playlist_named_mp4_as_a_reference_is_refused(server, private):
 
 # --- H3: audio bombs ---------------------------------------------------------------------------------------
 
-def music_bed_only(track: str) -> dict:
-    return {"1": {"class_type": "MusicBed", "inputs": {"track": track}},
-            "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}}}
-
-
-def test_h3_a_playlist_of_200000_segments_is_refused_at_once(server, baseline, private):
-    upload(server, "bomb.ogg", playlist(private, repeat=200000))
+@pytest.fixture(scope="module")
+def normal_growth(server, baseline):
+    """Peak RSS growth of a normal small render (the yardstick for the audio cases)."""
+    prompt = demo()
     with PeakRSS(server) as peak:
-        run_fails(server, music_bed_only("input/bomb.ogg"), "track:", "HLS playlist")
-    assert peak.seconds < 120 and peak.growth < 200 * 2**20, (peak.seconds, peak.growth)
+        server.run(prompt)
+    return peak.growth
 
 
-def test_h3_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, baseline, tmp_path):
+def test_h3_a_playlist_of_200000_segments_is_refused_at_once(server, normal_growth, private):
+    upload(server, "bomb.ogg", playlist(private, repeat=200000))
+    prompt = demo()
+    node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/bomb.ogg"
+    with PeakRSS(server) as peak:
+        run_fails(server, prompt, "track:", "HLS playlist")
+    assert peak.seconds < 240, peak.seconds
+    assert peak.growth < normal_growth + 200 * 2**20, (peak.growth, normal_growth)
+
+
+def test_h3_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, normal_growth, tmp_path):
     long = tmp_path / "long.mp3"
     ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1800:sample_rate=8000", "-c:a", "libmp3lame", "-b:a", "8k",
            "-ac", "1", str(long))
     upload(server, "long.mp3", long.read_bytes())
-    with PeakRSS(server) as peak:
-        result = server.run(music_bed_only("input/long.mp3"), timeout=300)
-    # 30 min at 48 kHz stereo float is 690 MB (the old decode held it 3 times over); the bed needs 185 s
-    assert peak.growth < 400 * 2**20, peak.growth
-    assert peak.seconds < 300
-    preview = output_files(server, result, "2", key="audio")[0]
-    assert abs(float(ffprobe(preview)["format"]["duration"]) - 185.0) < 0.5
-    # and the demo with that bed renders the 3 s ad, the bed's 440 Hz in it
     prompt = demo()
     node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/long.mp3"
-    mp4 = output_files(server, server.run(prompt), node_by_type(prompt, "FFmpegAssemble")[0])[0]
+    with PeakRSS(server) as peak:
+        result = server.run(prompt, timeout=400)
+    # 30 min at 48 kHz stereo float is 690 MB (the old decode held it 3 times over); the bed needs 185 s (71 MB)
+    assert peak.growth < normal_growth + 300 * 2**20, (peak.growth, normal_growth)
+    assert peak.seconds < 400
+    mp4 = output_files(server, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
     assert abs(float(ffprobe(mp4)["format"]["duration"]) - 3.0) < 0.1
     audio = decode_audio(mp4)
-    assert tone_db(audio, 48000, 440) > tone_db(audio, 48000, 300) + 15
+    assert tone_db(audio, 48000, 440) > tone_db(audio, 48000, 300) + 15  # the bed is in the ad
 
 
 # --- M6: work per prompt ------------------------------------------------------------------------------------
@@ -463,6 +467,8 @@ def test_l7_an_oversized_logo_is_a_field_error(server):
 
 
 def test_l7_music_with_nan_samples_is_a_field_error(server, tmp_path):
+    if "LoadAudio" not in server.get_json("/object_info/LoadAudio"):
+        pytest.skip("this ComfyUI's audio nodes did not load (torchaudio); AudioClip.checked is unit-tested")
     path = tmp_path / "nan.wav"
     data = np.full(48000 * 2, np.nan, "<f4")
     # a float WAV (format 3) whose samples are NaN, as LoadAudio reads it
@@ -493,9 +499,9 @@ def test_l8_a_percent_in_the_prefix_with_hls_works(server, baseline):
 
 
 def test_l8_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseline):
-    """The font fails after the subtitles were written and while the 20 s mix runs."""
+    """The font fails after the subtitles were written and while the 8 s mix runs."""
     prefix = f"AdReel/fail{uuid.uuid4().hex[:6]}"
-    prompt = demo(duration=20.0, filename_prefix=prefix, font="/nonexistent/font.ttf")
+    prompt = demo(duration=8.0, filename_prefix=prefix, font="/nonexistent/font.ttf")
     run_fails(server, prompt, "font:")
     stem = os.path.basename(prefix)
     left = [p for p in outputs_now(server) if os.path.basename(p).startswith(stem)]

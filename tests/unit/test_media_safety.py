@@ -5,16 +5,20 @@ cases run through a real ComfyUI in tests/integration/test_security_media.py).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
-import wave
+import types
 
 import cv2
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from nodes.engine import limits, motion
 from nodes.engine.audio_mix import AudioClip, decode_audio_file, mix_audio, music_seconds_cap
@@ -432,3 +436,112 @@ def test_a_newline_in_a_family_name_cannot_split_the_style_line(tmp_path, a_syst
     assert len(styles) == 1 and styles[0].startswith("Style: Default,Bad Style: X Y,")
     assert clean_family("a\u2028b,c\x00d") == "a b c d"
     resolve_font.cache_clear()
+
+
+# --- L1, L7 in the node layer: other packs' IMAGE / AUDIO (convert.py, loaded without ComfyUI) ------------------
+# ``nodes/comfy_nodes/convert.py`` needs only torch, numpy and PIL; its package's ``__init__`` imports
+# ComfyUI's API, so the module is loaded on its own here.
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def convert():
+    name = "nodes.comfy_nodes"
+    added = name not in sys.modules
+    if added:
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [os.path.join(ROOT, "nodes", "comfy_nodes")]
+        sys.modules[name] = pkg
+    try:
+        yield importlib.import_module(f"{name}.convert")
+    finally:
+        if added:
+            sys.modules.pop(name, None)
+            sys.modules.pop(f"{name}.convert", None)
+
+
+def image(h=16, w=24, c=3, value=0.5):
+    return torch.full((1, h, w, c), value)
+
+
+def test_a_two_channel_image_is_a_field_error(convert, tmp_path):
+    with pytest.raises(AdReelInputError) as exc:
+        convert.save_image_input(image(c=2), str(tmp_path), "logo", "logo")
+    assert exc.value.field == "logo" and "2 channels" in str(exc.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_grey_rgb_and_rgba_are_saved_by_content(convert, tmp_path):
+    for c, mode in ((1, "L"), (3, "RGB"), (4, "RGBA")):
+        p = convert.save_image_input(image(c=c), str(tmp_path), "logo")
+        with Image.open(p) as im:
+            assert im.mode == mode and im.size == (24, 16)
+    assert len([f for f in os.listdir(tmp_path) if f.endswith(".png")]) == 3
+
+
+def test_a_crash_during_the_save_leaves_no_file_under_the_final_name(convert, tmp_path, monkeypatch):
+    real_save = Image.Image.save
+
+    def full_disk(self, fp, *a, **kw):
+        fp.write(b"\x89PNG\r\n\x1a\n")  # a few bytes, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    with pytest.raises(OSError):
+        convert.save_image_input(image(), str(tmp_path), "logo")
+    assert os.listdir(tmp_path) == []  # neither a truncated logo_<sha>.png nor its .part
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    p = convert.save_image_input(image(), str(tmp_path), "logo")
+    with Image.open(p) as im:
+        im.load()
+
+
+def test_a_truncated_cached_file_is_written_again(convert, tmp_path):
+    p = convert.save_image_input(image(value=0.8), str(tmp_path), "scene000")
+    good = open(p, "rb").read()
+    with open(p, "wb") as f:
+        f.write(good[:30])
+    assert convert.save_image_input(image(value=0.8), str(tmp_path), "scene000") == p
+    with Image.open(p) as im:
+        assert np.asarray(im).mean() == pytest.approx(204, abs=1)
+    # a good cached file is reused as it is
+    mtime = os.stat(p).st_mtime_ns
+    convert.save_image_input(image(value=0.8), str(tmp_path), "scene000")
+    assert os.stat(p).st_mtime_ns == mtime
+
+
+def test_image_size_limits(convert, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADREEL_MAX_INPUT_PIXELS", "1000")
+    with pytest.raises(AdReelInputError, match=r"logo: a 40×30 px image .*ADREEL_MAX_INPUT_PIXELS"):
+        convert.save_image_input(image(h=30, w=40), str(tmp_path), "logo", "logo")
+    with pytest.raises(AdReelInputError, match="too small"):
+        convert.image_to_pil(image(h=1, w=40), "images")
+
+
+def test_a_stored_image_is_size_checked_before_it_is_decoded(convert, tmp_path, monkeypatch):
+    p = tmp_path / "big.png"
+    Image.new("RGB", (200, 100)).save(p)
+    monkeypatch.setenv("ADREEL_MAX_INPUT_PIXELS", "10000")
+    with pytest.raises(AdReelInputError, match=r"brief.logo: a 200×100 px image"):
+        convert.open_image_file(str(p), "brief.logo")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(AdReelInputError, match="brief.logo: cannot read the image 'junk.png'"):
+        convert.open_image_file(str(tmp_path / "junk.png"), "brief.logo")
+
+
+@pytest.mark.parametrize("audio,needle", [
+    ({"waveform": torch.zeros(1, 1, 100), "sample_rate": 0}, "sample_rate 0"),
+    ({"waveform": torch.full((1, 2, 4800), float("nan")), "sample_rate": 48000}, "NaN"),
+    ({"waveform": torch.zeros(1, 1, 100)}, "is not an AUDIO"),
+    ({"waveform": torch.zeros(100), "sample_rate": 48000}, "is not (B, C, N)"),
+])
+def test_bad_audio_dicts_are_field_errors(convert, audio, needle):
+    with pytest.raises(AdReelInputError) as exc:
+        convert.audio_to_clip(audio, "music")
+    assert exc.value.field == "music" and needle in str(exc.value)
+
+
+def test_good_audio_converts(convert):
+    clip = convert.audio_to_clip({"waveform": torch.zeros(1, 2, 4800), "sample_rate": 44100}, "music")
+    assert clip.sample_rate == 44100 and clip.samples.shape == (2, 4800)
