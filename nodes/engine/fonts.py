@@ -96,16 +96,18 @@ def _inside(path: str, folder: str) -> bool:
 def _allowed_font_file(spec: str) -> str:
     """The resolved path of a font file a workflow may name, or an AdReelInputError saying why not."""
     dirs = font_dirs()
-    known = _fontconfig_files()
-    candidates = [spec] if os.path.isabs(spec) else [os.path.join(d, spec) for d in dirs]
-    for cand in candidates:
-        real = os.path.realpath(cand)
-        if os.path.isfile(real) and (real in known or any(_inside(real, d) for d in dirs)):
-            return real
-    if not os.path.isabs(spec) and os.sep not in spec:  # a bare name of a file fontconfig knows
-        for real in sorted(known):
-            if os.path.basename(real) == spec:
+    for attempt in range(2):
+        known = _fontconfig_files()
+        candidates = [spec] if os.path.isabs(spec) else [os.path.join(d, spec) for d in dirs]
+        for cand in candidates:
+            real = os.path.realpath(cand)
+            if os.path.isfile(real) and (real in known or any(_inside(real, d) for d in dirs)):
                 return real
+        if not os.path.isabs(spec) and os.sep not in spec:  # a bare name of a file fontconfig knows
+            for real in sorted(known):
+                if os.path.basename(real) == spec:
+                    return real
+        _fontconfig_files.cache_clear()  # a font installed since the last look: ask fontconfig once more
     raise AdReelInputError("font", f"font file {spec!r} is not one AdReel may read: name a font family fontconfig "
                                    f"knows (fc-list), a font file fontconfig knows, or put the file in "
                                    f"{' or '.join(dirs)}")
