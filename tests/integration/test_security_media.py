@@ -404,6 +404,13 @@ def test_m7_a_value_in_range_still_passes_and_out_of_range_is_named(server):
     node_by_type(prompt, "MotionClip")[1]["inputs"]["strength"] = 99.0
     status, body = post_raw(server, json.dumps({"prompt": prompt}))
     assert status == 400 and "strength: 99 is bigger than the maximum 3" in json.dumps(body), body
+    # FFmpegAssemble takes its inputs as lists (is_input_list): the same check holds there
+    prompt = demo(logo_size=5.0)
+    status, body = post_raw(server, json.dumps({"prompt": prompt}))
+    assert status == 400 and "logo_size: 5 is bigger than the maximum 0.6" in json.dumps(body), body
+    prompt = demo(intro_seconds=-1.0)
+    status, body = post_raw(server, json.dumps({"prompt": prompt}))
+    assert status == 400 and "intro_seconds: -1 is smaller than the minimum 0" in json.dumps(body), body
 
 
 # --- L1: a poisoned or truncated cached input PNG -------------------------------------------------------------
