@@ -15,6 +15,7 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_MAX_EXTRA_ASPECTS`` | 2 | distinct extra aspects one render may add |
 | ``ADREEL_MAX_MEDIA_SECONDS`` | 600 | seconds decoded from any input medium (music, reference, narration, clips) |
 | ``ADREEL_MAX_MEDIA_FRAMES`` | 10800 | frames one clip or frame batch may hold or expand to |
+| ``ADREEL_MAX_FRAMES_BYTES`` | 8 GiB | bytes a lazy clip may expand to as float IMAGE frames (``get_components``) |
 | ``ADREEL_MAX_INPUT_PIXELS`` | 40e6 | pixels of an input image (logo, product photo, key image) |
 | ``ADREEL_MAX_LLM_ANSWER_BYTES`` | 262144 | bytes read from one LLM answer |
 | ``ADREEL_MAX_RESPONSE_BYTES`` | 4194304 | bytes read from any other API answer (JSON, error bodies) |
@@ -69,6 +70,7 @@ MAX_PIXEL_FRAMES = Ceiling("ADREEL_MAX_PIXEL_FRAMES", 4e10)
 MAX_EXTRA_ASPECTS = Ceiling("ADREEL_MAX_EXTRA_ASPECTS", 2, integer=True, allow_zero=True)
 MAX_MEDIA_SECONDS = Ceiling("ADREEL_MAX_MEDIA_SECONDS", 600.0)
 MAX_MEDIA_FRAMES = Ceiling("ADREEL_MAX_MEDIA_FRAMES", 10800, integer=True)
+MAX_FRAMES_BYTES = Ceiling("ADREEL_MAX_FRAMES_BYTES", 8 * 1024 ** 3, integer=True)
 MAX_INPUT_PIXELS = Ceiling("ADREEL_MAX_INPUT_PIXELS", 40e6, integer=True)
 MAX_LLM_ANSWER_BYTES = Ceiling("ADREEL_MAX_LLM_ANSWER_BYTES", 262144, integer=True)
 MAX_RESPONSE_BYTES = Ceiling("ADREEL_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, integer=True)
