@@ -6,7 +6,7 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean
+.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet
 
 setup:
 	@python3 scripts/setup_runtime.py
@@ -33,6 +33,16 @@ bench-assembly: setup
 
 bench-providers: setup
 	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_providers_concurrency.py
+
+# the fleet: a local Redis, SeaweedFS, two ComfyUI servers and two workers on loopback; four briefs through them
+fleet-demo: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/fleet/demo.py
+
+# the fleet's scaling: one worker vs two on the same batch; a wait-bound ProviderRender batch on one vs three
+bench-fleet: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/bench/bench_fleet.py
 
 music: setup
 	@source $(ENV_FILE) && $$ADREEL_PYTHON scripts/make_music_bed.py

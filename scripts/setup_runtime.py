@@ -48,6 +48,8 @@ APT_PACKAGES = {  # package → how we know it is there
     "tesseract-ocr": lambda: shutil.which("tesseract"),
     "tesseract-ocr-eng": lambda: _tesseract_has("eng"),
     "tesseract-ocr-kor": lambda: _tesseract_has("kor"),
+    # the fleet (python -m fleet): Dramatiq's broker and the job records
+    "redis-server": lambda: shutil.which("redis-server"),
     # the editor tests: Debian's Chromium driven by playwright-core on Node
     "chromium": lambda: shutil.which("chromium"),
     "nodejs": lambda: shutil.which("node"),

@@ -177,6 +177,14 @@ class ComfyServer:
         if getattr(self, "_log", None):
             self._log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group (a crash: nothing is flushed, its queue is lost)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
     def cleanup(self) -> None:
         self.stop()
         if self.own_base:

@@ -1,9 +1,15 @@
 """AdReel's ComfyUI node layer: thin V3 node classes over the engine."""
-from .api import ComfyExtension, io
+from ..engine.cloud.redaction import install_log_filter
+from .api import ComfyExtension, guard_numbers, io
+
+# Every log record of the ComfyUI process (AdReel's loggers, their children and ComfyUI's own
+# ``logging.error(traceback.format_exc())``) is redacted from the moment the pack loads.
+install_log_filter()
 
 
 class AdReelExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        install_log_filter()  # again: handlers ComfyUI added since the import get the filter too
         from .brief_node import BrandBrief
         from .script_node import ScriptLLM
         from .storyboard_node import StoryboardSplit
@@ -16,8 +22,10 @@ class AdReelExtension(ComfyExtension):
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
 
-        return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble, AssetUpload,
-                SceneNarration, MusicBed, ReferenceAnalyze, ProviderRender]
+        # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
+        return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
+                                           FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
+                                           ProviderRender)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

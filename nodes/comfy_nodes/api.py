@@ -14,6 +14,21 @@ SceneType = io.Custom("ADREEL_SCENE")
 CATEGORY = "AdReel"
 
 
+def _register_font_folder() -> None:
+    """Font files a workflow may name: ComfyUI's ``models/fonts`` (besides the fonts fontconfig knows);
+    never input/output/temp, where anyone can upload."""
+    try:
+        import os
+        import folder_paths
+        from ..engine.fonts import register_font_dir
+        register_font_dir(os.path.join(folder_paths.models_dir, "fonts"))
+    except Exception:  # no ComfyUI (a script run): fontconfig's fonts and the pack's own
+        pass
+
+
+_register_font_folder()
+
+
 # ComfyUI services the nodes use: folders, progress, interrupts.
 def output_directory() -> str:
     import folder_paths
@@ -217,3 +232,124 @@ def update_bar_keeping_interrupt(bar, value: int) -> bool:
         mm.interrupt_current_processing(True)  # put the flag back for whoever waits on it
         return False
     return True
+
+
+# Non-finite numbers never pass /prompt. JSON's NaN/Infinity tokens are accepted by ComfyUI, and its
+# min/max check lets NaN through (every comparison with NaN is False); a NaN in a stored prompt then
+# breaks /history and /queue for every browser. ``guard_numbers`` wraps a node's ``validate_inputs`` so
+# every FLOAT input of its schema must be a finite number within the widget's min/max.
+_GUARDED_NODE_IDS: set[str] = set()
+
+
+def _float_specs(node_cls) -> dict[str, tuple[float | None, float | None]]:
+    schema = node_cls.define_schema()
+    _GUARDED_NODE_IDS.add(schema.node_id)
+    _install_prompt_guard()
+    specs = {}
+    for inp in schema.inputs:
+        if getattr(inp, "io_type", None) == "FLOAT":
+            specs[inp.id] = (getattr(inp, "min", None), getattr(inp, "max", None))
+    return specs
+
+
+def number_problem(specs: dict, values: dict) -> str | None:
+    """The first FLOAT value that is not finite or lies outside its min/max, as a message naming it."""
+    import math
+    for name, (lo, hi) in specs.items():
+        val = values.get(name)
+        for v in (val if isinstance(val, list) else [val]):
+            if v is None or isinstance(v, bool):
+                continue  # a linked input: its value is known only when the graph runs
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                return f"{name}: must be a number, got {v!r}"
+            if not math.isfinite(f):
+                return f"{name}: must be a finite number, got {f!r}"
+            if lo is not None and f < lo:
+                return f"{name}: {f:g} is smaller than the minimum {lo:g}"
+            if hi is not None and f > hi:
+                return f"{name}: {f:g} is bigger than the maximum {hi:g}"
+    return None
+
+
+def scrub_non_finite(json_data, node_ids=None) -> dict:
+    """``POST /prompt``'s body with every non-finite number in an AdReel node's inputs replaced by a
+    string naming it, which ComfyUI's own FLOAT conversion then refuses, naming the input.
+
+    Why here and not only in ``validate_inputs``: ComfyUI queues a prompt whose *other* outputs are
+    valid, and stores the whole prompt (NaN included) in /history, which browsers then cannot parse.
+    A non-finite ``number`` (queue position) is dropped for the same reason."""
+    import math
+    ids = _GUARDED_NODE_IDS if node_ids is None else node_ids
+    if not isinstance(json_data, dict):
+        return json_data
+    number = json_data.get("number")
+    if isinstance(number, float) and not math.isfinite(number):
+        json_data.pop("number")
+    prompt = json_data.get("prompt")
+    if not isinstance(prompt, dict):
+        return json_data
+    for node in prompt.values():
+        if not isinstance(node, dict) or node.get("class_type") not in ids or not isinstance(node.get("inputs"), dict):
+            continue
+        inputs = node["inputs"]
+        for name, value in list(inputs.items()):
+            inner = value.get("__value__") if isinstance(value, dict) else value
+            if isinstance(inner, float) and not math.isfinite(inner):
+                inputs[name] = f"{name}: must be a finite number, got {inner!r}"
+    return json_data
+
+
+_prompt_guard_installed = False
+
+
+def _install_prompt_guard() -> None:
+    global _prompt_guard_installed
+    if _prompt_guard_installed:
+        return
+    try:
+        from server import PromptServer
+        PromptServer.instance.add_on_prompt_handler(scrub_non_finite)
+        _prompt_guard_installed = True
+    except Exception:  # no server (a script run): validate_inputs still refuses them
+        pass
+
+
+def guard_numbers(node_cls):
+    """``node_cls`` with a ``validate_inputs`` that first refuses non-finite (and out-of-range) FLOAT
+    inputs, derived from its schema, then runs the node's own check. Idempotent."""
+    import inspect
+    if getattr(node_cls, "_adreel_numbers_guarded", False):
+        return node_cls
+    specs = _float_specs(node_cls)
+    if not specs:
+        return node_cls
+    own = node_cls.__dict__.get("validate_inputs")
+    own_func = own.__func__ if isinstance(own, classmethod) else None
+    own_params = inspect.signature(own_func).parameters if own_func else {}
+    own_names = [n for n in list(own_params)[1:]
+                 if own_params[n].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    own_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own_params.values())
+
+    def validate_inputs(cls, **values):
+        problem = number_problem(specs, values)
+        if problem:
+            return problem
+        if own_func is None:
+            return True
+        args = values if own_kwargs else {k: v for k, v in values.items() if k in own_names}
+        return own_func(cls, **args)
+
+    # ComfyUI passes exactly the inputs the signature names (and skips its own min/max check for
+    # them): name the FLOAT inputs and the node's own parameters.
+    names = list(dict.fromkeys([*specs, *own_names]))
+    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + \
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    if own_kwargs:
+        params.append(inspect.Parameter("values", inspect.Parameter.VAR_KEYWORD))
+    validate_inputs.__signature__ = inspect.Signature(params)
+    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or guard_numbers.__doc__
+    node_cls.validate_inputs = classmethod(validate_inputs)
+    node_cls._adreel_numbers_guarded = True
+    return node_cls

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
-
-from PIL import Image
 
 from ..engine.assemble import PRESETS, EncodeSettings
 from ..engine.audio_mix import MixSettings
@@ -19,7 +18,7 @@ from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspec
 from ..engine.text_render import hex_rgb
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combos, io, raise_if_interrupted,
                   save_path, temp_directory, ui)
-from .convert import audio_to_clip, image_to_uint8
+from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
 
 
@@ -42,10 +41,13 @@ def frame_source(video, sc, sb, work_dir: str, framing: str = "cover"):
     src = video.get_stream_source()
     if not isinstance(src, str):
         path = os.path.join(work_dir, f"clip_{sc.index:03d}.bin")
+        if hasattr(src, "seek"):
+            src.seek(0)
         with open(path, "wb") as f:
-            f.write(src.read())
+            shutil.copyfileobj(src, f, 1 << 20)
         src = path
-    return VideoFileSource(src, sc.frame_count, sb.fps, sb.width, sb.height)
+    # probed and decoded only as a known video container (engine: clip_sources)
+    return VideoFileSource(src, sc.frame_count, sb.fps, sb.width, sb.height, field=f"clips[{sc.index}]")
 
 
 def _first(v, default=None):
@@ -129,20 +131,19 @@ class FFmpegAssemble(io.ComfyNode):
             framing=_first(framing))
         voices = None
         if narration:
-            clips_audio = [audio_to_clip(a) for a in narration]
+            clips_audio = [audio_to_clip(a, f"narration[{i}]") for i, a in enumerate(narration)]
             if len(clips_audio) == len(sb.scenes):
                 voices = clips_audio
             elif len(clips_audio) == 1:  # one track for the whole ad: it plays from the start
                 voices = [clips_audio[0]] + [None] * (len(sb.scenes) - 1)
             else:
                 raise AdReelInputError("narration", f"{len(clips_audio)} narration clips for {len(sb.scenes)} scenes")
-        music_clip = audio_to_clip(music[0]) if music else None
+        music_clip = audio_to_clip(music[0], "music") if music else None
         logo_img = None
         if logo:
-            arr = image_to_uint8(logo[0])
-            logo_img = Image.fromarray(arr if arr.shape[2] in (3, 4) else arr[..., 0]).convert("RGBA")
+            logo_img = image_to_pil(logo[0], "logo").convert("RGBA")
         elif sb.brief.logo_path:
-            logo_img = Image.open(sb.brief.logo_path).convert("RGBA")
+            logo_img = open_image_file(sb.brief.logo_path, "brief.logo").convert("RGBA")
 
         folder, filename, counter, subfolder, _ = save_path(_first(filename_prefix), sb.width, sb.height)
         file = f"{filename}_{counter:05}_.mp4"

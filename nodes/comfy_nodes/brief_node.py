@@ -48,7 +48,7 @@ class BrandBrief(io.ComfyNode):
             brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
             tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
             channels=[c.strip() for c in (channels or "").split(",") if c.strip()],
-            logo_path=save_image_input(logo, folder, "logo"),
-            product_image_path=save_image_input(product_image, folder, "product"),
+            logo_path=save_image_input(logo, folder, "logo", "logo"),
+            product_image_path=save_image_input(product_image, folder, "product", "product_image"),
         ), "brief")
         return io.NodeOutput(brief)

@@ -1,19 +1,47 @@
-"""Conversions between ComfyUI's media types and what the engine works with."""
+"""Conversions between ComfyUI's media types and what the engine works with.
+
+Everything here takes input from any other pack (or a hostile workflow): an
+IMAGE of 2 channels or 16384×16384 px, an AUDIO at 0 Hz or full of NaN. Each
+gives an error naming the input, never a numpy/PIL/wave exception.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..engine import limits
+from ..engine.models import AdReelInputError
+
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def check_image(image, field: str = "image") -> None:
+    """An IMAGE batch (B, H, W, C) of a usable size: C in 1/3/4, at least 2×2 px, at most
+    ADREEL_MAX_INPUT_PIXELS pixels; else an AdReelInputError naming ``field``."""
+    shape = tuple(getattr(image, "shape", ()))
+    if len(shape) != 4:
+        raise AdReelInputError(field, f"expected an IMAGE batch (B, H, W, C), got shape {shape}")
+    _, h, w, c = shape
+    if c not in MODES:
+        raise AdReelInputError(field, f"an IMAGE with {c} channels is not grey, RGB or RGBA")
+    if h < 2 or w < 2:
+        raise AdReelInputError(field, f"a {w}×{h} px image is too small: at least 2×2 px")
+    cap = limits.MAX_INPUT_PIXELS.read()
+    if w * h > cap:
+        raise AdReelInputError(field, f"a {w}×{h} px image ({w * h / 1e6:.0f} MP) is more than this server takes "
+                                      f"({cap / 1e6:g} MP, ADREEL_MAX_INPUT_PIXELS)")
 
 
 def image_to_uint8(image: torch.Tensor, index: int = 0) -> np.ndarray:
     """IMAGE (B, H, W, C float 0..1) → uint8 (H, W, C) of batch item ``index``."""
     if image.ndim != 4:
         raise ValueError(f"expected an IMAGE batch (B, H, W, C), got shape {tuple(image.shape)}")
-    arr = image[index].detach().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    arr = image[index].detach().cpu().nan_to_num(0.0).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     return arr
 
 
@@ -24,37 +52,89 @@ def image_to_rgb(image: torch.Tensor, index: int = 0) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
+def image_to_pil(image: torch.Tensor, field: str, index: int = 0) -> Image.Image:
+    """Batch item ``index`` of an IMAGE as a PIL image (L, RGB or RGBA), checked first."""
+    check_image(image, field)
+    arr = image_to_uint8(image, index)
+    im = Image.fromarray(np.ascontiguousarray(arr if arr.shape[2] != 1 else arr[:, :, 0]))
+    return im
+
+
 def rgb_to_image(rgb: np.ndarray) -> torch.Tensor:
     """uint8 RGB (H, W, 3) → IMAGE (1, H, W, 3) float."""
     return torch.from_numpy(np.ascontiguousarray(rgb)).float().div(255).unsqueeze(0)
 
 
-def save_image_input(image: torch.Tensor | None, folder: str, stem: str) -> str | None:
-    """Store an optional IMAGE input (first of the batch) as a PNG named by its content."""
+def _usable_png(path: str) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:
+        return False
+
+
+def save_image_input(image: torch.Tensor | None, folder: str, stem: str, field: str | None = None) -> str | None:
+    """Store an optional IMAGE input (first of the batch) as a PNG named by its content.
+
+    Written atomically (a unique ``.part``, fsync, rename): a crash or a full disk never leaves a
+    truncated PNG under the final name; a cached file that does not open is written again."""
     if image is None:
         return None
-    arr = image_to_uint8(image)
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(arr.shape[2])
-    if mode is None:
-        raise ValueError(f"{stem}: unsupported channel count {arr.shape[2]}")
-    im = Image.fromarray(arr if mode != "L" else arr[:, :, 0], mode)
+    im = image_to_pil(image, field or stem)
+    arr = np.asarray(im)
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{stem}_{digest}.png")
-    if not os.path.exists(path):
-        im.save(path, compress_level=1)
+    if os.path.isfile(path) and not os.path.islink(path) and _usable_png(path):
+        return path
+    fd, part = tempfile.mkstemp(prefix=f".{stem}_{digest}.", suffix=".png.part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            im.save(f, format="PNG", compress_level=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    except BaseException:
+        try:
+            os.remove(part)
+        except OSError:
+            pass
+        raise
     return path
 
 
-def audio_to_clip(audio: dict | None):
-    """ComfyUI AUDIO {"waveform": (B, C, N), "sample_rate"} → engine AudioClip (first batch item)."""
+def open_image_file(path: str, field: str) -> Image.Image:
+    """An image file we stored earlier (a brief's logo): size checked before its pixels are read."""
+    cap = limits.MAX_INPUT_PIXELS.read()
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > cap:
+                raise AdReelInputError(field, f"a {w}×{h} px image ({w * h / 1e6:.0f} MP) is more than this "
+                                              f"server takes ({cap / 1e6:g} MP, ADREEL_MAX_INPUT_PIXELS)")
+            im.load()
+            return im.copy()
+    except AdReelInputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise AdReelInputError(field, f"cannot read the image {os.path.basename(path)!r}: {e}") from None
+
+
+def audio_to_clip(audio: dict | None, field: str = "audio"):
+    """ComfyUI AUDIO {"waveform": (B, C, N), "sample_rate"} → engine AudioClip (first batch item),
+    checked: a usable sample rate, finite samples, a bounded length (``AudioClip.checked``)."""
     if audio is None:
         return None
     from ..engine.audio_mix import AudioClip
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise AdReelInputError(field, "is not an AUDIO (waveform + sample_rate)")
     wave = audio["waveform"]
+    if not isinstance(wave, torch.Tensor) or wave.ndim not in (2, 3) or wave.shape[0] == 0:
+        raise AdReelInputError(field, f"waveform of shape {tuple(getattr(wave, 'shape', ()))} is not (B, C, N)")
     if wave.ndim == 2:
         wave = wave.unsqueeze(0)
-    return AudioClip(wave[0].detach().cpu().float().numpy(), int(audio["sample_rate"]))
+    return AudioClip.checked(wave[0].detach().cpu().float().numpy(), audio["sample_rate"], field)
 
 
 def clip_to_audio(samples: np.ndarray, sample_rate: int) -> dict:

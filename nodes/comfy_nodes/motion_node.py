@@ -5,7 +5,7 @@ from ..engine.frame_batch import FIT_MODES, FRAMINGS, INTERPOLATIONS, FittedFram
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
 from .api import CATEGORY, SceneType, check_combos, io, send_progress_text
-from .convert import image_to_rgb
+from .convert import check_image, image_to_rgb
 from .video import RenderOnDemandVideo
 
 FALLBACKS = ("stop with the error", "camera move")
@@ -77,10 +77,12 @@ class MotionClip(io.ComfyNode):
         node_id = cls.hidden.unique_id if cls.hidden else None
         move = sc.camera if camera == "from scene" else camera
 
-        def camera_clip(image):
+        def camera_clip(image, field="images"):
+            check_image(image, field)
             return CameraMoveClip(image_to_rgb(image), move, sc.frame_count, scene.fps, scene.width, scene.height,
                                   strength=strength)
 
+        check_image(images, "images")
         if images.shape[0] == 1:
             clip = camera_clip(images)
             info = f"scene {sc.index}: camera move {move} over the key image, {sc.frame_count} frames"
@@ -98,7 +100,7 @@ class MotionClip(io.ComfyNode):
                 if key_image is None:
                     raise AdReelInputError("key_image", f"scene {sc.index}: {problem}; connect the scene's key image "
                                            "for the camera-move fallback")
-                clip = camera_clip(key_image)
+                clip = camera_clip(key_image, "key_image")
                 info = f"scene {sc.index}: FALLBACK — {problem}; camera move {move} over the key image instead"
             else:
                 raise AdReelInputError("images", f"scene {sc.index}: {problem} (a failed or bypassed video model?). "

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
-import numpy as np
-
-from ..engine.ffmpeg_tools import find_ffmpeg
+from ..engine.audio_mix import decode_audio_file
 from ..engine.models import AdReelInputError
 from .api import CATEGORY, check_combos, input_directory, io
 from .convert import clip_to_audio
@@ -38,14 +35,6 @@ def resolve_track(track: str) -> str:
     return path
 
 
-def decode_audio(path: str, sample_rate: int = 48000) -> np.ndarray:
-    proc = subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-i", path, "-vn", "-f", "f32le",
-                           "-ac", "2", "-ar", str(sample_rate), "pipe:1"], capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        raise AdReelInputError("track", f"cannot decode {os.path.basename(path)!r}: {proc.stderr.decode(errors='replace')[-300:]}")
-    return np.frombuffer(proc.stdout, "<f4").reshape(-1, 2).T.copy()
-
-
 class MusicBed(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -71,4 +60,6 @@ class MusicBed(io.ComfyNode):
 
     @classmethod
     def execute(cls, track) -> io.NodeOutput:
-        return io.NodeOutput(clip_to_audio(decode_audio(resolve_track(track)), 48000))
+        # probed, read only as a known audio container, at most the longest ad + a margin (engine)
+        clip = decode_audio_file(resolve_track(track), "track")
+        return io.NodeOutput(clip_to_audio(clip.samples, clip.sample_rate))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from ..engine.models import AdReelInputError
@@ -24,7 +25,7 @@ def _video_path(video, workdir: str) -> str:
     if source is not None and hasattr(source, "read"):
         source.seek(0)
         with open(path, "wb") as f:
-            f.write(source.read())
+            shutil.copyfileobj(source, f, 1 << 20)
         return path
     video.save_to(path)
     return path

@@ -7,15 +7,17 @@ replaces the generation. Same brief + seed → same script (ComfyUI caches it).
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 
+from ..engine.cloud.llm_policy import widget_problem
+from ..engine.cloud.redaction import redact
 from ..engine.models import AdReelInputError, AdScript
 from ..engine.script.backends import LLMConfigError, LLMError
 from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_script, parse_edited_script,
                                       raise_for_user)
-from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_models, list_models_sync, resolve_host
+from ..engine.script.ollama_backend import (DEFAULT_MODEL, OllamaBackend, configured_host, known_models,
+                                            list_configured_models, normalise_host, refresh_in_background)
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
 from ..engine.script.quality import plan_pacing
 from . import api
@@ -38,20 +40,29 @@ def script_summary(ad: AdScript) -> str:
 
 
 def model_options() -> list[str]:
-    """The Ollama models to list: the server's (OLLAMA_HOST, refreshed with the node definitions)
-    plus those of any server the node has used; the default name when none answers."""
-    listed = set(list_models_sync() or []) | set(known_models())
-    return sorted(listed) or [DEFAULT_MODEL]
+    """The Ollama models to list: the configured OLLAMA_HOST's, as last fetched (no request here; a stale
+    list is refreshed in the background, so the next refresh of the node definitions shows it)."""
+    refresh_in_background()
+    return sorted(set(known_models())) or [DEFAULT_MODEL]
 
 
 async def _models_route(request):
-    """GET /adreel/ollama/models[?host=…] → {"host", "models"} (models null when the server is down)."""
+    """GET /adreel/ollama/models → {"host", "models"} of the configured OLLAMA_HOST (models null when it is down).
+
+    ``?host=`` is accepted only when it names that same host: the route never requests another host, so
+    it is neither an SSRF nor a port-scan oracle, and what it stores is what every user sees anyway."""
     from aiohttp import web
     host = request.query.get("host", "")
-    if host and not host.startswith(("http://", "https://")) and "://" in host:
-        return web.json_response({"error": "host must be an http(s) URL"}, status=400)
-    models = await asyncio.to_thread(list_models_sync, host or None, 3.0, 0.0)
-    return web.json_response({"host": resolve_host(host or None), "models": models})
+    if host:
+        try:
+            same = normalise_host(host) == configured_host()
+        except LLMConfigError:
+            same = False
+        if not same:
+            return web.json_response({"error": "host: only the Ollama server configured with OLLAMA_HOST is "
+                                               "listed here", "host": configured_host()}, status=400)
+    host, models = await list_configured_models(3.0)
+    return web.json_response({"host": host, "models": models})
 
 
 _ROUTE_ADDED = api.add_get_route(MODELS_ROUTE, _models_route)
@@ -96,22 +107,27 @@ class ScriptLLM(io.ComfyNode):
                                tooltip="Ollama model. Listed from the server (refresh node definitions to update); "
                                        "any name works in an API prompt."),
                 io.String.Input("ollama_host", default="", optional=True,
-                                tooltip="Ollama URL; empty: OLLAMA_HOST, else http://127.0.0.1:11434."),
+                                tooltip="Ollama URL; empty: OLLAMA_HOST, else http://127.0.0.1:11434. Loopback, public "
+                                        "or operator-configured hosts only (see the README's Security section)."),
                 io.String.Input("openai_model", default=DEFAULT_OPENAI_MODEL, optional=True,
                                 tooltip="Model name for the OpenAI-compatible endpoint."),
                 io.String.Input("openai_base_url", default="", optional=True,
                                 tooltip="e.g. http://127.0.0.1:8000/v1 (vLLM), http://127.0.0.1:1234/v1 (LM Studio); "
                                         "empty: OPENAI_BASE_URL, else https://api.openai.com/v1."),
                 io.String.Input("api_key_env", default=DEFAULT_KEY_ENV, optional=True,
-                                tooltip="NAME of the environment variable holding the API key (never the key)."),
+                                tooltip="NAME of the key variable (never the key): OPENAI_API_KEY, GROQ_API_KEY, … "
+                                        "ADREEL_LLM_KEY_<NAME>, or none. The key only goes to the host the "
+                                        "server's environment configures for it."),
                 io.Float.Input("temperature", default=0.8, min=0.0, max=2.0, step=0.05, optional=True),
                 io.Int.Input("context_size", default=8192, min=0, max=262144, step=512, optional=True,
-                             tooltip="Ollama num_ctx (0: the model's default)."),
+                             tooltip="Ollama num_ctx (0: the model's default); never above the server's "
+                                     "ADREEL_LLM_MAX_CONTEXT."),
                 io.String.Input("keep_alive", default="10m", optional=True,
-                                tooltip="How long Ollama keeps the model loaded: 10m, 1h, -1 (always), 0 (unload "
-                                        "after this answer)."),
+                                tooltip="How long Ollama keeps the model loaded: 10m, 1h, 0 (unload after this "
+                                        "answer); -1 or longer: the server's ADREEL_LLM_MAX_KEEP_ALIVE (1 h)."),
                 io.Float.Input("timeout_seconds", default=180.0, min=1.0, max=3600.0, step=1.0, optional=True,
-                               tooltip="Per request; loading a model on CPU can take a while."),
+                               tooltip="Per request, connect to last byte; loading a model on CPU can take a "
+                                       "while. Never above the server's ADREEL_HTTP_TOTAL_SECONDS (120 s)."),
                 io.Int.Input("max_attempts", default=3, min=1, max=8, optional=True,
                              tooltip="Tries (each gets the previous answer's errors) before the template takes over."),
                 io.Float.Input("shot_seconds", default=0.0, min=0.0, max=60.0, step=0.1, optional=True,
@@ -126,10 +142,15 @@ class ScriptLLM(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, backend, model=None):
+    def validate_inputs(cls, backend, model=None, api_key_env=None, openai_base_url=None, ollama_host=None):
         # ``model`` is listed here so ComfyUI never checks it against the editor's list:
         # an API prompt may name any model the server has.
-        return check_combos({"backend": backend}, {"backend": list(BACKENDS)})
+        checked = check_combos({"backend": backend}, {"backend": list(BACKENDS)})
+        if checked is not True:
+            return checked
+        # refused at /prompt (so never stored in the history), never echoed: a pasted key, credentials in a
+        # URL, or a variable that is not an LLM key
+        return widget_problem(backend, api_key_env, openai_base_url, ollama_host) or True
 
     @classmethod
     def fingerprint_inputs(cls, **values):
@@ -171,6 +192,10 @@ class ScriptLLM(io.ComfyNode):
                 raise
             except LLMError as e:
                 raise_for_user(e)
+            except Exception as e:  # an unexpected failure: its text still never carries a secret
+                if api.is_interrupt(e) or redact(str(e)) == str(e):
+                    raise
+                raise RuntimeError(redact(str(e))) from None
             script, fell_back = gen.script, gen.fell_back
             if fell_back and node_id:
                 api.send_progress_text(f"fell back to the template: {gen.reason}", node_id)

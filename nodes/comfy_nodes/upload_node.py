@@ -6,6 +6,13 @@ hold only non-secret choices (key prefix pattern, URL mode, URL expiry). When
 the store is down or refuses, the files wait in the local spool; a background
 thread (one per ComfyUI process, started on first use) and every later run
 upload them, once.
+
+Everything under input/output/temp may have been uploaded by anyone who can
+reach ComfyUI, so the node uploads only the render's own files: the video, and
+what its manifest (found by exact name, ``<stem>.json``) lists inside the
+video's folder — see ``engine.storage.manifest``. What the node shows (its UI,
+which ``/history`` hands to every client) carries no absolute server path:
+files are named relative to ComfyUI's folders.
 """
 from __future__ import annotations
 
@@ -27,8 +34,10 @@ from ..engine.storage import (
     start_retry_thread,
     upload_ad,
 )
-from ..engine.storage.keys import kind_for
-from ..engine.storage.manifest import try_load_manifest
+from ..engine.storage.keys import check_not_reserved, kind_for
+from ..engine.storage.manifest import manifest_beside
+from ..engine.storage.retention import MIN_RETENTION_HOURS
+from ..engine.storage.spool import check_spool_dir, list_spooled
 from .api import (
     CATEGORY,
     Input,
@@ -50,11 +59,6 @@ logger = logging.getLogger("adreel.upload")
 RETRY_INTERVAL_ENV = "ADREEL_SPOOL_RETRY_SECONDS"
 DEFAULT_RETRY_SECONDS = 300.0
 MAX_EXPIRY_HOURS = 168.0  # SigV4 presigned URLs live at most 7 days
-
-# Companions of a finished ad: files beside it whose name is the video's stem + one of these endings.
-COMPANION_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".srt", ".vtt", ".ass", ".webm", ".mov", ".mp4", ".m4v",
-                  ".mkv", ".gif", ".m3u8", ".m4a", ".aac", ".mp3", ".wav"}
-HLS_FOLDER_SUFFIXES = ("_hls", "-hls", ".hls", "")
 
 # ------------------------------------------------------------------ background retry
 _retry_lock = threading.Lock()
@@ -80,31 +84,53 @@ RETENTION_ENV = "ADREEL_RETENTION_HOURS"
 
 
 def retention_hours() -> float | None:
-    """``ADREEL_RETENTION_HOURS``: age after which spool entries and AdReel's temporary
-    files are removed. Unset: nothing is ever removed."""
+    """``ADREEL_RETENTION_HOURS``: age after which the spool's leftovers (partial copies, copies of uploaded
+    files) are removed. Files waiting for upload are never removed. Unset: nothing is ever removed; below
+    24 h (a copy or upload could still be running): refused, retention stays off."""
     raw = os.environ.get(RETENTION_ENV, "").strip()
     if not raw:
         return None
     try:
         value = float(raw)
-        if value < 0:
+        if not value >= MIN_RETENTION_HOURS:  # also NaN
             raise ValueError
         return value
     except ValueError:
-        logger.warning("%s must be a number of hours ≥ 0 (got %r); retention is off", RETENTION_ENV, raw)
+        logger.warning("%s must be a number of hours ≥ %g (got %r); retention is off", RETENTION_ENV,
+                       MIN_RETENTION_HOURS, raw)
         return None
 
 
+def comfy_folders() -> list[str]:
+    return [output_directory(), temp_directory(), input_directory()]
+
+
 def ensure_retry_thread():
-    """The one spool-retry daemon thread of this ComfyUI process, started on first use."""
+    """The one spool-retry daemon thread of this ComfyUI process, started on first use.
+
+    Retention covers the spool only. ``temp/adreel_inputs`` (the Brief's logo and product images) is never
+    cleaned by AdReel: ComfyUI's cache keeps handing out Brief outputs that point there, and ComfyUI empties
+    its temp folder at every start anyway."""
     global _retry_thread
     with _retry_lock:
         if _retry_thread is None or not _retry_thread.is_alive():
             interval = retry_interval()
-            _retry_thread = start_retry_thread(interval, retention_hours=retention_hours(),
-                                               retention_folders=[os.path.join(temp_directory(), "adreel_inputs")])
+            _retry_thread = start_retry_thread(interval, retention_hours=retention_hours())
             logger.info("AdReel: spool retry runs every %gs in the background", interval)
         return _retry_thread
+
+
+def resume_waiting_uploads() -> None:
+    """At load: when uploads wait in the spool (spooled, or interrupted by a crash or a restart), start the
+    retry thread now rather than on the next AssetUpload run. Never raises."""
+    try:
+        config = load_storage_config()
+        retention_hours()  # a bad ADREEL_RETENTION_HOURS is reported at start, not only on first use
+        spool = check_spool_dir(config.spool_dir, comfy_folders())
+        if spool.is_dir() and list_spooled(spool):
+            ensure_retry_thread()
+    except Exception as exc:  # noqa: BLE001 - storage not configured, a bad spool: the node says so when used
+        logger.debug("no spool resume at load: %s", redact(exc))
 
 
 # ------------------------------------------------------------------ files
@@ -136,8 +162,9 @@ def _given_path(raw: str) -> Path:
 
 
 def video_file(video, path: str | None) -> Path:
-    """The video's file. The ``path`` input wins; else the VIDEO's own file; a VIDEO with no file
-    (frames, a lazy clip) is encoded once into the output folder (``AdReel/upload_00001_.mp4``)."""
+    """The video's file. The ``path`` input wins; else the VIDEO's own file when it is a video file inside
+    ComfyUI's folders; any other VIDEO (frames, a lazy clip, a file elsewhere) is encoded once into the
+    output folder (``AdReel/upload_00001_.mp4``)."""
     if path and path.strip():
         return _given_path(path)
     if video is None:
@@ -145,7 +172,9 @@ def video_file(video, path: str | None) -> Path:
     if type(video).get_stream_source is not Input.Video.get_stream_source:  # it has a real source
         src = video.get_stream_source()
         if isinstance(src, str) and os.path.isfile(src):
-            return Path(src).resolve()
+            p = Path(src).resolve()
+            if _inside(p, comfy_folders()) and kind_for(p) == "video":
+                return p
     width, height = video.get_dimensions()
     folder, filename, counter, _subfolder, _ = save_path("AdReel/upload", width, height)
     out = Path(folder) / f"{filename}_{counter:05}_.mp4"
@@ -153,32 +182,18 @@ def video_file(video, path: str | None) -> Path:
     return out.resolve()
 
 
-def companions(video: Path) -> tuple[list[Path], Path | None]:
-    """Files that came with the ad: same folder, same stem (``ad_00001_.jpg``, ``ad_00001_.en.srt``,
-    ``ad_00001_.webm``, ``ad_00001__hls/playlist.m3u8``, …), and its RenderManifest (``ad_00001_.json``)."""
-    stem, folder = video.stem, video.parent
-    extras: list[Path] = []
-    manifest = None
-    for entry in sorted(folder.iterdir()):
-        name = entry.name
-        if entry == video or not name.startswith(stem + "."):
+def shown_path(path) -> str:
+    """A file as a network user may see it: relative to ComfyUI's folder (``output/AdReel/ad.mp4``), else
+    its name only. Never an absolute server path."""
+    if not path:
+        return ""
+    p = Path(path)
+    for name, root in (("output", output_directory()), ("temp", temp_directory()), ("input", input_directory())):
+        try:
+            return f"{name}/{p.resolve().relative_to(Path(root).resolve()).as_posix()}"
+        except ValueError:
             continue
-        tail = name[len(stem):].lower()
-        if ".part" in tail or tail.endswith((".tmp", ".spool.json")) or entry.is_symlink():
-            continue  # an unfinished write, or a link that may lead out of the folder
-        if not entry.is_file():
-            continue
-        ext = entry.suffix.lower()
-        if ext == ".json":
-            if manifest is None and try_load_manifest(entry) is not None:
-                manifest = entry
-        elif ext in COMPANION_EXTS:
-            extras.append(entry)
-    for suffix in HLS_FOLDER_SUFFIXES:
-        hls = folder / (stem + suffix)
-        if hls.is_dir() and not hls.is_symlink():
-            extras.extend(sorted(p for p in hls.glob("*.m3u8") if p.is_file() and not p.is_symlink()))
-    return extras, manifest
+    return p.name
 
 
 # ------------------------------------------------------------------ text
@@ -195,11 +210,11 @@ def describe(result, video: Path, interval: float) -> str:
         lines.append(f"video: {result.url}")
     else:
         lines = [
-            f"Spooled: {len(result.spooled)} file(s) kept in the local spool {result.spool_dir}",
+            f"Spooled: {len(result.spooled)} file(s) kept in the local spool (ADREEL_SPOOL_DIR)",
             f"why: {redact(result.reason)}",
             f"They will be uploaded by the background retry (every {interval:g}s while ComfyUI runs) "
             "or by the next AssetUpload run, exactly once.",
-            f"local: {video}",
+            f"local: {shown_path(video)}",
         ]
         if up:
             lines.insert(1, f"{len(up)} file(s) did reach {where}")
@@ -209,19 +224,21 @@ def describe(result, video: Path, interval: float) -> str:
     return "\n".join(lines)
 
 
-def urls_payload(result, video: Path, main: str) -> dict:
+def urls_payload(result, video: Path) -> dict:
+    """What the node shows and outputs: keys, URLs (presigned ones included: the operator asked for them),
+    files relative to ComfyUI's folders; no absolute path, no spool location."""
     files = []
     for f in result.files:
         if f.role == "hls-member":
             continue
         files.append({"name": Path(f.path).name, "kind": f.kind, "role": f.role, "status": f.status,
-                      "key": f.key, "url": f.url, "local_path": f.path, "spool_path": f.spool_path,
+                      "key": f.key, "url": f.url, "local": shown_path(f.path), "spooled": bool(f.spool_path),
                       "content_type": f.content_type, "bytes": f.bytes, "sha256": f.sha256})
     return {
-        "status": result.status, "url": main, "video": str(video), "bucket": result.bucket,
-        "prefix": result.prefix, "run": result.run, "urls": result.urls,
-        "manifest_key": result.manifest_key, "reason": result.reason, "reason_code": result.reason_code,
-        "spool_dir": result.spool_dir if result.status == "spooled" else None, "files": files,
+        "status": result.status, "url": result.url or shown_path(video), "video": shown_path(video),
+        "bucket": result.bucket, "prefix": result.prefix, "run": result.run, "urls": result.urls,
+        "manifest_key": result.manifest_key, "reason": redact(result.reason) if result.reason else None,
+        "reason_code": result.reason_code, "files": files, "notes": [redact(n) for n in result.notes if n],
     }
 
 
@@ -238,8 +255,8 @@ class AssetUpload(io.ComfyNode):
             node_id="AssetUpload",
             display_name="Asset Upload (S3)",
             category=CATEGORY,
-            description="Uploads the finished ad and the files beside it (manifest, thumbnail, subtitles, other "
-                        "formats, HLS) to S3-compatible storage (AWS S3, MinIO, R2, SeaweedFS) and returns URLs. "
+            description="Uploads the finished ad and the files its render listed (manifest, thumbnail, subtitles, "
+                        "other formats, HLS) to S3-compatible storage (AWS S3, MinIO, R2, SeaweedFS) and returns URLs. "
                         "Endpoint, bucket and keys come from the environment (MINIO_* / AWS_*) or the storage "
                         "config file, never from widgets. If the store is unreachable the files wait in a local "
                         "spool and are uploaded later, once.",
@@ -258,7 +275,8 @@ class AssetUpload(io.ComfyNode):
                                        "the config file (default 24 h)."),
                 io.String.Input("path", optional=True, force_input=True,
                                 tooltip="The finished ad's file (FFmpegAssemble's path output). Preferred over "
-                                        "the VIDEO: the files beside it with the same name are uploaded too."),
+                                        "the VIDEO: the files its manifest lists (thumbnail, subtitles, other "
+                                        "formats, HLS) are uploaded too."),
             ],
             outputs=[
                 io.String.Output(display_name="url", tooltip="The video's URL, or its local path while it waits in the spool."),
@@ -274,7 +292,7 @@ class AssetUpload(io.ComfyNode):
             return ok
         if isinstance(prefix_pattern, str):
             try:
-                render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS})
+                check_not_reserved(render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS}))
             except AdReelInputError as exc:
                 return f"prefix_pattern: {exc.message}"
         return True
@@ -293,10 +311,11 @@ class AssetUpload(io.ComfyNode):
         # settings first: a missing or bad configuration is a clear error before anything is touched
         config = load_storage_config(prefix_pattern=prefix_pattern or None, url_mode=url_mode,
                                      url_expiry_seconds=expiry)
+        check_spool_dir(config.spool_dir, comfy_folders())  # never a spool where network users write files
         interval = ensure_retry_thread().interval
 
         video_path = await asyncio.to_thread(video_file, video, path)
-        extras, manifest = companions(video_path)
+        manifest = manifest_beside(video_path)  # by exact name; what it lists is confined by the engine
 
         bar = Progress(1000, node_id)
         latest: dict = {}
@@ -305,7 +324,7 @@ class AssetUpload(io.ComfyNode):
             latest["event"] = event
 
         task = asyncio.ensure_future(asyncio.to_thread(
-            upload_ad, str(video_path), [str(p) for p in extras], manifest_path=str(manifest) if manifest else None,
+            upload_ad, str(video_path), (), manifest_path=str(manifest) if manifest else None,
             config=config, progress=on_progress))
         task.add_done_callback(_consume)  # if the node is interrupted, the upload still ends (or spools) quietly
         shown = None
@@ -331,11 +350,13 @@ class AssetUpload(io.ComfyNode):
             send_progress_text(text, node_id)
         if result.status == "uploaded":
             logger.info("AssetUpload: %d file(s) in s3://%s/%s", len(result.uploaded), result.bucket, result.prefix)
-        payload = urls_payload(result, video_path, main)
+        payload = urls_payload(result, video_path)
         urls_json = json.dumps(payload, ensure_ascii=False)
         shown_ui = ui.PreviewText(text).as_dict()
         shown_ui["adreel_upload"] = [payload]
         return io.NodeOutput(main, urls_json, ui=shown_ui)
 
 
-__all__ = ["AssetUpload", "ensure_retry_thread", "companions", "video_file"]
+resume_waiting_uploads()
+
+__all__ = ["AssetUpload", "ensure_retry_thread", "resume_waiting_uploads", "video_file"]

@@ -16,8 +16,24 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from ..engine import limits
 from ..engine.assemble import write_clip
 from .api import Input, Types
+
+
+def check_components(frames: int, width: int, height: int, label: str = "clip") -> None:
+    """Refuse to expand a lazy clip into more frames (or float bytes) than the server allows."""
+    cap = limits.MAX_MEDIA_FRAMES.read()
+    if frames > cap:
+        raise limits.LimitExceeded(f"{label}: {frames} frames as an IMAGE batch is more than this server allows "
+                                   f"({cap}, ADREEL_MAX_MEDIA_FRAMES); connect the VIDEO to FFmpegAssemble, "
+                                   "which streams it")
+    size = frames * width * height * 3 * 4
+    byte_cap = limits.MAX_FRAMES_BYTES.read()
+    if size > byte_cap:
+        raise limits.LimitExceeded(f"{label}: {frames} frames of {width}×{height} px are {size / 2**30:.1f} GiB as "
+                                   f"float IMAGE frames, more than this server allows ({byte_cap / 2**30:.1f} GiB, "
+                                   "ADREEL_MAX_FRAMES_BYTES); connect the VIDEO to FFmpegAssemble, which streams it")
 
 
 class RenderOnDemandVideo(Input.Video):
@@ -43,8 +59,13 @@ class RenderOnDemandVideo(Input.Video):
 
     # rendering on demand
     def get_components(self):
-        frames = np.stack(list(f.copy() for f in self.clip.rgb_frames(0, self.clip.frame_count)))
-        images = torch.from_numpy(frames).float().div_(255)
+        """Every frame as a float IMAGE batch, for packs that want pixels: bounded by the server's
+        ceilings (frames, and bytes of the batch) and filled in place, one frame at a time."""
+        c = self.clip
+        check_components(int(c.frame_count), c.width, c.height, self.label)
+        images = torch.empty((int(c.frame_count), c.height, c.width, 3), dtype=torch.float32)
+        for k, f in enumerate(c.rgb_frames(0, c.frame_count)):
+            images[k].copy_(torch.from_numpy(np.ascontiguousarray(f))).div_(255)
         return Types.VideoComponents(images=images, audio=None, frame_rate=self.get_frame_rate())
 
     def save_to(self, path, format="auto", codec="auto", metadata=None):

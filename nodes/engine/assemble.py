@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .ffmpeg_tools import find_ffmpeg
+from .ffmpeg_tools import file_url, find_ffmpeg, input_args
 from .layout import frame_layout
 from .models import AdReelInputError, OutputFile, Storyboard
 from .motion import ease_in_out, pack_yuv420, rgb_to_yuv420
@@ -350,7 +350,7 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
         cmd += ["-i", extras.logo.path]
     audio_index = len(overlays) + 1 + (1 if logo_input else 0)
     if extras.audio_path:
-        cmd += ["-i", extras.audio_path]
+        cmd += input_args(extras.audio_path, "wav")
     else:
         cmd += ["-f", "lavfi", "-t", f"{sb.total_duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
     video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
@@ -403,9 +403,10 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
         # one frame of the finished MP4 (text, subtitles and logo included): a decode, not an encode pass.
         # (An extra output inside the main pass would end early and, in ffmpeg 5.1, cut the others' audio.)
         t = min(max(0, extras.thumbnail_frame), sb.total_frames - 1) / sb.fps
-        thumb = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-ss", f"{t:.4f}", "-i", parts["mp4"],
-                                "-frames:v", "1", "-update", "1", "-q:v", "3", parts["thumbnail"]],
-                               capture_output=True, text=True)
+        thumb = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-ss", f"{t:.4f}",
+                                *input_args(parts["mp4"], "mov"), "-frames:v", "1", "-update", "1", "-q:v", "3",
+                                "-f", "image2", file_url(parts["thumbnail"])],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if thumb.returncode != 0:
             raise RuntimeError(f"ffmpeg could not write the thumbnail: {thumb.stderr.strip()[-500:]}")
     for kind, p in parts.items():
@@ -418,14 +419,17 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
 
 
 def cut_hls(ffmpeg: str, mp4: str, folder: str, segment_seconds: int = 4) -> str:
-    """HLS (VOD playlist + MPEG-TS segments) cut from the MP4's own streams: no re-encode."""
+    """HLS (VOD playlist + MPEG-TS segments) cut from the MP4's own streams: no re-encode.
+
+    ffmpeg runs inside ``folder`` with relative names: the HLS muxer expands ``%`` patterns in its
+    file names, and the folder is named after the user's filename_prefix (``ad%d`` is a valid one)."""
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     playlist = os.path.join(folder, "playlist.m3u8")
-    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-c", "copy",
-                           "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
-                           "-hls_segment_filename", os.path.join(folder, "segment_%03d.ts"), playlist],
-                          capture_output=True, text=True)
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *input_args(mp4, "mov"),
+                           "-c", "copy", "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
+                           "-hls_segment_filename", "segment_%03d.ts", "playlist.m3u8"],
+                          cwd=folder, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg could not cut HLS: {proc.stderr.strip()[-800:]}")
     return playlist

@@ -51,19 +51,124 @@ def _fc_match(pattern: str) -> FontFace | None:
     return FontFace(lines[0], int(lines[1] or 0))
 
 
+FONT_EXTS = (".ttf", ".otf", ".ttc", ".otc")
+PACK_FONT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "assets", "fonts")
+FONT_DIRS_ENV = "ADREEL_FONT_DIRS"
+_registered_dirs: list[str] = []
+
+
+def register_font_dir(path: str) -> None:
+    """Allow font files under ``path`` (the node layer registers ComfyUI's ``models/fonts``)."""
+    real = os.path.realpath(path)
+    if real not in _registered_dirs:
+        _registered_dirs.append(real)
+        resolve_font.cache_clear()
+
+
+def font_dirs() -> list[str]:
+    """Folders whose font files a workflow may name: the pack's ``assets/fonts``, registered folders
+    (ComfyUI's ``models/fonts``) and ``ADREEL_FONT_DIRS`` (os.pathsep-separated). Never ComfyUI's
+    input/output/temp: anyone can upload files there."""
+    env = [d for d in (os.environ.get(FONT_DIRS_ENV) or "").split(os.pathsep) if d.strip()]
+    return list(dict.fromkeys(os.path.realpath(d) for d in [PACK_FONT_DIR, *_registered_dirs, *env]))
+
+
+@functools.lru_cache(maxsize=1)
+def _fontconfig_files() -> frozenset[str]:
+    """Every font file fontconfig knows (system and user font folders), resolved."""
+    if shutil.which("fc-list") is None:
+        return frozenset()
+    try:
+        out = subprocess.run(["fc-list", "-f", "%{file}\n"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(os.path.realpath(line) for line in out.splitlines() if line.strip())
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:
+        return False
+
+
+def _allowed_font_file(spec: str) -> str:
+    """The resolved path of a font file a workflow may name, or an AdReelInputError saying why not."""
+    dirs = font_dirs()
+    for attempt in range(2):
+        known = _fontconfig_files()
+        candidates = [spec] if os.path.isabs(spec) else [os.path.join(d, spec) for d in dirs]
+        for cand in candidates:
+            real = os.path.realpath(cand)
+            if os.path.isfile(real) and (real in known or any(_inside(real, d) for d in dirs)):
+                return real
+        if not os.path.isabs(spec) and os.sep not in spec:  # a bare name of a file fontconfig knows
+            for real in sorted(known):
+                if os.path.basename(real) == spec:
+                    return real
+        _fontconfig_files.cache_clear()  # a font installed since the last look: ask fontconfig once more
+    raise AdReelInputError("font", f"font file {spec!r} is not one AdReel may read: name a font family fontconfig "
+                                   f"knows (fc-list), a font file fontconfig knows, or put the file in "
+                                   f"{' or '.join(dirs)}")
+
+
+def _face_index(spec: str, idx: str) -> int:
+    if not idx:
+        return 0
+    if not idx.isdigit() or len(idx) > 4:
+        raise AdReelInputError("font", f"{spec!r}: the face number after '#' must be a whole number (e.g. x.ttc#1)")
+    return int(idx)
+
+
 @functools.lru_cache(maxsize=64)
 def resolve_font(spec: str) -> FontFace:
-    """A font file path (``.ttf/.otf/.ttc``, optional ``#index``) or a fontconfig pattern."""
+    """A font file (``.ttf/.otf/.ttc``, optional ``#index``) fontconfig knows or inside ``font_dirs()``,
+    or a fontconfig pattern (which only ever matches fonts fontconfig knows)."""
     spec = spec.strip()
     path, _, idx = spec.partition("#")
-    if os.path.splitext(path)[1].lower() in (".ttf", ".otf", ".ttc", ".otc"):
-        if not os.path.isfile(path):
-            raise AdReelInputError("font", f"font file {path!r} does not exist")
-        return FontFace(path, int(idx or 0))
+    if os.path.splitext(path)[1].lower() in FONT_EXTS:
+        index = _face_index(spec, idx)
+        real = _allowed_font_file(path)
+        count = _face_count(real)
+        if index >= count:
+            raise AdReelInputError("font", f"{spec!r}: the file has {count} face{'s' if count != 1 else ''} "
+                                           f"(#0{f'..#{count - 1}' if count > 1 else ''})")
+        return FontFace(real, index)
     face = _fc_match(spec)
     if face is None:
         raise AdReelInputError("font", f"fontconfig found no font for {spec!r} (is fontconfig installed?)")
     return face
+
+
+def _face_count(path: str) -> int:
+    from fontTools.ttLib import TTCollection, TTFont
+    try:
+        if path.lower().endswith((".ttc", ".otc")):
+            return len(TTCollection(path, lazy=True).fonts)
+        TTFont(path, lazy=True)
+        return 1
+    except Exception as e:
+        raise AdReelInputError("font", f"{os.path.basename(path)!r} is not a readable font: {e}") from None
+
+
+def clean_family(name: str | None) -> str:
+    """A family name safe for an ASS ``Style:`` line: no control characters (a ``\n`` would end the
+    line), no commas (the field separator), at most 200 characters."""
+    text = "".join(" " if (unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") or c == ",") else c
+                   for c in (name or ""))
+    return " ".join(text.split())[:200]
+
+
+def font_family_name(face: FontFace) -> str:
+    """The family name in the font's name table (cleaned: ``clean_family``), or ''."""
+    from fontTools.ttLib import TTCollection, TTFont
+    try:
+        tt = TTCollection(face.path, lazy=True).fonts[face.index] if face.path.lower().endswith((".ttc", ".otc")) \
+            else TTFont(face.path, lazy=True)
+        return clean_family(tt["name"].getDebugName(1))
+    except Exception:
+        return ""
 
 
 @functools.lru_cache(maxsize=64)

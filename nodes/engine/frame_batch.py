@@ -18,11 +18,13 @@ of frames and their flows: the scene is streamed frame by frame.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
+from . import limits
 from .models import AdReelInputError
 from .motion import cover_fit, pack_yuv420, rgb_to_yuv420
 
@@ -92,10 +94,14 @@ class FittedFrameBatch:
             raise AdReelInputError("interpolation", f"{interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
         if framing not in FRAMINGS:
             raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
-        if source_fps <= 0:
-            raise AdReelInputError("source_fps", f"must be more than 0 (got {source_fps})")
-        if frame_count < 1 or fps <= 0:
+        if not (math.isfinite(float(source_fps)) and source_fps > 0):
+            raise AdReelInputError("source_fps", f"must be a finite number more than 0 (got {source_fps})")
+        if frame_count < 1 or not (math.isfinite(float(fps)) and fps > 0):
             raise AdReelInputError("scene", f"{frame_count} frames at {fps} fps is no scene")
+        cap = limits.MAX_MEDIA_FRAMES.read()
+        if n_frames > cap or frame_count > cap:
+            raise AdReelInputError("images", f"{max(n_frames, frame_count)} frames is more than one clip may hold "
+                                             f"on this server ({cap}, ADREEL_MAX_MEDIA_FRAMES)")
         self.get_frame, self.n, self.source_fps = get_frame, int(n_frames), float(source_fps)
         self.frame_count, self.fps, self.width, self.height = int(frame_count), float(fps), int(width), int(height)
         self.fit, self.interpolation, self.framing = fit, interpolation, framing

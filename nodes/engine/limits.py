@@ -15,13 +15,17 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_MAX_EXTRA_ASPECTS`` | 2 | distinct extra aspects one render may add |
 | ``ADREEL_MAX_MEDIA_SECONDS`` | 600 | seconds decoded from any input medium (music, reference, narration, clips) |
 | ``ADREEL_MAX_MEDIA_FRAMES`` | 10800 | frames one clip or frame batch may hold or expand to |
+| ``ADREEL_MAX_FRAMES_BYTES`` | 8 GiB | bytes a lazy clip may expand to as float IMAGE frames (``get_components``) |
 | ``ADREEL_MAX_INPUT_PIXELS`` | 40e6 | pixels of an input image (logo, product photo, key image) |
 | ``ADREEL_MAX_LLM_ANSWER_BYTES`` | 262144 | bytes read from one LLM answer |
 | ``ADREEL_MAX_RESPONSE_BYTES`` | 4194304 | bytes read from any other API answer (JSON, error bodies) |
 | ``ADREEL_HTTP_TOTAL_SECONDS`` | 120 | wall time of one API request, connect to last byte |
 | ``ADREEL_MAX_DOWNLOAD_BYTES`` | 536870912 | bytes of one downloaded result (provider clip, TTS audio) |
 | ``ADREEL_MAX_DOWNLOAD_SECONDS`` | 600 | wall time of one download |
+| ``ADREEL_MAX_RUN_DOWNLOAD_BYTES`` | 2147483648 | bytes of all provider clips one prompt downloads together |
 | ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of a pasted script or other free text parsed as data |
+| ``ADREEL_LLM_MAX_KEEP_ALIVE`` | 3600 | seconds a workflow may ask Ollama to keep a model loaded (``-1``, "forever", is capped to it) |
+| ``ADREEL_LLM_MAX_CONTEXT`` | 32768 | the largest ``num_ctx`` a workflow may ask of Ollama |
 """
 from __future__ import annotations
 
@@ -66,13 +70,17 @@ MAX_PIXEL_FRAMES = Ceiling("ADREEL_MAX_PIXEL_FRAMES", 4e10)
 MAX_EXTRA_ASPECTS = Ceiling("ADREEL_MAX_EXTRA_ASPECTS", 2, integer=True, allow_zero=True)
 MAX_MEDIA_SECONDS = Ceiling("ADREEL_MAX_MEDIA_SECONDS", 600.0)
 MAX_MEDIA_FRAMES = Ceiling("ADREEL_MAX_MEDIA_FRAMES", 10800, integer=True)
+MAX_FRAMES_BYTES = Ceiling("ADREEL_MAX_FRAMES_BYTES", 8 * 1024 ** 3, integer=True)
 MAX_INPUT_PIXELS = Ceiling("ADREEL_MAX_INPUT_PIXELS", 40e6, integer=True)
 MAX_LLM_ANSWER_BYTES = Ceiling("ADREEL_MAX_LLM_ANSWER_BYTES", 262144, integer=True)
 MAX_RESPONSE_BYTES = Ceiling("ADREEL_MAX_RESPONSE_BYTES", 4 * 1024 * 1024, integer=True)
 HTTP_TOTAL_SECONDS = Ceiling("ADREEL_HTTP_TOTAL_SECONDS", 120.0)
 MAX_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_DOWNLOAD_BYTES", 512 * 1024 * 1024, integer=True)
 MAX_DOWNLOAD_SECONDS = Ceiling("ADREEL_MAX_DOWNLOAD_SECONDS", 600.0)
+MAX_RUN_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_RUN_DOWNLOAD_BYTES", 2 * 1024 * 1024 * 1024, integer=True)
 MAX_TEXT_CHARS = Ceiling("ADREEL_MAX_TEXT_CHARS", 200000, integer=True)
+MAX_LLM_KEEP_ALIVE = Ceiling("ADREEL_LLM_MAX_KEEP_ALIVE", 3600.0)
+MAX_LLM_CONTEXT = Ceiling("ADREEL_LLM_MAX_CONTEXT", 32768, integer=True)
 
 
 class LimitExceeded(ValueError):

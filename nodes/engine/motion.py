@@ -14,7 +14,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .limits import require_finite
 from .models import CAMERA_MOVES, AdReelInputError
+
+MAX_STRENGTH = 3.0
 
 cv2.setNumThreads(1)  # the encoder owns the cores; one warp per frame is ~3 ms
 
@@ -55,17 +58,32 @@ def pack_yuv420(planes, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def cover_crop(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The centred part of ``rgb`` with the aspect of ``width``×``height`` (what a cover fit shows).
+
+    Cropping before scaling keeps every resize at most the output size, whatever the source's
+    aspect: a 1×100000 px frame is cropped to 1×2, never scaled to 1080×108000000."""
+    h, w = rgb.shape[:2]
+    if w * height > h * width:      # wider than the frame: keep the middle columns
+        cw = max(1, min(w, round(h * width / height)))
+        x = (w - cw) // 2
+        return rgb[:, x:x + cw]
+    ch = max(1, min(h, round(w * height / width)))
+    y = (h - ch) // 2
+    return rgb[y:y + ch, :]
+
+
 def cover_fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to cover ``width``×``height`` and centre-crop (no borders, no distortion)."""
     h, w = rgb.shape[:2]
     if (w, h) == (width, height):
         return rgb
-    k = max(width / w, height / h)
-    nw, nh = max(width, round(w * k)), max(height, round(h * k))
-    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
-    scaled = cv2.resize(rgb, (nw, nh), interpolation=interp)
-    x, y = (nw - width) // 2, (nh - height) // 2
-    return scaled[y:y + height, x:x + width]
+    crop = np.ascontiguousarray(cover_crop(rgb, width, height))
+    ch, cw = crop.shape[:2]
+    if (cw, ch) == (width, height):
+        return crop
+    interp = cv2.INTER_AREA if cw >= width and ch >= height else cv2.INTER_CUBIC
+    return cv2.resize(crop, (width, height), interpolation=interp)
 
 
 def yuv420_to_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -159,8 +177,15 @@ class CameraMoveClip:
     def __post_init__(self):
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
             raise ValueError("image must be uint8 RGB (h, w, 3)")
+        h, w = self.image.shape[:2]
+        if h < 2 or w < 2:
+            raise AdReelInputError("images", f"a {w}×{h} px key image is too small for a camera move: "
+                                             "at least 2×2 px")
         if self.frame_count < 1:
             raise ValueError("frame_count must be at least 1")
+        s = require_finite(self.strength, "strength")
+        if not 0 <= s <= MAX_STRENGTH:
+            raise AdReelInputError("strength", f"{s:g} is not within 0..{MAX_STRENGTH:g}")
         camera_transform(self.move, 0.0, self.width, self.height)  # validates the move
 
     @property

@@ -8,12 +8,14 @@ included).
 """
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
 from fractions import Fraction
 
-from .ffmpeg_tools import find_ffmpeg, probe
+from . import limits
+from .ffmpeg_tools import MediaInput, find_ffmpeg, open_media
 from .models import ASPECT_RATIOS, SEGMENTS, AdReelInputError, ReferenceStyle
 
 _PTS = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[0-9.]+)")
@@ -62,21 +64,30 @@ def display_aspect(stream: dict) -> tuple[int, int, str]:
     return round(dw), round(dh), f"{f.numerator}:{f.denominator}"
 
 
-def detect_cuts(path: str, threshold: float = 0.3, timeout: float = 600) -> tuple[list[float], float]:
-    """Times (seconds from the first frame) where a new shot starts, and the first frame's time."""
+def detect_cuts(path: str | MediaInput, threshold: float = 0.3, timeout: float = 600) -> tuple[list[float], float]:
+    """Times (seconds from the first frame) where a new shot starts, and the first frame's time.
+
+    The file is read only as the known video container it was probed as, and at most
+    ADREEL_MAX_MEDIA_SECONDS of it is decoded."""
     if not 0 < threshold < 1:
         raise AdReelInputError("threshold", f"must be between 0 and 1 (got {threshold:g})")
+    media = path if isinstance(path, MediaInput) else open_media(path, "video", "video")
+    name = os.path.basename(media.path)
     vf = (f"scale={ANALYSIS_WIDTH}:-2:flags=area,"
           f"select='eq(n\\,0)+gt(scene\\,{threshold:.4f})',showinfo")
-    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "info", "-i", path,
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "info", *media.args(limits.MAX_MEDIA_SECONDS.read()),
            "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf, "-f", "null", "-"]
-    out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    try:
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AdReelInputError("video", f"analysing {name!r} took longer than {timeout:.0f} s") from None
     if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-4:])
-        raise AdReelInputError("video", f"ffmpeg cannot read {path!r}: {tail}")
+        tail = "\n".join(out.stderr.strip().replace(media.path, name).splitlines()[-4:])
+        raise AdReelInputError("video", f"ffmpeg cannot read {name!r}: {tail}")
     frames = [(int(n), float(t)) for n, t in _PTS.findall(out.stderr)]
     if not frames:
-        raise AdReelInputError("video", f"{path!r} has no decodable video frames")
+        raise AdReelInputError("video", f"{name!r} has no decodable video frames")
     first = frames[0][1]
     return [round(t - first, 6) for _, t in frames[1:]], first
 
@@ -97,7 +108,8 @@ def parse_structure(text: str | list[str] | None) -> list[str]:
 def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float = 0.25,
                       structure: str | list[str] | None = None, tone: str | None = None) -> ReferenceStyle:
     """Pacing and structure of the reference ad at ``path``."""
-    info = probe(path)
+    media = open_media(path, "video", "video")
+    info = media.info
     stream = _video_stream(info, path)
     _, _, aspect = display_aspect(stream)
     duration = None
@@ -107,10 +119,14 @@ def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float
             break
         except (TypeError, ValueError):
             continue
-    cuts, _first = detect_cuts(path, threshold)
+    if duration is None or not duration > 0 or duration == float("inf"):
+        raise AdReelInputError("video", f"{os.path.basename(path)!r} has no duration")
+    cap = limits.MAX_MEDIA_SECONDS.read()
+    if duration > cap:
+        raise AdReelInputError("video", f"{os.path.basename(path)!r} lasts {duration:.0f} s: this server analyses "
+                                        f"references of at most {cap:g} s (ADREEL_MAX_MEDIA_SECONDS)")
+    cuts, _first = detect_cuts(media, threshold)
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")) or 25.0
-    if duration is None or duration <= 0:
-        raise AdReelInputError("video", f"{path!r} has no duration")
     # a flash frame or a double detection is not a shot: keep cuts at least min_shot apart
     kept: list[float] = []
     for c in cuts:

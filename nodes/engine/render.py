@@ -8,9 +8,12 @@ each of its formats once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,7 +22,8 @@ from PIL import Image
 from .assemble import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_file, still_card
 from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
 from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
-from .fonts import resolve_font
+from . import limits
+from .fonts import font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
 from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
 from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
@@ -54,6 +58,15 @@ class RenderOptions:
         for a in self.extra_aspects:
             if a not in ASPECT_RATIOS:
                 raise AdReelInputError("extra_aspects", f"{a!r} is not one of {', '.join(ASPECT_RATIOS)}")
+        self.extra_aspects = tuple(dict.fromkeys(self.extra_aspects))  # "1:1, 1:1, …" is one aspect
+        for name in ("logo_size", "logo_opacity", "end_card_seconds", "intro_seconds"):
+            value = getattr(self, name)
+            try:
+                ok = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise AdReelInputError(name, f"must be a finite number (got {value!r})")
         if self.end_card_seconds < 0 or self.intro_seconds < 0:
             raise AdReelInputError("end_card_seconds", "must not be negative")
 
@@ -69,7 +82,43 @@ class RenderResult:
 
 
 def parse_aspects(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip())
+    """``"1:1, 16:9"`` → the distinct aspects, in order."""
+    return tuple(dict.fromkeys(p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()))
+
+
+ENCODED_FORMATS = ("mp4", "webm", "mov")  # HLS is cut from the MP4 without an encode
+
+
+def render_plan(sb: Storyboard, extra_aspects: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """(aspect, width, height) of every aspect one render encodes, the brief's first."""
+    aspects = [sb.brief.aspect_ratio] + [a for a in dict.fromkeys(extra_aspects) if a != sb.brief.aspect_ratio]
+    cap = limits.MAX_EXTRA_ASPECTS.read()
+    if len(aspects) - 1 > cap:
+        raise limits.LimitExceeded(f"extra_aspects: {len(aspects) - 1} distinct extra aspects "
+                                   f"({', '.join(aspects[1:])}); this server renders at most {cap} "
+                                   "(ADREEL_MAX_EXTRA_ASPECTS)")
+    short = min(sb.width, sb.height)
+    return [(a, sb.width, sb.height) if n == 0 else (a, *size_for_short_side(a, short))
+            for n, a in enumerate(aspects)]
+
+
+def check_work(sb: Storyboard, plan: list[tuple[str, int, int]], formats: tuple[str, ...]) -> float:
+    """The pixel-frames one render encodes (duration × fps × pixels × formats × aspects), or a
+    ``LimitExceeded`` naming every factor when it is above ADREEL_MAX_PIXEL_FRAMES.
+
+    Checked before any audio pass or encode starts."""
+    encodes = sum(1 for f in dict.fromkeys(formats) if f in ENCODED_FORMATS) or 1
+    pixels = sum(w * h for _, w, h in plan)
+    work = float(sb.total_frames) * pixels * encodes
+    cap = limits.MAX_PIXEL_FRAMES.read()
+    if work > cap:
+        sizes = " + ".join(f"{w}×{h}" for _, w, h in plan)
+        raise limits.LimitExceeded(
+            f"work per prompt: {sb.total_frames / sb.fps:.1f} s × {sb.fps} fps × ({sizes}) px × {encodes} "
+            f"format{'s' if encodes > 1 else ''} ({', '.join(f for f in formats if f in ENCODED_FORMATS)}) "
+            f"= {work:.3g} pixel-frames, more than this server allows per prompt ({cap:.3g}, "
+            "ADREEL_MAX_PIXEL_FRAMES): shorten the ad, lower the resolution, or drop formats or aspects")
+    return work
 
 
 def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]:
@@ -87,10 +136,7 @@ def _font_family(font: str | None) -> tuple[str, str | None]:
         return "Noto Sans CJK KR", None
     face = resolve_font(font)
     if os.path.splitext(font.split("#")[0])[1].lower() in (".ttf", ".otf", ".ttc", ".otc"):
-        from fontTools.ttLib import TTCollection, TTFont
-        tt = TTCollection(face.path).fonts[face.index] if face.path.lower().endswith((".ttc", ".otc")) \
-            else TTFont(face.path)
-        return tt["name"].getDebugName(1) or "Noto Sans CJK KR", face.path
+        return font_family_name(face) or "Noto Sans CJK KR", face.path
     return font.split(":")[0], None
 
 
@@ -119,40 +165,80 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
     else:
         speech = None
 
+    # the operator's ceilings, before any audio pass or encode: aspects and work per prompt
+    plan = render_plan(sb, opt.extra_aspects)
+    check_work(sb, plan, tuple(opt.formats))
+    aspects = [a for a, _, _ in plan]
+
     # 2. audio, once for all aspects
     timings: dict[str, float] = {}
     t_audio = time.monotonic()
     duration = sb.total_frames / sb.fps
     voice, spans = (narration_track(sb, speech, LEAD_IN_SECONDS) if speech else (None, []))
     audio_path = os.path.join(work_dir, "mix.wav")
+    stop_mix = threading.Event()
 
     def mix():  # ffmpeg subprocesses: runs while the cards and subtitles are composed
-        facts = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix)
+        facts = mix_audio(duration, voice, music, audio_path, work_dir, opt.mix, stop=stop_mix)
         timings["audio"] = round(time.monotonic() - t_audio, 3)
         return facts
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adreel-audio")
     loud_future = pool.submit(mix)
     pool.shutdown(wait=False)
+    sidecar_parts: dict[str, str] = {}
+    try:
+        result = _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spans, logo, progress,
+                                 cancelled, loud_future, audio_path, timings, sidecar_parts)
+    except BaseException:
+        # stop the mix and wait for it: its ffmpeg must not outlive the work dir the caller removes next
+        stop_mix.set()
+        wait_futures([loud_future])
+        for p in sidecar_parts.values():
+            _remove(p)
+        raise
+    by_aspect, loud, cues, sidecars = result
     if music is None:
         notes.append("no music connected")
+    return _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0)
 
-    # 3. subtitles
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _write_atomic_text(write: Callable[[str], None], path: str) -> str:
+    """``write(part)`` into ``path.part``, fsynced; the caller renames it once the render succeeded."""
+    part = f"{path}.part"
+    write(part)
+    with open(part, "rb+") as f:
+        os.fsync(f.fileno())
+    return part
+
+
+def _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spans, logo, progress, cancelled,
+                    loud_future, audio_path, timings, sidecar_parts):
+    import time
+    stem = os.path.splitext(out_path)[0]
+    # 3. subtitles (the sidecars are written as .part files and take their names after the encode)
     cues = subtitle_cues(sb, spans) if (speech and opt.subtitles != "off") else []
     sidecars = {}
     if cues:
         sidecars = {"srt": f"{stem}.srt", "vtt": f"{stem}.vtt"}
-        write_srt(cues, sidecars["srt"])
-        write_vtt(cues, sidecars["vtt"])
+        sidecar_parts["srt"] = _write_atomic_text(lambda p: write_srt(cues, p), sidecars["srt"])
+        sidecar_parts["vtt"] = _write_atomic_text(lambda p: write_vtt(cues, p), sidecars["vtt"])
     family, font_file = _font_family(opt.font)
 
-    aspects = [sb.brief.aspect_ratio] + [a for a in opt.extra_aspects if a != sb.brief.aspect_ratio]
+    aspects = [a for a, _, _ in plan]
     by_aspect: dict[str, dict[str, str]] = {}
     total_frames_all = sb.total_frames * len(aspects)
-    for n, aspect in enumerate(aspects):
+    loud: dict = {}
+    for n, (aspect, W, H) in enumerate(plan):
         if cancelled and cancelled():
             raise InterruptedError("render cancelled")
-        W, H = (sb.width, sb.height) if n == 0 else size_for_short_side(aspect, min(sb.width, sb.height))
         asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
         adir = os.path.join(work_dir, f"aspect_{n}")
         os.makedirs(adir, exist_ok=True)
@@ -200,7 +286,14 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
         if n == 0:
             files.update(sidecars)
         by_aspect[aspect] = files
+    for kind, part in list(sidecar_parts.items()):
+        os.replace(part, sidecars[kind])
+        del sidecar_parts[kind]
+    return by_aspect, loud, cues, sidecars
 
+
+def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0) -> RenderResult:
+    import time
     main_files = by_aspect[aspects[0]]
     manifest_path = f"{stem}.json"
     outputs = []

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from .fonts import clean_family
 from .layout import frame_layout
 
 WORD_JOINER = "\u2060"
@@ -112,7 +113,7 @@ def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = "
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
         "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
         "MarginR, MarginV, Encoding",
-        f"Style: Default,{font.replace(',', ' ')},{size},{_ass_colour(text_colour)},{_ass_colour(text_colour)},"
+        f"Style: Default,{clean_family(font) or 'Noto Sans CJK KR'},{size},{_ass_colour(text_colour)},{_ass_colour(text_colour)},"
         f"{outline_colour},{back},1,0,0,0,100,100,0,0,{border_style},{outline},{shadow},2,{margin_h},{margin_h},"
         f"{margin_v},1",
         "", "[Events]", "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",

@@ -9,111 +9,153 @@ ElevenLabs    POST {ELEVENLABS_BASE_URL|https://api.elevenlabs.io}/v1/text-to-sp
               {"text", "model_id", "language_code"?, "voice_settings": {"speed"}}
               → MP3 bytes; errors {"detail": {"status", "message"}} (422: {"detail": [{loc, msg}]})
 
-Keys never appear in a widget, a message or a log line. Base URLs must be https
-(plain http is allowed for loopback only, e.g. a local gateway or a test server).
-429 and 5xx are retried (bounded) honouring Retry-After.
+Keys come from the pack's one key lookup (the environment, then the AdReel
+secrets file) and never appear in a widget, a message or a log line (every key
+is registered with the redaction layer). Base URLs must be https (plain http is
+allowed for loopback only, e.g. a local gateway or a test server). 429 and 5xx
+are retried (bounded) honouring Retry-After. A redirect is never followed (the
+key header would travel with it): it is an error naming the status. Each
+request is bounded in total time (``ADREEL_HTTP_TOTAL_SECONDS``) and the audio in
+bytes (50 MB, or ``ADREEL_MAX_DOWNLOAD_BYTES`` when lower); the decode reads only
+the container the provider promised (``-f wav`` / ``-f mp3``), with the protocol
+whitelist ``file,pipe`` and at most ``ADREEL_MAX_MEDIA_SECONDS`` (and 10 min) of
+audio, under a time limit.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import time
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
+import httpx
 import numpy as np
-import requests
 
+from . import limits
+from .cloud.http import InsecureURL, ReadDeadline, ResponseTooLarge, parse_retry_after, read_capped, require_https
+from .cloud.redaction import clip, redact
+from .cloud.secrets import SecretsFileError, find_key
 from .ffmpeg_tools import find_ffmpeg
 from .models import AdReelInputError
 from .narration import Speech, trim_silence
 
 PROVIDERS = {
     "openai": {"key_env": "OPENAI_API_KEY", "base_env": "OPENAI_BASE_URL", "base": "https://api.openai.com/v1",
-               "model": "gpt-4o-mini-tts", "voice": "alloy"},
+               "model": "gpt-4o-mini-tts", "voice": "alloy", "format": "wav"},
     "elevenlabs": {"key_env": "ELEVENLABS_API_KEY", "base_env": "ELEVENLABS_BASE_URL",
                    "base": "https://api.elevenlabs.io", "model": "eleven_multilingual_v2",
-                   "voice": "21m00Tcm4TlvDq8ikWAM"},
+                   "voice": "21m00Tcm4TlvDq8ikWAM", "format": "mp3"},
 }
 MAX_INPUT_CHARS = {"openai": 4096, "elevenlabs": 5000}
 MAX_AUDIO_BYTES = 50 * 2**20
+MAX_SPEECH_SECONDS = 600.0   # 5000 characters are never more than a few minutes of speech
+DECODE_TIMEOUT = 120.0
+MAX_RETRY_WAIT = 30.0
 
 
 class TTSError(RuntimeError):
-    pass
+    def __init__(self, message: str):
+        super().__init__(redact(message))
 
 
 def _base_url(provider: str) -> str:
     spec = PROVIDERS[provider]
-    base = (os.environ.get(spec["base_env"]) or spec["base"]).rstrip("/")
-    u = urlparse(base)
-    loopback = u.hostname in ("127.0.0.1", "localhost", "::1")
-    if u.scheme != "https" and not (u.scheme == "http" and loopback):
-        raise AdReelInputError(spec["base_env"], f"{spec['base_env']} must be an https URL (got {u.scheme}://…)")
-    return base
+    base = (os.environ.get(spec["base_env"]) or spec["base"]).strip()
+    try:
+        return require_https(base, spec["base_env"], allow_loopback_http=True)
+    except InsecureURL as e:
+        raise AdReelInputError(spec["base_env"], str(e)) from None
 
 
 def _key(provider: str) -> str:
     env = PROVIDERS[provider]["key_env"]
-    key = os.environ.get(env, "").strip()
-    if not key:
-        raise AdReelInputError("backend", f"{provider} narration needs the environment variable {env} "
-                               "(set it where ComfyUI runs; keys are never taken from widgets)")
-    return key
-
-
-def _message(provider: str, resp: requests.Response, key: str) -> str:
     try:
-        body = resp.json()
-    except ValueError:
+        key = find_key([env], provider)
+    except SecretsFileError as e:
+        raise AdReelInputError("backend", str(e)) from None
+    if key is None:
+        raise AdReelInputError("backend", f"{provider} narration needs the environment variable {env} "
+                               "(set it where ComfyUI runs, or in the AdReel secrets file; keys are never "
+                               "taken from widgets)")
+    return key.reveal()
+
+
+def _message(provider: str, status: int, raw: bytes, reason: str) -> str:
+    import json
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         body = {}
     if provider == "openai":
-        msg = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
+        msg = (body.get("error") or {}).get("message") if isinstance(body, dict) and \
+            isinstance(body.get("error"), dict) else None
     else:
         detail = body.get("detail") if isinstance(body, dict) else None
         if isinstance(detail, dict):
             msg = f"{detail.get('status', '')}: {detail.get('message', '')}".strip(": ")
         elif isinstance(detail, list):
-            msg = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}" for d in detail)
+            msg = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}" for d in detail[:5]
+                            if isinstance(d, dict))
         else:
             msg = None
-    msg = (msg or resp.text[:300] or resp.reason or "").replace(key, "[redacted]")
+    msg = clip(msg or raw.decode("utf-8", "replace") or reason or "", 200)
     hint = {401: f"check {PROVIDERS[provider]['key_env']}", 402: "the account is out of credit",
             403: "the key may not use this model or voice", 422: "the request was refused as invalid",
-            429: "rate limit or quota reached; try again later"}.get(resp.status_code, "")
-    return f"{provider} TTS answered {resp.status_code}: {msg}" + (f" ({hint})" if hint else "")
+            429: "rate limit or quota reached; try again later"}.get(status, "")
+    return f"{provider} TTS answered {status}: {msg}" + (f" ({hint})" if hint else "")
 
 
 def _post(provider: str, url: str, headers: dict, body: dict, key: str, tries: int = 3,
-          timeout: float = 120.0) -> bytes:
-    for attempt in range(tries):
-        try:
-            resp = requests.post(url, json=body, headers=headers, timeout=timeout, stream=True)
-        except requests.RequestException as exc:
-            if attempt + 1 < tries:
-                time.sleep(min(8, 2 ** attempt))
-                continue
-            raise TTSError(f"{provider} TTS is not reachable: {type(exc).__name__}") from None
-        if resp.status_code in (429, 500, 502, 503, 504) and attempt + 1 < tries:
-            wait = resp.headers.get("Retry-After", "")
-            time.sleep(min(30.0, float(wait)) if wait.replace(".", "", 1).isdigit() else min(8, 2 ** attempt))
-            continue
-        if resp.status_code != 200:
-            raise TTSError(_message(provider, resp, key))
-        data = bytearray()
-        for chunk in resp.iter_content(1 << 16):
-            data += chunk
-            if len(data) > MAX_AUDIO_BYTES:
-                raise TTSError(f"{provider} TTS sent more than {MAX_AUDIO_BYTES >> 20} MB of audio")
-        return bytes(data)
+          timeout: float | None = None) -> bytes:
+    total = min(float(timeout), limits.HTTP_TOTAL_SECONDS.read()) if timeout else limits.HTTP_TOTAL_SECONDS.read()
+    cap = min(MAX_AUDIO_BYTES, limits.MAX_DOWNLOAD_BYTES.read())
+    with httpx.Client(follow_redirects=False, timeout=httpx.Timeout(min(30.0, total), connect=min(10.0, total))) as client:
+        for attempt in range(tries):
+            deadline = time.monotonic() + total
+            try:
+                with client.stream("POST", url, json=body, headers=headers) as resp:
+                    status = resp.status_code
+                    if 300 <= status < 400:
+                        raise TTSError(f"{provider} TTS answered a redirect ({status}); it is not followed, so the "
+                                       f"key is never sent on to another host: set {PROVIDERS[provider]['base_env']} "
+                                       "to the final URL")
+                    if status != 200:
+                        raw = read_capped(resp, 64 * 1024, deadline, f"{provider} TTS's error")
+                        if status in (429, 500, 502, 503, 504) and attempt + 1 < tries:
+                            wait = parse_retry_after(resp.headers)
+                            time.sleep(min(MAX_RETRY_WAIT, wait) if wait is not None else min(8, 2 ** attempt))
+                            continue
+                        raise TTSError(_message(provider, status, raw, resp.reason_phrase))
+                    return read_capped(resp, cap, deadline, f"{provider} TTS's audio")
+            except ResponseTooLarge:
+                raise TTSError(f"{provider} TTS sent more than {cap} bytes of audio; not read further") from None
+            except ReadDeadline:
+                raise TTSError(f"{provider} TTS did not finish sending the audio within {total:g} s "
+                               "(ADREEL_HTTP_TOTAL_SECONDS)") from None
+            except httpx.HTTPError as exc:
+                if attempt + 1 < tries and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                    time.sleep(min(8, 2 ** attempt))
+                    continue
+                raise TTSError(f"{provider} TTS is not reachable: {type(exc).__name__}") from None
     raise TTSError(f"{provider} TTS kept failing")
 
 
-def decode_speech(data: bytes, what: str) -> Speech:
-    """Any audio ffmpeg reads → mono float Speech at its own rate (24 kHz+ kept)."""
-    proc = subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-i", "pipe:0", "-ac", "1", "-ar", "48000",
-                           "-f", "f32le", "pipe:1"], input=data, capture_output=True)
+def decode_speech(data: bytes, what: str, fmt: str | None = None) -> Speech:
+    """Audio of container ``fmt`` (wav / mp3; None: probe, local use only) → mono float Speech at 48 kHz.
+
+    Bounded: ``-protocol_whitelist file,pipe`` (a playlist inside the bytes cannot reach a file), at most
+    ``ADREEL_MAX_MEDIA_SECONDS`` (and 10 minutes) decoded, and a time limit."""
+    seconds = min(MAX_SPEECH_SECONDS, limits.MAX_MEDIA_SECONDS.read())
+    cmd = [find_ffmpeg(), "-v", "error", "-nostdin", "-protocol_whitelist", "file,pipe"]
+    if fmt:
+        cmd += ["-f", fmt]
+    cmd += ["-i", "pipe:0", "-t", f"{seconds:g}", "-ac", "1", "-ar", "48000", "-f", "f32le", "pipe:1"]
+    try:
+        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=DECODE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise TTSError(f"{what} returned audio that took over {DECODE_TIMEOUT:g} s to decode") from None
     if proc.returncode != 0 or not proc.stdout:
-        raise TTSError(f"{what} returned audio ffmpeg cannot read: {proc.stderr.decode(errors='replace')[-200:]}")
+        raise TTSError(f"{what} returned audio ffmpeg cannot read: {clip(proc.stderr.decode(errors='replace')[-200:])}")
     return trim_silence(Speech(np.frombuffer(proc.stdout, "<f4").copy(), 48000))
 
 
@@ -142,7 +184,7 @@ def speak_cloud(provider: str, text: str, language: str, voice: str = "", model:
             body["language_code"] = language.split("-")[0]
         url = f"{base}/v1/text-to-speech/{quote(voice, safe='')}?output_format=mp3_44100_128"
         data = _post(provider, url, {"xi-api-key": key}, body, key)
-    return decode_speech(data, f"{provider} TTS")
+    return decode_speech(data, f"{provider} TTS", spec["format"])
 
 
 def speak_cloud_to_fit(provider: str, text: str, language: str, seconds: float, voice: str = "",

@@ -60,7 +60,8 @@ def main() -> int:
         try:
             fake.job_latency = args.latency
             os.environ.update({"ADREEL_CA_BUNDLE": str(tls.ca_path), "RUNWAY_BASE_URL": fake.base_url,
-                               "RUNWAY_API_KEY": fake.valid_key})
+                               "RUNWAY_API_KEY": fake.valid_key, "ADREEL_PAID_PROVIDERS": "1",
+                               "XDG_STATE_HOME": str(d / "state")})  # the operator's opt-in; the jobs journal
             batch = jobs(args.scenes, image)
             concurrent_s, results = asyncio.run(timed(batch, d / "concurrent", {"runway": args.scenes}))
             assert [r.scene_index for r in results] == list(range(args.scenes))

@@ -27,7 +27,13 @@ vLLM ``--api-key`` or LM Studio do): a wrong key gets OpenAI's 401 body.
 What the model says comes from ``fake.model`` (a callable: request → content)
 unless ``fake.script(...)`` queued specific behaviours for the next calls:
 content strings, ``Reply(status, body)``, ``HANG`` (no answer for
-``hang_seconds``) or ``StreamError(msg)``. ``closed_url()`` gives a URL where
+``hang_seconds``), ``StreamError(msg)``, ``Redirect(location, status)`` (an
+HTTP redirect, as a gateway or an attacker's server sends) or
+``Drip(content, chunk, delay)`` (a 200 answer whose body arrives ``chunk``
+bytes every ``delay`` seconds — a slow drip). ``fake.tags_override`` replaces
+the ``/api/tags`` model list (e.g. a hostile server listing 10⁶ names).
+``FakeOpenAICompatible(echo_key=True)`` quotes the whole key it was given in
+its 401 message, as some gateways do. ``closed_url()`` gives a URL where
 nothing listens (a server that is down). ``fake.requests`` records every call.
 
 ``PlanModel`` is a stand-in LLM that reads AdReel's prompt (brief lines and
@@ -66,6 +72,19 @@ class StreamError:
 
 
 @dataclass
+class Redirect:
+    location: str
+    status: int = 302
+
+
+@dataclass
+class Drip:
+    content: str          # the assistant's message content (wrapped in the API's JSON)
+    chunk: int = 64
+    delay: float = 0.5
+
+
+@dataclass
 class Recorded:
     method: str
     path: str
@@ -96,8 +115,10 @@ class FakeOllama:
     name = "ollama"
 
     def __init__(self, models: tuple[str, ...] = ("qwen2.5:7b", "llama3.2:3b"), model: Callable | None = None,
-                 hang_seconds: float = 60.0, api_key: str | None = None):
+                 hang_seconds: float = 60.0, api_key: str | None = None, echo_key: bool = False):
         self.models = list(models)
+        self.echo_key = echo_key
+        self.tags_override: list | None = None
         self.model: Callable[[dict], str] = model or PlanModel()
         self.hang_seconds = hang_seconds
         self.api_key = api_key
@@ -201,6 +222,8 @@ class FakeOllama:
 
     async def _tags(self, request):
         await self._record(request)
+        if self.tags_override is not None:
+            return web.json_response({"models": self.tags_override})
         models = []
         for name in self.models:
             digest = hashlib.sha256(name.encode()).hexdigest()
@@ -265,6 +288,12 @@ class FakeOllama:
             behaviour = self.model(body)
         if isinstance(behaviour, Reply):
             return web.json_response(behaviour.body, status=behaviour.status, headers=behaviour.headers)
+        if isinstance(behaviour, Redirect):
+            return web.Response(status=behaviour.status, headers={"Location": behaviour.location})
+        if isinstance(behaviour, Drip):
+            done = self._chunk(kind, model, behaviour.content, True)
+            done["done_reason"] = "stop"
+            return await self._drip(request, json.dumps(done).encode(), behaviour)
         stream = body.get("stream", True)  # Ollama streams unless told not to
         timings = {"total_duration": 1_234_567_890, "load_duration": 12_345_678, "prompt_eval_count": 321,
                    "prompt_eval_duration": 234_567_890, "eval_count": 456, "eval_duration": 987_654_321}
@@ -291,6 +320,21 @@ class FakeOllama:
         last.update({"done_reason": "stop", **timings})
         await resp.write((json.dumps(last) + "\n").encode())
         await resp.write_eof()
+        return resp
+
+    async def _drip(self, request, payload: bytes, how: "Drip"):
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.content_length = len(payload)
+        await resp.prepare(request)
+        try:
+            for i in range(0, len(payload), how.chunk):
+                await resp.write(payload[i:i + how.chunk])
+                await asyncio.sleep(how.delay)
+                if self._stopping.is_set():
+                    break
+            await resp.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
         return resp
 
     @staticmethod
@@ -354,8 +398,15 @@ class FakeOllama:
             return web.json_response(payload, status=behaviour.status, headers=behaviour.headers)
         if isinstance(behaviour, StreamError):
             return self._oai_err(500, behaviour.message)
-        content = str(behaviour)
+        if isinstance(behaviour, Redirect):
+            return web.Response(status=behaviour.status, headers={"Location": behaviour.location})
         created = int(time.time())
+        if isinstance(behaviour, Drip):
+            payload = {"id": "chatcmpl-drip", "object": "chat.completion", "created": created, "model": body["model"],
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": behaviour.content},
+                                    "finish_reason": "stop"}]}
+            return await self._drip(request, json.dumps(payload).encode(), behaviour)
+        content = str(behaviour)
         cid = "chatcmpl-" + hashlib.sha1(f"{created}{len(self.requests)}".encode()).hexdigest()[:8]
         if body.get("stream"):
             resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
@@ -398,7 +449,7 @@ class FakeOpenAICompatible(FakeOllama):
             return self._oai_err(401, "You didn't provide an API key. You need to provide your API key in an "
                                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                                  "invalid_request_error")
-        masked = given[:3] + "*" * max(0, len(given) - 7) + given[-4:]
+        masked = given if self.echo_key else given[:3] + "*" * max(0, len(given) - 7) + given[-4:]
         return self._oai_err(401, f"Incorrect API key provided: {masked}. You can find your API key at "
                                   "https://platform.openai.com/account/api-keys.", "invalid_request_error",
                              "invalid_api_key")

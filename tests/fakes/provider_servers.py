@@ -22,10 +22,12 @@ Scripting, per test:
   poll time) | ``"throttled"`` (Runway) | ``"aborted"`` (Replicate).
 - ``fake.job_latency`` (seconds until a job finishes), ``fake.latency_for``
   (body → seconds, per job), ``fake.outcome_for`` (body → outcome, per job),
-  ``fake.response_delay`` (seconds before each answer).
+  ``fake.response_delay`` (seconds before each answer), ``fake.media_drip``
+  (the result's first 64 bytes, then one byte per that many seconds).
 - ``fake.script(kind, Reply(...), ...)``: the next answers for an endpoint kind
   (``create``, ``status``, ``result``, ``cancel``, ``download``, ``media``),
-  e.g. a 429 with ``Retry-After: 1`` then the normal behaviour.
+  e.g. a 429 with ``Retry-After: 1`` then the normal behaviour; ``Reply(0, drop=True)``
+  closes the connection without answering (a mid-request drop).
 - ``fake.requests``: every request received (method, path, query, headers, body, kind).
 """
 from __future__ import annotations
@@ -45,6 +47,11 @@ from typing import Any, Callable, Optional
 
 import trustme
 from aiohttp import web
+
+try:  # the session-wide record of what every fake received (the canary check in conftest.py)
+    from . import record as _record_request
+except ImportError:  # a checkout without the shared recorder
+    _record_request = None
 
 # --------------------------------------------------------------------------- helpers
 
@@ -82,6 +89,7 @@ class Reply:
     body: Any = None  # dict/list → JSON; str → text; bytes → raw
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    drop: bool = False  # close the connection after reading the request, without answering (mid-request drop)
 
 
 @dataclass
@@ -184,6 +192,7 @@ class FakeServer:
         self.result_url_scheme = "https"
         self.media_override: Optional[bytes] = None
         self.media_chunked = False  # serve media with chunked encoding (no Content-Length)
+        self.media_drip: Optional[float] = None  # seconds between bytes after the 64-byte head (a slow-drip server)
 
     def script(self, kind: str, *replies: Reply) -> None:
         with self._lock:
@@ -252,6 +261,8 @@ class FakeServer:
                 except ValueError:
                     body = raw
             rec = Recorded(kind, request.method, request.path, dict(request.query), dict(request.headers), body, time.monotonic())
+            if _record_request is not None:
+                _record_request(f"provider:{self.name}", request.method, request.path_qs, request.headers, raw)
             with self._lock:
                 self.requests.append(rec)
                 scripted = self._scripts.get(kind, [])
@@ -261,6 +272,10 @@ class FakeServer:
             if override is not None:
                 if override.delay:
                     await asyncio.sleep(override.delay)
+                if override.drop:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    raise asyncio.CancelledError()  # nothing is written back: the client sees the connection drop
                 return _reply_to_response(override)
             return await handler(request, body)
 
@@ -282,6 +297,18 @@ class FakeServer:
 
     async def _media(self, request: web.Request, body) -> web.StreamResponse:
         data = self.media_override if self.media_override is not None else self.media
+        if self.media_drip is not None:  # the ftyp head at once, then one byte per media_drip seconds
+            resp = web.StreamResponse(headers={"Content-Type": "video/mp4", "Content-Length": str(len(data))})
+            await resp.prepare(request)
+            await resp.write(data[:64])
+            try:
+                for i in range(64, len(data)):
+                    await asyncio.sleep(self.media_drip)
+                    await resp.write(data[i:i + 1])
+            except (ConnectionError, asyncio.CancelledError):
+                return resp
+            await resp.write_eof()
+            return resp
         if not self.media_chunked:
             return web.Response(body=data, content_type="video/mp4")
         resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})

@@ -3,7 +3,12 @@ public contracts (paths, auth headers, bodies, error shapes, Retry-After).
 
 The audio is real speech: espeak-ng says the requested text, and the fake returns
 it as WAV (OpenAI, response_format=wav) or MP3 (ElevenLabs, mp3_44100_128).
-``script`` is a list of what to answer next: "ok", "401", "429", "500", "422".
+``script`` is a list of what to answer next: "ok", "401", "429", "500", "422",
+"redirect" (a 307 to ``redirect_to`` + the same path, as a gateway or a MITM
+would send), "drip" (the audio, ``drip_chunk`` bytes every ``drip_delay``
+seconds). ``audio_override`` replaces the audio bytes of an "ok" answer (e.g. a
+decode bomb). ``requests`` records every call with its headers — a second
+FakeTTS as the redirect target shows whether a key followed the redirect.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import json
 import subprocess
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -30,6 +36,10 @@ class FakeTTS:
         self.key = key
         self.script: list[str] = []
         self.requests: list[dict] = []
+        self.redirect_to = ""
+        self.audio_override: bytes | None = None
+        self.drip_chunk = 256
+        self.drip_delay = 0.5
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +63,12 @@ class FakeTTS:
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
                                       "body": body})
                 step = fake.script.pop(0) if fake.script else "ok"
+                if step == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", fake.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if u.path == "/v1/audio/speech":
                     self.openai(body, step)
                 elif u.path.startswith("/v1/text-to-speech/"):
@@ -74,7 +90,25 @@ class FakeTTS:
                     if not body.get(field):
                         return err(400, f"Missing required parameter: '{field}'.", "invalid_request_error")
                 fmt = body.get("response_format", "mp3")
-                self._send(200, speech_bytes(body["input"], fmt), "audio/wav" if fmt == "wav" else "audio/mpeg")
+                self.audio(step, speech_bytes(body["input"], fmt), "audio/wav" if fmt == "wav" else "audio/mpeg")
+
+            def audio(self, step, data: bytes, ctype: str):
+                data = fake.audio_override if fake.audio_override is not None else data
+                if step != "drip":
+                    return self._send(200, data, ctype)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(0, len(data), fake.drip_chunk):
+                        self.wfile.write(data[i:i + fake.drip_chunk])
+                        self.wfile.flush()
+                        time.sleep(fake.drip_delay)
+                        if fake.closing:
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def eleven(self, body, step):
                 if self.headers.get("xi-api-key") != fake.key or step == "401":
@@ -87,9 +121,11 @@ class FakeTTS:
                 if step == "422" or not body.get("text"):
                     return self._send(422, json.dumps({"detail": [{"loc": ["body", "text"],
                                                                    "msg": "field required", "type": "missing"}]}).encode())
-                self._send(200, speech_bytes(body["text"], "mp3"), "audio/mpeg")
+                self.audio(step, speech_bytes(body["text"], "mp3"), "audio/mpeg")
 
+        self.closing = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -98,5 +134,6 @@ class FakeTTS:
         return self
 
     def __exit__(self, *exc):
+        self.closing = True
         self.server.shutdown()
         self.server.server_close()

@@ -91,6 +91,8 @@ def stack(tmp_path_factory):
         "ADREEL_CA_BUNDLE": str(tls.ca_path),
         "ADREEL_SECRETS_FILE": str(base / "no-secrets.json"),
         "ADREEL_PROVIDER_POLL_SECONDS": "0.5",
+        "ADREEL_PAID_PROVIDERS": "1", "ADREEL_MAX_COST_USD": "",  # the operator's opt-in; the default $5 ceiling
+        "XDG_STATE_HOME": str(base / "state"),  # the provider jobs journal
         "RUNWAY_BASE_URL": runway.base_url, "LUMA_BASE_URL": luma.base_url,
         "HEYGEN_BASE_URL": closed, "FAL_BASE_URL": closed, "REPLICATE_BASE_URL": closed,
         "GEMINI_BASE_URL": closed + "/v1beta",

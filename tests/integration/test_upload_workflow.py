@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,6 @@ class Stack:
     s3: SeaweedFS
     comfy: ComfyServer
     spool: Path
-    runs: dict = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +83,13 @@ def upload_ui(prompt: dict, result: PromptResult) -> tuple[str, dict]:
     return out["text"][0], out["adreel_upload"][0]
 
 
+def on_server(comfy: ComfyServer, shown: str) -> Path:
+    """The file behind a path the node shows (``output/AdReel/ad_00001_.mp4``: relative to ComfyUI's folders)."""
+    folder, _, rel = shown.partition("/")
+    assert folder in ("output", "input", "temp") and rel and not Path(shown).is_absolute(), shown
+    return Path(comfy.folder(folder)) / rel
+
+
 def rendered_mp4(comfy: ComfyServer, prompt: dict, result: PromptResult) -> Path:
     node_id, _ = node_by_type(prompt, "FFmpegAssemble")
     (item,) = result.ui(node_id)["images"]
@@ -121,12 +127,23 @@ def spooled_copies(spool: Path) -> list[Path]:
             and not p.name.endswith(".spool.json")]
 
 
-# ------------------------------------------------------------------ tests
-def test_upload_workflow_puts_the_ad_and_its_manifest_in_the_store(stack):
+@pytest.fixture(scope="module")
+def first_run(stack):
+    """One render + upload of the shipped workflow (every test that needs it gets it, run alone or not)."""
     prompt = upload_prompt(seed=7)
     result = stack.comfy.run(prompt)
     local = rendered_mp4(stack.comfy, prompt, result)
     text, info = upload_ui(prompt, result)
+    return {"prompt": prompt, "result": result, "local": local, "text": text, "info": info}
+
+
+# the sidecars every render of upload_prompt writes beside the MP4 (fixed, not derived from the upload rule)
+SIDECARS = (".jpg", ".srt", ".vtt")
+
+
+# ------------------------------------------------------------------ tests
+def test_upload_workflow_puts_the_ad_and_its_manifest_in_the_store(stack, first_run):
+    local, text, info = first_run["local"], first_run["text"], first_run["info"]
     assert text.startswith("Uploaded") and info["status"] == "uploaded", text
     data = local.read_bytes()
 
@@ -148,29 +165,30 @@ def test_upload_workflow_puts_the_ad_and_its_manifest_in_the_store(stack):
     assert got.headers["Content-Type"] == "video/mp4"
     assert requests.get(url.split("?")[0], timeout=30).status_code in (401, 403)  # not public without signature
 
-    # the manifest went up beside it, with the video's URL in it; the local manifest has it too
+    # the manifest went up beside it; it and the local one name the video's object (s3://bucket/key) — a
+    # presigned URL is never written into a file that ComfyUI's /view serves to anyone
     local_manifest = json.loads(local.with_suffix(".json").read_text(encoding="utf-8"))
-    assert the_output(local_manifest, data)["url"] == url
+    assert the_output(local_manifest, data)["url"] == f"s3://{BUCKET}/{key}"
     folder = key.rsplit("/", 1)[0] + "/"
     manifests = [o["Key"] for o in objects(stack.s3, ".json") if o["Key"].startswith(folder)]
     assert len(manifests) == 1, manifests
     stored = get(stack.s3, manifests[0])
     assert stored["ContentType"] == "application/json"
     remote_manifest = json.loads(stored["Body"].read())
-    assert the_output(remote_manifest, data)["url"] == url
+    assert the_output(remote_manifest, data)["url"] == f"s3://{BUCKET}/{key}"
     assert remote_manifest["brief"]["brand"] == "Acme"
 
-    # the companions the render wrote beside the MP4 (subtitles, thumbnail, …) are there too, byte for byte
+    # the sidecars the render wrote (a fixed set, and the HLS rendition) are there too, byte for byte
     stored_by_sha = {}
     for o in objects(stack.s3):
         if o["Key"].startswith(folder):
             obj = get(stack.s3, o["Key"])
             stored_by_sha[sha256(obj["Body"].read())] = (o["Key"], obj["ContentType"])
-    companions = [p for p in local.parent.iterdir() if p.name.startswith(local.stem + ".") and p != local
-                  and p.suffix != ".json"]
+    sidecars = [local.with_suffix(ext) for ext in SIDECARS]
+    assert all(p.is_file() for p in sidecars), sidecars
     hls = sorted((local.parent / f"{local.stem}_hls").iterdir())  # asked for by upload_prompt
     assert any(p.suffix == ".m3u8" for p in hls) and any(p.suffix == ".ts" for p in hls), hls
-    for p in companions + hls:
+    for p in sidecars + hls:
         key_ct = stored_by_sha.get(sha256(p.read_bytes()))
         assert key_ct, f"{p.name} is not in the store"
         assert key_ct[1].split(";")[0] == CONTENT_TYPES[p.suffix], (p.name, key_ct)
@@ -181,7 +199,6 @@ def test_upload_workflow_puts_the_ad_and_its_manifest_in_the_store(stack):
     # a history record names the run
     history = [o["Key"] for o in objects(stack.s3) if o["Key"].startswith("history/")]
     assert any(info["run"] in k for k in history), history
-    stack.runs["first"] = {"local": local, "key": key, "prompt": prompt}
 
 
 def test_a_video_from_any_node_is_encoded_then_uploaded(stack):
@@ -195,7 +212,7 @@ def test_a_video_from_any_node_is_encoded_then_uploaded(stack):
     result = stack.comfy.run(prompt)
     text, info = upload_ui(prompt, result)
     assert info["status"] == "uploaded", text
-    local = Path(info["video"])
+    local = on_server(stack.comfy, info["video"])
     assert local.is_file() and local.parent == Path(stack.comfy.folder("output")) / "AdReel"
     probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json",
                                        str(local)], capture_output=True, text=True, check=True).stdout)
@@ -208,36 +225,32 @@ def test_a_video_from_any_node_is_encoded_then_uploaded(stack):
     assert requests.get(info["url"], timeout=30).content == data
 
 
-def test_store_down_spools_and_the_prompt_still_succeeds(stack):
+def test_store_down_spools_then_the_background_retry_uploads_it_once(stack):
     stack.s3.stop()
-    prompt = upload_prompt(seed=11)  # another script: a new video
-    result = stack.comfy.run(prompt)  # does not raise: the prompt succeeds
-    local = rendered_mp4(stack.comfy, prompt, result)
-    text, info = upload_ui(prompt, result)
-    assert text.startswith("Spooled"), text
-    assert info["status"] == "spooled" and info["reason_code"] == "unreachable", info
-    assert "why:" in text and "background retry" in text
-    # the node's url output is the local file
-    assert info["url"] == str(local) and f"local: {local}" in text
-    # the video waits in the spool, byte for byte; the original stays where it was
-    data = local.read_bytes()
-    copies = spooled_copies(stack.spool)
-    assert any(p.read_bytes() == data for p in copies), copies
-    assert any(p.suffix == ".json" for p in copies)  # its manifest too
-    assert local.is_file()
-    stack.runs["spooled"] = {"local": local, "data": data, "prompt": prompt}
-
-
-def test_store_back_the_background_retry_uploads_it_once(stack):
-    spooled = stack.runs.get("spooled")
-    if spooled is None:
-        pytest.skip("needs the spooled run")
-    stack.s3.start()  # same ports, same data
+    try:
+        prompt = upload_prompt(seed=11)  # another script: a new video
+        result = stack.comfy.run(prompt)  # does not raise: the prompt succeeds
+        local = rendered_mp4(stack.comfy, prompt, result)
+        text, info = upload_ui(prompt, result)
+        assert text.startswith("Spooled"), text
+        assert info["status"] == "spooled" and info["reason_code"] == "unreachable", info
+        assert "why:" in text and "background retry" in text
+        # the node names the local file relative to ComfyUI's output folder (no absolute server path)
+        assert on_server(stack.comfy, info["url"]) == local and f"local: {info['url']}" in text
+        assert stack.comfy.base not in json.dumps(info) and stack.comfy.base not in text
+        # the video waits in the spool, byte for byte; the original stays where it was
+        data = local.read_bytes()
+        copies = spooled_copies(stack.spool)
+        assert any(p.read_bytes() == data for p in copies), copies
+        assert any(p.suffix == ".json" for p in copies)  # its manifest too
+        assert local.is_file()
+    finally:
+        stack.s3.start()  # same ports, same data
     deadline = time.monotonic() + 120
     keys: list[str] = []
     while time.monotonic() < deadline:  # nothing is queued: only the background thread can upload it
         try:
-            keys = mp4_objects_matching(stack.s3, spooled["data"])
+            keys = mp4_objects_matching(stack.s3, data)
         except (BotoCoreError, ClientError):  # SeaweedFS answers 500 for a moment while its volumes come back
             keys = []
         if keys and not spooled_copies(stack.spool):
@@ -248,28 +261,27 @@ def test_store_back_the_background_retry_uploads_it_once(stack):
     obj = get(stack.s3, keys[0])
     assert obj["ContentType"] == "video/mp4"
 
-    # the manifest followed, with a URL for the video; the local manifest got it as well
+    # the manifest followed, naming the video's object; the local manifest got it as well
     folder = keys[0].rsplit("/", 1)[0] + "/"
     manifests = [o["Key"] for o in objects(stack.s3, ".json") if o["Key"].startswith(folder)]
     assert len(manifests) == 1, manifests
     remote_manifest = json.loads(get(stack.s3, manifests[0])["Body"].read())
-    video_url = the_output(remote_manifest, spooled["data"])["url"]
-    assert video_url and requests.get(video_url, timeout=30).content == spooled["data"]
-    local_manifest = json.loads(spooled["local"].with_suffix(".json").read_text(encoding="utf-8"))
-    assert the_output(local_manifest, spooled["data"])["url"]
+    assert the_output(remote_manifest, data)["url"] == f"s3://{BUCKET}/{keys[0]}"
+    local_manifest = json.loads(local.with_suffix(".json").read_text(encoding="utf-8"))
+    assert the_output(local_manifest, data)["url"] == f"s3://{BUCKET}/{keys[0]}"
 
     # the next run of the same graph finds it there: no second object, a working URL
-    result = stack.comfy.run(spooled["prompt"])
-    text, info = upload_ui(spooled["prompt"], result)
+    result = stack.comfy.run(prompt)
+    text, info = upload_ui(prompt, result)
     assert info["status"] == "uploaded" and "already there" in text, text
-    assert requests.get(info["url"], timeout=30).content == spooled["data"]
-    assert mp4_objects_matching(stack.s3, spooled["data"]) == keys
-    # every MP4 this server wrote is in the store exactly once, and nothing else is
+    assert requests.get(info["url"], timeout=30).content == data
+    assert mp4_objects_matching(stack.s3, data) == keys
+    # every MP4 this server wrote is in the store exactly once
     local_mp4s = sorted(Path(stack.comfy.folder("output")).rglob("*.mp4"))
     stored = sorted(sha256(get(stack.s3, o["Key"])["Body"].read()) for o in objects(stack.s3, ".mp4"))
     assert len(stored) == len(set(stored)), "the same video stored twice"
     # (a re-render can save identical bytes under a new counter: that is the same object)
-    assert stored == sorted({sha256(p.read_bytes()) for p in local_mp4s}), local_mp4s
+    assert {sha256(p.read_bytes()) for p in local_mp4s} <= set(stored), local_mp4s
 
 
 def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack, tmp_path):
@@ -299,9 +311,7 @@ def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack, tm
         server.cleanup()
 
 
-def test_the_secret_key_appears_nowhere(stack):
-    if not stack.runs:
-        pytest.skip("needs the runs above")
+def test_the_secret_key_appears_nowhere(stack, first_run):
     secret = SECRET_KEY
     # the node has no credential widgets
     schema = stack.comfy.get_json("/object_info/AssetUpload")["AssetUpload"]
@@ -327,6 +337,6 @@ def test_the_secret_key_appears_nowhere(stack):
     for p in stack.spool.rglob("*"):
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), p
-    # ComfyUI's log (which did record the failed upload)
+    # ComfyUI's log (which recorded the upload)
     log = stack.comfy.log_text()
-    assert "upload to" in log and secret not in log
+    assert "AssetUpload" in log and secret not in log

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fakes.provider_servers import FakeTLS, LumaFake, RunwayFake, make_sample_mp4
+from fakes.provider_servers import FakeTLS, LumaFake, Reply, RunwayFake, make_sample_mp4
 from fakes.seaweedfs import SECRET_KEY, SeaweedFS
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.providers import (
     BudgetExceededError,
     MissingApiKeyError,
+    PaidProvidersDisabledError,
     ProviderConfigError,
     ProviderInterrupted,
     ProviderSafetyError,
@@ -62,6 +63,9 @@ def servers(tmp_path_factory):
 def fakes(servers, monkeypatch, tmp_path):
     monkeypatch.setenv("ADREEL_CA_BUNDLE", str(servers["tls"].ca_path))
     monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "no-secrets.json"))
+    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")  # the operator's opt-in (paid providers are off by default)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the provider jobs journal
+    monkeypatch.delenv("ADREEL_MAX_COST_USD", raising=False)
     for name, base, key, other in (("runway", "RUNWAY_BASE_URL", "RUNWAY_API_KEY", "RUNWAYML_API_SECRET"),
                                    ("luma", "LUMA_BASE_URL", "LUMA_API_KEY", "LUMAAI_API_KEY")):
         servers[name].reset()
@@ -309,3 +313,64 @@ def test_image_host_from_environment(s3, tmp_path):
     assert host_fn(str(image)).startswith("https://cdn.example.test/keys/key-images/k-")
     missing = image_host_from_environment({"ADREEL_STORAGE_CONFIG": str(tmp_path / "none.json")})
     assert missing[0] is None and "no bucket" in missing[1]
+
+
+# --------------------------------------------------------------------------- security review H1: budgets
+
+
+@pytest.mark.parametrize("failure", [
+    Reply(500, {"error": "An unexpected error occurred."}),  # a 5xx on create: the task may exist
+    Reply(0, drop=True),  # the connection drops after the create request was sent: no job id came back
+])
+def test_an_ambiguous_create_failure_stays_counted_so_the_fallback_cannot_overspend(fakes, tmp_path, failure):
+    runway = fakes["runway"]
+    runway.script("create", failure)
+    # Runway $0.15 + Luma ≈$0.24 > $0.30: if the failed create were released, Luma would be tried and the run
+    # could pay for both.
+    plan = plan_routes(requests_for(fakes, scene(0)), [RUNWAY, LUMA, CAMERA_MOVE], max_cost_usd=0.30, image_host=host)
+    [outcome] = render(plan, tmp_path)
+    assert outcome.is_camera
+    assert len(runway.calls("create")) == 1, "a create that may have succeeded is never repeated"
+    assert fakes["luma"].requests == [], "the fallback was paid for on top of a possibly billed create"
+    assert any("may exist and be billed" in n for n in outcome.notes), outcome.notes
+    assert any("luma:ray-flash-2 not tried" in n for n in plan.routes[0].notes)
+
+
+def test_a_clear_refusal_of_the_create_releases_its_estimate(fakes, tmp_path):
+    fakes["runway"].script("create", RunwayFake.error(400, "Invalid parameter 'promptText'"))
+    plan = plan_routes(requests_for(fakes, scene(0)), [RUNWAY, LUMA, CAMERA_MOVE], max_cost_usd=0.30, image_host=host)
+    [outcome] = render(plan, tmp_path)
+    assert outcome.route == "luma:ray-flash-2" and len(fakes["luma"].calls("create")) == 1
+
+
+def test_a_zero_or_huge_widget_budget_is_the_server_ceiling(fakes, monkeypatch):
+    monkeypatch.setenv("ADREEL_MAX_COST_USD", "0.20")
+    for widget in (0.0, None, 10000.0, float("nan"), float("inf"), -5.0):
+        with pytest.raises(BudgetExceededError) as err:
+            plan_routes(requests_for(fakes, scene(0), scene(1)), [RUNWAY], max_cost_usd=widget, image_host=host,
+                        strict=True)
+        msg = str(err.value)
+        assert "above the budget of $0.20, the server ceiling ADREEL_MAX_COST_USD" in msg, msg
+        assert "only the operator can raise it" in msg
+    # a widget below the ceiling still lowers it
+    plan = plan_routes(requests_for(fakes, scene(0), scene(1)), [RUNWAY, CAMERA_MOVE], max_cost_usd=0.16,
+                       image_host=host)
+    assert plan.max_cost_usd == pytest.approx(0.16) and [str(r.pick.candidate) for r in plan.routes] == [
+        "runway:gen4_turbo", "camera"]
+    assert total_requests(fakes) == 0
+
+
+def test_paid_providers_are_off_unless_the_operator_enables_them(fakes, monkeypatch, tmp_path):
+    monkeypatch.delenv("ADREEL_PAID_PROVIDERS")
+    with pytest.raises(PaidProvidersDisabledError) as err:
+        plan_routes(requests_for(fakes, scene(0)), [RUNWAY], image_host=host, strict=True)
+    assert "ADREEL_PAID_PROVIDERS=1" in str(err.value) and "Nothing was sent" in str(err.value)
+    # with the camera move in the chain, the scene gets it and says why
+    plan = plan_routes(requests_for(fakes, scene(0)), [RUNWAY, LUMA, CAMERA_MOVE], image_host=host)
+    assert plan.routes[0].pick.candidate.is_camera
+    assert "ADREEL_PAID_PROVIDERS" in plan.describe()
+    for value in ("0", "no", "maybe"):
+        monkeypatch.setenv("ADREEL_PAID_PROVIDERS", value)
+        with pytest.raises(PaidProvidersDisabledError):
+            plan_routes(requests_for(fakes, scene(0)), [RUNWAY], image_host=host, strict=True)
+    assert total_requests(fakes) == 0

@@ -119,6 +119,9 @@ def fakes_session(tmp_path_factory):
 def fakes(fakes_session, monkeypatch, tmp_path):
     monkeypatch.setenv("ADREEL_CA_BUNDLE", str(fakes_session.tls.ca_path))
     monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "no-secrets.json"))
+    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")  # the operator's opt-in (paid providers are off by default)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the provider jobs journal
+    monkeypatch.delenv("ADREEL_MAX_COST_USD", raising=False)
     for name, (base_env, key_env, others) in ENV.items():
         server = fakes_session[name]
         server.reset()
@@ -309,7 +312,7 @@ def test_luma_retry_after_ms_is_honoured(fakes, tmp_path):
 
 def test_replicate_retry_after_http_date_is_honoured(fakes, tmp_path):
     server = fakes["replicate"]
-    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)  # whole seconds: at least ~2 s ahead
     server.script("status", Reply(429, {"title": "Too Many Requests", "detail": "Request was throttled.", "status": 429},
                                   {"Retry-After": when}))
     run(fakes, [make_job(fakes, "replicate")], tmp_path)
@@ -588,9 +591,11 @@ def test_unknown_replicate_price_refuses_a_budgeted_run(fakes, tmp_path):
         run(fakes, [job], tmp_path, max_cost_usd=100)
     assert "unknown" in str(err.value) and "price_usd_per_run" in str(err.value)
     assert fakes.total_requests() == 0
-    # Without a budget it runs, and says the price is unknown.
-    [result] = run(fakes, [job], tmp_path)
-    assert result.estimated_cost_usd is None and "unknown price" in result.cost_basis
+    # Without a budget of its own the server ceiling (ADREEL_MAX_COST_USD) still applies: refused too.
+    with pytest.raises(BudgetExceededError) as err:
+        run(fakes, [job], tmp_path)
+    assert "unknown" in str(err.value) and "$5.00" in str(err.value)
+    assert fakes.total_requests() == 0
     # With a price given it is budgeted.
     job.options["price_usd_per_run"] = 0.4
     [result] = run(fakes, [job], tmp_path, max_cost_usd=0.5)
@@ -754,13 +759,18 @@ def test_results_in_scene_order_under_concurrency(fakes, tmp_path):
     latencies = {0: 0.9, 1: 0.15, 2: 0.5, 3: 0.3}
     server.latency_for = lambda body: latencies[int(body["promptText"].split("scene ")[1][0])]
     jobs = [make_job(fakes, "runway", index=i) for i in (2, 0, 3, 1)]  # handed over shuffled
-    finished = []
-    t0 = time.monotonic()
-    results = run(fakes, jobs, tmp_path, on_progress=lambda e: e.status == "done" and finished.append(e.scene_index))
-    wall = time.monotonic() - t0
+    finished, done_at = [], []
+
+    def progress(e):
+        if e.status == "done":
+            finished.append(e.scene_index)
+            done_at.append(time.monotonic())
+
+    results = run(fakes, jobs, tmp_path, on_progress=progress)
     assert [r.scene_index for r in results] == [0, 1, 2, 3]
     assert finished != [0, 1, 2, 3]  # they did finish out of order
-    assert wall < sum(latencies.values())  # and overlapped
+    # and overlapped: every job was submitted before the first one was done (an ordering, not a speed check)
+    assert max(c.time for c in server.calls("create")) < min(done_at)
     for r in results:
         assert f"scene{r.scene_index:03d}_" in Path(r.path).name
         assert server.jobs[r.job_id].body["promptText"].count(f"scene {r.scene_index}") == 1
@@ -862,3 +872,252 @@ def test_blocking_image_host_runs_off_the_event_loop(fakes, tmp_path):
     [result] = run(fakes, [make_job(fakes, "luma")], tmp_path, image_host=upload)
     assert threads and threads[0] != threading.main_thread().name
     assert fakes["luma"].calls("create")[0].body["keyframes"]["frame0"]["url"].endswith("/media/key.png")
+
+
+# --------------------------------------------------------------------------- security review M5: time and space
+
+
+def _no_parts(folder: Path) -> list:
+    return [p.name for p in folder.rglob("*.part")] if folder.exists() else []
+
+
+@pytest.mark.timeout(120)
+def test_a_dripping_result_url_is_stopped_at_the_total_download_time(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADREEL_MAX_DOWNLOAD_SECONDS", "2")
+    fakes["runway"].media_drip = 100.0  # the ftyp head, then 1 byte per 100 s: a socket read timeout never fires
+    t0 = time.monotonic()
+    with pytest.raises(ProviderDownloadError) as err:
+        run(fakes, [make_job(fakes, "runway")], tmp_path)
+    wall = time.monotonic() - t0
+    assert "did not finish within 2 s" in str(err.value) and "ADREEL_MAX_DOWNLOAD_SECONDS" in str(err.value)
+    assert "partial file was removed" in str(err.value)
+    assert wall < 60, f"the drip held the worker for {wall:.0f} s"  # a bound proving it cannot hang, not a speed test
+    assert _no_parts(tmp_path / "out") == [] and not list((tmp_path / "out").glob("*.mp4"))
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_stops_a_dripping_download_at_once(fakes, tmp_path):
+    fakes["runway"].media_drip = 100.0
+    downloading = threading.Event()
+    parts_seen = []
+
+    def progress(e):
+        if e.status == "downloading":
+            downloading.set()
+
+    def cancel():
+        if downloading.is_set():
+            parts_seen.extend(_no_parts(tmp_path / "out"))
+            return len(parts_seen) > 0  # interrupt once the .part is really being written
+        return False
+
+    t0 = time.monotonic()
+    with pytest.raises(ProviderInterrupted) as err:
+        run(fakes, [make_job(fakes, "runway")], tmp_path, on_progress=progress, cancel=cancel, timeout=600)
+    assert time.monotonic() - t0 < 60
+    assert "interrupted" in str(err.value)
+    assert parts_seen and _no_parts(tmp_path / "out") == [], "the partial download was left behind"
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_ends_an_api_call_in_flight_and_cancels_the_job(fakes, tmp_path):
+    server = fakes["runway"]
+    server.outcome = "never"
+    server.script("status", Reply(200, {"status": "PENDING"}, delay=100.0))  # a status call that hangs 100 s
+    t0 = time.monotonic()
+    with pytest.raises(ProviderInterrupted):
+        run(fakes, [make_job(fakes, "runway")], tmp_path, timeout=600,
+            cancel=lambda: len(server.calls("status")) >= 1 and time.monotonic() - server.calls("status")[0].time > 0.5)
+    assert time.monotonic() - t0 < 60
+    [job] = server.jobs.values()
+    assert job.cancelled and [c.path for c in server.calls("cancel")] == [f"/v1/tasks/{job.id}"]
+
+
+def test_one_prompt_s_clips_share_a_download_cap(fakes, tmp_path, monkeypatch):
+    size = len(fakes["runway"].media)
+    monkeypatch.setenv("ADREEL_MAX_RUN_DOWNLOAD_BYTES", str(int(size * 1.5)))
+    with pytest.raises(ProviderDownloadError) as err:
+        run(fakes, [make_job(fakes, "runway", index=i) for i in range(2)], tmp_path)
+    assert "ADREEL_MAX_RUN_DOWNLOAD_BYTES" in str(err.value)
+    assert _no_parts(tmp_path / "out") == []
+    assert len(list((tmp_path / "out").glob("*.mp4"))) <= 1
+
+
+def test_partial_downloads_left_by_a_stopped_run_are_removed_at_the_next(fakes, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scene000_runway_gen4_turbo_dead-job.part").write_bytes(b"\0\0\0\x18ftypmp42" + b"x" * 1000)
+    (out / "notes.part").write_text("not ours")
+    run(fakes, [make_job(fakes, "runway")], tmp_path)
+    assert sorted(p.name for p in out.glob("*.part")) == ["notes.part"]
+
+
+# --------------------------------------------------------------------------- security review M10: restarts
+
+CHILD = r"""
+import asyncio, pickle, sys
+sys.path.insert(0, sys.argv[1])
+from nodes.engine.providers import RetryPolicy, render_scenes
+jobs = pickle.load(open(sys.argv[2], "rb"))
+asyncio.run(render_scenes(jobs, output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
+                          retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0)))
+"""
+
+
+def _journal_events(out: Path) -> list[dict]:
+    from nodes.engine.providers.journal import journal_path
+
+    path = journal_path(out)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _killed_mid_job(fakes, tmp_path, jobs, provider="runway") -> list[str]:
+    """Run ``jobs`` in another process and kill -9 it once every job is submitted and polled; their ids."""
+    import pickle
+    import signal
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    blob = tmp_path / "jobs.pickle"
+    blob.write_bytes(pickle.dumps(jobs))
+    fakes[provider].outcome = "never"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(blob), str(tmp_path / "out")])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            submitted = [e for e in _journal_events(tmp_path / "out") if e["event"] == "submitted"]
+            if len(submitted) == len(jobs) and len({c.path for c in fakes[provider].calls("status")}) >= len(jobs):
+                break
+            assert child.poll() is None, "the child run ended early"
+            assert time.monotonic() < deadline, "the child never submitted its jobs"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    return [e["job_id"] for e in submitted]
+
+
+@pytest.mark.timeout(120)
+def test_a_restart_mid_job_resumes_the_remote_job_instead_of_paying_twice(fakes, tmp_path):
+    server = fakes["runway"]
+    jobs = [make_job(fakes, "runway", index=i) for i in range(2)]
+    ids = _killed_mid_job(fakes, tmp_path, jobs)
+    assert len(server.calls("create")) == 2 and not server.calls("cancel")
+    # the jobs finish on the provider's side while ComfyUI is down
+    for job_id in ids:
+        server.jobs[job_id].outcome, server.jobs[job_id].latency = "success", 0.0
+    results = run(fakes, jobs, tmp_path)
+    assert len(server.calls("create")) == 2, "the re-queue paid for the scenes again"
+    assert sorted(r.job_id for r in results) == sorted(ids)
+    assert all(Path(r.path).is_file() for r in results)
+    assert all(any("no new job was paid for" in n for n in r.notes) for r in results)
+    events = [e["event"] for e in _journal_events(tmp_path / "out")]
+    assert events.count("resumed") == 2 and events.count("downloaded") == 2
+
+
+@pytest.mark.timeout(120)
+def test_a_restart_cancels_the_jobs_nobody_resumes(fakes, tmp_path):
+    server = fakes["runway"]
+    [old_id] = _killed_mid_job(fakes, tmp_path, [make_job(fakes, "runway", index=0)])
+    server.outcome = "success"
+    # the next prompt is a different one: the dead process's job is cancelled, not left running (and billed)
+    [result] = run(fakes, [make_job(fakes, "runway", index=0, scene_kw={"image_prompt": "a blue kettle"})], tmp_path)
+    assert result.job_id != old_id and server.jobs[old_id].cancelled
+    assert [c.path for c in server.calls("cancel")] == [f"/v1/tasks/{old_id}"]
+    assert server.calls("cancel")[0].headers["Authorization"] == f"Bearer {server.valid_key}"
+    assert len(server.calls("create")) == 2
+
+
+def test_an_interrupted_job_without_a_cancel_endpoint_is_resumed_by_the_next_run(fakes, tmp_path):
+    server = fakes["luma"]  # Luma has no cancel endpoint: the job keeps running (and is billed) after a stop
+    server.outcome = "never"
+    job = make_job(fakes, "luma")
+    with pytest.raises(ProviderInterrupted) as err:
+        run(fakes, [job], tmp_path, cancel=lambda: len(server.calls("status")) >= 1)
+    assert "no cancel endpoint" in str(err.value)
+    [remote] = server.jobs.values()
+    remote.outcome, remote.latency = "success", 0.0
+    [result] = run(fakes, [job], tmp_path)
+    assert result.job_id == remote.id and len(server.calls("create")) == 1
+
+
+def test_a_recorded_job_the_provider_no_longer_knows_is_submitted_again(fakes, tmp_path):
+    server = fakes["runway"]
+    server.outcome = "never"
+    job = make_job(fakes, "runway")
+    with pytest.raises(ProviderInterrupted):
+        run(fakes, [job], tmp_path, cancel=lambda: len(server.calls("status")) >= 1)
+    # cancelled: closed in the journal, so the next run creates a new job
+    server.outcome = "success"
+    [result] = run(fakes, [job], tmp_path)
+    assert len(server.calls("create")) == 2 and result.job_id != next(iter(server.jobs))
+
+
+def test_the_journal_is_outside_comfyui_folders_and_holds_no_key(fakes, tmp_path):
+    [result] = run(fakes, [make_job(fakes, "runway")], tmp_path)
+    from nodes.engine.providers.journal import journal_path
+
+    path = journal_path(tmp_path / "out")
+    assert tmp_path / "state" in path.parents and (tmp_path / "out") not in path.parents
+    text = path.read_text()
+    assert result.job_id in text and fakes["runway"].valid_key not in text
+    assert [e["event"] for e in _journal_events(tmp_path / "out")] == ["submitting", "submitted", "downloaded"]
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -30.0])
+def test_a_non_finite_or_negative_length_from_the_provider_never_becomes_a_cost(fakes, tmp_path, duration):
+    server = fakes["heygen"]
+    media_url = server.media_url("clip")
+    server.script("status", Reply(200, {"code": 100, "message": "Success", "data": {
+        "id": "x", "status": "completed", "video_url": media_url, "duration": duration, "created_at": 1735689600}}))
+    [result] = run(fakes, [make_job(fakes, "heygen")], tmp_path)
+    from nodes.engine.providers.request import json_safe
+
+    record = json_safe(result.manifest_entry())
+    json.dumps(record, allow_nan=False)  # what the node's ui and /history would carry
+    cost = result.actual_cost_usd
+    assert cost is None or (cost == cost and 0 <= cost < 100), cost
+
+
+def test_jobs_of_a_live_process_sharing_the_folder_are_never_cancelled(fakes, tmp_path):
+    import socket
+    import sys
+
+    from nodes.engine.providers.journal import journal_path
+
+    server = fakes["runway"]
+    server.outcome = "never"
+    remote = server.new_job("gen4_turbo", {"promptText": "another ComfyUI's scene"})
+    path = journal_path(tmp_path / "out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live ComfyUI
+    try:
+        line = {"t": time.time(), "proc": "another-process", "pid": other.pid, "host": socket.gethostname(),
+                "event": "submitted", "key": "k" * 32, "provider": "runway", "model": "gen4_turbo", "scene_index": 0,
+                "job_id": remote.id, "cancel": {"method": "DELETE", "url": f"{server.base_url}/v1/tasks/{remote.id}"}}
+        path.write_text(json.dumps(line) + "\n")
+        server.outcome = "success"
+        run(fakes, [make_job(fakes, "runway", index=1)], tmp_path)
+        assert not remote.cancelled and not server.calls("cancel"), "a live process's job was cancelled"
+    finally:
+        other.kill()
+        other.wait()
+    # once that process is gone, its unfinished job is an orphan: cancelled at the next run
+    run(fakes, [make_job(fakes, "runway", index=2)], tmp_path)
+    assert remote.cancelled and [c.path for c in server.calls("cancel")] == [f"/v1/tasks/{remote.id}"]
+
+
+def test_a_recorded_cancel_url_off_the_configured_host_gets_no_key(fakes, tmp_path):
+    from nodes.engine.providers.journal import journal_path
+
+    runway, luma = fakes["runway"], fakes["luma"]
+    path = journal_path(tmp_path / "out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"t": time.time(), "proc": "dead", "pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(),
+            "event": "submitted", "key": "q" * 32, "provider": "runway", "model": "gen4_turbo", "scene_index": 0,
+            "job_id": "x", "cancel": {"method": "DELETE", "url": f"{luma.base_url}/generations/x"}}
+    path.write_text(json.dumps(line) + "\n")
+    run(fakes, [make_job(fakes, "runway")], tmp_path)
+    assert luma.requests == [], "a Runway key was sent to another host named in the journal"
+    assert not runway.calls("cancel")
+    assert _journal_events(tmp_path / "out")[1]["event"] == "abandoned"

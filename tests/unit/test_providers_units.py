@@ -35,6 +35,14 @@ from nodes.engine.providers.redaction import redact_url
 from nodes.engine.providers.replicate import first_url, parse_model_ref, progress_from_logs
 
 
+@pytest.fixture(autouse=True)
+def paid_providers_on(monkeypatch, tmp_path):
+    """The operator's opt-in; tests of the default (off) set it themselves."""
+    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")
+    monkeypatch.delenv("ADREEL_MAX_COST_USD", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 def spec(provider, model):
     return PROVIDERS[provider].models[model]
 
@@ -329,3 +337,172 @@ def test_every_listed_model_plans(monkeypatch, tmp_path):
                             options={"avatar_id": "a", "talking_photo_id": "t", "voice_id": "v"})
             [plan] = plan_jobs([job], image_host=lambda p: "https://cdn.example.com/k.png")
             assert plan.cost.usd is not None and plan.cost.usd > 0, (provider, model)
+
+
+# --------------------------------------------------------------------------- security review H1 (b)/(c): prices
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.01, -100, "NaN", "-1", True, [1]])
+def test_every_price_option_must_be_finite_and_not_negative(value):
+    with pytest.raises(AdReelInputError) as err:
+        cost.require_price(value, "jobs[0].options.price_usd_per_run")
+    assert "jobs[0].options.price_usd_per_run" in str(err.value)
+    for key in ("price_usd_per_run", "price_usd_per_second"):
+        with pytest.raises(AdReelInputError) as err:
+            cost.replicate("acme/pricey", 5.0, {key: value})
+        assert key in str(err.value)
+    with pytest.raises(AdReelInputError) as err:
+        cost.heygen("avatar", 10.0, value)
+    assert "usd_per_credit" in str(err.value)
+
+
+def test_a_cost_estimate_is_never_nan_or_negative():
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError):
+            cost.CostEstimate(bad, "x")
+    assert cost.CostEstimate(0.0, "free").usd == 0.0 and cost.CostEstimate(None, "unknown").usd is None
+
+
+@pytest.mark.parametrize("provider,options,field", [
+    ("replicate", {"price_usd_per_run": float("nan")}, "options.price_usd_per_run"),
+    ("replicate", {"price_usd_per_second": -3}, "options.price_usd_per_second"),
+    ("heygen", {"usd_per_credit": -100, "avatar_id": "Daisy-inskirt-20220818",
+                "voice_id": "2d5b0e6cf36f460aa7fc47e3eee4ba54"}, "options.usd_per_credit"),
+    ("heygen", {"usd_per_credit": float("nan"), "avatar_id": "Daisy-inskirt-20220818",
+                "voice_id": "2d5b0e6cf36f460aa7fc47e3eee4ba54"}, "options.usd_per_credit"),
+])
+def test_planning_refuses_bad_prices_naming_the_option(provider, options, field, monkeypatch, tmp_path):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_unit-test-token-000000")
+    monkeypatch.setenv("HEYGEN_API_KEY", "heygen-unit-test-key-0000")
+    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "none.json"))
+    model = "acme/pricey" if provider == "replicate" else "avatar"
+    with pytest.raises(AdReelInputError) as err:
+        plan_jobs([RenderJob(_scene(), provider, model, options=dict(options))])
+    assert f"jobs[0].{field}" in str(err.value)
+
+
+def test_report_and_ui_summary_never_carry_nan():
+    from nodes.engine.providers.request import json_safe
+
+    data = json_safe({"a": float("nan"), "b": [1.0, float("inf"), {"c": float("-inf")}], "d": "x", "e": 2})
+    assert data == {"a": None, "b": [1.0, None, {"c": None}], "d": "x", "e": 2}
+    json.dumps(data, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- security review L9: keys in options
+
+
+@pytest.mark.parametrize("name", [
+    "hf_token", "key", "github_token", "aws_secret_access_key", "private_key", "api_key", "X-Api-Key", "apikey",
+    "githubToken", "client_secret", "accessToken", "refresh_token", "password", "Authorization", "hftoken",
+    "openai_key", "credentials",
+])
+def test_credential_option_names_are_refused_anywhere(name):
+    from nodes.engine.providers.request import parse_options
+
+    for text in (json.dumps({name: "x"}), json.dumps({"replicate": {"input": {name: "x"}}}),
+                 json.dumps({"heygen": {"extra": [{"nested": {name: 1}}]}})):
+        with pytest.raises(AdReelInputError) as err:
+            parse_options(text)
+        assert name in str(err.value) and "never taken from a workflow" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [
+    "hf_" + "aBcD1234" * 4, "r8_" + "Zx9" * 8, "ghp_" + "A1b2C3d4" * 5, "sk-proj-" + "q1W2e3R4" * 3,
+    "gsk_" + "m9N8b7V6" * 6, "AIzaSy" + "B1c2D3e4F5" * 3 + "xyz", "AKIAIOSFODNN7EXAMPLE", "fw_" + "p0O9i8U7" * 3,
+    "luma-CANARY-7d1f0c9e4b2a48f1a3c5", "xK9mP2qR7vL4nW8zT3bY6cF1hJ5dG0sA",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIB...", "Token r8_abcdefghijklmnopqrstu",
+])
+def test_key_shaped_values_are_refused_without_echoing_them(value):
+    from nodes.engine.providers.request import parse_options
+
+    for text in (json.dumps({"replicate": {"input": {"prompt_extra": value}}}), json.dumps({"note": [value]}),
+                 json.dumps({"replicate": {"input": {value: 1}}})):
+        with pytest.raises(AdReelInputError) as err:
+            parse_options(text)
+        msg = str(err.value)
+        assert "shaped like an API key" in msg and value not in msg and value[:12] not in msg
+
+
+def test_ordinary_options_pass():
+    from nodes.engine.providers.request import parse_options
+
+    opts = parse_options(json.dumps({
+        "seed": 7, "resolution": "1080p", "negative_prompt": "blurry",
+        "heygen": {"avatar_id": "Angela-inblackskirt-20220820", "voice_id": "2d5b0e6cf36f460aa7fc47e3eee4ba54",
+                   "usd_per_credit": 0.5},
+        "replicate": {"model": "stability-ai/stable-video-diffusion:3f0457e4619daac51203dedb472816fd4af51f3149fa7a9e0b5ffcf1b8172438",
+                      "input": {"max_tokens": 10, "motion_bucket_id": 127, "video_length": "14_frames_with_svd"},
+                      "price_usd_per_run": 0.4},
+        "fal": {"cfg_scale": 0.5}, "veo": {"person_generation": "allow_adult"},
+    }))
+    assert opts.seed == 7 and opts.per_provider["heygen"]["usd_per_credit"] == 0.5
+
+
+@pytest.mark.parametrize("text,expect", [
+    ('{"replicate": {"price_usd_per_run": NaN}}', "options_json.replicate.price_usd_per_run: must be a finite number"),
+    ('{"fal": {"cfg_scale": Infinity}}', "options_json.fal.cfg_scale: must be a finite number"),
+    ("[" * 50000 + "]" * 50000, "options_json: "),
+    ('{"a":' * 40 + "1" + "}" * 40, "nested more than 16 levels"),
+])
+def test_non_finite_numbers_and_deep_nesting_in_options_are_field_errors(text, expect):
+    from nodes.engine.providers.request import parse_options
+
+    with pytest.raises(AdReelInputError) as err:
+        parse_options(text)
+    assert expect in str(err.value)
+
+
+@pytest.mark.parametrize("text,field", [
+    ('{"heygen": {"usd_per_credit": -100}}', "options_json.heygen.usd_per_credit"),
+    ('{"replicate": {"price_usd_per_run": -0.5}}', "options_json.replicate.price_usd_per_run"),
+    ('{"replicate": {"price_usd_per_second": -1}}', "options_json.replicate.price_usd_per_second"),
+])
+def test_negative_prices_are_refused_when_the_options_are_read(text, field):
+    from nodes.engine.providers.request import parse_options
+
+    with pytest.raises(AdReelInputError) as err:
+        parse_options(text)
+    assert field in str(err.value) and "0 or more" in str(err.value)
+
+
+# --------------------------------------------------------------------------- request.py (ProviderRender's logic)
+
+
+def test_candidates_for_one_provider_and_for_auto():
+    from nodes.engine.providers.hybrid import CAMERA_MOVE, Candidate
+    from nodes.engine.providers.request import Options, candidates, parse_options
+
+    assert candidates("runway", "gen4_turbo", "error", "balanced", "", Options()) == [Candidate("runway", "gen4_turbo")]
+    assert candidates("runway", "gen4_turbo", "camera move", "best", "", Options())[-1] == CAMERA_MOVE
+    opts = parse_options('{"replicate": {"model": "acme/clip-maker"}}')
+    assert candidates("replicate", "minimax/video-01", "error", "best", "", opts) == [Candidate("replicate", "acme/clip-maker")]
+    auto = candidates("auto", "gen4_turbo", "error", "budget", "", Options())
+    assert auto[-1] == CAMERA_MOVE and len(auto) >= 2
+    with pytest.raises(AdReelInputError) as err:
+        candidates("runway", "ray-2", "error", "best", "", Options())
+    assert "model: 'ray-2' is not a Runway model" in str(err.value)
+
+
+def test_poll_interval_comes_from_the_environment_or_the_provider(monkeypatch):
+    from nodes.engine.providers.request import poll_interval
+
+    monkeypatch.delenv("ADREEL_PROVIDER_POLL_SECONDS", raising=False)
+    assert poll_interval() is None
+    monkeypatch.setenv("ADREEL_PROVIDER_POLL_SECONDS", "0.5")
+    assert poll_interval() == 0.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("ADREEL_PROVIDER_POLL_SECONDS", bad)
+        assert poll_interval() is None
+
+
+def test_report_of_a_camera_only_run_shows_the_server_ceiling(monkeypatch):
+    from nodes.engine.providers.hybrid import CAMERA_MOVE, SceneOutcome, SceneRequest, plan_routes
+    from nodes.engine.providers.request import report_text
+
+    monkeypatch.setenv("ADREEL_MAX_COST_USD", "3")
+    plan = plan_routes([SceneRequest(scene=_scene(), aspect_ratio="9:16")], [CAMERA_MOVE], max_cost_usd=0)
+    text, summary = report_text(plan, [SceneOutcome(0, "camera")], 1.0)
+    assert "budget $3.00, the server ceiling ADREEL_MAX_COST_USD" in text
+    assert summary["max_cost_usd"] == 3.0 and summary["scenes"][0]["provider"] == "camera"
+    json.dumps(summary, allow_nan=False)

@@ -61,7 +61,9 @@ def oai(oai_server, monkeypatch):
     oai_server.requests.clear()
     oai_server._queue.clear()
     oai_server.model = PlanModel()
-    monkeypatch.setenv("ADREEL_TEST_LLM_KEY", oai_server.api_key)
+    # an allowlisted key variable, bound by the environment to the fake's host
+    monkeypatch.setenv("ADREEL_LLM_KEY_TEST", oai_server.api_key)
+    monkeypatch.setenv("ADREEL_LLM_URL_TEST", oai_server.url + "/v1")
     return oai_server
 
 
@@ -76,7 +78,7 @@ def ollama_backend(fake, model="qwen2.5:7b", **kw):
 
 def openai_backend(fake, model="local-model", **kw):
     kw.setdefault("timeout", 10)
-    kw.setdefault("api_key_env", "ADREEL_TEST_LLM_KEY")
+    kw.setdefault("api_key_env", "ADREEL_LLM_KEY_TEST")
     return OpenAIBackend(model, fake.url + "/v1", **kw)
 
 
@@ -305,15 +307,15 @@ def test_truncated_answer_is_named(ollama):
 
 # ------------------------------------------------------------------ keys and settings
 def test_openai_key_comes_from_the_environment_and_never_shows(oai, monkeypatch):
-    monkeypatch.setenv("ADREEL_TEST_LLM_KEY", "sk-wrong-0000000000000000")
+    monkeypatch.setenv("ADREEL_LLM_KEY_TEST", "sk-wrong-0000000000000000")
     with pytest.raises(LLMError) as exc:
         run(brief(), openai_backend(oai))
     with pytest.raises(AdReelInputError) as err:
         raise_for_user(exc.value)
     msg = str(err.value)
-    assert err.value.field == "api_key_env" and "ADREEL_TEST_LLM_KEY" in msg and "401" in msg
+    assert err.value.field == "api_key_env" and "ADREEL_LLM_KEY_TEST" in msg and "401" in msg
     assert "sk-wrong-0000000000000000" not in msg and "sk-wrong-000" not in msg
-    monkeypatch.delenv("ADREEL_TEST_LLM_KEY")
+    monkeypatch.delenv("ADREEL_LLM_KEY_TEST")
     with pytest.raises(LLMError) as exc:
         run(brief(), openai_backend(oai))
     assert "is not set" in str(exc.value)
@@ -322,12 +324,13 @@ def test_openai_key_comes_from_the_environment_and_never_shows(oai, monkeypatch)
 def test_the_key_widget_holds_a_name_never_a_key():
     with pytest.raises(LLMError) as exc:
         OpenAIBackend("m", "http://127.0.0.1:1/v1", api_key_env="sk-proj-abcdef123456")
-    assert "NAME of an environment variable" in str(exc.value) and "abcdef" not in str(exc.value)
+    assert "looks like an API key itself" in str(exc.value) and "abcdef" not in str(exc.value)
+    assert exc.value.field == "api_key_env"
 
 
 def test_base_url_from_the_environment(monkeypatch, oai):
     monkeypatch.setenv("OPENAI_BASE_URL", oai.url + "/v1/")
-    backend = OpenAIBackend("local-model", "", api_key_env="ADREEL_TEST_LLM_KEY", timeout=10)
+    backend = OpenAIBackend("local-model", "", api_key_env="ADREEL_LLM_KEY_TEST", timeout=10)
     assert backend.base_url == oai.url + "/v1"
     assert not run(brief(), backend).fell_back
 
@@ -339,7 +342,8 @@ def test_host_from_ollama_host(monkeypatch, ollama):
     assert not run(brief(), backend).fell_back
 
 
-@pytest.mark.parametrize("value,sent", [("10m", "10m"), ("0", 0), ("-1", -1), ("300", 300), ("1h30m", "1h30m")])
+@pytest.mark.parametrize("value,sent", [("10m", "10m"), ("0", 0), ("-1", 3600), ("300", 300), ("1h30m", 3600),
+                                        ("45m", "45m")])
 def test_keep_alive_reaches_ollama_in_its_form(ollama, value, sent):
     assert parse_keep_alive(value) == sent
     run(brief(), ollama_backend(ollama, keep_alive=value))

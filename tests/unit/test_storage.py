@@ -147,18 +147,22 @@ def test_upload_ad_with_companions_content_types_and_manifest_urls(s3, bucket, m
     today = time.strftime("%Y-%m-%d", time.gmtime())
     assert vkey.startswith(f"acme-co/{today}/{sha256(media['video'])[:12]}/"), vkey
     assert sha256(media["video"])[:12] in vkey.rsplit("/", 1)[1]
-    # the manifest file now carries a working URL for each output
+    # the manifest file now names each output's object (s3://bucket/key: no presigned URL in a file anyone may
+    # read), with paths relative to its folder; the presigned URLs the result hands out download the bytes
     manifest = load_manifest(media["manifest"])
     assert len(manifest.outputs) == 4
     for out in manifest.outputs:
-        assert out.url and out.url.startswith(s3.endpoint)
-        r = requests.get(out.url, timeout=10)
-        assert r.status_code == 200
+        up = by_local[Path(out.path).name]
+        assert out.url == f"s3://{bucket}/{up.key}" and not Path(out.path).is_absolute()
+        r = requests.get(up.url, timeout=10)
+        assert r.status_code == 200 and "X-Amz-Signature=" in up.url
         assert hashlib.sha256(r.content).hexdigest() == out.sha256
     # ... and so does the manifest object in the store
-    stored = json.loads(client.get_object(Bucket=bucket, Key=by_local[media["manifest"].name].key)["Body"].read())
-    assert all(o["url"] for o in stored["outputs"])
-    assert result.url == manifest.outputs[0].url
+    stored_text = client.get_object(Bucket=bucket, Key=by_local[media["manifest"].name].key)["Body"].read().decode()
+    stored = json.loads(stored_text)
+    assert all(o["url"].startswith(f"s3://{bucket}/") for o in stored["outputs"])
+    assert "X-Amz-" not in stored_text and str(media["dir"]) not in stored_text
+    assert result.url == by_local["ad_9x16.mp4"].url
 
 
 def test_reupload_is_idempotent(s3, bucket, media, tmp_path):
@@ -490,7 +494,14 @@ def test_history_from_store_and_local_folder(s3, bucket, media, tmp_path):
 
 
 # ---------------------------------------------------------------- retention
-def test_retention_removes_old_spool_and_temp_entries_only(tmp_path):
+def _backdate(path: Path, days: float = 10) -> None:
+    t = time.time() - days * 86400
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def test_retention_never_drops_waiting_uploads_and_cleans_only_adreel_folders(tmp_path):
+    from nodes.engine.storage.retention import OWNED_MARKER, claim_folder
+
     spool = tmp_path / "spool"
     src = tmp_path / "src"
     src.mkdir()
@@ -501,44 +512,83 @@ def test_retention_removes_old_spool_and_temp_entries_only(tmp_path):
     old_entry = spool_file(spool, "b-old", 0, old_f, key="k/old.mp4", sha256=sha256(old_f), size=300, **common)
     new_entry = spool_file(spool, "b-new", 0, new_f, key="k/new.mp4", sha256=sha256(new_f), size=300, **common)
     data = json.loads(old_entry.record_path.read_text())
-    data["created"] = "2020-01-01T00:00:00+00:00"
+    data["created"] = "2020-01-01T00:00:00+00:00"  # waiting for years: the store has been down that long
     old_entry.record_path.write_text(json.dumps(data))
-    partial = spool / "b-new" / "01-x.mp4.part"
+    _backdate(old_entry.record_path)
+    _backdate(Path(old_entry.local_path))
+    partial = spool / "b-new" / "01-x.mp4.part"  # a copy cut short by a crash
     partial.write_bytes(b"half")
-    ten_days = time.time() - 10 * 86400
-    os.utime(partial, (ten_days, ten_days))
+    _backdate(partial)
+    orphan = spool / "b-new" / "02-uploaded.mp4"  # the copy of an uploaded file whose record went first
+    orphan.write_bytes(b"up")
+    _backdate(orphan)
+    fresh_part = spool / "b-new" / "03-y.mp4.part"  # a copy in progress right now
+    fresh_part.write_bytes(b"copying")
 
-    temp = tmp_path / "temp"
+    temp = claim_folder(tmp_path / "temp")  # AdReel's own scratch folder
     (temp / "failed_run").mkdir(parents=True)
     old_tmp, new_tmp = temp / "failed_run" / "frame.png", temp / "keep.png"
     old_tmp.write_bytes(b"x")
     new_tmp.write_bytes(b"y")
-    os.utime(old_tmp, (ten_days, ten_days))
-    os.utime(temp / "failed_run", (ten_days, ten_days))
+    _backdate(old_tmp)
+    _backdate(temp / "failed_run")
     outside = tmp_path / "precious.mp4"
     outside.write_bytes(b"keep me")
-    os.utime(outside, (ten_days, ten_days))
+    _backdate(outside)
     link = temp / "link.mp4"
     link.symlink_to(outside)
-    os.utime(link, (ten_days, ten_days), follow_symlinks=False)
+    _backdate(link)
+    # a folder AdReel did not create (e.g. ~/Videos, ComfyUI's output): never cleaned, however old its files
+    videos = tmp_path / "Videos"
+    videos.mkdir()
+    holiday = videos / "holiday.mp4"
+    holiday.write_bytes(b"memories")
+    _backdate(holiday, 400)
 
-    dry = clean_retention([spool, temp], max_age_hours=24, dry_run=True)
-    assert old_tmp.exists() and Path(old_entry.local_path).exists() and dry.removed
+    dry = clean_retention([spool, temp, videos], max_age_hours=24, dry_run=True)
+    assert old_tmp.exists() and partial.exists() and dry.removed
 
-    report = clean_retention([spool, temp], max_age_hours=24)
+    report = clean_retention([spool, temp, videos], max_age_hours=24)
     removed = set(report.removed)
     assert set(dry.removed) == removed
-    assert {str(old_entry.record_path), old_entry.local_path, str(spool / "b-old"), str(partial), str(old_tmp),
-            str(temp / "failed_run"), str(link)} == removed
-    assert not Path(old_entry.local_path).exists() and not old_entry.record_path.exists()
-    assert Path(new_entry.local_path).exists() and new_entry.record_path.exists() and new_tmp.exists()
+    assert removed == {str(partial), str(orphan), str(old_tmp), str(temp / "failed_run"), str(link)}
+    # the old entry was never uploaded: record and copy stay, byte for byte
+    assert old_entry.record_path.exists() and Path(old_entry.local_path).read_bytes() == b"old" * 100
+    assert Path(new_entry.local_path).exists() and fresh_part.exists() and new_tmp.exists()
+    assert sorted(e.key for e in list_spooled(spool)) == ["k/new.mp4", "k/old.mp4"]
     assert outside.read_bytes() == b"keep me"  # the link's target is outside: untouched
-    assert old_f.exists() and new_f.exists()  # spool copies go, originals never
-    assert spool.exists() and (spool / SPOOL_MARKER).exists() and temp.exists()
-    assert [e.key for e in list_spooled(spool)] == ["k/new.mp4"]
+    assert holiday.read_bytes() == b"memories"
+    assert any("Videos" in e and "did not create" in e for e in report.errors), report.errors
+    assert (temp / OWNED_MARKER).exists() and (spool / SPOOL_MARKER).exists()
 
-    refused = clean_retention([Path.home()], max_age_hours=0)
+    # a folder that already holds files cannot be claimed
+    with pytest.raises(ValueError):
+        claim_folder(videos)
+    # an age below a day would race a copy or an upload in progress: refused
+    for bad in (0, 1, 23.9, float("nan"), -5):
+        with pytest.raises(ValueError):
+            clean_retention([spool], max_age_hours=bad)
+    refused = clean_retention([Path.home()], max_age_hours=24)
     assert refused.removed == [] and "home" in refused.errors[0]
+
+
+def test_retention_waits_for_a_running_retry(tmp_path):
+    from nodes.engine.storage.spool import spool_lock
+
+    spool = tmp_path / "spool"
+    src = tmp_path / "a.mp4"
+    src.write_bytes(b"a" * 10)
+    entry = spool_file(spool, "b1", 0, src, role="output", key="k/a.mp4", kind="video", content_type="video/mp4",
+                       cache_control=None, sha256=sha256(src), size=10, bucket="b", reason="down", attempts=0)
+    part = Path(entry._dir) / "09-z.mp4.part"
+    part.write_bytes(b"z")
+    _backdate(part)
+    with spool_lock(spool) as locked:
+        assert locked
+        busy = clean_retention([spool], max_age_hours=24)
+        assert busy.removed == [] and "retry is running" in busy.errors[0]
+        assert part.exists()
+    assert clean_retention([spool], max_age_hours=24).removed == [str(part)]
 
 
 # ---------------------------------------------------------------- configuration and keys
@@ -639,19 +689,18 @@ def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypat
 
 
 def test_the_retry_thread_applies_retention_when_asked(tmp_path):
-    """With an age set, the background thread removes spool entries and temp files older than it."""
+    """With an age set, the background thread removes what is older than it in AdReel's own folders."""
+    from nodes.engine.storage.retention import claim_folder
     from nodes.engine.storage.spool import start_retry_thread
     spool = tmp_path / "spool"
-    temp = tmp_path / "temp"
-    temp.mkdir()
+    temp = claim_folder(tmp_path / "temp")
     old = temp / "old.png"
     old.write_bytes(b"x")
     fresh = temp / "fresh.png"
     fresh.write_bytes(b"y")
-    past = time.time() - 10 * 3600
-    os.utime(old, (past, past))
+    _backdate(old, 3)
     stop = threading.Event()
-    thread = start_retry_thread(0.1, stop_event=stop, spool_dir=spool, retention_hours=5,
+    thread = start_retry_thread(0.1, stop_event=stop, spool_dir=spool, retention_hours=24,
                                 retention_folders=[temp])
     try:
         deadline = time.monotonic() + 30
@@ -660,3 +709,382 @@ def test_the_retry_thread_applies_retention_when_asked(tmp_path):
     finally:
         thread.stop()
     assert not old.exists() and fresh.exists()
+
+
+# ---------------------------------------------------------------- hostile input (issue 11: C2, L3, L4, L6, M8, M9)
+CANARY = "canary-0f3c9a1e-never-in-the-bucket"
+
+
+@pytest.fixture
+def render(media_src, tmp_path):
+    """A render folder as FFmpegAssemble leaves it in ComfyUI's output: ``ad_00001_.mp4`` and its sidecars,
+    the manifest by exact name ``ad_00001_.json`` (absolute paths, as render.py writes them), an HLS folder."""
+    out = tmp_path / "output" / "AdReel"
+    out.mkdir(parents=True)
+    stem = "ad_00001_"
+    files = []
+    for src, name in (("ad_9x16.mp4", f"{stem}.mp4"), ("ad_9x16.jpg", f"{stem}.jpg"), ("ad_9x16.srt", f"{stem}.srt"),
+                      ("ad_9x16.vtt", f"{stem}.vtt")):
+        shutil.copy(media_src / src, out / name)
+        files.append(out / name)
+    hls = out / f"{stem}_hls"
+    shutil.copytree(media_src / "hls", hls)
+    files += sorted(hls.iterdir())
+    manifest = make_manifest(out, files, name=f"{stem}.json")
+    data = json.loads(manifest.read_text())
+    data["brief"]["logo_path"] = str(tmp_path / "temp" / "adreel_inputs" / "logo_abc.png")
+    manifest.write_text(json.dumps(data))
+    secret_dir = tmp_path / "home" / ".aws"  # files a network user must never get into the bucket
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "credentials").write_text(f"[default]\naws_secret_access_key = {CANARY}\n")
+    storage_json = tmp_path / "output" / "storage.json"  # next to, not inside, the render's folder
+    storage_json.write_text(json.dumps({"secret_key": CANARY}))
+    return {"dir": out, "stem": stem, "video": files[0], "files": files, "manifest": manifest,
+            "secret": secret_dir / "credentials", "storage_json": storage_json}
+
+
+def bucket_bodies(s3, bucket) -> dict:
+    client = s3.client()
+    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"]) for o in s3.list_keys(bucket)}
+
+
+def assert_no_canary(s3, bucket):
+    for key, obj in bucket_bodies(s3, bucket).items():
+        body = obj["Body"].read()
+        assert CANARY.encode() not in body, key
+        assert b"root:x:0:0" not in body, key
+        assert obj["ContentType"].split(";")[0] not in ("text/html", "image/svg+xml", "application/xhtml+xml"), key
+
+
+def evil_outputs(render) -> list[dict]:
+    """What an attacker writes into a manifest: files outside the render's folder, links, pages."""
+    d = render["dir"]
+    (d / f"{render['stem']}.html").write_text("<script>alert(1)</script>")
+    (d / f"{render['stem']}.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>")
+    link = d / f"{render['stem']}_link.jpg"
+    if not link.is_symlink():
+        link.symlink_to(render["secret"])
+    # files outside the folder with an extension AdReel uploads, named after the video: only the
+    # confinement stops them (the attacker records their true sha256, e.g. of a well-known file)
+    outside = d.parent / f"{render['stem']}.jpg"
+    outside.write_text(CANARY)
+    deep = d.parent.parent / "home" / f"{render['stem']}_x.mp4"
+    deep.write_text(CANARY)
+    paths = ["/etc/passwd", str(render["secret"]), "../storage.json", f"../../home/.aws/credentials", "/etc/hostname",
+             str(link), f"{render['stem']}.html", f"{render['stem']}.svg", "~/.aws/credentials", str(outside),
+             f"../{render['stem']}.jpg", f"../../home/{render['stem']}_x.mp4", f"{render['stem']}_hls/../../{outside.name}"]
+    out = []
+    for p in paths:
+        full = Path(os.path.expanduser(p)) if Path(os.path.expanduser(p)).is_absolute() else d / p
+        real = Path(os.path.realpath(full))
+        digest = sha256(real) if real.is_file() and os.access(real, os.R_OK) else "0" * 64
+        out.append({"kind": "video", "path": p, "bytes": real.stat().st_size if real.is_file() else 1, "sha256": digest})
+    return out
+
+
+def test_an_uploaded_manifest_cannot_push_files_from_outside_the_render_folder(s3, bucket, render, tmp_path):
+    from nodes.engine.storage.manifest import manifest_beside
+
+    cfg = config_for(s3, bucket, tmp_path)
+    data = json.loads(render["manifest"].read_text())
+    data["outputs"] += evil_outputs(render)
+    render["manifest"].write_text(json.dumps(data))
+    # the hijack variant: a look-alike manifest that sorts first is never the render's manifest
+    hijack = render["dir"] / f"{render['stem']}.a.json"
+    hijack.write_text(json.dumps({**data, "outputs": evil_outputs(render)}))
+    assert manifest_beside(render["video"]) == render["manifest"]
+
+    result = upload_ad(render["video"], manifest_path=manifest_beside(render["video"]), config=cfg)
+    assert result.status == "uploaded", result.reason
+    keys = {o["Key"] for o in s3.list_keys(bucket)}
+    # exactly the render's files: 4 + the HLS playlist and segments, the manifest, the history record
+    hls = sorted((render["dir"] / f"{render['stem']}_hls").iterdir())
+    assert len(keys) == 4 + len(hls) + 2, sorted(keys)
+    stored = {hashlib.sha256(o["Body"].read()).hexdigest() for o in bucket_bodies(s3, bucket).values()}
+    assert {sha256(f) for f in render["files"]} <= stored
+    assert_no_canary(s3, bucket)
+    assert any("not this render's" in n for n in result.notes), result.notes
+    # the manifest on disk (ComfyUI serves it through /view) holds no presigned URL and no absolute path
+    text = render["manifest"].read_text()
+    assert "X-Amz-Signature" not in text and str(tmp_path) not in text
+    assert json.loads(text)["brief"]["logo_path"] == "logo_abc.png"
+
+
+def test_a_manifest_that_does_not_list_the_video_is_ignored(s3, bucket, render, tmp_path):
+    """``input/evil.mp4`` + ``input/evil.json``: the manifest names other files of the folder, not the video."""
+    cfg = config_for(s3, bucket, tmp_path)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    evil = folder / "evil.mp4"
+    evil.write_bytes(b"any bytes at all")
+    (folder / "evil.jpg").write_bytes(b"someone else's upload")
+    brief = json.loads(render["manifest"].read_text())
+    brief["outputs"] = [{"kind": "thumbnail", "path": str(folder / "evil.jpg"), "bytes": 5, "sha256": sha256(folder / "evil.jpg")},
+                        {"kind": "video", "path": "/etc/passwd", "bytes": 1, "sha256": "0" * 64}]
+    (folder / "evil.json").write_text(json.dumps(brief))
+    result = upload_ad(evil, manifest_path=folder / "evil.json", config=cfg, write_history=False)
+    assert result.status == "uploaded"
+    (only,) = s3.list_keys(bucket)
+    assert only["Key"].endswith(".mp4") and only["Size"] == len(b"any bytes at all")
+    assert any("not this render's manifest" in n for n in result.notes)
+    assert "X-Amz" not in (folder / "evil.json").read_text()  # not written back into
+
+
+def test_a_listed_file_changed_after_the_render_is_not_uploaded(s3, bucket, render, tmp_path):
+    """``overwrite=true`` on a sidecar: its bytes no longer match the manifest's sha256."""
+    cfg = config_for(s3, bucket, tmp_path)
+    thumb = render["dir"] / f"{render['stem']}.jpg"
+    thumb.write_text(CANARY)
+    result = upload_ad(render["video"], manifest_path=render["manifest"], config=cfg, write_history=False)
+    assert result.status == "uploaded"
+    assert not any(Path(f.path) == thumb for f in result.files)
+    assert_no_canary(s3, bucket)
+
+
+def test_content_types_never_make_a_page():
+    for name in ("x.html", "x.htm", "x.svg", "x.xhtml", "x.js", "x.xml"):
+        assert content_type_for(name) == "application/octet-stream", name
+
+
+def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    for pattern in ("history/", "history/{run}/", "/history//x/", "key-images/{brand}/"):
+        with pytest.raises(AdReelInputError, match="reserves"):
+            upload_ad(render["video"], config=cfg, prefix_pattern=pattern, write_history=False)
+    data = json.loads(render["manifest"].read_text())
+    data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "History"
+    render["manifest"].write_text(json.dumps(data))
+    with pytest.raises(AdReelInputError, match="prefix_pattern"):  # a placeholder cannot lead there either
+        upload_ad(render["video"], manifest_path=render["manifest"], config=cfg, prefix_pattern="{brand}/")
+    assert s3.list_keys(bucket) == []
+
+    data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "Acme Co"
+    render["manifest"].write_text(json.dumps(data))
+    first = upload_ad(render["video"], manifest_path=render["manifest"], config=cfg)
+    hist_key = f"history/{first.run}.json"
+    before = s3.client().get_object(Bucket=bucket, Key=hist_key)["Body"].read()
+    # the same MP4 bytes (e.g. downloaded from the CDN) re-uploaded by someone else with a forged brief
+    forged_dir = tmp_path / "input"
+    forged_dir.mkdir()
+    copy = forged_dir / "ad_00001_.mp4"
+    shutil.copy(render["video"], copy)
+    forged = make_manifest(forged_dir, [copy], brand="Evil Corp", name="ad_00001_.json")
+    second = upload_ad(copy, manifest_path=forged, config=cfg, prefix_pattern="evil/{run}/")
+    assert second.run == first.run and any("already exists" in n for n in second.notes)
+    assert s3.client().get_object(Bucket=bucket, Key=hist_key)["Body"].read() == before
+    (entry,) = [e for e in list_history_from_store(cfg) if e.run == first.run]
+    assert entry.brand == "Acme Co"
+
+    # a record naming objects AdReel did not make for it gets no URL for them
+    s3.client().put_object(Bucket=bucket, Key="private/payroll.csv", Body=b"secret numbers")
+    forged_record = {"schema": "adreel.history/1", "run": "f" * 12, "status": "uploaded", "created_at": "2025-01-01T00:00:00+00:00",
+                     "outputs": [{"kind": "video", "name": "x", "key": "private/payroll.csv", "sha256": "a" * 64}]}
+    s3.client().put_object(Bucket=bucket, Key=f"history/{'f' * 12}.json", Body=json.dumps(forged_record).encode())
+    s3.client().put_object(Bucket=bucket, Key="history/other-name.json",
+                           Body=json.dumps({**forged_record, "run": first.run}).encode())
+    entries = {e.location: e for e in list_history_from_store(cfg)}
+    assert "history/other-name.json" not in entries  # its run does not match its key
+    assert [o["url"] for o in entries[f"history/{'f' * 12}.json"].outputs] == [None]
+    assert all(o["url"] for o in entries[hist_key].outputs)
+
+
+def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s3, bucket, tmp_path):
+    from nodes.engine.storage.spool import SpoolEntry
+
+    cfg = config_for(s3, bucket, tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text(CANARY)
+    src = tmp_path / "real.mp4"
+    src.write_bytes(b"r" * 50)
+    entry = spool_file(cfg.spool_dir, "b-1", 0, src, role="output", key="k/real-x.mp4", kind="video",
+                       content_type="video/mp4", cache_control=None, sha256=sha256(src), size=50, bucket=bucket,
+                       reason="down", attempts=1)
+    forged = SpoolEntry.from_file(entry.record_path)
+    forged.name = "01-forged.mp4"
+    forged.key = "k/forged-x.txt"
+    forged.local_path = str(precious)  # with the matching sha256, as L3 describes
+    forged.source_path = None
+    forged.sha256, forged.bytes = sha256(precious), precious.stat().st_size
+    forged.save()
+    forged.remove()
+    assert precious.read_text() == CANARY  # remove() unlinks only inside its batch folder
+    forged.save()
+    report = retry_spooled(cfg)
+    assert [u["key"] for u in report.uploaded] == ["k/real-x.mp4"]
+    assert any("outside its batch" in f["error"] for f in report.failed), report.failed
+    assert precious.read_text() == CANARY
+    assert_no_canary(s3, bucket)
+
+
+def test_the_spool_is_never_someone_elses_folder(tmp_path):
+    from nodes.engine.storage.spool import check_spool_dir, ensure_spool_dir
+
+    videos = tmp_path / "Videos"
+    videos.mkdir()
+    (videos / "holiday.mp4").write_bytes(b"memories")
+    with pytest.raises(StorageConfigError, match="not an AdReel spool"):
+        ensure_spool_dir(videos)
+    assert not (videos / SPOOL_MARKER).exists()
+    comfy_out = tmp_path / "ComfyUI" / "output"
+    comfy_out.mkdir(parents=True)
+    for inside in (comfy_out, comfy_out / "spool", tmp_path / "ComfyUI"):
+        with pytest.raises(StorageConfigError, match="ComfyUI"):
+            check_spool_dir(inside, [comfy_out])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(StorageConfigError, match="writable by other users"):
+        ensure_spool_dir(shared)
+    with pytest.raises(StorageConfigError, match="home"):
+        check_spool_dir(Path.home())
+    empty = tmp_path / "empty"
+    empty.mkdir(mode=0o700)
+    assert (ensure_spool_dir(empty) / SPOOL_MARKER).is_file()
+    new = ensure_spool_dir(tmp_path / "a" / "new")
+    assert (new / SPOOL_MARKER).is_file() and (new.stat().st_mode & 0o077) == 0
+
+
+class SimulatedCrash(BaseException):
+    """Stands for kill -9: not an Exception, so no handler of the product catches it."""
+
+
+def _crash_at(monkeypatch, step: str, nth: int = 1):
+    from nodes.engine.storage import spool as spool_mod
+
+    seen = {"n": 0}
+
+    def hook(name):
+        if name == step:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                raise SimulatedCrash(step)
+
+    monkeypatch.setattr(spool_mod, "CRASH_HOOK", hook)
+    return seen
+
+
+def _down_config(cfg, tmp_path):
+    """The same settings (spool, bucket) with the store unreachable: a closed port."""
+    import dataclasses
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return dataclasses.replace(cfg, endpoint_url=f"http://127.0.0.1:{port}", connect_timeout=0.5)
+
+
+@pytest.mark.parametrize("step,store_up,nth", [
+    ("intents-recorded", True, 1),   # crash before the first request
+    ("uploaded", True, 1),           # the video is in the store, its record not yet removed
+    ("uploaded", True, 3),           # mid-run
+    ("manifest-uploaded", True, 1),
+    ("history-written", True, 1),
+    ("spool-copied", False, 2),      # store down: a copy fsynced as .part, not renamed yet
+    ("spool-replaced", False, 1),    # renamed, the record not yet updated (M9 a)
+    ("spool-recorded", False, 3),
+])
+def test_a_crash_at_any_step_is_finished_by_the_next_retry_cycle(s3, bucket, media, tmp_path, monkeypatch, step,
+                                                                  store_up, nth):
+    cfg = config_for(s3, bucket, tmp_path)
+    seen = _crash_at(monkeypatch, step, nth)
+    with pytest.raises(SimulatedCrash):
+        upload_ad(media["video"], media["extras"], manifest_path=media["manifest"],
+                  config=cfg if store_up else _down_config(cfg, tmp_path))
+    assert seen["n"] == nth
+    from nodes.engine.storage import spool as spool_mod
+    monkeypatch.setattr(spool_mod, "CRASH_HOOK", None)
+    assert list_spooled(cfg.spool_dir), "nothing recorded: the crash would lose the upload"
+
+    report = retry_spooled(cfg)  # the next cycle (the background thread, or the next run)
+    assert report.ok, report
+    keys = [o["Key"] for o in s3.list_keys(bucket)]
+    assert len(keys) == len(set(keys)) == 6, keys  # 4 outputs + manifest + history: each exactly once
+    client = s3.client()
+    stored = {hashlib.sha256(client.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in keys}
+    assert {sha256(f) for f in media["files"]} <= stored
+    hist = [k for k in keys if k.startswith("history/")]
+    assert len(hist) == 1 and json.loads(client.get_object(Bucket=bucket, Key=hist[0])["Body"].read())["status"] == "uploaded"
+    assert list_spooled(cfg.spool_dir) == [] and spool_files_on_disk(Path(cfg.spool_dir)) == []
+    assert all(o.url for o in load_manifest(media["manifest"]).outputs)
+
+
+def test_a_copy_lost_by_a_power_cut_is_recopied_from_its_source(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    result = upload_ad(media["video"], media["extras"], config=_down_config(cfg, tmp_path), write_history=False)
+    assert result.status == "spooled"
+    entries = {Path(e.source_path).name: e for e in list_spooled(cfg.spool_dir)}
+    video_copy = Path(entries["ad_9x16.mp4"].local_path)
+    video_copy.write_bytes(b"")  # the record reached the disk, the data did not
+    thumb_copy = Path(entries["ad_9x16.jpg"].local_path)
+    thumb_copy.unlink()
+    report = retry_spooled(cfg)
+    assert report.ok, report
+    client = s3.client()
+    for f in [media["video"], *media["extras"]]:
+        key = next(x.key for x in result.files if Path(x.path) == f)
+        assert hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == sha256(f)
+    assert list_spooled(cfg.spool_dir) == []
+
+
+def test_a_corrupt_copy_whose_source_is_gone_is_kept_not_lost(s3, bucket, media, tmp_path):
+    cfg = config_for(s3, bucket, tmp_path)
+    src = tmp_path / "gone.mp4"
+    shutil.copy(media["video"], src)
+    result = upload_ad(src, config=_down_config(cfg, tmp_path), write_history=False)
+    (entry,) = list_spooled(cfg.spool_dir)
+    Path(entry.local_path).write_bytes(b"x" * entry.bytes)
+    src.unlink()
+    for _ in range(2):
+        report = retry_spooled(cfg)
+        assert report.uploaded == [] and "spool-corrupt" not in str(report.error)
+        assert "no longer matches" in report.failed[0]["error"]
+    (kept,) = list_spooled(cfg.spool_dir)
+    assert Path(kept.local_path).is_file() and kept.attempts >= 2
+    assert s3.list_keys(bucket) == [] and result.status == "spooled"
+
+
+KILL_SCRIPT = r"""
+import os, signal, sys
+sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
+from nodes.engine.storage import load_storage_config, upload_ad
+cfg = load_storage_config(config_path=sys.argv[2])
+sent = {"n": 0}
+def progress(event):
+    if event["stage"] == "upload" and event["bytes_done"] >= 11 * 1024 * 1024:
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the multipart upload
+upload_ad(sys.argv[3], config=cfg, write_history=True, progress=progress)
+print("not killed")
+"""
+
+
+def test_kill_9_mid_multipart_upload_is_aborted_and_redone_once(s3, bucket, tmp_path):
+    """A real SIGKILL of the uploading process: the next cycle aborts the parts it left and uploads once."""
+    cfg_file = tmp_path / "storage.json"
+    cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "multipart_threshold_mb": 5,
+                                    "multipart_chunksize_mb": 5, "max_concurrency": 1}))
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(24 * MIB))
+    env = {**os.environ, **s3.env(bucket)}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([os.environ.get("ADREEL_PYTHON", "python3"), "-c", KILL_SCRIPT, str(root), str(cfg_file), str(big)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    client = s3.client()
+    left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert left, "the killed upload left no incomplete multipart upload (the test needs one)"
+    cfg = load_storage_config(environ=s3.env(bucket), config_path=cfg_file)
+    (intent,) = [e for e in list_spooled(cfg.spool_dir) if e.role == "output"]
+    assert intent.state == "intent" and intent.source_path == str(big.resolve())
+
+    report = retry_spooled(cfg)
+    assert report.ok, report
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    objects = s3.list_keys(bucket)
+    videos = [o for o in objects if o["Key"].endswith(".mp4")]
+    assert len(videos) == 1 and videos[0]["Size"] == big.stat().st_size
+    body = client.get_object(Bucket=bucket, Key=videos[0]["Key"])["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == sha256(big)
+    assert len([o for o in objects if o["Key"].startswith("history/")]) == 1
+    assert list_spooled(cfg.spool_dir) == []

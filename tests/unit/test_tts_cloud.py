@@ -79,3 +79,59 @@ def test_an_overrunning_line_is_asked_again_faster(fake):
     s = speak_cloud_to_fit("openai", line, "en", 2.0)
     assert len(fake.requests) == 2 and fake.requests[1]["body"]["speed"] > 1.0
     assert s.duration > 0
+
+
+# ------------------------------------------------------------------ L5: redirects, slow drip, decode bomb
+@pytest.mark.parametrize("provider,header", [("elevenlabs", "xi-api-key"), ("openai", "authorization")])
+def test_a_redirect_is_not_followed_and_the_key_never_reaches_the_other_host(fake, provider, header):
+    with FakeTTS("other-host-key") as other:
+        fake.redirect_to = other.url
+        fake.script = ["redirect"]
+        with pytest.raises(TTSError) as exc:
+            speak_cloud(provider, "Hello.", "en")
+        assert "redirect (307)" in str(exc.value) and "not followed" in str(exc.value)
+        assert other.requests == []  # nothing at all reached the redirect's host, let alone the key
+        assert fake.requests[-1]["headers"][header].endswith(KEY)  # the key went to its own host only
+        assert KEY not in str(exc.value)
+
+
+def test_a_slow_drip_is_cut_at_the_total_time(fake, monkeypatch):
+    import time
+    monkeypatch.setenv("ADREEL_HTTP_TOTAL_SECONDS", "2")
+    fake.audio_override = b"\0" * 4096
+    fake.drip_chunk, fake.drip_delay = 16, 0.4  # 4 KB at 40 B/s: over 100 s if waited for
+    fake.script = ["drip"]
+    t0 = time.monotonic()
+    with pytest.raises(TTSError, match="within 2 s"):
+        speak_cloud("elevenlabs", "Hello.", "en")
+    assert time.monotonic() - t0 < 60  # bounded (generously): the drip would take 100 s
+
+
+def test_too_much_audio_is_not_read(fake, monkeypatch):
+    monkeypatch.setenv("ADREEL_MAX_DOWNLOAD_BYTES", "100000")
+    fake.audio_override = b"\xff" * 300_000
+    with pytest.raises(TTSError, match="more than 100000 bytes of audio; not read further"):
+        speak_cloud("elevenlabs", "Hello.", "en")
+
+
+def test_a_low_bitrate_decode_bomb_decodes_only_up_to_the_media_ceiling(fake, monkeypatch, tmp_path):
+    """Many minutes of 8 kbps MP3 (the review's 50 MB ≈ 14 h, scaled down) decode to at most the ceiling."""
+    import subprocess
+    bomb = tmp_path / "bomb.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:r=8000:d=120", "-ac", "1",
+                    "-b:a", "8k", str(bomb)], check=True)
+    monkeypatch.setenv("ADREEL_MAX_MEDIA_SECONDS", "5")
+    fake.audio_override = bomb.read_bytes()
+    s = speak_cloud("elevenlabs", "Hello.", "en")
+    assert 4.0 <= s.duration <= 5.05  # 120 s of audio sent, 5 s decoded
+
+
+def test_keys_come_from_the_secrets_file_too(fake, monkeypatch, tmp_path):
+    import json
+    monkeypatch.delenv("ELEVENLABS_API_KEY")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"ELEVENLABS_API_KEY": KEY}))
+    secrets.chmod(0o600)
+    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(secrets))
+    assert speak_cloud("elevenlabs", "Hello there.", "en").duration > 0.3
+    assert fake.requests[-1]["headers"]["xi-api-key"] == KEY

@@ -19,6 +19,11 @@ or the secrets file (``ADREEL_SECRETS_FILE``, default
 ``RUNWAY_BASE_URL``, ``HEYGEN_BASE_URL``, ``FAL_BASE_URL``,
 ``REPLICATE_BASE_URL``, ``GEMINI_BASE_URL`` (https only); extra trusted CAs
 ``ADREEL_CA_BUNDLE``; ffprobe ``ADREEL_FFPROBE``.
+
+Server-side ceilings (``nodes/engine/limits.py``), which no widget can raise:
+paid providers run only with ``ADREEL_PAID_PROVIDERS=1``; a run never spends
+more than ``ADREEL_MAX_COST_USD`` (a widget budget of 0 means that ceiling, not
+"unlimited"); API calls and downloads are bounded in time and size.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from .cost import CostEstimate
 from .errors import (
     BudgetExceededError,
     MissingApiKeyError,
+    PaidProvidersDisabledError,
     ProviderAuthError,
     ProviderConfigError,
     ProviderConnectionError,
@@ -90,7 +96,7 @@ def provider_info() -> list[dict]:
 
 
 __all__ = [
-    "ApiKey", "BudgetExceededError", "CA_BUNDLE_ENV", "CostEstimate", "JobPlan", "MissingApiKeyError", "ModelSpec",
+    "ApiKey", "BudgetExceededError", "CA_BUNDLE_ENV", "CostEstimate", "JobPlan", "MissingApiKeyError", "ModelSpec", "PaidProvidersDisabledError",
     "PROVIDERS", "ProgressEvent", "Provider", "ProviderAuthError", "ProviderConfigError", "ProviderConnectionError",
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",

@@ -17,6 +17,7 @@ the provider has a cancel endpoint, and a clear ``ProviderInterrupted`` /
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import re
@@ -28,14 +29,18 @@ from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Union
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from .. import limits
 from ..models import AdReelInputError
 from . import cost as costs
-from .cancellation import SIBLING_FAILED, TIMEOUT, JobStop, RunSignal, Stopped
-from .download import DEFAULT_MAX_BYTES, ProbeInfo, download_video
+from .cancellation import SIBLING_FAILED, TIMEOUT, JobStop, Overtime, RunSignal, Stopped
+from .download import DEFAULT_MAX_BYTES, ByteBudget, ProbeInfo, download_video
 from .errors import (
+    PaidProvidersDisabledError,
     ProviderAuthError,
     ProviderConfigError,
+    ProviderConnectionError,
     ProviderCreditError,
+    ProviderDownloadError,
     ProviderError,
     ProviderForbiddenError,
     ProviderInterrupted,
@@ -49,6 +54,7 @@ from .errors import (
 )
 from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, require_https
 from .images import ImageInfo, load_image
+from .journal import JobJournal, claim, job_key, release
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
 from .redaction import logger, redact
 from .secrets import ApiKey, get_api_key, secrets_file_path
@@ -213,8 +219,19 @@ class Provider:
             raise AdReelInputError(f"{field_name}.model", f"{self.label} has no model {model!r}; choose one of {', '.join(self.models)}")
         return spec
 
+    def require_enabled(self) -> None:
+        """Paid providers are off unless the operator turns them on; no widget can."""
+        if not limits.paid_providers_enabled():
+            raise PaidProvidersDisabledError(
+                f"{self.label}: paid cloud providers are turned off on this server. The operator enables them by "
+                f"setting {limits.PAID_PROVIDERS_ENV}=1 in the ComfyUI process environment (the spending ceiling "
+                f"per prompt is {limits.MAX_COST_USD.env}, now ${limits.MAX_COST_USD.read():.2f}). Nothing was sent.",
+                provider=self.name,
+            )
+
     # ---- planning (no network)
     def plan(self, job: RenderJob, ctx: PlanContext, field_name: str) -> JobPlan:
+        self.require_enabled()
         spec = self.model_spec(job.model, field_name)
         if job.aspect_ratio not in spec.ratios:
             raise AdReelInputError(
@@ -434,6 +451,8 @@ class RunContext:
     poll_interval: Optional[float] = None
     timeout: Optional[float] = 900.0
     max_download_bytes: int = DEFAULT_MAX_BYTES
+    journal: Optional[JobJournal] = None  # the jobs journal (resume / cancel after a restart); None: not kept
+    download_budget: Optional[ByteBudget] = None  # bytes the run's downloads may write together
 
 
 class _Reporter:
@@ -533,50 +552,143 @@ async def _cancel_remote(plan: JobPlan, handle: Optional[JobHandle], ctx: RunCon
             f"{plan.provider.label} dashboard")
 
 
+CREATE_GRACE_S = 10.0  # on a stop during the create request, how long its answer (the job id, to cancel) is awaited
+_RESUME_STALE = (400, 403, 404, 410, 422)  # a recorded job the provider no longer knows: create a new one
+
+
+def _http_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The run's retry policy, each request bounded by the server's ADREEL_HTTP_TOTAL_SECONDS."""
+    return dataclasses.replace(policy, request_timeout=min(policy.request_timeout, limits.HTTP_TOTAL_SECONDS.read()))
+
+
 async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
-    """Submit, poll and download one planned job. See the module doc."""
+    """Submit (or resume), poll and download one planned job. See the module doc."""
     provider = plan.provider
     stop = JobStop(ctx.signal, ctx.timeout)
     report = _Reporter(plan, ctx, stop)
     auth = provider.auth_headers(plan.key.reveal())
     interval = ctx.poll_interval if ctx.poll_interval is not None else provider.default_poll_interval
+    policy = _http_policy(ctx.retry)
     timings = RenderTimings()
     handle: Optional[JobHandle] = None
     phase_since = time.monotonic()
     last_phase = "submitting"
+    journal = ctx.journal
+    key = job_key(plan) if journal is not None else ""
+    claimed = bool(key) and claim(key)
+    resumed_note: Optional[str] = None
 
-    async def request(call: HttpCall) -> HttpReply:
+    def record(event: str, **fields) -> None:
+        if journal is not None and claimed:
+            journal.append(event, key, provider=provider.name, model=plan.spec.id, scene_index=plan.scene_index,
+                           **fields)
+
+    def retries(call: HttpCall):
         async def on_wait(reason: str, delay: float):
             timings.retries += 1
             await report("retrying", detail=f"{call.what}: {reason}, retrying in {delay:.1f} s")
 
-        return await call_with_retries(
-            ctx.session, call, label=plan.label, auth=auth, policy=ctx.retry, stop=stop,
-            hint=provider.retry_hint, on_wait=on_wait,
-        )
+        return call_with_retries(ctx.session, call, label=plan.label, auth=auth, policy=policy, stop=stop,
+                                 hint=provider.retry_hint, on_wait=on_wait)
 
-    try:
-        stop.raise_if_stopped()
+    async def request(call: HttpCall) -> HttpReply:
+        return await stop.run(retries(call))  # Interrupt / the job timeout end even a request in flight
+
+    async def create(call: HttpCall) -> HttpReply:
+        """The create request: on a stop, its answer is awaited a little so the new job can be cancelled."""
+        task = asyncio.ensure_future(retries(call))
+        try:
+            return await stop.run(asyncio.shield(task))
+        except Stopped:
+            if task.done() and (task.cancelled() or isinstance(task.exception(), Stopped)):
+                raise  # stopped between attempts: nothing in flight
+            try:
+                return await asyncio.wait_for(asyncio.shield(task), CREATE_GRACE_S)  # then cancelled below
+            except Exception:
+                task.cancel()
+                raise Stopped(stop.reason() or "interrupted") from None
+
+    async def submit() -> JobHandle:
         image = await _resolve_image(plan, ctx)
         call = await provider.submit_call(plan, image)
         await report("submitting")
         t0 = time.monotonic()
-        reply = await request(call)
+        record("submitting")
+        try:
+            reply = await create(call)
+        except ProviderConnectionError as exc:
+            # "cannot reach": no attempt got through, nothing can exist remotely. Any other failure
+            # (a drop mid-request) may have created a job we know no id for.
+            exc.maybe_billed = "cannot reach" not in exc.message
+            record("create_unknown" if exc.maybe_billed else "refused")
+            raise
+        except Stopped:
+            record("create_unknown")
+            raise
         if not reply.ok:
-            raise provider.error_for(reply, plan, "create")
-        handle = provider.parse_submit(plan, reply.body)
-        report.job_id = handle.id
+            err = provider.error_for(reply, plan, "create")
+            err.maybe_billed = reply.status >= 500  # a 4xx is a refusal; a 5xx does not prove nothing was made
+            record("create_unknown" if err.maybe_billed else "refused")
+            raise err
+        try:
+            h = provider.parse_submit(plan, reply.body)
+        except ProviderError as exc:
+            exc.maybe_billed = True  # accepted (2xx) but unreadable: the job probably exists
+            record("create_unknown")
+            raise
+        cancel = provider.cancel_call(plan, h)
+        record("submitted", job_id=h.id, handle_data=h.data,
+               cancel=None if cancel is None else {"method": cancel.method, "url": cancel.url})
         timings.submit_s = round(time.monotonic() - t0, 3)
-        logger.info("%s: scene %d submitted as job %s", plan.label, plan.scene_index, handle.id)
-        phase_since, last_phase = time.monotonic(), "queued"
-        state: Optional[PollState] = None
-        while True:
-            await stop.sleep(interval)
-            reply = await request(provider.poll_call(plan, handle))
+        logger.info("%s: scene %d submitted as job %s", plan.label, plan.scene_index, h.id)
+        return h
+
+    async def resume() -> tuple[Optional[JobHandle], Optional[PollState]]:
+        """An unfinished (or undelivered) job of an earlier run for this very request: poll it, pay nothing."""
+        prior = journal.lookup(key) if (journal is not None and claimed) else None
+        if prior is None or not prior.resumable:
+            return None, None
+        h = JobHandle(prior.job_id, dict(prior.handle_data))
+        report.job_id = h.id
+        await report("resuming", detail=f"resuming job {h.id} from an earlier run")
+        try:
+            reply = await request(provider.poll_call(plan, h))
             timings.polls += 1
-            if not reply.ok:
-                raise provider.error_for(reply, plan, "status", job_id=handle.id)
-            state = provider.parse_poll(plan, handle, reply.body)
+            st = provider.parse_poll(plan, h, reply.body) if reply.ok else None
+        except ProviderProtocolError:
+            st, reply = None, None
+        if st is None and reply is not None and reply.status not in _RESUME_STALE:
+            raise provider.error_for(reply, plan, "status", job_id=h.id)
+        if st is None or st.phase in ("failed", "canceled"):
+            record("stale", job_id=h.id)
+            logger.info("%s: recorded job %s can no longer be resumed; submitting a new one", plan.label, h.id)
+            report.job_id = None
+            return None, None
+        record("resumed", job_id=h.id, handle_data=h.data, cancel=prior.cancel)
+        logger.info("%s: scene %d resumes job %s from an earlier run instead of paying for a new one",
+                    plan.label, plan.scene_index, h.id)
+        return h, st
+
+    try:
+        stop.raise_if_stopped()
+        provider.require_enabled()  # checked again here: run_job may be called without planning through the node
+        handle, state = await resume()
+        if handle is not None:
+            resumed_note = (f"resumed job {handle.id}, created by an earlier run (ComfyUI restarted): no new job "
+                            "was paid for")
+        else:
+            handle = await submit()
+        report.job_id = handle.id
+        stop.raise_if_stopped()  # a stop during the create: the job exists now, and is cancelled below
+        phase_since, last_phase = time.monotonic(), "queued"
+        while True:
+            if state is None:
+                await stop.sleep(interval)
+                reply = await request(provider.poll_call(plan, handle))
+                timings.polls += 1
+                if not reply.ok:
+                    raise provider.error_for(reply, plan, "status", job_id=handle.id)
+                state = provider.parse_poll(plan, handle, reply.body)
             now = time.monotonic()
             if state.phase != last_phase:
                 _account(timings, last_phase, now - phase_since)
@@ -596,21 +708,34 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
                     provider=provider.name, job_id=handle.id,
                 )
             await report(state.phase, fraction=state.fraction, detail=state.raw_status)
+            state = None
         _account(timings, last_phase, time.monotonic() - phase_since)
-        url = await provider.result_url(plan, handle, state, request)
+        url = await stop.run(provider.result_url(plan, handle, state, request))
         await report("downloading")
         stem = ctx.output_dir / (
             f"scene{plan.scene_index:03d}_{provider.name}_{_safe_name(plan.spec.id)}_{_safe_name(handle.id, 40)}"
         )
-        dl = await download_video(
-            ctx.session, url, stem, label=plan.label,
-            auth=auth if provider.download_with_key else None,
-            auth_origin=plan.base_url if provider.download_with_key else None,
-            max_bytes=ctx.max_download_bytes, policy=ctx.retry, stop=stop,
-        )
+        left = stop.remaining()
+        try:
+            dl = await download_video(
+                ctx.session, url, stem, label=plan.label,
+                auth=auth if provider.download_with_key else None,
+                auth_origin=plan.base_url if provider.download_with_key else None,
+                max_bytes=ctx.max_download_bytes, policy=ctx.retry, stop=stop,
+                total_seconds=min(limits.MAX_DOWNLOAD_SECONDS.read(), left) if left is not None else None,
+                budget=ctx.download_budget,
+            )
+        except ProviderError as exc:
+            exc.job_id = exc.job_id or handle.id
+            record("download_failed", job_id=handle.id)  # done and paid: a re-queue downloads it again
+            raise
         timings.download_s = round(dl.seconds, 3)
-        actual = provider.actual_cost(plan, state, dl.probe)
+        try:
+            actual = provider.actual_cost(plan, state, dl.probe)
+        except (ValueError, TypeError, ArithmeticError):  # a non-finite or negative figure from a response
+            actual = costs.CostEstimate(None, "unknown: the provider's reported length could not be priced")
         timings.total_s = round(time.monotonic() - stop.started, 3)
+        notes = plan.notes + dl.notes + ([resumed_note] if resumed_note else [])
         result = RenderResult(
             scene_index=plan.scene_index, provider=provider.name, model=plan.spec.id, job_id=handle.id,
             path=str(dl.path), bytes=dl.bytes, sha256=dl.sha256, container=dl.container,
@@ -618,12 +743,17 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
             duration=dl.probe.duration if dl.probe else None,
             width=dl.probe.width if dl.probe else None, height=dl.probe.height if dl.probe else None,
             estimated_cost_usd=plan.cost.usd, actual_cost_usd=actual.usd, cost_basis=redact(actual.basis),
-            result_host=dl.host, timings=timings, notes=[redact(n) for n in plan.notes + dl.notes],
+            result_host=dl.host, timings=timings, notes=[redact(n) for n in notes],
         )
+        record("downloaded", job_id=handle.id, sha256=dl.sha256, bytes=dl.bytes)
         await report("done", fraction=1.0, cost=actual.usd)
         return result
     except Stopped as stopped:
         outcome = await _cancel_remote(plan, handle, ctx, auth)
+        if handle is not None:
+            # cancelled: closed. No cancel endpoint (or it failed): left open, so a re-queue resumes the job
+            # instead of paying for a new one.
+            record("cancelled" if outcome.startswith("the remote job") else "stopped", job_id=handle.id)
         await report("cancelled", detail=f"stopped ({stopped.reason})")
         if stopped.reason == TIMEOUT:
             raise ProviderTimeoutError(
@@ -636,13 +766,66 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
             f"{plan.label}: scene {plan.scene_index} stopped because {why}; {outcome}.",
             provider=provider.name, job_id=handle.id if handle else None,
         ) from None
+    except ProviderError as exc:
+        if handle is not None and not isinstance(exc, ProviderDownloadError):
+            record("failed", job_id=handle.id)
+        raise
     except asyncio.CancelledError:
         if handle is not None:
             try:
-                await asyncio.shield(_cancel_remote(plan, handle, ctx, auth))
+                outcome = await asyncio.shield(_cancel_remote(plan, handle, ctx, auth))
+                record("cancelled" if outcome.startswith("the remote job") else "stopped", job_id=handle.id)
             except BaseException:
                 pass
         raise
+    finally:
+        if claimed:
+            release(key)
+
+
+async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext) -> list[str]:
+    """Cancel (where the provider can) the unfinished jobs a dead process left that this run does not resume.
+
+    A key goes only to a recorded cancel URL on the provider's configured base URL. Returns what was done,
+    one sentence per job, for the log.
+    """
+    from . import PROVIDERS  # late import: the registry lives in the package's __init__
+    from .http import origin
+
+    done = []
+    policy = RetryPolicy(max_retries=1, base_delay=0.2, max_delay=1.0, max_retry_after=2.0,
+                         request_timeout=min(10.0, limits.HTTP_TOTAL_SECONDS.read()))
+    for e in journal.orphans(keep):
+        provider = PROVIDERS.get(e.provider)
+        what = f"{e.provider or '?'} job {e.job_id or '(no id)'} for scene {e.scene_index}"
+        if not e.job_id:
+            journal.append("abandoned", e.key, job_id=None)
+            done.append(f"{what}: its create request never answered; it may have been billed — check the dashboard")
+            continue
+        if provider is None or not e.cancel or not isinstance(e.cancel.get("url"), str):
+            journal.append("abandoned", e.key, job_id=e.job_id)
+            done.append(f"{what}: no cancel endpoint; it may still be billed")
+            continue
+        try:
+            if origin(e.cancel["url"]) != origin(provider.base_url()):
+                raise ProviderConfigError("the recorded cancel URL is not on the configured base URL")
+            key = provider.api_key()
+            call = HttpCall(str(e.cancel.get("method") or "POST"), e.cancel["url"], what="cancel")
+            reply = await JobStop(ctx.signal, None).run(
+                call_with_retries(ctx.session, call, label=provider.label, auth=provider.auth_headers(key.reveal()),
+                                  policy=policy), 30.0)
+            ok = reply.ok or reply.status == 404
+        except (ProviderError, AdReelInputError, Stopped, Overtime) as exc:
+            ok = False
+            done.append(f"{what}: cancelling failed ({type(exc).__name__}); cancel it in the dashboard")
+        else:
+            done.append(f"{what}: cancelled (left unfinished by an earlier ComfyUI process)" if ok else
+                        f"{what}: cancelling failed (HTTP {reply.status}); cancel it in the dashboard")
+        journal.append("cancelled" if ok else "abandoned", e.key, job_id=e.job_id)
+    for line in done:
+        logger.warning("provider jobs journal: %s", line)
+    journal.compact()
+    return done
 
 
 def _account(t: RenderTimings, phase: str, seconds: float) -> None:

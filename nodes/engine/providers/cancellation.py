@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Awaitable, Callable, Optional, TypeVar, Union
+
+T = TypeVar("T")
 
 INTERRUPTED = "interrupted"
 TIMEOUT = "timeout"
@@ -27,6 +29,14 @@ class Stopped(Exception):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
+
+
+class Overtime(Exception):
+    """Internal: an awaited step ran past its own total time (``JobStop.run(..., seconds=…)``)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"over {seconds:g} s")
 
 
 class RunSignal:
@@ -85,3 +95,31 @@ class JobStop:
             if left <= 0:
                 return
             await asyncio.sleep(min(_SLICE, left))
+
+    async def run(self, aw: Awaitable[T], seconds: Optional[float] = None) -> T:
+        """Await ``aw``, but stop it at once (cancelled, within ~50 ms) when the job must stop or ``seconds``
+        pass: raises ``Stopped`` (interrupt, job timeout, a sibling's failure) or ``Overtime``.
+
+        What a socket read does not notice — a server dripping one byte a minute, a user pressing
+        Interrupt during a 60 s request — this does. The awaited task is cancelled and awaited, so its
+        own clean-up (a ``.part`` file removed) has run when this returns.
+        """
+        task = asyncio.ensure_future(aw)
+        end = None if seconds is None else time.monotonic() + max(0.0, seconds)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_SLICE)
+                if done:
+                    return task.result()
+                reason = self.reason()
+                if reason:
+                    raise Stopped(reason)
+                if end is not None and time.monotonic() >= end:
+                    raise Overtime(seconds)
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # its own cancellation or failure: the stop is what we report
+                    pass

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from .. import limits
+
 # --- Luma: USD = W × H × 24 fps × seconds / 1e6 × rate --------------------------------
 LUMA_USD_PER_MPX = {"ray-2": 0.0064, "ray-flash-2": 0.0022}
 LUMA_FPS = 24
@@ -55,8 +57,12 @@ REPLICATE_PRICES: dict[str, dict[str, float]] = {
 
 @dataclass(frozen=True)
 class CostEstimate:
-    usd: Optional[float]  # None: unknown
+    usd: Optional[float]  # None: unknown; else a finite number ≥ 0 (a NaN or negative cost cannot be built)
     basis: str  # how it was computed, in words
+
+    def __post_init__(self):
+        if self.usd is not None and not (isinstance(self.usd, (int, float)) and math.isfinite(self.usd) and self.usd >= 0):
+            raise ValueError(f"a cost must be a finite number of USD, 0 or more (got {self.usd!r})")
 
     @property
     def known(self) -> bool:
@@ -65,6 +71,26 @@ class CostEstimate:
 
 def _usd(x: float) -> float:
     return round(x + 1e-12, 4)
+
+
+def require_price(value: Any, field_name: str) -> float:
+    """A price option (USD, credits): a finite number ≥ 0, else an error naming ``field_name``.
+
+    ``float(x) < 0`` lets NaN through (every comparison with NaN is False) and
+    a budget check ``total > max`` is then False too; a negative price would
+    enlarge what the other scenes may spend. Both are refused here, as is inf.
+    """
+    from ..models import AdReelInputError  # late: the data model imports nothing of the providers
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise AdReelInputError(field_name, f"must be a price in USD, 0 or more (got {type(value).__name__})")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise AdReelInputError(field_name, "must be a price in USD, 0 or more") from None
+    if not math.isfinite(f) or f < 0:
+        raise AdReelInputError(field_name, f"must be a finite price in USD, 0 or more (got {value!r})")
+    return f
 
 
 def luma(model: str, resolution: str, seconds: float) -> CostEstimate:
@@ -83,7 +109,7 @@ def runway(model: str, seconds: float) -> CostEstimate:
 
 
 def heygen(kind: str, seconds: float, usd_per_credit: Optional[float] = None) -> CostEstimate:
-    per_credit = HEYGEN_USD_PER_CREDIT if usd_per_credit is None else float(usd_per_credit)
+    per_credit = HEYGEN_USD_PER_CREDIT if usd_per_credit is None else require_price(usd_per_credit, "usd_per_credit")
     billed = max(1, math.ceil(seconds / HEYGEN_BILLING_STEP_S - 1e-9)) * HEYGEN_BILLING_STEP_S
     credits = HEYGEN_CREDITS_PER_MINUTE[kind] * billed / 60.0
     return CostEstimate(
@@ -112,11 +138,11 @@ def replicate(model_ref: str, seconds: Optional[float], options: Mapping[str, An
     """From the job's price override, else the table, else unknown."""
     name = model_ref.split(":", 1)[0]
     if options.get("price_usd_per_run") is not None:
-        p = float(options["price_usd_per_run"])
+        p = require_price(options["price_usd_per_run"], "price_usd_per_run")
         return CostEstimate(_usd(p), f"Replicate {name}: ${p:g} per run (given in the job options)")
     if options.get("price_usd_per_second") is not None:
-        p = float(options["price_usd_per_second"])
-        s = float(seconds or 0)
+        p = require_price(options["price_usd_per_second"], "price_usd_per_second")
+        s = require_price(seconds or 0, "duration")
         return CostEstimate(_usd(p * s), f"Replicate {name}: ${p:g}/s × {s:g} s (given in the job options)")
     row = REPLICATE_PRICES.get(name)
     if row and "per_run" in row:
@@ -134,3 +160,19 @@ def summarize(estimates: list[CostEstimate]) -> tuple[float, int]:
     """(sum of the known estimates, number of unknown ones)."""
     known = sum(e.usd for e in estimates if e.usd is not None)
     return _usd(known), sum(1 for e in estimates if e.usd is None)
+
+
+def server_budget(widget_usd: Optional[float]) -> tuple[float, str]:
+    """(the budget a run may spend, a note when the server ceiling set it). ``None`` / 0 = the ceiling.
+
+    The widget can only lower the operator's ``ADREEL_MAX_COST_USD``; NaN, inf or a negative number
+    count as "no budget of my own", i.e. the ceiling — never "unlimited".
+    """
+    budget = limits.effective_budget(0.0 if widget_usd is None else widget_usd)
+    ceiling = limits.MAX_COST_USD.read()
+    try:
+        asked = float(widget_usd) if widget_usd is not None else 0.0
+    except (TypeError, ValueError):
+        asked = 0.0
+    note = f", the server ceiling {limits.MAX_COST_USD.env}" if budget >= ceiling and not (0 < asked <= ceiling) else ""
+    return budget, note

@@ -10,6 +10,12 @@
   stream in it. Without ffprobe only the magic bytes are checked, and the
   result says so.
 - The file appears under its final name only when complete and checked.
+- Bounded in time and space (security review M5): the whole download — every
+  redirect and retry — must finish within ``ADREEL_MAX_DOWNLOAD_SECONDS`` (and
+  the job's own timeout), and stops within ~50 ms on Interrupt, however slowly
+  the server drips its bytes; one prompt's clips together may not exceed
+  ``ADREEL_MAX_RUN_DOWNLOAD_BYTES`` (a ``ByteBudget`` shared by the run's
+  downloads). A stopped download leaves no ``.part`` behind.
 """
 from __future__ import annotations
 
@@ -26,7 +32,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from .cancellation import JobStop
+from .. import limits
+from .cancellation import JobStop, Overtime, RunSignal
 from .errors import ProviderDownloadError
 from .http import RETRY_IDEMPOTENT, RetryPolicy, parse_retry_after
 from .redaction import logger, redact_url
@@ -34,6 +41,52 @@ from .redaction import logger, redact_url
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 MAX_REDIRECTS = 5
 _CHUNK = 256 * 1024
+PART_SUFFIX = ".part"
+_active_parts: set[str] = set()  # .part files this process is writing now (never swept)
+
+
+class ByteBudget:
+    """Bytes the downloads of one run may still write (shared by its concurrent downloads)."""
+
+    def __init__(self, total: Optional[int] = None):
+        self.total = int(limits.MAX_RUN_DOWNLOAD_BYTES.read() if total is None else total)
+        self.used = 0
+
+    def take(self, n: int, label: str) -> None:
+        self.used += n
+        if self.used > self.total:
+            raise ProviderDownloadError(
+                f"{label}: this prompt's provider clips passed {self.total / 1e6:.0f} MB together, the server's cap "
+                f"({limits.MAX_RUN_DOWNLOAD_BYTES.env}); download stopped and the partial file removed"
+            )
+
+    def give_back(self, n: int) -> None:
+        self.used = max(0, self.used - n)
+
+
+def sweep_parts(folder: Path) -> list[str]:
+    """Remove ``*.part`` files a stopped or killed run left in ``folder`` (not those being written now).
+
+    Only plain files named like AdReel's own downloads (``scene###_….part``) are touched.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith("scene") and name.endswith(PART_SUFFIX)) or entry.path in _active_parts:
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(name)
+        except OSError:
+            continue
+    if removed:
+        logger.info("removed %d partial download(s) left by an earlier run: %s", len(removed), ", ".join(removed))
+    return removed
 
 
 def sniff_video(head: bytes) -> Optional[str]:
@@ -82,7 +135,13 @@ async def probe_video(path: Path, label: str) -> Optional[ProbeInfo]:
         "-of", "json", str(path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except BaseException:  # stopped (Interrupt, timeout) while probing: leave no ffprobe behind
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.shield(proc.wait())
+        raise
     problem = err.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or problem:
         first = problem.splitlines()[0] if problem else f"exit code {proc.returncode}"
@@ -119,14 +178,40 @@ async def download_video(
     policy: Optional[RetryPolicy] = None,
     stop: Optional[JobStop] = None,
     read_timeout: float = 120.0,
+    total_seconds: Optional[float] = None,
+    budget: Optional[ByteBudget] = None,
 ) -> DownloadedFile:
-    """Fetch ``url`` to ``dest_stem`` + the container's extension; see the module doc."""
+    """Fetch ``url`` to ``dest_stem`` + the container's extension; see the module doc.
+
+    ``total_seconds`` (default ``ADREEL_MAX_DOWNLOAD_SECONDS``) bounds the whole download; ``stop`` ends it
+    at once with ``cancellation.Stopped``; ``budget`` is the run's shared byte cap.
+    """
     policy = policy or RetryPolicy()
+    stop = stop or JobStop(RunSignal(), None)
+    total = limits.MAX_DOWNLOAD_SECONDS.read() if total_seconds is None else float(total_seconds)
+    max_bytes = min(int(max_bytes), limits.MAX_DOWNLOAD_BYTES.read())
+    try:
+        return await stop.run(
+            _download(session, url, dest_stem, label, auth, auth_origin, max_bytes, policy, stop, read_timeout,
+                      total, budget),
+            total,
+        )
+    except Overtime:
+        raise ProviderDownloadError(
+            f"{label}: downloading the result did not finish within {total:g} s (the server's "
+            f"{limits.MAX_DOWNLOAD_SECONDS.env}); stopped, and the partial file was removed"
+        ) from None
+
+
+async def _download(session, url, dest_stem, label, auth, auth_origin, max_bytes, policy, stop, read_timeout,
+                    total, budget) -> DownloadedFile:
     start = time.monotonic()
     attempt = 0
     while True:
         try:
-            return await _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes, read_timeout, start)
+            left = max(1.0, total - (time.monotonic() - start))
+            return await _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes,
+                                        min(read_timeout, left), start, left, budget)
         except _Retryable as exc:
             if attempt >= policy.max_retries:
                 raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}) after {attempt + 1} attempts; queue again to retry") from None
@@ -134,10 +219,7 @@ async def download_video(
             if delay > policy.max_retry_after:
                 raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}); the server asks to wait {delay:.0f} s") from None
             logger.info("%s download: %s; retrying in %.2fs", label, exc.reason, delay)
-            if stop is not None:
-                await stop.sleep(delay)
-            else:
-                await asyncio.sleep(delay)
+            await stop.sleep(delay)
             attempt += 1
 
 
@@ -147,7 +229,8 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-async def _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes, read_timeout, start) -> DownloadedFile:
+async def _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes, read_timeout, start,
+                         total_left, budget) -> DownloadedFile:
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(current)
@@ -159,7 +242,7 @@ async def _download_once(session, url, dest_stem, label, auth, auth_origin, max_
         headers = {}
         if auth and auth_origin and _is_same_origin(current, auth_origin):
             headers.update(auth)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        timeout = aiohttp.ClientTimeout(total=total_left, sock_connect=30, sock_read=read_timeout)
         try:
             async with session.get(current, headers=headers, allow_redirects=False, timeout=timeout) as resp:
                 if resp.status in (301, 302, 303, 307, 308):
@@ -180,28 +263,33 @@ async def _download_once(session, url, dest_stem, label, auth, auth_origin, max_
                     raise ProviderDownloadError(
                         f"{label}: the result is {int(length) / 1e6:.1f} MB, above the {max_bytes / 1e6:.0f} MB download cap"
                     )
-                return await _stream_to_file(resp, current, dest_stem, label, max_bytes, start)
+                return await _stream_to_file(resp, current, dest_stem, label, max_bytes, start, budget)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
     raise ProviderDownloadError(f"{label}: the result URL redirected more than {MAX_REDIRECTS} times")
 
 
-async def _stream_to_file(resp, url, dest_stem: Path, label, max_bytes, start) -> DownloadedFile:
+async def _stream_to_file(resp, url, dest_stem: Path, label, max_bytes, start, budget=None) -> DownloadedFile:
     dest_stem.parent.mkdir(parents=True, exist_ok=True)
-    part = dest_stem.with_name(dest_stem.name + ".part")
+    part = dest_stem.with_name(dest_stem.name + PART_SUFFIX)
     digest = hashlib.sha256()
     size = 0
     head = b""
+    _active_parts.add(str(part))
     try:
         with part.open("wb") as fh:
             async for chunk in resp.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
                     raise ProviderDownloadError(f"{label}: the result exceeds the {max_bytes / 1e6:.0f} MB download cap; download stopped")
+                if budget is not None:
+                    budget.take(len(chunk), label)
                 if len(head) < 64:
                     head = (head + chunk)[:64]
                 digest.update(chunk)
                 fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())  # the journal records this clip as downloaded: its bytes are on disk first
         container = sniff_video(head)
         if container is None:
             ctype = resp.headers.get("Content-Type", "?")
@@ -213,7 +301,11 @@ async def _stream_to_file(resp, url, dest_stem: Path, label, max_bytes, start) -
         os.replace(part, final)
     except BaseException:
         part.unlink(missing_ok=True)
+        if budget is not None:
+            budget.give_back(size)  # nothing of it stays on disk
         raise
+    finally:
+        _active_parts.discard(str(part))
     notes = [] if probe is not None else ["ffprobe not found: the result was checked by its magic bytes only"]
     return DownloadedFile(
         path=final, bytes=size, sha256=digest.hexdigest(), container=container,

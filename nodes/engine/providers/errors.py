@@ -31,6 +31,10 @@ class ProviderError(RuntimeError):
         self.code = None if code is None else redact(str(code))
         self.job_id = None if job_id is None else redact(str(job_id))
         self.scene_index: Optional[int] = None
+        # True when a create request failed in a way that does not prove the provider refused it (a 5xx, a
+        # connection dropped mid-request, an unreadable 2xx): the job may exist and be billed although no
+        # job id came back, so its estimate stays counted against the budget.
+        self.maybe_billed = False
         super().__init__(self.message)
 
     def for_scene(self, index: int) -> "ProviderError":
@@ -55,6 +59,10 @@ class ProviderConfigError(ProviderError):
 
 class MissingApiKeyError(ProviderConfigError):
     """No API key for the provider in the environment or the secrets file."""
+
+
+class PaidProvidersDisabledError(ProviderConfigError):
+    """The operator has not enabled paid providers (``ADREEL_PAID_PROVIDERS``); nothing was sent."""
 
 
 class BudgetExceededError(ProviderError):

@@ -158,6 +158,8 @@ class HeyGenProvider(Provider):
         words = len(text.split()) if " " in text else max(1, len(text) // 3)
         speech = words / SPEECH_WORDS_PER_SECOND
         estimate_s = max(job.scene.duration, speech)
+        if opts.get("usd_per_credit") is not None:  # NaN, inf and < 0 refused, naming the option
+            costs.require_price(opts["usd_per_credit"], f"{plan.field_path}.options.usd_per_credit")
         plan.params.update(text=text, id_key=id_key, id=str(opts[id_key]), voice_id=str(opts["voice_id"]),
                            style=opts.get("avatar_style"), speed=opts.get("voice_speed"), background=background,
                            width=width, height=height, test=opts.get("test"), caption=opts.get("caption"),

@@ -10,13 +10,12 @@ before the request was sent are retried for every call; 500 and mid-request
 connection drops only for idempotent calls (polls, cancels, downloads) — a
 create call is never repeated when the provider may already have accepted it.
 The wait honours, in order: ``retry-after-ms``, ``Retry-After`` (seconds or an
-HTTP date), a provider-specific hint (Veo's ``RetryInfo.retryDelay``), else
+HTTP date; ``cloud.http.parse_retry_after``), a provider-specific hint (Veo's ``RetryInfo.retryDelay``), else
 exponential backoff ``base_delay * 2**attempt`` capped at ``max_delay``.
 """
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
 import re
@@ -30,6 +29,8 @@ import aiohttp
 
 from .cancellation import JobStop
 from .errors import ProviderConfigError, ProviderConnectionError
+from ..cloud.http import parse_retry_after  # noqa: F401 - the pack's one Retry-After parser, used here and by download
+from ..cloud.http import require_https as _require_https
 from .redaction import logger, redact_url
 
 CA_BUNDLE_ENV = "ADREEL_CA_BUNDLE"
@@ -59,10 +60,8 @@ def open_session(ca_bundle: Optional[str] = None, limit: int = 32) -> aiohttp.Cl
 
 
 def require_https(url: str, what: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ProviderConfigError(f"{what} must be an https URL (got {redact_url(url)!r})")
-    return url.rstrip("/")
+    """The pack's https policy (``cloud.http.require_https``) with the providers' error type."""
+    return _require_https(url, what, error=ProviderConfigError)
 
 
 def origin(url: str) -> tuple:
@@ -103,31 +102,6 @@ class HttpReply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
-
-
-def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (delta-seconds or HTTP-date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    ra = headers.get("Retry-After") or headers.get("retry-after")
-    if not ra:
-        return None
-    ra = ra.strip()
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")

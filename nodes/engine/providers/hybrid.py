@@ -47,10 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from .. import limits
 from ..models import AdReelInputError, StoryboardScene
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, run_job
+from .cost import server_budget
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
-from .download import DEFAULT_MAX_BYTES
+from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import (
     BudgetExceededError,
     MissingApiKeyError,
@@ -60,6 +62,7 @@ from .errors import (
 )
 from .http import RetryPolicy, open_session
 from .jobs import ProgressEvent, RenderJob, RenderResult
+from .journal import JobJournal, job_key
 from .redaction import logger, redact
 
 CAMERA = "camera"
@@ -195,6 +198,7 @@ class RoutePlan:
     routes: list[SceneRoute]
     max_cost_usd: Optional[float]
     quality: str
+    budget_note: str = ""  # set when the server ceiling (ADREEL_MAX_COST_USD) is what bounds the run
 
     @property
     def total_usd(self) -> float:
@@ -208,7 +212,7 @@ class RoutePlan:
         """The estimate shown before anything is sent: total, budget, then one line per scene."""
         n = len(self.routes)
         head = f"estimate ${self.total_usd:.2f} for {n} scene(s)"
-        head += f" (budget ${self.max_cost_usd:.2f})" if self.max_cost_usd is not None else " (no budget cap)"
+        head += f" (budget ${self.max_cost_usd:.2f}{self.budget_note})" if self.max_cost_usd is not None else " (no budget cap)"
         lines = [head]
         for r in self.routes:
             opt = r.pick
@@ -264,6 +268,7 @@ def plan_routes(
     if not chain:
         raise AdReelInputError("chain", "is empty")
     providers = _registry()
+    max_cost_usd, budget_note = server_budget(max_cost_usd)
     ctx = PlanContext(image_host=image_host)
     routes: list[SceneRoute] = []
     for pos, req in enumerate(requests):
@@ -288,13 +293,13 @@ def plan_routes(
             options = [o if o.candidate.is_camera else next(it) for o in options]
         routes.append(SceneRoute(pos, req.scene, options))
 
-    plan = RoutePlan(routes, max_cost_usd, quality)
+    plan = RoutePlan(routes, max_cost_usd, quality, budget_note)
     if strict:
         from .runner import check_budget  # the engine's own budget message, naming every scene
 
         for r in routes:
             r.chosen = 0
-        check_budget([r.pick.plan for r in routes], max_cost_usd)
+        check_budget([r.pick.plan for r in routes], max_cost_usd, budget_note)
         return plan
 
     left = None if max_cost_usd is None else float(max_cost_usd)
@@ -319,7 +324,7 @@ def plan_routes(
                 left -= cost
             break
         if r.chosen is None:
-            raise _no_candidate(r, max_cost_usd)
+            raise _no_candidate(r, max_cost_usd, budget_note)
         if r.chosen > 0:
             r.notes.extend(f"{o.candidate} skipped: {o.problem}" for o in r.options[: r.chosen] if o.problem)
     return plan
@@ -336,11 +341,14 @@ def _with_hosting_note(exc, image_host, note):
     return exc
 
 
-def _no_candidate(r: SceneRoute, max_cost_usd: Optional[float]) -> BaseException:
+def _no_candidate(r: SceneRoute, max_cost_usd: Optional[float], budget_note: str = "") -> BaseException:
     reasons = "; ".join(f"{o.candidate}: {o.problem}" for o in r.options)
     text = f"scene {r.scene.index} cannot be rendered by any candidate ({reasons}). Nothing was sent."
     if all(o.over_budget for o in r.options):
-        return BudgetExceededError(text + " Raise max_cost_usd, or add camera to the chain (fallback: camera move).")
+        raise_it = (f"The run is bounded by the server ceiling {limits.MAX_COST_USD.env}; the operator sets it."
+                    if budget_note else "Raise max_cost_usd, or add camera to the chain "
+                    "(fallback: camera move).")
+        return BudgetExceededError(f"{text} {raise_it}")
     if len(r.options) == 1 and r.options[0].error is not None:
         return r.options[0].error  # the one candidate's own error, unchanged
     return ProviderConfigError(text)
@@ -417,8 +425,12 @@ async def render_routes(
     retry: Optional[RetryPolicy] = None,
     ca_bundle: Optional[str] = None,
     max_download_bytes: int = DEFAULT_MAX_BYTES,
+    journal: bool = True,
 ) -> list[SceneOutcome]:
-    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc."""
+    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc.
+
+    ``journal``: keep the jobs journal (``journal.py``) so a restart resumes or cancels instead of paying twice.
+    """
     if not plan.routes:
         return []
     out = Path(output_dir)
@@ -459,7 +471,12 @@ async def render_routes(
         ctx = RunContext(
             session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
             image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
+            journal=JobJournal.for_output(out) if journal else None, download_budget=ByteBudget(),
         )
+        if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
+            sweep_parts(out)
+            await recover_orphans(ctx.journal, {job_key(o.plan) for r in plan.routes for o in r.options
+                                                if o.plan is not None}, ctx)
 
         async def one(route: SceneRoute) -> SceneOutcome:
             outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes))
@@ -480,8 +497,12 @@ async def render_routes(
                 except ProviderError as exc:
                     exc.for_scene(route.scene.index)
                     outcome.attempts.append(Attempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
-                    if exc.job_id is None:  # nothing was accepted remotely: nothing billed
+                    if exc.job_id is None and not exc.maybe_billed:  # refused outright: nothing billed
                         ledger.release(opt.cost)
+                    elif exc.job_id is None:
+                        outcome.notes.append(f"{opt.candidate}: the create request failed without a clear refusal, "
+                                             f"so the job may exist and be billed; its estimate "
+                                             f"${opt.cost or 0:.2f} stays counted against the budget")
                     nxt = _next_option(route, k, ledger)
                     if nxt is None:
                         raise

@@ -114,11 +114,7 @@ class ReplicateProvider(Provider):
             raise AdReelInputError(f"{plan.field_path}.options.input", "must be a JSON object of model inputs")
         for key in ("price_usd_per_run", "price_usd_per_second"):
             if opts.get(key) is not None:
-                try:
-                    if float(opts[key]) < 0:
-                        raise ValueError
-                except (TypeError, ValueError):
-                    raise AdReelInputError(f"{plan.field_path}.options.{key}", "must be a price in USD, 0 or more") from None
+                costs.require_price(opts[key], f"{plan.field_path}.options.{key}")  # NaN, inf and < 0 refused
         inputs: dict[str, Any] = {}
         prompt_input = opts.get("prompt_input", known.get("prompt_input", "prompt"))
         if prompt_input and (plan.job.prompt or plan.job.scene.image_prompt or plan.job.scene.visual_direction):

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from . import cost as costs
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, run_job
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
-from .download import DEFAULT_MAX_BYTES
+from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import BudgetExceededError, ProviderError, ProviderInterrupted
 from .http import RetryPolicy, open_session
 from .jobs import RenderJob, RenderResult
+from .journal import JobJournal, job_key
 from .redaction import logger
 
 
@@ -70,7 +71,7 @@ def plan_jobs(jobs: Sequence[RenderJob], image_host: Optional[ImageHost] = None)
     return plans
 
 
-def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float]) -> RunEstimate:
+def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float], budget_note: str = "") -> RunEstimate:
     total, unknown = costs.summarize([p.cost for p in plans])
     est = RunEstimate(total_usd=total, unknown=unknown, max_cost_usd=max_cost_usd, jobs=[p.summary() for p in plans])
     if max_cost_usd is None:
@@ -83,9 +84,11 @@ def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float]) -> RunEsti
         )
     if total > max_cost_usd + 1e-9:
         lines = ", ".join(f"scene {p.scene_index} ${p.cost.usd:.2f}" for p in plans)
+        what = (f"the server ceiling {costs.limits.MAX_COST_USD.env} (only the operator can raise it)"
+                if budget_note else "raise max_cost_usd")
         raise BudgetExceededError(
-            f"the run would cost about ${total:.2f}, above the budget of ${max_cost_usd:.2f} ({lines}). "
-            "Nothing was sent: raise max_cost_usd, pick a cheaper model, or render fewer / shorter scenes."
+            f"the run would cost about ${total:.2f}, above the budget of ${max_cost_usd:.2f}{budget_note} ({lines}). "
+            f"Nothing was sent: {what}, pick a cheaper model, or render fewer / shorter scenes."
         )
     return est
 
@@ -94,7 +97,7 @@ def estimate_scenes(
     jobs: Sequence[RenderJob], *, image_host: Optional[ImageHost] = None, max_cost_usd: Optional[float] = None
 ) -> RunEstimate:
     """Plan and price ``jobs`` without sending anything; raises ``BudgetExceededError`` over budget."""
-    return check_budget(plan_jobs(jobs, image_host), max_cost_usd)
+    return check_budget(plan_jobs(jobs, image_host), *costs.server_budget(max_cost_usd))
 
 
 async def render_scenes(
@@ -111,20 +114,23 @@ async def render_scenes(
     retry: Optional[RetryPolicy] = None,
     ca_bundle: Optional[str] = None,
     max_download_bytes: int = DEFAULT_MAX_BYTES,
+    journal: bool = True,
 ) -> list[RenderResult]:
     """Render every job; results in scene order (ties in job order).
 
-    - ``max_cost_usd``: refuse the run (nothing sent) when the estimate is above it or unknown.
+    - ``max_cost_usd``: refuse the run (nothing sent) when the estimate is above it or unknown; ``None`` or 0
+      means the server ceiling ``ADREEL_MAX_COST_USD``, never "unlimited".
     - ``on_progress``: called (sync or async) with a ``ProgressEvent`` at each step of each job.
     - ``cancel``: an ``asyncio.Event``, ``threading.Event`` or a callable returning True on interrupt.
     - ``image_host``: path → https URL (sync or async), for providers that take hosted images only.
     - ``concurrency``: jobs at once per provider (an int for all, or ``{"runway": 2}``); default per provider.
     - ``poll_interval``: seconds between status polls (default per provider); ``timeout``: seconds per job.
+    - ``journal``: keep the jobs journal so a restart resumes (same request) or cancels instead of paying twice.
     """
     if not jobs:
         return []
     plans = plan_jobs(jobs, image_host)
-    estimate = check_budget(plans, max_cost_usd)
+    estimate = check_budget(plans, *costs.server_budget(max_cost_usd))  # never above ADREEL_MAX_COST_USD
     logger.info("provider render: %s", estimate.describe())
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +151,11 @@ async def render_scenes(
         ctx = RunContext(
             session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
             image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
+            journal=JobJournal.for_output(out) if journal else None, download_budget=ByteBudget(),
         )
+        if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
+            sweep_parts(out)
+            await recover_orphans(ctx.journal, {job_key(p) for p in plans}, ctx)
 
         async def one(plan: JobPlan) -> RenderResult:
             async with limits[plan.provider.name]:

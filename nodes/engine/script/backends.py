@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..cloud.http import retry_after_value
+from ..cloud.redaction import redact as _redact
+
 
 @dataclass
 class Completion:
@@ -21,8 +24,12 @@ class Completion:
     info: dict = field(default_factory=dict)
 
 
+MAX_LISTED = 40  # model names named in a message (a hostile server may list millions)
+
+
 class LLMError(Exception):
-    pass
+    def __init__(self, message: str = "", *args):
+        super().__init__(_redact(message), *args)
 
 
 class LLMUnavailable(LLMError):
@@ -40,7 +47,9 @@ class LLMModelMissing(LLMError):
     def __init__(self, model: str, where: str, available: list[str] | None, detail: str = ""):
         self.model, self.where, self.available = model, where, available
         if available:
-            has = f"it has: {', '.join(available)}"
+            shown = [str(m)[:100] for m in available[:MAX_LISTED]]
+            more = f" (+{len(available) - MAX_LISTED} more)" if len(available) > MAX_LISTED else ""
+            has = f"it has: {', '.join(shown)}{more}"
         elif available == []:
             has = "it has no models yet"
         else:
@@ -60,20 +69,11 @@ class LLMConfigError(LLMError):
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every secret (and any long prefix of it) blanked out."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-            for n in (24, 16, 12, 8):
-                if len(s) > n:
-                    text = text.replace(s[:n], "***")
-    return text
+    """``text`` with every registered secret, these ``secrets``, any 8+ character prefix of one and every
+    credential shape masked (the pack's one redaction layer)."""
+    return _redact(text, *secrets)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    """A ``Retry-After`` value (seconds or an HTTP date) in seconds, or None."""
+    return retry_after_value(value)

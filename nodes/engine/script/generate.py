@@ -15,11 +15,13 @@ from typing import Awaitable, Callable, Optional
 
 from pydantic import ValidationError
 
+from .. import limits
+from ..cloud.redaction import redact
 from ..models import AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
 from .prompting import messages as build_messages, repair_prompt
 from .quality import Issue, Pacing, check_script, plan_pacing
-from .schema import AnswerProblem, json_schema, parse_answer, to_script, validation_issues
+from .schema import AnswerProblem, edit_bound_issues, json_schema, parse_answer, to_script, validation_issues
 from .template import write_template_script
 
 BACKENDS = ("ollama", "openai", "template")
@@ -55,6 +57,8 @@ def template_for(brief: Brief, seed: int, pacing: Pacing) -> Script:
 
 
 def _with_notes(script: Script, notes: list[str], source: str | None = None) -> Script:
+    # notes quote servers and answers: they travel into the node's ui, the manifest and the history
+    notes = [redact(n) for n in notes]
     return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes))),
                                      **({"source": source} if source else {})})
 
@@ -75,6 +79,12 @@ async def _await(coro: Awaitable, cancelled: Callable[[], bool] | None):
         if cancelled():
             task.cancel()
             raise GenerationCancelled()
+
+
+def _read_answer(text: str, brief: Brief, label: str, pacing: Pacing):
+    data, repairs = parse_answer(text)
+    script = to_script(data, brief, label)
+    return script, repairs, check_script(script, brief, pacing)
 
 
 def _summary(issues: list[Issue] | list[str], limit: int = 3) -> str:
@@ -119,9 +129,10 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
             reason = str(e)
             break
         try:
-            data, repairs = parse_answer(completion.text)
-            script = to_script(data, brief, backend.label)
-            issues = check_script(script, brief, pacing)
+            # off the event loop, so an Interrupt is seen while a long answer is read (the parse is linear
+            # and the answer capped, so the thread ends soon after)
+            script, repairs, issues = await _await(
+                asyncio.to_thread(_read_answer, completion.text, brief, backend.label, pacing), cancelled)
         except AnswerProblem as p:
             issues, repairs = p.issues, []
         if completion.truncated and issues:
@@ -166,10 +177,16 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
     Errors name the scene and field: ``edited_script.scenes[2].narration: …``.
     Scenes may give ``start``/``end`` (as the node outputs them) or ``duration``.
     """
+    limit = limits.MAX_TEXT_CHARS.read()
+    if len(text or "") > limit:
+        raise AdReelInputError(field_name, f"is {len(text)} characters; a script is at most {limit} "
+                                           "(ADREEL_MAX_TEXT_CHARS)")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise AdReelInputError(field_name, f"is not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise AdReelInputError(field_name, "is nested too deeply to be a script") from None
     if isinstance(data, dict) and isinstance(data.get("script"), dict):
         data = data["script"]  # the whole ADREEL_SCRIPT (brief + script)
     if not isinstance(data, dict) or not isinstance(data.get("scenes"), list):
@@ -181,6 +198,9 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
                                "; ".join(f"{field_name}.{i}" for i in issues)) from None
 
     scenes = data["scenes"]
+    bounds = edit_bound_issues(data)
+    if bounds:
+        fail(bounds)
     if scenes and all(isinstance(s, dict) and "duration" in s and "end" not in s for s in scenes):
         try:
             script = to_script({"title": data.get("title") or f"{brief.brand} — {brief.product}", "scenes": scenes},

@@ -1,10 +1,25 @@
-"""Ollama through the official ``ollama`` client: ``/api/chat`` with a JSON-Schema format.
+"""Ollama's ``/api/chat`` with a JSON-Schema ``format``, spoken directly over bounded httpx.
 
-Host: the node's widget, else ``OLLAMA_HOST``, else ``http://127.0.0.1:11434``.
+Host: the node's widget, else ``OLLAMA_HOST``, else ``http://127.0.0.1:11434``
+(normalised the way the ``ollama`` client does: ``host`` → ``http://host:11434``).
 The request sets ``stream: false`` (Ollama streams by default), ``format`` (the
 script's JSON Schema), ``keep_alive`` (keeps the model loaded while a workflow
 iterates; ``0`` unloads it after the answer) and ``options`` (temperature, seed,
 context size, output limit).
+
+Safety (``cloud/llm_policy.py``): the host must pass the destination rules
+(loopback, public, or configured; private ranges only with
+``ADREEL_LLM_ALLOW_PRIVATE=1``; never link-local / metadata), a widget host may
+not carry a path (only the configured ``OLLAMA_HOST`` may), redirects are never
+followed, answers are capped in bytes (``ADREEL_MAX_LLM_ANSWER_BYTES``) and in
+total time (``ADREEL_HTTP_TOTAL_SECONDS``), error bodies are clipped and
+redacted, and ``keep_alive`` / ``context_size`` are capped by
+``ADREEL_LLM_MAX_KEEP_ALIVE`` / ``ADREEL_LLM_MAX_CONTEXT``. ``OLLAMA_API_KEY``
+(Ollama's cloud) is sent only to the configured ``OLLAMA_HOST``.
+
+Model lists: only the configured host's names are remembered for the node's
+combo (``known_models``); a list from any other host is used for that host's
+error message and forgotten.
 """
 from __future__ import annotations
 
@@ -13,81 +28,210 @@ import os
 import re
 import threading
 import time
+from urllib.parse import urlsplit
 
-import httpx
-
-from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
+from .. import limits
+from ..cloud.http import ResponseTooLarge, host_port, is_loopback_host
+from ..cloud.llm_policy import PolicyError, check_llm_destination
+from ..cloud.secrets import SecretsFileError, find_key
+from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable, redact
+from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "qwen2.5:7b"
+MAX_MODELS = 500          # names kept from one /api/tags answer
+MAX_MODEL_NAME = 200
 _GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
-def resolve_host(host: str | None) -> str:
-    """The Ollama base URL the client will use, spelled out for messages."""
-    raw = (host or "").strip() or os.environ.get("OLLAMA_HOST", "").strip() or DEFAULT_HOST
+def normalise_host(raw: str) -> str:
+    """``host[:port]`` / ``scheme://host[:port][/path]`` as the base URL the ``ollama`` client would use."""
+    raw = raw.strip()
+    scheme, rest = ("http", raw)
+    if "://" in raw:
+        scheme, rest = raw.split("://", 1)
+    scheme = scheme.lower()
+    rest = rest.rstrip("/")
+    hostport, _, path = rest.partition("/")
     try:
-        from ollama._client import _parse_host  # the client's own normalisation
-        return _parse_host(raw)
-    except Exception:  # pragma: no cover - older clients
-        return raw if "://" in raw else f"http://{raw}"
+        parts = urlsplit(f"{scheme}://{hostport}")
+        port = parts.port
+    except ValueError:
+        raise LLMConfigError("ollama_host", "is not a host or URL like http://127.0.0.1:11434") from None
+    host = parts.hostname or "127.0.0.1"
+    if port is None:
+        port = 443 if scheme == "https" else 11434
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}" + (f"/{path}" if path else "")
 
 
-def parse_keep_alive(value) -> float | str | None:
-    """``keep_alive`` as Ollama takes it: a Go duration string or seconds (negative: forever)."""
+def configured_host() -> str:
+    return normalise_host(os.environ.get("OLLAMA_HOST", "").strip() or DEFAULT_HOST)
+
+
+def resolve_host(host: str | None) -> str:
+    """The Ollama base URL for ``host`` (the widget) — checked against the destination rules."""
+    given = (host or "").strip()
+    configured = configured_host()
+    if not given:
+        return configured
+    url = normalise_host(given)
+    if url == configured:
+        return url
+    if not url.startswith(("http://", "https://")):
+        raise LLMConfigError("ollama_host", "must be an http(s) URL like http://127.0.0.1:11434")
+    try:
+        check_llm_destination(url, None, "ollama_host")
+    except PolicyError as e:
+        raise LLMConfigError(e.field, str(e)) from None
+    if urlsplit(url).path not in ("", "/"):
+        raise LLMConfigError("ollama_host", "must be scheme://host:port without a path (only the operator's "
+                                            "OLLAMA_HOST may carry one)")
+    return url
+
+
+def _seconds(value) -> float:
+    """keep_alive in seconds (negative: forever)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    v = str(value)
+    sign = -1.0 if v.startswith("-") else 1.0
+    return sign * sum(float(n) * _UNIT[u] for n, u in _GO_PART.findall(v))
+
+
+def parse_keep_alive(value, cap: float | None = None) -> float | str | None:
+    """``keep_alive`` as Ollama takes it (a Go duration string or seconds), capped at ``cap`` seconds
+    (``ADREEL_LLM_MAX_KEEP_ALIVE``): a negative value ("forever") or a longer one becomes the cap."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise LLMConfigError("keep_alive", f"{value!r} is not a duration")
     if isinstance(value, (int, float)):
-        return value
-    v = str(value).strip()
-    if not v:
-        return None
-    if _NUMBER.match(v):
-        f = float(v)
-        return int(f) if f.is_integer() else f
-    if _GO_DURATION.match(v):
-        return v
-    raise LLMConfigError("keep_alive", f"{value!r} is not a duration like 10m, 1h, 30s, 0 (unload now) "
-                                       "or -1 (keep loaded)")
+        parsed: float | str = value
+        if value != value or value in (float("inf"), float("-inf")):
+            raise LLMConfigError("keep_alive", "must be a finite duration")
+    else:
+        v = str(value).strip()
+        if not v:
+            return None
+        if len(v) > 40:
+            raise LLMConfigError("keep_alive", "is not a duration like 10m, 1h, 30s or 0")
+        if _NUMBER.match(v):
+            f = float(v)
+            parsed = int(f) if f.is_integer() else f
+        elif _GO_DURATION.match(v):
+            parsed = v
+        else:
+            raise LLMConfigError("keep_alive", f"{v!r} is not a duration like 10m, 1h, 30s, 0 (unload now) "
+                                               "or -1 (as long as the server allows)")
+    limit = limits.MAX_LLM_KEEP_ALIVE.read() if cap is None else cap
+    seconds = _seconds(parsed)
+    if seconds < 0 or seconds > limit:
+        return int(limit)
+    return parsed
+
+
+def cap_context(value) -> int:
+    """``context_size`` (0: the model's default), never above ``ADREEL_LLM_MAX_CONTEXT``."""
+    try:
+        n = int(value or 0)
+    except (TypeError, ValueError):
+        raise LLMConfigError("context_size", "must be a whole number of tokens") from None
+    return max(0, min(n, limits.MAX_LLM_CONTEXT.read()))
 
 
 # --------------------------------------------------------------- model lists
 _MODELS: dict[str, tuple[float, list[str] | None]] = {}
 _LOCK = threading.Lock()
+_REFRESHING = threading.Event()
 
 
 def remember_models(host: str, models: list[str] | None) -> None:
+    """Keep ``models`` for the node's combo — only when ``host`` is the configured OLLAMA_HOST."""
+    if host != configured_host():
+        return
     with _LOCK:
+        _MODELS.clear()
         _MODELS[host] = (time.monotonic(), models)
 
 
 def known_models() -> list[str]:
-    """Every model name seen on any Ollama server this process has talked to."""
+    """The model names last listed by the configured Ollama server (no request)."""
     with _LOCK:
-        names = {m for _, models in _MODELS.values() for m in (models or [])}
+        hit = _MODELS.get(configured_host())
+    return list(hit[1] or []) if hit else []
+
+
+def _names(body) -> list[str]:
+    items = body.get("models", []) if isinstance(body, dict) else []
+    if not isinstance(items, list):
+        return []
+    names = set()
+    for m in items[: MAX_MODELS * 4]:
+        if isinstance(m, dict):
+            name = m.get("model") or m.get("name")
+            if isinstance(name, str) and 0 < len(name) <= MAX_MODEL_NAME:
+                names.add(name)
+        if len(names) >= MAX_MODELS:
+            break
     return sorted(names)
 
 
-def list_models_sync(host: str | None = None, timeout: float = 1.5, max_age: float = 5.0) -> list[str] | None:
-    """Model names from ``GET /api/tags`` (None when the server does not answer).
-
-    Cached for ``max_age`` seconds per host, so callers on hot paths (the node
-    schema) cost at most one short request every few seconds.
-    """
-    url = resolve_host(host)
-    with _LOCK:
-        hit = _MODELS.get(url)
-    if hit and time.monotonic() - hit[0] < max_age:
-        return hit[1]
+async def fetch_models(host: str, seconds: float = 3.0) -> list[str] | None:
+    """Names from ``GET {host}/api/tags`` (None when the server does not answer), bounded in bytes and time."""
     try:
-        r = httpx.get(url + "/api/tags", timeout=timeout)
-        r.raise_for_status()
-        models = sorted({m.get("model") or m.get("name") for m in r.json().get("models", [])} - {None})
-    except (httpx.HTTPError, ValueError, AttributeError):
-        models = None
-    remember_models(url, models)
-    return models
+        ex = await exchange("GET", host + "/api/tags", headers=_auth_headers(host), seconds=seconds)
+        if ex.status != 200:
+            return None
+        return _names(ex.json())
+    except (Unreachable, TimedOut, BrokeOff, ResponseTooLarge, ValueError, LLMConfigError):
+        return None
+
+
+async def list_configured_models(seconds: float = 3.0) -> tuple[str, list[str] | None]:
+    host = configured_host()
+    models = await fetch_models(host, seconds)
+    remember_models(host, models)
+    return host, models
+
+
+def refresh_in_background(max_age: float = 30.0) -> None:
+    """Refresh the configured host's list on a daemon thread when older than ``max_age`` (never blocks)."""
+    with _LOCK:
+        hit = _MODELS.get(configured_host())
+    if hit and time.monotonic() - hit[0] < max_age:
+        return
+    if _REFRESHING.is_set():
+        return
+    _REFRESHING.set()
+
+    def run():
+        try:
+            asyncio.run(list_configured_models())
+        except Exception:
+            pass
+        finally:
+            _REFRESHING.clear()
+
+    threading.Thread(target=run, name="adreel-ollama-models", daemon=True).start()
+
+
+def _auth_headers(host: str) -> dict:
+    """``OLLAMA_API_KEY`` only for the configured OLLAMA_HOST (https, or http to loopback)."""
+    try:
+        key = find_key(["OLLAMA_API_KEY"])
+    except SecretsFileError:
+        key = None
+    if key is None:
+        return {}
+    if host_port(host) != host_port(configured_host()):
+        return {}
+    if not (host.startswith("https://") or is_loopback_host(urlsplit(host).hostname)):
+        return {}
+    return {"Authorization": f"Bearer {key.reveal()}"}
 
 
 class OllamaBackend:
@@ -97,61 +241,80 @@ class OllamaBackend:
                  timeout: float = 180.0, max_output_tokens: int | None = None):
         if not (model or "").strip():
             raise LLMConfigError("model", "choose an Ollama model (the list comes from the server's /api/tags)")
-        self.model = model.strip()
+        self.model = model.strip()[:MAX_MODEL_NAME]
         self.host = resolve_host(host)
         self.keep_alive = parse_keep_alive(keep_alive)
-        self.context_size = int(context_size or 0)
-        self.timeout = float(timeout)
+        self.context_size = cap_context(context_size)
+        self.timeout = total_seconds(timeout)
         self.max_output_tokens = max_output_tokens
         self.label = f"ollama:{self.model}"
-        self.where = f"Ollama at {self.host}"
+        self.where = f"Ollama at {redact(self.host)}"
 
-    def _client(self):
-        import ollama
-        return ollama.AsyncClient(host=self.host, timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)))
+    async def _check_destination(self) -> None:
+        if self.host == configured_host():
+            return
+        try:
+            await asyncio.to_thread(check_llm_destination, self.host, None, "ollama_host", resolve=True)
+        except PolicyError as e:
+            raise LLMConfigError(e.field, str(e)) from None
 
     async def list_models(self) -> list[str] | None:
-        client = self._client()
         try:
-            resp = await asyncio.wait_for(client.list(), timeout=min(15.0, self.timeout))
-            models = sorted(m.model for m in resp.models if m.model)
-        except Exception:
-            models = None
-        finally:
-            await client.close()
+            await self._check_destination()
+        except LLMConfigError:
+            return None
+        models = await fetch_models(self.host, min(15.0, self.timeout))
         remember_models(self.host, models)
         return models
 
     async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float) -> Completion:
-        import ollama
         # enough output for the longest script the schema allows (about 250 tokens a scene), no runaway
         scenes = int(((schema.get("properties") or {}).get("scenes") or {}).get("maxItems") or 12)
         limit = self.max_output_tokens or max(2048, 600 + 250 * scenes)
         options = {"temperature": float(temperature), "seed": int(seed), "num_predict": limit}
         if self.context_size > 0:
             options["num_ctx"] = self.context_size
-        client = self._client()
+        payload = {"model": self.model, "messages": messages, "format": schema, "options": options,
+                   "stream": False}
+        if self.keep_alive is not None:
+            payload["keep_alive"] = self.keep_alive
+        await self._check_destination()
         try:
-            resp = await asyncio.wait_for(
-                client.chat(model=self.model, messages=messages, format=schema, options=options,
-                            keep_alive=self.keep_alive, stream=False),
-                timeout=self.timeout + 5)
-        except ollama.ResponseError as e:
-            raise await self._failure(e.status_code, str(e.error)) from None
-        except ConnectionError:
-            raise LLMUnavailable(f"{self.where} is not reachable (connection refused): is `ollama serve` running?")
-        except (httpx.TimeoutException, asyncio.TimeoutError):
-            raise LLMUnavailable(f"{self.where} gave no answer within {self.timeout:g} s")
-        except httpx.HTTPError as e:
-            raise LLMUnavailable(f"{self.where} broke off the answer ({type(e).__name__}: {e})", transient=True)
-        except (ValueError, TypeError) as e:  # not the JSON body the contract promises
-            raise LLMUnavailable(f"{self.where} sent an unreadable answer ({e})", transient=True)
-        finally:
-            await client.close()
-        content = (resp.message.content or "") if resp.message else ""
-        info = {k: getattr(resp, k, None) for k in ("done_reason", "total_duration", "load_duration",
-                                                    "prompt_eval_count", "eval_count")}
-        return Completion(content, truncated=resp.done_reason == "length", info=info)
+            ex = await exchange("POST", self.host + "/api/chat", json_body=payload, headers=_auth_headers(self.host),
+                                seconds=self.timeout, answer=True)
+        except Unreachable:
+            raise LLMUnavailable(f"{self.where} is not reachable (connection refused): is `ollama serve` running?") from None
+        except TimedOut:
+            raise LLMUnavailable(f"{self.where} gave no answer within {self.timeout:g} s") from None
+        except ResponseTooLarge as e:
+            raise LLMUnavailable(f"{self.where} sent an answer larger than {e.limit} bytes "
+                                 "(ADREEL_MAX_LLM_ANSWER_BYTES); not read further") from None
+        except BrokeOff as e:
+            raise LLMUnavailable(f"{self.where} broke off the answer ({e.kind})", transient=True) from None
+        if 300 <= ex.status < 400:
+            raise LLMConfigError("ollama_host", f"{self.where} answered a redirect ({ex.status}); AdReel never "
+                                                "follows one: use the final URL")
+        if ex.status >= 400:
+            try:
+                body = ex.json()
+                message = redact(str(body.get("error") if isinstance(body, dict) else body)[:200])
+            except ValueError:
+                message = ex.error_text()
+            raise await self._failure(ex.status, message)
+        try:
+            body = ex.json()
+            message = body.get("message") or {}
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError("content is not text")
+        except (ValueError, TypeError, AttributeError) as e:  # not the JSON body the contract promises
+            raise LLMUnavailable(f"{self.where} sent an unreadable answer ({type(e).__name__})", transient=True) from None
+        if body.get("error"):
+            raise LLMUnavailable(f"{self.where} answered with an error: {redact(str(body['error'])[:200])}",
+                                 transient=True)
+        info = {k: body.get(k) for k in ("done_reason", "total_duration", "load_duration",
+                                         "prompt_eval_count", "eval_count")}
+        return Completion(content, truncated=body.get("done_reason") == "length", info=info)
 
     async def _failure(self, status: int, message: str) -> Exception:
         if status == 404 and "not found" in message.lower():
@@ -161,4 +324,3 @@ class OllamaBackend:
         if status == 499:
             return LLMUnavailable(f"{self.where} cancelled the request: {message}")
         return LLMRejected(f"{self.where} refused the request ({status}): {message}")
-

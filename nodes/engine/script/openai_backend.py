@@ -1,59 +1,64 @@
 """Any OpenAI-compatible endpoint: ``POST {base}/chat/completions`` with a ``json_schema`` response format.
 
 Works with OpenAI, vLLM, llama.cpp's server, LM Studio, Ollama's ``/v1`` and
-Gemini's OpenAI endpoint. The base URL comes from the node's widget, else
-``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``. The key comes from the
-environment only — the node's widget holds the variable's NAME
-(``OPENAI_API_KEY`` by default), never its value — and never appears in an
-error, a log line or the script.
+Gemini's OpenAI endpoint. The node's widget holds the *name* of the key
+variable (``OPENAI_API_KEY`` by default, or ``none``), never its value; the
+key itself comes from the environment, then the AdReel secrets file, and goes
+only to the host configured for it in the environment (``cloud/llm_policy.py``:
+``OPENAI_BASE_URL`` for ``OPENAI_API_KEY``, ``ADREEL_LLM_URL_<NAME>`` for
+``ADREEL_LLM_KEY_<NAME>``, or a host in ``ADREEL_LLM_ALLOWED_HOSTS``). The base
+URL comes from the widget, else the one configured for the key, else
+``https://api.openai.com/v1``. The key never appears in an error, a log line or
+the script; redirects are never followed; answers are capped in bytes and time.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 
-import httpx
-
+from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, check_llm_destination, configured_base_url
+from ..cloud.secrets import SecretsFileError, find_key
 from .backends import (Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
                        redact, retry_after_seconds)
+from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
-def resolve_base_url(base_url: str | None) -> str:
-    raw = (base_url or "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip() or DEFAULT_BASE_URL
-    if not re.match(r"^https?://", raw):
-        raise LLMConfigError("openai_base_url", f"{raw!r} is not an http(s) URL like http://127.0.0.1:8000/v1")
+def resolve_base_url(base_url: str | None, key_name: str | None = DEFAULT_KEY_ENV) -> str:
+    raw = (base_url or "").strip()
+    if not raw:
+        raw = (configured_base_url(key_name) if key_name else None) or \
+            os.environ.get("OPENAI_BASE_URL", "").strip() or DEFAULT_BASE_URL
+    if not raw.lower().startswith(("http://", "https://")):
+        raise LLMConfigError("openai_base_url", "is not an http(s) URL like http://127.0.0.1:8000/v1")
     raw = raw.rstrip("/")
     if raw.endswith("/chat/completions"):
         raw = raw[: -len("/chat/completions")]
     return raw
 
 
-def key_from_env(env_name: str | None) -> tuple[str, str | None]:
-    """(variable name, its value or None). The widget may only hold a NAME."""
-    name = (env_name or "").strip() or DEFAULT_KEY_ENV
-    if not _ENV_NAME.match(name) or name.lower().startswith(("sk-", "sk_")):
-        # never echo it: it may be a pasted key
-        raise LLMConfigError("api_key_env", "must be the NAME of an environment variable that holds the key "
-                                            "(like OPENAI_API_KEY), never the key itself")
-    return name, (os.environ.get(name) or None)
-
-
-def _error_message(resp: httpx.Response) -> tuple[str, str, str]:
-    """(message, type, code) from an OpenAI-style error body (or the raw text)."""
+def key_name_from_widget(env_name: str | None) -> str | None:
+    """The allowed key variable the widget names (None: no key); ``LLMConfigError('api_key_env')`` otherwise."""
     try:
-        body = resp.json()
+        return check_key_name(env_name, DEFAULT_KEY_ENV)
+    except PolicyError as e:
+        raise LLMConfigError(e.field, str(e)) from None
+
+
+def _error_message(exchange_, limit: int = 200) -> tuple[str, str, str]:
+    """(message, type, code) from an OpenAI-style error body (or the raw text), clipped and redacted."""
+    try:
+        body = exchange_.json()
         err = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(err, dict):
-            return str(err.get("message") or err), str(err.get("type") or ""), str(err.get("code") or "")
-        return str(err), "", ""
+            return (redact(str(err.get("message") or err)[:limit]), str(err.get("type") or "")[:60],
+                    str(err.get("code") or "")[:60])
+        return redact(str(err)[:limit]), "", ""
     except ValueError:
-        return resp.text.strip()[:500] or resp.reason_phrase, "", ""
+        return exchange_.error_text(limit) or f"HTTP {exchange_.status}", "", ""
 
 
 class OpenAIBackend:
@@ -63,12 +68,22 @@ class OpenAIBackend:
                  timeout: float = 180.0):
         if not (model or "").strip():
             raise LLMConfigError("openai_model", "name the model (e.g. gpt-4o-mini, or what your server serves)")
-        self.model = model.strip()
-        self.base_url = resolve_base_url(base_url)
-        self.key_env, self._key = key_from_env(api_key_env)
-        self.timeout = float(timeout)
+        self.model = model.strip()[:200]
+        self.key_env = key_name_from_widget(api_key_env)
+        self.base_url = resolve_base_url(base_url, self.key_env)
+        try:
+            key = find_key([self.key_env]) if self.key_env else None
+        except SecretsFileError as e:
+            raise LLMConfigError("api_key_env", str(e)) from None
+        self._key = key.reveal() if key else None
+        # a key (when one is set) goes only where the environment binds it; no key: destination rules only
+        try:
+            check_llm_destination(self.base_url, self.key_env if self._key else None, "openai_base_url")
+        except PolicyError as e:
+            raise LLMConfigError(e.field, str(e)) from None
+        self.timeout = total_seconds(timeout)
         self.label = f"openai:{self.model}"
-        self.where = f"the OpenAI-compatible endpoint {self.base_url}"
+        self.where = f"the OpenAI-compatible endpoint {redact(self.base_url)}"
 
     def _headers(self) -> dict:
         h = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -79,16 +94,30 @@ class OpenAIBackend:
     def _clean(self, text: str) -> str:
         return redact(text, self._key)
 
+    async def _check_destination(self) -> None:
+        """The destination check with DNS (a name that resolves to a metadata / private address)."""
+        try:
+            await asyncio.to_thread(check_llm_destination, self.base_url, self.key_env if self._key else None,
+                                    "openai_base_url", resolve=True)
+        except PolicyError as e:
+            raise LLMConfigError(e.field, str(e)) from None
+
     async def list_models(self) -> list[str] | None:
         try:
-            async with httpx.AsyncClient(timeout=min(15.0, self.timeout)) as client:
-                r = await client.get(self.base_url + "/models", headers=self._headers())
-                r.raise_for_status()
-                return sorted(str(m["id"]) for m in r.json().get("data", []) if m.get("id"))
-        except (httpx.HTTPError, ValueError, KeyError, AttributeError, TypeError):
+            await self._check_destination()
+            ex = await exchange("GET", self.base_url + "/models", headers=self._headers(),
+                                seconds=min(15.0, self.timeout))
+            if ex.status != 200:
+                return None
+            data = ex.json().get("data", [])
+            return sorted({str(m["id"])[:200] for m in data[:5000] if isinstance(m, dict) and m.get("id")})
+        except (LLMConfigError, Unreachable, TimedOut, BrokeOff, ValueError, KeyError, AttributeError, TypeError):
+            return None
+        except Exception:  # a too-large list: no list
             return None
 
     async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float) -> Completion:
+        from ..cloud.http import ResponseTooLarge
         payload = {
             "model": self.model,
             "messages": messages,
@@ -98,38 +127,47 @@ class OpenAIBackend:
             "response_format": {"type": "json_schema",
                                 "json_schema": {"name": "ad_script", "strict": True, "schema": schema}},
         }
-        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        await self._check_destination()
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                resp = await asyncio.wait_for(
-                    client.post(self.base_url + "/chat/completions", json=payload, headers=self._headers()),
-                    timeout=self.timeout + 5)
-        except httpx.ConnectError:
+            resp = await exchange("POST", self.base_url + "/chat/completions", json_body=payload,
+                                  headers=self._headers(), seconds=self.timeout, answer=True)
+        except Unreachable:
             raise LLMUnavailable(f"{self.where} is not reachable (connection refused)") from None
-        except (httpx.TimeoutException, asyncio.TimeoutError):
+        except TimedOut:
             raise LLMUnavailable(f"{self.where} gave no answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as e:
-            raise LLMUnavailable(self._clean(f"{self.where} broke off the answer ({type(e).__name__})"),
-                                 transient=True) from None
-        if resp.status_code >= 400:
+        except ResponseTooLarge as e:
+            raise LLMUnavailable(f"{self.where} sent an answer larger than {e.limit} bytes "
+                                 "(ADREEL_MAX_LLM_ANSWER_BYTES); not read further") from None
+        except BrokeOff as e:
+            raise LLMUnavailable(self._clean(f"{self.where} broke off the answer ({e.kind})"), transient=True) from None
+        if 300 <= resp.status < 400:
+            raise LLMConfigError("openai_base_url", f"{self.where} answered a redirect ({resp.status}); AdReel "
+                                                    "never follows one (a key must not travel to another host): "
+                                                    "use the final URL")
+        if resp.status >= 400:
             raise await self._failure(resp)
         try:
             body = resp.json()
             choice = body["choices"][0]
             message = choice.get("message") or {}
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise LLMUnavailable(f"{self.where} sent an answer without choices[0].message", transient=True) from None
-        content = message.get("content") or ""
         if not content and message.get("refusal"):
-            raise LLMRejected(self._clean(f"{self.model} refused: {message['refusal']}"))
+            raise LLMRejected(self._clean(f"{self.model} refused: {str(message['refusal'])[:200]}"))
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
         return Completion(content, truncated=choice.get("finish_reason") == "length",
-                          info={"finish_reason": choice.get("finish_reason"), "usage": body.get("usage")})
+                          info={"finish_reason": str(choice.get("finish_reason"))[:40], "usage": usage})
 
-    async def _failure(self, resp: httpx.Response) -> Exception:
-        status = resp.status_code
+    async def _failure(self, resp) -> Exception:
+        status = resp.status
         message, etype, code = _error_message(resp)
         message = self._clean(message)
         if status in (401, 403):
+            if not self.key_env:
+                return LLMAuthError(f"{self.where} wants a key ({status}: {message}); api_key_env is {NO_KEY}")
             have = "is set" if self._key else "is not set"
             return LLMAuthError(f"{self.where} refused the key ({status}: {message}); the key comes from the "
                                 f"environment variable {self.key_env}, which {have}")
@@ -143,3 +181,7 @@ class OpenAIBackend:
             return LLMUnavailable(f"{self.where} answered {status}: {message}", transient=True,
                                   retry_after=retry_after_seconds(resp.headers.get("retry-after")))
         return LLMRejected(f"{self.where} refused the request ({status}: {message})")
+
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_KEY_ENV", "DEFAULT_MODEL", "KNOWN_KEYS", "OpenAIBackend",
+           "key_name_from_widget", "resolve_base_url"]

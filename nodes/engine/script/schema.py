@@ -10,10 +10,18 @@ import copy
 import json
 import re
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..models import CAMERA_MOVES, SEGMENTS, TRANSITIONS, Brief, Scene, Script
 from .quality import DURATION_TOLERANCE, Issue, Pacing
+
+MAX_BRAND_ELEMENTS = 20
+MAX_BRAND_ELEMENT_CHARS = 100
+MAX_MUSIC_MOOD_CHARS = 200
+MAX_NOTE_CHARS = 1000
+MAX_NOTES = 50
 
 # LLM scene fields, in the order a writer thinks of them
 SCENE_FIELDS = ("segment", "duration", "on_screen_text", "narration", "visual_direction", "image_prompt",
@@ -66,8 +74,9 @@ class LLMScene(BaseModel):
     negative_prompt: str = Field(default="", max_length=2000)
     camera: str = "zoom_in"
     transition: str = "cut"
-    music_mood: str = Field(default="", max_length=200)
-    brand_elements: list[str] = Field(default_factory=list, max_length=20)
+    music_mood: str = Field(default="", max_length=MAX_MUSIC_MOOD_CHARS)
+    brand_elements: list[Annotated[str, Field(max_length=MAX_BRAND_ELEMENT_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_BRAND_ELEMENTS)
 
     @field_validator("segment", mode="before")
     @classmethod
@@ -152,28 +161,81 @@ def validation_issues(err: ValidationError, root: str = "answer") -> list[Issue]
     return issues
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+_DECODER = json.JSONDecoder()
+MAX_FENCES = 16  # fenced blocks tried in one answer
 
 
-def parse_answer(text: str) -> tuple[dict, list[str]]:
-    """The JSON object in an answer, plus the repairs needed to find it."""
+def _loads(text: str):
+    """``json.loads`` that reports a too-deep nesting as a JSON error, never a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+def _raw_object(text: str, start: int):
+    """The JSON object that begins at ``text[start]`` (``raw_decode``: reads only as far as the object), or None."""
+    try:
+        data, _ = _DECODER.raw_decode(text, start)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _fenced_objects(text: str):
+    """Objects inside ```` ``` ```` / ```` ```json ```` fences, found by a linear scan (no backtracking regex)."""
+    pos, tried = 0, 0
+    while tried < MAX_FENCES:
+        at = text.find("```", pos)
+        if at < 0:
+            return
+        i = at + 3
+        if text.startswith("json", i):
+            i += 4
+        n = len(text)
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        pos = at + 3
+        if i < n and text[i] == "{":
+            tried += 1
+            data = _raw_object(text, i)
+            if data is not None:
+                yield data
+
+
+def parse_answer(text: str, max_chars: int | None = None) -> tuple[dict, list[str]]:
+    """The JSON object in an answer, plus the repairs needed to find it.
+
+    Linear in the answer's length whatever it holds: a whole-text parse, then
+    the fenced blocks (``raw_decode`` from each opening brace, at most
+    ``MAX_FENCES``), then the span from the first ``{`` to the last ``}``. An
+    answer longer than ``max_chars`` (``ADREEL_MAX_LLM_ANSWER_BYTES``) or nested
+    too deeply is an answer problem, never a RecursionError.
+    """
+    from .. import limits
+    limit = limits.MAX_LLM_ANSWER_BYTES.read() if max_chars is None else max_chars
     text = (text or "").strip()
     if not text:
         raise AnswerProblem([Issue("answer", "is empty: answer with the JSON object")])
+    if len(text) > limit:
+        raise AnswerProblem([Issue("answer", f"is {len(text)} characters, more than the {limit} allowed: "
+                                             "answer with only the JSON object")])
     try:
-        data = json.loads(text)
+        data = _loads(text)
         repairs = []
     except json.JSONDecodeError as err:
         data, repairs = None, []
-        for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text[text.find("{"):text.rfind("}") + 1]]:
-            if not candidate:
-                continue
-            try:
-                data = json.loads(candidate)
-                repairs = ["took the JSON object out of the prose around it"]
-                break
-            except json.JSONDecodeError:
-                continue
+        found = next(_fenced_objects(text), None)
+        if found is None:
+            first, last = text.find("{"), text.rfind("}")
+            if 0 <= first < last:
+                try:
+                    candidate = _loads(text[first:last + 1])
+                    found = candidate if isinstance(candidate, dict) else None
+                except json.JSONDecodeError:
+                    found = None
+        if found is not None:
+            data, repairs = found, ["took the JSON object out of the prose around it"]
         if data is None:
             start = " ".join(text[:80].split())
             raise AnswerProblem([Issue("answer", f"is not JSON ({err.msg} at line {err.lineno} column {err.colno}); "
@@ -205,6 +267,33 @@ def to_script(data: dict, brief: Brief, source: str) -> Script:
         t = end
     return Script(title=llm.title, language=brief.language, total_duration=brief.duration_seconds,
                   scenes=scenes, source=source)
+
+
+def edit_bound_issues(data: dict) -> list[Issue]:
+    """Size bounds of an edited script that the Script model itself leaves open (free-text fields that would
+    bloat the manifest, the node's ui, the history and the stored objects)."""
+    issues = []
+    scenes = data.get("scenes")
+    if isinstance(scenes, list) and len(scenes) > 60:
+        return [Issue("scenes", f"has {len(scenes)} scenes; at most 60")]
+    for i, sc in enumerate(scenes if isinstance(scenes, list) else []):
+        if not isinstance(sc, dict):
+            issues.append(Issue(f"scenes[{i}]", "must be an object"))
+            continue
+        mood = sc.get("music_mood", "")
+        if not isinstance(mood, str) or len(mood) > MAX_MUSIC_MOOD_CHARS:
+            issues.append(Issue(f"scenes[{i}].music_mood", f"must be text of at most {MAX_MUSIC_MOOD_CHARS} characters"))
+        elems = sc.get("brand_elements", [])
+        if not isinstance(elems, list) or len(elems) > MAX_BRAND_ELEMENTS:
+            issues.append(Issue(f"scenes[{i}].brand_elements", f"must be a list of at most {MAX_BRAND_ELEMENTS} items"))
+        elif any(not isinstance(e, str) or len(e) > MAX_BRAND_ELEMENT_CHARS for e in elems):
+            issues.append(Issue(f"scenes[{i}].brand_elements",
+                                f"items must be text of at most {MAX_BRAND_ELEMENT_CHARS} characters"))
+        for key in ("segment", "camera", "transition"):
+            v = sc.get(key, "")
+            if isinstance(v, str) and len(v) > 60:
+                issues.append(Issue(f"scenes[{i}].{key}", "is far too long for a name"))
+    return issues
 
 
 def script_to_llm_json(script: Script) -> dict:

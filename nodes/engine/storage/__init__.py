@@ -7,7 +7,12 @@ Plain Python (boto3), no ComfyUI. The node layer calls:
 * ``retry_spooled()`` → ``RetryReport``; ``start_retry_thread(interval)`` for a background retrier;
 * ``update_manifest_urls(manifest_path, {path_or_sha256: url})``;
 * ``list_history_from_store()`` / ``list_history_local(folder)`` → ``HistoryEntry`` list;
-* ``clean_retention([spool_dir, temp_dir], max_age_hours)`` → ``RetentionReport``.
+* ``clean_retention([spool_dir, claimed_dir], max_age_hours)`` → ``RetentionReport`` (at least 24 h; never
+  removes what waits for upload; cleans only folders AdReel created — ``claim_folder``);
+* ``manifest_beside(video)``: the render's manifest, by exact name; ``check_spool_dir(spool, forbidden)``.
+
+Every manifest and file under ComfyUI's input/output/temp is untrusted (see ``manifest``); every upload is
+recorded in the spool before it starts, so a crash is finished by the next retry (see ``spool``).
 
 Configuration and its precedence rule: see ``config`` (``load_storage_config``).
 """
@@ -31,9 +36,17 @@ from .errors import (
 )
 from .history import HistoryEntry, list_history_from_store, list_history_local
 from .keys import PLACEHOLDERS, content_type_for, render_prefix
-from .manifest import load_manifest, update_manifest_urls
-from .retention import RetentionReport, clean_retention
-from .spool import RetryReport, SpoolEntry, SpoolRetryThread, list_spooled, retry_spooled, start_retry_thread
+from .manifest import load_manifest, manifest_beside, update_manifest_urls
+from .retention import RetentionReport, claim_folder, clean_retention
+from .spool import (
+    RetryReport,
+    SpoolEntry,
+    SpoolRetryThread,
+    check_spool_dir,
+    list_spooled,
+    retry_spooled,
+    start_retry_thread,
+)
 from .store import S3Store
 from .uploader import UploadedFile, UploadResult, upload_ad
 
@@ -44,7 +57,7 @@ __all__ = [
     "StorageCredentialsError", "StorageVerificationError", "redact",
     "upload_ad", "UploadResult", "UploadedFile", "S3Store",
     "retry_spooled", "RetryReport", "SpoolEntry", "SpoolRetryThread", "start_retry_thread", "list_spooled",
-    "update_manifest_urls", "load_manifest",
+    "update_manifest_urls", "load_manifest", "manifest_beside", "check_spool_dir", "claim_folder",
     "HistoryEntry", "list_history_from_store", "list_history_local",
     "RetentionReport", "clean_retention",
     "content_type_for", "render_prefix",

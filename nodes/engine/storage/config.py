@@ -65,12 +65,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from ..cloud.secrets import warn_if_shared
 from .errors import StorageConfigError, StorageNotConfigured, logger, mask_access_key, register_secret
 
 CONFIG_FILE_ENV = "ADREEL_STORAGE_CONFIG"
@@ -279,11 +279,7 @@ def _read_file(path: Path) -> dict:
             f"the storage config file {path} has unknown keys {unknown}; known keys: {sorted(_FILE_KEYS)}"
         )
     if data.get("secret_key"):
-        try:
-            if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
-                logger.warning("storage config %s holds a secret and is readable by other users; run: chmod 600 %s", path, path)
-        except OSError:
-            pass
+        warn_if_shared(path, "storage config", logger)
     return data
 
 

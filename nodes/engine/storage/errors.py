@@ -1,22 +1,22 @@
 """Storage errors, and the redaction that keeps credentials out of them.
 
-Every message an exception of this package carries, and every line it logs
-through the ``adreel.storage`` logger, passes through ``redact``: the secret key
-(and session token) of every configuration loaded in this process is replaced
-by ``***`` and the access key id by a masked form (``…WXYZ``), wherever they
-would appear.
+Every message an exception of this package carries passes through the pack's
+one redaction layer (``engine/cloud/redaction.py``): the secret key (and
+session token) of every configuration loaded in this process is replaced by
+``***`` and the access key id by a masked form (``…WXYZ``), wherever they — or
+their encoded forms, or a prefix of them — would appear; presigned-URL
+signatures are masked too. Log lines of ``adreel.storage`` (and every other
+logger) are redacted by the same layer's log filter.
 """
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Optional
 
-MASK = "***"
-_lock = threading.Lock()
-_secrets: dict[str, str] = {}  # value -> replacement
+from ..cloud.redaction import MASK, install_log_filter, redact, register_secret  # noqa: F401 - re-exported
 
 logger = logging.getLogger("adreel.storage")
+install_log_filter()
 
 
 def mask_access_key(value: Optional[str]) -> str:
@@ -25,44 +25,6 @@ def mask_access_key(value: Optional[str]) -> str:
         return "(none)"
     value = str(value)
     return "…" + value[-4:] if len(value) > 8 else "…"
-
-
-def register_secret(value: Optional[str], replacement: str = MASK) -> None:
-    """Remember ``value`` so that ``redact`` replaces it from now on."""
-    value = (value or "").strip()
-    if len(value) >= 4:
-        with _lock:
-            _secrets[value] = replacement
-
-
-def redact(text) -> str:
-    """``text`` with every registered secret replaced."""
-    if text is None:
-        return ""
-    text = str(text)
-    with _lock:
-        known = sorted(_secrets.items(), key=lambda kv: len(kv[0]), reverse=True)
-    for secret, replacement in known:
-        if secret in text:
-            text = text.replace(secret, replacement)
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to logging's own handling
-            return True
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
-if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
-    logger.addFilter(_RedactingFilter())
 
 
 class StorageError(RuntimeError):

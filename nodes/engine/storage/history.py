@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,6 +99,32 @@ def history_payload(
     }
 
 
+_HEX12 = re.compile(r"^[0-9a-f]{12}$")
+
+
+def made_by_adreel(key, sha256, config: StorageConfig) -> bool:
+    """Whether ``key`` is one AdReel's uploader derives for content ``sha256``: ``<prefix><stem>-<sha12><ext>``
+    or a file in an HLS group folder ``<prefix><stem>-hls-<hash12>/<name>``, never under AdReel's own
+    record prefixes. A record naming anything else (another object of the bucket) gets no URL for it."""
+    from .keys import RESERVED_PREFIXES, check_key
+
+    if not isinstance(key, str) or not isinstance(sha256, str) or len(sha256) != 64:
+        return False
+    try:
+        check_key(key)
+    except Exception:  # noqa: BLE001
+        return False
+    head = key.split("/", 1)[0] + "/"
+    if head in (config.history_prefix, *RESERVED_PREFIXES):
+        return False
+    parts = key.split("/")
+    name = parts[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    if stem.endswith("-" + sha256[:12].lower()):
+        return True
+    return any("-hls-" in p and _HEX12.match(p.rsplit("-hls-", 1)[1]) for p in parts[:-1])
+
+
 def _parse_time(value) -> Optional[datetime]:
     if not value:
         return None
@@ -134,12 +161,19 @@ def list_history_from_store(
         except ValueError as exc:
             logger.warning("skipping %s in the history: %s", key, type(exc).__name__)
             continue
+        if key != history_key(config, str(data.get("run") or "")):
+            logger.warning("skipping %s in the history: its run does not match its key", key)
+            continue
         outputs = []
         for out in data.get("outputs") or []:
             if not isinstance(out, dict) or not out.get("key"):
                 continue
             item = dict(out)
-            item["url"] = store.url_for(out["key"], url_mode, url_expiry_seconds)
+            if made_by_adreel(out.get("key"), out.get("sha256"), config):
+                item["url"] = store.url_for(out["key"], url_mode, url_expiry_seconds)
+            else:
+                item["url"] = None
+                logger.warning("history %s names %r, not a key AdReel made for it: no URL", key, out.get("key"))
             outputs.append(item)
         brief = data.get("brief") or {}
         entries.append(

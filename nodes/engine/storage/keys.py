@@ -18,7 +18,6 @@ contain ``..`` segments or backslashes, and a leading ``/`` is dropped.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 import string
 import unicodedata
@@ -69,12 +68,29 @@ _SAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _HLS_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 
+# What AssetUpload may send from a render's folder: media, images, subtitles, HLS parts and the manifest.
+# Never markup or scripts (.html, .svg, .js, …): an object on the operator's public CDN must not become a page.
+UPLOAD_EXTS = frozenset(CONTENT_TYPES) - {".txt", ".json"}  # (the manifest itself goes up on its own)
+HLS_MEMBER_EXTS = frozenset({".m3u8", ".ts", ".m4s", ".mp4", ".m4a", ".aac", ".vtt"})
+# Key prefixes AdReel writes itself: a workflow's prefix_pattern may not lead there.
+RESERVED_PREFIXES = ("history/", "key-images/")
+
+
 def content_type_for(path) -> str:
-    ext = Path(path).suffix.lower()
-    if ext in CONTENT_TYPES:
-        return CONTENT_TYPES[ext]
-    guessed, _ = mimetypes.guess_type(str(path))
-    return guessed or "application/octet-stream"
+    """The Content-Type of an upload, from a fixed table. Anything else is ``application/octet-stream``:
+    never a type a browser renders as a page (``text/html``, ``image/svg+xml``, ``application/xhtml+xml``)."""
+    return CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+def check_not_reserved(prefix: str, reserved=RESERVED_PREFIXES) -> str:
+    """``prefix`` unless it lies under one of AdReel's own key prefixes (history records, key images)."""
+    head = prefix.split("/", 1)[0].lower() + "/"
+    for r in reserved:
+        if head == r.lower():
+            raise AdReelInputError(
+                "prefix_pattern", f"the key prefix {prefix!r} starts with {r!r}, which AdReel reserves for its own "
+                                  "records; choose another prefix (e.g. {brand}/{date}/{run}/)")
+    return prefix
 
 
 def kind_for(path) -> str:
@@ -246,6 +262,9 @@ def hls_members(playlist: Path) -> list[tuple[Path, str]]:
                 raise AdReelInputError(
                     "files", f"HLS playlist {current.name} refers to {ref!r}: use names of letters, digits, '.', '-', '_'"
                 )
+            if target.suffix.lower() not in HLS_MEMBER_EXTS:
+                raise AdReelInputError(
+                    "files", f"HLS playlist {current.name} refers to {ref!r}: not an HLS segment or playlist")
             if not target.is_file():
                 raise AdReelInputError("files", f"HLS playlist {current.name} refers to {ref!r}, which does not exist")
             if target not in seen:

@@ -1,15 +1,23 @@
-"""Retention: remove temporary and failed-run files older than a given age.
+"""Retention: remove leftovers older than a given age, in folders AdReel created — and nothing else.
 
 ``clean_retention(folders, max_age_hours)`` looks only inside the folders it is
 given and never follows a symbolic link out of them (a link is removed as a
-link, its target untouched). The folders themselves are kept.
+link, its target untouched). The folders themselves are kept. The age must be
+at least ``MIN_RETENTION_HOURS`` (24 h): a shorter one would race a copy or an
+upload in progress.
 
-* A **spool folder** (it holds the ``.adreel-spool`` marker) is cleaned entry by
-  entry: a spooled file and its record go together once the record is older
-  than the age — that file was never uploaded, so choose the age with care
-  (the log says what was dropped). Leftover partial copies go too.
-* Any **other folder** (temp renders, failed runs) loses every file older than
-  the age, and every subfolder that is empty afterwards and was old itself.
+* A **spool folder** (it holds the ``.adreel-spool`` marker, which AdReel only
+  writes into a new or empty folder) is cleaned under the spool lock (a retry
+  in progress: skipped this time). A file that waits for upload is **never**
+  removed, however old: its record stays until the store holds it. What goes
+  is what is left over: partial copies (``.part``), temporary record files,
+  copies whose record is gone (the record goes first once a file is
+  uploaded), and empty batch folders.
+* Any **other folder** is cleaned only when it holds the ``.adreel-owned``
+  marker (``claim_folder``: written only into a new or empty folder): it loses
+  every file older than the age, and every subfolder that is empty afterwards
+  and was old itself. A folder without a marker is refused (the report says
+  so): retention never cleans a folder AdReel did not create.
 
 Nothing is removed from the filesystem root or the home folder itself.
 Returns a ``RetentionReport`` listing what was removed (or, with
@@ -24,9 +32,26 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from .errors import logger
-from .spool import RECORD_SUFFIX, SPOOL_MARKER, SpoolEntry
+from .spool import RECORD_SUFFIX, SPOOL_MARKER, SpoolEntry, spool_lock
 
 _KEEP_IN_SPOOL = {SPOOL_MARKER, ".lock"}
+MIN_RETENTION_HOURS = 24.0
+OWNED_MARKER = ".adreel-owned"
+
+
+def claim_folder(folder) -> Path:
+    """Create ``folder`` (or take an empty one) as AdReel's own, so that retention may clean it. A folder that
+    already holds something and no marker is refused (``ValueError``): it may be someone else's."""
+    root = Path(folder).expanduser()
+    marker = root / OWNED_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return root
+    if root.is_dir() and any(True for _ in root.iterdir()):
+        raise ValueError(f"{root} already holds files and is not AdReel's: choose a new or empty folder")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker.write_text("Created by AdReel: retention may remove files in here older than ADREEL_RETENTION_HOURS.\n",
+                      encoding="utf-8")
+    return root
 
 
 @dataclass
@@ -103,6 +128,8 @@ class _Cleaner:
             here = Path(dirpath)
             for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
                 path = here / name
+                if here == root and name == OWNED_MARKER:
+                    continue
                 if self.old(path):
                     self.remove(path)
                 else:
@@ -125,41 +152,33 @@ class _Cleaner:
 
     def clean_spool(self) -> None:
         root = self.root
+        waiting = 0
         for batch in sorted(p for p in root.iterdir()):
-            if batch.name in _KEEP_IN_SPOOL:
-                continue
-            if batch.is_symlink() or not batch.is_dir():
-                if self.old(batch):
-                    self.remove(batch)
-                else:
-                    self.report.kept += 1
-                continue
-            accounted: set[str] = set()
+            if batch.name in _KEEP_IN_SPOOL or batch.is_symlink() or not batch.is_dir():
+                continue  # top-level files are not batches: left alone
+            named: set[str] = set()
             for record in sorted(batch.glob("*" + RECORD_SUFFIX)):
+                named.add(record.name)
+                named.add(record.name[: -len(RECORD_SUFFIX)])  # its copy's name
                 try:
                     entry = SpoolEntry.from_file(record)
-                    created = entry.created_at().timestamp()
+                    if entry.local_path:
+                        named.add(Path(entry.local_path).name)
                 except (OSError, ValueError, TypeError):
-                    entry, created = None, record.lstat().st_mtime
-                copy = Path(entry.local_path) if entry is not None and entry.local_path else None
-                accounted.add(record.name)
-                if copy is not None:
-                    accounted.add(copy.name)
-                if created < self.cutoff:
-                    logger.warning("retention: %s spooled %s (never uploaded, spooled at %s)",
-                                   "would drop" if self.report.dry_run else "dropping",
-                                   entry.key if entry else record.name, entry.created if entry else "?")
-                    self.remove(record)
-                    if copy is not None and copy.parent == batch and (copy.exists() or copy.is_symlink()):
-                        self.remove(copy)
+                    pass  # unreadable: kept, with the copy of the same name
+                waiting += 1
+                self.report.kept += 1
+            for leftover in sorted(batch.iterdir()):
+                if leftover.name in named or (leftover.is_dir() and not leftover.is_symlink()):
+                    continue
+                if self.old(leftover):
+                    self.remove(leftover)  # a partial copy, a temp record, or the copy of an uploaded file
                 else:
                     self.report.kept += 1
-            for leftover in batch.iterdir():
-                if leftover.name in accounted:
-                    continue
-                if self.old(leftover) and not leftover.is_dir():
-                    self.remove(leftover)  # a partial copy or a copy whose record is gone
-            self._maybe_rmdir(batch, True)
+            self._maybe_rmdir(batch, self.old(batch))
+        if waiting:
+            logger.info("retention: %d spooled item(s) wait for upload and are kept (never removed before the "
+                        "store holds them)", waiting)
 
 
 def clean_retention(
@@ -170,8 +189,8 @@ def clean_retention(
     dry_run: bool = False,
 ) -> RetentionReport:
     """Remove what is older than ``max_age_hours`` inside each folder (see the module docstring)."""
-    if not (max_age_hours >= 0):
-        raise ValueError("max_age_hours must be 0 or more")
+    if not (max_age_hours >= MIN_RETENTION_HOURS):
+        raise ValueError(f"max_age_hours must be at least {MIN_RETENTION_HOURS:g} (got {max_age_hours!r})")
     now = now or datetime.now(timezone.utc)
     cutoff = (now - timedelta(hours=float(max_age_hours))).timestamp()
     report = RetentionReport(dry_run=dry_run)
@@ -186,7 +205,13 @@ def clean_retention(
             continue
         cleaner = _Cleaner(root, cutoff, report)
         if (root / SPOOL_MARKER).is_file():
-            cleaner.clean_spool()
-        else:
+            with spool_lock(root) as locked:
+                if not locked:
+                    report.errors.append(f"{root}: a spool retry is running; cleaned next time")
+                    continue
+                cleaner.clean_spool()
+        elif (root / OWNED_MARKER).is_file() and not (root / OWNED_MARKER).is_symlink():
             cleaner.clean_tree()
+        else:
+            report.errors.append(f"refused to clean {root}: AdReel did not create it (no {OWNED_MARKER} marker)")
     return report

@@ -301,16 +301,41 @@ class S3Store:
         head = self.verify(key, digest)
         return PutOutcome(key, "uploaded", str(head.get("ETag") or "").strip('"') or None, digest.size)
 
-    def put_json(self, key: str, data, *, cache_control: Optional[str] = "no-cache") -> PutOutcome:
+    def put_json(self, key: str, data, *, cache_control: Optional[str] = "no-cache", if_absent: bool = False) -> PutOutcome:
+        """Write ``data`` as a JSON object. ``if_absent``: only when no object is at ``key`` yet (HEAD first,
+        and a conditional ``If-None-Match: *`` PUT where the store supports it); an existing one is left as
+        it is (status ``exists``): a record written once is never replaced by another run."""
         import hashlib
+
+        from botocore.exceptions import ClientError
 
         body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         sha = hashlib.sha256(body).hexdigest()
         extra = {"ContentType": "application/json", "Metadata": {"sha256": sha}}
         if cache_control:
             extra["CacheControl"] = cache_control
+        if if_absent:
+            existing = self.head(key)
+            if existing is not None:
+                return PutOutcome(key, "exists", str(existing.get("ETag") or "").strip('"') or None,
+                                  int(existing.get("ContentLength") or 0))
         try:
-            self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)
+            try:
+                if if_absent:
+                    self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body, IfNoneMatch="*", **extra)
+                else:
+                    self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code") or "")
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if if_absent and (status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict")):
+                    head = self.head(key) or {}
+                    return PutOutcome(key, "exists", str(head.get("ETag") or "").strip('"') or None,
+                                      int(head.get("ContentLength") or 0))
+                if if_absent and (status == 501 or code == "NotImplemented"):
+                    self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)  # (HEAD checked)
+                else:
+                    raise
             head = self.client.head_object(Bucket=self.config.bucket, Key=key)
         except Exception as exc:  # noqa: BLE001
             raise self.classify(exc, f"write {key}") from None
@@ -329,6 +354,24 @@ class S3Store:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self.classify(exc, f"read {key}") from None
+
+    def abort_incomplete_uploads(self, key: str) -> int:
+        """Abort the incomplete multipart uploads of exactly ``key`` (what a crashed upload of that content
+        key left behind; parts are billed until aborted). Other keys are never touched. Returns how many."""
+        aborted = 0
+        try:
+            page = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
+            for up in page.get("Uploads", []) or []:
+                if up.get("Key") != key or not up.get("UploadId"):
+                    continue
+                self.client.abort_multipart_upload(Bucket=self.config.bucket, Key=key, UploadId=up["UploadId"])
+                aborted += 1
+        except Exception as exc:  # noqa: BLE001 - a store without the listing: the lifecycle rule cleans up
+            logger.debug("could not list incomplete uploads of %s: %s", key, type(exc).__name__)
+            return aborted
+        if aborted:
+            logger.info("aborted %d incomplete multipart upload(s) of %s left by an interrupted attempt", aborted, key)
+        return aborted
 
     def list_objects(self, prefix: str) -> Iterator[dict]:
         try:

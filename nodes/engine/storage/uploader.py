@@ -2,16 +2,22 @@
 
 ``upload_ad`` is the one call the ``AssetUpload`` node makes:
 
-1. collect the files — the video, the extras (other formats, thumbnail,
-   subtitles, HLS playlist + segments), the manifest and, by default, every
-   output the manifest lists that exists on disk;
+1. collect the files — the video, the extras the caller names, the manifest
+   and, by default, the outputs the manifest lists, **confined** to the
+   manifest's folder and named after the video (see ``manifest``: a manifest
+   is untrusted input; one that does not list the video is not this render's
+   and is ignored), each checked against the sha256 the manifest records;
 2. hash them and derive content keys under the rendered prefix (see ``keys``);
 3. upload each one HEAD-first (an identical object is not uploaded again),
    multipart above the configured threshold, with its Content-Type, and verify
    what the store holds;
-4. write the URLs into the manifest file (in place), upload the manifest, then
-   the run's history record;
-5. on any failure — store down, timeout, 5xx, bucket missing, refused — copy the
+4. write the URLs into the manifest file (in place, in its public form: no
+   absolute path, no presigned URL), upload the manifest, then the run's
+   history record (written once: never over another run's record);
+5. before the first request, the batch's records are written into the spool
+   as intents, so that a crash or ``kill -9`` at any point is finished by the
+   next retry cycle; each record goes once the store holds its object;
+6. on any failure — store down, timeout, 5xx, bucket missing, refused — copy the
    files not yet uploaded into the spool and return ``status == "spooled"`` with
    the reason; wrong credentials raise ``StorageCredentialsError`` *after* the
    files were spooled. The original files are never moved or deleted.
@@ -30,9 +36,11 @@ from .config import StorageConfig, load_storage_config
 from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger, redact
 from .history import history_key, history_payload, run_id_for
 from .keys import (
+    RESERVED_PREFIXES,
     FileDigest,
     aspect_slug,
     check_key,
+    check_not_reserved,
     content_key,
     content_type_for,
     digest_file,
@@ -42,8 +50,26 @@ from .keys import (
     safe_filename,
     slug,
 )
-from .manifest import load_manifest, manifest_identity, output_path, try_load_manifest, update_manifest_urls
-from .spool import RetryReport, list_spooled, new_batch_id, retry_spooled, spool_file, spool_record
+from .manifest import (
+    confined_outputs,
+    durable_url,
+    load_manifest,
+    manifest_identity,
+    normalize_manifest_file,
+    try_load_manifest,
+    update_manifest_urls,
+)
+from .spool import (
+    RetryReport,
+    crash_point,
+    list_spooled,
+    mark_active,
+    new_batch_id,
+    record_intent,
+    retry_spooled,
+    spool_file,
+    spool_record,
+)
 from .store import IMMUTABLE, S3Store
 
 ProgressFn = Callable[[dict], None]
@@ -103,7 +129,7 @@ class UploadResult:
         text = f"{len(up)} file(s) in {where}" + (f" ({already} already there)" if already else "")
         if self.status == "spooled":
             text = (
-                f"{len(self.spooled)} file(s) kept in the local spool {self.spool_dir} — {self.reason}. "
+                f"{len(self.spooled)} file(s) kept in the local spool — {self.reason}. "
                 f"They will be uploaded on the next run (retry_spooled). " + text
             )
         return text
@@ -153,13 +179,15 @@ def _as_brief(brief) -> Optional[Brief]:
 
 
 def _collect(video_path, extra_files, manifest_path, include_manifest_outputs):
-    """Validated local files (resolved, deduplicated), the primary one, and the manifest."""
+    """Validated local files (resolved, deduplicated), the primary one, the manifest, and what the manifest
+    says each listed file is (kind, sha256). Manifest outputs are confined (``manifest.confined_outputs``)."""
     given: list[Path] = []
     for raw in ([video_path] if video_path else []) + [p for p in (extra_files or []) if p]:
         p = Path(str(raw)).expanduser()
         if not p.is_file():
-            raise AdReelInputError("files", f"{p} does not exist or is not a file")
+            raise AdReelInputError("files", f"{p.name} does not exist or is not a file")
         given.append(p.resolve())
+    notes: list[str] = []
     manifest: Optional[RenderManifest] = None
     if manifest_path:
         manifest_path = Path(str(manifest_path)).expanduser().resolve()
@@ -172,14 +200,6 @@ def _collect(video_path, extra_files, manifest_path, include_manifest_outputs):
                     manifest_path = p
                     break
     files = [p for p in dict.fromkeys(given) if p != manifest_path]
-    kinds: dict[Path, str] = {}
-    if manifest is not None:
-        for out in manifest.outputs:
-            p = output_path(manifest_path, out.path)
-            if p.is_file():
-                kinds[p.resolve()] = out.kind
-                if include_manifest_outputs and p.resolve() not in files:
-                    files.append(p.resolve())
     if not files:
         raise AdReelInputError("files", "nothing to upload: give the video path (and any extra files)")
     if video_path:
@@ -187,7 +207,35 @@ def _collect(video_path, extra_files, manifest_path, include_manifest_outputs):
     else:
         videos = [p for p in files if kind_for(p) == "video"]
         primary = (videos or files)[0]
-    return files, primary, manifest, manifest_path, kinds
+    listed: dict[Path, tuple[str, str]] = {}  # path -> (kind, sha256 the manifest records)
+    if manifest is not None:
+        stem = primary.stem if primary.parent == manifest_path.parent else None
+        kept, skipped = confined_outputs(manifest, manifest_path, stem)
+        names_primary = any(p == primary for p, _ in kept)
+        if not names_primary:
+            primary_sha = _sha256(primary)
+            names_primary = any(out.sha256.lower() == primary_sha for out in manifest.outputs)
+        if not names_primary:
+            notes.append(f"{manifest_path.name} does not list {primary.name}: it is not this render's manifest, "
+                         "so neither it nor the files it names were uploaded")
+            manifest, manifest_path = None, None
+        else:
+            if skipped:
+                notes.append(f"{manifest_path.name} names {len(skipped)} file(s) that are not this render's and "
+                             f"were not uploaded ({'; '.join(skipped[:5])})")
+            for p, out in kept:
+                listed[p] = (out.kind, out.sha256.lower())
+                if include_manifest_outputs and p not in files:
+                    files.append(p)
+    return files, primary, manifest, manifest_path, listed, notes
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def upload_ad(
@@ -229,11 +277,19 @@ def upload_ad(
         prefix_pattern=prefix_pattern, url_mode=url_mode, url_expiry_seconds=url_expiry_seconds, spool_dir=spool_dir
     )
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    files, primary, manifest, manifest_path, kinds = _collect(video_path, extra_files, manifest_path, include_manifest_outputs)
+    files, primary, manifest, manifest_path, listed, notes = _collect(video_path, extra_files, manifest_path,
+                                                                       include_manifest_outputs)
     brief_obj = _as_brief(brief) or (manifest.brief if manifest is not None else None)
 
     chunk = cfg.multipart_chunksize
     digests = {p: digest_file(p, chunk) for p in files}
+    # a listed file whose bytes are not what the render recorded is not the render's any more
+    changed = [p for p in files if p in listed and p != primary and digests[p].sha256 != listed[p][1]]
+    if changed:
+        notes.append(f"{len(changed)} file(s) differ from what {manifest_path.name} records and were not uploaded "
+                     f"({', '.join(p.name for p in changed[:5])})")
+        files = [p for p in files if p not in changed]
+    kinds = {p: kind for p, (kind, _sha) in listed.items()}
 
     # HLS playlists pull in their segments; those then travel as a group.
     groups: dict[Path, list[tuple[Path, str]]] = {p: hls_members(p) for p in files if p.suffix.lower() == ".m3u8"}
@@ -257,7 +313,8 @@ def upload_ad(
         "date": made.strftime("%Y-%m-%d"), "year": made.strftime("%Y"), "month": made.strftime("%m"), "day": made.strftime("%d"),
         "run": run,
     }
-    prefix = render_prefix(cfg.prefix_pattern, values)
+    prefix = check_not_reserved(render_prefix(cfg.prefix_pattern, values),
+                                (cfg.history_prefix, *RESERVED_PREFIXES))
 
     items: list[_Item] = []
     singles = [p for p in files if p not in members]
@@ -278,6 +335,10 @@ def upload_ad(
 
     manifest_key = None
     if manifest is not None:
+        try:
+            manifest = normalize_manifest_file(manifest_path)  # no absolute path in a file anyone can /view
+        except OSError as exc:  # a read-only folder: upload it as it is
+            notes.append(f"could not rewrite {manifest_path.name} without server paths ({type(exc).__name__})")
         identity = manifest_identity(manifest)
         manifest_key = content_key(prefix, manifest_path.name, identity)
     total_bytes = sum(it.digest.size for it in items)
@@ -285,9 +346,56 @@ def upload_ad(
 
     result = UploadResult(status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=run, prefix=prefix,
                           manifest_path=str(manifest_path) if manifest_path else None, manifest_key=manifest_key,
-                          spool_dir=str(cfg.spool_dir))
+                          spool_dir=str(cfg.spool_dir), notes=list(notes))
     store = S3Store(cfg)
     store.client  # a configuration problem (unknown profile, …) raises here, before anything is spooled
+    batch = new_batch_id(run, now)
+    mark_active(batch, True)
+    try:
+        return _run_upload(cfg, store, batch, result, items, primary, manifest, manifest_path, manifest_key, groups,
+                           brief_obj, run, now, emit, chunk, write_history, retry_spool)
+    finally:
+        mark_active(batch, False)
+
+
+def _write_intents(cfg, batch, items, manifest_path, manifest_key, identity, output_keys, hist_key, payload):
+    """The batch's write-ahead records (see ``spool.record_intent``): {id(item) or "manifest"/"history": entry}."""
+    intents: dict = {}
+    for index, it in enumerate(items):
+        intents[id(it)] = record_intent(
+            cfg.spool_dir, batch, index, it.path, role="output", key=it.key, kind=it.kind, content_type=it.content_type,
+            cache_control=it.cache_control, sha256=it.digest.sha256, size=it.digest.size, bucket=cfg.bucket,
+            url_mode=cfg.url_mode, url_expiry_seconds=cfg.url_expiry_seconds)
+    if manifest_path is not None:
+        intents["manifest"] = record_intent(
+            cfg.spool_dir, batch, 80, manifest_path, role="manifest", key=manifest_key, kind="manifest",
+            content_type="application/json", cache_control="no-cache", bucket=cfg.bucket, url_mode=cfg.url_mode,
+            url_expiry_seconds=cfg.url_expiry_seconds, output_keys=output_keys, manifest_identity=identity)
+    if hist_key is not None:
+        intents["history"] = record_intent(
+            cfg.spool_dir, batch, 90, None, role="history", key=hist_key, kind="history",
+            content_type="application/json", cache_control="no-cache", bucket=cfg.bucket, payload=payload)
+    return intents
+
+
+def _run_upload(cfg, store, batch, result, items, primary, manifest, manifest_path, manifest_key, groups, brief_obj,
+                run, now, emit, chunk, write_history, retry_spool):
+    output_keys = {it.digest.sha256: it.key for it in items}
+    hist_key = history_key(cfg, run) if write_history else None
+    payload = None
+    if write_history:
+        outputs = [{"kind": it.kind, "name": it.path.name, "key": it.key, "bytes": it.digest.size,
+                    "sha256": it.digest.sha256, "content_type": it.content_type} for it in items if it.role == "output"]
+        payload = history_payload(run=run, brief=brief_obj, manifest=manifest, outputs=outputs, manifest_key=manifest_key,
+                                  status="uploaded", created=now)
+    identity = manifest_identity(manifest) if manifest is not None else None
+    try:
+        intents = _write_intents(cfg, batch, items, manifest_path, manifest_key, identity, output_keys, hist_key, payload)
+    except OSError as exc:
+        intents = {}
+        result.notes.append(f"could not record the upload in the spool first ({type(exc).__name__}): a crash now "
+                            "would need a re-queue")
+    crash_point("intents-recorded")
     failure: Optional[StorageError] = None
     try:
         note = store.probe()
@@ -298,11 +406,8 @@ def upload_ad(
     if groups and (cfg.url_mode == "presigned" or (cfg.url_mode == "auto" and not cfg.public_base_url)):
         result.notes.append("HLS playback needs public URLs: a presigned playlist URL does not sign its segments")
 
-    batch = new_batch_id(run, now)
-    output_keys: dict[str, str] = {}
     to_spool: list[tuple[_Item, int]] = []
     for it in items:
-        output_keys[it.digest.sha256] = it.key
         attempted = 0
         if failure is None:
             try:
@@ -310,9 +415,11 @@ def upload_ad(
                     it.path, it.key, it.digest, content_type=it.content_type, cache_control=it.cache_control,
                     progress=lambda n, _name=it.path.name: emit("upload", _name, n),
                 )
+                crash_point("uploaded")
                 url = store.url_for(it.key) if it.role == "output" else None
                 result.files.append(UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size,
                                                  it.digest.sha256, outcome.status, url=url, etag=outcome.etag))
+                _done(intents.pop(id(it), None))
                 emit("file_done", it.path.name, 0, True)
                 continue
             except StorageError as exc:
@@ -329,12 +436,12 @@ def upload_ad(
         result.files.append(_spooled_placeholder(it, failure))
         emit("file_done", it.path.name, 0, True)
 
-    # URLs into the manifest (for what is up), then the manifest itself
+    # URLs into the manifest (for what is up; durable ones only), then the manifest itself
     if manifest is not None:
         urls: dict[str, str] = {}
         for f in result.files:
             if f.url and f.role == "output":
-                urls[f.path] = f.url
+                urls[f.path] = durable_url(store, f.key)
         if urls:
             manifest = update_manifest_urls(manifest_path, urls)
         mdigest = digest_file(manifest_path, chunk)
@@ -346,6 +453,8 @@ def upload_ad(
                 result.files.append(UploadedFile(str(manifest_path), manifest_key, "manifest", "manifest", "application/json",
                                                  mdigest.size, mdigest.sha256, outcome.status, url=store.url_for(manifest_key),
                                                  etag=outcome.etag))
+                crash_point("manifest-uploaded")
+                _done(intents.pop("manifest", None))
             except StorageError as exc:
                 failure = failure or exc
                 to_spool.append((mitem, 1))
@@ -355,28 +464,26 @@ def upload_ad(
             result.files.append(_spooled_placeholder(mitem, failure or _first_error(result)))
         emit("file_done", manifest_path.name, 0, True)
 
-    # the run's history record
-    hist_key = history_key(cfg, run) if write_history else None
-    payload = None
+    # the run's history record: written once, never over another run's record of the same video
     if write_history:
-        outputs = [
-            {"kind": f.kind, "name": Path(f.path).name, "key": f.key, "bytes": f.bytes, "sha256": f.sha256,
-             "content_type": f.content_type} for f in result.files if f.role == "output"
-        ]
-        payload = history_payload(run=run, brief=brief_obj, manifest=manifest, outputs=outputs, manifest_key=manifest_key,
-                                  status="uploaded", created=now)
         if failure is None and not to_spool:
             try:
                 payload["uploaded_at"] = datetime.now(timezone.utc).isoformat()
-                store.put_json(hist_key, payload)
+                outcome = store.put_json(hist_key, payload, if_absent=True)
                 result.history_key = hist_key
+                if outcome.status == "exists":
+                    result.notes.append(f"the history record {hist_key} already exists (an earlier upload of this "
+                                        "video): left unchanged")
+                crash_point("history-written")
+                _done(intents.pop("history", None))
             except StorageError as exc:
                 failure = exc
         else:
             payload["status"] = "spooled"
 
     if failure is not None or to_spool:
-        _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload)
+        _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload,
+                   intents)
 
     main = next((f for f in result.files if Path(f.path) == primary), None)
     result.url = main.url if main else None
@@ -384,12 +491,13 @@ def upload_ad(
         logger.warning("upload to %s incomplete: %s", store.where(), result.reason)
         if isinstance(failure, StorageCredentialsError):
             raise StorageCredentialsError(
-                f"{failure.message}. {len(result.spooled)} file(s) were kept in the spool {result.spool_dir} and will be "
+                f"{failure.message}. {len(result.spooled)} file(s) were kept in the local spool (ADREEL_SPOOL_DIR) and will be "
                 "uploaded by retry_spooled() once the credentials are fixed",
                 reason=failure.reason, result=result,
             )
         return result
 
+    mark_active(batch, False)  # this batch is done: the retry below may take whatever it left
     if retry_spool and list_spooled(cfg.spool_dir):
         try:
             result.retry = retry_spooled(cfg)
@@ -398,6 +506,15 @@ def upload_ad(
         except StorageError as exc:
             result.notes.append(f"spool retry: {exc.message}")
     return result
+
+
+def _done(entry) -> None:
+    """The store holds this item: its write-ahead record goes."""
+    if entry is not None:
+        try:
+            entry.remove()
+        except OSError as exc:
+            logger.warning("could not remove the spool record %s: %s", entry.name, type(exc).__name__)
 
 
 def _fatal(exc: StorageError) -> bool:
@@ -419,7 +536,9 @@ def _spooled_placeholder(it: _Item, error: Optional[StorageError]) -> UploadedFi
                         error=error.message if error is not None else None)
 
 
-def _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload):
+def _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload,
+               intents=None):
+    intents = intents if intents is not None else {}
     reason_exc = failure or _first_error(result) or StorageError("upload failed")
     reason = reason_exc.message
     result.status = "spooled"
@@ -436,14 +555,16 @@ def _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, wri
                 url_mode=cfg.url_mode, url_expiry_seconds=cfg.url_expiry_seconds,
                 output_keys=output_keys if it.role == "manifest" else None,
                 manifest_identity=identity if it.role == "manifest" else None,
+                intent=intents.pop("manifest" if it.role == "manifest" else id(it), None),
             )
             placeholder = by_path.get((str(it.path), it.key))
             if placeholder is not None:
                 placeholder.spool_path = entry.local_path
         if write_history and payload is not None and result.history_key is None:
-            spool_record(cfg.spool_dir, batch, 90, role="history", key=hist_key, bucket=cfg.bucket, reason=reason, payload=payload)
+            spool_record(cfg.spool_dir, batch, 90, role="history", key=hist_key, bucket=cfg.bucket, reason=reason,
+                         payload=payload, intent=intents.pop("history", None))
     except OSError as exc:
         raise StorageError(
-            f"could not upload ({reason}) and could not spool the files either ({type(exc).__name__}: {redact(exc)}); "
-            "the original files were left where they are"
+            f"could not upload ({reason}) and could not spool the files either ({type(exc).__name__}); "
+            "the original files were left where they are, and their upload records stay in the spool"
         ) from None

@@ -1,0 +1,69 @@
+"""The objects a job stored, in the S3-compatible store the workflows' AssetUpload nodes write to.
+
+A job's outputs live under ``fleet/<job id>/`` (see ``jobs.prepare_prompt``),
+plus the run's history record (``history/<run>.json``) that AssetUpload
+writes. The settings are the engine's (``MINIO_*`` / ``AWS_*`` / the storage
+config file, as for ComfyUI), read from this process's environment.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+from .config import FleetError
+from .jobs import key_prefix
+
+
+def _store():
+    from nodes.engine.storage import S3Store, StorageError, load_storage_config, redact
+
+    try:
+        return S3Store(load_storage_config()), StorageError, redact
+    except StorageError as exc:
+        raise FleetError(f"storage: {redact(str(exc))}") from None
+
+
+def configured() -> bool:
+    try:
+        _store()
+        return True
+    except FleetError:
+        return False
+
+
+_VIDEO_KEY = re.compile(r"-([0-9a-f]{12})\.(mp4|m4v|mov|webm|mkv)$")
+
+
+def remove(job_id: str, keys: Iterable[str], *, keep: Iterable[str] = (), runs: Iterable[str] = (),
+           keep_runs: Iterable[str] = (), keep_prefixes: Iterable[str] = (), bucket: Optional[str] = None) -> list[str]:
+    """Delete ``keys``, every object under the job's prefix and the history records of its runs (``runs``,
+    and the run of every video found under the prefix), except ``keep``; the keys deleted."""
+    from nodes.engine.storage.history import history_key
+
+    store, StorageError, redact = _store()
+    if bucket and bucket != store.config.bucket:
+        raise FleetError(f"storage: the job's objects are in bucket {bucket!r} but this environment's storage "
+                         f"settings name {store.config.bucket!r}; run this with the workers' storage settings")
+    keep = set(keep) | {history_key(store.config, r) for r in keep_runs if r}
+    try:
+        found = {o["Key"] for o in store.list_objects(key_prefix(job_id))}
+        doomed = (found | {k for k in keys if k}) - keep
+        run_ids = set(runs) | {m.group(1) for k in doomed if (m := _VIDEO_KEY.search(k))}
+        doomed |= {history_key(store.config, r) for r in run_ids if r}
+        prefixes = tuple(keep_prefixes)
+        doomed = sorted(k for k in doomed - keep if not (prefixes and k.startswith(prefixes)))
+        for start in range(0, len(doomed), 1000):
+            chunk = doomed[start:start + 1000]
+            res = store.client.delete_objects(Bucket=store.config.bucket,
+                                              Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            errors = res.get("Errors") or []
+            if errors:
+                raise FleetError(f"storage: could not delete {len(errors)} object(s), e.g. {errors[0].get('Key')}: "
+                                 f"{errors[0].get('Code')}")
+        return doomed
+    except StorageError as exc:
+        raise FleetError(f"storage: {redact(str(exc))}") from None
+    except FleetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — botocore's errors, redacted
+        raise FleetError(f"storage: {redact(f'{type(exc).__name__}: {exc}')}") from None

@@ -1,0 +1,241 @@
+"""Where an LLM request may go, and which key may go with it.
+
+A workflow (anyone who can POST to ``/prompt``) chooses the endpoint and the
+*name* of the key variable; the operator's environment decides what is allowed:
+
+* ``api_key_env`` may name only a variable on the allowlist —
+  ``OPENAI_API_KEY``, ``GROQ_API_KEY``, ``OPENROUTER_API_KEY``,
+  ``MISTRAL_API_KEY``, ``GEMINI_API_KEY``, ``TOGETHER_API_KEY``,
+  ``FIREWORKS_API_KEY``, ``DEEPSEEK_API_KEY`` and any ``ADREEL_LLM_KEY_<NAME>``
+  — or ``none`` (no key). Anything else (``MINIO_SECRET_KEY``,
+  ``AWS_SECRET_ACCESS_KEY``, …) is refused, and a value that looks like a
+  pasted key (``sk-…``, ``gsk_…``, ``hf_…``, ``r8_…``, ``ghp_…``, ``fw_…``,
+  ``AIza…``, a long random string) is refused without being echoed.
+* **A key is bound to its host.** Each key goes only to the host of the base
+  URL configured for it in the environment — ``OPENAI_BASE_URL`` (default
+  ``https://api.openai.com/v1``) for ``OPENAI_API_KEY``, ``GROQ_BASE_URL`` for
+  ``GROQ_API_KEY`` …, ``ADREEL_LLM_URL_<NAME>`` for ``ADREEL_LLM_KEY_<NAME>`` —
+  or to a host listed in ``ADREEL_LLM_ALLOWED_HOSTS`` (comma-separated
+  ``host`` or ``host:port``). A widget URL on another host with a key is refused;
+  it never receives the key.
+* With a key, plain ``http://`` only to loopback.
+* Without a key, requests go to loopback, to public hosts and to the hosts
+  configured above (``OLLAMA_HOST``, the base URLs, the allowlist); private
+  ranges only with ``ADREEL_LLM_ALLOW_PRIVATE=1``; link-local / cloud-metadata
+  addresses (169.254/16, fe80::/10, fd00:ec2::254, 100.100.100.200) only when the
+  operator configured that very host.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from .http import InsecureURL, check_destination, host_port, is_loopback_host, require_https
+
+ALLOWED_HOSTS_ENV = "ADREEL_LLM_ALLOWED_HOSTS"
+ALLOW_PRIVATE_ENV = "ADREEL_LLM_ALLOW_PRIVATE"
+KEY_PREFIX = "ADREEL_LLM_KEY_"
+URL_PREFIX = "ADREEL_LLM_URL_"
+NO_KEY = "none"
+
+# key variable -> (base-URL variable, default base URL)
+KNOWN_KEYS: dict[str, tuple[str, str]] = {
+    "OPENAI_API_KEY": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "GROQ_API_KEY": ("GROQ_BASE_URL", "https://api.groq.com/openai/v1"),
+    "OPENROUTER_API_KEY": ("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"),
+    "MISTRAL_API_KEY": ("MISTRAL_BASE_URL", "https://api.mistral.ai/v1"),
+    "GEMINI_API_KEY": ("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta/openai"),
+    "TOGETHER_API_KEY": ("TOGETHER_BASE_URL", "https://api.together.xyz/v1"),
+    "FIREWORKS_API_KEY": ("FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1"),
+    "DEEPSEEK_API_KEY": ("DEEPSEEK_BASE_URL", "https://api.deepseek.com/v1"),
+}
+_KEY_NAME = re.compile(r"^ADREEL_LLM_KEY_[A-Z0-9_]{1,48}$")
+_PASTED = re.compile(r"^(sk-|sk_|gsk_|hf_|r8_|gh[pousr]_|github_pat_|fw_|AIza|xai-|pplx-|nvapi-|AKIA[0-9A-Z]{8}|"
+                     r"ASIA[0-9A-Z]{8}|[Bb]earer\s)")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class PolicyError(ValueError):
+    """A refused setting; ``field`` names the widget."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(message)
+
+
+def allowed_key_names() -> str:
+    return ", ".join(KNOWN_KEYS) + f", {KEY_PREFIX}<NAME> or {NO_KEY}"
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
+
+
+def looks_like_key(value: str) -> bool:
+    """True for a value shaped like a pasted credential rather than a variable name."""
+    v = (value or "").strip()
+    if not v:
+        return False
+    if _PASTED.match(v):
+        return True
+    if len(v) >= 20 and not re.fullmatch(r"[A-Z][A-Z0-9_]*", v):
+        # mixed case / digits / dashes and no structure of a NAME: a key
+        classes = sum(bool(re.search(p, v)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+        if classes >= 2 and _entropy(v) > 3.5:
+            return True
+    if len(v) >= 32 and re.fullmatch(r"[0-9a-fA-F\-]+", v):
+        return True  # a hex / uuid key (ElevenLabs, fal)
+    return False
+
+
+def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Optional[str]:
+    """The allowed variable name for ``value`` (None for "none"); ``PolicyError('api_key_env')`` otherwise."""
+    v = (value or "").strip()
+    if not v:
+        return default
+    if v.lower() == NO_KEY:
+        return None
+    if looks_like_key(v):
+        raise PolicyError("api_key_env", "looks like an API key itself (not shown here): put the key in the "
+                                         "environment of the ComfyUI server (or the AdReel secrets file) and "
+                                         f"name its variable here — one of {allowed_key_names()}")
+    if v in KNOWN_KEYS or _KEY_NAME.match(v):
+        return v
+    # echo only what is plainly a variable NAME (words joined by underscores), never a token-like value
+    name_like = re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}(_[A-Za-z0-9]{1,16}){1,6}_?", v) and \
+        not re.search(r"[0-9]{4,}|[A-Za-z0-9]{17,}", v)
+    shown = v if name_like else "this value"
+    raise PolicyError("api_key_env", f"{shown} is not a key variable AdReel may send to an LLM; use one of "
+                                     f"{allowed_key_names()} (other environment variables, such as storage "
+                                     "secrets, are never sent)")
+
+
+def widget_problem(backend: str, api_key_env: Optional[str] = None, openai_base_url: Optional[str] = None,
+                   ollama_host: Optional[str] = None) -> Optional[str]:
+    """What ``/prompt`` must refuse before a workflow is queued (and stored in the history): a pasted key in
+    any of these widgets, whatever the backend, and a key variable that is not allowed for ``openai``."""
+    if api_key_env and looks_like_key(api_key_env):
+        return "api_key_env: looks like an API key itself (not shown here); name its variable instead"
+    for name, url in (("openai_base_url", openai_base_url), ("ollama_host", ollama_host)):
+        if url and "@" in url:
+            try:
+                parts = urlsplit(url if "://" in url else f"http://{url}")
+                creds = bool(parts.username or parts.password)
+            except ValueError:
+                creds = True
+            if creds:
+                return f"{name}: must not carry a user name or password; keys come from the environment"
+    if backend == "openai" and api_key_env is not None:
+        try:
+            check_key_name(api_key_env)
+        except PolicyError as e:
+            return f"{e.field}: {e}"
+    return None
+
+
+def configured_base_url(key_name: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    env = os.environ if environ is None else environ
+    if key_name in KNOWN_KEYS:
+        var, default = KNOWN_KEYS[key_name]
+        return (env.get(var) or "").strip() or default
+    if key_name.startswith(KEY_PREFIX):
+        return (env.get(URL_PREFIX + key_name[len(KEY_PREFIX):]) or "").strip() or None
+    return None
+
+
+def allowed_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
+    env = os.environ if environ is None else environ
+    return {h.strip().lower().rstrip("/") for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
+
+
+def configured_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
+    """Every LLM host the operator configured (host:port), for the destination check."""
+    env = os.environ if environ is None else environ
+    urls = [(env.get(var) or "").strip() for var, _ in KNOWN_KEYS.values()]
+    urls += [v for k, v in env.items() if k.startswith(URL_PREFIX)]
+    urls.append((env.get("OLLAMA_HOST") or "").strip())
+    hosts = set(allowed_hosts(env))
+    for url in urls:
+        if url:
+            try:
+                host, port = host_port(url if "://" in url else f"http://{url}")
+            except ValueError:
+                continue
+            if host:
+                hosts.add(f"{host}:{port}")
+    return hosts
+
+
+def private_allowed(environ: Optional[Mapping[str, str]] = None) -> bool:
+    env = os.environ if environ is None else environ
+    return (env.get(ALLOW_PRIVATE_ENV) or "").strip().lower() in _TRUE
+
+
+def _matches(url: str, base: Optional[str]) -> bool:
+    if not base:
+        return False
+    try:
+        return host_port(url) == host_port(base if "://" in base else f"https://{base}")
+    except ValueError:
+        return False
+
+
+def _in_allowlist(url: str, environ) -> bool:
+    host, port = host_port(url)
+    hosts = allowed_hosts(environ)
+    return host in hosts or f"{host}:{port}" in hosts
+
+
+@dataclass(frozen=True)
+class Destination:
+    url: str
+    key_name: Optional[str]   # None: no key is sent
+
+
+def check_llm_destination(url: str, key_name: Optional[str], field_name: str = "openai_base_url", *,
+                          environ: Optional[Mapping[str, str]] = None, resolve: bool = False, resolver=None) -> Destination:
+    """Refuse ``url`` for ``key_name`` unless the environment binds that key to its host (see the module doc)."""
+    env = os.environ if environ is None else environ
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
+    except ValueError:
+        raise PolicyError(field_name, "is not a valid http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PolicyError(field_name, "must be an http(s) URL like http://127.0.0.1:8000/v1")
+    if parts.username or parts.password:
+        raise PolicyError(field_name, "must not carry a user name or password; keys come from the environment")
+    if key_name:
+        base = configured_base_url(key_name, env)
+        if not (_matches(url, base) or _in_allowlist(url, env)):
+            where = f"{host_port(base)[0]} (its configured base URL)" if base else "no host yet"
+            raise PolicyError(field_name, f"the key in {key_name} is only sent to {where}; this URL's host "
+                                          f"{parts.hostname} is not configured for it. Use a base URL the operator "
+                                          f"configured, set api_key_env to {NO_KEY} for a keyless local server, or "
+                                          f"ask the operator to add the host to {ALLOWED_HOSTS_ENV}")
+        try:
+            require_https(url, field_name, allow_loopback_http=True, error=InsecureURL)
+        except InsecureURL:
+            raise PolicyError(field_name, f"a key is only sent over https (plain http only to 127.0.0.1 / "
+                                          f"localhost); {parts.hostname} is reached over http") from None
+    if not is_loopback_host(parts.hostname):
+        # without ``resolve`` only literal addresses are checked (no DNS while a node is being set up);
+        # the backends check again with DNS right before they send
+        lookup = resolver if resolve else (lambda host, port: [a for a in [_literal(host)] if a is not None])
+        check_destination(url, "", allow_private=private_allowed(env), trusted=configured_hosts(env),
+                          error=lambda m: PolicyError(field_name, m), **({"resolver": lookup} if lookup else {}))
+    return Destination(url, key_name)
+
+
+def _literal(host: str):
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

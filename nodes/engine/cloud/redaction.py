@@ -1,0 +1,262 @@
+"""One secret registry and one log filter for the whole pack (and the ComfyUI process it runs in).
+
+``register_secret(value)`` is called for every key, secret access key and
+token AdReel reads. ``redact(text)`` then masks, wherever they appear:
+
+* the value itself, its URL-encoded form and its base64 forms (as in a
+  ``Basic`` header or a JSON blob that was base64-encoded, at any alignment);
+* any run of 8 or more characters that is a *prefix* of one of those forms —
+  an error body cut at 200 or 500 characters mid-key must not leak the first
+  half of the key;
+* credential shapes, registered or not: ``Authorization: Bearer|Key|Token|Basic …``,
+  a bare ``Key …`` / ``Token …`` credential, ``x-api-key`` / ``xi-api-key`` /
+  ``x-goog-api-key`` headers, ``?key=`` / ``token=`` / ``sig=`` query values,
+  presigned-URL signatures (``X-Amz-Signature``, ``X-Amz-Credential``,
+  ``X-Amz-Security-Token``, ``X-Goog-Signature``, ``X-Goog-Credential``),
+  ``password=``, ``client_secret=``, ``aws_secret_access_key=`` … and the known
+  key shapes (``sk-…``, ``gsk_…``, ``hf_…``, ``r8_…``, ``ghp_…``, ``fw_…``,
+  ``AIza…``).
+
+``install_log_filter()`` makes every log record of the process pass through
+``redact`` when it is created — message, arguments, the traceback of
+``logger.exception`` / ``exc_info`` and ``stack_info`` — so AdReel's loggers
+(``adreel.*``, ``AdReel``, their children) and ComfyUI's own
+``logging.error(traceback.format_exc())`` cannot write a registered secret.
+The node layer installs it when ComfyUI loads the pack; importing this module
+installs it too (it is idempotent and chains any record factory already set).
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+from typing import Iterable, Optional
+from urllib.parse import quote, urlsplit
+
+MASK = "***"
+MIN_SECRET_CHARS = 4      # shorter values are not registered (they would mask ordinary words)
+MIN_PREFIX_CHARS = 8      # a leaked run this long of a secret's start is masked
+
+_lock = threading.Lock()
+# form (the text to find) -> replacement; every registered value adds several forms
+_forms: dict[str, str] = {}
+
+_NAME_VALUE_KEYS = (r"password|passwd|pwd|client_secret|aws_secret_access_key|secret_access_key|secret_key|"
+                    r"aws_session_token|session_token|security_token|private_key|refresh_token|access_token|"
+                    r"id_token|api[_-]?key|api[_-]?token|api[_-]?secret|x-goog-api-key|x-api-key|xi-api-key|"
+                    r"x-amz-security-token")
+_QUERY_KEYS = (r"key|api_key|apikey|token|access_token|sig|signature|password|client_secret|"
+               r"aws_secret_access_key|secret|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
+               r"X-Goog-Signature|X-Goog-Credential|X-Goog-Security-Token|Signature|Policy|Key-Pair-Id")
+_KEY_SHAPES = (r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{16,}|r8_[A-Za-z0-9]{16,}|"
+               r"gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}|fw_[A-Za-z0-9]{12,}|AIza[0-9A-Za-z_\-]{20,}|"
+               r"xai-[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{12,}|ASIA[0-9A-Z]{12,}")
+
+# Group 1 is kept, the value after it is masked.
+_PATTERNS = [
+    re.compile(r"(?i)(\bBearer\s+)[^\s'\",;]+"),
+    re.compile(r"(?i)(\bAuthorization['\"]?\s*[:=]\s*['\"]?(?:Key|Token|Basic)\s+)[^\s'\",;]+"),
+    re.compile(r"(?i)(\bAuthorization['\"]?\s*[:=]\s*['\"]?(?:Digest|AWS4-HMAC-SHA256)\s+)[^'\"\n;]+"),
+    re.compile(r"(?i)(\bAuthorization['\"]?\s*[:=]\s*['\"]?)(?!Bearer\b|Key\b|Token\b|Basic\b|Digest\b|\*\*\*)[^\s'\",;]+"),
+    # a bare "Key <credential>" / "Token <credential>" (fal, Replicate): long credential-like runs only
+    re.compile(r"(\b(?:Key|Token|key|token)\s+)(?!\*\*\*)[A-Za-z0-9_\-]{6,}[:.][A-Za-z0-9_\-:.]{6,}"),
+    re.compile(r"(\b(?:Key|Token)\s+)(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{16,}"),
+    re.compile(r"(?i)([?&;](?:" + _QUERY_KEYS + r")=)[^&\s'\"#]+"),
+    re.compile(r"(?i)(\b(?:" + _NAME_VALUE_KEYS + r")['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)[^\s'\",;&}]+"),
+    re.compile(r"()\b(?:" + _KEY_SHAPES + r")"),
+]
+
+
+def _b64_forms(value: bytes) -> Iterable[str]:
+    """The base64 text a value becomes at each of the 3 alignments (only the characters it alone decides)."""
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        yield enc(value).decode().rstrip("=")
+        for pad in (1, 2):
+            text = enc(b"\0" * pad + value).decode()
+            end = 4 * ((pad + len(value)) // 3)
+            yield text[4:end]
+        text = enc(value).decode()
+        yield text[: 4 * (len(value) // 3)]
+
+
+def forms_of(value: str) -> set[str]:
+    """Every text form of ``value`` that is masked: itself, URL-encoded, base64 (any alignment)."""
+    forms = {value, quote(value, safe=""), quote(value, safe="/:")}
+    forms.update(_b64_forms(value.encode("utf-8")))
+    return {f for f in forms if len(f) >= MIN_SECRET_CHARS and (f == value or len(f) >= MIN_PREFIX_CHARS)}
+
+
+class _Snapshot:
+    """What ``redact`` reads: rebuilt on each registration, read without a lock."""
+
+    __slots__ = ("forms", "short", "index", "finder")
+
+    def __init__(self, forms: dict[str, str]):
+        self.forms = dict(forms)
+        self.short = sorted((f for f in forms if len(f) < MIN_PREFIX_CHARS), key=len, reverse=True)
+        self.index: dict[str, list[str]] = {}
+        for form in forms:
+            if len(form) >= MIN_PREFIX_CHARS:
+                self.index.setdefault(form[:MIN_PREFIX_CHARS], []).append(form)
+        # one C-speed scan finds every place a registered form starts; only those are extended in Python
+        self.finder = re.compile("|".join(re.escape(k) for k in sorted(self.index))) if self.index else None
+
+
+_snapshot = _Snapshot({})
+
+
+def register_secret(value: Optional[str], replacement: str = MASK) -> None:
+    """Remember ``value`` (and its encoded forms) so that ``redact`` masks it from now on."""
+    global _snapshot
+    value = (value or "").strip()
+    if len(value) < MIN_SECRET_CHARS:
+        return
+    with _lock:
+        if value in _forms:
+            return
+        for form in forms_of(value):
+            _forms.setdefault(form, replacement)
+        _snapshot = _Snapshot(_forms)
+
+
+def registered(value: str) -> bool:
+    return (value or "").strip() in _snapshot.forms
+
+
+def _mask_prefixes(text: str, snap: _Snapshot) -> str:
+    """Replace every run of >= MIN_PREFIX_CHARS characters that starts a registered form (linear in text)."""
+    if snap.finder is None:
+        return text
+    out, last, pos, n = [], 0, 0, len(text)
+    while True:
+        m = snap.finder.search(text, pos)
+        if m is None:
+            break
+        i = m.start()
+        best, best_form = 0, None
+        for form in snap.index[m.group(0)]:
+            k = MIN_PREFIX_CHARS
+            limit = min(len(form), n - i)
+            while k < limit and text[i + k] == form[k]:
+                k += 1
+            if k > best:
+                best, best_form = k, form
+        out.append(text[last:i])
+        out.append(snap.forms[best_form])
+        pos = last = i + best
+    out.append(text[last:])
+    return "".join(out)
+
+
+def redact(text, *extra: Optional[str]) -> str:
+    """``text`` with every registered secret (and ``extra`` values), any prefix of one and every
+    credential-shaped value masked."""
+    if text is None:
+        return ""
+    text = str(text)
+    for value in extra:
+        register_secret(value)
+    snap = _snapshot
+    for form in snap.short:
+        if form in text:
+            text = text.replace(form, snap.forms[form])
+    text = _mask_prefixes(text, snap)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a message: scheme, host and path only (query strings such as presigned signatures dropped)."""
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    shown = f"{parts.scheme}://{parts.hostname or ''}"
+    if port:
+        shown += f":{port}"
+    shown += parts.path
+    if parts.query:
+        shown += "?…"
+    return redact(shown)
+
+
+def clip(text, limit: int = 200) -> str:
+    """A remote server's text for a message: redacted, one line, at most ``limit`` characters."""
+    flat = " ".join(str(text or "").split())
+    if len(flat) > limit:
+        flat = flat[:limit] + "…"
+    return redact(flat)
+
+
+# ----------------------------------------------------------------- logging
+def _clean_record(record: logging.LogRecord) -> logging.LogRecord:
+    if getattr(record, "_adreel_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not leak its arguments either
+        message = str(record.msg)
+    record.msg = redact(message)
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        try:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        except Exception:
+            record.exc_text = f"{record.exc_info[0].__name__ if record.exc_info[0] else 'Exception'} (traceback hidden)"
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+        # the formatter prints exc_text when set; exc_info would only be re-formatted by handlers that ignore it
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    record._adreel_redacted = True
+    return record
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that renders the record's message (and traceback) and redacts it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _clean_record(record)
+        return True
+
+
+_factory_lock = threading.Lock()
+_installed = False
+ADREEL_LOGGERS = ("adreel", "AdReel", "adreel.providers", "adreel.storage", "adreel.script", "adreel.cloud",
+                  "adreel.upload", "adreel.limits")
+
+
+def install_log_filter() -> None:
+    """Redact every log record this process creates (idempotent).
+
+    A logging filter on a logger does not see its children's records, and a
+    handler added later would have none: so the record factory itself
+    redacts (chained to whatever factory was set before), and the named AdReel
+    loggers and the root logger's current handlers carry a ``RedactingFilter``
+    as well.
+    """
+    global _installed
+    with _factory_lock:
+        if not _installed:
+            previous = logging.getLogRecordFactory()
+
+            def factory(*args, **kwargs):
+                return _clean_record(previous(*args, **kwargs))
+
+            factory._adreel_redacting = True  # type: ignore[attr-defined]
+            logging.setLogRecordFactory(factory)
+            _installed = True
+    for name in ADREEL_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
+            lg.addFilter(RedactingFilter())
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+logger = logging.getLogger("adreel.cloud")
+install_log_filter()

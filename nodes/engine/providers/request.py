@@ -1,0 +1,263 @@
+"""What ProviderRender's widgets mean, without ComfyUI: options, the candidates, the report.
+
+The node file (``nodes/comfy_nodes/provider_node.py``) only reads its inputs,
+calls these and the engine, and returns the outputs; everything here is
+unit-tested without a ComfyUI server.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from .. import limits
+from ..models import AdReelInputError
+from . import PROVIDERS
+from .hybrid import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, parse_chain
+from .redaction import redact
+
+logger = logging.getLogger("adreel.providers")
+
+POLL_ENV = "ADREEL_PROVIDER_POLL_SECONDS"  # override every provider's poll interval (tests, rate-limited gateways)
+MAX_OPTION_DEPTH = 16
+
+# --- what a credential looks like (L9): by its name, or by its value
+# Words that make an option name a credential wherever they appear ("hf_token", "aws_secret_access_key",
+# "private_key", "key", "X-Api-Key", "githubToken"); names are split on _ - . spaces and camelCase.
+_SECRET_WORDS = frozenset({
+    "key", "keys", "apikey", "token", "secret", "secrets", "password", "passwd", "passphrase", "pwd",
+    "authorization", "auth", "bearer", "credential", "credentials", "cookie", "privatekey", "accesskey",
+    "secretkey", "authtoken", "accesstoken", "apitoken",
+})
+# The same inside one unbroken word ("hftoken", "openaikey" is not caught, "openai_key" is).
+_SECRET_INFIX = re.compile(r"token|secret|passw(or)?d|api_?key|private_?key|access_?key")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# Values shaped like a provider's key, wherever they sit in the options (and in option names).
+_KEY_VALUE = re.compile(
+    r"(?:^|[^A-Za-z0-9])("
+    r"hf_[A-Za-z0-9]{20,}|r8_[A-Za-z0-9_]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|sk-[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}|gsk_[A-Za-z0-9]{20,}|fw_[A-Za-z0-9]{16,}"
+    r"|AIza[0-9A-Za-z_-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|key_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"
+    r")")
+_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0 (review H1 c)
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=:.-]{24,}")
+_PIECES = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NO_KEYS = ("API keys and tokens are never taken from a workflow (it is saved in files, PNG/MP4 metadata and "
+            "history). Set the provider's environment variable (e.g. RUNWAY_API_KEY) for the ComfyUI process "
+            "or put it in the secrets file (ADREEL_SECRETS_FILE)")
+
+
+def is_secret_name(name: str) -> bool:
+    """True for an option name that would carry a credential (``hf_token``, ``key``, ``private_key``…)."""
+    text = str(name)
+    words = [w.lower() for w in _WORD_SPLIT.split(text) if w]
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    return any(_SECRET_INFIX.search(w) and not w.endswith("tokens") for w in words)
+
+
+def _random_looking(run: str) -> bool:
+    """A long run mixing upper case, lower case and digits many times over: a token, not a name or an id.
+
+    Hex digests, lowercase ids ("2d5b0e6c…"), UUIDs, camelCase names and names such as
+    "Angela-inblackskirt-20220820" pass.
+    """
+    if _UUID.match(run) or "://" in run:
+        return False
+    core = re.sub(r"[^A-Za-z0-9]", "", run)
+    if len(core) < 24:
+        return False
+    if not (any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)):
+        return False
+    # natural pieces ("Kling", "2", "Master", "CANARY", "48"): a token breaks into many very short ones
+    pieces = _PIECES.findall(core)
+    return len(core) / max(1, len(pieces)) < 3.0
+
+
+def looks_like_key(value: str) -> bool:
+    """True when ``value`` holds something shaped like an API key or token (never echoed by the caller)."""
+    text = str(value)
+    if _KEY_VALUE.search(text) or _PEM.search(text):
+        return True
+    return any(_random_looking(m.group(0)) for m in _TOKEN_RUN.finditer(text))
+
+
+@dataclass
+class Options:
+    """``options_json``: shared options, per-provider sections, a seed, a model override."""
+
+    shared: dict = field(default_factory=dict)
+    per_provider: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)  # provider → model override (any Replicate owner/name:version)
+    seed: int | None = None
+    model: str | None = None
+
+
+def parse_options(text: str | None) -> Options:
+    """``{"seed": 7, "resolution": "1080p", "heygen": {"avatar_id": …, "voice_id": …},
+    "replicate": {"model": "owner/name:version", "input": {…}, "price_usd_per_run": 0.5}}``.
+
+    Keys never go here (they would be saved in the workflow): an option named like
+    a credential, or any value shaped like a key, is refused without echoing it; so
+    are NaN / inf numbers (Python's JSON accepts them).
+    """
+    text = (text or "").strip()
+    if not text:
+        return Options()
+    cap = limits.MAX_TEXT_CHARS.read()
+    if len(text) > cap:
+        raise AdReelInputError("options_json", f"is {len(text)} characters, more than the server's {cap} "
+                                               f"({limits.MAX_TEXT_CHARS.env})")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise AdReelInputError("options_json", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise AdReelInputError("options_json", f"is nested more than {MAX_OPTION_DEPTH} levels deep") from None
+    if not isinstance(data, dict):
+        raise AdReelInputError("options_json", 'must be a JSON object, e.g. {"heygen": {"avatar_id": "…", "voice_id": "…"}}')
+    _refuse_secrets(data, "options_json")
+    opts = Options()
+    for name, value in data.items():
+        if name in PROVIDERS:
+            if not isinstance(value, dict):
+                raise AdReelInputError(f"options_json.{name}", "must be a JSON object of that provider's options")
+            section = dict(value)
+            if "model" in section:
+                opts.models[name] = str(section.pop("model"))
+            opts.per_provider[name] = section
+        elif name == "seed":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise AdReelInputError("options_json.seed", "must be a whole number ≥ 0")
+            opts.seed = value
+        elif name == "model":
+            opts.model = str(value)
+        else:
+            opts.shared[name] = value
+    return opts
+
+
+def _refuse_secrets(value, where: str, depth: int = 0) -> None:
+    """Refuse credentials by name or by shape, and numbers that are not finite, anywhere in the options.
+
+    The message names where it was found and never repeats the value (nor an option name that is
+    itself shaped like a key).
+    """
+    if depth > MAX_OPTION_DEPTH:
+        raise AdReelInputError(where, f"is nested more than {MAX_OPTION_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            name = str(k)
+            if looks_like_key(name):
+                raise AdReelInputError(f"{where}.<an option name shaped like an API key>", _NO_KEYS)
+            if is_secret_name(name):
+                raise AdReelInputError(f"{where}.{name}", _NO_KEYS)
+            if (_PRICE_NAME.search(name) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and v < 0):
+                raise AdReelInputError(f"{where}.{name}", f"must be a price, 0 or more (got {v!r}): a negative "
+                                                          "price would enlarge what the other scenes may spend")
+            _refuse_secrets(v, f"{where}.{name}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_secrets(v, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        if looks_like_key(value):
+            raise AdReelInputError(where, "holds a value shaped like an API key or token (not shown here). " + _NO_KEYS)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise AdReelInputError(where, f"must be a finite number (got {value!r})")
+
+
+_refuse_secret_names = _refuse_secrets  # the earlier name
+
+
+def candidates(provider: str, model: str, fallback: str, quality: str, chain: str, opts: Options) -> list[Candidate]:
+    """The chain each scene walks: one provider (+ camera), or for ``auto`` the user's chain."""
+    if provider == "auto":
+        cands = parse_chain(chain.strip() or DEFAULT_CHAINS[quality], "chain")
+    else:
+        chosen = opts.models.get(provider) or opts.model or model
+        spec = PROVIDERS[provider].models.get(chosen)
+        if spec is None:
+            try:
+                PROVIDERS[provider].model_spec(chosen, "model")  # Replicate: any owner/name[:version]
+            except AdReelInputError:
+                known = ", ".join(PROVIDERS[provider].models) or "owner/name[:version]"
+                extra = ' (any other: options_json {"replicate": {"model": "owner/name:version"}})' if provider == "replicate" else ""
+                raise AdReelInputError("model", f"{chosen!r} is not a {PROVIDERS[provider].label} model; "
+                                                f"choose one of {known}{extra}") from None
+        cands = [Candidate(provider, chosen)]
+    if fallback == "camera move" and CAMERA_MOVE not in cands:
+        cands.append(CAMERA_MOVE)
+    return cands
+
+
+def poll_interval() -> float | None:
+    raw = os.environ.get(POLL_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        logger.warning("%s must be a positive number of seconds (got %r); using each provider's default", POLL_ENV, raw)
+        return None
+
+
+
+def finite_or_none(value):
+    """A number fit for JSON: NaN / inf become None (a NaN in a node's ``ui`` makes ``/history`` unreadable)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_safe(value):
+    """``value`` with every non-finite float replaced by None, recursively (dicts, lists, tuples)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return finite_or_none(value)
+
+
+def _usd(value) -> str:
+    value = finite_or_none(value)
+    return "cost unknown" if value is None else f"${value:.2f}"
+
+
+def report_text(plan: RoutePlan, outcomes: list[SceneOutcome], seconds: float) -> tuple[str, dict]:
+    """The node's report and its JSON summary; every figure finite (or None), nothing secret."""
+    est = finite_or_none(plan.total_usd)
+    costs = [finite_or_none(o.result.actual_cost_usd) for o in outcomes if o.result is not None]
+    actual = round(sum(c for c in costs if c is not None), 4)
+    unknown_actual = sum(1 for c in costs if c is None)
+    budget = (f"budget {_usd(plan.max_cost_usd)}{plan.budget_note}" if plan.max_cost_usd is not None
+              else "no budget cap")
+    head = (f"ProviderRender: {len(outcomes)} scene(s) in {seconds:.0f} s — estimated {_usd(est)}, "
+            f"actual ${actual:.2f}{f' + {unknown_actual} of unknown cost' if unknown_actual else ''} ({budget})")
+    lines = [head]
+    for o in outcomes:
+        if o.result is None:
+            lines.append(f"scene {o.scene_index}: camera move (local) · $0.00")
+        else:
+            r = o.result
+            got = f"{r.duration:.2f} s" if finite_or_none(r.duration) else "?"
+            lines.append(f"scene {o.scene_index}: {r.provider} {r.model} · job {r.job_id} · requested "
+                         f"{r.requested_duration or r.scene_duration:g} s, received {got} · "
+                         f"{_usd(r.actual_cost_usd)} ({r.cost_basis})")
+        for n in o.notes + ([] if o.result is None else o.result.notes):
+            lines.append(f"  note: {n}")
+    summary = json_safe({
+        "estimated_cost_usd": est, "actual_cost_usd": actual, "max_cost_usd": plan.max_cost_usd,
+        "quality": plan.quality, "scenes": [o.record() for o in outcomes],
+    })
+    # allow_nan=False: a non-finite number left anywhere is a bug here, never a broken /history for every browser
+    return redact("\n".join(lines)), json.loads(redact(json.dumps(summary, allow_nan=False)))
