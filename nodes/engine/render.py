@@ -21,6 +21,7 @@ from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
 from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from .fonts import resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
+from .speech.spoken import display_form
 from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
 from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
 
@@ -73,11 +74,12 @@ def parse_aspects(text: str) -> tuple[str, ...]:
 
 
 def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]:
+    """Cues of what was written (URLs shortened to host and path), timed to the voice."""
     units = max_line_units(sb.width, sb.height)
     cues = []
     for sc, (a, b) in zip(sb.scenes, spans):
         if b > a and sc.narration.strip():
-            cues += make_cues(sc.narration, a, b, units)
+            cues += make_cues(display_form(sc.narration), a, b, units)
     return cues
 
 
