@@ -9,15 +9,18 @@ from .models import ASPECT_RATIOS, RESOLUTIONS, AdReelInputError, Brief, Script,
 from .speech.fit import BREATH_SECONDS, LEAD_IN_SECONDS
 
 FPS_CHOICES = (24, 25, 30)
+# draft sizes (short side) for previews and quick checks of timing, sound and text, before the real render
+DRAFT_RESOLUTIONS: dict[str, int] = {"144p": 144, "360p": 360}
+RESOLUTION_CHOICES: dict[str, int] = {**RESOLUTIONS, **DRAFT_RESOLUTIONS}
 
 
 def output_size(aspect_ratio: str, resolution: str = "1080p") -> tuple[int, int]:
     """Frame size for an aspect at a resolution (short side), always even."""
     if aspect_ratio not in ASPECT_RATIOS:
         raise AdReelInputError("aspect_ratio", f"{aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}")
-    if resolution not in RESOLUTIONS:
-        raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTIONS)}")
-    return size_for_short_side(aspect_ratio, RESOLUTIONS[resolution])
+    if resolution not in RESOLUTION_CHOICES:
+        raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTION_CHOICES)}")
+    return size_for_short_side(aspect_ratio, RESOLUTION_CHOICES[resolution])
 
 
 def size_for_short_side(aspect_ratio: str, short: int) -> tuple[int, int]:

@@ -195,7 +195,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     scenes = _meet_the_bar(scenes, phrases, fields, brief, voice or default_voice(brief.language),
                            bounds, lend=not exact)
     return Script(
-        title=f"{brief.brand} — {brief.product}",
+        title=f"{brief.brand} — {brief.product}"[:200],
         language=brief.language,
         total_duration=brief.duration_seconds,
         scenes=scenes,
@@ -331,7 +331,8 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
             continue
         placeholder = "{" + key + "}"
         for i in ([last] + ([first] if first != last else [])):
-            for option in options(scenes[i].segment, 1, placeholder):
+            bare = [f"{fields[key]}."] if i == first and first != last else []  # the CTA's line stays the CTA's
+            for option in options(scenes[i].segment, 1, placeholder) + bare:
                 trial = chosen[:i] + [option] + chosen[i + 1:]
                 d = layout(trial)
                 if d is not None:
@@ -340,8 +341,8 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
             if present(fields[key]):
                 break
     missing = [fields[k] for k in ("brand", "product") if not present(fields[k])]
-    if missing:  # shown instead: on the opening card (the CTA's when the ad is one scene)
-        _show(scenes, missing)
+    if missing:  # shown instead
+        _show(scenes, missing, [fields["brand"], fields["product"], fields["cta"]])
 
     out, t = [], 0.0
     for i, (sc, line, dur) in enumerate(zip(scenes, chosen, durations)):
@@ -351,16 +352,22 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
     return out
 
 
-def _show(scenes: list[Scene], names: list[str], limit: int = 200) -> None:
-    """Put ``names`` on screen: beside the opening card's text, instead of it, or one per card."""
-    first = scenes[0] if len(scenes) > 1 else scenes[-1]
-    joined = " · ".join([first.on_screen_text] + names) if first.on_screen_text else " · ".join(names)
-    if len(joined) <= limit:
-        first.on_screen_text = joined
-        return
-    if len(scenes) > 1 and len(" · ".join(names)) <= limit:
-        first.on_screen_text = " · ".join(names)
-        return
-    cards = scenes[:-1] if len(scenes) > 1 else scenes
-    for sc, name in zip(cards, names):
-        sc.on_screen_text = name[:limit]
+def _show(scenes: list[Scene], names: list[str], required: list[str], limit: int = 200) -> None:
+    """Put ``names`` on screen: beside a card's text, instead of a card that shows nothing
+    ``required``, or beside the CTA on the last card."""
+    def carries(text: str) -> bool:
+        return any(_norm(r) in _norm(text) for r in required)
+
+    cards, last = scenes[:-1], scenes[-1]
+    for name in sorted(names, key=len, reverse=True):
+        for sc in cards:
+            joined = f"{sc.on_screen_text} · {name}" if sc.on_screen_text else name
+            if len(joined) <= limit:
+                sc.on_screen_text = joined
+                break
+        else:
+            spare = [sc for sc in cards if not carries(sc.on_screen_text)]
+            if spare and len(name) <= limit:
+                spare[0].on_screen_text = name
+            elif len(f"{last.on_screen_text} · {name}") <= limit:
+                last.on_screen_text = f"{last.on_screen_text} · {name}"
