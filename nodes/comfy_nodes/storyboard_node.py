@@ -20,7 +20,7 @@ class StoryboardSplit(io.ComfyNode):
                 ScriptType.Input("script"),
                 io.Combo.Input("fps", options=["24", "25", "30"], default="30"),
                 io.Combo.Input("resolution", options=RESOLUTION_OPTIONS, default="1080p",
-                               tooltip="Short side of the frame; 144p and 360p are drafts for quick previews."),
+                               tooltip="Short side of the frame; 180p and 360p are drafts for quick previews."),
             ],
             outputs=[
                 StoryboardType.Output(display_name="storyboard"),

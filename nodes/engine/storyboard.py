@@ -10,7 +10,7 @@ from .speech.fit import BREATH_SECONDS, LEAD_IN_SECONDS
 
 FPS_CHOICES = (24, 25, 30)
 # draft sizes (short side) for previews and quick checks of timing, sound and text, before the real render
-DRAFT_RESOLUTIONS: dict[str, int] = {"144p": 144, "360p": 360}
+DRAFT_RESOLUTIONS: dict[str, int] = {"180p": 180, "360p": 360}
 RESOLUTION_CHOICES: dict[str, int] = {**RESOLUTIONS, **DRAFT_RESOLUTIONS}
 
 

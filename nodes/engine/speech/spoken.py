@@ -244,9 +244,9 @@ def spoken_form(text: str, language: str) -> str:
     s = "".join(" " if unicodedata.category(ch) == "Co" else ch for ch in s)  # private use: ours from here
     said: list[str] = []
 
-    def hold(spoken: str) -> str:
+    def hold(spoken: str, right: str = " ") -> str:
         said.append(spoken)
-        return f" {_PLACEHOLDER}{chr(_PIECE_BASE + len(said) - 1)} "
+        return f" {_PLACEHOLDER}{chr(_PIECE_BASE + len(said) - 1)}{right}"
 
     # URLs, e-mail addresses, handles: said as domains; paths and query strings never
     s = _EMAIL.sub(lambda m: hold(_say_email(m.group(1), m.group(2), lang)), s)
@@ -334,9 +334,10 @@ def spoken_form(text: str, language: str) -> str:
     if lang == "en":
         s = _ORDINAL.sub(lambda m: hold(N.en_ordinal(int(m.group(1)))), s)
     if lang == "ko":
-        s = _KO_MONTH.sub(lambda m: hold(f"{N.ko_month(int(m.group(1)))}월") if 1 <= int(m.group(1)) <= 12
+        # a particle stays on its counter: 3개와 → 세 개와, 3시까지 → 세 시까지
+        s = _KO_MONTH.sub(lambda m: hold(f"{N.ko_month(int(m.group(1)))}월", "") if 1 <= int(m.group(1)) <= 12
                           else m.group(0), s)
-        s = _KO_COUNTER.sub(lambda m: hold(f"{N.ko_native(int(m.group(1)))} {m.group(2)}")
+        s = _KO_COUNTER.sub(lambda m: hold(f"{N.ko_native(int(m.group(1)))} {m.group(2)}", "")
                             if re.fullmatch(r"\d+", m.group(1)) else m.group(0), s)
     s = _HASH_NUMBER.sub(lambda m: hold(f"{w.get('number', '')} {say_number(m.group(1), lang)}".strip()), s)
     s = _NUMBER.sub(lambda m: f" {say_number(m.group(0), lang)} ", s)
