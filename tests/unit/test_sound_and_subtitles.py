@@ -67,7 +67,7 @@ def test_the_voice_speaks_the_spoken_form_and_the_subtitles_show_the_text():
     sb = storyboard(duration=8.0)
     sb = sb.model_copy(update={"scenes": [sb.scenes[0].model_copy(update={"narration": line})] + sb.scenes[1:]})
     cues = subtitle_cues(sb, [(0.1, 3.0)] + [(0.0, 0.0)] * (len(sb.scenes) - 1))
-    text = " ".join(c.text.replace("\n", " ").replace("\n", " ") for c in cues)
+    text = " ".join(c.text.replace("\n", " ") for c in cues)
     assert "acme.example/sale" in text and "utm" not in text and "https" not in text and "🎉" in text
 
 
