@@ -253,3 +253,23 @@ def test_the_default_voice_is_the_narration_node_default():
     assert default_voice("ko").key == voice_for("espeak-ng", "ko").key
     assert default_voice("en").key == voice_for("espeak-ng", "en").key
     assert isinstance(default_voice("zz"), EstimateVoice)  # no voice for it: the estimate, no crash
+
+
+def test_a_cloud_voice_gets_the_spoken_form_and_is_asked_again_faster_when_it_overruns(monkeypatch):
+    """OpenAI TTS (a fake that follows the contract and speaks with espeak-ng): the request carries
+    the spoken form — no query string, no emoji — and an overrun is asked for again at a higher speed."""
+    from fakes.tts_servers import FakeTTS
+    key = "sk-test-Zq8mN4vR7tLp2xWc"
+    with FakeTTS(key) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
+        voice = voice_for("openai", "en")
+        line = "Shop now at https://acme.example/sale?utm=ad&ref=1 🎉"
+        fit = speak_line(line, "en", voice, 6.0)
+        assert [r["body"]["input"] for r in fake.requests] == ["Shop now at acme dot example"]
+        assert fit.fits and fake.requests[0]["body"]["speed"] == 1.0
+        long_line = "This sentence is far too long to be spoken in the two seconds this scene allows, 1796190515."
+        fake.requests.clear()
+        speak_line(long_line, "en", voice, 2.0)
+        speeds = [r["body"]["speed"] for r in fake.requests]
+        assert speeds[-1] > 1.0 and all("1796190515" not in r["body"]["input"] for r in fake.requests)

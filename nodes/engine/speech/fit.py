@@ -86,4 +86,8 @@ def speak_line(text: str, language: str, voice: Voice, scene_seconds: float | No
     room = speech_room(scene_seconds) if scene_seconds else float("inf")
     speed = (fit_speed(voice, spoken, room) if fit and scene_seconds else 1.0) or voice.max_speed
     speech = voice.synthesize(spoken, speed)
+    if fit and scene_seconds and not voice.measured and speech.duration > room > 0 and speed < voice.max_speed:
+        # the estimate was short for this voice: ask once more, at the speed the real audio says fits
+        speed = min(voice.max_speed, speed * speech.duration / room * 1.03)
+        speech = voice.synthesize(spoken, speed)
     return Fit(speech, spoken, speed, speech.duration <= room + 1e-6, room)
