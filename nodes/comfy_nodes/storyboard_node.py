@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from ..engine.models import SceneSpec
-from ..engine.storyboard import build_storyboard
+from ..engine.storyboard import RESOLUTION_CHOICES, build_storyboard
+
+RESOLUTION_OPTIONS = list(RESOLUTION_CHOICES)
 from .api import CATEGORY, SceneType, ScriptType, StoryboardType, check_combos, io, ui
 
 
@@ -17,7 +19,8 @@ class StoryboardSplit(io.ComfyNode):
             inputs=[
                 ScriptType.Input("script"),
                 io.Combo.Input("fps", options=["24", "25", "30"], default="30"),
-                io.Combo.Input("resolution", options=["720p", "1080p", "4k"], default="1080p"),
+                io.Combo.Input("resolution", options=RESOLUTION_OPTIONS, default="1080p",
+                               tooltip="Short side of the frame; 180p and 360p are drafts for quick previews."),
             ],
             outputs=[
                 StoryboardType.Output(display_name="storyboard"),
@@ -32,7 +35,7 @@ class StoryboardSplit(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, fps, resolution):
         return check_combos({"fps": fps, "resolution": resolution},
-                            {"fps": ["24", "25", "30"], "resolution": ["720p", "1080p", "4k"]})
+                            {"fps": ["24", "25", "30"], "resolution": RESOLUTION_OPTIONS})
 
     @classmethod
     def execute(cls, script, fps, resolution) -> io.NodeOutput:

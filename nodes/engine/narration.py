@@ -2,7 +2,9 @@
 
 Offline by default with espeak-ng (Korean, English and the many languages it
 has); text goes through a file, never the command line. Any other source of
-speech (another pack's AUDIO) is just a waveform to the assembler.
+speech (another pack's AUDIO) is just a waveform to the assembler. What a
+voice says for a line (its spoken form), the voices and how a line is fitted
+to its scene live in ``speech/``; this module holds the espeak-ng primitives.
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ class Speech:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
+
+    @classmethod
+    def silence(cls, sample_rate: int = 22050) -> "Speech":
+        return cls(np.zeros(0, np.float32), sample_rate)
 
 
 def espeak_binary() -> str:
@@ -104,13 +110,12 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 MAX_RATE_WPM = 225  # faster than this stops sounding natural
 
 
-def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAULT_RATE_WPM,
-                 lead_in: float = 0.1, breath: float = 0.25) -> tuple[Speech, int]:
-    """Speak ``text``; if it overruns ``seconds`` (minus lead-in and breath), speak it
-    faster, up to MAX_RATE_WPM. Returns the speech and the rate used."""
-    speech = speak_espeak(text, language, rate_wpm)
-    budget = seconds - lead_in - breath
-    if speech.duration > budget > 0 and rate_wpm < MAX_RATE_WPM:
-        faster = min(MAX_RATE_WPM, int(rate_wpm * speech.duration / budget * 1.03) + 1)
-        speech, rate_wpm = speak_espeak(text, language, faster), faster
-    return speech, rate_wpm
+def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAULT_RATE_WPM) -> tuple[Speech, int]:
+    """Speak the spoken form of ``text`` with espeak-ng; if it overruns the room a scene of
+    ``seconds`` has for a voice (speech/fit.py), speak it faster, up to MAX_RATE_WPM.
+    Returns the speech and the rate used."""
+    from .speech.fit import speak_line
+    from .speech.voice import EspeakVoice
+    voice = EspeakVoice(language, rate_wpm)
+    fit = speak_line(text, language, voice, seconds)
+    return fit.speech, voice.rate_for(fit.speed)

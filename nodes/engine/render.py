@@ -25,6 +25,7 @@ from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from . import limits
 from .fonts import font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
+from .speech.spoken import display_form
 from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
 from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
 
@@ -122,11 +123,12 @@ def check_work(sb: Storyboard, plan: list[tuple[str, int, int]], formats: tuple[
 
 
 def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]:
+    """Cues of what was written (URLs shortened to host and path), timed to the voice."""
     units = max_line_units(sb.width, sb.height)
     cues = []
     for sc, (a, b) in zip(sb.scenes, spans):
         if b > a and sc.narration.strip():
-            cues += make_cues(sc.narration, a, b, units)
+            cues += make_cues(display_form(sc.narration), a, b, units)
     return cues
 
 

@@ -6,17 +6,21 @@ up to exactly ``round(total_duration * fps)`` whatever the individual lengths.
 from __future__ import annotations
 
 from .models import ASPECT_RATIOS, RESOLUTIONS, AdReelInputError, Brief, Script, Storyboard, StoryboardScene
+from .speech.fit import BREATH_SECONDS, LEAD_IN_SECONDS
 
 FPS_CHOICES = (24, 25, 30)
+# draft sizes (short side) for previews and quick checks of timing, sound and text, before the real render
+DRAFT_RESOLUTIONS: dict[str, int] = {"180p": 180, "360p": 360}
+RESOLUTION_CHOICES: dict[str, int] = {**RESOLUTIONS, **DRAFT_RESOLUTIONS}
 
 
 def output_size(aspect_ratio: str, resolution: str = "1080p") -> tuple[int, int]:
     """Frame size for an aspect at a resolution (short side), always even."""
     if aspect_ratio not in ASPECT_RATIOS:
         raise AdReelInputError("aspect_ratio", f"{aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}")
-    if resolution not in RESOLUTIONS:
-        raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTIONS)}")
-    return size_for_short_side(aspect_ratio, RESOLUTIONS[resolution])
+    if resolution not in RESOLUTION_CHOICES:
+        raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTION_CHOICES)}")
+    return size_for_short_side(aspect_ratio, RESOLUTION_CHOICES[resolution])
 
 
 def size_for_short_side(aspect_ratio: str, short: int) -> tuple[int, int]:
@@ -62,24 +66,31 @@ def build_storyboard(brief: Brief, script: Script, fps: int = 30, resolution: st
     )
 
 
-LEAD_IN_SECONDS = 0.1    # voice starts this long after its scene starts
-BREATH_SECONDS = 0.25    # and ends at least this long before the scene ends
-
-
 def retime_for_narration(sb: Storyboard, speech_seconds: list[float], lead_in: float = LEAD_IN_SECONDS,
                          breath: float = BREATH_SECONDS) -> Storyboard:
     """Scene lengths follow the voice: each scene lasts at least its narration plus a
-    breath; the time left is shared in proportion to the script's lengths, so the
-    total (and the frame count) never changes."""
+    breath; the time left is shared in proportion to the script's lengths (a scene that
+    says less lends its time to one that says more), so the total (and the frame count)
+    never changes.
+
+    A script that passed the quality bar always fits (the bar measures with the same
+    voice and margins). What cannot fit is narration the user supplied — a line given
+    to SceneNarration, or AUDIO from another pack — and the error names the scene and
+    the seconds."""
     if len(speech_seconds) != len(sb.scenes):
         raise AdReelInputError("narration", f"{len(speech_seconds)} narration clips for {len(sb.scenes)} scenes")
     fps, total = sb.fps, sb.total_frames
     need = [0 if s <= 0 else int(-(-(s + lead_in + breath) * fps // 1)) for s in speech_seconds]
     if sum(need) > total:
-        longest = max(range(len(need)), key=lambda i: need[i])
+        order = sorted(range(len(need)), key=lambda i: need[i] - sb.scenes[i].frame_count, reverse=True)
+        over = [i for i in order if need[i] > sb.scenes[i].frame_count][:3] or order[:1]
+        detail = ", ".join(f"scene {i} has {speech_seconds[i]:.1f}s of speech for a {sb.scenes[i].frame_count / fps:.1f}s "
+                           f"scene (needs {need[i] / fps:.1f}s with lead-in and breath)" for i in over)
         raise AdReelInputError(
             "narration", f"the narration needs {sum(need) / fps:.1f}s but the ad lasts {sb.total_duration:g}s: "
-            f"shorten it (scene {longest} alone needs {need[longest] / fps:.1f}s) or lengthen the ad")
+            f"{detail}. A script that passed ScriptLLM's bar fits with SceneNarration's default voice; this "
+            f"narration is longer (other text, a slower voice, or audio from another node): shorten it by "
+            f"{(sum(need) - total) / fps:.1f}s, or lengthen the ad")
     frames = [s.frame_count for s in sb.scenes]
     fixed = [False] * len(frames)
     # water-filling: scenes short of their need get it, the rest share what is left

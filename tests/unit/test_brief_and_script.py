@@ -99,6 +99,19 @@ def test_storyboard_frames_are_exact(fps, duration):
 @pytest.mark.parametrize("aspect,res,size", [
     ("9:16", "1080p", (1080, 1920)), ("1:1", "1080p", (1080, 1080)), ("16:9", "1080p", (1920, 1080)),
     ("9:16", "720p", (720, 1280)), ("16:9", "4k", (3840, 2160)),
+    ("9:16", "180p", (180, 320)), ("16:9", "360p", (640, 360)), ("1:1", "180p", (180, 180)),
 ])
 def test_output_sizes(aspect, res, size):
     assert output_size(aspect, res) == size
+
+
+def test_the_longest_names_briefbrand_accepts_make_a_valid_script():
+    """80-character brand, 200-character product, 120-character CTA, in a 5 s ad: a valid script
+    whose narration fits, the brand and product shown where they are not said."""
+    from nodes.engine.script.quality import check_script, plan_pacing
+    b = brief(brand="B" * 40 + " Brand " + "b" * 33, product="P" * 100 + " Product " + "p" * 91,
+              cta="Call 010-1234-5678 or visit https://acme.example/deal?utm=1 " + "x" * 60, duration_seconds=5)
+    assert len(b.brand) == 80 and len(b.product) == 200 and len(b.cta) == 120
+    s = write_template_script(b, seed=0)
+    Script.model_validate_json(s.model_dump_json())
+    assert [i for i in check_script(s, b, plan_pacing(b)) if i.field.endswith("narration")] == []

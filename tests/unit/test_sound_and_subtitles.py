@@ -45,9 +45,30 @@ def test_scenes_follow_the_voice_and_the_total_holds():
 
 
 def test_narration_longer_than_the_ad_is_a_clear_error():
+    """Audio from another pack (or a slower voice) the ad cannot hold: the scenes and seconds are named."""
+    sb = storyboard(duration=5.0)
     with pytest.raises(AdReelInputError) as exc:
-        retime_for_narration(storyboard(duration=5.0), [3.0, 3.0])
-    assert "narration" in str(exc.value) and "lengthen the ad" in str(exc.value)
+        retime_for_narration(sb, [3.0, 3.0])
+    msg = str(exc.value)
+    assert exc.value.field == "narration" and "lengthen the ad" in msg and "shorten it by" in msg
+    assert "the narration needs 6.7s but the ad lasts 5s" in msg
+    short = min(range(2), key=lambda i: sb.scenes[i].frame_count)
+    assert f"scene {short} has 3.0s of speech for a {sb.scenes[short].frame_count / sb.fps:.1f}s scene" in msg
+
+
+def test_the_voice_speaks_the_spoken_form_and_the_subtitles_show_the_text():
+    """SceneNarration's speech for a line with emoji and a URL is the speech of its spoken form;
+    the subtitle cue keeps the words and shows the URL without its query string."""
+    from nodes.engine.render import subtitle_cues
+    line = "Shop now at https://acme.example/sale?utm=ad&ref=1 🎉"
+    fitted, _ = speak_to_fit(line, "en", 6.0)
+    assert fitted.duration == pytest.approx(speak_espeak("Shop now at acme dot example", "en").duration, abs=0.02)
+    assert fitted.duration < speak_espeak(line, "en").duration - 1.0
+    sb = storyboard(duration=8.0)
+    sb = sb.model_copy(update={"scenes": [sb.scenes[0].model_copy(update={"narration": line})] + sb.scenes[1:]})
+    cues = subtitle_cues(sb, [(0.1, 3.0)] + [(0.0, 0.0)] * (len(sb.scenes) - 1))
+    text = " ".join(c.text.replace("\n", " ") for c in cues)
+    assert "acme.example/sale" in text and "utm" not in text and "https" not in text and "🎉" in text
 
 
 def test_literal_text_survives_libass(tmp_path):

@@ -203,7 +203,7 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
         fail(bounds)
     if scenes and all(isinstance(s, dict) and "duration" in s and "end" not in s for s in scenes):
         try:
-            script = to_script({"title": data.get("title") or f"{brief.brand} — {brief.product}", "scenes": scenes},
+            script = to_script({"title": data.get("title") or f"{brief.brand} — {brief.product}"[:200], "scenes": scenes},
                                brief, "edited")
         except AnswerProblem as p:
             fail(p.issues)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 
 from ..models import Brief, ReferenceStyle
-from .language import language_name, max_units, speaking_rate
+from ..speech.fit import speech_room
+from ..speech.voice import unit_budget
+from .language import language_name
 from .quality import Issue, Pacing
 
 SYSTEM = (
@@ -34,7 +36,7 @@ def _brief_lines(brief: Brief) -> list[str]:
 
 
 def _pacing_lines(brief: Brief, pacing: Pacing) -> list[str]:
-    unit, rate = speaking_rate(brief.language)
+    unit, _ = unit_budget(1.0, brief.language)
     lo, hi = pacing.count_range()
     if lo == hi:
         head = f"Write exactly {lo} scenes, in this order and with these durations (seconds):"
@@ -43,10 +45,11 @@ def _pacing_lines(brief: Brief, pacing: Pacing) -> list[str]:
                 f"(segments and seconds; adjust within the range if the story needs it):")
     lines = [head]
     for i, (seg, sec) in enumerate(zip(pacing.structure, pacing.shot_seconds)):
-        lines.append(f"  {i + 1}. {seg}: {sec:.2f} s — narration at most {max_units(sec, brief.language)} {unit}")
+        lines.append(f"  {i + 1}. {seg}: {sec:.2f} s — narration at most "
+                     f"{unit_budget(speech_room(sec), brief.language)[1]} {unit}")
     lines.append(f"The durations must add up to exactly {brief.duration_seconds:g} seconds.")
-    lines.append(f"Narration is read at about {rate:g} {unit} per second: keep each scene's narration "
-                 f"within its budget (shorter is fine).")
+    lines.append("Each narration is measured with the voice that reads it (numbers, prices, phone numbers and "
+                 "URLs as they are said): keep each scene's narration within its budget (shorter is fine).")
     return lines
 
 

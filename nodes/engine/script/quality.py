@@ -9,7 +9,10 @@ A script passes when:
   call to action, no problem after the solution — or exactly the reference's
   structure when it has one;
 * the brand, the product and the CTA appear (the CTA in the last scene);
-* each narration can be spoken in its scene at a natural rate for the language;
+* each narration can be spoken in its scene: its spoken form (speech/spoken.py),
+  measured with the voice that will say it, plus lead-in, breath and margin,
+  fits the scene's length (speech/fit.py — the measure SceneNarration and
+  FFmpegAssemble use too);
 * narration and on-screen text are in the brief's language;
 * every scene has an image prompt.
 
@@ -18,13 +21,16 @@ sent back to an LLM or shown to a user as is.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 from ..models import Brief, ReferenceStyle, Script
-from .language import (NARRATION_MARGIN, language_name, language_problem, max_units, narration_fits, speaking_rate,
-                       speech_seconds, speech_units)
-from .template import segment_plan, split_duration
+from ..speech.fit import BAR_MAX_SPEED, OVERHEAD_SECONDS, fit_speed, speech_room
+from ..speech.spoken import spoken_form
+from ..speech.voice import Voice, default_voice
+from .language import language_name, language_problem, speaking_rate, speech_units
+from .template import scene_length_bounds, segment_plan, split_duration
 
 DURATION_TOLERANCE = 0.05
 _CANONICAL = ["hook", "problem", "solution", "benefit", "proof", "cta"]
@@ -68,11 +74,8 @@ class Pacing:
     def length_bounds(self, index: int, count: int) -> tuple[float, float]:
         """Allowed length of scene ``index`` in a script of ``count`` scenes."""
         if self.exact_count and count == self.scene_count:
-            target = self.shot_seconds[index]
-            slack = max(0.3, self.length_tolerance * target)
-            return max(0.04, target - slack), target + slack
-        m = self.duration / count
-        return min(1.0, 0.5 * m), max(2.2 * m, 2.0)
+            return scene_length_bounds(self.duration, count, self.shot_seconds, self.length_tolerance)[index]
+        return scene_length_bounds(self.duration, count)[index]
 
     def describe(self) -> str:
         lengths = ", ".join(f"{s:.2f}" for s in self.shot_seconds)
@@ -183,8 +186,28 @@ def check_structure(segments: list[str], pacing: Pacing) -> list[Issue]:
     return issues
 
 
-def check_script(script: Script, brief: Brief, pacing: Pacing) -> list[Issue]:
-    """Everything in ``script`` that misses the bar (empty when it passes)."""
+def narration_issue(index: int, text: str, seconds: float, language: str, voice: Voice) -> Issue | None:
+    """The problem with scene ``index``'s narration ``text`` in a scene of ``seconds`` (None: it fits)."""
+    spoken = spoken_form(text, language)
+    room = speech_room(seconds)
+    if not spoken or fit_speed(voice, spoken, room, BAR_MAX_SPEED) is not None:
+        return None
+    need = voice.measure(spoken)
+    unit, _ = speaking_rate(language)
+    units = speech_units(text, language)
+    keep = int(units * room / need) if need > 0 else 0
+    how = "measured" if voice.measured else "estimated"
+    cut = math.ceil((need - room) * 10) / 10
+    return Issue(f"scenes[{index}].narration",
+                 f"its {units:g} {unit} take about {need:.1f} s to say ({how} with {voice.describe()}); scene "
+                 f"{index} lasts {seconds:.2f} s, which leaves {room:.2f} s for speech after the lead-in, breath "
+                 f"and margin ({OVERHEAD_SECONDS:g} s), and even {round((BAR_MAX_SPEED - 1) * 100)} % faster it "
+                 f"overruns: shorten it by about {cut:.1f} s, to about {keep} {unit}")
+
+
+def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | None = None) -> list[Issue]:
+    """Everything in ``script`` that misses the bar (empty when it passes). Narration is
+    measured with ``voice`` (default: the voice SceneNarration speaks the language with)."""
     issues: list[Issue] = []
     scenes = script.scenes
     n = len(scenes)
@@ -215,16 +238,13 @@ def check_script(script: Script, brief: Brief, pacing: Pacing) -> list[Issue]:
         issues.append(Issue(f"scenes[{n - 1}].on_screen_text",
                             f"the call to action {brief.cta!r} must appear in the last scene"))
 
-    unit, rate = speaking_rate(brief.language)
+    voice = voice or default_voice(brief.language)
+    voice.measure_many(spoken_form(sc.narration, brief.language) for sc in scenes)
     names = [brief.brand, brief.product, brief.cta]
     for i, sc in enumerate(scenes):
-        if not narration_fits(sc.narration, brief.language, sc.duration):
-            need = speech_seconds(sc.narration, brief.language)
-            issues.append(Issue(
-                f"scenes[{i}].narration",
-                f"{speech_units(sc.narration, brief.language):g} {unit} take about {need:.1f} s at "
-                f"{rate:g} {unit}/s (+{NARRATION_MARGIN:g} s lead-in and breath); the scene lasts "
-                f"{sc.duration:.2f} s: use at most {max_units(sc.duration, brief.language)} {unit}"))
+        problem = narration_issue(i, sc.narration, sc.duration, brief.language, voice)
+        if problem:
+            issues.append(problem)
         for fname in ("narration", "on_screen_text"):
             problem = language_problem(getattr(sc, fname), brief.language, names)
             if problem:

@@ -3,14 +3,25 @@
 Used when asked for, and as the fallback when no LLM answers. The same brief and
 seed always give the same script; another seed picks other phrasings, camera
 moves and pacing within the same structure.
+
+Every line is measured with the voice that will say it (speech/), so the
+template never writes narration that cannot be spoken in its scene. When a
+line does not fit, the template picks a shorter phrasing; then (with its own
+pacing) a scene that says less lends its time to one that needs more; then
+it drops optional lines (problem, proof, benefit … before the hook and the
+CTA's line). The brand, the product and the CTA are never dropped: what is
+not said is shown.
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 
 from ..models import Brief, Scene, Script
-from .language import narration_fits, speech_seconds
+from ..speech.fit import scene_seconds_for
+from ..speech.spoken import spoken_form
+from ..speech.voice import Voice, default_voice
 
 # Segment structures by ad length; weights share out the duration.
 _STRUCTURES: list[tuple[float, list[tuple[str, float]]]] = [
@@ -54,6 +65,22 @@ _PHRASES: dict[str, dict[str, list[tuple[str, str]]]] = {
         "offer": [("기간 한정 혜택", "지금만 드리는 기간 한정 혜택.")],
         "cta": [("{cta}", "지금 바로, {cta}. {brand}."), ("{cta}", "망설이지 마세요. {cta}.")],
         "_audience_default": [("모두", "")],
+    },
+    "es": {
+        "hook": [("Descubre {product}", "Descubre {product} de {brand}."),
+                 ("¿Todavía te conformas?", "¿Todavía te conformas con menos? Hay una forma mejor."),
+                 ("Esto lo cambia todo", "Esto es {product}, y lo cambia todo.")],
+        "problem": [("¿Te suena?", "Mucho esfuerzo y pocos resultados. ¿Te suena?"),
+                    ("Lo de siempre es lento", "Lo de siempre es lento, complicado y caro.")],
+        "solution": [("{product} lo hace por ti", "{product} hace la parte difícil por ti."),
+                     ("Pensado para {audience}", "Pensado para {audience}, {product} simplemente funciona.")],
+        "benefit": [("Más tiempo para lo que importa", "Menos tiempo arreglando y más tiempo para lo que importa."),
+                    ("Hecho para durar", "Hecho para durar, y un placer de usar cada día.")],
+        "proof": [("Miles ya lo eligen", "Miles de personas ya confían en {brand}."),
+                  ("Cinco estrellas", "Cinco estrellas de gente como tú.")],
+        "offer": [("Oferta por tiempo limitado", "Por tiempo limitado, consigue más por menos.")],
+        "cta": [("{cta}", "{cta}. {brand}."), ("{cta}", "No esperes más. {cta}.")],
+        "_audience_default": [("todos", "")],
     },
 }
 
@@ -108,11 +135,22 @@ def split_duration(total: float, weights: list[float], step: float = 0.01) -> li
     return [p * step for p in parts]
 
 
+def scene_length_bounds(total: float, count: int, targets: list[float] | None = None,
+                        tolerance: float = 0.25) -> list[tuple[float, float]]:
+    """The length each of ``count`` scenes may have: around ``targets`` (a given or reference
+    pacing) or, for the standard structure, between half and 2.2× the mean shot."""
+    if targets is not None and len(targets) == count:
+        return [(max(0.04, t - max(0.3, tolerance * t)), t + max(0.3, tolerance * t)) for t in targets]
+    m = total / count
+    return [(min(1.0, 0.5 * m), max(2.2 * m, 2.0))] * count
+
+
 def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | None = None,
-                          shot_seconds: list[float] | None = None) -> Script:
+                          shot_seconds: list[float] | None = None, voice: Voice | None = None) -> Script:
     """Write the deterministic script for ``brief``.
 
-    ``structure`` / ``shot_seconds`` come from a reference style when one is given.
+    ``structure`` / ``shot_seconds`` come from a reference style when one is given;
+    ``voice`` is the voice that will speak it (default: the language's default voice).
     """
     rng = random.Random(f"{seed}:{brief.model_dump_json()}")
     lang = brief.base_language
@@ -122,7 +160,8 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
         lang = "en"
     phrases = _PHRASES[lang]
     plan = segment_plan(brief.duration_seconds, structure)
-    if shot_seconds and len(shot_seconds) == len(plan):
+    exact = bool(shot_seconds) and len(shot_seconds) == len(plan)
+    if exact:
         weights = list(shot_seconds)
     else:
         weights = [w * rng.uniform(0.9, 1.1) for _, w in plan]
@@ -152,9 +191,11 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
             brand_elements=["logo"] if segment in ("hook", "cta") else [],
         ))
         t = end
-    _meet_the_bar(scenes, phrases, fields, brief.language)
+    bounds = scene_length_bounds(brief.duration_seconds, len(scenes), list(shot_seconds) if exact else None)
+    scenes = _meet_the_bar(scenes, phrases, fields, brief, voice or default_voice(brief.language),
+                           bounds, lend=not exact)
     return Script(
-        title=f"{brief.brand} — {brief.product}",
+        title=f"{brief.brand} — {brief.product}"[:200],
         language=brief.language,
         total_duration=brief.duration_seconds,
         scenes=scenes,
@@ -167,49 +208,166 @@ def _norm(s: str) -> str:
     return re.sub(r"\s+", " ", s.casefold()).strip()
 
 
-def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, language: str) -> None:
-    """Make the template's own script meet the quality bar (quality.py) where it misses.
+def allot(needs: list[float], base: list[float], bounds: list[tuple[float, float]], total: float,
+          step: float = 0.01) -> list[float] | None:
+    """Scene lengths (``step`` units, adding up to ``total``) of at least each scene's need and
+    within its bounds, as close to ``base``'s proportions as that allows; None when impossible.
+    ``base`` itself when it already meets every need."""
+    if all(b + 1e-9 >= nd for b, nd in zip(base, needs)):
+        return list(base)
+    units = round(total / step)
+    lo = [max(1, math.ceil(max(a, nd) / step - 1e-6)) for (a, _), nd in zip(bounds, needs)]
+    hi = [max(1, math.floor(b / step + 1e-6)) for _, b in bounds]
+    if any(a > b for a, b in zip(lo, hi)) or sum(lo) > units or sum(hi) < units:
+        return None
+    w = [max(b, step) / step for b in base]
 
-    Scenes that already pass are left exactly as written. A narration too long
-    for its scene is swapped for a phrasing that fits (or the on-screen text, or
-    silence); a brand or product named nowhere is worked into the CTA or hook.
+    def at(k: float) -> list[float]:
+        return [min(h, max(a, wi * k)) for wi, a, h in zip(w, lo, hi)]
+
+    k_lo, k_hi = 0.0, 1.0
+    while sum(at(k_hi)) < units:
+        k_hi *= 2
+    for _ in range(80):
+        mid = (k_lo + k_hi) / 2
+        k_lo, k_hi = (mid, k_hi) if sum(at(mid)) < units else (k_lo, mid)
+    x = at(k_hi)
+    parts = [min(h, max(a, int(xi))) for xi, a, h in zip(x, lo, hi)]
+    order = sorted(range(len(x)), key=lambda i: x[i] - int(x[i]), reverse=True)
+    while sum(parts) < units:
+        i = next(i for i in order if parts[i] < hi[i])
+        parts[i] += 1
+        order.remove(i)
+        order.append(i)
+    while sum(parts) > units:
+        i = next(i for i in reversed(order) if parts[i] > lo[i])
+        parts[i] -= 1
+        order.remove(i)
+        order.insert(0, i)
+    return [p * step for p in parts]
+
+
+# the lines the template drops first when the ad is too short for all of them
+_DROP_ORDER = ["problem", "proof", "benefit", "offer", "solution", "scene", "intro", "outro", "hook", "cta"]
+
+
+def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief, voice: Voice,
+                  bounds: list[tuple[float, float]], lend: bool = True) -> list[Scene]:
+    """Make the template's script speakable with ``voice`` and complete (quality.py's bar).
+
+    Scenes whose narration fits are left as written. A line that does not fit gets a
+    shorter phrasing; then (``lend``) the scenes' lengths are re-shared so that each
+    narration has its time; then optional lines are dropped, least important first.
+    A brand or product named nowhere is worked into a narration that fits, or shown.
     """
-    def fits(text: str, sc: Scene) -> bool:
-        return narration_fits(text, language, sc.duration)
+    lang = brief.language
+    total = brief.duration_seconds
+
+    def fmt(template: str, limit: int) -> str:
+        return template.format(**fields)[:limit]
 
     def options(segment: str, slot: int, must: str = "") -> list[str]:
-        out = []
-        for pair in phrases.get(segment) or phrases["solution"]:
-            if must and must not in pair[slot]:
-                continue
-            out.append(pair[slot].format(**fields)[:1000 if slot else 200])
-        return out
+        return [fmt(pair[slot], 1000 if slot else 200) for pair in (phrases.get(segment) or phrases["solution"])
+                if not must or must in pair[slot]]
 
+    candidates = []
     for sc in scenes:
-        if sc.narration and not fits(sc.narration, sc):
-            shorter = [n for n in options(sc.segment, 1) + [sc.on_screen_text] if n and fits(n, sc)]
-            sc.narration = min(shorter, key=lambda n: speech_seconds(n, language)) if shorter else ""
+        opts = [sc.narration] + options(sc.segment, 1)
+        opts += [f"{fields['cta']}.", f"{fields['brand']}."] if sc.segment == "cta" else [sc.on_screen_text]
+        candidates.append(list(dict.fromkeys(o for o in opts if o and spoken_form(o, lang))))
+    voice.measure_many(spoken_form(o, lang) for opts in candidates for o in opts)
 
+    def need(text: str) -> float:
+        return scene_seconds_for(voice.measure(spoken_form(text, lang))) if text else 0.0
+
+    base = [sc.duration for sc in scenes]
+    chosen = [sc.narration if sc.narration and spoken_form(sc.narration, lang) else "" for sc in scenes]
+
+    def layout(lines: list[str]) -> list[float] | None:
+        needs = [need(t) for t in lines]
+        if lend:
+            return allot(needs, base, bounds, total)
+        return base if all(b + 1e-9 >= nd for b, nd in zip(base, needs)) else None
+
+    def carries(text: str) -> set[str]:
+        return {k for k in ("brand", "product", "cta") if _norm(fields[k]) in _norm(text)}
+
+    # 1. a shorter phrasing that says as much (the brand, product and CTA it names), where a line
+    #    overruns its scene; then (in layout) the time of scenes that say less is lent to it
+    for i, sc in enumerate(scenes):
+        if need(chosen[i]) > base[i] + 1e-9:
+            keep = carries(chosen[i])
+            same = [o for o in candidates[i] if carries(o) >= keep]
+            fitting = [o for o in same if need(o) <= base[i] + 1e-9]
+            chosen[i] = fitting[0] if fitting else min(same, key=need, default=chosen[i])
+    durations = layout(chosen)
+    # 2. (lending happened in layout) then drop optional lines, least important first;
+    #    within a segment kind the longest line goes first
+    if durations is None:
+        order = sorted(range(len(scenes)), key=lambda i: (_DROP_ORDER.index(scenes[i].segment)
+                                                          if scenes[i].segment in _DROP_ORDER else 0, -need(chosen[i])))
+        for i in order:
+            if not chosen[i] or (not lend and need(chosen[i]) <= base[i] + 1e-9):
+                continue  # without lending, only a line that overruns its own scene is worth cutting
+            shorter = [o for o in candidates[i] if 0 < need(o) < need(chosen[i])]
+            for option in sorted(shorter, key=need, reverse=True) + [""]:
+                chosen[i] = option
+                durations = layout(chosen)
+                if durations is not None:
+                    break
+            if durations is not None:
+                break
+    if durations is None:  # every line dropped: always fits
+        chosen = [""] * len(scenes)
+        durations = list(base)
+
+    # 3. the brand and the product: said where a line naming them fits, else shown
     def present(value: str) -> bool:
-        return _norm(value) in _norm(" ".join(sc.narration + " " + sc.on_screen_text for sc in scenes))
+        return _norm(value) in _norm(" ".join(c + " " + sc.on_screen_text for c, sc in zip(chosen, scenes)))
 
-    last, first = scenes[-1], scenes[0]
+    last, first = len(scenes) - 1, 0
     for key in ("brand", "product"):
         if present(fields[key]):
             continue
         placeholder = "{" + key + "}"
-        # a narration that names it (the CTA's, then the hook's), where one fits
-        for sc in ([last] + ([first] if first is not last else [])):
-            fitting = [n for n in options(sc.segment, 1, placeholder) if fits(n, sc)]
-            if fitting:
-                sc.narration = fitting[0]
+        for i in ([last] + ([first] if first != last else [])):
+            bare = [f"{fields[key]}."] if i == first and first != last else []  # the CTA's line stays the CTA's
+            for option in options(scenes[i].segment, 1, placeholder) + bare:
+                trial = chosen[:i] + [option] + chosen[i + 1:]
+                d = layout(trial)
+                if d is not None:
+                    chosen, durations = trial, d
+                    break
+            if present(fields[key]):
+                break
+    missing = [fields[k] for k in ("brand", "product") if not present(fields[k])]
+    if missing:  # shown instead
+        _show(scenes, missing, [fields["brand"], fields["product"], fields["cta"]])
+
+    out, t = [], 0.0
+    for i, (sc, line, dur) in enumerate(zip(scenes, chosen, durations)):
+        end = round(t + dur, 6) if i < len(scenes) - 1 else total
+        out.append(sc.model_copy(update={"narration": line, "start": round(t, 6), "end": end}))
+        t = end
+    return out
+
+
+def _show(scenes: list[Scene], names: list[str], required: list[str], limit: int = 200) -> None:
+    """Put ``names`` on screen: beside a card's text, instead of a card that shows nothing
+    ``required``, or beside the CTA on the last card."""
+    def carries(text: str) -> bool:
+        return any(_norm(r) in _norm(text) for r in required)
+
+    cards, last = scenes[:-1], scenes[-1]
+    for name in sorted(names, key=len, reverse=True):
+        for sc in cards:
+            joined = f"{sc.on_screen_text} · {name}" if sc.on_screen_text else name
+            if len(joined) <= limit:
+                sc.on_screen_text = joined
                 break
         else:
-            if first is not last:  # the opening card names it
-                texts = options(first.segment, 0, placeholder)
-                first.on_screen_text = texts[0] if texts else f"{fields['brand']} {fields['product']}"[:200]
-                if not present(fields[key]):
-                    first.on_screen_text = f"{fields['brand']} {fields['product']}"[:200]
-            elif fits(fields[key], last):
-                last.narration = (f"{fields[key]}. {last.narration}" if last.narration
-                                  and fits(f"{fields[key]}. {last.narration}", last) else fields[key])
+            spare = [sc for sc in cards if not carries(sc.on_screen_text)]
+            if spare and len(name) <= limit:
+                spare[0].on_screen_text = name
+            elif len(f"{last.on_screen_text} · {name}") <= limit:
+                last.on_screen_text = f"{last.on_screen_text} · {name}"

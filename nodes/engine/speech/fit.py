@@ -1,0 +1,93 @@
+"""Whether a narration line fits its scene — one measure for the whole pack.
+
+A scene of ``d`` seconds holds ``d - LEAD_IN - BREATH - FIT_MARGIN`` seconds of
+voice: the voice starts ``LEAD_IN`` after the scene, ends ``BREATH`` before the
+next, and ``FIT_MARGIN`` covers frame rounding. The script's quality bar, the
+template, SceneNarration and FFmpegAssemble's retiming all use these numbers
+and the same :class:`~.voice.Voice` measure of the same spoken form.
+
+A line that is a little long is said a little faster: :func:`fit_speed` picks
+the speed, the same way for the bar (up to ``BAR_MAX_SPEED``) and for
+SceneNarration (up to the voice's own natural limit, which is higher), so a
+line that passes the bar is always spoken inside its scene.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..narration import Speech
+from .spoken import spoken_form
+from .voice import Voice, default_voice
+
+LEAD_IN_SECONDS = 0.1     # the voice starts this long after its scene starts
+BREATH_SECONDS = 0.25     # and ends at least this long before the scene ends
+FIT_MARGIN_SECONDS = 0.1  # frame rounding (a scene may get a frame less than its seconds), with room to spare
+OVERHEAD_SECONDS = LEAD_IN_SECONDS + BREATH_SECONDS + FIT_MARGIN_SECONDS
+BAR_MAX_SPEED = 1.15      # the quality bar lets a line be said up to 15 % faster than the voice's normal pace
+
+
+def speech_room(scene_seconds: float) -> float:
+    """Seconds of voice a scene of ``scene_seconds`` holds."""
+    return max(0.0, scene_seconds - OVERHEAD_SECONDS)
+
+
+def scene_seconds_for(speech_seconds: float) -> float:
+    """The shortest scene that holds ``speech_seconds`` of voice (0 for silence)."""
+    return speech_seconds + OVERHEAD_SECONDS if speech_seconds > 0 else 0.0
+
+
+def voice_or_default(voice: Voice | None, language: str) -> Voice:
+    return voice if voice is not None else default_voice(language)
+
+
+def narration_seconds(text: str, language: str, voice: Voice | None = None) -> float:
+    """Seconds ``voice`` (default: the language's default voice) takes to say ``text``."""
+    return voice_or_default(voice, language).measure(spoken_form(text, language))
+
+
+def fit_speed(voice: Voice, spoken: str, room: float, max_speed: float | None = None) -> float | None:
+    """The speed at which ``voice`` says ``spoken`` within ``room`` seconds: 1.0 when it fits as it
+    is, else faster, up to ``max_speed`` (default: the voice's natural limit); None when it cannot."""
+    seconds = voice.measure(spoken)
+    if seconds <= room + 1e-6:
+        return 1.0
+    limit = min(voice.max_speed, max_speed if max_speed is not None else voice.max_speed)
+    if room <= 0 or limit <= 1.0:
+        return None
+    speed = min(limit, seconds / room * 1.03)
+    return speed if voice.measure(spoken, speed) <= room + 1e-6 else None
+
+
+def narration_fits(text: str, language: str, scene_seconds: float, voice: Voice | None = None) -> bool:
+    """The bar's test: said with ``voice`` (at most ``BAR_MAX_SPEED`` faster), ``text`` fits its scene."""
+    spoken = spoken_form(text, language)
+    return not spoken or fit_speed(voice_or_default(voice, language), spoken, speech_room(scene_seconds),
+                                   BAR_MAX_SPEED) is not None
+
+
+@dataclass
+class Fit:
+    """How a line was spoken: the audio, the spoken form, the speed factor, and whether it fits."""
+
+    speech: Speech
+    spoken: str
+    speed: float
+    fits: bool
+    room: float
+
+
+def speak_line(text: str, language: str, voice: Voice, scene_seconds: float | None = None,
+               fit: bool = True) -> Fit:
+    """Say ``text`` (its spoken form) with ``voice``. With ``fit`` and a scene length, a line
+    longer than the scene's room is said faster, up to the voice's natural limit."""
+    spoken = spoken_form(text, language)
+    if not spoken:
+        return Fit(Speech.silence(), "", 1.0, True, speech_room(scene_seconds) if scene_seconds else float("inf"))
+    room = speech_room(scene_seconds) if scene_seconds else float("inf")
+    speed = (fit_speed(voice, spoken, room) if fit and scene_seconds else 1.0) or voice.max_speed
+    speech = voice.synthesize(spoken, speed)
+    if fit and scene_seconds and not voice.measured and speech.duration > room > 0 and speed < voice.max_speed:
+        # the estimate was short for this voice: ask once more, at the speed the real audio says fits
+        speed = min(voice.max_speed, speed * speech.duration / room * 1.03)
+        speech = voice.synthesize(spoken, speed)
+    return Fit(speech, spoken, speed, speech.duration <= room + 1e-6, room)

@@ -1,0 +1,241 @@
+"""Voices: what speaks a narration line, and how long it takes to say it.
+
+A :class:`Voice` speaks the *spoken form* of a line (``spoken.py``) and
+measures it. Offline voices measure by synthesising (espeak-ng says a line in
+milliseconds; results are cached by voice and text), so the script's quality
+bar, SceneNarration's fit and FFmpegAssemble's timing all see the same seconds
+for the same line. A voice that cannot be run just to measure (a paid cloud
+API) gives a calibrated estimate that errs long (``measured = False``) and
+fits at render time by asking for a faster speed.
+
+Adding a backend (a Piper neural voice, another cloud TTS) is a subclass with
+``synthesize(spoken, speed)``, a ``key`` that changes whenever the sound
+changes (model, voice, rate), ``max_speed`` (the fastest that still sounds
+natural, as a factor of its normal rate) and, when measuring means money or
+network, ``measured = False``; then register it in :func:`voice_for` (and in
+:func:`default_voice` to make it the language's default).
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+from ..narration import DEFAULT_RATE_WPM, MAX_RATE_WPM, Speech, espeak_voice, speak_espeak
+from .spoken import base_language
+
+_CACHE: "OrderedDict[tuple, float]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8192
+
+
+class Voice:
+    """Something that speaks spoken-form text. Subclasses implement :meth:`synthesize`."""
+
+    language: str = "en"
+    max_speed: float = 1.0      # fastest natural speed, as a factor of the normal rate
+    measured: bool = True       # False: :meth:`measure` is a calibrated estimate, not the voice itself
+
+    @property
+    def key(self) -> str:  # identifies the sound: the cache key
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.key
+
+    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
+        raise NotImplementedError
+
+    def _measure(self, spoken: str, speed: float) -> float:
+        return self.synthesize(spoken, speed).duration
+
+    def measure(self, spoken: str, speed: float = 1.0) -> float:
+        """Seconds of speech for ``spoken`` (leading / trailing silence trimmed), cached."""
+        spoken = spoken.strip()
+        if not spoken:
+            return 0.0
+        k = (self.key, spoken, round(float(speed), 4))
+        with _CACHE_LOCK:
+            if k in _CACHE:
+                _CACHE.move_to_end(k)
+                return _CACHE[k]
+        seconds = float(self._measure(spoken, speed))
+        with _CACHE_LOCK:
+            _CACHE[k] = seconds
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        return seconds
+
+    def measure_many(self, lines) -> dict[str, float]:
+        """Measure several lines at once (two synthesis processes at a time)."""
+        todo = list(dict.fromkeys(s.strip() for s in lines if s and s.strip()))
+        if len(todo) > 1 and self.measured:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="adreel-voice") as pool:
+                return dict(zip(todo, pool.map(self.measure, todo)))
+        return {s: self.measure(s) for s in todo}
+
+
+# ------------------------------------------------------------------ espeak-ng
+@lru_cache(maxsize=1)
+def espeak_voices() -> frozenset[str]:
+    """The voice names this machine's espeak-ng has (empty when it is not installed)."""
+    exe = shutil.which("espeak-ng")
+    if not exe:
+        return frozenset()
+    try:
+        out = subprocess.run([exe, "--voices"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    names = set()
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            names.add(parts[1].lower())
+    return frozenset(names)
+
+
+class EspeakVoice(Voice):
+    """espeak-ng, offline: ~100 languages; speed is the rate in words per minute."""
+
+    def __init__(self, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pitch: int = 45):
+        self.language = language
+        self.rate_wpm = int(rate_wpm)
+        self.pitch = int(pitch)
+        self.max_speed = max(1.0, MAX_RATE_WPM / self.rate_wpm)
+
+    @property
+    def key(self) -> str:
+        return f"espeak-ng:{espeak_voice(self.language)}:{self.rate_wpm}:{self.pitch}"
+
+    def describe(self) -> str:
+        return f"espeak-ng {espeak_voice(self.language)} at {self.rate_wpm} wpm"
+
+    def rate_for(self, speed: float) -> int:
+        return int(math.ceil(self.rate_wpm * speed - 1e-9))
+
+    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
+        return speak_espeak(spoken, self.language, self.rate_for(speed), self.pitch)
+
+
+# ------------------------------------------------------------------ estimate
+# Calibrated against espeak-ng 1.51 at 165 wpm on AdReel's template lines and
+# the corpus briefs (tests/unit/test_spoken_form.py checks that it errs long):
+# units of the spoken form per second, seconds per pause, seconds of onset.
+_EST_RATES = {"ko": ("syllables", 4.0), "ja": ("characters", 6.0), "zh": ("characters", 3.5),
+              "th": ("characters", 9.0)}
+_EST_DEFAULT = ("words", 2.2)
+_EST_PAUSE = 0.2
+_EST_ONSET = 0.3
+
+
+def estimate_units(spoken: str, language: str) -> float:
+    unit, _ = _EST_RATES.get(base_language(language), _EST_DEFAULT)
+    if unit == "words":
+        return float(len(re.findall(r"[^\W_]+(?:['’][^\W_]+)?", spoken)))
+    hangul = len(re.findall(r"[\uac00-\ud7a3]", spoken))
+    cjk = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\u0e00-\u0e7f]", spoken))
+    latin_words = len(re.findall(r"[A-Za-z]+", spoken))
+    digits = len(re.findall(r"\d", spoken))
+    return hangul + cjk + 2.5 * latin_words + 1.5 * digits
+
+
+def estimate_seconds(spoken: str, language: str, speed: float = 1.0) -> float:
+    """A length for ``spoken`` that errs long against espeak-ng's normal rate."""
+    if not spoken.strip():
+        return 0.0
+    _, rate = _EST_RATES.get(base_language(language), _EST_DEFAULT)
+    pauses = len(re.findall(r"[,.!?;:](?=\s|$)", spoken))
+    return (_EST_ONSET + estimate_units(spoken, language) / rate + _EST_PAUSE * pauses) / max(speed, 1e-3)
+
+
+# a typical line's pace with espeak-ng at 165 wpm (pauses included): budgets for a writer (an LLM's
+# prompt), not the bar — the bar measures each line with the voice
+_TYPICAL_RATES = {"ko": 4.6, "ja": 7.0, "zh": 4.0, "th": 10.0}
+_TYPICAL_WORDS = 2.6
+
+
+def unit_budget(seconds: float, language: str) -> tuple[str, int]:
+    """About how many units (words, syllables …) a line said in ``seconds`` holds."""
+    unit, _ = _EST_RATES.get(base_language(language), _EST_DEFAULT)
+    rate = _TYPICAL_RATES.get(base_language(language), _TYPICAL_WORDS)
+    return unit, max(0, math.floor(seconds * rate + 1e-9))
+
+
+class EstimateVoice(Voice):
+    """No voice to measure with (espeak-ng missing, or a language it lacks): the calibrated estimate."""
+
+    measured = False
+
+    def __init__(self, language: str):
+        self.language = language
+
+    @property
+    def key(self) -> str:
+        return f"estimate:{base_language(self.language)}"
+
+    def describe(self) -> str:
+        return f"the speaking-rate estimate for {base_language(self.language)!r} (no voice to measure with)"
+
+    def _measure(self, spoken: str, speed: float) -> float:
+        return estimate_seconds(spoken, self.language, speed)
+
+    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
+        return EspeakVoice(self.language).synthesize(spoken, speed)  # fails clearly naming the language
+
+
+# ------------------------------------------------------------------ cloud
+class CloudVoice(Voice):
+    """OpenAI / ElevenLabs TTS (tts_cloud.py). Measuring would cost a request: the estimate stands in,
+    and the line is asked for again at the speed that fits when the real audio overruns."""
+
+    measured = False
+    _MAX_SPEED = {"openai": 1.3, "elevenlabs": 1.2}
+
+    def __init__(self, provider: str, language: str, voice: str = "", model: str = ""):
+        self.provider, self.language, self.voice, self.model = provider, language, voice, model
+        self.max_speed = self._MAX_SPEED.get(provider, 1.2)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.model}:{self.voice}"
+
+    def describe(self) -> str:
+        return f"{self.provider} TTS" + (f" voice {self.voice}" if self.voice else "")
+
+    def _measure(self, spoken: str, speed: float) -> float:
+        return estimate_seconds(spoken, self.language, speed)
+
+    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
+        from ..tts_cloud import speak_cloud
+        return speak_cloud(self.provider, spoken, self.language, self.voice, self.model, speed=speed)
+
+
+# ------------------------------------------------------------------ choosing
+VOICE_BACKENDS = ("espeak-ng", "openai", "elevenlabs")
+
+
+def espeak_speaks(language: str) -> bool:
+    return espeak_voice(language).lower() in espeak_voices()
+
+
+def default_voice(language: str) -> Voice:
+    """The voice AdReel narrates ``language`` with by default (SceneNarration's defaults): the
+    script stage measures with it."""
+    if espeak_speaks(language):
+        return EspeakVoice(language)
+    return EstimateVoice(language)
+
+
+def voice_for(backend: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, voice: str = "",
+              model: str = "") -> Voice:
+    """The voice a SceneNarration configuration speaks with."""
+    if backend == "espeak-ng":
+        return EspeakVoice(language, rate_wpm)
+    if backend in ("openai", "elevenlabs"):
+        return CloudVoice(backend, language, voice, model)
+    raise ValueError(f"{backend!r} is not one of {', '.join(VOICE_BACKENDS)}")
