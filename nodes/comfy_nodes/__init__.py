@@ -7,7 +7,7 @@ class AdReelExtension(ComfyExtension):
         from .brief_node import BrandBrief
         from .script_node import ScriptLLM
         from .storyboard_node import StoryboardSplit
-        from .keyimage_node import SceneKeyImage
+        from .keyimage_node import BrandImage, SceneKeyImage
         from .motion_node import MotionClip
         from .assemble_node import FFmpegAssemble
         from .narration_node import SceneNarration
@@ -17,7 +17,7 @@ class AdReelExtension(ComfyExtension):
         from .reference_node import ReferenceAnalyze
 
         return [BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip, FFmpegAssemble, AssetUpload,
-                SceneNarration, MusicBed, ReferenceAnalyze, ProviderRender]
+                SceneNarration, MusicBed, ReferenceAnalyze, ProviderRender, BrandImage]
 
 
 async def comfy_entrypoint() -> AdReelExtension:
