@@ -49,47 +49,48 @@ def logo_overlay(brief: Brief, logo: Image.Image | None, width: int, height: int
 
 def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, font: str | None = None) -> Image.Image:
     """Brand colours, the logo (or wordmark), the product photo (when the brief
-    has one), the product and the call to action, stacked inside the safe zone
-    above the subtitles."""
+    has one), the product's name and the call-to-action button, inside the safe
+    zone: the button at the same height in every aspect (a little below the
+    middle), everything else stacked above it."""
     pal = [hex_rgb(c) for c in brief.brand_colors]
     c0, c1 = _shade(pal[0], -0.1), pal[1 % len(pal)]
     canvas = Image.fromarray(_gradient(width, height, c0, _mix(c0, c1, 0.35), 120)).convert("RGBA")
     lay = frame_layout(width, height)
     short, safe = lay.short, lay.safe
-    top, bottom = safe.y + int(short * 0.02), lay.subtitles.y - int(short * 0.03)
-    avail = bottom - top
     gap = int(short * 0.035)
+    scale = 1.2 if lay.portrait else 1.0
+    button = render_text_card(brief.cta, int(safe.w * 0.95), int(short * 0.07 * scale), box_rgb=c1, box_alpha=255,
+                              font=font, field="brief.cta", max_lines=2)
+    by = min(int(height * 0.62), lay.subtitles.y - gap - button.height)
+    top, room = safe.y + int(short * 0.02), by - gap - (safe.y + int(short * 0.02))
     photo = load_image_file(brief.product_image_path, "brief.product_image") if brief.product_image_path else None
-    mark_h = int(min(short * (0.12 if photo is not None else 0.2), avail * 0.16 if photo is not None else avail * 0.3))
+    mark_h = int(min(short * (0.12 if photo is not None else 0.2) * scale, room * (0.2 if photo is not None else 0.4)))
     mark = _fit(logo, Box(0, 0, int(safe.w * 0.7), mark_h)) if logo is not None else \
         wordmark(brief.brand, brief.brand_colors[0], int(mark_h * 0.8), font)
     if mark.width > safe.w:
         mark = _fit(mark, Box(0, 0, safe.w, mark.height))
-    product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055), box_rgb=c0, box_alpha=0,
-                               font=font, field="brief.product", max_lines=2)
-    button = render_text_card(brief.cta, int(safe.w * 0.95), int(short * 0.07), box_rgb=c1, box_alpha=255,
-                              font=font, field="brief.cta", max_lines=2)
-    fixed = mark.height + product.height + button.height + gap * 2
+    product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055 * scale), box_rgb=c0,
+                               box_alpha=0, font=font, field="brief.product", max_lines=2)
+    fixed = mark.height + product.height + gap
     ph = 0
-    if photo is not None and avail - fixed - gap > short * 0.12:
-        slot_w, slot_h = safe.w * 8 // 10, avail - fixed - gap
+    if photo is not None and room - fixed - gap > short * 0.12:
+        slot_w, slot_h = int(safe.w * 0.86), room - fixed - gap
         ph = _fit(framed_product(photo, short), Box(0, 0, slot_w, slot_h)).height
-    # the stack, centred in the space between the top of the safe zone and the subtitles
-    y = top + max(0, (avail - fixed - (ph + gap if ph else 0)) // 2)
+    # the group above the button, centred in the room it has
+    y = top + max(0, (room - fixed - (ph + gap if ph else 0)) // 2)
     canvas.alpha_composite(mark, ((width - mark.width) // 2, y))
     y += mark.height + gap
     if ph:
-        placed = paste_product(canvas, photo, Box(safe.x + safe.w // 10, y, slot_w, ph), short,
+        placed = paste_product(canvas, photo, Box((width - slot_w) // 2, y, slot_w, ph), short,
                                glow=_shade(c1, 0.4))
         y = placed.bottom + gap
     canvas.alpha_composite(product, ((width - product.width) // 2, y))
-    y += product.height + gap
     shadow = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     ImageDraw.Draw(shadow).rounded_rectangle(
-        ((width - button.width) // 2 + 6, y + 10, (width + button.width) // 2 + 6, y + button.height + 10),
+        ((width - button.width) // 2 + 6, by + 10, (width + button.width) // 2 + 6, by + button.height + 10),
         radius=short // 40, fill=(0, 0, 0, 70))
     canvas.alpha_composite(shadow)
-    canvas.alpha_composite(button, ((width - button.width) // 2, y))
+    canvas.alpha_composite(button, ((width - button.width) // 2, by))
     return canvas.convert("RGB")
 
 

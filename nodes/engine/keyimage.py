@@ -139,7 +139,7 @@ def paste_product(canvas: Image.Image, photo: Image.Image, slot: Box, short: int
     x, y = slot.x + (slot.w - im.width) // 2, slot.y + (slot.h - im.height) // 2
     if glow is not None:
         light = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-        rx, ry = im.width * 0.75, im.height * 0.8
+        rx, ry = im.width * 0.62, im.height * 0.75
         cx, cy = x + im.width / 2, y + im.height / 2
         ImageDraw.Draw(light).ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(glow) + (120,))
         canvas.alpha_composite(light.filter(ImageFilter.GaussianBlur(short // 14)))
