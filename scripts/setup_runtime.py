@@ -14,6 +14,8 @@
      them. Otherwise a venv in .runtime/venv gets torch 2.11 / torchvision 0.26 /
      torchaudio 2.11, ComfyUI's requirements and AdReel's.
   4. The pack linked into ComfyUI's custom_nodes as ComfyUI-AdReel.
+  5. The demo's product photo (assets/demo/coffee.png, CC0): checked by SHA-256;
+     re-extracted from the scikit-image wheel it comes from if a checkout lacks it.
 
 Writes .runtime/env.sh (ADREEL_PYTHON, ADREEL_COMFYUI) for the Makefile.
 Uses only the standard library; re-running is quick when nothing changed.
@@ -38,6 +40,11 @@ PACK_LINK_NAME = "ComfyUI-AdReel"
 # The frontend people run today, beside the one the pinned ComfyUI ships (1.32.9):
 # the editor tests run against both (ComfyUI's --front-end-root).
 CURRENT_FRONTEND = "1.58.1"
+# the demo's product photo: skimage/data/coffee.png from this wheel (CC0, Rachel Michetti)
+SAMPLE_PHOTO = os.path.join(ROOT, "assets", "demo", "coffee.png")
+SAMPLE_PHOTO_SHA256 = "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"
+SKIMAGE_WHEEL = "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
+SKIMAGE_WHEEL_SHA256 = "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af"
 
 APT_PACKAGES = {  # package → how we know it is there
     "ffmpeg": lambda: shutil.which("ffmpeg") and shutil.which("ffprobe"),
@@ -249,6 +256,40 @@ def current_frontend(py: str) -> str:
     return static
 
 
+def sample_photo() -> str:
+    """The demo's product photo, byte for byte the CC0 file scikit-image ships.
+
+    It is committed (assets/demo/coffee.png: the workflow must work wherever the
+    pack is installed, ComfyUI-Manager included, without this script); here it is
+    checked by SHA-256, and extracted again from the pinned scikit-image wheel
+    (checked too) when a checkout lacks it.
+    """
+    if os.path.isfile(SAMPLE_PHOTO) and sha256(SAMPLE_PHOTO) == SAMPLE_PHOTO_SHA256:
+        log("demo product photo present (assets/demo/coffee.png, CC0)")
+        return SAMPLE_PHOTO
+    cache = os.path.join(RUNTIME, "downloads")
+    wheel = os.path.join(cache, SKIMAGE_WHEEL)
+    if not (os.path.isfile(wheel) and sha256(wheel) == SKIMAGE_WHEEL_SHA256):
+        os.makedirs(cache, exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+             "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "scikit-image==0.26.0",
+             "-d", cache, "-q"])
+    digest = sha256(wheel)
+    if digest != SKIMAGE_WHEEL_SHA256:
+        sys.exit(f"[setup] {SKIMAGE_WHEEL} has SHA-256 {digest}, expected {SKIMAGE_WHEEL_SHA256}: refusing to use it")
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read("skimage/data/coffee.png")
+    if hashlib.sha256(data).hexdigest() != SAMPLE_PHOTO_SHA256:
+        sys.exit("[setup] skimage/data/coffee.png in the wheel is not the expected file: refusing to use it")
+    os.makedirs(os.path.dirname(SAMPLE_PHOTO), exist_ok=True)
+    tmp = SAMPLE_PHOTO + ".part"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, SAMPLE_PHOTO)
+    log("demo product photo extracted from scikit-image 0.26.0 (CC0, Rachel Michetti)")
+    return SAMPLE_PHOTO
+
+
 def link_pack(comfy: str) -> str:
     custom = os.path.join(comfy, "custom_nodes")
     os.makedirs(custom, exist_ok=True)
@@ -278,6 +319,7 @@ def main() -> None:
         comfy = pinned_comfyui()
         py = own_venv(comfy)
     link_pack(comfy)
+    sample_photo()
     if shutil.which("npm"):
         browser_test_packages()
     frontend = current_frontend(py)

@@ -13,7 +13,7 @@ class AdReelExtension(ComfyExtension):
         from .brief_node import BrandBrief
         from .script_node import ScriptLLM
         from .storyboard_node import StoryboardSplit
-        from .keyimage_node import SceneKeyImage
+        from .keyimage_node import BrandImage, SceneKeyImage
         from .motion_node import MotionClip
         from .assemble_node import FFmpegAssemble
         from .narration_node import SceneNarration
@@ -25,7 +25,7 @@ class AdReelExtension(ComfyExtension):
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
         return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
                                            FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
-                                           ProviderRender)]
+                                           ProviderRender, BrandImage)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

@@ -1,21 +1,38 @@
 """SceneKeyImage: scene → key image at the output aspect, composed, or sampled
-with the user's own checkpoint through ComfyUI's KSampler code."""
+with the user's own checkpoint through ComfyUI's KSampler code.
+
+BrandImage: one of AdReel's bundled images (the demo's product photo and logo)
+or an image from ComfyUI's input folder → IMAGE (+ MASK), for BrandBrief.
+
+The key image is a native IMAGE whose pixels stay in a lossless PNG in
+ComfyUI's temp folder until a node uses them (``lazy_image.StillTensor``):
+ComfyUI caches every scene's output, and a float IMAGE per scene would make
+memory grow with the number of scenes."""
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
+import torch
 from PIL import Image
 
-from ..engine.keyimage import compose_key_image, load_image_file
+from ..engine.keyimage import StillImage, compose_key_image, load_image_file
 from ..engine.model_sizes import family_from_config_names, sample_size
 from ..engine.models import AdReelInputError
 from ..engine.motion import cover_fit
 from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
                                        finish_sampled, sampled_problem, scene_prompts, scene_seed)
 from . import api
-from .api import CATEGORY, SceneType, check_combos, io
+from .api import CATEGORY, SceneType, check_combos, input_directory, io, temp_directory
 from .convert import image_to_rgb, rgb_to_image
+from .lazy_image import StillTensor
+
+KEY_IMAGE_SUBFOLDER = "adreel_keyimages"
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ASSETS_DIR = os.path.join(PACK_ROOT, "assets")
+BUNDLED_IMAGES = ("demo/coffee.png", "demo/acme_logo.png")
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 DESCRIPTION = (
     "The scene's key image at the output aspect. Without a model: composed from the brand palette, the product "
@@ -28,7 +45,9 @@ DESCRIPTION = (
     "model redraws labels, logos and shapes and a product in an ad must be the product; `img2img` lets the model "
     "repaint the composed image holding the photo (set denoise ~0.5 so it stays recognisable); `ignore` leaves it "
     "out. Fallback: with `composed key image`, a model that fails (error, NaN or blank output, wrong VAE) gives "
-    "the composed key image instead, and the node says so.")
+    "the composed key image instead, and the node says so. The key image carries no brand mark and no headline: "
+    "FFmpegAssemble lays the logo, headline and CTA over the moving picture, where the camera cannot cut them. "
+    "The IMAGE keeps its pixels in a PNG until a node uses them, so long ads with many scenes stay in flat memory.")
 
 
 class SceneKeyImage(io.ComfyNode):
@@ -121,9 +140,10 @@ class SceneKeyImage(io.ComfyNode):
         say(info.splitlines()[0])
         if node_id:
             api.send_preview(node_id, img, 1, 1)
-        tensor = rgb_to_image(np.asarray(img))
-        preview = api.ui.PreviewImage(tensor, cls=cls).as_dict()
-        return io.NodeOutput(tensor, info, ui={**preview, "text": [info]})
+        still = StillImage.save(img, os.path.join(temp_directory(), KEY_IMAGE_SUBFOLDER))
+        preview = api.ui.SavedImages([api.ui.SavedResult(os.path.basename(still.path), KEY_IMAGE_SUBFOLDER,
+                                                         io.FolderType.temp)]).as_dict()
+        return io.NodeOutput(StillTensor(still), info, ui={**preview, "text": [info]})
 
     @classmethod
     def _sample(cls, sc, scene, model, clip, vae, seed, steps, cfg, sampler_name, scheduler, denoise, style,
@@ -161,3 +181,66 @@ class SceneKeyImage(io.ComfyNode):
                 + f"\nprompt: {positive_text}\nnegative: {negative_text}")
         return img, info
 
+
+
+def brand_image_choices() -> list[str]:
+    bundled = [n for n in BUNDLED_IMAGES if os.path.isfile(os.path.join(ASSETS_DIR, n))]
+    try:
+        folder = input_directory()
+        user = sorted(f"input/{f}" for f in os.listdir(folder)
+                      if f.lower().endswith(IMAGE_EXT) and os.path.isfile(os.path.join(folder, f)))
+    except Exception:
+        user = []
+    return bundled + user
+
+
+def resolve_brand_image(name: str) -> str:
+    """The file behind a choice: a bundled asset by its exact name, or a file in the input folder."""
+    if name in BUNDLED_IMAGES:
+        base, rel = ASSETS_DIR, name
+    elif name.startswith("input/"):
+        base, rel = input_directory(), name[len("input/"):]
+    else:
+        base, rel = None, None
+    path = os.path.realpath(os.path.join(base, rel)) if base else ""
+    if not base or not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
+        raise AdReelInputError("image", f"{name!r} is not an image AdReel can see (bundled: "
+                               f"{', '.join(BUNDLED_IMAGES)}; or input/<file> from ComfyUI's input folder)")
+    return path
+
+
+class BrandImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        choices = brand_image_choices()
+        return io.Schema(
+            node_id="BrandImage",
+            display_name="Brand Image",
+            category=CATEGORY,
+            description="A product photo or logo for BrandBrief: AdReel's bundled demo images (an espresso "
+                        "photograph, CC0 by Rachel Michetti, from scikit-image; the demo brand's logo, CC0, drawn "
+                        "by scripts/make_demo_logo.py; see assets/demo/LICENSE.md) or any image in ComfyUI's input "
+                        "folder. Transparency is kept (RGBA IMAGE), so a cut-out product or logo stays cut out; "
+                        "MASK is the transparency as LoadImage gives it.",
+            inputs=[io.Combo.Input("image", options=choices, default=choices[0] if choices else None)],
+            outputs=[io.Image.Output(display_name="image"), io.Mask.Output(display_name="mask")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, image):
+        return check_combos({"image": image}, {"image": brand_image_choices()})
+
+    @classmethod
+    def fingerprint_inputs(cls, image):
+        path = resolve_brand_image(image)
+        return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
+
+    @classmethod
+    def execute(cls, image) -> io.NodeOutput:
+        im = load_image_file(resolve_brand_image(image), "image")  # RGBA, size-checked, EXIF-rotated
+        arr = np.asarray(im)
+        alpha = arr[..., 3]
+        keep = arr if alpha.min() < 255 else arr[..., :3]
+        tensor = torch.from_numpy(np.ascontiguousarray(keep)).float().div(255).unsqueeze(0)
+        mask = 1.0 - torch.from_numpy(np.ascontiguousarray(alpha)).float().div(255).unsqueeze(0)
+        return io.NodeOutput(tensor, mask)

@@ -6,6 +6,7 @@ from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
 from .api import CATEGORY, SceneType, check_combos, io, send_progress_text
 from .convert import check_image, image_to_rgb
+from .lazy_image import still_of
 from .video import RenderOnDemandVideo
 
 FALLBACKS = ("stop with the error", "camera move")
@@ -77,9 +78,9 @@ class MotionClip(io.ComfyNode):
         node_id = cls.hidden.unique_id if cls.hidden else None
         move = sc.camera if camera == "from scene" else camera
 
-        def camera_clip(image, field="images"):
+        def camera_clip(image, field="images"):  # SceneKeyImage's IMAGE: moved from its PNG, never held in memory
             check_image(image, field)
-            return CameraMoveClip(image_to_rgb(image), move, sc.frame_count, scene.fps, scene.width, scene.height,
+            return CameraMoveClip(still_of(image) or image_to_rgb(image), move, sc.frame_count, scene.fps, scene.width, scene.height,
                                   strength=strength)
 
         check_image(images, "images")

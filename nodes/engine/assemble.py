@@ -244,10 +244,12 @@ def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None,
     overlays = []
     for sc in sb.scenes:
         text = sc.on_screen_text.strip()
-        start = sc.start_frame / sb.fps
-        end = (sc.start_frame + sc.frame_count) / sb.fps
+        # half a frame early at both ends: exactly frames [start_frame, end_frame) show it, so the
+        # boundary frame never shows two headlines at once (``between`` includes both of its ends)
+        start = max(0.0, (sc.start_frame - 0.5) / sb.fps)
+        end = (sc.start_frame + sc.frame_count - 0.5) / sb.fps
         if until is not None:
-            end = min(end, until)
+            end = min(end, until - 0.5 / sb.fps)
         if not text or end - start < 0.2:
             continue
         pal = sc.palette or sb.brief.brand_colors

@@ -1,11 +1,17 @@
 """Brand elements: the corner logo (the brand's own, or a wordmark made from its
-name), the end card with the call to action, and an optional intro card."""
+name), the end card with the call to action, and an optional intro card.
+
+The corner logo is the one brand mark on screen while the scenes play (the key
+images carry none, so the brand never shows twice); it is laid over the
+moving picture, still, inside the platforms' safe zone. The end card replaces
+it at the close: logo, the product photo when the brief has one, the
+product's name and the CTA button, all inside the safe zone."""
 from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from .keyimage import _fit, _gradient, _mix, _shade
-from .layout import Box
+from .keyimage import _fit, _gradient, _mix, _shade, framed_product, load_image_file, paste_product
+from .layout import Box, frame_layout
 from .models import Brief
 from .text_render import hex_rgb, render_text_card
 
@@ -22,40 +28,63 @@ def wordmark(brand: str, colour: str, height: int, font: str | None = None) -> I
 def logo_overlay(brief: Brief, logo: Image.Image | None, width: int, height: int, size: float, opacity: float,
                  position: str, font: str | None = None) -> tuple[Image.Image, int, int]:
     """The corner logo as RGBA (opacity baked into alpha) and its top-left corner."""
-    short = min(width, height)
-    target_w = max(8, int(width * size))
+    lay = frame_layout(width, height)
+    short, safe, band = lay.short, lay.safe, lay.brand_bar
+    target_w = max(8, min(int(width * size), safe.w // 2))
+    max_h = max(8, band.h)  # never taller than the brand band: it stays clear of the product and the headline
     if logo is None:
         img = wordmark(brief.brand, brief.brand_colors[0], max(16, int(short * 0.06)), font)
-        if img.width > target_w:
-            img = _fit(img, Box(0, 0, target_w, img.height))
+        if img.width > target_w or img.height > max_h:
+            img = _fit(img, Box(0, 0, target_w, max_h))
     else:
-        img = _fit(logo, Box(0, 0, target_w, int(short * 0.2)))
+        img = _fit(logo, Box(0, 0, target_w, max_h))
     if opacity < 1:
         a = img.getchannel("A").point(lambda v: int(v * max(0.0, opacity)))
         img.putalpha(a)
-    margin = int(short * 0.04)
-    top = int(height * 0.06) if height > width * 1.3 else margin  # below 9:16 apps' top bar
-    x = width - img.width - margin if position.endswith("right") else margin
-    y = top if position.startswith("top") else height - img.height - int(height * 0.22 if height > width * 1.3 else margin)
+    # inside the safe zone: under 9:16 apps' top bar, clear of their bottom UI
+    x = safe.right - img.width if position.endswith("right") else safe.x
+    y = band.y if position.startswith("top") else lay.subtitles.y - img.height - int(short * 0.02)
     return img, x, y
 
 
 def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, font: str | None = None) -> Image.Image:
-    """Brand colours, the logo (or wordmark), the product and the call to action."""
+    """Brand colours, the logo (or wordmark), the product photo (when the brief
+    has one), the product's name and the call-to-action button, inside the safe
+    zone: the button at the same height in every aspect (a little below the
+    middle), everything else stacked above it."""
     pal = [hex_rgb(c) for c in brief.brand_colors]
     c0, c1 = _shade(pal[0], -0.1), pal[1 % len(pal)]
     canvas = Image.fromarray(_gradient(width, height, c0, _mix(c0, c1, 0.35), 120)).convert("RGBA")
-    short = min(width, height)
-    cy = int(height * 0.36)
-    mark = _fit(logo, Box(0, 0, int(width * 0.5), int(short * 0.22))) if logo is not None else \
-        wordmark(brief.brand, brief.brand_colors[0], int(short * 0.12), font)
-    canvas.alpha_composite(mark, ((width - mark.width) // 2, cy - mark.height // 2))
-    product = render_text_card(brief.product, int(width * 0.84), int(short * 0.055), box_rgb=c0, box_alpha=0,
-                               font=font, field="brief.product", max_lines=2)
-    canvas.alpha_composite(product, ((width - product.width) // 2, cy + mark.height // 2 + int(short * 0.04)))
-    button = render_text_card(brief.cta, int(width * 0.86), int(short * 0.07), box_rgb=c1, box_alpha=255,
+    lay = frame_layout(width, height)
+    short, safe = lay.short, lay.safe
+    gap = int(short * 0.035)
+    scale = 1.2 if lay.portrait else 1.0
+    button = render_text_card(brief.cta, int(safe.w * 0.95), int(short * 0.07 * scale), box_rgb=c1, box_alpha=255,
                               font=font, field="brief.cta", max_lines=2)
-    by = int(height * 0.62)
+    by = min(int(height * 0.62), lay.subtitles.y - gap - button.height)
+    top, room = safe.y + int(short * 0.02), by - gap - (safe.y + int(short * 0.02))
+    photo = load_image_file(brief.product_image_path, "brief.product_image") if brief.product_image_path else None
+    mark_h = int(min(short * (0.12 if photo is not None else 0.2) * scale, room * (0.2 if photo is not None else 0.4)))
+    mark = _fit(logo, Box(0, 0, int(safe.w * 0.7), mark_h)) if logo is not None else \
+        wordmark(brief.brand, brief.brand_colors[0], int(mark_h * 0.8), font)
+    if mark.width > safe.w:
+        mark = _fit(mark, Box(0, 0, safe.w, mark.height))
+    product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055 * scale), box_rgb=c0,
+                               box_alpha=0, font=font, field="brief.product", max_lines=2)
+    fixed = mark.height + product.height + gap
+    ph = 0
+    if photo is not None and room - fixed - gap > short * 0.12:
+        slot_w, slot_h = int(safe.w * 0.86), room - fixed - gap
+        ph = _fit(framed_product(photo, short), Box(0, 0, slot_w, slot_h)).height
+    # the group above the button, centred in the room it has
+    y = top + max(0, (room - fixed - (ph + gap if ph else 0)) // 2)
+    canvas.alpha_composite(mark, ((width - mark.width) // 2, y))
+    y += mark.height + gap
+    if ph:
+        placed = paste_product(canvas, photo, Box((width - slot_w) // 2, y, slot_w, ph), short,
+                               glow=_shade(c1, 0.4))
+        y = placed.bottom + gap
+    canvas.alpha_composite(product, ((width - product.width) // 2, y))
     shadow = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     ImageDraw.Draw(shadow).rounded_rectangle(
         ((width - button.width) // 2 + 6, by + 10, (width + button.width) // 2 + 6, by + button.height + 10),

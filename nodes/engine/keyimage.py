@@ -3,21 +3,36 @@ brand palette, the product photo (when given) and the scene itself.
 
 Each scene gets its own gradient angle, palette rotation and decoration, so cuts
 read as new shots; the headline zone is left calm for the on-screen text.
+
+The key image carries no brand mark and no headline: the camera moves over
+it, so text drawn into it would be cut at the frame's edge mid-move, and the
+assembler already lays the corner logo, the headline and the CTA over the
+moving picture, still and inside the safe zone. What the key image does hold
+(the framed product photo, or the product's name set large when there is no
+photo) sits in the part of the image that stays inside the hero zone through
+the scene's whole camera move (``layout.steady_box``).
+
+A key image travels between nodes as a lossless PNG on disk
+(``StillImage``): a clip loads its pixels only while it renders, so memory
+does not grow with the number of scenes.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .layout import Box, frame_layout
+from .layout import Box, frame_layout, steady_box
 from .models import AdReelInputError, StoryboardScene
 from .text_render import TextLayout, hex_rgb, readable_on, render_text_card, wrap_text
 from .fonts import font_chain
+from .limits import MAX_INPUT_PIXELS
 
-MAX_INPUT_PIXELS = 64_000_000
 
 
 def _mix(a, b, t):
@@ -47,8 +62,10 @@ def load_image_file(path: str, field: str) -> Image.Image:
     """Open a user image safely: any Pillow format, size-checked, EXIF-rotated."""
     try:
         with Image.open(path) as im:
-            if im.width * im.height > MAX_INPUT_PIXELS:
-                raise AdReelInputError(field, f"image is {im.width}x{im.height}, more than {MAX_INPUT_PIXELS // 1_000_000} MP")
+            limit = MAX_INPUT_PIXELS.read()
+            if im.width * im.height > limit:
+                raise AdReelInputError(field, f"image is {im.width}x{im.height}, more than {limit / 1e6:g} MP "
+                                       f"({MAX_INPUT_PIXELS.env})")
             im = ImageOps.exif_transpose(im)
             return im.convert("RGBA")
     except AdReelInputError:
@@ -93,10 +110,52 @@ def _star(cx, cy, r):
     return pts
 
 
+def framed_product(photo: Image.Image, short: int) -> Image.Image:
+    """A product photo as a brand would show it: a cut-out (transparent) stays as
+    it is; an opaque photograph gets a print's white border and rounded corners.
+    Never stretched: only ever scaled with its own proportions."""
+    if _has_transparency(photo):
+        return photo
+    border = max(2, short // 60)
+    rgb = photo.convert("RGBA")
+    card = Image.new("RGBA", (rgb.width + 2 * border, rgb.height + 2 * border), (255, 255, 255, 255))
+    card.alpha_composite(_rounded(rgb, max(1, short // 90)), (border, border))
+    return _rounded(card, max(2, short // 45))
+
+
+def product_slot(scene: StoryboardScene, width: int, height: int, strength: float = 1.0) -> Box:
+    """Where the product goes in a frame-sized key image: inside the hero zone and
+    steady through the scene's own camera move (at ``strength``, MotionClip's default 1)."""
+    lay = frame_layout(width, height)
+    slot = steady_box(lay.hero, width, height, (scene.camera,), strength)
+    pad = max(4, lay.short // 45) * 2  # room for the soft shadow
+    return slot.inset(min(pad, slot.w // 6, slot.h // 6))
+
+
+def paste_product(canvas: Image.Image, photo: Image.Image, slot: Box, short: int, glow=None) -> Box:
+    """The framed product photo fitted (never stretched) and centred in ``slot``; its box.
+    ``glow`` (RGB) lays a soft pool of light behind it, as a studio packshot has."""
+    im = _fit(framed_product(photo, short), slot)
+    x, y = slot.x + (slot.w - im.width) // 2, slot.y + (slot.h - im.height) // 2
+    if glow is not None:
+        light = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+        rx, ry = im.width * 0.62, im.height * 0.75
+        cx, cy = x + im.width / 2, y + im.height / 2
+        ImageDraw.Draw(light).ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(glow) + (120,))
+        canvas.alpha_composite(light.filter(ImageFilter.GaussianBlur(short // 14)))
+    _paste_with_shadow(canvas, im, (x, y), max(4, short // 45))
+    return Box(x, y, im.width, im.height)
+
+
 def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: str, product: str,
                       product_image: Image.Image | None = None, logo: Image.Image | None = None,
                       seed: int = 0, font: str | None = None) -> Image.Image:
-    """The composed key image of ``scene`` at ``width``×``height`` (RGB)."""
+    """The composed key image of ``scene`` at ``width``×``height`` (RGB).
+
+    ``brand`` and ``logo`` are not drawn: the assembler shows the brand once, as
+    the corner logo over the moving picture (they stay in the signature for
+    callers that pass them).
+    """
     rng = random.Random(f"{seed}:{scene.index}:{scene.segment}")
     lay = frame_layout(width, height)
     pal = [hex_rgb(c) for c in (scene.palette or ["#1E3A8A", "#F59E0B"])]
@@ -121,56 +180,95 @@ def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: st
                (0, band_y + int(height * 0.08))], fill=(255, 255, 255, 22))
     canvas.alpha_composite(deco.filter(ImageFilter.GaussianBlur(lay.short // 40)))
 
-    # hero: the product photo, or the product name set large
-    hero = lay.hero
-    if scene.segment == "cta":
-        hero = Box(hero.x + hero.w // 8, hero.y + hero.h // 6, hero.w * 3 // 4, hero.h * 2 // 3)
-    if product_image is not None:
-        im = product_image if _has_transparency(product_image) else _rounded(product_image, lay.short // 30)
-        im = _fit(im, hero)
-        _paste_with_shadow(canvas, im, (hero.x + (hero.w - im.width) // 2, hero.y + (hero.h - im.height) // 2),
-                           max(4, lay.short // 45))
+    # hero: the product photo, or the product name set large — steady through the camera move
+    slot = product_slot(scene, width, height)
+    stars_r = lay.short * 0.035
+    if scene.segment == "proof":  # five stars under the product, inside the same steady slot
+        row = int(stars_r * 2.6)
+        hero_slot = Box(slot.x, slot.y, slot.w, max(2, slot.h - row))
     else:
-        chain = font_chain(font)
-        size = int(lay.short * 0.14)
-        while size > 24:
-            tl = TextLayout(chain, size, "brief.product")
-            lines = wrap_text(product, tl, hero.w, 3)
-            words_fit = all(tl.line_width(w) <= hero.w for w in product.split())
-            if lines and words_fit:
-                break
-            size = int(size * 0.88)
-        lines = lines or [product]
-        txt = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-        line_h = int(size * 1.15)
-        y = hero.y + (hero.h - line_h * len(lines)) // 2 + int(size * 0.95)
-        fill = readable_on(_mix(c0, c1, 0.5)) + (255,)
-        for ln in lines:
-            lw = tl.line_width(ln)
-            tl.draw_line(txt, hero.cx - lw / 2, y, ln, fill)
-            y += line_h
-        shadow = txt.getchannel("A").filter(ImageFilter.GaussianBlur(size // 10))
-        sh = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-        sh.putalpha(shadow.point(lambda v: int(v * 0.45)))
-        canvas.alpha_composite(sh, (0, size // 20))
-        canvas.alpha_composite(txt)
-
+        hero_slot = slot
+    if product_image is not None:
+        placed = paste_product(canvas, product_image, hero_slot, lay.short, glow=_shade(c1, 0.45))
+    else:
+        placed = _hero_type(canvas, product, hero_slot, lay.short, _mix(c0, c1, 0.5), font)
     if scene.segment == "proof":
         d = ImageDraw.Draw(canvas)
-        r = lay.short * 0.035
-        y = hero.y + hero.h + r * 0.2
+        y = min(placed.bottom + stars_r * 1.3, slot.bottom - stars_r)
         for i in range(5):
-            d.polygon(_star(hero.cx + (i - 2) * r * 2.4, y, r), fill=(255, 200, 40, 255))
-
-    # brand bar: logo + wordmark
-    bar = lay.brand_bar
-    x = bar.x
-    if logo is not None:
-        lg = _fit(logo, Box(0, 0, bar.h * 3, bar.h))
-        canvas.alpha_composite(lg, (x, bar.y + (bar.h - lg.height) // 2))
-        x += lg.width + bar.h // 3
-    card = render_text_card(brand.upper(), bar.w - (x - bar.x), int(bar.h * 0.55), box_rgb=c0, box_alpha=0,
-                            font=font, field="brief.brand", max_lines=1)
-    canvas.alpha_composite(card, (x - max(8, int(bar.h * 0.55)) // 2 if logo is None else x,
-                                  bar.y + (bar.h - card.height) // 2))
+            d.polygon(_star(slot.cx + (i - 2) * stars_r * 2.4, y, stars_r), fill=(255, 200, 40, 255))
     return canvas.convert("RGB")
+
+
+def _hero_type(canvas: Image.Image, product: str, slot: Box, short: int, background, font: str | None) -> Box:
+    """The product's name set large, wrapped to ``slot`` (every word whole), with a soft shadow."""
+    chain = font_chain(font)
+    size = int(short * 0.14)
+    lines = None
+    while True:
+        tl = TextLayout(chain, size, "brief.product")
+        lines = wrap_text(product, tl, slot.w, 3)
+        words_fit = all(tl.line_width(w) <= slot.w for w in product.split())
+        line_h = int(size * 1.15)
+        if lines and words_fit and line_h * len(lines) <= slot.h:
+            break
+        if size <= 16:
+            raise AdReelInputError("brief.product", f"{product[:60]!r} does not fit the key image's hero zone "
+                                   "even at the smallest size: shorten it or give a product photo")
+        size = max(16, int(size * 0.9))
+    txt = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    top = slot.y + (slot.h - line_h * len(lines)) // 2
+    y = top + int(size * 0.95)
+    fill = readable_on(background) + (255,)
+    widest = 0
+    for ln in lines:
+        lw = tl.line_width(ln)
+        widest = max(widest, lw)
+        tl.draw_line(txt, slot.cx - lw / 2, y, ln, fill)
+        y += line_h
+    shadow = txt.getchannel("A").filter(ImageFilter.GaussianBlur(size // 10))
+    sh = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    sh.putalpha(shadow.point(lambda v: int(v * 0.45)))
+    canvas.alpha_composite(sh, (0, size // 20))
+    canvas.alpha_composite(txt)
+    return Box(int(slot.cx - widest / 2), top, int(widest), line_h * len(lines))
+
+
+@dataclass(frozen=True)
+class StillImage:
+    """A key image kept as a lossless PNG on disk: what a camera move needs from
+    it, loaded only while the clip renders. ``shape`` is (height, width, 3)."""
+
+    path: str
+    width: int
+    height: int
+    sha256: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    @classmethod
+    def save(cls, image: Image.Image, folder: str) -> "StillImage":
+        """Store ``image`` (RGB) under a name made of its content; the same image is stored once."""
+        rgb = image.convert("RGB")
+        digest = hashlib.sha256(rgb.tobytes()).hexdigest()
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"key_{digest[:24]}_{rgb.width}x{rgb.height}.png")
+        if not os.path.isfile(path):
+            tmp = f"{path}.{os.getpid()}.part"
+            rgb.save(tmp, format="PNG", compress_level=1)
+            os.replace(tmp, path)
+        return cls(path, rgb.width, rgb.height, digest)
+
+    def load(self) -> np.ndarray:
+        """The pixels, uint8 RGB (height, width, 3); a clear error if the file went away."""
+        try:
+            with Image.open(self.path) as im:
+                if im.size != (self.width, self.height):
+                    raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} is "
+                                           f"{im.width}x{im.height}, expected {self.width}x{self.height}")
+                return np.array(im.convert("RGB"))
+        except FileNotFoundError:
+            raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} is gone (was "
+                                   "ComfyUI's temp folder cleared?): queue the prompt again to remake it") from None

@@ -163,7 +163,9 @@ def _inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contai
 class CameraMoveClip:
     """A still + a camera move + a length: a clip that is rendered, never stored."""
 
-    image: np.ndarray            # uint8 RGB (h, w, 3), any size; cover-fitted to the frame
+    image: np.ndarray            # uint8 RGB (h, w, 3), any size; cover-fitted to the frame — or a still
+                                 # on disk (``.shape`` + ``.load()``, e.g. keyimage.StillImage), loaded
+                                 # only while frames are made, so a clip holds no pixels between renders
     move: str
     frame_count: int
     fps: float
@@ -175,7 +177,11 @@ class CameraMoveClip:
     _planes: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+        if not isinstance(self.image, np.ndarray):
+            if not (callable(getattr(self.image, "load", None)) and len(getattr(self.image, "shape", ())) == 3
+                    and self.image.shape[2] == 3):
+                raise ValueError("image must be uint8 RGB (h, w, 3) or a still with .shape and .load()")
+        elif self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
             raise ValueError("image must be uint8 RGB (h, w, 3)")
         h, w = self.image.shape[:2]
         if h < 2 or w < 2:
@@ -192,14 +198,20 @@ class CameraMoveClip:
     def duration(self) -> float:
         return self.frame_count / self.fps
 
+    def _pixels(self) -> np.ndarray:
+        return self.image if isinstance(self.image, np.ndarray) else self.image.load()
+
     def _yuv_planes(self):
-        if self._planes is None:
-            img = self.image
-            h, w = img.shape[:2]
-            if h % 2 or w % 2:
-                img = img[: h - h % 2, : w - w % 2]
-            self._planes = rgb_to_yuv420(img)
-        return self._planes
+        if self._planes is not None:
+            return self._planes
+        img = self._pixels()
+        h, w = img.shape[:2]
+        if h % 2 or w % 2:
+            img = img[: h - h % 2, : w - w % 2]
+        planes = rgb_to_yuv420(img)
+        if isinstance(self.image, np.ndarray):  # a still on disk is decoded per pass, never kept
+            self._planes = planes
+        return planes
 
     def matrix(self, k: float) -> np.ndarray:
         """Inverse affine for frame ``k`` (may lie outside the clip: progress is clamped)."""
@@ -237,7 +249,7 @@ class CameraMoveClip:
 
     def rgb_frames(self, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """Plain RGB frames, for packs that want pixels rather than a stream."""
-        img = self.image
+        img = self._pixels()
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         for k in range(first, first + (self.frame_count if count is None else count)):
             mode = cv2.BORDER_CONSTANT if self.framing == "contain" else cv2.BORDER_REFLECT

@@ -11,8 +11,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from .layout import Box, frame_layout
-from .keyimage import _fit, _has_transparency, _paste_with_shadow, _rounded
+from .layout import frame_layout
+from .keyimage import paste_product, product_slot
 from .models import AdReelInputError, StoryboardScene
 from .motion import cover_fit
 from .text_render import hex_rgb
@@ -112,22 +112,16 @@ def finish_sampled(sampled: np.ndarray, scene: StoryboardScene, width: int, heig
                    product_image: Image.Image | None = None, logo: Image.Image | None = None,
                    composite_product: bool = True) -> Image.Image:
     """The sampled image cover-fitted to the output frame, with the product photo
-    (exact pixels, soft shadow, in the frame's hero zone) and the logo on top."""
+    on top (exact pixels, framed, soft shadow), in the same steady slot of the
+    hero zone as the composed key image.
+
+    ``logo`` is not drawn: the assembler shows the brand once, as the corner logo
+    over the moving picture, where the camera move cannot cut it.
+    """
     if sampled.ndim != 3 or sampled.shape[2] < 3 or sampled.dtype != np.uint8:
         raise AdReelInputError("image", f"expected uint8 RGB, got {sampled.dtype} {sampled.shape}")
     canvas = Image.fromarray(np.ascontiguousarray(cover_fit(np.ascontiguousarray(sampled[..., :3]), width, height)))
     canvas = canvas.convert("RGBA")
-    lay = frame_layout(width, height)
     if product_image is not None and composite_product:
-        hero = lay.hero
-        if scene.segment == "cta":
-            hero = Box(hero.x + hero.w // 8, hero.y + hero.h // 6, hero.w * 3 // 4, hero.h * 2 // 3)
-        im = product_image if _has_transparency(product_image) else _rounded(product_image, lay.short // 30)
-        im = _fit(im, hero)
-        _paste_with_shadow(canvas, im, (hero.x + (hero.w - im.width) // 2, hero.y + (hero.h - im.height) // 2),
-                           max(4, lay.short // 45))
-    if logo is not None:
-        bar = lay.brand_bar
-        lg = _fit(logo, Box(0, 0, bar.h * 3, bar.h))
-        canvas.alpha_composite(lg, (bar.x, bar.y + (bar.h - lg.height) // 2))
+        paste_product(canvas, product_image, product_slot(scene, width, height), frame_layout(width, height).short)
     return canvas.convert("RGB")

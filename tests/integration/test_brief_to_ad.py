@@ -27,16 +27,23 @@ def workflow(**brief_inputs) -> dict:
     return prompt
 
 
-def expected_plan(prompt: dict):
-    """What the brief asks for, planned independently of the run (scene times, texts)."""
+def expected_plan(prompt: dict, manifest: dict | None = None):
+    """What the brief asks for, planned independently of the run (scene times, texts).
+
+    The brief is the workflow's widgets; with the demo's product photo and logo
+    it also names the files BrandBrief stored them as (their paths seed the
+    template like every other field), so those come from the render's manifest.
+    """
     _, b = node_by_type(prompt, "BrandBrief")
     _, s = node_by_type(prompt, "ScriptLLM")
     _, sp = node_by_type(prompt, "StoryboardSplit")
     i = b["inputs"]
+    files = {k: (manifest or {}).get("brief", {}).get(k) for k in ("logo_path", "product_image_path")}
+    assert all(files.values()) == (manifest is not None and "logo" in i), files
     brief = Brief(brand=i["brand"], product=i["product"], audience=i["audience"], goal=i["goal"],
                   duration_seconds=i["duration_seconds"], tone=i["tone"], aspect_ratio=i["aspect_ratio"],
                   language=i["language"], brand_colors=i["brand_colors"], cta=i["cta"],
-                  channels=[c.strip() for c in i.get("channels", "").split(",") if c.strip()])
+                  channels=[c.strip() for c in i.get("channels", "").split(",") if c.strip()], **files)
     return build_storyboard(brief, write_template_script(brief, s["inputs"]["seed"]), fps=int(sp["inputs"]["fps"]))
 
 
@@ -59,8 +66,8 @@ def check_ad(path: str, prompt: dict, lang: str = "eng") -> dict:
     _, b = node_by_type(prompt, "BrandBrief")
     duration, aspect = b["inputs"]["duration_seconds"], b["inputs"]["aspect_ratio"]
     W, H = SIZES[aspect]
-    plan = expected_plan(prompt)
     manifest = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))
+    plan = expected_plan(prompt, manifest)
     timed = manifest["storyboard"]["scenes"]
     assert [s["on_screen_text"] for s in timed] == [s.on_screen_text for s in plan.scenes]
     fps = plan.fps
@@ -143,7 +150,7 @@ def test_literal_text_renders_literally(comfy):
     prompt = workflow(cta=tricky, duration_seconds=10.0, brand_colors="#1E3A8A, #0F766E, #334155")
     node_by_type(prompt, "FFmpegAssemble")[1]["inputs"].update(preset="veryfast", end_card_seconds=0.0)
     path = render(comfy, prompt)
-    plan = expected_plan(prompt)
+    plan = expected_plan(prompt, json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8")))
     last = plan.scenes[-1]
     assert last.on_screen_text == tricky
     box = frame_layout(1080, 1920).headline

@@ -99,3 +99,255 @@ def test_finishing_frames_the_sample_and_keeps_the_product_pixels():
     assert not (plain == (255, 0, 255)).all(axis=2).any()
     # outside the hero zone the sample shows, cover-fitted (112x64 → 1280x731, centre-cropped)
     assert np.abs(plain.astype(int).mean(axis=(0, 1)) - sampled.mean(axis=(0, 1))).max() < 12
+
+
+# ---- what a viewer sees: text and product steady through the camera move -------------------------
+
+import os  # noqa: E402
+
+import cv2  # noqa: E402
+
+from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
+from nodes.engine.keyimage import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
+from nodes.engine.layout import Box, steady_box  # noqa: E402
+from nodes.engine.models import CAMERA_MOVES, Brief  # noqa: E402
+from nodes.engine.motion import CameraMoveClip  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COFFEE = os.path.join(ROOT, "assets", "demo", "coffee.png")
+LOGO = os.path.join(ROOT, "assets", "demo", "acme_logo.png")
+ASPECTS = {"9:16": (216, 384), "1:1": (288, 288), "16:9": (384, 216)}
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+def test_every_box_a_viewer_reads_lies_in_the_safe_zone(aspect):
+    W, H = ASPECTS[aspect]
+    lay = frame_layout(W * 5, H * 5)
+    for name in ("brand_bar", "hero", "headline", "subtitles"):
+        assert lay.safe.contains(getattr(lay, name)), name
+    assert lay.brand_bar.bottom <= lay.hero.y and lay.hero.bottom <= lay.headline.y or lay.landscape
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+@pytest.mark.parametrize("move", CAMERA_MOVES)
+def test_what_sits_in_the_steady_box_stays_whole_in_its_zone_through_the_rendered_move(aspect, move):
+    """Paint the steady box of the hero zone magenta, run the real camera move (the renderer,
+    not the layout's own maths) and look at every frame: all of it stays on screen (its area
+    only grows with the zoom) and none of it leaves the hero zone."""
+    W, H = ASPECTS[aspect]
+    zone = frame_layout(W, H).hero
+    box = steady_box(zone, W, H, (move,))
+    assert box.w >= zone.w * 0.5 and box.h >= zone.h * 0.5, (box, zone)  # a real share of the zone
+    img = np.full((H, W, 3), 40, np.uint8)
+    img[box.y:box.bottom, box.x:box.right] = (255, 0, 255)
+    clip = CameraMoveClip(img, move, 45, 30, W, H)
+    area0 = box.w * box.h
+    for k, frame in enumerate(clip.rgb_frames()):
+        magenta = (frame[..., 0] > 200) & (frame[..., 1] < 60) & (frame[..., 2] > 200)
+        ys, xs = np.nonzero(magenta)
+        assert magenta.sum() >= area0 * 0.97, (move, k)               # nothing cut off by the frame
+        assert zone.x - 1 <= xs.min() and xs.max() <= zone.right + 1, (move, k)
+        assert zone.y - 1 <= ys.min() and ys.max() <= zone.bottom + 1, (move, k)
+
+
+def _coffee():
+    return load_image_file(COFFEE, "product_image")
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+def test_composed_key_image_draws_no_brand_mark_and_no_logo(aspect):
+    """The brand shows once, as the assembler's corner logo: the key image is the same
+    whatever the brand's name or logo, so nothing of them can be cut by the camera."""
+    W, H = ASPECTS[aspect]
+    sc = scene(segment="hook", camera="pan_left")
+    photo = _coffee()
+    a = np.asarray(compose_key_image(sc, W, H, "Acme", "Daybreak Espresso", product_image=photo))
+    b = np.asarray(compose_key_image(sc, W, H, "Zyxwvut Brand", "Daybreak Espresso", product_image=photo,
+                                     logo=load_image_file(LOGO, "logo")))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+@pytest.mark.parametrize("segment,move", [("hook", "zoom_in"), ("solution", "pan_right"), ("proof", "pan_up"),
+                                          ("cta", "pulse")])
+def test_product_photo_is_framed_whole_unstretched_and_steady(aspect, segment, move):
+    """The real photograph (found by template matching) is in the key image at its own
+    proportions, whole, inside the slot that stays in the hero zone through the move."""
+    W, H = (v * 2 for v in ASPECTS[aspect])
+    sc = scene(segment=segment, camera=move)
+    photo = _coffee()
+    key = np.asarray(compose_key_image(sc, W, H, "Acme", "Daybreak Espresso", product_image=photo))
+    slot = product_slot(sc, W, H)
+    ref = np.asarray(photo.convert("RGB"))
+    # the photo is fitted inside the slot minus its white border: try the widths it can have
+    best = (-1.0, None, None)
+    top = min(slot.w, slot.h * ref.shape[1] // ref.shape[0])
+    for w in range(int(top * 0.3), top + 1, 2):
+        h = round(w * ref.shape[0] / ref.shape[1])
+        t = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+        res = cv2.matchTemplate(key, t, cv2.TM_CCOEFF_NORMED)
+        _, score, _, loc = cv2.minMaxLoc(res)
+        if score > best[0]:
+            best = (score, loc, (w, h))
+    score, (x, y), (w, h) = best
+    assert score > 0.9, score                                 # the photograph itself, unretouched
+    assert abs((w / h) - ref.shape[1] / ref.shape[0]) < 0.02  # never stretched
+    assert slot.contains(Box(x, y, w, h))
+    room = 0.45 if segment == "proof" else 0.75               # (the proof shares its slot with five stars)
+    assert w >= slot.w * room or h >= slot.h * room           # and as large as the slot allows
+
+
+def test_without_a_photo_the_product_name_is_set_inside_the_steady_box():
+    W, H = 360, 640
+    sc = scene(segment="hook", camera="pan_right")
+    img = np.asarray(compose_key_image(sc, W, H, "Acme", "Daybreak Espresso"))
+    base = np.asarray(compose_key_image(sc, W, H, "Acme", "\u200b"))  # same scene, no visible name
+    diff = np.abs(img.astype(int) - base.astype(int)).max(axis=2) > 40
+    ys, xs = np.nonzero(diff)
+    slot = product_slot(sc, W, H)
+    assert len(xs) > 500
+    assert slot.x - 3 <= xs.min() and xs.max() <= slot.right + 3 and slot.y - 3 <= ys.min() and ys.max() <= slot.bottom + 3
+
+
+def test_still_image_is_lossless_content_addressed_and_says_when_it_is_gone(tmp_path):
+    rng = np.random.default_rng(3)
+    arr = (rng.random((50, 30, 3)) * 255).astype(np.uint8)
+    a = StillImage.save(Image.fromarray(arr), str(tmp_path))
+    b = StillImage.save(Image.fromarray(arr.copy()), str(tmp_path))
+    assert a == b and len(os.listdir(tmp_path)) == 1 and a.shape == (50, 30, 3)
+    assert np.array_equal(a.load(), arr)
+    os.remove(a.path)
+    with pytest.raises(AdReelInputError) as exc:
+        a.load()
+    assert exc.value.field == "image" and "queue the prompt again" in exc.value.message
+
+
+def test_camera_move_over_a_still_on_disk_matches_the_one_in_memory_and_keeps_no_pixels(tmp_path):
+    rng = np.random.default_rng(4)
+    arr = (rng.random((96, 54, 3)) * 255).astype(np.uint8)
+    still = StillImage.save(Image.fromarray(arr), str(tmp_path))
+    mem = CameraMoveClip(arr, "drift", 20, 30, 54, 96)
+    disk = CameraMoveClip(still, "drift", 20, 30, 54, 96)
+    for f_mem, f_disk in zip(mem.yuv_frames(0, 20), disk.yuv_frames(0, 20)):
+        assert np.array_equal(f_mem, f_disk)
+    assert disk._planes is None                              # decoded for the pass, not kept
+    assert all(np.array_equal(x, y) for x, y in zip(mem.rgb_frames(0, 3), disk.rgb_frames(0, 3)))
+    with pytest.raises(ValueError):
+        CameraMoveClip(object(), "drift", 20, 30, 54, 96)
+
+
+def demo_brief(**kw) -> Brief:
+    base = dict(brand="Acme", product="Daybreak Espresso", cta="Shop now at acme.com",
+                brand_colors=["#2E1A12", "#B5502F", "#E8C38A"], product_image_path=COFFEE)
+    base.update(kw)
+    return Brief(**base)
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+@pytest.mark.parametrize("position", ["top-right", "top-left", "bottom-right", "bottom-left"])
+def test_corner_logo_sits_in_the_safe_zone_clear_of_the_product(aspect, position):
+    W, H = (v * 5 for v in ASPECTS[aspect])
+    lay = frame_layout(W, H)
+    for logo in (None, load_image_file(LOGO, "logo")):
+        img, x, y = logo_overlay(demo_brief(), logo, W, H, 0.22, 0.9, position)
+        box = Box(x, y, img.width, img.height)
+        assert lay.safe.contains(box), (box, lay.safe)
+        if position.startswith("top"):
+            assert box.bottom <= lay.hero.y                 # never over the packshot
+        else:
+            assert box.bottom <= lay.subtitles.y            # never under the subtitles
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+def test_end_card_shows_logo_packshot_and_cta_inside_the_safe_zone(aspect):
+    W, H = (v * 5 for v in ASPECTS[aspect])
+    lay = frame_layout(W, H)
+    logo = load_image_file(LOGO, "logo")
+    card = np.asarray(end_card(demo_brief(), W, H, logo))
+    plain = np.asarray(end_card(demo_brief(product_image_path=None), W, H, logo))
+    # the photograph is on the card, whole and at its proportions
+    ref = np.asarray(_coffee().convert("RGB"))
+    best = max((cv2.minMaxLoc(cv2.matchTemplate(card, cv2.resize(ref, (w, round(w * 2 / 3)), interpolation=cv2.INTER_AREA),
+                                                cv2.TM_CCOEFF_NORMED))[1], w)
+               for w in range(W // 8, lay.safe.w, 4) if round(w * 2 / 3) < H)
+    assert best[0] > 0.95, best
+    # everything drawn (logo, photo, type; not the soft light behind the photo) differs from the
+    # bare gradient only inside the safe zone, above the subtitles
+    bg = np.asarray(end_card(demo_brief(product_image_path=None, brand="\u200b", product="\u200b", cta="\u200b"),
+                             W, H, None)).astype(int)
+    for img in (card, plain):
+        drawn = np.abs(img.astype(int) - bg).max(axis=2) > 60
+        ys, xs = np.nonzero(drawn)
+        assert lay.safe.x <= xs.min() and xs.max() <= lay.safe.right
+        assert lay.safe.y <= ys.min() and ys.max() <= lay.subtitles.y
+
+
+# ---- the key image as a native IMAGE that keeps its pixels on disk ---------------------------------
+
+def _node_layer():
+    """The node layer imports ComfyUI's API: found through ADREEL_COMFYUI (set by `make test`)."""
+    import importlib
+    import sys
+    comfy = os.environ.get("ADREEL_COMFYUI") or os.path.join(ROOT, ".runtime", "ComfyUI")
+    if not os.path.isfile(os.path.join(comfy, "main.py")):
+        pytest.skip("no ComfyUI to import the node layer from (run `make setup`)")
+    if comfy not in sys.path:
+        sys.path.append(comfy)
+    return importlib.import_module("nodes.comfy_nodes.lazy_image")
+
+
+def test_key_image_tensor_is_an_ordinary_image_to_every_other_node(tmp_path):
+    lazy = _node_layer()
+    import torch
+    import comfy.utils  # ComfyUI's own image helpers, as core nodes call them
+    rng = np.random.default_rng(5)
+    arr = (rng.random((64, 36, 3)) * 255).astype(np.uint8)
+    still = StillImage.save(Image.fromarray(arr), str(tmp_path))
+    x = lazy.StillTensor(still)
+    plain = torch.from_numpy(arr.astype(np.float32) / 255).unsqueeze(0)
+    assert isinstance(x, torch.Tensor) and x.shape == (1, 64, 36, 3) and x.dtype == torch.float32
+    assert x.device.type == "cpu" and len(x) == 1 and x.ndim == 4
+    # what core nodes do with an IMAGE: SaveImage/PreviewImage, VAEEncode, upscalers, batching
+    for image in x:
+        assert np.allclose(255.0 * image.cpu().numpy(), arr, atol=1e-3)
+    assert torch.equal(x[:, :, :, :3], plain) and torch.equal(x.cpu(), plain)
+    up = comfy.utils.common_upscale(x.movedim(-1, 1), 18, 32, "bilinear", "disabled")
+    assert torch.allclose(up, comfy.utils.common_upscale(plain.movedim(-1, 1), 18, 32, "bilinear", "disabled"))
+    assert torch.equal(torch.cat([x, plain]), torch.cat([plain, plain]))
+    assert type(x * 1.0) is torch.Tensor and type(x.clone()) is torch.Tensor   # results are plain tensors
+    assert lazy.still_of(x) == still and lazy.still_of(plain) is None
+    import copy
+    import pickle
+    assert torch.equal(pickle.loads(pickle.dumps(x)), plain) and lazy.still_of(copy.deepcopy(x)) == still
+
+
+def test_thirty_key_images_at_1080x1920_hold_no_pixels_in_memory(tmp_path):
+    """Measured: what 30 scenes' key images add to the process while ComfyUI caches them
+    (as plain float IMAGEs they would be 30 x 25 MB)."""
+    lazy = _node_layer()
+    import gc
+    import psutil
+    rng = np.random.default_rng(6)
+    stills = [StillImage.save(Image.fromarray((rng.random((1920 // 8, 1080 // 8, 3)) * 255).astype(np.uint8))
+                              .resize((1080, 1920), Image.NEAREST), str(tmp_path)) for _ in range(30)]
+    def use(t):  # what MotionClip asks of it: its batch size, and the still behind it
+        assert t.shape[0] == 1 and lazy.still_of(t).shape == (1920, 1080, 3)
+
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    cache = [lazy.StillTensor(s) for s in stills]
+    for t in cache:
+        use(t)
+    gc.collect()
+    added = psutil.Process().memory_info().rss - before
+    assert added < 4 * 2**20, f"{added / 2**20:.1f} MB for 30 cached key images"
+    # a node that does want the pixels gets them decoded for the moment it uses them: nothing stays
+    import ctypes
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc keeps freed blocks until asked
+    for t in cache[:6]:
+        assert float(t[0, 0, 0, 0]) >= 0
+    gc.collect()
+    if trim:
+        trim(0)
+        assert psutil.Process().memory_info().rss - before < 12 * 2**20
+    assert sum(t.numel() * t.element_size() for t in cache) == 30 * 1920 * 1080 * 3 * 4  # what they stand for
