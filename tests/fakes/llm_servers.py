@@ -56,6 +56,8 @@ from typing import Any, Callable, Optional
 
 from aiohttp import web
 
+from . import record as record_request
+
 HANG = "__hang__"
 
 
@@ -202,6 +204,7 @@ class FakeOllama:
             body = raw.decode(errors="replace")
         rec = Recorded(request.method, request.path, dict(request.headers), body, raw)
         self.requests.append(rec)
+        record_request("llm", request.method, request.path_qs, request.headers, raw)
         return rec
 
     def _next(self, body: dict) -> Any:

@@ -48,10 +48,7 @@ from typing import Any, Callable, Optional
 import trustme
 from aiohttp import web
 
-try:  # the session-wide record of what every fake received (the canary check in conftest.py)
-    from . import record as _record_request
-except ImportError:  # a checkout without the shared recorder
-    _record_request = None
+from . import record as _record_request  # the session-wide record of what every fake received (conftest.py)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -261,8 +258,7 @@ class FakeServer:
                 except ValueError:
                     body = raw
             rec = Recorded(kind, request.method, request.path, dict(request.query), dict(request.headers), body, time.monotonic())
-            if _record_request is not None:
-                _record_request(f"provider:{self.name}", request.method, request.path_qs, request.headers, raw)
+            _record_request(f"provider:{self.name}", request.method, request.path_qs, request.headers, raw)
             with self._lock:
                 self.requests.append(rec)
                 scripted = self._scripts.get(kind, [])

@@ -20,6 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from . import record as record_request
+
 
 def speech_bytes(text: str, fmt: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +59,9 @@ class FakeTTS:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                record_request("tts", "POST", self.path, self.headers, raw)
+                body = json.loads(raw or b"{}")
                 u = urlparse(self.path)
                 fake.requests.append({"path": u.path, "query": parse_qs(u.query),
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
