@@ -7,7 +7,6 @@ each of its formats once.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -26,6 +25,7 @@ from . import limits
 from .fonts import font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
 from .speech.spoken import display_form
+from .storage.manifest import public_form, write_manifest
 from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
 from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
 
@@ -317,8 +317,6 @@ def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, n
                 "formats": list(opt.formats), "aspects": aspects, "loudness": loud,
                 "subtitles": opt.subtitles if cues else "none"},
         outputs=outputs, notes=list(sb.notes) + notes)
-    tmp = manifest_path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(json.loads(manifest.model_dump_json()), f, ensure_ascii=False, indent=2)
-    os.replace(tmp, manifest_path)
+    # anyone may read it (ComfyUI's /view, the bucket): paths relative to its folder, input images by name only
+    write_manifest(manifest_path, public_form(manifest, manifest_path))
     return RenderResult(sb, main_files, by_aspect, manifest_path, time.monotonic() - t0, notes)

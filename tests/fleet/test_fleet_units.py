@@ -34,8 +34,10 @@ def test_rows_and_variants_make_jobs_whose_ids_follow_from_their_content(tmp_pat
     first = jobs[0].prompt
     assert first["1"]["inputs"]["brand"] == "Acme" and first["1"]["inputs"]["duration_seconds"] == 8.0
     # outputs go to names derived from the job id
-    assert first["9"]["inputs"]["prefix_pattern"] == f"fleet/{jobs[0].id}/"
-    assert first["6"]["inputs"]["filename_prefix"] == f"AdReel/fleet_{jobs[0].id}"
+    (upload,) = [n for n in first.values() if n["class_type"] == "AssetUpload"]
+    (assemble,) = [n for n in first.values() if n["class_type"] == "FFmpegAssemble"]
+    assert upload["inputs"]["prefix_pattern"] == f"fleet/{jobs[0].id}/"
+    assert assemble["inputs"]["filename_prefix"] == f"AdReel/fleet_{jobs[0].id}"
     # the same file as JSON Lines gives the same jobs: the id is the content, not the file or the time
     jl = briefs(tmp_path, "b.jsonl", '{"brand": "Acme", "product": "Vac", "duration_seconds": 8}\n\n'
                                      '{"brand": "Bolt", "product": "Bike", "duration_seconds": 10.5}\n')
@@ -120,7 +122,8 @@ def _upload_entry(status="uploaded", files=None, manifest_key="fleet/j/ad-2.json
                "manifest_key": manifest_key, "files": files if files is not None else [
                    {"name": "ad_00001_.mp4", "kind": "video", "key": "fleet/j/ad-1.mp4", "url": "https://s3/ad.mp4"},
                    {"name": "ad.m3u8", "kind": "hls", "key": "fleet/j/ad-hls-3/ad.m3u8", "url": "u"}]}
-    return {"outputs": {"9": {"adreel_upload": [payload], "text": ["…"]}}}
+    (upload_id,) = [k for k, n in json.loads(WORKFLOW.read_text()).items() if n["class_type"] == "AssetUpload"]
+    return {"outputs": {upload_id: {"adreel_upload": [payload], "text": ["…"]}}}
 
 
 def test_outputs_count_as_stored_only_when_every_assetupload_uploaded():

@@ -208,7 +208,7 @@ def test_an_llm_line_that_does_not_fit_is_sent_back_with_the_scene_and_the_measu
 def test_an_edited_line_that_cannot_fit_names_the_scene_and_the_seconds():
     b = Brief(brand="Acme", product="RoboVac X2", cta="Shop now", duration_seconds=8)
     data = write_template_script(b, seed=0).model_dump()
-    data["scenes"][0]["narration"] = "Call 1796190515 or 1796190516 or 1796190517 now, from Acme."
+    data["scenes"][0]["narration"] = "Call 1796190515 or 1796190516 or 1796190517 now for RoboVac X2, from Acme."
     import json
     with pytest.raises(AdReelInputError) as exc:
         parse_edited_script(json.dumps(data), b, plan_pacing(b))

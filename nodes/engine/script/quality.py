@@ -202,7 +202,7 @@ def narration_issue(index: int, text: str, seconds: float, language: str, voice:
                  f"its {units:g} {unit} take about {need:.1f} s to say ({how} with {voice.describe()}); scene "
                  f"{index} lasts {seconds:.2f} s, which leaves {room:.2f} s for speech after the lead-in, breath "
                  f"and margin ({OVERHEAD_SECONDS:g} s), and even {round((BAR_MAX_SPEED - 1) * 100)} % faster it "
-                 f"overruns: shorten it by about {cut:.1f} s, to about {keep} {unit}")
+                 f"overruns: shorten it by about {cut:.1f} s, to about {keep} {unit[:-1] if keep == 1 else unit}")
 
 
 def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | None = None) -> list[Issue]:

@@ -152,7 +152,9 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     ``structure`` / ``shot_seconds`` come from a reference style when one is given;
     ``voice`` is the voice that will speak it (default: the language's default voice).
     """
-    rng = random.Random(f"{seed}:{brief.model_dump_json()}")
+    # the brief's words and settings choose the phrasing, not where its logo or photo happens to lie on disk
+    # (ComfyUI's temp names differ per run): the same brief and seed write the same script everywhere
+    rng = random.Random(f"{seed}:{brief.model_dump_json(exclude={'logo_path', 'product_image_path'})}")
     lang = brief.base_language
     notes = []
     if lang not in _PHRASES:
