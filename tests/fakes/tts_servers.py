@@ -37,6 +37,7 @@ class FakeTTS:
     def __init__(self, key: str):
         self.key = key
         self.script: list[str] = []
+        self.retry_after = "1"  # what a 429 says in Retry-After (seconds or an HTTP date)
         self.requests: list[dict] = []
         self.redirect_to = ""
         self.audio_override: bytes | None = None
@@ -87,7 +88,7 @@ class FakeTTS:
                 if self.headers.get("Authorization") != f"Bearer {fake.key}" or step == "401":
                     return err(401, "Incorrect API key provided: sk-…", "invalid_request_error")
                 if step == "429":
-                    return err(429, "Rate limit reached", "requests", {"Retry-After": "1"})
+                    return err(429, "Rate limit reached", "requests", {"Retry-After": fake.retry_after})
                 if step == "500":
                     return err(500, "The server had an error", "server_error")
                 for field in ("model", "input", "voice"):
@@ -121,7 +122,7 @@ class FakeTTS:
                 if step == "429":
                     return self._send(429, json.dumps({"detail": {"status": "too_many_concurrent_requests",
                                                                   "message": "Too many requests"}}).encode(),
-                                      headers={"Retry-After": "1"})
+                                      headers={"Retry-After": fake.retry_after})
                 if step == "422" or not body.get("text"):
                     return self._send(422, json.dumps({"detail": [{"loc": ["body", "text"],
                                                                    "msg": "field required", "type": "missing"}]}).encode())

@@ -113,9 +113,9 @@ def test_contain_keeps_the_whole_frame_and_cover_fills():
     assert contain[:top - 1, ..., 0].max() < 160 and contain[top + 52:, ..., 0].max() < 160
 
 
-def test_contain_fit_of_same_size_is_identity():
-    f = square_frame(10)
-    assert contain_fit(f, W, H) is f
+def test_contain_fit_of_a_frame_that_already_fits_keeps_every_pixel():
+    f = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    assert np.array_equal(contain_fit(f, W, H), f)  # no bars, no blur, no resampling of an exact fit
 
 
 def test_refit_to_the_same_scene_keeps_the_fitted_frames():

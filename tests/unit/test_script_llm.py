@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import urllib.request
 
 import pytest
 
 from fakes.llm_servers import HANG, FakeOllama, FakeOpenAICompatible, PlanModel, Reply, StreamError, closed_url
-from nodes.engine.models import CAMERA_MOVES, SEGMENTS, TRANSITIONS, AdReelInputError, Brief, ReferenceStyle, Scene, Script
+from nodes.engine.models import AdReelInputError, Brief, ReferenceStyle, Scene, Script
 from nodes.engine.script import write_template_script
 from nodes.engine.script.backends import LLMError
 from nodes.engine.script.generate import generate_script, parse_edited_script, raise_for_user
@@ -23,7 +22,7 @@ from nodes.engine.script.language import language_problem, narration_fits, speec
 from nodes.engine.script.ollama_backend import OllamaBackend, parse_keep_alive
 from nodes.engine.script.openai_backend import OpenAIBackend
 from nodes.engine.script.quality import check_script, plan_pacing, structure_for
-from nodes.engine.script.schema import json_schema
+from nodes.engine.script.schema import AnswerProblem, json_schema, to_script
 
 EN = dict(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audience="busy parents",
           duration_seconds=15)
@@ -414,9 +413,23 @@ def test_json_schema_is_derived_from_the_scene_model():
     scene = schema["properties"]["scenes"]["items"]
     fields = set(Scene.model_fields) - {"index", "start", "end"} | {"duration"}
     assert set(scene["properties"]) == fields == set(scene["required"])
-    assert scene["properties"]["camera"]["enum"] == list(CAMERA_MOVES)
-    assert scene["properties"]["transition"]["enum"] == list(TRANSITIONS)
-    assert scene["properties"]["segment"]["enum"] == list(SEGMENTS)
+    # every choice the schema offers the LLM is one AdReel then accepts, and a choice outside it is refused by name
+    b = brief()
+    answer = json.loads(write_template_script(b, seed=0).model_dump_json(include={"title", "scenes"}))
+    for sc in answer["scenes"]:
+        sc["duration"] = round(sc.pop("end") - sc.pop("start"), 3)
+        sc.pop("index")
+    for field in ("camera", "transition", "segment"):
+        offered = scene["properties"][field]["enum"]
+        assert len(offered) >= 2
+        for value in offered:
+            trial = json.loads(json.dumps(answer))
+            trial["scenes"][1][field] = value
+            assert getattr(to_script(trial, b, "llm").scenes[1], field) == value
+        trial["scenes"][1][field] = "spin-around"
+        with pytest.raises(AnswerProblem) as exc:
+            to_script(trial, b, "llm")
+        assert f"scenes[1].{field}" in str(exc.value)
     assert scene["properties"]["narration"]["maxLength"] == Scene.model_fields["narration"].metadata[0].max_length
     assert schema["properties"]["scenes"]["minItems"] == 4 and schema["properties"]["scenes"]["maxItems"] == 6
     assert "maxLength" not in json.dumps(json_schema(None, portable=True))
@@ -512,33 +525,14 @@ def test_an_edit_that_is_not_json():
 
 
 # ------------------------------------------------------------------ the fake keeps Ollama's contract
-def _raw(url, body: bytes | None, method="POST"):
-    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
-
-
-def test_fake_ollama_streams_by_default_and_reports_errors_its_way(ollama):
-    body = json.dumps({"model": "qwen2.5:7b", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    ollama.script("hello world, streamed")
-    status, ctype, text = _raw(ollama.url + "/api/chat", body)
-    lines = [json.loads(x) for x in text.splitlines()]
-    assert status == 200 and ctype.startswith("application/x-ndjson") and len(lines) > 1
-    assert "".join(l["message"]["content"] for l in lines) == "hello world, streamed"
-    assert lines[-1]["done"] is True and lines[-1]["done_reason"] == "stop" and "eval_count" in lines[-1]
-    ollama.script(StreamError("an error was encountered while running the model"))
-    status, _, text = _raw(ollama.url + "/api/chat", body)
-    assert status == 200 and json.loads(text.splitlines()[-1]) == {"error": "an error was encountered while running the model"}
-    assert _raw(ollama.url + "/api/chat", b"")[:3:2] == (400, '{"error": "missing request body"}')
-    status, _, text = _raw(ollama.url + "/api/chat", json.dumps({"model": "nope", "messages": []}).encode())
-    assert (status, json.loads(text)) == (404, {"error": "model 'nope' not found"})
-    status, _, text = _raw(ollama.url + "/api/chat", json.dumps({"model": "qwen2.5:7b", "format": "yaml"}).encode())
-    assert status == 400 and "expected \"json\" or a valid JSON Schema object" in json.loads(text)["error"]
-    status, _, text = _raw(ollama.url + "/api/tags", None, "GET")
-    tags = json.loads(text)["models"]
-    assert {"name", "model", "modified_at", "size", "digest", "details"} <= set(tags[0])
-    status, _, text = _raw(ollama.url + "/v1/chat/completions", json.dumps({"model": "nope", "messages": []}).encode())
-    assert status == 404 and json.loads(text)["error"]["type"] == "not_found_error"
+def test_a_model_error_from_ollama_reaches_the_user_and_the_template_takes_over(ollama):
+    """Ollama answers a failed model run with HTTP 500 {"error": …} (the shape of its API): AdReel says so and
+    falls back; it never shows the raw body nor hangs."""
+    b = Brief(**EN)
+    ollama.script(StreamError("an error was encountered while running the model"),
+                  StreamError("an error was encountered while running the model"))
+    gen = run(b, ollama_backend(ollama), seed=2, max_attempts=2)
+    assert gen.fell_back and gen.script.source == "template"
+    assert "an error was encountered while running the model" in gen.script.notes[0]
+    assert all(r.body["stream"] is False for r in ollama.chats())
+    assert_valid(gen, b)

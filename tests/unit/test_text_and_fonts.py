@@ -38,9 +38,26 @@ def test_missing_glyph_is_a_clear_error_naming_the_field():
     assert "scenes[2].on_screen_text" in str(exc.value) and "U+10FFFD" in str(exc.value)
 
 
-def test_long_text_shrinks_to_fit():
-    card = render_text_card("A very long headline " * 6, 600, 80, max_lines=3)
+def _text_rows(card) -> int:
+    """How many separate bands of white glyph pixels the card has (its lines of text)."""
+    rgb = np.asarray(card)[..., :3].astype(int)
+    inked = (rgb.min(axis=2) > 200).any(axis=1)
+    return int(np.count_nonzero(inked[1:] & ~inked[:-1]) + inked[0])
+
+
+def test_long_text_shrinks_to_fit_three_lines_and_keeps_every_word():
+    text = "Fresh roasted espresso beans delivered to your door every single Monday morning"
+    short = render_text_card("Fresh", 600, 80, max_lines=3)
+    card = render_text_card(text, 600, 80, max_lines=3)
     assert card.width <= 600
+    assert 2 <= _text_rows(card) <= 3  # wrapped, never past the limit
+    # the font shrank: at 80 px three lines would be about 3 × 102 px tall plus padding
+    assert card.height < 3 * short.height * 0.9
+    from media import normalise_text, ocr
+    big = np.asarray(card.resize((card.width * 2, card.height * 2)))[..., :3]
+    read = normalise_text(ocr(255 - big.max(axis=2, keepdims=True).repeat(3, axis=2)))
+    missing = [w for w in normalise_text(text).split() if w not in read]
+    assert not missing, (missing, read)  # no word dropped
 
 
 def test_unknown_font_file_is_a_clear_error():

@@ -39,10 +39,20 @@ def test_elevenlabs_speaks_with_the_documented_request(fake):
 
 
 @pytest.mark.parametrize("provider", ["openai", "elevenlabs"])
-def test_rate_limit_then_success_honours_retry_after(fake, provider):
-    fake.script = ["429"]
+def test_rate_limit_then_success_honours_retry_after(fake, provider, monkeypatch):
+    import nodes.engine.tts_cloud as tts
+    waits = []
+    import time as real_time
+    from types import SimpleNamespace  # the client's own clock: it records its waits instead of waiting
+    monkeypatch.setattr(tts, "time", SimpleNamespace(sleep=waits.append, monotonic=real_time.monotonic))
+    fake.script, fake.retry_after = ["429"], "7"  # not the default backoff (1 s, then 2 s)
     s = speak_cloud(provider, "Hello there.", "en")
     assert s.duration > 0.3 and len(fake.requests) == 2
+    assert waits == [7.0]
+    fake.script, fake.retry_after = ["429"], "3600"  # a server asking for an hour gets the client's ceiling
+    waits.clear()
+    speak_cloud(provider, "Hello again.", "en")
+    assert waits == [tts.MAX_RETRY_WAIT]
 
 
 @pytest.mark.parametrize("provider", ["openai", "elevenlabs"])
