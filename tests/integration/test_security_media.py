@@ -439,8 +439,7 @@ def test_l1_a_truncated_cached_logo_is_rewritten(server, baseline, tmp_path):
 
 def test_l2_an_uploaded_font_file_is_refused(server):
     src = subprocess.run(["fc-match", "-f", "%{file}", "DejaVu Sans"], capture_output=True, text=True).stdout
-    if not src.endswith(".ttf"):
-        pytest.skip("no DejaVu Sans .ttf")
+    assert src.endswith(".ttf"), f"fonts-dejavu-core (installed by the set-up) is missing: fc-match gave {src!r}"
     with open(src, "rb") as f:
         upload(server, "evil.ttf", f.read())
     for spec, needle in (("input/evil.ttf", "is not one AdReel may read"),
@@ -474,8 +473,7 @@ def test_l7_an_oversized_logo_is_a_field_error(server):
 
 
 def test_l7_music_with_nan_samples_is_a_field_error(server, tmp_path):
-    if "LoadAudio" not in server.get_json("/object_info/LoadAudio"):
-        pytest.skip("this ComfyUI's audio nodes did not load (torchaudio); AudioClip.checked is unit-tested")
+    assert "LoadAudio" in server.get_json("/object_info/LoadAudio"), "ComfyUI's audio nodes did not load (torchaudio)"
     path = tmp_path / "nan.wav"
     data = np.full(48000 * 2, np.nan, "<f4")
     # a float WAV (format 3) whose samples are NaN, as LoadAudio reads it

@@ -388,8 +388,7 @@ def test_a_nan_mix_setting_is_refused_before_ffmpeg(tmp_path):
 @pytest.fixture
 def a_system_font():
     face = _fc_match("DejaVu Sans")
-    if face is None or not face.path.endswith(".ttf"):
-        pytest.skip("no DejaVu Sans .ttf known to fontconfig")
+    assert face is not None and face.path.endswith(".ttf"), "fonts-dejavu-core (installed by the set-up) is missing"
     return face.path
 
 

@@ -289,8 +289,7 @@ def _node_layer():
     import importlib
     import sys
     comfy = os.environ.get("ADREEL_COMFYUI") or os.path.join(ROOT, ".runtime", "ComfyUI")
-    if not os.path.isfile(os.path.join(comfy, "main.py")):
-        pytest.skip("no ComfyUI to import the node layer from (run `make setup`)")
+    assert os.path.isfile(os.path.join(comfy, "main.py")), f"no ComfyUI at {comfy} to import the node layer from (run `make setup`)"
     if comfy not in sys.path:
         sys.path.append(comfy)
     return importlib.import_module("nodes.comfy_nodes.lazy_image")
