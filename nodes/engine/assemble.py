@@ -255,7 +255,7 @@ def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None,
         pal = sc.palette or sb.brief.brand_colors
         card = render_text_card(text, box.w, lay.font_px, box_rgb=hex_rgb(pal[0]),
                                 accent_rgb=hex_rgb(pal[1 % len(pal)]), font=font,
-                                field=f"scenes[{sc.index}].on_screen_text", max_lines=3)
+                                field=f"scenes[{sc.index}].on_screen_text", max_lines=3, max_height=box.h)
         path = os.path.join(work_dir, f"text_{sc.index:03d}.png")
         card.save(path, compress_level=1)
         x = box.x + (box.w - card.width) // 2

