@@ -215,8 +215,9 @@ def test_h2_a_playlist_named_mp3_as_music_bed_is_refused(server, baseline, priva
 def one_scene_clips_prompt(video_file: str) -> dict:
     """LoadVideo(file) → FFmpegAssemble as its only clip (a one-scene edited script)."""
     prompt = demo()
+    product = node_by_type(prompt, "BrandBrief")[1]["inputs"]["product"]
     script = {"scenes": [{"duration": 3.0, "segment": "cta", "narration": "Acme. Shop now at acme.com.",
-                          "on_screen_text": "RoboVac X2", "visual_direction": "the product", "image_prompt": "a robot",
+                          "on_screen_text": product, "visual_direction": "the product", "image_prompt": "a product",
                           "camera": "zoom_in", "transition": "cut"}]}
     node_by_type(prompt, "ScriptLLM")[1]["inputs"]["edited_script"] = json.dumps(script)
     prompt["20"] = {"class_type": "LoadVideo", "inputs": {"file": video_file}}
