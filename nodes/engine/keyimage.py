@@ -262,13 +262,22 @@ class StillImage:
         return cls(path, rgb.width, rgb.height, digest)
 
     def load(self) -> np.ndarray:
-        """The pixels, uint8 RGB (height, width, 3); a clear error if the file went away."""
+        """The pixels, uint8 RGB (height, width, 3); a clear error if the file went away or was replaced."""
         try:
             with Image.open(self.path) as im:
                 if im.size != (self.width, self.height):
                     raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} is "
                                            f"{im.width}x{im.height}, expected {self.width}x{self.height}")
-                return np.array(im.convert("RGB"))
+                rgb = np.array(im.convert("RGB"))
         except FileNotFoundError:
             raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} is gone (was "
                                    "ComfyUI's temp folder cleared?): queue the prompt again to remake it") from None
+        except (OSError, ValueError, Image.DecompressionBombError):
+            raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} was replaced by "
+                                   "something that is not its PNG: queue the prompt again to remake it") from None
+        # temp/ takes uploads from anyone (/upload/image?type=temp, overwrite allowed): a file replaced there
+        # must never put another picture into someone's ad
+        if hashlib.sha256(rgb.tobytes()).hexdigest() != self.sha256:
+            raise AdReelInputError("image", f"the key image file {os.path.basename(self.path)!r} was changed "
+                                   "after SceneKeyImage made it: queue the prompt again to remake it")
+        return rgb

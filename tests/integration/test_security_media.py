@@ -514,7 +514,9 @@ def test_l8_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseli
     assert left == [], left  # no orphaned .srt / .vtt (nor their .part)
     assert ffmpeg_children(server) == []
     # the render's work folder went with it
-    assert not [d for d in os.listdir(server.folder("temp")) if d.startswith("adreel_") and d != "adreel_inputs"]
+    # (adreel_keyimages holds the key images ComfyUI's cache refers to, content-named and checked on use)
+    assert not [d for d in os.listdir(server.folder("temp"))
+                if d.startswith("adreel_") and d not in ("adreel_inputs", "adreel_keyimages")]
 
 
 # --- and at the end: the server still renders a normal ad -------------------------------------------------------

@@ -207,7 +207,7 @@ def test_h1_no_widget_can_raise_the_server_spending_ceiling(paid, widget):
 @pytest.mark.parametrize("inputs,expect", [
     ({"max_cost_usd": float("nan")}, "max_cost_usd: must be a finite number"),
     ({"max_cost_usd": float("-inf")}, "max_cost_usd: must be a finite number"),
-    ({"max_cost_usd": -1.0}, "max_cost_usd: must be 0"),
+    ({"max_cost_usd": -1.0}, "max_cost_usd: -1 is smaller than the minimum 0"),
     ({"provider": "replicate", "model": "minimax/video-01",
       "options_json": '{"replicate": {"model": "acme/pricey", "price_usd_per_run": NaN}}'},
      "options_json.replicate.price_usd_per_run: must be a finite number"),

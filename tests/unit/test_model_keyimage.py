@@ -222,6 +222,22 @@ def test_still_image_is_lossless_content_addressed_and_says_when_it_is_gone(tmp_
     assert exc.value.field == "image" and "queue the prompt again" in exc.value.message
 
 
+def test_a_key_image_replaced_in_temp_never_reaches_the_ad(tmp_path):
+    """ComfyUI's /upload/image writes into temp/ with overwrite: a visitor who replaces another prompt's key image
+    file (same name, same size, other pixels; or not an image at all) gets that prompt an error, not their picture."""
+    arr = (np.random.default_rng(4).random((40, 24, 3)) * 255).astype(np.uint8)
+    still = StillImage.save(Image.fromarray(arr), str(tmp_path))
+    Image.fromarray(255 - arr).save(still.path)  # same name and size, another picture
+    with pytest.raises(AdReelInputError) as exc:
+        still.load()
+    assert "was changed" in exc.value.message and os.path.basename(still.path) in exc.value.message
+    with open(still.path, "wb") as f:
+        f.write(b"#EXTM3U\n#EXT-X-ENDLIST\n")
+    with pytest.raises(AdReelInputError) as exc:
+        still.load()
+    assert "not its PNG" in exc.value.message
+
+
 def test_camera_move_over_a_still_on_disk_matches_the_one_in_memory_and_keeps_no_pixels(tmp_path):
     rng = np.random.default_rng(4)
     arr = (rng.random((96, 54, 3)) * 255).astype(np.uint8)
