@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 from harness import load_api_workflow, node_by_type, output_files
-from media import ffprobe, frame_at, normalise_text, ocr, shot_boundaries, decode_frames, stream
+from media import decode_frames, ffprobe, frame_at, normalise_text, ocr, read_small_type, shot_boundaries, stream
 from nodes.engine.assemble import transition_half_widths
 from nodes.engine.layout import frame_layout
 from nodes.engine.models import Brief, Storyboard
@@ -177,20 +177,8 @@ def logo_box(loc, shape) -> tuple[int, int, int, int]:
 
 
 def wordmark_at(img: np.ndarray, loc) -> str:
-    """The wordmark read inside the logo (sparse text: the wordmark and its tagline), as it is and from its light
-    pixels only (a corner badge's small type over a moving picture): the reading that finds it counts."""
     x0, y0, x1, y1 = logo_box(loc, img.shape)
-    crop = img[y0:y1, x0:x1]
-    light = np.where(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) > 150, 0, 255).astype(np.uint8)
-    type_only = crop[:, int(crop.shape[1] * 0.35):]  # the pill's type, without the roundel beside it
-    reads = []
-    for variant in (crop, np.repeat(light[..., None], 3, 2), type_only):
-        for scale in (2, 4, 5):
-            up = cv2.resize(variant, (variant.shape[1] * scale, variant.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
-            reads.append(ocr(up, "eng", 11))
-            if "ACME" in reads[-1].upper().replace(" ", ""):
-                return reads[-1]
-    return " | ".join(reads)
+    return read_small_type(img[y0:y1, x0:x1], "ACME")
 
 
 def test_the_product_photo_and_the_logo_are_in_every_scene(demo):
