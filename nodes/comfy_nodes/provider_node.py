@@ -21,7 +21,7 @@ from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion import CameraMoveClip
 from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models, redact
-from ..engine.providers.hybrid import QUALITIES, RoutePlan, SceneRequest, plan_routes, render_routes
+from ..engine.providers.routes import QUALITIES, RoutePlan, SceneRequest, plan_routes, render_routes
 from ..engine.providers.request import candidates, parse_options, poll_interval, report_text
 from ..engine.storage.hosting import image_host_from_environment
 from .api import (

@@ -56,44 +56,12 @@ from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings, jobs_fr
 from .luma import LumaProvider
 from .redaction import RedactingFilter, redact, register_secret
 from .replicate import ReplicateProvider
-from .runner import RunEstimate, estimate_scenes, plan_jobs, render_scene, render_scenes
+from .registry import PROVIDERS, get_provider, list_models, provider_info
+from .routes import RunEstimate, check_budget, estimate_scenes, plan_jobs
+from .runner import render_scene, render_scenes
 from .runway import RunwayProvider
 from .secrets import SECRETS_FILE_ENV, ApiKey, get_api_key
 from .veo import VeoProvider
-
-PROVIDERS: dict[str, Provider] = {
-    p.name: p
-    for p in (LumaProvider(), RunwayProvider(), HeyGenProvider(), FalProvider(), ReplicateProvider(), VeoProvider())
-}
-
-
-def get_provider(name: str) -> Provider:
-    try:
-        return PROVIDERS[name]
-    except KeyError:
-        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
-
-
-def list_models() -> dict[str, list[str]]:
-    """Models per provider, for node widgets. Replicate takes any owner/name[:version]; these are the priced ones."""
-    return {name: list(p.models) for name, p in PROVIDERS.items()}
-
-
-def provider_info() -> list[dict]:
-    """A secret-free description of every provider (env vars, models, cancel support) for UIs and docs."""
-    return [
-        {
-            "name": p.name,
-            "label": p.label,
-            "key_env": list(p.key_env),
-            "base_url_env": p.base_url_env,
-            "models": list(p.models),
-            "can_cancel": p.can_cancel,
-            "default_concurrency": p.default_concurrency,
-        }
-        for p in PROVIDERS.values()
-    ]
-
 
 __all__ = [
     "ApiKey", "BudgetExceededError", "CA_BUNDLE_ENV", "CostEstimate", "JobPlan", "MissingApiKeyError", "ModelSpec", "PaidProvidersDisabledError",

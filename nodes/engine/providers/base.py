@@ -52,7 +52,7 @@ from .errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, require_https
+from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, origin, require_https
 from .images import ImageInfo, load_image
 from .journal import JobJournal, claim, job_key, release
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
@@ -783,20 +783,19 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
             release(key)
 
 
-async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext) -> list[str]:
+async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext,
+                          providers: Mapping[str, Provider]) -> list[str]:
     """Cancel (where the provider can) the unfinished jobs a dead process left that this run does not resume.
 
-    A key goes only to a recorded cancel URL on the provider's configured base URL. Returns what was done,
-    one sentence per job, for the log.
+    ``providers``: the registry, by name (``registry.PROVIDERS``). A key goes only to a recorded cancel URL on
+    the provider's configured base URL. Returns what was done, one sentence per job, for the log.
     """
-    from . import PROVIDERS  # late import: the registry lives in the package's __init__
-    from .http import origin
 
     done = []
     policy = RetryPolicy(max_retries=1, base_delay=0.2, max_delay=1.0, max_retry_after=2.0,
                          request_timeout=min(10.0, limits.HTTP_TOTAL_SECONDS.read()))
     for e in journal.orphans(keep):
-        provider = PROVIDERS.get(e.provider)
+        provider = providers.get(e.provider)
         what = f"{e.provider or '?'} job {e.job_id or '(no id)'} for scene {e.scene_index}"
         if not e.job_id:
             journal.append("abandoned", e.key, job_id=None)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from .. import limits
 from ..models import AdReelInputError
-from . import PROVIDERS
-from .hybrid import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, parse_chain
+from .registry import PROVIDERS
+from .routes import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, parse_chain
 from .redaction import redact
 
 logger = logging.getLogger("adreel.providers")

@@ -10,94 +10,20 @@ the first failure is raised, naming its scene. Results come back in scene order.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from . import cost as costs
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, recover_orphans, run_job
+from .base import ImageHost, JobPlan, ProgressCallback, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
 from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
-from .errors import BudgetExceededError, ProviderError, ProviderInterrupted
+from .errors import ProviderError, ProviderInterrupted
 from .http import RetryPolicy, open_session
 from .jobs import RenderJob, RenderResult
 from .journal import JobJournal, job_key
 from .redaction import logger
-
-
-@dataclass
-class RunEstimate:
-    """The priced plan of a run; secret-free."""
-
-    total_usd: float  # sum of the known estimates
-    unknown: int  # jobs whose price is unknown
-    max_cost_usd: Optional[float]
-    jobs: list[dict]
-
-    @property
-    def within_budget(self) -> bool:
-        if self.max_cost_usd is None:
-            return True
-        return self.unknown == 0 and self.total_usd <= self.max_cost_usd + 1e-9
-
-    def describe(self) -> str:
-        text = f"estimated ${self.total_usd:.2f} for {len(self.jobs)} scene(s)"
-        if self.unknown:
-            text += f" plus {self.unknown} of unknown price"
-        if self.max_cost_usd is not None:
-            text += f" (budget ${self.max_cost_usd:.2f})"
-        return text
-
-
-def _registry():
-    from . import PROVIDERS  # late import: the registry lives in the package's __init__
-
-    return PROVIDERS
-
-
-def plan_jobs(jobs: Sequence[RenderJob], image_host: Optional[ImageHost] = None) -> list[JobPlan]:
-    """Check and price every job locally; raises on the first bad one. No network."""
-    providers = _registry()
-    ctx = PlanContext(image_host=image_host)
-    plans = []
-    for i, job in enumerate(jobs):
-        field = f"jobs[{i}]"
-        provider: Optional[Provider] = providers.get(job.provider)
-        if provider is None:
-            from ..models import AdReelInputError
-
-            raise AdReelInputError(f"{field}.provider", f"unknown provider {job.provider!r}; choose one of {', '.join(providers)}")
-        plans.append(provider.plan(job, ctx, field))
-    return plans
-
-
-def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float], budget_note: str = "") -> RunEstimate:
-    total, unknown = costs.summarize([p.cost for p in plans])
-    est = RunEstimate(total_usd=total, unknown=unknown, max_cost_usd=max_cost_usd, jobs=[p.summary() for p in plans])
-    if max_cost_usd is None:
-        return est
-    if unknown:
-        names = sorted({p.spec.id for p in plans if p.cost.usd is None})
-        raise BudgetExceededError(
-            f"cannot check the ${max_cost_usd:.2f} budget: the price of {', '.join(names)} is unknown "
-            f"({next(p.cost.basis for p in plans if p.cost.usd is None)}). Nothing was sent."
-        )
-    if total > max_cost_usd + 1e-9:
-        lines = ", ".join(f"scene {p.scene_index} ${p.cost.usd:.2f}" for p in plans)
-        what = (f"the server ceiling {costs.limits.MAX_COST_USD.env} (only the operator can raise it)"
-                if budget_note else "raise max_cost_usd")
-        raise BudgetExceededError(
-            f"the run would cost about ${total:.2f}, above the budget of ${max_cost_usd:.2f}{budget_note} ({lines}). "
-            f"Nothing was sent: {what}, pick a cheaper model, or render fewer / shorter scenes."
-        )
-    return est
-
-
-def estimate_scenes(
-    jobs: Sequence[RenderJob], *, image_host: Optional[ImageHost] = None, max_cost_usd: Optional[float] = None
-) -> RunEstimate:
-    """Plan and price ``jobs`` without sending anything; raises ``BudgetExceededError`` over budget."""
-    return check_budget(plan_jobs(jobs, image_host), *costs.server_budget(max_cost_usd))
+from .registry import PROVIDERS
+from .routes import check_budget, plan_jobs
 
 
 async def render_scenes(
@@ -155,7 +81,7 @@ async def render_scenes(
         )
         if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
             sweep_parts(out)
-            await recover_orphans(ctx.journal, {job_key(p) for p in plans}, ctx)
+            await recover_orphans(ctx.journal, {job_key(p) for p in plans}, ctx, PROVIDERS)
 
         async def one(plan: JobPlan) -> RenderResult:
             async with limits[plan.provider.name]:

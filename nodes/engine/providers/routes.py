@@ -49,8 +49,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from .. import limits
 from ..models import AdReelInputError, StoryboardScene
+from . import cost as costs
 from .cost import server_budget
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, recover_orphans, run_job
+from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, recover_orphans, run_job
 from .cancellation import CancelSource, RunSignal
 from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import (
@@ -64,6 +65,7 @@ from .http import RetryPolicy, open_session
 from .jobs import ProgressEvent, RenderJob, RenderResult
 from .journal import JobJournal, job_key
 from .redaction import logger, redact
+from .registry import PROVIDERS
 
 CAMERA = "camera"
 CAMERA_ALIASES = ("camera", "camera move", "camera_move", "local", "motion")
@@ -76,12 +78,6 @@ DEFAULT_CHAINS = {
     "budget": "fal:fal-ai/stable-video, luma:ray-flash-2, runway:gen4_turbo, camera",
 }
 _CHAIN_SPLIT = re.compile(r"\s*(?:,|;|\n|->|→|=>)\s*")
-
-
-def _registry():
-    from . import PROVIDERS  # late import: the registry lives in the package's __init__
-
-    return PROVIDERS
 
 
 # --------------------------------------------------------------------------- the chain
@@ -112,7 +108,7 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
     Replicate model keeps its ``owner/name:version`` (only the first ``:``
     separates the provider).
     """
-    providers = _registry()
+    providers = PROVIDERS
     out: list[Candidate] = []
     for raw in _CHAIN_SPLIT.split(str(text or "").strip()):
         item = raw.strip()
@@ -142,6 +138,75 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
 
 
 # --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class RunEstimate:
+    """The priced plan of a run; secret-free."""
+
+    total_usd: float  # sum of the known estimates
+    unknown: int  # jobs whose price is unknown
+    max_cost_usd: Optional[float]
+    jobs: list[dict]
+
+    @property
+    def within_budget(self) -> bool:
+        if self.max_cost_usd is None:
+            return True
+        return self.unknown == 0 and self.total_usd <= self.max_cost_usd + 1e-9
+
+    def describe(self) -> str:
+        text = f"estimated ${self.total_usd:.2f} for {len(self.jobs)} scene(s)"
+        if self.unknown:
+            text += f" plus {self.unknown} of unknown price"
+        if self.max_cost_usd is not None:
+            text += f" (budget ${self.max_cost_usd:.2f})"
+        return text
+
+
+def plan_jobs(jobs: Sequence[RenderJob], image_host: Optional[ImageHost] = None) -> list[JobPlan]:
+    """Check and price every job locally; raises on the first bad one. No network."""
+    ctx = PlanContext(image_host=image_host)
+    plans = []
+    for i, job in enumerate(jobs):
+        field_name = f"jobs[{i}]"
+        provider: Optional[Provider] = PROVIDERS.get(job.provider)
+        if provider is None:
+            raise AdReelInputError(f"{field_name}.provider",
+                                   f"unknown provider {job.provider!r}; choose one of {', '.join(PROVIDERS)}")
+        plans.append(provider.plan(job, ctx, field_name))
+    return plans
+
+
+def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float], budget_note: str = "") -> RunEstimate:
+    """Price ``plans`` against ``max_cost_usd``; ``BudgetExceededError`` (naming every scene) when over it or unknown."""
+    total, unknown = costs.summarize([p.cost for p in plans])
+    est = RunEstimate(total_usd=total, unknown=unknown, max_cost_usd=max_cost_usd, jobs=[p.summary() for p in plans])
+    if max_cost_usd is None:
+        return est
+    if unknown:
+        names = sorted({p.spec.id for p in plans if p.cost.usd is None})
+        raise BudgetExceededError(
+            f"cannot check the ${max_cost_usd:.2f} budget: the price of {', '.join(names)} is unknown "
+            f"({next(p.cost.basis for p in plans if p.cost.usd is None)}). Nothing was sent."
+        )
+    if total > max_cost_usd + 1e-9:
+        lines = ", ".join(f"scene {p.scene_index} ${p.cost.usd:.2f}" for p in plans)
+        what = (f"the server ceiling {limits.MAX_COST_USD.env} (only the operator can raise it)"
+                if budget_note else "raise max_cost_usd")
+        raise BudgetExceededError(
+            f"the run would cost about ${total:.2f}, above the budget of ${max_cost_usd:.2f}{budget_note} ({lines}). "
+            f"Nothing was sent: {what}, pick a cheaper model, or render fewer / shorter scenes."
+        )
+    return est
+
+
+def estimate_scenes(
+    jobs: Sequence[RenderJob], *, image_host: Optional[ImageHost] = None, max_cost_usd: Optional[float] = None
+) -> RunEstimate:
+    """Plan and price ``jobs`` without sending anything; raises ``BudgetExceededError`` over budget."""
+    return check_budget(plan_jobs(jobs, image_host), *server_budget(max_cost_usd))
+
 
 
 @dataclass
@@ -267,7 +332,7 @@ def plan_routes(
         raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)} (got {quality!r})")
     if not chain:
         raise AdReelInputError("chain", "is empty")
-    providers = _registry()
+    providers = PROVIDERS
     max_cost_usd, budget_note = server_budget(max_cost_usd)
     ctx = PlanContext(image_host=image_host)
     routes: list[SceneRoute] = []
@@ -295,8 +360,6 @@ def plan_routes(
 
     plan = RoutePlan(routes, max_cost_usd, quality, budget_note)
     if strict:
-        from .runner import check_budget  # the engine's own budget message, naming every scene
-
         for r in routes:
             r.chosen = 0
         check_budget([r.pick.plan for r in routes], max_cost_usd, budget_note)
@@ -476,7 +539,7 @@ async def render_routes(
         if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
             sweep_parts(out)
             await recover_orphans(ctx.journal, {job_key(o.plan) for r in plan.routes for o in r.options
-                                                if o.plan is not None}, ctx)
+                                                if o.plan is not None}, ctx, PROVIDERS)
 
         async def one(route: SceneRoute) -> SceneOutcome:
             outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes))
