@@ -274,7 +274,6 @@ class ProviderRender(io.ComfyNode):
         title = f"ProviderRender — {provider}" + ("" if provider == "auto" else f" {cands[0].model}")
         board = ProgressBoard(node_id, plan, title)
         board.show("\n".join((title, plan.describe())))  # the estimate, before anything is sent
-        logger.info("ProviderRender: %s", plan.describe().replace("\n", " | "))
 
         t0 = time.monotonic()
         clips_dir = os.path.join(output_directory(), CLIP_SUBFOLDER)
@@ -290,10 +289,10 @@ class ProviderRender(io.ComfyNode):
             raise
 
         videos = []
-        for spec, img, outcome in zip(specs, per_scene, outcomes):
+        for outcome in outcomes:  # in scene order; position: the scene's place in the input list
             record = outcome.record()
             if outcome.result is None:
-                video = camera_clip(spec, img)
+                video = camera_clip(specs[outcome.position], per_scene[outcome.position])
                 video.provider_record = record
             else:
                 video = ProviderVideo(outcome.result.path, record)

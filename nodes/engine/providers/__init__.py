@@ -5,11 +5,14 @@ the narration), fal.ai (stable-video, Kling v2.1 standard / pro), Replicate
 (any ``owner/name[:version]``) and Google Veo (Gemini API), all through the
 one submit → poll → download flow in ``base``.
 
-Entry points for the node layer::
+Entry points for the node layer (``routes``)::
 
     estimate = estimate_scenes(jobs, max_cost_usd=5.0)          # no network
-    results = await render_scenes(jobs, output_dir=..., max_cost_usd=5.0,
-                                  on_progress=cb, cancel=is_interrupted)
+    plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=5.0)  # no network
+    outcomes = await render_routes(plan, output_dir=..., on_progress=cb, cancel=is_interrupted)
+
+``plan_routes`` also takes one chain of candidates for every scene (``provider=auto``,
+a fallback to the local camera move); ``registry.PROVIDERS`` names every provider.
 
 Environment: API keys ``LUMA_API_KEY`` (or ``LUMAAI_API_KEY``),
 ``RUNWAY_API_KEY`` (or ``RUNWAYML_API_SECRET``), ``HEYGEN_API_KEY``,
@@ -57,8 +60,17 @@ from .luma import LumaProvider
 from .redaction import RedactingFilter, redact, register_secret
 from .replicate import ReplicateProvider
 from .registry import PROVIDERS, get_provider, list_models, provider_info
-from .routes import RunEstimate, check_budget, estimate_scenes, plan_jobs
-from .runner import render_scene, render_scenes
+from .routes import (
+    RoutePlan,
+    RunEstimate,
+    SceneOutcome,
+    SceneRequest,
+    check_budget,
+    estimate_scenes,
+    plan_jobs,
+    plan_routes,
+    render_routes,
+)
 from .runway import RunwayProvider
 from .secrets import SECRETS_FILE_ENV, ApiKey, get_api_key
 from .veo import VeoProvider
@@ -69,7 +81,7 @@ __all__ = [
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
     "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RedactingFilter", "RenderJob",
-    "RenderResult", "RenderTimings", "RetryPolicy", "RunEstimate", "SECRETS_FILE_ENV", "choose_duration",
+    "RenderResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
     "estimate_scenes", "get_api_key", "get_provider", "jobs_from_storyboard", "list_models", "plan_jobs",
-    "provider_info", "redact", "register_secret", "render_scene", "render_scenes", "run_job",
+    "plan_routes", "provider_info", "redact", "register_secret", "render_routes", "run_job", "check_budget",
 ]

@@ -489,14 +489,19 @@ class _Reporter:
             message=redact(text),
         )
         logger.debug("%s", event.message)
-        if cb is None:
-            return
-        try:
-            res = cb(event)
-            if inspect.isawaitable(res):
-                await res
-        except Exception as exc:  # a broken progress display must not lose a paid job
-            logger.warning("progress callback failed: %s", type(exc).__name__)
+        await notify(cb, event)
+
+
+async def notify(callback: Optional[ProgressCallback], event: ProgressEvent) -> None:
+    """Hand ``event`` to a progress callback (sync or async); a failing callback is logged, never raised."""
+    if callback is None:
+        return
+    try:
+        res = callback(event)
+        if inspect.isawaitable(res):
+            await res
+    except Exception as exc:  # a broken progress display must not lose a paid job
+        logger.warning("progress callback failed: %s", type(exc).__name__)
 
 
 def _safe_name(text: str, limit: int = 48) -> str:
