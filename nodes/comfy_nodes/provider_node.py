@@ -28,7 +28,7 @@ from .api import (
     CATEGORY,
     InputImpl,
     SceneType,
-    check_combos,
+    check_combo_inputs,
     interrupted,
     io,
     output_directory,
@@ -229,9 +229,7 @@ class ProviderRender(io.ComfyNode):
                     return "max_cost_usd: must be 0 (the server's ceiling) or more"
             except ValueError as exc:
                 return str(exc)
-        combos = check_combos(
-            {"provider": provider, "model": model, "fallback": fallback, "quality": quality},
-            {"provider": PROVIDER_CHOICES, "model": MODEL_CHOICES, "fallback": FALLBACKS, "quality": list(QUALITIES)})
+        combos = check_combo_inputs(cls, provider=provider, model=model, fallback=fallback, quality=quality)
         if combos is not True:
             return combos
         p, m, fb, q = first(provider), first(model), first(fallback), first(quality)

@@ -42,7 +42,7 @@ from .api import (
     CATEGORY,
     Input,
     Progress,
-    check_combos,
+    check_combo_inputs,
     input_directory,
     interrupted,
     io,
@@ -287,7 +287,7 @@ class AssetUpload(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, url_mode, prefix_pattern):
-        ok = check_combos({"url_mode": url_mode}, {"url_mode": list(URL_MODES)})
+        ok = check_combo_inputs(cls, url_mode=url_mode)
         if ok is not True:
             return ok
         if isinstance(prefix_pattern, str):
