@@ -21,8 +21,6 @@ KNOWN_CYCLE_EDGES = {
     # narration.speak lazily imports the speech package, which imports Speech & co. back from narration
     ("nodes.engine.narration", "nodes.engine.speech.fit"),
     ("nodes.engine.narration", "nodes.engine.speech.voice"),
-    # the spool's background thread runs retention, and retention reads the spool's records
-    ("nodes.engine.storage.spool", "nodes.engine.storage.retention"),
 }
 KNOWN_PRIVATE_IMPORTS = {  # §7.5: the media/ package ends these
     ("nodes/engine/brand_cards.py", "_fit"), ("nodes/engine/brand_cards.py", "_gradient"),
