@@ -460,13 +460,20 @@ class _Reporter:
         self.plan, self.ctx, self.stop = plan, ctx, stop
         self.job_id: Optional[str] = None
         self.running_since: Optional[float] = None
+        self.first_fraction: Optional[tuple[float, float]] = None  # (time, fraction) of the first report
 
     async def __call__(self, status: str, *, fraction: Optional[float] = None, detail: str = "", cost: Optional[float] = None):
         cb = self.ctx.on_progress
         now = time.monotonic()
         elapsed = now - self.stop.started
         remaining = None
-        if fraction is not None and 0.01 < fraction < 1 and self.running_since is not None:
+        if fraction is not None and 0 < fraction < 1 and self.first_fraction is None:
+            self.first_fraction = (now, fraction)
+        if fraction is not None and 0 < fraction < 1 and fraction > self.first_fraction[1] + 0.01:
+            # the rate since the first report: a resumed job may already be part done when first seen
+            t0, f0 = self.first_fraction
+            remaining = (1 - fraction) * (now - t0) / (fraction - f0)
+        elif fraction is not None and 0.01 < fraction < 1 and self.running_since is not None:
             run = now - self.running_since
             remaining = run * (1 - fraction) / fraction
         elif status in ("submitting", "queued", "throttled", "running"):
