@@ -86,16 +86,25 @@ def raise_if_interrupted() -> None:
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
-def check_combos(values: dict, options: dict) -> bool | str:
-    """Submit-time check of combo values (ComfyUI 0.3.75 skips V3 combos).
+def combo_options(node_cls) -> dict[str, list]:
+    """The options of every combo input of a node, as its ``define_schema()`` declares them now."""
+    schema = node_cls.define_schema()
+    return {i.id: list(i.options or []) for i in (schema.inputs or []) if isinstance(i, io.Combo.Input)}
 
-    For a node's ``validate_inputs``: True, or a message naming the field.
-    Linked inputs arrive as None and are left to the run.
+
+def check_combo_inputs(node_cls, **values) -> bool | str:
+    """Submit-time check of combo values against the node's own schema (ComfyUI 0.3.75 skips V3 combos).
+
+    For a node's ``validate_inputs``: ``check_combo_inputs(cls, fps=fps, resolution=resolution)`` → True, or
+    a message naming the field. Linked inputs arrive as None and are left to the run; lists (``is_input_list``
+    nodes) are checked item by item.
     """
+    options = combo_options(node_cls)
     for name, val in values.items():
+        allowed = options[name]  # KeyError: not a combo of this node (a bug in the node, not in the prompt)
         for v in (val if isinstance(val, list) else [val]):
-            if v is not None and v not in options[name]:
-                return f"{name}: {v!r} is not one of {', '.join(map(str, options[name]))}"
+            if v is not None and v not in allowed:
+                return f"{name}: {v!r} is not one of {', '.join(map(str, allowed))}"
     return True
 
 

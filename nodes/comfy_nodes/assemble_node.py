@@ -16,7 +16,7 @@ from ..engine.models import AdReelInputError
 from ..engine.motion import CameraMoveClip
 from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
 from ..engine.text_render import hex_rgb
-from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combos, io, raise_if_interrupted,
+from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, raise_if_interrupted,
                   save_path, temp_directory, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
@@ -105,11 +105,8 @@ class FFmpegAssemble(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, preset, subtitles, subtitle_style, logo_position, framing):
-        return check_combos(
-            {"preset": preset, "subtitles": subtitles, "subtitle_style": subtitle_style,
-             "logo_position": logo_position, "framing": framing},
-            {"preset": list(PRESETS), "subtitles": list(SUBTITLE_MODES), "subtitle_style": ["box", "outline"],
-             "logo_position": list(LOGO_POSITIONS), "framing": list(FRAMINGS)})
+        return check_combo_inputs(cls, preset=preset, subtitles=subtitles, subtitle_style=subtitle_style,
+                                  logo_position=logo_position, framing=framing)
 
     @classmethod
     def execute(cls, storyboard, clips, filename_prefix, preset, crf, subtitles, subtitle_style, music_volume_db,

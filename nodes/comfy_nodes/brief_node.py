@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
-from .api import CATEGORY, BriefType, check_combos, io, temp_directory
+from .api import CATEGORY, BriefType, check_combo_inputs, io, temp_directory
 from .convert import save_image_input
 
 
@@ -38,7 +38,7 @@ class BrandBrief(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, aspect_ratio):
-        return check_combos({"aspect_ratio": aspect_ratio}, {"aspect_ratio": list(ASPECT_RATIOS)})
+        return check_combo_inputs(cls, aspect_ratio=aspect_ratio)
 
     @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,

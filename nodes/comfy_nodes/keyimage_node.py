@@ -24,7 +24,7 @@ from ..engine.motion import cover_fit
 from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
                                        finish_sampled, sampled_problem, scene_prompts, scene_seed)
 from . import api
-from .api import CATEGORY, SceneType, check_combos, input_directory, io, temp_directory
+from .api import CATEGORY, SceneType, check_combo_inputs, input_directory, io, temp_directory
 from .convert import image_to_rgb, rgb_to_image
 from .lazy_image import StillTensor
 
@@ -94,10 +94,8 @@ class SceneKeyImage(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, sampler_name=None, scheduler=None, product_image=None, fallback=None):
-        return check_combos({"sampler_name": sampler_name, "scheduler": scheduler, "product_image": product_image,
-                             "fallback": fallback},
-                            {"sampler_name": api.sampler_names(), "scheduler": api.scheduler_names(),
-                             "product_image": list(PRODUCT_MODES), "fallback": list(ON_MODEL_ERROR)})
+        return check_combo_inputs(cls, sampler_name=sampler_name, scheduler=scheduler, product_image=product_image,
+                                  fallback=fallback)
 
     @classmethod
     def execute(cls, scene, seed, font="", model=None, clip=None, vae=None, steps=20, cfg=7.0, sampler_name="euler",
@@ -228,7 +226,7 @@ class BrandImage(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, image):
-        return check_combos({"image": image}, {"image": brand_image_choices()})
+        return check_combo_inputs(cls, image=image)
 
     @classmethod
     def fingerprint_inputs(cls, image):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..engine.frame_batch import FIT_MODES, FRAMINGS, INTERPOLATIONS, FittedFrameBatch
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
-from .api import CATEGORY, SceneType, check_combos, io, send_progress_text
+from .api import CATEGORY, SceneType, check_combo_inputs, io, send_progress_text
 from .convert import check_image, image_to_rgb
 from .lazy_image import still_of
 from .video import RenderOnDemandVideo
@@ -65,11 +65,8 @@ class MotionClip(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, camera, fit, interpolation=None, framing=None, fallback=None):
-        return check_combos({"camera": camera, "fit": fit, "interpolation": interpolation, "framing": framing,
-                             "fallback": fallback},
-                            {"camera": ["from scene", *CAMERA_MOVES], "fit": list(FIT_MODES),
-                             "interpolation": list(INTERPOLATIONS), "framing": list(FRAMINGS),
-                             "fallback": list(FALLBACKS)})
+        return check_combo_inputs(cls, camera=camera, fit=fit, interpolation=interpolation, framing=framing,
+                                  fallback=fallback)
 
     @classmethod
     def execute(cls, images, scene, camera, strength, source_fps, fit, interpolation="motion", framing="cover",

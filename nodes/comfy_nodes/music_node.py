@@ -5,7 +5,7 @@ import os
 
 from ..engine.audio_mix import decode_audio_file
 from ..engine.models import AdReelInputError
-from .api import CATEGORY, check_combos, input_directory, io
+from .api import CATEGORY, check_combo_inputs, input_directory, io
 from .convert import clip_to_audio
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,7 +51,7 @@ class MusicBed(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, track):
-        return check_combos({"track": track}, {"track": music_choices()})
+        return check_combo_inputs(cls, track=track)
 
     @classmethod
     def fingerprint_inputs(cls, track):

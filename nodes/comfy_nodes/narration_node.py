@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..engine.narration import DEFAULT_RATE_WPM
 from ..engine.speech.fit import speak_line
 from ..engine.speech.voice import VOICE_BACKENDS, voice_for
-from .api import CATEGORY, SceneType, check_combos, io
+from .api import CATEGORY, SceneType, check_combo_inputs, io
 from .convert import clip_to_audio
 
 BACKENDS = list(VOICE_BACKENDS)
@@ -42,7 +42,7 @@ class SceneNarration(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, backend):
-        return check_combos({"backend": backend}, {"backend": BACKENDS})
+        return check_combo_inputs(cls, backend=backend)
 
     @classmethod
     def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None, voice="", tts_model="") -> io.NodeOutput:

@@ -20,24 +20,12 @@ from ..engine.keyimage import compose_key_image, load_image_file
 from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion import CameraMoveClip
-from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models, redact
-from ..engine.providers.hybrid import QUALITIES, RoutePlan, SceneRequest, plan_routes, render_routes
-from ..engine.providers.request import candidates, parse_options, poll_interval, report_text
+from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models
+from ..engine.providers.routes import QUALITIES, RoutePlan, render_routes
+from ..engine.providers.request import ProgressLines, aspect_for, plan_run, poll_interval, report_text, widget_problem
 from ..engine.storage.hosting import image_host_from_environment
-from .api import (
-    CATEGORY,
-    InputImpl,
-    SceneType,
-    check_combos,
-    interrupted,
-    io,
-    output_directory,
-    progress_bar,
-    raise_if_interrupted,
-    send_progress_text,
-    temp_directory,
-    update_bar_keeping_interrupt,
-)
+from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, progress_bar,
+                  raise_if_interrupted, send_progress_text, temp_directory, update_bar_keeping_interrupt)
 from .convert import image_to_rgb, save_image_input
 from .video import RenderOnDemandVideo
 
@@ -47,14 +35,6 @@ PROVIDER_CHOICES = [*PROVIDERS, "auto"]
 MODEL_CHOICES = list(dict.fromkeys(m for models in list_models().values() for m in models))
 FALLBACKS = ["error", "camera move"]
 CLIP_SUBFOLDER = os.path.join("AdReel", "provider_clips")
-_ASPECTS = {"9:16": 9 / 16, "1:1": 1.0, "16:9": 16 / 9}
-
-
-def aspect_of(spec: SceneSpec) -> str:
-    ratio = spec.width / spec.height
-    return min(_ASPECTS, key=lambda a: abs(_ASPECTS[a] - ratio))
-
-
 def split_images(key_images) -> list:
     """IMAGE inputs (a list of batches) → single images (1, H, W, C)."""
     flat = []
@@ -80,65 +60,25 @@ def key_image_files(key_images, specs: list[SceneSpec]) -> tuple[list, list]:
 
 
 # ------------------------------------------------------------------ progress on the node
-class ProgressBoard:
-    """The node's progress text (estimate, then one line per scene) and bar."""
+class ProgressBoard(ProgressLines):
+    """The progress text shown on the node, and its bar."""
 
     def __init__(self, node_id: str | None, plan: RoutePlan, title: str):
+        super().__init__(plan, title)
         self.node_id = node_id
-        self.title = title
-        self.estimate = plan.describe()
-        self.lines = {r.scene.index: ("camera move (local, $0.00)" if r.pick.candidate.is_camera else f"{r.pick.candidate}: waiting")
-                      for r in plan.routes}
-        self.fractions = {r.scene.index: (1.0 if r.pick.candidate.is_camera else 0.0) for r in plan.routes}
         self.bar = progress_bar(100 * max(1, len(plan.routes))) if node_id else None
         self.saw_interrupt = False
-        self.footer = ""
-        self._first_fraction: dict[int, tuple[float, float]] = {}  # scene → (elapsed, fraction) first reported
-
-    def text(self) -> str:
-        body = "\n".join(f"scene {i}: {line}" for i, line in sorted(self.lines.items()))
-        return "\n".join(x for x in (self.title, self.estimate.splitlines()[0], body, self.footer) if x)
 
     def show(self, text: str | None = None) -> None:
         if self.node_id:
             send_progress_text(text if text is not None else self.text(), self.node_id)
 
     def __call__(self, ev: ProgressEvent) -> None:
-        if ev.status == "fallback":
-            self.lines[ev.scene_index] = ev.message.split(": ", 1)[-1]
-        else:
-            parts = [f"{ev.provider} {ev.model}", ev.status]
-            if ev.fraction is not None:
-                parts[-1] += f" {ev.fraction * 100:.0f}%"
-            parts.append(f"{ev.elapsed:.0f} s")
-            remaining = self._remaining(ev)
-            if remaining is not None and ev.status not in ("done", "cancelled"):
-                parts.append(f"~{remaining:.0f} s left")
-            if ev.cost_usd is not None:
-                parts.append(f"${ev.cost_usd:.2f}")
-            if ev.job_id:
-                parts.append(f"job {ev.job_id}")
-            self.lines[ev.scene_index] = " · ".join(parts)
-            if ev.status == "done":
-                self.fractions[ev.scene_index] = 1.0
-            elif ev.fraction is not None:
-                self.fractions[ev.scene_index] = min(0.99, ev.fraction)
-            elif ev.remaining:
-                self.fractions[ev.scene_index] = min(0.95, ev.elapsed / (ev.elapsed + ev.remaining))
+        super().__call__(ev)
         self.show()
         if self.bar is not None and not self.saw_interrupt:
-            value = int(100 * sum(self.fractions.values()))
-            if not update_bar_keeping_interrupt(self.bar, value):
+            if not update_bar_keeping_interrupt(self.bar, int(100 * self.done())):
                 self.saw_interrupt = True
-
-    def _remaining(self, ev: ProgressEvent) -> float | None:
-        """From the provider's progress rate since its first report (a job may already be part done
-        when it is first seen running); else the engine's estimate."""
-        if ev.fraction is not None and 0 < ev.fraction < 1:
-            t0, f0 = self._first_fraction.setdefault(ev.scene_index, (ev.elapsed, ev.fraction))
-            if ev.fraction > f0 + 0.01 and ev.elapsed > t0:
-                return (1 - ev.fraction) * (ev.elapsed - t0) / (ev.fraction - f0)
-        return ev.remaining
 
     def interrupted(self) -> bool:
         return self.saw_interrupt or interrupted()
@@ -222,59 +162,30 @@ class ProviderRender(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, provider, model, fallback, quality, max_cost_usd=None, chain=None, options_json=None):
         first = lambda v: v[0] if isinstance(v, list) and v else v  # noqa: E731
-        budget = first(max_cost_usd)
-        if budget is not None:
-            try:  # NaN passes ComfyUI's min/max check; naming the input here also skips that check
-                if require_finite(budget, "max_cost_usd") < 0:
-                    return "max_cost_usd: must be 0 (the server's ceiling) or more"
-            except ValueError as exc:
-                return str(exc)
-        combos = check_combos(
-            {"provider": provider, "model": model, "fallback": fallback, "quality": quality},
-            {"provider": PROVIDER_CHOICES, "model": MODEL_CHOICES, "fallback": FALLBACKS, "quality": list(QUALITIES)})
+        combos = check_combo_inputs(cls, provider=provider, model=model, fallback=fallback, quality=quality)
         if combos is not True:
             return combos
-        p, m, fb, q = first(provider), first(model), first(fallback), first(quality)
-        if None in (p, m, fb, q):
-            return True
-        try:
-            opts = parse_options(first(options_json) or "")
-            candidates(p, m, fb, q, first(chain) or "", opts)
-        except AdReelInputError as exc:
-            return str(exc)
-        return True
+        return widget_problem(first(provider), first(model), first(fallback), first(quality), first(max_cost_usd),
+                              first(chain), first(options_json)) or True
 
     @classmethod
     async def execute(cls, scenes, provider, model, max_cost_usd, fallback, quality, chain, timeout_s,
                       key_images=None, options_json=None) -> io.NodeOutput:
-        provider, model, fallback, quality = provider[0], model[0], fallback[0], quality[0]
-        chain, timeout_s, budget = chain[0], int(timeout_s[0]), require_finite(max_cost_usd[0], "max_cost_usd")
-        specs = list(scenes or [])
+        provider, timeout_s, specs = provider[0], int(timeout_s[0]), list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
-        opts = parse_options((options_json or [""])[0])
-        cands = candidates(provider, model, fallback, quality, chain, opts)
-
         per_scene, paths = key_image_files(key_images, specs)
-
         host, host_problem = image_host_from_environment()
-        aspect = aspect_of(specs[0])
-        requests = [SceneRequest(scene=s.scene, aspect_ratio=aspect, image_path=p, seed=opts.seed,
-                                 options=opts.shared, provider_options=opts.per_provider)
-                    for s, p in zip(specs, paths)]
-        strict = provider != "auto" and fallback == "error"
-        plan = plan_routes(requests, cands, quality=quality, max_cost_usd=budget,  # never above ADREEL_MAX_COST_USD
-                           image_host=host, image_host_problem=host_problem, strict=strict)
-        raw_options = (options_json or [""])[0] or ""
-        if redact(raw_options) != raw_options:  # the keys read while planning are known to redact() now
-            raise AdReelInputError("options_json", "contains an API key or credential; remove it (keys are read from "
-                                                   "the environment or the secrets file only). Nothing was sent.")
+        plan, cands = plan_run(
+            [s.scene for s in specs], paths, aspect_ratio=aspect_for(specs[0].width, specs[0].height),
+            provider=provider, model=model[0], fallback=fallback[0], quality=quality[0], chain=chain[0],
+            max_cost_usd=require_finite(max_cost_usd[0], "max_cost_usd"), options_json=(options_json or [""])[0],
+            image_host=host, image_host_problem=host_problem)
 
         node_id = cls.hidden.unique_id if cls.hidden else None
         title = f"ProviderRender — {provider}" + ("" if provider == "auto" else f" {cands[0].model}")
         board = ProgressBoard(node_id, plan, title)
         board.show("\n".join((title, plan.describe())))  # the estimate, before anything is sent
-        logger.info("ProviderRender: %s", plan.describe().replace("\n", " | "))
 
         t0 = time.monotonic()
         clips_dir = os.path.join(output_directory(), CLIP_SUBFOLDER)
@@ -290,10 +201,10 @@ class ProviderRender(io.ComfyNode):
             raise
 
         videos = []
-        for spec, img, outcome in zip(specs, per_scene, outcomes):
+        for outcome in outcomes:  # in scene order; position: the scene's place in the input list
             record = outcome.record()
             if outcome.result is None:
-                video = camera_clip(spec, img)
+                video = camera_clip(specs[outcome.position], per_scene[outcome.position])
                 video.provider_record = record
             else:
                 video = ProviderVideo(outcome.result.path, record)

@@ -21,7 +21,7 @@ from ..engine.script.ollama_backend import (DEFAULT_MODEL, OllamaBackend, config
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
 from ..engine.script.quality import plan_pacing
 from . import api
-from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combos, io, ui
+from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combo_inputs, io, ui
 
 MODELS_ROUTE = "/adreel/ollama/models"
 
@@ -145,7 +145,7 @@ class ScriptLLM(io.ComfyNode):
     def validate_inputs(cls, backend, model=None, api_key_env=None, openai_base_url=None, ollama_host=None):
         # ``model`` is listed here so ComfyUI never checks it against the editor's list:
         # an API prompt may name any model the server has.
-        checked = check_combos({"backend": backend}, {"backend": list(BACKENDS)})
+        checked = check_combo_inputs(cls, backend=backend)
         if checked is not True:
             return checked
         # refused at /prompt (so never stored in the history), never echoed: a pasted key, credentials in a

@@ -5,7 +5,7 @@ from ..engine.models import SceneSpec
 from ..engine.storyboard import RESOLUTION_CHOICES, build_storyboard
 
 RESOLUTION_OPTIONS = list(RESOLUTION_CHOICES)
-from .api import CATEGORY, SceneType, ScriptType, StoryboardType, check_combos, io, ui
+from .api import CATEGORY, SceneType, ScriptType, StoryboardType, check_combo_inputs, io, ui
 
 
 class StoryboardSplit(io.ComfyNode):
@@ -34,8 +34,7 @@ class StoryboardSplit(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fps, resolution):
-        return check_combos({"fps": fps, "resolution": resolution},
-                            {"fps": ["24", "25", "30"], "resolution": RESOLUTION_OPTIONS})
+        return check_combo_inputs(cls, fps=fps, resolution=resolution)
 
     @classmethod
     def execute(cls, script, fps, resolution) -> io.NodeOutput:

@@ -2,7 +2,7 @@
 
 Run: ``python tests/bench/bench_providers_concurrency.py [--scenes 5] [--latency 2.0]``
 
-Renders the scenes through the real engine (``render_scenes``: submit, poll,
+Renders the scenes through the real engine (``plan_routes`` + ``render_routes``: submit, poll,
 download, ffprobe check) against the local HTTPS Runway fake, once with the
 default concurrency and once with ``concurrency=1``, and prints both wall
 times. Concurrent rendering should take about one job's time, not N.
@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from fakes.provider_servers import FakeTLS, RunwayFake, make_sample_mp4  # noqa: E402
 from nodes.engine.models import StoryboardScene  # noqa: E402
-from nodes.engine.providers import RenderJob, render_scenes  # noqa: E402
+from nodes.engine.providers import RenderJob, SceneRequest, plan_routes, render_routes  # noqa: E402
 
 
 def jobs(n: int, image: Path) -> list[RenderJob]:
@@ -40,8 +40,9 @@ def jobs(n: int, image: Path) -> list[RenderJob]:
 
 async def timed(batch, out_dir: Path, concurrency) -> tuple[float, list]:
     t0 = time.perf_counter()
-    results = await render_scenes(batch, output_dir=out_dir, poll_interval=0.1, concurrency=concurrency, timeout=120)
-    return time.perf_counter() - t0, results
+    plan = plan_routes([SceneRequest.for_job(j) for j in batch], strict=True)
+    outcomes = await render_routes(plan, output_dir=out_dir, poll_interval=0.1, concurrency=concurrency, timeout=120)
+    return time.perf_counter() - t0, [o.result for o in outcomes]
 
 
 def main() -> int:

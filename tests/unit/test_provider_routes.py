@@ -1,4 +1,4 @@
-"""The hybrid route (engine.providers.hybrid) and key-image hosting (engine.storage.hosting).
+"""The hybrid route (engine.providers.routes) and key-image hosting (engine.storage.hosting).
 
 Routes run against the local HTTPS fakes of the providers (tests/fakes/provider_servers.py);
 hosting runs against a real SeaweedFS. Checked: what is picked before anything is sent
@@ -26,7 +26,7 @@ from nodes.engine.providers import (
     ProviderSafetyError,
     RetryPolicy,
 )
-from nodes.engine.providers.hybrid import (
+from nodes.engine.providers.routes import (
     CAMERA_MOVE,
     Candidate,
     SceneRequest,

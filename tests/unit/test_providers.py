@@ -1,7 +1,8 @@
 """The provider engine against local HTTPS fakes of each provider's documented contract.
 
-Every test drives ``render_scenes`` end to end (plan → submit → poll → download)
-and checks what a user would see: the clip on disk (ffprobe), the error class
+Every test drives the code ProviderRender runs, end to end: ``plan_routes`` (one
+candidate per scene, ``strict=True``: what a fixed provider with ``fallback: error``
+plans) then ``render_routes`` (submit → poll → download), and checks what a user would see: the clip on disk (ffprobe), the error class
 and its message, and what the fake server actually received.
 """
 from __future__ import annotations
@@ -38,9 +39,11 @@ from nodes.engine.providers import (
     ProviderTimeoutError,
     RenderJob,
     RetryPolicy,
+    SceneRequest,
     estimate_scenes,
     plan_jobs,
-    render_scenes,
+    plan_routes,
+    render_routes,
 )
 from fakes.provider_servers import (
     FalFake,
@@ -158,12 +161,20 @@ def host_for(fakes):
     return host
 
 
+async def render(jobs, *, max_cost_usd=None, image_host=None, **kw):
+    """What ProviderRender runs for one provider and ``fallback: error``, one job per scene."""
+    plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=max_cost_usd,
+                       image_host=image_host)
+    outcomes = await render_routes(plan, image_host=image_host, **kw)
+    return [o.result for o in outcomes]
+
+
 def run(fakes, jobs, tmp_path, **kw):
     kw.setdefault("poll_interval", 0.05)
     kw.setdefault("retry", FAST)
     kw.setdefault("image_host", host_for(fakes))
     kw.setdefault("timeout", 20)
-    return asyncio.run(render_scenes(jobs, output_dir=tmp_path / "out", **kw))
+    return asyncio.run(render(jobs, output_dir=tmp_path / "out", **kw))
 
 
 def ffprobe(path):
@@ -678,7 +689,7 @@ def test_inputs_are_checked_before_any_paid_call(fakes, tmp_path, case, match):
         job = make_job(fakes, "luma", model="ray-9")
     with pytest.raises(AdReelInputError, match=match) as err:
         run(fakes, [make_job(fakes, "runway", index=5), job], tmp_path)
-    assert err.value.field.startswith("jobs[1]")
+    assert err.value.field.startswith("scenes[1]")
     assert fakes.total_requests() == 0
 
 
@@ -836,7 +847,7 @@ def test_cancelling_the_asyncio_task_cancels_the_remote_job(fakes, tmp_path):
 
     async def main():
         submitted = asyncio.Event()
-        task = asyncio.create_task(render_scenes(
+        task = asyncio.create_task(render(
             [make_job(fakes, "fal")], output_dir=tmp_path / "out", poll_interval=0.05, retry=FAST,
             on_progress=lambda e: e.job_id and submitted.set()))
         await asyncio.wait_for(submitted.wait(), 5)
@@ -957,9 +968,10 @@ def test_partial_downloads_left_by_a_stopped_run_are_removed_at_the_next(fakes, 
 CHILD = r"""
 import asyncio, pickle, sys
 sys.path.insert(0, sys.argv[1])
-from nodes.engine.providers import RetryPolicy, render_scenes
+from nodes.engine.providers import RetryPolicy, SceneRequest, plan_routes, render_routes
 jobs = pickle.load(open(sys.argv[2], "rb"))
-asyncio.run(render_scenes(jobs, output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
+plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True)
+asyncio.run(render_routes(plan, output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
                           retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0)))
 """
 

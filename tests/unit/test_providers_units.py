@@ -470,7 +470,7 @@ def test_negative_prices_are_refused_when_the_options_are_read(text, field):
 
 
 def test_candidates_for_one_provider_and_for_auto():
-    from nodes.engine.providers.hybrid import CAMERA_MOVE, Candidate
+    from nodes.engine.providers.routes import CAMERA_MOVE, Candidate
     from nodes.engine.providers.request import Options, candidates, parse_options
 
     assert candidates("runway", "gen4_turbo", "error", "balanced", "", Options()) == [Candidate("runway", "gen4_turbo")]
@@ -497,7 +497,7 @@ def test_poll_interval_comes_from_the_environment_or_the_provider(monkeypatch):
 
 
 def test_report_of_a_camera_only_run_shows_the_server_ceiling(monkeypatch):
-    from nodes.engine.providers.hybrid import CAMERA_MOVE, SceneOutcome, SceneRequest, plan_routes
+    from nodes.engine.providers.routes import CAMERA_MOVE, SceneOutcome, SceneRequest, plan_routes
     from nodes.engine.providers.request import report_text
 
     monkeypatch.setenv("ADREEL_MAX_COST_USD", "3")

@@ -691,7 +691,7 @@ def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypat
 def test_the_retry_thread_applies_retention_when_asked(tmp_path):
     """With an age set, the background thread removes what is older than it in AdReel's own folders."""
     from nodes.engine.storage.retention import claim_folder
-    from nodes.engine.storage.spool import start_retry_thread
+    from nodes.engine.storage.background import start_retry_thread
     spool = tmp_path / "spool"
     temp = claim_folder(tmp_path / "temp")
     old = temp / "old.png"

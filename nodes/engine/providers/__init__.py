@@ -5,11 +5,14 @@ the narration), fal.ai (stable-video, Kling v2.1 standard / pro), Replicate
 (any ``owner/name[:version]``) and Google Veo (Gemini API), all through the
 one submit → poll → download flow in ``base``.
 
-Entry points for the node layer::
+Entry points for the node layer (``routes``)::
 
     estimate = estimate_scenes(jobs, max_cost_usd=5.0)          # no network
-    results = await render_scenes(jobs, output_dir=..., max_cost_usd=5.0,
-                                  on_progress=cb, cancel=is_interrupted)
+    plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=5.0)  # no network
+    outcomes = await render_routes(plan, output_dir=..., on_progress=cb, cancel=is_interrupted)
+
+``plan_routes`` also takes one chain of candidates for every scene (``provider=auto``,
+a fallback to the local camera move); ``registry.PROVIDERS`` names every provider.
 
 Environment: API keys ``LUMA_API_KEY`` (or ``LUMAAI_API_KEY``),
 ``RUNWAY_API_KEY`` (or ``RUNWAYML_API_SECRET``), ``HEYGEN_API_KEY``,
@@ -56,44 +59,21 @@ from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings, jobs_fr
 from .luma import LumaProvider
 from .redaction import RedactingFilter, redact, register_secret
 from .replicate import ReplicateProvider
-from .runner import RunEstimate, estimate_scenes, plan_jobs, render_scene, render_scenes
+from .registry import PROVIDERS, get_provider, list_models, provider_info
+from .routes import (
+    RoutePlan,
+    RunEstimate,
+    SceneOutcome,
+    SceneRequest,
+    check_budget,
+    estimate_scenes,
+    plan_jobs,
+    plan_routes,
+    render_routes,
+)
 from .runway import RunwayProvider
 from .secrets import SECRETS_FILE_ENV, ApiKey, get_api_key
 from .veo import VeoProvider
-
-PROVIDERS: dict[str, Provider] = {
-    p.name: p
-    for p in (LumaProvider(), RunwayProvider(), HeyGenProvider(), FalProvider(), ReplicateProvider(), VeoProvider())
-}
-
-
-def get_provider(name: str) -> Provider:
-    try:
-        return PROVIDERS[name]
-    except KeyError:
-        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
-
-
-def list_models() -> dict[str, list[str]]:
-    """Models per provider, for node widgets. Replicate takes any owner/name[:version]; these are the priced ones."""
-    return {name: list(p.models) for name, p in PROVIDERS.items()}
-
-
-def provider_info() -> list[dict]:
-    """A secret-free description of every provider (env vars, models, cancel support) for UIs and docs."""
-    return [
-        {
-            "name": p.name,
-            "label": p.label,
-            "key_env": list(p.key_env),
-            "base_url_env": p.base_url_env,
-            "models": list(p.models),
-            "can_cancel": p.can_cancel,
-            "default_concurrency": p.default_concurrency,
-        }
-        for p in PROVIDERS.values()
-    ]
-
 
 __all__ = [
     "ApiKey", "BudgetExceededError", "CA_BUNDLE_ENV", "CostEstimate", "JobPlan", "MissingApiKeyError", "ModelSpec", "PaidProvidersDisabledError",
@@ -101,7 +81,7 @@ __all__ = [
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
     "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RedactingFilter", "RenderJob",
-    "RenderResult", "RenderTimings", "RetryPolicy", "RunEstimate", "SECRETS_FILE_ENV", "choose_duration",
+    "RenderResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
     "estimate_scenes", "get_api_key", "get_provider", "jobs_from_storyboard", "list_models", "plan_jobs",
-    "provider_info", "redact", "register_secret", "render_scene", "render_scenes", "run_job",
+    "plan_routes", "provider_info", "redact", "register_secret", "render_routes", "run_job", "check_budget",
 ]

@@ -52,7 +52,7 @@ from .errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, require_https
+from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, origin, require_https
 from .images import ImageInfo, load_image
 from .journal import JobJournal, claim, job_key, release
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
@@ -460,13 +460,20 @@ class _Reporter:
         self.plan, self.ctx, self.stop = plan, ctx, stop
         self.job_id: Optional[str] = None
         self.running_since: Optional[float] = None
+        self.first_fraction: Optional[tuple[float, float]] = None  # (time, fraction) of the first report
 
     async def __call__(self, status: str, *, fraction: Optional[float] = None, detail: str = "", cost: Optional[float] = None):
         cb = self.ctx.on_progress
         now = time.monotonic()
         elapsed = now - self.stop.started
         remaining = None
-        if fraction is not None and 0.01 < fraction < 1 and self.running_since is not None:
+        if fraction is not None and 0 < fraction < 1 and self.first_fraction is None:
+            self.first_fraction = (now, fraction)
+        if fraction is not None and 0 < fraction < 1 and fraction > self.first_fraction[1] + 0.01:
+            # the rate since the first report: a resumed job may already be part done when first seen
+            t0, f0 = self.first_fraction
+            remaining = (1 - fraction) * (now - t0) / (fraction - f0)
+        elif fraction is not None and 0.01 < fraction < 1 and self.running_since is not None:
             run = now - self.running_since
             remaining = run * (1 - fraction) / fraction
         elif status in ("submitting", "queued", "throttled", "running"):
@@ -489,14 +496,19 @@ class _Reporter:
             message=redact(text),
         )
         logger.debug("%s", event.message)
-        if cb is None:
-            return
-        try:
-            res = cb(event)
-            if inspect.isawaitable(res):
-                await res
-        except Exception as exc:  # a broken progress display must not lose a paid job
-            logger.warning("progress callback failed: %s", type(exc).__name__)
+        await notify(cb, event)
+
+
+async def notify(callback: Optional[ProgressCallback], event: ProgressEvent) -> None:
+    """Hand ``event`` to a progress callback (sync or async); a failing callback is logged, never raised."""
+    if callback is None:
+        return
+    try:
+        res = callback(event)
+        if inspect.isawaitable(res):
+            await res
+    except Exception as exc:  # a broken progress display must not lose a paid job
+        logger.warning("progress callback failed: %s", type(exc).__name__)
 
 
 def _safe_name(text: str, limit: int = 48) -> str:
@@ -783,20 +795,19 @@ async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
             release(key)
 
 
-async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext) -> list[str]:
+async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext,
+                          providers: Mapping[str, Provider]) -> list[str]:
     """Cancel (where the provider can) the unfinished jobs a dead process left that this run does not resume.
 
-    A key goes only to a recorded cancel URL on the provider's configured base URL. Returns what was done,
-    one sentence per job, for the log.
+    ``providers``: the registry, by name (``registry.PROVIDERS``). A key goes only to a recorded cancel URL on
+    the provider's configured base URL. Returns what was done, one sentence per job, for the log.
     """
-    from . import PROVIDERS  # late import: the registry lives in the package's __init__
-    from .http import origin
 
     done = []
     policy = RetryPolicy(max_retries=1, base_delay=0.2, max_delay=1.0, max_retry_after=2.0,
                          request_timeout=min(10.0, limits.HTTP_TOTAL_SECONDS.read()))
     for e in journal.orphans(keep):
-        provider = PROVIDERS.get(e.provider)
+        provider = providers.get(e.provider)
         what = f"{e.provider or '?'} job {e.job_id or '(no id)'} for scene {e.scene_index}"
         if not e.job_id:
             journal.append("abandoned", e.key, job_id=None)

@@ -1,4 +1,4 @@
-"""What ProviderRender's widgets mean, without ComfyUI: options, the candidates, the report.
+"""What ProviderRender's widgets mean, without ComfyUI: options, the candidates, the progress text, the report.
 
 The node file (``nodes/comfy_nodes/provider_node.py``) only reads its inputs,
 calls these and the engine, and returns the outputs; everything here is
@@ -13,10 +13,14 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from typing import Optional, Sequence
+
 from .. import limits
-from ..models import AdReelInputError
-from . import PROVIDERS
-from .hybrid import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, parse_chain
+from ..models import AdReelInputError, StoryboardScene
+from .registry import PROVIDERS
+from .base import ImageHost
+from .routes import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, SceneRequest, parse_chain, plan_routes
+from .jobs import ProgressEvent
 from .redaction import redact
 
 logger = logging.getLogger("adreel.providers")
@@ -197,6 +201,48 @@ def candidates(provider: str, model: str, fallback: str, quality: str, chain: st
     return cands
 
 
+def widget_problem(provider, model, fallback, quality, max_cost_usd=None, chain=None, options_json=None) -> str | None:
+    """At submit time: what is wrong with the widgets (a message naming the field), or None. No network.
+
+    Values may be None (linked inputs, checked at the run instead)."""
+    if max_cost_usd is not None:
+        try:  # NaN passes ComfyUI's min/max check
+            if limits.require_finite(max_cost_usd, "max_cost_usd") < 0:
+                return "max_cost_usd: must be 0 (the server's ceiling) or more"
+        except ValueError as exc:
+            return str(exc)
+    if None in (provider, model, fallback, quality):
+        return None
+    try:
+        candidates(provider, model, fallback, quality, chain or "", parse_options(options_json or ""))
+    except AdReelInputError as exc:
+        return str(exc)
+    return None
+
+
+def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[str]], *, aspect_ratio: str,
+             provider: str, model: str, fallback: str, quality: str, chain: str, max_cost_usd: float,
+             options_json: str | None, image_host: Optional[ImageHost] = None,
+             image_host_problem: Optional[str] = None) -> tuple[RoutePlan, list[Candidate]]:
+    """ProviderRender's widgets → the priced plan of the run (and its candidates), before anything is sent.
+
+    One provider with ``fallback: error`` plans strictly (the first problem raises as it is); otherwise each
+    scene walks the candidates. Never above the server ceiling ``ADREEL_MAX_COST_USD``.
+    """
+    opts = parse_options(options_json)
+    cands = candidates(provider, model, fallback, quality, chain, opts)
+    requests = [SceneRequest(scene=sc, aspect_ratio=aspect_ratio, image_path=p, seed=opts.seed,
+                             options=opts.shared, provider_options=opts.per_provider)
+                for sc, p in zip(scenes, image_paths)]
+    plan = plan_routes(requests, cands, quality=quality, max_cost_usd=max_cost_usd, image_host=image_host,
+                       image_host_problem=image_host_problem, strict=provider != "auto" and fallback == "error")
+    raw = options_json or ""
+    if redact(raw) != raw:  # the keys read while planning are known to redact() now
+        raise AdReelInputError("options_json", "contains an API key or credential; remove it (keys are read from "
+                                               "the environment or the secrets file only). Nothing was sent.")
+    return plan, cands
+
+
 def poll_interval() -> float | None:
     raw = os.environ.get(POLL_ENV, "").strip()
     if not raw:
@@ -261,3 +307,58 @@ def report_text(plan: RoutePlan, outcomes: list[SceneOutcome], seconds: float) -
     })
     # allow_nan=False: a non-finite number left anywhere is a bug here, never a broken /history for every browser
     return redact("\n".join(lines)), json.loads(redact(json.dumps(summary, allow_nan=False)))
+
+
+_ASPECTS = {"9:16": 9 / 16, "1:1": 1.0, "16:9": 16 / 9}
+
+
+def aspect_for(width: int, height: int) -> str:
+    """The provider aspect ratio nearest to a frame size."""
+    ratio = width / height
+    return min(_ASPECTS, key=lambda a: abs(_ASPECTS[a] - ratio))
+
+
+class ProgressLines:
+    """A run's progress as text — the title, the estimate, one line per scene, a footer — and its completion.
+
+    Call it with each ``ProgressEvent`` (``on_progress``). The time left is the engine's
+    (``ProgressEvent.remaining``).
+    """
+
+    def __init__(self, plan: RoutePlan, title: str):
+        self.title = title
+        self.estimate = plan.describe()
+        self.lines = {r.scene.index: ("camera move (local, $0.00)" if r.pick.candidate.is_camera
+                                      else f"{r.pick.candidate}: waiting") for r in plan.routes}
+        self.fractions = {r.scene.index: (1.0 if r.pick.candidate.is_camera else 0.0) for r in plan.routes}
+        self.footer = ""
+
+    def text(self) -> str:
+        body = "\n".join(f"scene {i}: {line}" for i, line in sorted(self.lines.items()))
+        return "\n".join(x for x in (self.title, self.estimate.splitlines()[0], body, self.footer) if x)
+
+    def done(self) -> float:
+        """Scenes done, counting a part-done scene as its fraction (0 … number of scenes)."""
+        return sum(self.fractions.values())
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if ev.status == "fallback":
+            self.lines[ev.scene_index] = ev.message.split(": ", 1)[-1]
+            return
+        parts = [f"{ev.provider} {ev.model}", ev.status]
+        if ev.fraction is not None:
+            parts[-1] += f" {ev.fraction * 100:.0f}%"
+        parts.append(f"{ev.elapsed:.0f} s")
+        if ev.remaining is not None and ev.status not in ("done", "cancelled"):
+            parts.append(f"~{ev.remaining:.0f} s left")
+        if ev.cost_usd is not None:
+            parts.append(f"${ev.cost_usd:.2f}")
+        if ev.job_id:
+            parts.append(f"job {ev.job_id}")
+        self.lines[ev.scene_index] = " · ".join(parts)
+        if ev.status == "done":
+            self.fractions[ev.scene_index] = 1.0
+        elif ev.fraction is not None:
+            self.fractions[ev.scene_index] = min(0.99, ev.fraction)
+        elif ev.remaining:
+            self.fractions[ev.scene_index] = min(0.95, ev.elapsed / (ev.elapsed + ev.remaining))

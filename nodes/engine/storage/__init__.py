@@ -3,8 +3,10 @@
 Plain Python (boto3), no ComfyUI. The node layer calls:
 
 * ``upload_ad(video, extras, manifest_path=…, prefix_pattern=…, url_mode=…, url_expiry_seconds=…)``
-  → ``UploadResult`` (``status`` "uploaded" or "spooled", ``url``, ``urls``, ``files``, ``summary()``);
-* ``retry_spooled()`` → ``RetryReport``; ``start_retry_thread(interval)`` for a background retrier;
+  → ``UploadResult`` (``status`` "uploaded" or "spooled", ``url``, ``urls``, ``files``, ``describe()``,
+  ``payload()``);
+* ``retry_spooled()`` → ``RetryReport``; ``background.ensure_retry_thread()``: the process's one retry (and
+  retention) thread, configured from the environment; ``start_retry_thread(interval)`` for another;
 * ``update_manifest_urls(manifest_path, {path_or_sha256: url})``;
 * ``list_history_from_store()`` / ``list_history_local(folder)`` → ``HistoryEntry`` list;
 * ``clean_retention([spool_dir, claimed_dir], max_age_hours)`` → ``RetentionReport`` (at least 24 h; never
@@ -16,6 +18,7 @@ recorded in the spool before it starts, so a crash is finished by the next retry
 
 Configuration and its precedence rule: see ``config`` (``load_storage_config``).
 """
+from .background import SpoolRetryThread, ensure_retry_thread, resume_waiting_uploads, start_retry_thread
 from .config import (
     DEFAULT_PREFIX,
     URL_MODES,
@@ -38,25 +41,18 @@ from .history import HistoryEntry, list_history_from_store, list_history_local
 from .keys import PLACEHOLDERS, content_type_for, render_prefix
 from .manifest import load_manifest, manifest_beside, update_manifest_urls
 from .retention import RetentionReport, claim_folder, clean_retention
-from .spool import (
-    RetryReport,
-    SpoolEntry,
-    SpoolRetryThread,
-    check_spool_dir,
-    list_spooled,
-    retry_spooled,
-    start_retry_thread,
-)
+from .spool import RetryReport, SpoolEntry, check_spool_dir, list_spooled, retry_spooled
 from .store import S3Store
-from .uploader import UploadedFile, UploadResult, upload_ad
+from .uploader import UploadedFile, UploadResult, progress_line, upload_ad
 
 __all__ = [
     "DEFAULT_PREFIX", "URL_MODES", "PLACEHOLDERS",
     "StorageConfig", "load_storage_config", "default_config_path", "default_spool_dir",
     "StorageError", "StorageNotConfigured", "StorageConfigError", "StorageUnavailable", "StorageRefused",
     "StorageCredentialsError", "StorageVerificationError", "redact",
-    "upload_ad", "UploadResult", "UploadedFile", "S3Store",
+    "upload_ad", "progress_line", "UploadResult", "UploadedFile", "S3Store",
     "retry_spooled", "RetryReport", "SpoolEntry", "SpoolRetryThread", "start_retry_thread", "list_spooled",
+    "ensure_retry_thread", "resume_waiting_uploads",
     "update_manifest_urls", "load_manifest", "manifest_beside", "check_spool_dir", "claim_folder",
     "HistoryEntry", "list_history_from_store", "list_history_local",
     "RetentionReport", "clean_retention",

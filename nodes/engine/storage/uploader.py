@@ -91,6 +91,15 @@ class UploadedFile:
     error: Optional[str] = None
 
 
+def progress_line(event: dict) -> tuple[float, str]:
+    """An ``upload_ad`` progress event → (fraction done 0..1, one line for a progress display)."""
+    mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
+    total = max(1, event["bytes_total"])
+    return (min(1.0, event["bytes_done"] / total),
+            f"uploading {event['file']} · {event['files_done']}/{event['files_total']} files · "
+            f"{mb(event['bytes_done'])} / {mb(event['bytes_total'])}")
+
+
 @dataclass
 class UploadResult:
     status: str  # "uploaded" (everything is in the store) | "spooled" (some files wait in the spool)
@@ -122,17 +131,47 @@ class UploadResult:
         """File name → URL for every uploaded output (HLS: the playlist only)."""
         return {Path(f.path).name: f.url for f in self.files if f.url and f.role != "hls-member"}
 
-    def summary(self) -> str:
-        where = f"s3://{self.bucket}/{self.prefix}"
+    def describe(self, video, retry_seconds: float, shown: Callable[[str], str]) -> str:
+        """The upload as a user reads it: where the files went, or why they wait in the spool and when they
+        are retried. ``video``: the local video; ``shown``: path → how a network user may see it (never an
+        absolute server path, e.g. ``local.shown_path``)."""
         up = self.uploaded
         already = sum(1 for f in up if f.status == "exists")
-        text = f"{len(up)} file(s) in {where}" + (f" ({already} already there)" if already else "")
-        if self.status == "spooled":
-            text = (
-                f"{len(self.spooled)} file(s) kept in the local spool — {self.reason}. "
-                f"They will be uploaded on the next run (retry_spooled). " + text
-            )
-        return text
+        where = f"s3://{self.bucket}/{self.prefix}"
+        if self.status == "uploaded":
+            lines = [f"Uploaded {len(up)} file(s) to {where}" + (f" ({already} already there)" if already else "")]
+            lines.append(f"video: {self.url}")
+        else:
+            lines = [
+                f"Spooled: {len(self.spooled)} file(s) kept in the local spool (ADREEL_SPOOL_DIR)",
+                f"why: {redact(self.reason)}",
+                f"They will be uploaded by the background retry (every {retry_seconds:g}s while ComfyUI runs) "
+                "or by the next AssetUpload run, exactly once.",
+                f"local: {shown(str(video))}",
+            ]
+            if up:
+                lines.insert(1, f"{len(up)} file(s) did reach {where}")
+        # notes are redacted already; again here, but never the URLs (a presigned URL carries the access key
+        # id — not a secret — and masking it would break the link)
+        lines += [redact(n) for n in self.notes if n]
+        return "\n".join(lines)
+
+    def payload(self, video, shown: Callable[[str], str]) -> dict:
+        """JSON-ready: keys, URLs (presigned ones included: the operator asked for them), files as ``shown``
+        gives them; no absolute path, no spool location."""
+        files = []
+        for f in self.files:
+            if f.role == "hls-member":
+                continue
+            files.append({"name": Path(f.path).name, "kind": f.kind, "role": f.role, "status": f.status,
+                          "key": f.key, "url": f.url, "local": shown(f.path), "spooled": bool(f.spool_path),
+                          "content_type": f.content_type, "bytes": f.bytes, "sha256": f.sha256})
+        return {
+            "status": self.status, "url": self.url or shown(str(video)), "video": shown(str(video)),
+            "bucket": self.bucket, "prefix": self.prefix, "run": self.run, "urls": self.urls,
+            "manifest_key": self.manifest_key, "reason": redact(self.reason) if self.reason else None,
+            "reason_code": self.reason_code, "files": files, "notes": [redact(n) for n in self.notes if n],
+        }
 
     def to_dict(self) -> dict:
         data = asdict(self)

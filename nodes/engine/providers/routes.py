@@ -26,10 +26,13 @@ before anything is sent:
 the first problem raises as it is, and a run over budget raises the engine's
 ``BudgetExceededError`` naming every scene's price. Nothing has been sent then.
 
-``render_routes`` runs the picks concurrently under a per-provider cap (the
-same ``asyncio.Semaphore`` per provider as ``render_scenes``) with the engine's
-``run_job``. Unlike ``render_scenes``, a failed scene does not stop the others
-when it has somewhere to fall back to: it moves on to its next usable
+A list of ``RenderJob`` (one provider and model each) is the same thing with
+one candidate per scene: ``plan_routes([SceneRequest.for_job(j) for j in jobs],
+strict=True)``.
+
+``render_routes`` runs the picks concurrently under a per-provider cap (an
+``asyncio.Semaphore`` per provider) with the engine's ``run_job``. A failed
+scene does not stop the others when it has somewhere to fall back to: it moves on to its next usable
 candidate that still fits the budget (a job that was submitted may have been
 billed, so its estimate stays counted). Only when a scene has no candidate
 left does the run stop: the other jobs are cancelled where the provider can,
@@ -41,7 +44,6 @@ renders the camera move.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +51,11 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from .. import limits
 from ..models import AdReelInputError, StoryboardScene
+from . import cost as costs
 from .cost import server_budget
-from .base import ImageHost, JobPlan, PlanContext, ProgressCallback, RunContext, recover_orphans, run_job
+from .base import (
+    ImageHost, JobPlan, PlanContext, ProgressCallback, Provider, RunContext, notify, recover_orphans, run_job,
+)
 from .cancellation import CancelSource, RunSignal
 from .download import DEFAULT_MAX_BYTES, ByteBudget, sweep_parts
 from .errors import (
@@ -64,6 +69,7 @@ from .http import RetryPolicy, open_session
 from .jobs import ProgressEvent, RenderJob, RenderResult
 from .journal import JobJournal, job_key
 from .redaction import logger, redact
+from .registry import PROVIDERS
 
 CAMERA = "camera"
 CAMERA_ALIASES = ("camera", "camera move", "camera_move", "local", "motion")
@@ -76,12 +82,6 @@ DEFAULT_CHAINS = {
     "budget": "fal:fal-ai/stable-video, luma:ray-flash-2, runway:gen4_turbo, camera",
 }
 _CHAIN_SPLIT = re.compile(r"\s*(?:,|;|\n|->|→|=>)\s*")
-
-
-def _registry():
-    from . import PROVIDERS  # late import: the registry lives in the package's __init__
-
-    return PROVIDERS
 
 
 # --------------------------------------------------------------------------- the chain
@@ -112,7 +112,7 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
     Replicate model keeps its ``owner/name:version`` (only the first ``:``
     separates the provider).
     """
-    providers = _registry()
+    providers = PROVIDERS
     out: list[Candidate] = []
     for raw in _CHAIN_SPLIT.split(str(text or "").strip()):
         item = raw.strip()
@@ -145,6 +145,75 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
 
 
 @dataclass
+class RunEstimate:
+    """The priced plan of a run; secret-free."""
+
+    total_usd: float  # sum of the known estimates
+    unknown: int  # jobs whose price is unknown
+    max_cost_usd: Optional[float]
+    jobs: list[dict]
+
+    @property
+    def within_budget(self) -> bool:
+        if self.max_cost_usd is None:
+            return True
+        return self.unknown == 0 and self.total_usd <= self.max_cost_usd + 1e-9
+
+    def describe(self) -> str:
+        text = f"estimated ${self.total_usd:.2f} for {len(self.jobs)} scene(s)"
+        if self.unknown:
+            text += f" plus {self.unknown} of unknown price"
+        if self.max_cost_usd is not None:
+            text += f" (budget ${self.max_cost_usd:.2f})"
+        return text
+
+
+def plan_jobs(jobs: Sequence[RenderJob], image_host: Optional[ImageHost] = None) -> list[JobPlan]:
+    """Check and price every job locally; raises on the first bad one. No network."""
+    ctx = PlanContext(image_host=image_host)
+    plans = []
+    for i, job in enumerate(jobs):
+        field_name = f"jobs[{i}]"
+        provider: Optional[Provider] = PROVIDERS.get(job.provider)
+        if provider is None:
+            raise AdReelInputError(f"{field_name}.provider",
+                                   f"unknown provider {job.provider!r}; choose one of {', '.join(PROVIDERS)}")
+        plans.append(provider.plan(job, ctx, field_name))
+    return plans
+
+
+def check_budget(plans: list[JobPlan], max_cost_usd: Optional[float], budget_note: str = "") -> RunEstimate:
+    """Price ``plans`` against ``max_cost_usd``; ``BudgetExceededError`` (naming every scene) when over it or unknown."""
+    total, unknown = costs.summarize([p.cost for p in plans])
+    est = RunEstimate(total_usd=total, unknown=unknown, max_cost_usd=max_cost_usd, jobs=[p.summary() for p in plans])
+    if max_cost_usd is None:
+        return est
+    if unknown:
+        names = sorted({p.spec.id for p in plans if p.cost.usd is None})
+        raise BudgetExceededError(
+            f"cannot check the ${max_cost_usd:.2f} budget: the price of {', '.join(names)} is unknown "
+            f"({next(p.cost.basis for p in plans if p.cost.usd is None)}). Nothing was sent."
+        )
+    if total > max_cost_usd + 1e-9:
+        lines = ", ".join(f"scene {p.scene_index} ${p.cost.usd:.2f}" for p in plans)
+        what = (f"the server ceiling {limits.MAX_COST_USD.env} (only the operator can raise it)"
+                if budget_note else "raise max_cost_usd")
+        raise BudgetExceededError(
+            f"the run would cost about ${total:.2f}, above the budget of ${max_cost_usd:.2f}{budget_note} ({lines}). "
+            f"Nothing was sent: {what}, pick a cheaper model, or render fewer / shorter scenes."
+        )
+    return est
+
+
+def estimate_scenes(
+    jobs: Sequence[RenderJob], *, image_host: Optional[ImageHost] = None, max_cost_usd: Optional[float] = None
+) -> RunEstimate:
+    """Plan and price ``jobs`` without sending anything; raises ``BudgetExceededError`` over budget."""
+    return check_budget(plan_jobs(jobs, image_host), *server_budget(max_cost_usd))
+
+
+
+@dataclass
 class SceneRequest:
     """One scene to route: what every candidate's job is built from."""
 
@@ -154,11 +223,22 @@ class SceneRequest:
     seed: Optional[int] = None
     options: Mapping[str, Any] = field(default_factory=dict)  # shared by all providers
     provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {"heygen": {...}}
+    prompt: Optional[str] = None  # default: built from the scene
+    negative_prompt: Optional[str] = None  # default: the scene's
+    chain: Sequence[Candidate] = ()  # this scene's own candidates; empty: the chain given to plan_routes
+
+    @classmethod
+    def for_job(cls, job: RenderJob) -> "SceneRequest":
+        """A ``RenderJob`` as a request whose one candidate is the job's provider and model."""
+        return cls(scene=job.scene, aspect_ratio=job.aspect_ratio, image_path=job.image_path, seed=job.seed,
+                   options=dict(job.options), prompt=job.prompt, negative_prompt=job.negative_prompt,
+                   chain=(Candidate(job.provider, job.model),))
 
     def job_for(self, cand: Candidate) -> RenderJob:
         opts = {**dict(self.options), **dict(self.provider_options.get(cand.provider) or {})}
         return RenderJob(scene=self.scene, provider=cand.provider, model=cand.model, image_path=self.image_path,
-                         aspect_ratio=self.aspect_ratio, seed=self.seed, options=opts)
+                         aspect_ratio=self.aspect_ratio, prompt=self.prompt, negative_prompt=self.negative_prompt,
+                         seed=self.seed, options=opts)
 
 
 @dataclass
@@ -254,7 +334,7 @@ def _order(scene: StoryboardScene, chain: Sequence[Candidate], quality: str) -> 
 
 def plan_routes(
     requests: Sequence[SceneRequest],
-    chain: Sequence[Candidate],
+    chain: Sequence[Candidate] = (),
     *,
     quality: str = "best",
     max_cost_usd: Optional[float] = None,
@@ -262,23 +342,31 @@ def plan_routes(
     image_host_problem: Optional[str] = None,
     strict: bool = False,
 ) -> RoutePlan:
-    """Plan, price and pick a candidate for every scene. No network. See the module doc."""
+    """Plan, price and pick a candidate for every scene. No network. See the module doc.
+
+    ``chain``: every scene's candidates, unless a request names its own (``SceneRequest.chain``).
+    """
     if quality not in QUALITIES:
         raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)} (got {quality!r})")
-    if not chain:
-        raise AdReelInputError("chain", "is empty")
-    providers = _registry()
     max_cost_usd, budget_note = server_budget(max_cost_usd)
     ctx = PlanContext(image_host=image_host)
     routes: list[SceneRoute] = []
     for pos, req in enumerate(requests):
+        where = f"scenes[{pos}]"
+        own = req.chain or chain
+        if not own:
+            raise AdReelInputError("chain", "is empty")
         options: list[Option] = []
-        for cand in _order(req.scene, chain, quality):
+        for cand in _order(req.scene, own, quality):
             if cand.is_camera:
                 options.append(Option(cand))
                 continue
             try:
-                plan = providers[cand.provider].plan(req.job_for(cand), ctx, f"scenes[{pos}]")
+                provider = PROVIDERS.get(cand.provider)
+                if provider is None:
+                    raise AdReelInputError(f"{where}.provider", f"unknown provider {cand.provider!r}; "
+                                                                f"choose one of {', '.join(PROVIDERS)}")
+                plan = provider.plan(req.job_for(cand), ctx, where)
             except (AdReelInputError, ProviderError) as exc:
                 exc = _with_hosting_note(exc, image_host, image_host_problem)
                 if strict:
@@ -295,8 +383,6 @@ def plan_routes(
 
     plan = RoutePlan(routes, max_cost_usd, quality, budget_note)
     if strict:
-        from .runner import check_budget  # the engine's own budget message, naming every scene
-
         for r in routes:
             r.chosen = 0
         check_budget([r.pick.plan for r in routes], max_cost_usd, budget_note)
@@ -377,6 +463,7 @@ class SceneOutcome:
     scene_index: int
     route: str
     result: Optional[RenderResult] = None
+    position: int = 0  # the scene's place in the requests given to plan_routes
     attempts: list[Attempt] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -427,7 +514,14 @@ async def render_routes(
     max_download_bytes: int = DEFAULT_MAX_BYTES,
     journal: bool = True,
 ) -> list[SceneOutcome]:
-    """Run a ``plan_routes`` plan; outcomes in scene order. See the module doc.
+    """Run a ``plan_routes`` plan; outcomes in scene order (``SceneOutcome.position`` is each scene's place in
+    the requests). See the module doc.
+
+    - ``on_progress``: called (sync or async) with a ``ProgressEvent`` at each step of each job.
+    - ``cancel``: an ``asyncio.Event``, ``threading.Event`` or a callable returning True on interrupt.
+    - ``image_host``: path → https URL (sync or async), for providers that take hosted images only.
+    - ``concurrency``: jobs at once per provider (an int for all, or ``{"runway": 2}``); default per provider.
+    - ``poll_interval``: seconds between status polls (default per provider); ``timeout``: seconds per job.
 
     ``journal``: keep the jobs journal (``journal.py``) so a restart resumes or cancels instead of paying twice.
     """
@@ -437,35 +531,30 @@ async def render_routes(
     out.mkdir(parents=True, exist_ok=True)
     signal = RunSignal(cancel)
     ledger = _Ledger(plan)
-    limits: dict[str, asyncio.Semaphore] = {}
+    caps: dict[str, asyncio.Semaphore] = {}
 
     def limit(provider) -> asyncio.Semaphore:
         name = provider.name
-        if name not in limits:
+        if name not in caps:
             if isinstance(concurrency, int):
                 cap = concurrency
             elif isinstance(concurrency, dict) and name in concurrency:
                 cap = concurrency[name]
             else:
                 cap = provider.default_concurrency
-            limits[name] = asyncio.Semaphore(max(1, int(cap)))
-        return limits[name]
+            caps[name] = asyncio.Semaphore(max(1, int(cap)))
+        return caps[name]
 
     async def note(route: SceneRoute, text: str, status: str = "fallback") -> None:
         logger.info("scene %d: %s", route.scene.index, text)
-        if on_progress is None:
-            return
-        event = ProgressEvent(scene_index=route.scene.index, provider="", model="", job_id=None, status=status,
-                              elapsed=0.0, remaining=None, fraction=None, cost_usd=None, message=redact(text))
-        try:
-            res = on_progress(event)
-            if inspect.isawaitable(res):
-                await res
-        except Exception as exc:  # a broken progress display must not lose a paid job
-            logger.warning("progress callback failed: %s", type(exc).__name__)
+        await notify(on_progress, ProgressEvent(
+            scene_index=route.scene.index, provider="", model="", job_id=None, status=status, elapsed=0.0,
+            remaining=None, fraction=None, cost_usd=None, message=redact(text)))
 
+    logger.info("provider render: %s", plan.describe().replace("\n", " | "))
     if not plan.paid:  # nothing to send: no session, no network
-        return [SceneOutcome(r.scene.index, CAMERA, notes=list(r.notes)) for r in plan.routes]
+        return _in_scene_order([SceneOutcome(r.scene.index, CAMERA, notes=list(r.notes), position=r.position)
+                                for r in plan.routes])
 
     async with open_session(ca_bundle) as session:
         ctx = RunContext(
@@ -476,10 +565,10 @@ async def render_routes(
         if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
             sweep_parts(out)
             await recover_orphans(ctx.journal, {job_key(o.plan) for r in plan.routes for o in r.options
-                                                if o.plan is not None}, ctx)
+                                                if o.plan is not None}, ctx, PROVIDERS)
 
         async def one(route: SceneRoute) -> SceneOutcome:
-            outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes))
+            outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes), position=route.position)
             k = route.chosen
             while True:
                 opt = route.options[k]
@@ -530,15 +619,22 @@ async def render_routes(
             raise
 
     first: Optional[BaseException] = None
-    for task in tasks:
+    for route, task in zip(plan.routes, tasks):
         exc = task.exception()
         if exc is None:
             continue
+        if isinstance(exc, ProviderError):
+            exc.for_scene(route.scene.index)
+        # Prefer the failure that caused the stop over the siblings it interrupted.
         if first is None or (isinstance(first, ProviderInterrupted) and not isinstance(exc, ProviderInterrupted)):
             first = exc
     if first is not None:
         raise first
-    return [t.result() for t in tasks]
+    return _in_scene_order([t.result() for t in tasks])
+
+
+def _in_scene_order(outcomes: list[SceneOutcome]) -> list[SceneOutcome]:
+    return sorted(outcomes, key=lambda o: (o.scene_index, o.position))
 
 
 def _next_option(route: SceneRoute, k: int, ledger: _Ledger) -> Optional[int]:
