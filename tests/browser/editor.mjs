@@ -213,7 +213,8 @@ async function readVideoPreview(page, filename) {
   await page.waitForFunction((f) => [...document.querySelectorAll("video")].some((v) => (v.currentSrc || v.src).includes(encodeURIComponent(f)) || (v.currentSrc || v.src).includes(f)), filename, { timeout: 30000 }).catch(() => {});
   return await page.evaluate(async (f) => {
     const v = [...document.querySelectorAll("video")].find((v) => (v.currentSrc || v.src).includes(f) || (v.currentSrc || v.src).includes(encodeURIComponent(f)));
-    if (!v) return null;
+    if (!v) return { missing: true, videos: [...document.querySelectorAll("video")].map((x) => x.currentSrc || x.src || x.innerHTML.slice(0, 200)),
+                     images: [...document.querySelectorAll("img")].map((x) => x.src).filter((x) => x.includes("/view")).slice(0, 20) };
     if (v.readyState < 2) await new Promise((res) => { v.addEventListener("loadeddata", res, { once: true }); setTimeout(res, 15000); });
     const r = v.getBoundingClientRect();
     return { src: v.currentSrc || v.src, readyState: v.readyState, width: v.videoWidth, height: v.videoHeight, duration: v.duration,
@@ -345,6 +346,7 @@ try {
     if (run.ok) {
       out.demo.prompt_id = run.prompt_id;
       for (const id of d.panelNodes) out.demo[`panel_${id}`] = await readPanel(page, id);
+      await focusNode(page, d.assembleNode, 0.8);  // the frontend keeps DOM previews only for nodes in view
       out.demo.video = await readVideoPreview(page, d.videoFilename || ".mp4");
       out.demo.clip = await readClipPreview(page, d.motionNode);
       // screenshots: the whole graph, the storyboard panel (node widened like a user would), the preview

@@ -34,7 +34,8 @@ CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
 WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "workflows")) if n.endswith(".json"))
 DEMO = "brief_to_ad"
 DEMO_SECONDS = 8.0
-EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": "Meet RoboVac X2, edited in the storyboard."}
+DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
+EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"Meet {DEMO_PRODUCT}, edited in the storyboard."}
 MOTION_IMAGE = "adreel_motion_pattern.png"
 MOTION_CASES = [  # move, frame, frames, strength, width, height
     ("pan_left", 8, 30, 1.0, 180, 320),
@@ -428,7 +429,7 @@ def test_finished_video_preview_plays_in_the_page(editor, demo_history):
     d = editor["config"]["demo"]
     out = demo_history["outputs"][str(d["assembleNode"])]["images"][0]
     video = editor["demo"]["video"]
-    assert video, "no <video> preview of the finished ad on FFmpegAssemble"
+    assert video and not video.get("missing"), f"no <video> preview of the finished ad on FFmpegAssemble: {video}"
     assert out["filename"] in video["src"]
     assert video["readyState"] >= 2 and video["visible"]
     assert (video["width"], video["height"]) == (1080, 1920)
