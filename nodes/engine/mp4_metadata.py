@@ -9,8 +9,9 @@ in the first 64 MiB, so the ``moov`` must come first (``+faststart``); for
 WebM it reads the Matroska tags (ffmpeg writes them as ``PROMPT`` /
 ``WORKFLOW``).
 
-``workflow_tags`` turns ComfyUI's hidden ``prompt`` / ``extra_pnginfo`` into
-those tags; ``metadata_tags`` does the same for any ``{name: value}`` a caller
+``workflow_tags`` turns ComfyUI's hidden ``prompt`` (as queued: without the
+executor's ``is_changed`` fingerprints, which name files on the server) and
+``extra_pnginfo`` into those tags; ``metadata_tags`` does the same for any ``{name: value}`` a caller
 hands to ``save_to``. Every string in them (values and keys, at any depth)
 passes through the one redaction layer (``cloud.redaction``): registered
 secrets and credential shapes (``sk-…``, ``Bearer …``, ``api_key=…``) are
@@ -125,8 +126,17 @@ def workflow_tags(prompt: Any = None, extra_pnginfo: Any = None) -> dict[str, st
     if isinstance(extra_pnginfo, Mapping):
         values.update(extra_pnginfo)
     if prompt is not None:
-        values["prompt"] = prompt
+        values["prompt"] = as_sent(prompt)
     return metadata_tags(values)
+
+
+def as_sent(prompt: Any) -> Any:
+    """The prompt as it was queued: without the ``is_changed`` ComfyUI's executor adds to each node
+    (node fingerprints, e.g. a file's path on the server and its modification time)."""
+    if not isinstance(prompt, Mapping):
+        return prompt
+    return {k: ({n: v for n, v in node.items() if n != "is_changed"} if isinstance(node, Mapping) else node)
+            for k, node in prompt.items()}
 
 
 def _escape(text: str) -> str:

@@ -144,3 +144,10 @@ def test_ffmetadata_escaping_round_trips(tmp_path):
     assert tags_of(out)["workflow"] == text
     with pytest.raises(ValueError):
         mp4_metadata.write_ffmetadata({"bad=name": "x"}, str(tmp_path / "n.txt"))
+
+
+def test_prompt_as_queued_without_the_executors_fingerprints():
+    prompt = {"8": {"class_type": "MusicBed", "inputs": {"track": "a.ogg"}, "is_changed": ["/srv/x/a.ogg:1700000000.5"]}}
+    tags = mp4_metadata.workflow_tags(prompt, {"prompt": {"ignored": 1}})
+    assert json.loads(tags["prompt"]) == {"8": {"class_type": "MusicBed", "inputs": {"track": "a.ogg"}}}
+    assert "is_changed" in prompt["8"]  # the caller's prompt is left as it was
