@@ -98,7 +98,7 @@ def _tag_text(name: str, value: Any) -> Optional[str]:
 
 def metadata_tags(values: Optional[Mapping[str, Any]]) -> dict[str, str]:
     """``{name: value}`` → ``{name: redacted JSON text}``: names that are plain identifiers only, at most
-    ``MAX_TAGS`` of them (``prompt`` and ``workflow`` first)."""
+    ``MAX_TAGS`` of them (``prompt`` and ``workflow`` first; ``prompt`` as queued, see ``as_sent``)."""
     if not isinstance(values, Mapping) or not values:
         return {}
     register_environment_secrets()
@@ -113,7 +113,7 @@ def metadata_tags(values: Optional[Mapping[str, Any]]) -> dict[str, str]:
         if len(tags) >= MAX_TAGS:
             logger.warning("AdReel: only %d metadata entries are embedded; the rest were dropped", MAX_TAGS)
             break
-        text = _tag_text(name, values[name])
+        text = _tag_text(name, as_sent(values[name]) if name == "prompt" else values[name])
         if text is not None:
             tags[name] = text
     return tags
@@ -126,7 +126,7 @@ def workflow_tags(prompt: Any = None, extra_pnginfo: Any = None) -> dict[str, st
     if isinstance(extra_pnginfo, Mapping):
         values.update(extra_pnginfo)
     if prompt is not None:
-        values["prompt"] = as_sent(prompt)
+        values["prompt"] = prompt
     return metadata_tags(values)
 
 

@@ -103,12 +103,19 @@ def saved_mp4(server, prompt, entry) -> str:
 @pytest.fixture(scope="module")
 def embedded(server, object_info):
     prompt = draft_prompt("AdReel/meta", webm=True, extra_aspects="1:1")
+    # ComfyUI's own SaveVideo on MotionClip's lazy clips: their save_to(metadata=…) carries the same tags
+    motion, _ = node_by_type(prompt, "MotionClip")
+    prompt["95"] = {"class_type": "SaveVideo", "inputs": {"video": [motion, 0], "filename_prefix": "AdReel/lazy",
+                                                         "format": "mp4", "codec": "h264"}}
     workflow = editor_workflow(prompt, object_info)
     pid = server.queue(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}})
     entry = server.wait(pid, timeout=900)
     mp4 = saved_mp4(server, prompt, entry)
     stem = os.path.splitext(mp4)[0]
     files = {"mp4": mp4, "webm": f"{stem}.webm", "mp4 1:1": f"{stem}_1x1.mp4"}
+    lazy = entry["outputs"]["95"]["images"]
+    assert len(lazy) >= 2  # one clip per scene
+    files["SaveVideo clip"] = os.path.join(server.folder("output"), lazy[0].get("subfolder", ""), lazy[0]["filename"])
     return prompt, workflow, files
 
 
@@ -120,7 +127,7 @@ def test_every_file_carries_the_prompt_and_workflow(embedded):
         assert "prompt" in tags and "workflow" in tags, f"{kind}: tags {sorted(tags)}"
         assert json.loads(tags["workflow"]) == minus_secrets(workflow), kind
         assert json.loads(tags["prompt"]) == minus_secrets(prompt), kind
-    for kind in ("mp4", "mp4 1:1"):
+    for kind in ("mp4", "mp4 1:1", "SaveVideo clip"):
         assert moov_before_mdat(files[kind]), f"{kind}: the editor reads moov from the file's start"
 
 
