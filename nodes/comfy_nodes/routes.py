@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from ..engine.models import AdReelInputError
-from ..engine.providers.cost import estimate_query
+from ..engine.providers.estimate import estimate_query
 from ..engine.providers.redaction import redact
 from . import api
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.providers import PROVIDERS, RenderJob, plan_jobs
-from nodes.engine.providers.cost import MAX_ESTIMATE_SCENES, estimate, estimate_query
+from nodes.engine.providers.estimate import MAX_ESTIMATE_SCENES, estimate, estimate_query
 
 KEY_ENV = {"LUMA_API_KEY": "k" * 12, "RUNWAY_API_KEY": "k" * 12, "HEYGEN_API_KEY": "k" * 12, "FAL_KEY": "k" * 12,
            "REPLICATE_API_TOKEN": "k" * 12, "GEMINI_API_KEY": "k" * 12}

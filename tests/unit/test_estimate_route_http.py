@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from nodes.engine.providers.cost import estimate_query
+from nodes.engine.providers.estimate import estimate_query
 
 pytestmark = pytest.mark.comfy
 ROUTE = "/adreel/providers/estimate"
