@@ -1,7 +1,7 @@
 """AdReel's own HTTP routes on ComfyUI's server (read-only; each answers from the engine).
 
 ``GET /adreel/providers/estimate`` — the cost badge on ProviderRender: what a run would cost, from the
-engine's one price table and each provider's plan (engine: providers.cost.estimate_query). Every
+engine's one price table and each provider's plan (engine: providers.estimate.estimate_query). Every
 parameter is checked; a bad one gets 400 with ``{"error", "field"}`` naming it. Nothing is sent to a
 provider, no key is read and nothing is stored.
 """

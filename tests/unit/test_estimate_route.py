@@ -1,4 +1,4 @@
-"""The cost badge's numbers (engine: providers.cost.estimate / estimate_query): the price of the run the
+"""The cost badge's numbers (engine: providers.estimate): the price of the run the
 node would plan (plan_jobs, with keys and images), and a specific refusal, naming the parameter, for
 every bad input."""
 from __future__ import annotations
