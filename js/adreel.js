@@ -7,9 +7,10 @@
 //   `edited_script` input, which replaces the generation on the next queue.
 // * Clip preview on MotionClip: the key images moved by the same camera moves
 //   as the engine (lib/motion.js), scene after scene, at the scene's length.
-// * Cost badge on ProviderRender: the estimate from its widgets and the
-//   published prices (lib/cost.js), before anything is queued; the total once
-//   the storyboard is known; red when above max_cost_usd.
+// * Cost badge on ProviderRender: the server's estimate for its widgets
+//   (GET /adreel/providers/estimate: the engine's one price table), before
+//   anything is queued; the total once the storyboard is known; red when above
+//   the budget (max_cost_usd, or the server's ceiling).
 // * FFmpegAssemble's finished video is shown by ComfyUI's own video preview
 //   (the node returns ui.PreviewVideo).
 //
@@ -18,7 +19,6 @@
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { estimateRun, formatUsd, optionsFor, providerOfModel } from "./lib/cost.js";
 import { CAMERA_MOVES, drawCameraFrame } from "./lib/motion.js";
 
 const EXT = "AdReel.Editor";
@@ -56,6 +56,8 @@ const EN = {
   costUnknown: "price unknown",
   costAuto: "auto: priced per scene",
   costBudget: "budget {usd}",
+  costWaiting: "asking the server for the price …",
+  costFailed: "no estimate from the server ({why})",
 };
 let L = { ...EN };
 
@@ -632,8 +634,24 @@ class ClipPreview {
 }
 
 // ---------------------------------------------------------------- ProviderRender cost badge
+//
+// The number is the server's: GET /adreel/providers/estimate prices the run from the engine's one
+// price table and each provider's own plan (allowed clip lengths, resolutions, HeyGen's speaking
+// rate, the server's spending ceiling). The badge asks when a widget or the storyboard changes
+// (debounced), shows "…" while it waits and the server's message when it refuses the settings.
 
-function costFor(node) {
+const ESTIMATE_ROUTE = "/adreel/providers/estimate";
+const ESTIMATE_DEBOUNCE_MS = 250;
+const estimates = new Map(); // query → {ok, body} (the last answers, for every badge)
+const ESTIMATES_KEPT = 64;
+
+function formatUsd(x) {
+  if (x == null) return "?";
+  return x < 0.1 && x > 0 ? `$${x.toFixed(3)}` : `$${x.toFixed(2)}`;
+}
+
+/** What to ask the server for this node's widgets and storyboard: {query, sb, budget} or {local}. */
+function costRequest(node) {
   const provider = String(widget(node, "provider")?.value ?? "");
   const model = String(widget(node, "model")?.value ?? "");
   const maxCost = Number(widget(node, "max_cost_usd")?.value ?? 0);
@@ -642,31 +660,50 @@ function costFor(node) {
   const brief = findUpstreamOfType(node, "BrandBrief");
   let aspect = widget(brief, "aspect_ratio")?.value || "9:16";
   if (sb) aspect = sb.width === sb.height ? "1:1" : sb.width > sb.height ? "16:9" : "9:16";
-  const budget = maxCost > 0 ? maxCost : null;
+  const budget = Number.isFinite(maxCost) && maxCost > 0 ? maxCost : null;
   if (provider === "auto") {
-    return { text: budget ? `${t("costAuto")} · ${t("costBudget", { usd: formatUsd(budget) })}` : t("costAuto"), detail: "", over: false };
+    return { local: { text: budget ? `${t("costAuto")} · ${t("costBudget", { usd: formatUsd(budget) })}` : t("costAuto"), detail: "", over: false } };
   }
-  const prov = provider || providerOfModel(model);
-  const { model: chosen, options, error: optError } = optionsFor(widget(node, "options_json")?.value, prov, model);
-  if (optError) return { text: `✕ ${optError}`, detail: optError, over: true };
-  // Before the storyboard is known: one scene of the shortest clip the model makes ("from …").
-  const scenes = sb ? sb.scenes.map((s) => ({ duration: s.frame_count / sb.fps, narration: s.narration }))
-                    : [{ duration: 0, narration: "one two three" }];
-  let est;
+  const q = new URLSearchParams({ provider, model, aspect_ratio: aspect, max_cost_usd: String(budget ?? 0) });
+  const options = String(widget(node, "options_json")?.value ?? "");
+  if (options.trim()) q.set("options_json", options);
+  if (sb) {
+    q.set("durations", sb.scenes.map((s) => String(s.frame_count / sb.fps)).join(","));
+    // only HeyGen prices what is said (the clip follows the narration): the others need no text
+    if (provider === "heygen") q.set("narrations", JSON.stringify(sb.scenes.map((s) => s.narration || "")));
+  }
+  return { query: q.toString(), sb, budget };
+}
+
+/** The badge for the server's answer. */
+function costFromAnswer(answer, req) {
+  if (!answer.ok) {
+    const msg = answer.body?.error || t("costFailed", { why: answer.why || `HTTP ${answer.status}` });
+    return { text: `✕ ${msg}`, detail: msg, over: true, error: msg };
+  }
+  const est = answer.body;
+  const detail = est.scenes?.[0]?.basis || "";
+  const ceiling = est.budget_note ? ` (${est.budget_note})` : "";
+  if (est.unknown) return { text: t("costUnknown"), detail, over: req.budget != null, total: est.total_usd };
+  let text = req.sb ? t("costTotal", { usd: formatUsd(est.total_usd), n: est.scenes.length })
+                    : t("costFrom", { usd: formatUsd(est.total_usd) });
+  const over = !est.within_budget;
+  if (over) text += ` · ${t("costOver", { usd: formatUsd(est.budget_usd) })}${ceiling}`;
+  else if (req.budget != null) text += ` · ${t("costBudget", { usd: formatUsd(est.budget_usd) })}`;
+  return { text, detail, over, total: est.total_usd, scenes: est.scenes.length, known: !!req.sb,
+           budget: est.budget_usd };
+}
+
+async function askEstimate(query) {
   try {
-    est = estimateRun(prov, chosen, scenes, options, aspect, budget);
+    const res = await api.fetchApi(`${ESTIMATE_ROUTE}?${query}`, { cache: "no-store" });
+    let body = null;
+    try { body = await res.json(); } catch { body = null; }
+    if (!res.ok && !body?.error) return { ok: false, status: res.status, why: `HTTP ${res.status}` };
+    return { ok: res.ok, status: res.status, body };
   } catch (err) {
-    return { text: "?", detail: String(err.message || err), over: true };
+    return { ok: false, status: 0, why: String(err?.message || err) };
   }
-  if (est.error) return { text: `✕ ${est.error.message}`, detail: est.error.message, over: true };
-  const first = est.scenes[0] || {};
-  const detail = first.basis || "";
-  if (est.unknown) return { text: t("costUnknown"), detail, over: budget != null };
-  let text = sb ? t("costTotal", { usd: formatUsd(est.total), n: sb.scenes.length }) : t("costFrom", { usd: formatUsd(est.total) });
-  const over = sb ? !est.withinBudget : budget != null && est.total > budget + 1e-9;
-  if (over) text += ` · ${t("costOver", { usd: formatUsd(budget) })}`;
-  else if (budget != null) text += ` · ${t("costBudget", { usd: formatUsd(budget) })}`;
-  return { text, detail, over, total: est.total, scenes: est.scenes.length, known: !!sb };
 }
 
 function setupCostBadge(node) {
@@ -677,17 +714,55 @@ function setupCostBadge(node) {
   });
   w.serialize = false;
   let last = null;
+  const st = { query: null, timer: null, inflight: null, waiters: [] };
+  const settle = () => {
+    if (st.timer || st.inflight) return;
+    for (const resolve of st.waiters.splice(0)) resolve(node.adreelCost());
+  };
+  const ask = (query) => {
+    if (st.query === query && (st.timer || st.inflight)) return;
+    st.query = query;
+    clearTimeout(st.timer);
+    st.timer = setTimeout(() => {
+      st.timer = null;
+      const flight = (st.inflight = askEstimate(query).then((answer) => {
+        if (estimates.size >= ESTIMATES_KEPT) estimates.delete(estimates.keys().next().value);
+        estimates.set(query, answer);
+      }).finally(() => {
+        if (st.inflight === flight) st.inflight = null;
+        node.setDirtyCanvas?.(true, true);
+        node.adreelCost();
+        settle();
+      }));
+    }, ESTIMATE_DEBOUNCE_MS);
+  };
   node.adreelCost = () => {
-    const c = costFor(node);
+    const req = costRequest(node);
+    let c;
+    if (req.local) {
+      c = req.local;
+    } else if (estimates.has(req.query)) {
+      c = costFromAnswer(estimates.get(req.query), req);
+    } else {
+      ask(req.query);
+      c = { text: "…", detail: t("costWaiting"), over: false, pending: true };
+    }
     const key = JSON.stringify(c);
     if (key !== last) {
       last = key;
       el.textContent = c.detail || "";
       el.classList.toggle("adreel-over", !!c.over);
       el.dataset.cost = c.text;
+      el.dataset.state = c.pending ? "waiting" : c.error ? "error" : "ready";
     }
     return c;
   };
+  /** The badge once the server has answered for the current settings (for tests and scripts). */
+  node.adreelCostReady = () => new Promise((resolve) => {
+    const c = node.adreelCost();
+    if (!c.pending) return resolve(c);
+    st.waiters.push(resolve);
+  });
   const Badge = window.LGraphBadge;
   if (!Badge || !Array.isArray(node.badges)) return;
   node.badges.push(() => {

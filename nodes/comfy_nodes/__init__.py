@@ -21,6 +21,7 @@ class AdReelExtension(ComfyExtension):
         from .upload_node import AssetUpload
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
+        from . import routes  # noqa: F401 - GET /adreel/providers/estimate (the cost badge)
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
         return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,

@@ -210,6 +210,15 @@ def input_file_path(name: str) -> str | None:
     return path
 
 
+def metadata_disabled() -> bool:
+    """ComfyUI's ``--disable-metadata``: no prompt or workflow in saved files."""
+    try:
+        from comfy.cli_args import args
+        return bool(getattr(args, "disable_metadata", False))
+    except Exception:  # no ComfyUI (a script run)
+        return False
+
+
 def add_get_route(path: str, handler) -> bool:
     """Serve ``GET path`` from ComfyUI's own server (an aiohttp handler); False without a server."""
     try:

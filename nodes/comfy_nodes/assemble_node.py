@@ -14,10 +14,11 @@ from ..engine.clip_sources import VideoFileSource
 from ..engine.frame_batch import FittedFrameBatch, FrameBatchClip
 from ..engine.models import AdReelInputError
 from ..engine.motion import CameraMoveClip
+from ..engine.mp4_metadata import workflow_tags
 from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
 from ..engine.text_render import hex_rgb
-from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, raise_if_interrupted,
-                  save_path, temp_directory, ui)
+from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
+                  raise_if_interrupted, save_path, temp_directory, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
 
@@ -98,9 +99,13 @@ class FFmpegAssemble(io.ComfyNode):
                 io.Image.Input("logo", optional=True, tooltip="The brand's logo; default: the brief's, else a wordmark."),
                 io.String.Input("font", default="", optional=True,
                                 tooltip="Font family (fontconfig) or font file for text and subtitles; empty: Noto Sans CJK."),
+                io.Boolean.Input("embed_workflow", default=True, optional=True,
+                                 tooltip="Carry the workflow (and prompt) inside every MP4/WebM/MOV, as ComfyUI's "
+                                         "SaveVideo does: drop the file on the editor to get the graph back. Values "
+                                         "that look like keys or secrets are masked."),
             ],
             outputs=[io.Video.Output(display_name="video"), io.String.Output(display_name="path")],
-            hidden=[io.Hidden.unique_id],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
 
     @classmethod
@@ -109,9 +114,18 @@ class FFmpegAssemble(io.ComfyNode):
                                   logo_position=logo_position, framing=framing)
 
     @classmethod
+    def workflow_metadata(cls, embed: bool) -> dict[str, str] | None:
+        """The prompt and the editor's workflow as container tags (redacted), unless turned off
+        here or by ComfyUI's ``--disable-metadata``."""
+        if not embed or metadata_disabled() or not cls.hidden:
+            return None
+        return workflow_tags(cls.hidden.prompt, cls.hidden.extra_pnginfo) or None
+
+    @classmethod
     def execute(cls, storyboard, clips, filename_prefix, preset, crf, subtitles, subtitle_style, music_volume_db,
                 logo_position, logo_size, logo_opacity, end_card_seconds, intro_seconds, webm, mov, hls,
-                extra_aspects, framing, narration=None, music=None, logo=None, font=None) -> io.NodeOutput:
+                extra_aspects, framing, narration=None, music=None, logo=None, font=None,
+                embed_workflow=None) -> io.NodeOutput:
         if len(storyboard) != 1:
             raise AdReelInputError("storyboard", f"connect exactly one storyboard (got {len(storyboard)})")
         sb = storyboard[0]
@@ -125,7 +139,7 @@ class FFmpegAssemble(io.ComfyNode):
             mix=MixSettings(music_gain_db=_first(music_volume_db)), logo_position=_first(logo_position),
             logo_size=_first(logo_size), logo_opacity=_first(logo_opacity), end_card_seconds=_first(end_card_seconds),
             intro_seconds=_first(intro_seconds), formats=formats, extra_aspects=parse_aspects(_first(extra_aspects)),
-            framing=_first(framing))
+            framing=_first(framing), metadata=cls.workflow_metadata(_first(embed_workflow, True)))
         voices = None
         if narration:
             clips_audio = [audio_to_clip(a, f"narration[{i}]") for i, a in enumerate(narration)]

@@ -18,6 +18,7 @@ import torch
 
 from ..engine import limits
 from ..engine.assemble import write_clip
+from ..engine.mp4_metadata import metadata_tags
 from .api import Input, Types
 
 
@@ -69,15 +70,17 @@ class RenderOnDemandVideo(Input.Video):
         return Types.VideoComponents(images=images, audio=None, frame_rate=self.get_frame_rate())
 
     def save_to(self, path, format="auto", codec="auto", metadata=None):
+        """Encode the clip as an MP4; ``metadata`` ({name: value}, e.g. SaveVideo's prompt and workflow)
+        becomes container tags as in ComfyUI's own videos, redacted (engine: mp4_metadata)."""
         if isinstance(path, _io.IOBase) or hasattr(path, "write"):
             with tempfile.TemporaryDirectory() as tmp:
                 p = os.path.join(tmp, "clip.mp4")
-                self.save_to(p)
+                self.save_to(p, format, codec, metadata)
                 with open(p, "rb") as f:
                     shutil.copyfileobj(f, path)
             return
         c = self.clip
-        write_clip(c, c.frame_count, c.width, c.height, c.fps, path)
+        write_clip(c, c.frame_count, c.width, c.height, c.fps, path, metadata=metadata_tags(metadata) or None)
 
     def __repr__(self) -> str:
         return f"<AdReel {self.label} {self.clip.width}x{self.clip.height} {self.get_duration():.2f}s>"

@@ -26,6 +26,7 @@ from PIL import Image
 from .ffmpeg_tools import file_url, find_ffmpeg, input_args
 from .layout import frame_layout
 from .models import AdReelInputError, OutputFile, Storyboard
+from .mp4_metadata import write_ffmetadata
 from .motion import ease_in_out, pack_yuv420, rgb_to_yuv420
 from .text_render import hex_rgb, render_text_card
 
@@ -103,6 +104,7 @@ class AssemblyExtras:
     text_until: float | None = None         # headlines hide from here (the end card)
     formats: tuple[str, ...] = ("mp4",)
     thumbnail_frame: int | None = None
+    metadata: dict[str, str] | None = None  # container tags (the workflow: mp4_metadata), in MP4, WebM and MOV
 
 
 @dataclass
@@ -295,22 +297,39 @@ def filter_graph(overlays: list[Overlay], slide_px: int, extras: AssemblyExtras 
     return ";\n".join(parts), labels
 
 
-def _output_args(kind: str, label: str, audio: str, sb: Storyboard, encode: EncodeSettings, path: str) -> list[str]:
+def metadata_args(kind: str, metadata_input: int | None) -> list[str]:
+    """Output options that carry the tags of input ``metadata_input`` (an ffmetadata file) into ``kind``.
+
+    MP4/MOV: as ``moov/udta/meta`` keys + ilst (``use_metadata_tags``), the ``moov`` before the
+    media (``faststart``): where ComfyUI's editor looks when a file is dropped on it. WebM: as
+    Matroska tags."""
+    if metadata_input is None:
+        return []
+    args = ["-map_metadata", str(metadata_input)]
+    if kind in ("mp4", "mov"):
+        args += ["-movflags", "+faststart+use_metadata_tags"]
+    return args
+
+
+def _output_args(kind: str, label: str, audio: str, sb: Storyboard, encode: EncodeSettings, path: str,
+                 metadata_input: int | None = None) -> list[str]:
     gop = ["-g", str(2 * sb.fps)]  # a keyframe every 2 s: HLS segments, scrubbing
     # -t (not -frames:v) ends every stream together: frames arrive at a fixed rate, so it is exact
     common = ["-map", f"[{label}]", "-map", audio, "-t", f"{sb.total_frames / sb.fps:.6f}", "-r", str(sb.fps)]
+    meta = metadata_args(kind, metadata_input)
     if kind == "mp4":
+        flags = [] if metadata_input is not None else ["-movflags", "+faststart"]
         return common + encode.video_args() + gop + ["-c:a", "aac", "-b:a", encode.audio_bitrate, "-ar", "48000",
-                                                     "-ac", "2", "-movflags", "+faststart", "-f", "mp4", path]
+                                                     "-ac", "2", *flags, *meta, "-f", "mp4", path]
     if kind == "webm":
         return common + ["-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-row-mt", "1", "-deadline", "good",
                          "-cpu-used", "5", "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries",
                          "bt709", "-color_trc", "bt709", *gop, "-c:a", "libopus", "-b:a", "128k", "-ar", "48000",
-                         "-ac", "2", "-f", "webm", path]
+                         "-ac", "2", *meta, "-f", "webm", path]
     if kind == "mov":
         return common + ["-c:v", "prores_ks", "-profile:v", "2", "-pix_fmt", "yuv422p10le", "-vendor", "apl0",
                          "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-                         "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", "-f", "mov", path]
+                         "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", *meta, "-f", "mov", path]
     raise AdReelInputError("formats", f"{kind!r} is not one of {', '.join(FORMATS)}")
 
 
@@ -355,6 +374,10 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
         cmd += input_args(extras.audio_path, "wav")
     else:
         cmd += ["-f", "lavfi", "-t", f"{sb.total_duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
+    metadata_input = None
+    if extras.metadata:
+        metadata_input = audio_index + 1
+        cmd += input_args(write_ffmetadata(extras.metadata, os.path.join(work_dir, "metadata.txt")), "ffmetadata")
     video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
     graph, labels = filter_graph(overlays, max(20, sb.height // 24), extras, logo_input, len(video_kinds))
     audio_labels = [f"{audio_index}:a"] * len(video_kinds)
@@ -367,7 +390,7 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
         f.write(graph)
     cmd += ["-filter_complex_script", graph_path]
     for kind, label, audio in zip(video_kinds, labels, audio_labels):
-        cmd += _output_args(kind, label, audio, sb, encode, parts[kind])
+        cmd += _output_args(kind, label, audio, sb, encode, parts[kind], metadata_input)
 
     log_path = os.path.join(work_dir, "ffmpeg.log")
     with open(log_path, "wb") as log:
@@ -438,22 +461,35 @@ def cut_hls(ffmpeg: str, mp4: str, folder: str, segment_seconds: int = 4) -> str
 
 
 def write_clip(source: FrameSource, frame_count: int, width: int, height: int, fps: float, out_path: str,
-               encode: EncodeSettings | None = None) -> None:
-    """Encode one clip on its own (for packs that ask a lazy clip to save itself)."""
+               encode: EncodeSettings | None = None, metadata: dict[str, str] | None = None) -> None:
+    """Encode one clip on its own (for packs that ask a lazy clip to save itself); ``metadata``:
+    container tags (mp4_metadata), written as ComfyUI's SaveVideo does."""
     encode = encode or EncodeSettings()
     cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo",
-           "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
-           *encode.video_args(), "-movflags", "+faststart", "-f", "mp4", out_path]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+           "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0"]
+    tmp = None
+    if metadata:
+        import tempfile
+        tmp = tempfile.TemporaryDirectory(prefix="adreel_meta_")
+        cmd += input_args(write_ffmetadata(metadata, os.path.join(tmp.name, "metadata.txt")), "ffmetadata")
+        tail = metadata_args("mp4", 1)
+    else:
+        tail = ["-movflags", "+faststart"]
+    cmd += [*encode.video_args(), *tail, "-f", "mp4", out_path]
     try:
-        for frame in source.yuv_frames(0, frame_count):
-            proc.stdin.write(frame.data)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
-        raise RuntimeError(f"ffmpeg could not write the clip: {err.strip()[-800:]}")
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for frame in source.yuv_frames(0, frame_count):
+                proc.stdin.write(frame.data)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        err = proc.stderr.read().decode(errors="replace")
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg could not write the clip: {err.strip()[-800:]}")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
 def _widen_pipe(pipe) -> None:

@@ -49,6 +49,7 @@ class RenderOptions:
     thumbnail: bool = True
     extra_aspects: tuple[str, ...] = ()
     framing: str = "cover"
+    metadata: dict[str, str] | None = None  # container tags of every MP4/WebM/MOV (mp4_metadata.workflow_tags)
 
     def __post_init__(self):
         checks = [("subtitles", self.subtitles, SUBTITLE_MODES), ("logo_position", self.logo_position, LOGO_POSITIONS),
@@ -244,7 +245,7 @@ def _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spa
         asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
         adir = os.path.join(work_dir, f"aspect_{n}")
         os.makedirs(adir, exist_ok=True)
-        extras = AssemblyExtras(formats=tuple(opt.formats))
+        extras = AssemblyExtras(formats=tuple(opt.formats), metadata=opt.metadata or None)
         if cues and opt.subtitles == "burn + sidecar":
             extras.subtitles_path = os.path.join(adir, "subs.ass")
             if font_file:

@@ -3,7 +3,7 @@
 //   node editor.mjs <input.json> <output.json>
 //
 // input.json (written by the pytest side): {url, artifacts, module, workflows: [{name, ui}], demo: {...},
-// costCases: [...], motionCases: [...], providerCases: [...], korean: bool}.
+// motionCases: [...], providerCases: [...], badErrorCase, roundTrip: bool, korean: bool}.
 // output.json: everything the page showed, for the Python side to assert on.
 // Only loopback is reachable: every other request is aborted (and recorded).
 import fs from "node:fs";
@@ -316,20 +316,6 @@ try {
     }, mc));
   }
 
-  // 3. cost estimates of the editor, case by case (the Python side compares them with the engine)
-  phase = "cost";
-  out.cost = await page.evaluate(async ({ module, cases }) => {
-    const { estimateScene } = await import(module);
-    return cases.map((c) => {
-      try {
-        return { ...c, result: estimateScene(c.provider, c.model, c.scene, c.options || {}, c.aspect) };
-      } catch (e) {
-        return { ...c, error: { field: e.field || null, message: String(e.message) } };
-      }
-    });
-  }, { module: input.costModule, cases: input.costCases || [] });
-  save();
-
   // 4. the demo: shorter ad, queue with the Run button, the storyboard and the preview appear
   if (input.demo) {
     const d = input.demo;
@@ -395,46 +381,75 @@ try {
         save();
       }
 
-      // 6. the cost badge on ProviderRender, wired to this storyboard
+      // 6. the cost badge on ProviderRender, wired to this storyboard: the server's number for each setting
       if (input.providerCases?.length) {
         phase = "badge";
         step("badge");
-        out.badge = await page.evaluate(({ cases, splitId }) => {
+        out.badge = await page.evaluate(async ({ cases, splitId, bad }) => {
           const LG = window.LiteGraph;
           const n = LG.createNode("ProviderRender");
           n.pos = [40, 1400];
           window.app.graph.add(n);
           const res = [];
           const set = (name, v) => { const w = n.widgets.find((x) => x.name === name); if (w) { w.value = v; w.callback?.(v); } };
-          // before the storyboard is known: per scene from the widgets
-          for (const c of cases) {
+          const badges = () => n.badges.map((b) => (typeof b === "function" ? b() : b)).map((b) => b.text);
+          const read = async (c, connected) => {
             for (const [k, v] of Object.entries(c.widgets)) set(k, v);
-            const ctx = window.app.canvas.ctx;
-            const badges = n.badges.map((b) => (typeof b === "function" ? b() : b)).map((b) => b.text);
-            res.push({ ...c, connected: false, cost: n.adreelCost(), badges });
-          }
+            const first = n.adreelCost();             // right after a change: waiting for the server
+            const waiting = { text: first.text, pending: !!first.pending, state: n.widgets.find((w) => w.name === "adreel_cost")?.element?.dataset.state ?? null };
+            const cost = await n.adreelCostReady();
+            return { ...c, connected, waiting, cost, badges: badges() };
+          };
+          // before the storyboard is known: per scene from the widgets
+          for (const c of cases) res.push(await read(c, false));
+          // settings the server refuses: its message on the badge
+          const refused = await read(bad, false);
           // wired to the demo's storyboard: the run's total
           const split = window.app.graph.getNodeById(splitId);
           split.connect(1, n, 0);
-          for (const c of cases) {
-            for (const [k, v] of Object.entries(c.widgets)) set(k, v);
-            const badges = n.badges.map((b) => (typeof b === "function" ? b() : b)).map((b) => b.text);
-            res.push({ ...c, connected: true, cost: n.adreelCost(), badges });
-          }
+          for (const c of cases) res.push(await read(c, true));
           window.app.graph.setDirtyCanvas(true, true);
-          return { id: n.id, cases: res };
-        }, { cases: input.providerCases, splitId: d.storyboardNode });
-        await page.evaluate(({ id, c }) => {
+          return { id: n.id, cases: res, refused };
+        }, { cases: input.providerCases, splitId: d.storyboardNode, bad: input.badProviderCase });
+        await page.evaluate(async ({ id, c }) => {
           const n = window.app.graph.getNodeById(id);
           for (const [k, v] of Object.entries(c.widgets)) { const w = n.widgets.find((x) => x.name === k); if (w) w.value = v; }
+          await n.adreelCostReady();
         }, { id: out.badge.id, c: input.providerCases[0] });
         await screenshotNode(page, out.badge.id, path.join(ART, "cost_badge.png"), { scale: 1.1 });
+        save();
+      }
+
+      // 7. the finished MP4 carries its workflow: loaded into the editor as a user drops it, the graph is back
+      if (input.roundTrip) {
+        phase = "roundtrip";
+        step("roundtrip");
+        out.roundTrip = await page.evaluate(async ({ promptId, nodeId }) => {
+          const api = window.comfyAPI.api.api;
+          const hist = (await (await api.fetchApi(`/history/${promptId}`)).json())[promptId];
+          const item = hist.outputs[String(nodeId)].images[0];
+          const q = new URLSearchParams({ filename: item.filename, subfolder: item.subfolder || "", type: item.type || "output" });
+          const blob = await (await api.fetchApi(`/view?${q}`)).blob();
+          const file = new File([blob], item.filename, { type: "video/mp4" });
+          window.app.graph.clear();
+          const before = window.app.graph.nodes.length;
+          await window.app.handleFile(file);
+          for (let i = 0; i < 50 && window.app.graph.nodes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, 800));
+          const g = window.app.graph.serialize();
+          return { file: item, bytes: blob.size, before,
+                   nodes: g.nodes.map((x) => ({ id: x.id, type: x.type, widgets_values: x.widgets_values ?? null, mode: x.mode ?? 0 })),
+                   links: (g.links || []).map((l) => (Array.isArray(l) ? l.slice(0, 5) : [l.id, l.origin_id, l.origin_slot, l.target_id, l.target_slot])) };
+        }, { promptId: out.demo.run.prompt_id, nodeId: d.assembleNode });
+        await fitView(page);
+        await page.screenshot({ path: path.join(ART, "roundtrip_graph.png") });
+        await closeDialogs(page);
         save();
       }
     }
   }
 
-  // 7. the template browser lists the pack's workflows with their thumbnails
+  // 8. the template browser lists the pack's workflows with their thumbnails
   phase = "templates";
   step("templates");
   await closeDialogs(page);
@@ -471,7 +486,7 @@ try {
   await closeDialogs(page);
   save();
 
-  // 8. Korean: the same editor in ko
+  // 9. Korean: the same editor in ko
   if (input.korean) {
     phase = "korean";
     step("korean");

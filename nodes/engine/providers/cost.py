@@ -176,3 +176,4 @@ def server_budget(widget_usd: Optional[float]) -> tuple[float, str]:
         asked = 0.0
     note = f", the server ceiling {limits.MAX_COST_USD.env}" if budget >= ceiling and not (0 < asked <= ceiling) else ""
     return budget, note
+
