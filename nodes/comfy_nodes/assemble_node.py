@@ -2,7 +2,6 @@
 the finished ad in every asked format and aspect, each encoded once."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -11,34 +10,26 @@ from ..engine.assemble import PRESETS, EncodeSettings
 from ..engine.audio_mix import MixSettings
 from ..engine.brand_cards import LOGO_POSITIONS
 from ..engine.clip_sources import VideoFileSource
-from ..engine.frame_batch import FittedFrameBatch, FrameBatchClip
+from ..engine.frame_batch import FrameBatchClip
 from ..engine.models import AdReelInputError
-from ..engine.motion import CameraMoveClip
 from ..engine.mp4_metadata import workflow_tags
 from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
-from ..engine.text_render import hex_rgb
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
                   raise_if_interrupted, save_path, temp_directory, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
 
 
-def frame_source(video, sc, sb, work_dir: str, framing: str = "cover"):
-    """Any VIDEO → a frame source of the storyboard's size, fps and the scene's length."""
-    size = dict(width=sb.width, height=sb.height)
+def scene_clip(video, sc, sb, work_dir: str):
+    """Any VIDEO → the engine clip behind it (a recipe: render_ad refits it to each aspect and timing)."""
     if isinstance(video, RenderOnDemandVideo):
-        clip = video.clip
-        if isinstance(clip, CameraMoveClip):
-            return dataclasses.replace(clip, frame_count=sc.frame_count, fps=sb.fps, _planes=None, framing=framing,
-                                       fill_rgb=hex_rgb(sb.brief.brand_colors[0]), **size)
-        if isinstance(clip, FittedFrameBatch):
-            return clip.refit(sc.frame_count, sb.fps, sb.width, sb.height)
+        return video.clip
     if isinstance(video, InputImpl.VideoFromComponents):
         comp = video.get_components()
         imgs = comp.images
         return FrameBatchClip(lambda i: (imgs[i, ..., :3].clamp(0, 1) * 255).round().byte().numpy(),
                               int(imgs.shape[0]), source_fps=float(comp.frame_rate), frame_count=sc.frame_count,
-                              fps=sb.fps, fit="native", **size)
+                              fps=sb.fps, width=sb.width, height=sb.height, fit="native")
     src = video.get_stream_source()
     if not isinstance(src, str):
         path = os.path.join(work_dir, f"clip_{sc.index:03d}.bin")
@@ -163,7 +154,7 @@ class FFmpegAssemble(io.ComfyNode):
         bar = Progress(100, node_id)
         with tempfile.TemporaryDirectory(prefix="adreel_", dir=temp_directory()) as work:
             result = render_ad(
-                sb, lambda s: [frame_source(v, sc, s, work, options.framing) for v, sc in zip(clips, s.scenes)],
+                sb, [scene_clip(v, sc, sb, work) for v, sc in zip(clips, sb.scenes)],
                 out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
                 progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
                 cancelled=lambda: raise_if_interrupted() or False,

@@ -11,7 +11,8 @@ time, on demand, from the two source frames around them:
 * ``blend`` mixes the two linearly; ``nearest`` repeats frames.
 
 Framing is ``cover`` (fill the frame, crop the overflow) or ``contain`` (the
-whole model frame, on a blurred, dimmed copy of itself).
+whole model frame, on a blurred, dimmed copy of itself — or on bars of one
+colour when ``fill_rgb`` is given, as the assembler's extra aspects are).
 
 Nothing is held but the source batch the model already made, the current pair
 of frames and their flows: the scene is streamed frame by frame.
@@ -34,28 +35,35 @@ FRAMINGS = ("cover", "contain")
 FLOW_MAX_SIDE = 512
 
 
-def contain_fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The whole frame, scaled to fit inside ``width``×``height``, over a blurred, dimmed cover-fit of itself."""
+def contain_fit(rgb: np.ndarray, width: int, height: int,
+                fill_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The whole frame, scaled to fit inside ``width``×``height``, over a blurred, dimmed cover-fit
+    of itself (or over bars of ``fill_rgb``)."""
     h, w = rgb.shape[:2]
     if (w, h) == (width, height):
         return rgb
     k = min(width / w, height / h)
     fw, fh = max(1, min(width, round(w * k))), max(1, min(height, round(h * k)))
     fg = cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
-    small = cover_fit(rgb, max(2, width // 16), max(2, height // 16))
-    small = cv2.GaussianBlur(np.ascontiguousarray(small), (0, 0), 2.0)
-    out = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    cv2.convertScaleAbs(out, out, alpha=0.55)
+    if fill_rgb is not None:
+        out = np.empty((height, width, 3), np.uint8)
+        out[:] = fill_rgb
+    else:
+        small = cover_fit(rgb, max(2, width // 16), max(2, height // 16))
+        small = cv2.GaussianBlur(np.ascontiguousarray(small), (0, 0), 2.0)
+        out = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+        cv2.convertScaleAbs(out, out, alpha=0.55)
     x, y = (width - fw) // 2, (height - fh) // 2
     out[y:y + fh, x:x + fw] = fg
     return out
 
 
-def frame_to(rgb: np.ndarray, width: int, height: int, framing: str = "cover") -> np.ndarray:
+def frame_to(rgb: np.ndarray, width: int, height: int, framing: str = "cover",
+             fill_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
     if framing == "cover":
         return np.ascontiguousarray(cover_fit(rgb, width, height))
     if framing == "contain":
-        return contain_fit(rgb, width, height)
+        return contain_fit(rgb, width, height, fill_rgb)
     raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
 
 
@@ -85,7 +93,8 @@ class FittedFrameBatch:
 
     def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
                  frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
-                 interpolation: str = "motion", framing: str = "cover"):
+                 interpolation: str = "motion", framing: str = "cover",
+                 fill_rgb: tuple[int, int, int] | None = None):
         if n_frames < 1:
             raise AdReelInputError("images", "the frame batch is empty")
         if fit not in FIT_MODES:
@@ -105,6 +114,7 @@ class FittedFrameBatch:
         self.get_frame, self.n, self.source_fps = get_frame, int(n_frames), float(source_fps)
         self.frame_count, self.fps, self.width, self.height = int(frame_count), float(fps), int(width), int(height)
         self.fit, self.interpolation, self.framing = fit, interpolation, framing
+        self.fill_rgb = None if fill_rgb is None else tuple(int(c) for c in fill_rgb)
         self._frames: dict[int, np.ndarray] = {}
         self._flows: dict[int, tuple] = {}
         self._grid = None
@@ -164,7 +174,8 @@ class FittedFrameBatch:
 
     def frame(self, k: int) -> np.ndarray:
         """Output frame ``k``: uint8 RGB at width×height."""
-        return frame_to(self.source_frame_at(self.source_position(k)), self.width, self.height, self.framing)
+        return frame_to(self.source_frame_at(self.source_position(k)), self.width, self.height, self.framing,
+                        self.fill_rgb)
 
     def rgb_frames(self, first: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         for k in range(first, first + (self.frame_count if count is None else count)):
@@ -176,12 +187,16 @@ class FittedFrameBatch:
         for rgb in self.rgb_frames(first, count):
             yield pack_yuv420(rgb_to_yuv420(rgb), out)
 
-    def refit(self, frame_count: int, fps: float, width: int, height: int) -> "FittedFrameBatch":
+    def refit(self, frame_count: int, fps: float, width: int, height: int, framing: str | None = None,
+              fill_rgb: tuple[int, int, int] | None = None) -> "FittedFrameBatch":
         """The same model frames and settings fitted to another scene length, rate or size
-        (the assembler's storyboard, an extra aspect): fitted from the source frames, not re-cropped."""
+        (the assembler's storyboard, an extra aspect): fitted from the source frames, not re-cropped.
+        ``framing`` None keeps this batch's own framing (and fill); "contain" with ``fill_rgb`` gives bars."""
+        if framing is None:
+            framing, fill_rgb = self.framing, self.fill_rgb
         return type(self)(self.get_frame, self.n, source_fps=self.source_fps, frame_count=frame_count, fps=fps,
                           width=width, height=height, fit=self.fit, interpolation=self.interpolation,
-                          framing=self.framing)
+                          framing=framing, fill_rgb=fill_rgb)
 
 
 class FrameBatchClip(FittedFrameBatch):
@@ -190,9 +205,10 @@ class FrameBatchClip(FittedFrameBatch):
 
     def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
                  frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
-                 interpolation: str = "blend", framing: str = "cover"):
+                 interpolation: str = "blend", framing: str = "cover",
+                 fill_rgb: tuple[int, int, int] | None = None):
         super().__init__(get_frame, n_frames, source_fps, frame_count, fps, width, height, fit,
-                         interpolation, framing)
+                         interpolation, framing, fill_rgb)
 
     @classmethod
     def from_array(cls, frames, **kw) -> "FrameBatchClip":

@@ -198,6 +198,18 @@ class CameraMoveClip:
     def duration(self) -> float:
         return self.frame_count / self.fps
 
+    def refit(self, frame_count: int, fps: float, width: int, height: int, framing: str | None = None,
+              fill_rgb: tuple[int, int, int] | None = None) -> "CameraMoveClip":
+        """The same still and move over another length, rate or frame size (the assembler's
+        storyboard, an extra aspect); ``framing`` None keeps this clip's own framing and fill.
+        The decoded planes of the still are shared: they do not depend on the frame."""
+        if framing is None:
+            framing, fill_rgb = self.framing, self.fill_rgb
+        clip = CameraMoveClip(self.image, self.move, frame_count, fps, width, height, strength=self.strength,
+                              framing=framing, fill_rgb=self.fill_rgb if fill_rgb is None else fill_rgb)
+        clip._planes = self._planes
+        return clip
+
     def _pixels(self) -> np.ndarray:
         return self.image if isinstance(self.image, np.ndarray) else self.image.load()
 

@@ -22,6 +22,8 @@ from .assemble import AssemblyExtras, EncodeSettings, Overlay, assemble, describ
 from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
 from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from . import limits
+from .clip_sources import refit
+from .frame_batch import FRAMINGS
 from .fonts import font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
 from .speech.spoken import display_form
@@ -30,7 +32,6 @@ from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_si
 from .subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
 
 SUBTITLE_MODES = ("burn + sidecar", "sidecar only", "off")
-FRAMINGS = ("cover", "contain")
 
 
 @dataclass
@@ -48,7 +49,7 @@ class RenderOptions:
     formats: tuple[str, ...] = ("mp4",)
     thumbnail: bool = True
     extra_aspects: tuple[str, ...] = ()
-    framing: str = "cover"
+    framing: str = "cover"            # extra aspects: cover (crop) or contain (bars in the brief's first colour)
     metadata: dict[str, str] | None = None  # container tags of every MP4/WebM/MOV (mp4_metadata.workflow_tags)
 
     def __post_init__(self):
@@ -143,20 +144,24 @@ def _font_family(font: str | None) -> tuple[str, str | None]:
     return font.split(":")[0], None
 
 
-def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_path: str, work_dir: str,
+def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
               options: RenderOptions | None = None, narration: list[AudioClip | None] | None = None,
               music: AudioClip | None = None, logo: Image.Image | None = None,
               progress: Callable[[str, int, int], None] | None = None,
               cancelled: Callable[[], bool] | None = None,
               providers: list[dict] | None = None) -> RenderResult:
-    """Render every aspect and format of the ad. ``make_sources(sb)`` returns one
-    frame source per scene for a storyboard (of any size/timing)."""
+    """Render every aspect and format of the ad from one clip per scene (CameraMoveClip,
+    FittedFrameBatch, VideoFileSource: recipes of any length and size). This is the timing
+    authority: each clip is refitted to the scene as retimed for the narration, and to each
+    aspect's size — the main aspect in the clip's own framing, extra aspects in ``options.framing``."""
     import time
     t0 = time.monotonic()
     opt = options or RenderOptions()
     notes: list[str] = []
     os.makedirs(work_dir, exist_ok=True)
     stem = os.path.splitext(out_path)[0]
+    if len(clips) != len(sb.scenes):
+        raise AdReelInputError("clips", f"{len(clips)} clips for {len(sb.scenes)} storyboard scenes")
 
     # 1. timing follows the voice
     if narration is not None:
@@ -191,7 +196,7 @@ def render_ad(sb: Storyboard, make_sources: Callable[[Storyboard], list], out_pa
     pool.shutdown(wait=False)
     sidecar_parts: dict[str, str] = {}
     try:
-        result = _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spans, logo, progress,
+        result = _render_aspects(sb, plan, clips, out_path, work_dir, opt, speech, spans, logo, progress,
                                  cancelled, loud_future, audio_path, timings, sidecar_parts)
     except BaseException:
         # stop the mix and wait for it: its ffmpeg must not outlive the work dir the caller removes next
@@ -222,7 +227,7 @@ def _write_atomic_text(write: Callable[[str], None], path: str) -> str:
     return part
 
 
-def _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spans, logo, progress, cancelled,
+def _render_aspects(sb, plan, clips, out_path, work_dir, opt, speech, spans, logo, progress, cancelled,
                     loud_future, audio_path, timings, sidecar_parts):
     import time
     stem = os.path.splitext(out_path)[0]
@@ -282,7 +287,8 @@ def _render_aspects(sb, plan, make_sources, out_path, work_dir, opt, speech, spa
         extras.audio_path = None if loud.get("silent") else audio_path
         extras.audio_filter = loud.get("filter")
         t_enc = time.monotonic()
-        result = assemble(asb, make_sources(asb), target, adir, encode=opt.encode, font=opt.font,
+        sources = [refit(c, sc, asb, None if n == 0 else opt.framing) for c, sc in zip(clips, asb.scenes)]
+        result = assemble(asb, sources, target, adir, encode=opt.encode, font=opt.font,
                           progress=prog, cancelled=cancelled, extras=extras)
         timings[f"assemble {aspect}"] = round(time.monotonic() - t_enc, 3)
         files = dict(result.files)

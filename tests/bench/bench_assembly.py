@@ -106,10 +106,9 @@ def run_adreel(work: str) -> None:
                           "pipe:1"], capture_output=True, check=True).stdout
     music = AudioClip(np.frombuffer(raw, "<f4").reshape(-1, 2).T.copy(), 48000)
 
-    def sources(s):
-        return [CameraMoveClip(im, sc.camera, sc.frame_count, s.fps, s.width, s.height) for im, sc in zip(imgs, s.scenes)]
-
-    render_ad(sb, sources, os.path.join(work, "adreel.mp4"), os.path.join(work, "adreel_work"),
+    clips = [CameraMoveClip(im, sc.camera, sc.frame_count, sb.fps, sb.width, sb.height)
+             for im, sc in zip(imgs, sb.scenes)]
+    render_ad(sb, clips, os.path.join(work, "adreel.mp4"), os.path.join(work, "adreel_work"),
               RenderOptions(encode=EncodeSettings(PRESET, CRF)), narration=narration, music=music)
 
 

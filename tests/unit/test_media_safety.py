@@ -302,7 +302,7 @@ def test_the_work_cap_names_every_factor():
 
 
 def sources_for(sb):
-    return [CameraMoveClip(np.full((sb.height, sb.width, 3), 90 + 30 * i, np.uint8), "zoom_in", sc.frame_count,
+    return [CameraMoveClip(np.full((sb.height, sb.width, 3), 90 + 30 * (i % 5), np.uint8), "zoom_in", sc.frame_count,
                            sb.fps, sb.width, sb.height) for i, sc in enumerate(sb.scenes)]
 
 
@@ -331,7 +331,7 @@ def test_the_work_cap_is_checked_before_any_audio_pass_or_encode(tmp_path, monke
     work = tmp_path / "work"
     music = AudioClip(np.zeros((2, 48000 * 5), np.float32) + 0.1, 48000)
     with pytest.raises(limits.LimitExceeded, match=r"4\.0 s × 24 fps × \(96×160\) px × 2 formats"):
-        render_ad(sb, sources_for, str(out), str(work), RenderOptions(formats=("mp4", "webm"), thumbnail=False),
+        render_ad(sb, sources_for(sb), str(out), str(work), RenderOptions(formats=("mp4", "webm"), thumbnail=False),
                   music=music)
     assert os.listdir(out.parent) == []
     assert not os.path.exists(work / "mix.wav") and not os.path.exists(work / "music.wav")
@@ -350,7 +350,7 @@ def test_an_error_stops_and_joins_the_mix_and_leaves_no_sidecars(tmp_path):
     music = AudioClip(np.tile((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1)), 48000)
     narration = [voice] + [None] * (len(sb.scenes) - 1)
     with pytest.raises(AdReelInputError, match="glyph"):
-        render_ad(sb, sources_for, str(out), str(work), RenderOptions(thumbnail=False), narration=narration,
+        render_ad(sb, sources_for(sb), str(out), str(work), RenderOptions(thumbnail=False), narration=narration,
                   music=music)
     assert not [t for t in threading.enumerate() if t.name.startswith("adreel-audio") and t.is_alive()]
     assert ffmpeg_children() == []
@@ -363,7 +363,7 @@ def test_a_percent_in_the_name_gives_a_working_hls(tmp_path):
     out = tmp_path / "ad%d_00001_.mp4"
     t = np.arange(48000) / 48000
     voice = AudioClip.mono((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
-    res = render_ad(sb, sources_for, str(out), str(tmp_path / "work"),
+    res = render_ad(sb, sources_for(sb), str(out), str(tmp_path / "work"),
                     RenderOptions(formats=("mp4", "hls"), thumbnail=True),
                     narration=[None] * (len(sb.scenes) - 1) + [voice])
     playlist = res.files["hls"]
