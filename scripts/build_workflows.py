@@ -3,7 +3,7 @@
 
 1. Variants of the demo are derived from workflows/api/brief_to_ad.json (one
    source of truth): brief_to_ad_upload (+ AssetUpload) and brief_to_ad_cloud
-   (ProviderRender instead of MotionClip).
+   (ProviderRender instead of MotionClip, its provider_report into FFmpegAssemble).
 2. Every API workflow gets the default of any widget it does not set yet,
    read from a real ComfyUI's /object_info.
 3. Every workflows/api/NAME.json is written as the UI-format workflows/NAME.json.
@@ -44,7 +44,9 @@ def cloud_variant(demo: dict) -> dict:
                    "inputs": {"scenes": [split, 1], "key_images": [key, 0], "provider": "runway",
                               "model": "gen4_turbo", "max_cost_usd": 2.0, "fallback": "error",
                               "quality": "balanced", "chain": "", "timeout_s": 900, "options_json": ""}}
-    api[_node(api, "FFmpegAssemble")]["inputs"]["filename_prefix"] = "AdReel/brief_to_ad_cloud"
+    assemble = api[_node(api, "FFmpegAssemble")]["inputs"]
+    assemble["filename_prefix"] = "AdReel/brief_to_ad_cloud"
+    assemble["provider_report"] = [motion, 2]  # the jobs and costs, for the manifest
     return api
 
 

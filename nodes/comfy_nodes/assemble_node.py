@@ -13,6 +13,7 @@ from ..engine.clip_sources import VideoFileSource
 from ..engine.frame_batch import FrameBatchClip
 from ..engine.models import AdReelInputError
 from ..engine.mp4_metadata import workflow_tags
+from ..engine.providers.request import provider_records
 from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
                   raise_if_interrupted, save_path, temp_directory, ui)
@@ -90,6 +91,8 @@ class FFmpegAssemble(io.ComfyNode):
                 io.Image.Input("logo", optional=True, tooltip="The brand's logo; default: the brief's, else a wordmark."),
                 io.String.Input("font", default="", optional=True,
                                 tooltip="Font family (fontconfig) or font file for text and subtitles; empty: Noto Sans CJK."),
+                io.String.Input("provider_report", optional=True, force_input=True,
+                                tooltip="ProviderRender's provider_report: its jobs and costs go into the manifest."),
                 io.Boolean.Input("embed_workflow", default=True, optional=True,
                                  tooltip="Carry the workflow (and prompt) inside every MP4/WebM/MOV, as ComfyUI's "
                                          "SaveVideo does: drop the file on the editor to get the graph back. Values "
@@ -116,7 +119,7 @@ class FFmpegAssemble(io.ComfyNode):
     def execute(cls, storyboard, clips, filename_prefix, preset, crf, subtitles, subtitle_style, music_volume_db,
                 logo_position, logo_size, logo_opacity, end_card_seconds, intro_seconds, webm, mov, hls,
                 extra_aspects, framing, narration=None, music=None, logo=None, font=None,
-                embed_workflow=None) -> io.NodeOutput:
+                provider_report=None, embed_workflow=None) -> io.NodeOutput:
         if len(storyboard) != 1:
             raise AdReelInputError("storyboard", f"connect exactly one storyboard (got {len(storyboard)})")
         sb = storyboard[0]
@@ -147,6 +150,7 @@ class FFmpegAssemble(io.ComfyNode):
         elif sb.brief.logo_path:
             logo_img = open_image_file(sb.brief.logo_path, "brief.logo").convert("RGBA")
 
+        providers = provider_records(provider_report or [])  # checked before anything is rendered
         folder, filename, counter, subfolder, _ = save_path(_first(filename_prefix), sb.width, sb.height)
         file = f"{filename}_{counter:05}_.mp4"
         out_path = os.path.join(folder, file)
@@ -157,8 +161,6 @@ class FFmpegAssemble(io.ComfyNode):
                 sb, [scene_clip(v, sc, sb, work) for v, sc in zip(clips, sb.scenes)],
                 out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
                 progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
-                cancelled=lambda: raise_if_interrupted() or False,
-                # clips from ProviderRender carry their job record (provider, model, job id, cost)
-                providers=[r for r in (getattr(v, "provider_record", None) for v in clips) if r])
+                cancelled=lambda: raise_if_interrupted() or False, providers=providers)
         return io.NodeOutput(InputImpl.VideoFromFile(out_path), out_path,
                              ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))

@@ -22,11 +22,13 @@ from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion import CameraMoveClip
 from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models
 from ..engine.providers.routes import QUALITIES, RoutePlan, render_routes
-from ..engine.providers.request import ProgressLines, aspect_for, plan_run, poll_interval, report_text, widget_problem
+from ..engine.providers.request import (ProgressLines, aspect_for, plan_run, poll_interval, provider_report_json,
+                                        report_text, widget_problem)
 from ..engine.storage.hosting import image_host_from_environment
 from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, progress_bar,
                   raise_if_interrupted, send_progress_text, temp_directory, update_bar_keeping_interrupt)
 from .convert import image_to_rgb, save_image_input
+from .lazy_image import still_of
 from .video import RenderOnDemandVideo
 
 logger = logging.getLogger("adreel.providers")
@@ -85,19 +87,12 @@ class ProgressBoard(ProgressLines):
 
 
 # ------------------------------------------------------------------ outputs
-class ProviderVideo(InputImpl.VideoFromFile):
-    """A provider's clip on disk, carrying its secret-free job record (``provider_record``)."""
-
-    def __init__(self, path: str, record: dict):
-        super().__init__(path)
-        self.provider_record = record
-
-
 def camera_clip(spec: SceneSpec, image) -> RenderOnDemandVideo:
-    """The local camera move over the key image (composed when none was connected)."""
+    """The local camera move over the scene's key image — SceneKeyImage's, moved from its PNG as
+    MotionClip moves it — or, when none is connected, the composed one."""
     sc = spec.scene
     if image is not None:
-        rgb = image_to_rgb(image)
+        rgb = still_of(image) or image_to_rgb(image)
     else:
         product = load_image_file(spec.product_image_path, "brief.product_image") if spec.product_image_path else None
         logo = load_image_file(spec.logo_path, "brief.logo") if spec.logo_path else None
@@ -155,6 +150,9 @@ class ProviderRender(io.ComfyNode):
             outputs=[
                 io.Video.Output(display_name="videos", is_output_list=True),
                 io.String.Output(display_name="report"),
+                io.String.Output(display_name="provider_report",
+                                 tooltip="The run's records as JSON (provider, model, job id, cost per scene): "
+                                         "connect it to FFmpegAssemble's provider_report for the manifest."),
             ],
             hidden=[io.Hidden.unique_id],
         )
@@ -200,16 +198,11 @@ class ProviderRender(io.ComfyNode):
                 raise_if_interrupted()
             raise
 
-        videos = []
-        for outcome in outcomes:  # in scene order; position: the scene's place in the input list
-            record = outcome.record()
-            if outcome.result is None:
-                video = camera_clip(specs[outcome.position], per_scene[outcome.position])
-                video.provider_record = record
-            else:
-                video = ProviderVideo(outcome.result.path, record)
-            videos.append(video)
+        # in scene order; position: the scene's place in the input list
+        videos = [camera_clip(specs[o.position], per_scene[o.position]) if o.result is None
+                  else InputImpl.VideoFromFile(o.result.path) for o in outcomes]
         report, summary = report_text(plan, outcomes, time.monotonic() - t0)
         board.footer = report.splitlines()[0]
         board.show()
-        return io.NodeOutput(videos, report, ui={"text": [report], "adreel_provider": [summary]})
+        return io.NodeOutput(videos, report, provider_report_json(summary),
+                             ui={"text": [report], "adreel_provider": [summary]})

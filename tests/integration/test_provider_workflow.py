@@ -294,6 +294,17 @@ def test_cost_and_job_ids_are_on_the_node_and_in_the_report(runway_run):
     assert f"actual ${total:.2f}" in text and "budget $2.00" in text
 
 
+def test_the_manifest_holds_the_jobs_and_costs_from_provider_report(runway_run):
+    """ProviderRender's provider_report output, linked into FFmpegAssemble, is what the manifest records."""
+    _, summary = provider_ui(runway_run["result"])
+    node_id, node = node_by_type(runway_run["prompt"], "FFmpegAssemble")
+    assert node["inputs"]["provider_report"] == [PROVIDER_NODE, 2]
+    manifest = manifest_of(runway_run["mp4"])
+    assert manifest["providers"] == summary["scenes"]
+    assert manifest["costs_usd"] == pytest.approx(summary["actual_cost_usd"]) and manifest["costs_usd"] > 0
+    assert manifest["models"] == ["runway:gen4_turbo"]
+
+
 def test_estimate_is_shown_before_submission_then_progress(runway_run):
     texts, creates = runway_run["texts"], runway_run["creates"]
     assert texts, "no progress text reached the websocket"

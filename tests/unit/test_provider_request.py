@@ -24,7 +24,7 @@ def no_keys(monkeypatch, tmp_path):
 def scenes(n=3):
     return [StoryboardScene(index=i, segment="cta" if i == n - 1 else "hook", start=3.0 * i, duration=3.0,
                             start_frame=90 * i, frame_count=90, narration="Meet the sneaker.",
-                            image_prompt=f"a red sneaker, scene {i}", camera="push_in") for i in range(n)]
+                            image_prompt=f"a red sneaker, scene {i}", camera="zoom_in") for i in range(n)]
 
 
 @pytest.fixture
@@ -120,3 +120,38 @@ def test_progress_lines_show_the_engines_time_left_and_count_completion(key_imag
     lines(ProgressEvent(scene_index=1, provider="", model="", job_id=None, status="fallback", elapsed=0.0,
                         remaining=None, fraction=None, cost_usd=None, message="scene 1: luma failed; falling back"))
     assert lines.lines[1] == "luma failed; falling back"
+
+
+def test_the_provider_report_carries_the_records_to_the_manifest(key_image):
+    """ProviderRender's provider_report → FFmpegAssemble: the records it reads back are the run's, as
+    the node shows them; costs, providers and models survive the trip."""
+    import json
+
+    from nodes.engine.providers.request import provider_records, provider_report_json, report_text
+    from nodes.engine.providers.routes import SceneOutcome
+
+    plan, _ = plan_run(scenes(2), [key_image] * 2, **widgets())
+    outcomes = [SceneOutcome(i, "camera", position=i) for i in range(2)]
+    _, summary = report_text(plan, outcomes, 1.0)
+    text = provider_report_json(summary)
+    records = provider_records([text, None, ""])  # an unconnected input adds nothing
+    assert records == summary["scenes"] == json.loads(json.dumps([o.record() for o in outcomes]))
+    assert [r["provider"] for r in records] == ["camera", "camera"]
+    assert provider_records([text, text]) == records * 2  # two ProviderRender nodes: both runs
+
+
+@pytest.mark.parametrize("text,words", [
+    ("not json", "not JSON"),
+    ('{"scenes": 3}', 'no "scenes" list'),
+    ('["a"]', 'no "scenes" list'),
+    ('{"scenes": [{"provider": "runway"}]}', "scenes[0] is not a scene record"),
+    ('{"scenes": [{"provider": "runway", "model": "m", "actual_cost_usd": -1}]}', "actual_cost_usd is -1"),
+    ('{"scenes": [{"provider": "runway", "model": "m", "actual_cost_usd": "free"}]}', "not a cost"),
+    ('{"scenes": [{"provider": "runway", "model": "m", "estimated_cost_usd": 1e999}]}', "estimated_cost_usd"),
+])
+def test_a_bad_provider_report_is_refused_naming_the_field(text, words):
+    from nodes.engine.providers.request import provider_records
+
+    with pytest.raises(AdReelInputError) as err:
+        provider_records([text])
+    assert err.value.field == "provider_report" and words in str(err.value)

@@ -309,6 +309,53 @@ def report_text(plan: RoutePlan, outcomes: list[SceneOutcome], seconds: float) -
     return redact("\n".join(lines)), json.loads(redact(json.dumps(summary, allow_nan=False)))
 
 
+MAX_REPORT_CHARS = 4 << 20  # a provider_report of 60 scenes with every attempt is ~100 kB
+
+
+def provider_report_json(summary: dict) -> str:
+    """ProviderRender's ``provider_report`` output: the run's summary (its ``scenes`` are the records
+    FFmpegAssemble writes into the manifest), as JSON."""
+    return json.dumps(summary, allow_nan=False, ensure_ascii=False)
+
+
+def _number_or_none(value, where: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise AdReelInputError("provider_report", f"{where} is {value!r}, not a cost in USD")
+    return value
+
+
+def provider_records(reports: Sequence, field: str = "provider_report") -> list[dict]:
+    """The manifest's ``providers``: every scene record of the connected ``provider_report`` texts
+    (ProviderRender's output), in order. Each text is checked: JSON of ProviderRender's shape, a
+    provider and model per record, costs finite numbers ≥ 0 or null."""
+    records: list[dict] = []
+    for n, text in enumerate(r for r in reports if r is not None and r != ""):
+        if not isinstance(text, str):
+            raise AdReelInputError(field, f"report {n} is a {type(text).__name__}, not ProviderRender's JSON text")
+        if len(text) > MAX_REPORT_CHARS:
+            raise AdReelInputError(field, f"report {n} is {len(text)} characters, more than {MAX_REPORT_CHARS}")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise AdReelInputError(field, f"report {n} is not JSON ({exc.msg} at character {exc.pos}): connect "
+                                          "ProviderRender's provider_report output") from None
+        scenes = data.get("scenes") if isinstance(data, dict) else None
+        if not isinstance(scenes, list):
+            raise AdReelInputError(field, f"report {n} has no \"scenes\" list: connect ProviderRender's "
+                                          "provider_report output")
+        for i, rec in enumerate(scenes):
+            where = f"report {n} scenes[{i}]"
+            if not (isinstance(rec, dict) and isinstance(rec.get("provider"), str)
+                    and isinstance(rec.get("model"), str)):
+                raise AdReelInputError(field, f"{where} is not a scene record with a provider and a model")
+            for key in ("actual_cost_usd", "estimated_cost_usd"):
+                _number_or_none(rec.get(key), f"{where}.{key}")
+            records.append(rec)
+    return records
+
+
 _ASPECTS = {"9:16": 9 / 16, "1:1": 1.0, "16:9": 16 / 9}
 
 
