@@ -79,10 +79,6 @@ class Overlay:
     slide_in: bool = True
 
 
-# kept for callers of the first version
-TextOverlay = Overlay
-
-
 @dataclass
 class Card:
     """A full-frame still blended over frames [start, end) with a fade-in."""

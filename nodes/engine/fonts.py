@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from .models import AdReelInputError
 
-DEFAULT_FAMILY = "Noto Sans CJK KR:style=Bold"
+DEFAULT_FAMILY = "Noto Sans CJK KR"  # the family text and subtitles use when no font is given
 # Tried after the requested font, in order; missing ones are skipped.
 FALLBACK_PATTERNS = (
-    "Noto Sans CJK KR:style=Bold",
+    f"{DEFAULT_FAMILY}:style=Bold",
     "sans:lang=ko:style=Bold",
     "sans:lang=ja:style=Bold",
     "sans:lang=zh-cn:style=Bold",

@@ -6,9 +6,9 @@ own invariants so that a bad value is reported with the field that holds it.
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "9:16": (1080, 1920),
@@ -74,6 +74,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def one_of(allowed) -> AfterValidator:
+    """A field validator: the value must be one of ``allowed`` (the message lists them)."""
+    def check(v):
+        if v not in allowed:
+            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
+        return v
+    return AfterValidator(check)
+
+
+CameraMove = Annotated[str, one_of(CAMERA_MOVES)]
+Transition = Annotated[str, one_of(TRANSITIONS)]
+AspectRatio = Annotated[str, one_of(ASPECT_RATIOS)]
+
+
 class ReferenceStyle(_Model):
     """What a reference ad contributes to a new script: its pacing and structure."""
 
@@ -94,7 +108,7 @@ class Brief(_Model):
     goal: str = Field(default="", max_length=400)
     duration_seconds: float = Field(default=15.0)
     tone: str = Field(default="confident", max_length=80)
-    aspect_ratio: str = "9:16"
+    aspect_ratio: AspectRatio = "9:16"
     language: str = Field(default="en", max_length=16)
     brand_colors: list[str] = Field(default_factory=lambda: ["#1E3A8A", "#F59E0B"])
     cta: str = Field(max_length=120)
@@ -118,13 +132,6 @@ class Brief(_Model):
         if v > MAX_DURATION_SECONDS:
             raise ValueError(f"must be at most {MAX_DURATION_SECONDS:g} seconds (got {v:g})")
         return round(float(v), 3)
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect(cls, v: str) -> str:
-        if v not in ASPECT_RATIOS:
-            raise ValueError(f"{v!r} is not one of {', '.join(ASPECT_RATIOS)}")
-        return v
 
     @field_validator("language")
     @classmethod
@@ -150,38 +157,34 @@ class Brief(_Model):
         return self.language.split("-")[0]
 
 
-class Scene(_Model):
-    index: int = Field(ge=0)
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
+class SceneContent(_Model):
+    """What a scene says and shows: the fields a script's scene, the LLM's scene and a storyboard
+    scene share (each adds its own timing)."""
+
     segment: str = "scene"
     narration: str = Field(default="", max_length=1000)
     on_screen_text: str = Field(default="", max_length=200)
     visual_direction: str = Field(default="", max_length=1000)
     image_prompt: str = Field(default="", max_length=2000)
     negative_prompt: str = Field(default="", max_length=2000)
-    camera: str = "zoom_in"
-    transition: str = "cut"
+    camera: CameraMove = "zoom_in"
+    transition: Transition = "cut"
     music_mood: str = ""
     brand_elements: list[str] = Field(default_factory=list)
+
+    def content(self) -> dict:
+        """The shared fields only, as a dict (for the next stage's scene)."""
+        return self.model_dump(include=set(SceneContent.model_fields))
+
+
+class Scene(SceneContent):
+    index: int = Field(ge=0)
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
 
     @property
     def duration(self) -> float:
         return round(self.end - self.start, 6)
-
-    @field_validator("camera")
-    @classmethod
-    def _camera(cls, v: str) -> str:
-        if v not in CAMERA_MOVES:
-            raise ValueError(f"{v!r} is not one of {', '.join(CAMERA_MOVES)}")
-        return v
-
-    @field_validator("transition")
-    @classmethod
-    def _transition(cls, v: str) -> str:
-        if v not in TRANSITIONS:
-            raise ValueError(f"{v!r} is not one of {', '.join(TRANSITIONS)}")
-        return v
 
     @model_validator(mode="after")
     def _order(self):
@@ -212,22 +215,12 @@ class Script(_Model):
         return self
 
 
-class StoryboardScene(_Model):
+class StoryboardScene(SceneContent):
     index: int
-    segment: str
     start: float
     duration: float
     start_frame: int
     frame_count: int
-    narration: str = ""
-    on_screen_text: str = ""
-    visual_direction: str = ""
-    image_prompt: str = ""
-    negative_prompt: str = ""
-    camera: str = "zoom_in"
-    transition: str = "cut"
-    music_mood: str = ""
-    brand_elements: list[str] = Field(default_factory=list)
     palette: list[str] = Field(default_factory=list)
 
 

@@ -24,7 +24,7 @@ from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from . import limits
 from .clip_sources import refit
 from .frame_batch import FRAMINGS
-from .fonts import font_family_name, resolve_font
+from .fonts import DEFAULT_FAMILY, font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
 from .speech.spoken import display_form
 from .storage.manifest import public_form, write_manifest
@@ -137,10 +137,10 @@ def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]
 def _font_family(font: str | None) -> tuple[str, str | None]:
     """(family for libass, file to ship in a fonts dir or None)."""
     if not font:
-        return "Noto Sans CJK KR", None
+        return DEFAULT_FAMILY, None
     face = resolve_font(font)
     if os.path.splitext(font.split("#")[0])[1].lower() in (".ttf", ".otf", ".ttc", ".otc"):
-        return font_family_name(face) or "Noto Sans CJK KR", face.path
+        return font_family_name(face) or DEFAULT_FAMILY, face.path
     return font.split(":")[0], None
 
 
@@ -247,51 +247,18 @@ def _render_aspects(sb, plan, clips, out_path, work_dir, opt, speech, spans, log
     for n, (aspect, W, H) in enumerate(plan):
         if cancelled and cancelled():
             raise InterruptedError("render cancelled")
-        asb = sb if n == 0 else sb.model_copy(update={"width": W, "height": H})
-        adir = os.path.join(work_dir, f"aspect_{n}")
-        os.makedirs(adir, exist_ok=True)
-        extras = AssemblyExtras(formats=tuple(opt.formats), metadata=opt.metadata or None)
-        if cues and opt.subtitles == "burn + sidecar":
-            extras.subtitles_path = os.path.join(adir, "subs.ass")
-            if font_file:
-                extras.fonts_dir = os.path.join(adir, "fonts")
-                os.makedirs(extras.fonts_dir, exist_ok=True)
-                shutil.copy(font_file, extras.fonts_dir)
-            write_ass(cues, W, H, extras.subtitles_path, font=family, style=opt.subtitle_style)
-        end_frames = min(int(round(opt.end_card_seconds * sb.fps)), sb.total_frames // 2)
-        intro_frames = min(int(round(opt.intro_seconds * sb.fps)), sb.total_frames // 3)
-        end_start = sb.total_frames - end_frames
-        if end_frames:
-            extras.cards.append(still_card(end_card(sb.brief, W, H, logo, opt.font), end_start, sb.total_frames,
-                                           max(1, round(0.4 * sb.fps))))
-            extras.text_until = end_start / sb.fps
-        if intro_frames:
-            img = intro_card(sb.brief, W, H, logo, opt.font)
-            card = still_card(img, 0, intro_frames, 1)
-            extras.cards.append(card)
-        if opt.logo_size > 0 and opt.logo_opacity > 0:
-            lg, x, y = logo_overlay(sb.brief, logo, W, H, opt.logo_size, opt.logo_opacity, opt.logo_position, opt.font)
-            lp = os.path.join(adir, "logo.png")
-            lg.save(lp)
-            extras.logo = Overlay(lp, x, y, intro_frames / sb.fps, end_start / sb.fps, slide_in=False)
-        if opt.thumbnail:
-            first = asb.scenes[0]
-            extras.thumbnail_frame = max(first.start_frame + int(first.frame_count * 0.6), intro_frames + 1)
         target = out_path if n == 0 else f"{stem}_{aspect.replace(':', 'x')}.mp4"
 
-        def prog(d, t, n=n):
+        def prog(d, t, n=n, aspect=aspect):
             if progress:
                 progress(f"{aspect}: frame {d}/{t}", n * sb.total_frames + d, total_frames_all)
 
         loud = loud_future.result()  # the mix is ready by now (or we wait for it here)
-        extras.audio_path = None if loud.get("silent") else audio_path
-        extras.audio_filter = loud.get("filter")
         t_enc = time.monotonic()
-        sources = [refit(c, sc, asb, None if n == 0 else opt.framing) for c, sc in zip(clips, asb.scenes)]
-        result = assemble(asb, sources, target, adir, encode=opt.encode, font=opt.font,
-                          progress=prog, cancelled=cancelled, extras=extras)
+        files = render_aspect(sb, clips, (W, H), None if n == 0 else opt.framing, target,
+                              os.path.join(work_dir, f"aspect_{n}"), opt, cues, (family, font_file), logo,
+                              None if loud.get("silent") else audio_path, loud.get("filter"), prog, cancelled)
         timings[f"assemble {aspect}"] = round(time.monotonic() - t_enc, 3)
-        files = dict(result.files)
         if n == 0:
             files.update(sidecars)
         by_aspect[aspect] = files
@@ -299,6 +266,50 @@ def _render_aspects(sb, plan, clips, out_path, work_dir, opt, speech, spans, log
         os.replace(part, sidecars[kind])
         del sidecar_parts[kind]
     return by_aspect, loud, cues, sidecars
+
+
+def render_aspect(sb: Storyboard, clips: list, size: tuple[int, int], framing: str | None, target: str,
+                  adir: str, opt: RenderOptions, cues: list[Cue], font: tuple[str, str | None],
+                  logo: Image.Image | None, audio_path: str | None, audio_filter: str | None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> dict[str, str]:
+    """One aspect of the ad, encoded once into every format: the clips refitted to its size
+    (``framing`` None: each clip's own), its burnt-in subtitles, cards and logo over the mixed audio.
+    Returns {kind: path}."""
+    W, H = size
+    family, font_file = font
+    asb = sb if (W, H) == (sb.width, sb.height) else sb.model_copy(update={"width": W, "height": H})
+    os.makedirs(adir, exist_ok=True)
+    extras = AssemblyExtras(formats=tuple(opt.formats), metadata=opt.metadata or None)
+    if cues and opt.subtitles == "burn + sidecar":
+        extras.subtitles_path = os.path.join(adir, "subs.ass")
+        if font_file:
+            extras.fonts_dir = os.path.join(adir, "fonts")
+            os.makedirs(extras.fonts_dir, exist_ok=True)
+            shutil.copy(font_file, extras.fonts_dir)
+        write_ass(cues, W, H, extras.subtitles_path, font=family, style=opt.subtitle_style)
+    end_frames = min(int(round(opt.end_card_seconds * sb.fps)), sb.total_frames // 2)
+    intro_frames = min(int(round(opt.intro_seconds * sb.fps)), sb.total_frames // 3)
+    end_start = sb.total_frames - end_frames
+    if end_frames:
+        extras.cards.append(still_card(end_card(sb.brief, W, H, logo, opt.font), end_start, sb.total_frames,
+                                       max(1, round(0.4 * sb.fps))))
+        extras.text_until = end_start / sb.fps
+    if intro_frames:
+        extras.cards.append(still_card(intro_card(sb.brief, W, H, logo, opt.font), 0, intro_frames, 1))
+    if opt.logo_size > 0 and opt.logo_opacity > 0:
+        lg, x, y = logo_overlay(sb.brief, logo, W, H, opt.logo_size, opt.logo_opacity, opt.logo_position, opt.font)
+        lp = os.path.join(adir, "logo.png")
+        lg.save(lp)
+        extras.logo = Overlay(lp, x, y, intro_frames / sb.fps, end_start / sb.fps, slide_in=False)
+    if opt.thumbnail:
+        first = asb.scenes[0]
+        extras.thumbnail_frame = max(first.start_frame + int(first.frame_count * 0.6), intro_frames + 1)
+    extras.audio_path, extras.audio_filter = audio_path, audio_filter
+    sources = [refit(c, sc, asb, framing) for c, sc in zip(clips, asb.scenes)]
+    result = assemble(asb, sources, target, adir, encode=opt.encode, font=opt.font, progress=progress,
+                      cancelled=cancelled, extras=extras)
+    return dict(result.files)
 
 
 def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0) -> RenderResult:

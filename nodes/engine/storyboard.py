@@ -51,12 +51,8 @@ def build_storyboard(brief: Brief, script: Script, fps: int = 30, resolution: st
             raise AdReelInputError(f"script.scenes[{sc.index}]",
                                    f"lasts {sc.duration:g}s, shorter than one frame at {fps} fps")
         scenes.append(StoryboardScene(
-            index=sc.index, segment=sc.segment, start=sc.start, duration=sc.duration,
+            **sc.content(), index=sc.index, start=sc.start, duration=sc.duration,
             start_frame=start_frame, frame_count=end_frame - start_frame,
-            narration=sc.narration, on_screen_text=sc.on_screen_text,
-            visual_direction=sc.visual_direction, image_prompt=sc.image_prompt,
-            negative_prompt=sc.negative_prompt, camera=sc.camera, transition=sc.transition,
-            music_mood=sc.music_mood, brand_elements=sc.brand_elements,
             palette=scene_palette(brief.brand_colors, sc.index),
         ))
     return Storyboard(

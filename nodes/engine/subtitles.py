@@ -8,7 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .fonts import clean_family
+from .fonts import DEFAULT_FAMILY, clean_family
 from .layout import frame_layout
 
 WORD_JOINER = "\u2060"
@@ -97,7 +97,7 @@ def max_line_units(width: int, height: int) -> float:
     return lay.subtitles.w / (subtitle_font_px(width, height) * 0.55)
 
 
-def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = "Noto Sans CJK KR",
+def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = DEFAULT_FAMILY,
               style: str = "box", text_colour: str = "#FFFFFF", box_colour: str = "#000000") -> None:
     lay = frame_layout(width, height)
     size = subtitle_font_px(width, height)
@@ -113,7 +113,7 @@ def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = "
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
         "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
         "MarginR, MarginV, Encoding",
-        f"Style: Default,{clean_family(font) or 'Noto Sans CJK KR'},{size},{_ass_colour(text_colour)},{_ass_colour(text_colour)},"
+        f"Style: Default,{clean_family(font) or DEFAULT_FAMILY},{size},{_ass_colour(text_colour)},{_ass_colour(text_colour)},"
         f"{outline_colour},{back},1,0,0,0,100,100,0,0,{border_style},{outline},{shadow},2,{margin_h},{margin_h},"
         f"{margin_v},1",
         "", "[Events]", "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",

@@ -6,6 +6,7 @@ the engine says about itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -258,7 +259,7 @@ def test_wrong_secret_is_a_clear_error_and_files_are_spooled(s3, bucket, media, 
             assert sha256(e.local_path) == sha256(e.source_path) == e.sha256
             assert e.key and e.content_type and e.last_error
     # no secret anywhere: message, logs, manifest, result, spool records
-    texts = [msg, caplog.text, media["manifest"].read_text(), json.dumps(result.to_dict(), default=str),
+    texts = [msg, caplog.text, media["manifest"].read_text(), json.dumps(dataclasses.asdict(result), default=str),
              repr(cfg), str(cfg)] + [p.read_text() for p in Path(cfg.spool_dir).rglob("*" + RECORD_SUFFIX)]
     for text in texts:
         assert wrong not in text
@@ -445,7 +446,7 @@ def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, wor
     assert words in result.reason and broken.endpoint in result.reason
     assert broken.requests >= 1
     assert sorted(sha256(e.local_path) for e in list_spooled(cfg.spool_dir)) == sorted(sha256(f) for f in media["files"])
-    assert SECRET_KEY not in json.dumps(result.to_dict(), default=str)
+    assert SECRET_KEY not in json.dumps(dataclasses.asdict(result), default=str)
 
 
 # ---------------------------------------------------------------- history
@@ -1088,3 +1089,36 @@ def test_kill_9_mid_multipart_upload_is_aborted_and_redone_once(s3, bucket, tmp_
     assert hashlib.sha256(body).hexdigest() == sha256(big)
     assert len([o for o in objects if o["Key"].startswith("history/")]) == 1
     assert list_spooled(cfg.spool_dir) == []
+
+
+def test_plan_upload_decides_every_object_and_key_without_a_store(render, tmp_path):
+    """The upload's plan from local files alone: no store is configured to answer (its endpoint is a
+    closed port), yet every object, kind and key is decided — the video first, HLS segments before
+    their playlist in one folder, the manifest last, all under the rendered prefix."""
+    from nodes.engine.storage.uploader import collect_files, plan_upload
+
+    cfg_file = tmp_path / "storage.json"
+    cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool")}), encoding="utf-8")
+    cfg = load_storage_config(environ={"MINIO_ENDPOINT": "http://127.0.0.1:9", "MINIO_ACCESS_KEY": "a",
+                                       "MINIO_SECRET_KEY": "b", "MINIO_BUCKET": "ads"}, config_path=cfg_file)
+    cfg = cfg.with_choices(prefix_pattern="{brand}/{aspect}/{run}/")
+    files = collect_files(render["video"], manifest_path=render["manifest"])
+    plan = plan_upload(files, files.manifest, cfg)
+    video_sha = sha256(render["video"])
+    assert plan.run == video_sha[:12] and plan.prefix == f"acme-co/9x16/{plan.run}/"
+    first = plan.items[0]
+    assert (first.path, first.kind, first.role) == (render["video"], "video", "output")
+    assert first.key == f"{plan.prefix}ad-{video_sha[:12]}.mp4"  # ComfyUI's save counter is left out
+    by_kind = {it.kind for it in plan.items}
+    assert {"video", "thumbnail", "subtitles", "hls"} <= by_kind
+    hls = [it for it in plan.items if it.path.parent.name.endswith("_hls")]
+    assert hls and hls[-1].path.suffix == ".m3u8" and all(it.path.suffix != ".m3u8" for it in hls[:-1])
+    assert len({it.key.rsplit("/", 1)[0] for it in hls}) == 1
+    assert plan.manifest_key.startswith(plan.prefix) and plan.manifest_key.endswith(".json")
+    assert plan.keys[-1] == plan.manifest_key and len(set(plan.keys)) == len(plan.keys)
+    assert all(k.startswith(plan.prefix) for k in plan.keys)
+    # without the manifest only the given files are planned
+    alone = collect_files(render["video"])
+    bare = plan_upload(alone, alone.manifest, cfg)
+    assert bare.prefix.startswith("unbranded/")  # no brief without the manifest
+    assert bare.manifest_key is None and [it.path for it in bare.items] == [render["video"]]

@@ -387,8 +387,8 @@ def load_storage_config(
             return default
         return _number(file[key], f"{key} in {path}", **kw)
 
-    threshold = file_number("multipart_threshold_mb", 64, minimum=5) * MIB
-    chunk = file_number("multipart_chunksize_mb", 16, minimum=5) * MIB
+    threshold = file_number("multipart_threshold_mb", 64, minimum=MIN_PART_BYTES // MIB) * MIB
+    chunk = file_number("multipart_chunksize_mb", 16, minimum=MIN_PART_BYTES // MIB) * MIB
     addressing = str(file.get("addressing_style") or ("path" if endpoint else "auto")).lower()
     if addressing not in ("auto", "path", "virtual"):
         raise StorageConfigError(f"addressing_style in {path} must be auto, path or virtual (got {addressing!r})")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
@@ -173,11 +173,6 @@ class UploadResult:
             "reason_code": self.reason_code, "files": files, "notes": [redact(n) for n in self.notes if n],
         }
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["retry"] = asdict(self.retry) if self.retry is not None else None
-        return data
-
 
 @dataclass
 class _Item:
@@ -315,23 +310,77 @@ def upload_ad(
     cfg = (config or load_storage_config(spool_dir=spool_dir)).with_choices(
         prefix_pattern=prefix_pattern, url_mode=url_mode, url_expiry_seconds=url_expiry_seconds, spool_dir=spool_dir
     )
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    files, primary, manifest, manifest_path, listed, notes = _collect(video_path, extra_files, manifest_path,
-                                                                       include_manifest_outputs)
+    files = collect_files(video_path, extra_files, manifest_path, include_manifest_outputs)
+    plan = plan_upload(files, files.manifest, cfg, brief=brief, run_id=run_id)
+    store = S3Store(cfg)
+    store.client  # a configuration problem (unknown profile, …) raises here, before anything is spooled
+    return execute_upload(plan, store, now=now, progress=progress, write_history=write_history,
+                          retry_spool=retry_spool)
+
+
+@dataclass
+class UploadFiles:
+    """What ``collect_files`` found: the local files (the video first), the manifest that is this
+    render's (or None), and what it records for each listed file (kind, sha256)."""
+
+    paths: list[Path]
+    primary: Path
+    manifest: Optional[RenderManifest]
+    manifest_path: Optional[Path]
+    listed: dict[Path, tuple[str, str]]
+    notes: list[str]
+
+
+@dataclass
+class UploadPlan:
+    """Every object one upload writes — its local file, kind, role and content key — decided before
+    any request: ``plan_upload`` makes it from local files alone, ``execute_upload`` sends it."""
+
+    cfg: StorageConfig
+    items: list[_Item]
+    primary: Path
+    manifest: Optional[RenderManifest]
+    manifest_path: Optional[Path]
+    manifest_key: Optional[str]
+    groups: dict[Path, list[tuple[Path, str]]]
+    brief: Optional[Brief]
+    run: str
+    prefix: str
+    notes: list[str]
+
+    @property
+    def keys(self) -> list[str]:
+        return [it.key for it in self.items] + ([self.manifest_key] if self.manifest_key else [])
+
+
+def collect_files(video_path, extra_files=(), manifest_path=None, include_manifest_outputs=True) -> UploadFiles:
+    """The files of one upload (see ``_collect``)."""
+    return UploadFiles(*_collect(video_path, extra_files, manifest_path, include_manifest_outputs))
+
+
+def plan_upload(files: UploadFiles, manifest: Optional[RenderManifest], cfg: StorageConfig, *,
+                brief: Union[Brief, dict, None] = None, run_id: Optional[str] = None) -> UploadPlan:
+    """The upload's objects and keys, from local files only (no store is asked): each file hashed and
+    checked against what ``manifest`` records, HLS playlists grouped with their segments, the prefix
+    rendered from ``cfg.prefix_pattern``. The manifest file is rewritten in its public form here."""
+    paths, primary, manifest_path, listed = list(files.paths), files.primary, files.manifest_path, files.listed
+    notes = list(files.notes)
+    if manifest is None:
+        manifest_path = None
     brief_obj = _as_brief(brief) or (manifest.brief if manifest is not None else None)
 
     chunk = cfg.multipart_chunksize
-    digests = {p: digest_file(p, chunk) for p in files}
+    digests = {p: digest_file(p, chunk) for p in paths}
     # a listed file whose bytes are not what the render recorded is not the render's any more
-    changed = [p for p in files if p in listed and p != primary and digests[p].sha256 != listed[p][1]]
+    changed = [p for p in paths if p in listed and p != primary and digests[p].sha256 != listed[p][1]]
     if changed:
         notes.append(f"{len(changed)} file(s) differ from what {manifest_path.name} records and were not uploaded "
                      f"({', '.join(p.name for p in changed[:5])})")
-        files = [p for p in files if p not in changed]
+        paths = [p for p in paths if p not in changed]
     kinds = {p: kind for p, (kind, _sha) in listed.items()}
 
     # HLS playlists pull in their segments; those then travel as a group.
-    groups: dict[Path, list[tuple[Path, str]]] = {p: hls_members(p) for p in files if p.suffix.lower() == ".m3u8"}
+    groups: dict[Path, list[tuple[Path, str]]] = {p: hls_members(p) for p in paths if p.suffix.lower() == ".m3u8"}
     # a variant playlist that a master playlist (also given) refers to travels inside the master's group
     nested = {t for t in groups if any(t != top and t in {m for m, _ in g} for top, g in groups.items())}
     for t in nested:
@@ -356,19 +405,12 @@ def upload_ad(
                                 (cfg.history_prefix, *RESERVED_PREFIXES))
 
     items: list[_Item] = []
-    singles = [p for p in files if p not in members]
+    singles = [p for p in paths if p not in members]
     singles.sort(key=lambda p: (p != primary))  # the video first
     for p in singles:
         items.append(_Item(p, kinds.get(p, kind_for(p)), "output", digests[p], content_key(prefix, p.name, digests[p].sha256)))
     for top, group in groups.items():
-        blob = "\n".join(sorted(f"{rel}:{digests[m].sha256}" for m, rel in group)).encode()
-        stem, _ = safe_filename(top.name)
-        folder = f"{prefix}{stem}-hls-{hashlib.sha256(blob).hexdigest()[:12]}/"
-        # segments first, playlists last: a playlist never points at something not yet there
-        for m, rel in sorted(group, key=lambda mr: (mr[0].suffix.lower() == ".m3u8", mr[0] == top, mr[1])):
-            role = "output" if m == top else "hls-member"
-            items.append(_Item(m, kinds.get(m, "hls" if m == top else kind_for(m)), role, digests[m], check_key(folder + rel), rel=rel,
-                               cache_control=IMMUTABLE))
+        items += _group_items(prefix, top, group, digests, kinds)
     for it in items:
         it.content_type = content_type_for(it.path)
 
@@ -378,21 +420,39 @@ def upload_ad(
             manifest = normalize_manifest_file(manifest_path)  # no absolute path in a file anyone can /view
         except OSError as exc:  # a read-only folder: upload it as it is
             notes.append(f"could not rewrite {manifest_path.name} without server paths ({type(exc).__name__})")
-        identity = manifest_identity(manifest)
-        manifest_key = content_key(prefix, manifest_path.name, identity)
-    total_bytes = sum(it.digest.size for it in items)
-    emit = _progress_sink(progress, len(items) + (1 if manifest is not None else 0), total_bytes)
+        manifest_key = content_key(prefix, manifest_path.name, manifest_identity(manifest))
+    return UploadPlan(cfg, items, primary, manifest, manifest_path, manifest_key, groups, brief_obj, run, prefix, notes)
 
-    result = UploadResult(status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=run, prefix=prefix,
-                          manifest_path=str(manifest_path) if manifest_path else None, manifest_key=manifest_key,
-                          spool_dir=str(cfg.spool_dir), notes=list(notes))
-    store = S3Store(cfg)
-    store.client  # a configuration problem (unknown profile, …) raises here, before anything is spooled
-    batch = new_batch_id(run, now)
+
+def _group_items(prefix, top, group, digests, kinds) -> list[_Item]:
+    """An HLS playlist and its segments under one folder named after their contents."""
+    blob = "\n".join(sorted(f"{rel}:{digests[m].sha256}" for m, rel in group)).encode()
+    stem, _ = safe_filename(top.name)
+    folder = f"{prefix}{stem}-hls-{hashlib.sha256(blob).hexdigest()[:12]}/"
+    # segments first, playlists last: a playlist never points at something not yet there
+    return [_Item(m, kinds.get(m, "hls" if m == top else kind_for(m)), "output" if m == top else "hls-member",
+                  digests[m], check_key(folder + rel), rel=rel, cache_control=IMMUTABLE)
+            for m, rel in sorted(group, key=lambda mr: (mr[0].suffix.lower() == ".m3u8", mr[0] == top, mr[1]))]
+
+
+def execute_upload(plan: UploadPlan, store: S3Store, *, now: Optional[datetime] = None,
+                   progress: Optional[ProgressFn] = None, write_history: bool = True,
+                   retry_spool: bool = True) -> UploadResult:
+    """Send ``plan`` to ``store``: intents first, each object HEAD-first, the manifest, the history
+    record; whatever fails is spooled (see the module docstring)."""
+    cfg = plan.cfg
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    total_bytes = sum(it.digest.size for it in plan.items)
+    emit = _progress_sink(progress, len(plan.items) + (1 if plan.manifest is not None else 0), total_bytes)
+    result = UploadResult(status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=plan.run,
+                          prefix=plan.prefix, manifest_path=str(plan.manifest_path) if plan.manifest_path else None,
+                          manifest_key=plan.manifest_key, spool_dir=str(cfg.spool_dir), notes=list(plan.notes))
+    batch = new_batch_id(plan.run, now)
     mark_active(batch, True)
     try:
-        return _run_upload(cfg, store, batch, result, items, primary, manifest, manifest_path, manifest_key, groups,
-                           brief_obj, run, now, emit, chunk, write_history, retry_spool)
+        return _run_upload(cfg, store, batch, result, plan.items, plan.primary, plan.manifest, plan.manifest_path,
+                           plan.manifest_key, plan.groups, plan.brief, plan.run, now, emit, cfg.multipart_chunksize,
+                           write_history, retry_spool)
     finally:
         mark_active(batch, False)
 
