@@ -22,11 +22,11 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Optional
 
 from ..models import AdReelInputError, RenderManifest, parse_model
+from .atomic import write_text_atomic
 from .keys import UPLOAD_EXTS
 
 MAX_MANIFEST_BYTES = 20 * 1024 * 1024
@@ -174,24 +174,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def write_manifest(path, manifest: RenderManifest) -> None:
     """Atomically replace ``path`` with ``manifest`` (a reader never sees half a file)."""
     path = Path(path)
-    text = manifest.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        except OSError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, manifest.model_dump_json(indent=2) + "\n", keep_mode=True)
 
 
 def set_manifest_urls(manifest: RenderManifest, manifest_path, urls: Mapping[str, str]) -> int:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 
+from .atomic import fsync_dir, write_text_atomic  # noqa: F401  (fsync_dir: spool's callers)
 from .config import StorageConfig, load_storage_config
 from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger, redact
 from .keys import digest_file
@@ -192,35 +192,8 @@ class SpoolEntry:
             pass
 
 
-def fsync_dir(folder) -> None:
-    """Make a rename or a new file in ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _refused_location(spool: Path) -> Optional[str]:
@@ -592,6 +565,84 @@ def _upload_entry(store, entry: SpoolEntry, url_cache: dict) -> dict:
             "status": outcome.status, "role": entry.role}
 
 
+def _record_attempt(entries: list[SpoolEntry], message: str) -> None:
+    """The store could not be reached: each waiting entry records the attempt and why."""
+    for entry in entries:
+        entry.attempts += 1
+        entry.last_error = message
+        entry.last_attempt = _now().isoformat()
+        try:
+            entry.save()
+        except OSError:
+            pass
+
+
+def _retry_pass(ordered: list[list[SpoolEntry]], store, pending: set, report: RetryReport, tried: set[int],
+                cache: dict) -> tuple[bool, bool]:
+    """One pass over every batch, oldest first: (anything uploaded, stop)."""
+    moved = False
+    for items in ordered:
+        batch_moved, stop = _retry_batch(items, store, pending, report, tried, cache)
+        moved = moved or batch_moved
+        if stop:
+            return moved, True
+    return moved, False
+
+
+def _retry_batch(items: list[SpoolEntry], store, pending: set, report: RetryReport, tried: set[int],
+                 cache: dict) -> tuple[bool, bool]:
+    """One pass over one batch's entries (outputs first): (anything uploaded, stop every batch).
+
+    The manifest and history record wait for every output of their run, here and in other batches
+    (``pending``); each entry is tried at most once per retry call (``tried``)."""
+    batch_ok, moved = True, False
+    for entry in items:
+        if id(entry) in tried:  # done in an earlier pass: uploaded (record gone) or failed
+            batch_ok = batch_ok and not (entry.role == "output" and entry.record_path.exists())
+            continue
+        if entry.role != "output" and (not batch_ok or _names(entry) & pending):
+            break  # an output of this run has not gone up (or waits in another batch: the same file spooled twice)
+        tried.add(id(entry))
+        try:
+            result = _retry_entry(entry, store, cache)
+        except StorageError as exc:
+            _attempt_failed(entry, exc, report)
+            batch_ok = False
+            if isinstance(exc, (StorageUnavailable, StorageCredentialsError)) or exc.reason == "bucket-missing":
+                report.error = exc.message
+                return moved, True
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
+            _attempt_failed(entry, exc, report)
+            batch_ok = False
+            continue
+        entry.remove()
+        pending.discard(entry.key)
+        moved = True
+        report.uploaded.append(result)
+        logger.info("uploaded spooled %s (%s)", entry.key, result["status"])
+    return moved, False
+
+
+def _names(entry: SpoolEntry) -> set:
+    """The object keys a manifest or history record names."""
+    if entry.role == "manifest":
+        return set(entry.output_keys.values())
+    return {o.get("key") for o in (entry.payload or {}).get("outputs", []) if isinstance(o, dict)}
+
+
+def _retry_entry(entry: SpoolEntry, store, cache: dict) -> dict:
+    """Upload one spooled entry; a history record is written once, never over another run's."""
+    if entry.role != "history":
+        return _upload_entry(store, entry, cache)
+    payload = dict(entry.payload or {})
+    payload["status"] = "uploaded"
+    payload["uploaded_at"] = _now().isoformat()
+    payload["spooled_reason"] = entry.reason
+    outcome = store.put_json(entry.key, payload, if_absent=True)
+    return {"key": entry.key, "url": None, "source_path": None, "status": outcome.status, "role": "history"}
+
+
 def retry_spooled(
     config: Optional[StorageConfig] = None,
     spool_dir=None,
@@ -627,14 +678,7 @@ def retry_spooled(
         except StorageError as exc:
             report.error = exc.message
             report.remaining = len(entries)
-            for entry in entries:  # record the attempt on each waiting entry
-                entry.attempts += 1
-                entry.last_error = exc.message
-                entry.last_attempt = _now().isoformat()
-                try:
-                    entry.save()
-                except OSError:
-                    pass
+            _record_attempt(entries, exc.message)
             return report
         batches: dict[str, list[SpoolEntry]] = {}
         for entry in entries:
@@ -649,53 +693,9 @@ def retry_spooled(
         pending = {e.key for e in list_spooled(spool) if e.role == "output"}
         tried: set[int] = set()  # each entry is attempted at most once per call
         cache: dict = {}
-        stop, progress = False, True
+        progress, stop = True, False
         while progress and not stop:  # passes: a run's records may wait for a file spooled by a later run
-            progress = False
-            for items in ordered:
-                if stop:
-                    break
-                batch_ok = True
-                for entry in items:
-                    if id(entry) in tried:  # done in an earlier pass: uploaded (record gone) or failed
-                        if entry.role == "output" and entry.record_path.exists():
-                            batch_ok = False
-                        continue
-                    if entry.role != "output" and not batch_ok:
-                        break  # the manifest and history wait for every output of their run
-                    named = set(entry.output_keys.values()) if entry.role == "manifest" else {
-                        o.get("key") for o in (entry.payload or {}).get("outputs", []) if isinstance(o, dict)}
-                    if entry.role != "output" and named & pending:
-                        break  # an output of this run waits in another batch (the same file spooled twice)
-                    tried.add(id(entry))
-                    try:
-                        if entry.role == "history":
-                            payload = dict(entry.payload or {})
-                            payload["status"] = "uploaded"
-                            payload["uploaded_at"] = _now().isoformat()
-                            payload["spooled_reason"] = entry.reason
-                            outcome = store.put_json(entry.key, payload, if_absent=True)  # never over another run's
-                            result = {"key": entry.key, "url": None, "source_path": None, "status": outcome.status,
-                                      "role": "history"}
-                        else:
-                            result = _upload_entry(store, entry, cache)
-                    except StorageError as exc:
-                        _attempt_failed(entry, exc, report)
-                        batch_ok = False
-                        if isinstance(exc, (StorageUnavailable, StorageCredentialsError)) or exc.reason == "bucket-missing":
-                            report.error = exc.message
-                            stop = True
-                            break
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
-                        _attempt_failed(entry, exc, report)
-                        batch_ok = False
-                        continue
-                    entry.remove()
-                    pending.discard(entry.key)
-                    progress = True
-                    report.uploaded.append(result)
-                    logger.info("uploaded spooled %s (%s)", entry.key, result["status"])
+            progress, stop = _retry_pass(ordered, store, pending, report, tried, cache)
         report.manifests_updated.extend(dict.fromkeys(cache.get("_manifests", [])))
         report.remaining = len(list_spooled(spool))
         return report
