@@ -161,3 +161,23 @@ def loudness(path: str) -> dict:
     i = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
     peak = float(re.search(r"Peak:\s+(-?[\d.inf]+) dBFS", summary).group(1))
     return {"integrated": i, "true_peak": peak}
+
+
+def ffmpeg_children(parent_pid: int, names: tuple[str, ...] = ("ffmpeg", "ffprobe")) -> list[int]:
+    """Live (not zombie) ffmpeg/ffprobe processes whose parent is ``parent_pid``, from /proc."""
+    import os
+
+    kids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == parent_pid and comm.startswith(names) and fields[0] != "Z":
+            kids.append(int(pid))
+    return kids

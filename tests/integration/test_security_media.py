@@ -22,6 +22,8 @@ import subprocess
 import time
 import urllib.request
 import uuid
+
+import media
 import wave
 
 import numpy as np
@@ -119,20 +121,7 @@ class PeakRSS:
 
 
 def ffmpeg_children(server) -> list[int]:
-    kids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        if int(fields[1]) == server.proc.pid and comm.startswith(("ffmpeg", "ffprobe")) and fields[0] != "Z":
-            kids.append(int(pid))
-    return kids
+    return media.ffmpeg_children(server.proc.pid)
 
 
 def demo(duration: float = 3.0, **assemble) -> dict:

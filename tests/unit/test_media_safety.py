@@ -16,6 +16,8 @@ import types
 
 import cv2
 import numpy as np
+
+import media
 import pytest
 import torch
 from PIL import Image
@@ -307,20 +309,7 @@ def sources_for(sb):
 
 
 def ffmpeg_children() -> list[int]:
-    me, kids = os.getpid(), []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        if int(fields[1]) == me and comm.startswith("ffmpeg") and fields[0] != "Z":
-            kids.append(int(pid))
-    return kids
+    return media.ffmpeg_children(os.getpid(), ("ffmpeg",))
 
 
 def test_the_work_cap_is_checked_before_any_audio_pass_or_encode(tmp_path, monkeypatch):
