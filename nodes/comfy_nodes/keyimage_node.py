@@ -24,8 +24,9 @@ from ..engine.motion import cover_fit
 from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
                                        finish_sampled, sampled_problem, scene_prompts, scene_seed)
 from . import api
-from .api import CATEGORY, SceneType, check_combo_inputs, input_directory, io, temp_directory
+from .api import CATEGORY, SceneType, check_combo_inputs, io, temp_directory
 from .convert import image_to_rgb, rgb_to_image
+from .choices import input_choices, resolve_choice
 from .lazy_image import StillTensor
 
 KEY_IMAGE_SUBFOLDER = "adreel_keyimages"
@@ -182,29 +183,12 @@ class SceneKeyImage(io.ComfyNode):
 
 
 def brand_image_choices() -> list[str]:
-    bundled = [n for n in BUNDLED_IMAGES if os.path.isfile(os.path.join(ASSETS_DIR, n))]
-    try:
-        folder = input_directory()
-        user = sorted(f"input/{f}" for f in os.listdir(folder)
-                      if f.lower().endswith(IMAGE_EXT) and os.path.isfile(os.path.join(folder, f)))
-    except Exception:
-        user = []
-    return bundled + user
+    return [n for n in BUNDLED_IMAGES if os.path.isfile(os.path.join(ASSETS_DIR, n))] + input_choices(IMAGE_EXT)
 
 
 def resolve_brand_image(name: str) -> str:
     """The file behind a choice: a bundled asset by its exact name, or a file in the input folder."""
-    if name in BUNDLED_IMAGES:
-        base, rel = ASSETS_DIR, name
-    elif name.startswith("input/"):
-        base, rel = input_directory(), name[len("input/"):]
-    else:
-        base, rel = None, None
-    path = os.path.realpath(os.path.join(base, rel)) if base else ""
-    if not base or not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
-        raise AdReelInputError("image", f"{name!r} is not an image AdReel can see (bundled: "
-                               f"{', '.join(BUNDLED_IMAGES)}; or input/<file> from ComfyUI's input folder)")
-    return path
+    return resolve_choice(name, "image", ASSETS_DIR, BUNDLED_IMAGES, "an image")
 
 
 class BrandImage(io.ComfyNode):

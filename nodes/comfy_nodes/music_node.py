@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 
 from ..engine.audio_mix import decode_audio_file
-from ..engine.models import AdReelInputError
-from .api import CATEGORY, check_combo_inputs, input_directory, io
+from .api import CATEGORY, check_combo_inputs, io
+from .choices import input_choices, resolve_choice
 from .convert import clip_to_audio
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -13,26 +13,16 @@ MUSIC_DIR = os.path.join(PACK_ROOT, "assets", "music")
 AUDIO_EXT = (".ogg", ".opus", ".mp3", ".wav", ".flac", ".m4a", ".aac")
 
 
+def bundled_tracks() -> list[str]:
+    return sorted(f for f in os.listdir(MUSIC_DIR) if f.lower().endswith(AUDIO_EXT)) if os.path.isdir(MUSIC_DIR) else []
+
+
 def music_choices() -> list[str]:
-    bundled = sorted(f for f in os.listdir(MUSIC_DIR) if f.lower().endswith(AUDIO_EXT)) if os.path.isdir(MUSIC_DIR) else []
-    try:
-        folder = input_directory()
-        user = sorted(f"input/{f}" for f in os.listdir(folder) if f.lower().endswith(AUDIO_EXT))
-    except Exception:
-        user = []
-    return bundled + user
+    return bundled_tracks() + input_choices(AUDIO_EXT)
 
 
 def resolve_track(track: str) -> str:
-    if track.startswith("input/"):
-        base, name = input_directory(), track[len("input/"):]
-    else:
-        base, name = MUSIC_DIR, track
-    path = os.path.realpath(os.path.join(base, name))
-    if not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
-        raise AdReelInputError("track", f"{track!r} is not a music file AdReel can see "
-                               f"(bundled: {MUSIC_DIR}; or ComfyUI's input folder)")
-    return path
+    return resolve_choice(track, "track", MUSIC_DIR, bundled_tracks(), "a music file")
 
 
 class MusicBed(io.ComfyNode):

@@ -143,6 +143,14 @@ class FakeOllama:
             self._queue.extend(behaviours)
         return self
 
+    def fresh(self) -> "FakeOllama":
+        """Forget the earlier tests: no recorded requests, no scripted behaviours, the planning model answers."""
+        with self._lock:
+            self.requests.clear()
+            self._queue.clear()
+        self.model = PlanModel()
+        return self
+
     def chats(self) -> list[Recorded]:
         return [r for r in self.requests if r.path in ("/api/chat", "/api/generate", "/v1/chat/completions")]
 

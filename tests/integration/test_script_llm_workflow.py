@@ -38,10 +38,7 @@ def fake():
 
 @pytest.fixture
 def ollama(fake):
-    fake.requests.clear()
-    fake._queue.clear()
-    fake.model = PlanModel()
-    return fake
+    return fake.fresh()
 
 
 def script_prompt(host: str, seed: int = 1, **script_inputs) -> dict:

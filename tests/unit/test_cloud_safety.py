@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from fakes.llm_servers import Drip, FakeOllama, FakeOpenAICompatible, PlanModel, Redirect, Reply
+from fakes.llm_servers import Drip, FakeOllama, FakeOpenAICompatible, Redirect, Reply
 from nodes.engine.cloud.http import (InsecureURL, ReadDeadline, ResponseTooLarge, check_destination,
                                      parse_retry_after, read_capped, require_https)
 from nodes.engine.cloud.llm_policy import PolicyError, check_key_name, check_llm_destination, looks_like_key
@@ -322,10 +322,7 @@ def fake():
 
 @pytest.fixture
 def ollama(fake):
-    fake.requests.clear()
-    fake._queue.clear()
-    fake.model = PlanModel()
-    return fake
+    return fake.fresh()
 
 
 def test_a_redirect_is_not_followed(ollama):

@@ -43,10 +43,7 @@ def server():
 
 @pytest.fixture
 def ollama(server):
-    server.requests.clear()
-    server._queue.clear()
-    server.model = PlanModel()
-    return server
+    return server.fresh()
 
 
 @pytest.fixture(scope="module")

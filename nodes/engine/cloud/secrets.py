@@ -59,13 +59,19 @@ class ApiKey:
         raise TypeError("ApiKey cannot be pickled")
 
 
-def secrets_file_path(environ: Optional[Mapping[str, str]] = None) -> Path:
+def config_file_path(override_env: str, name: str, environ: Optional[Mapping[str, str]] = None) -> Path:
+    """``$override_env`` if set, else ``$XDG_CONFIG_HOME/adreel/<name>`` (``~/.config`` by default): where
+    AdReel's configuration files live (the secrets file, the storage settings)."""
     env = os.environ if environ is None else environ
-    explicit = env.get(SECRETS_FILE_ENV)
+    explicit = env.get(override_env)
     if explicit:
         return Path(explicit).expanduser()
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "adreel" / "secrets.json"
+    return Path(base).expanduser() / "adreel" / name
+
+
+def secrets_file_path(environ: Optional[Mapping[str, str]] = None) -> Path:
+    return config_file_path(SECRETS_FILE_ENV, "secrets.json", environ)
 
 
 def warn_if_shared(path: Path, what: str = "secrets file", log: Optional[logging.Logger] = None) -> bool:

@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from ..cloud.secrets import warn_if_shared
+from ..cloud.secrets import config_file_path, warn_if_shared
 from .errors import StorageConfigError, StorageNotConfigured, logger, mask_access_key, register_secret
 
 CONFIG_FILE_ENV = "ADREEL_STORAGE_CONFIG"
@@ -99,12 +99,7 @@ _HELP = (
 
 
 def default_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
-    env = os.environ if environ is None else environ
-    explicit = env.get(CONFIG_FILE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "adreel" / "storage.json"
+    return config_file_path(CONFIG_FILE_ENV, "storage.json", environ)
 
 
 def default_spool_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
