@@ -24,6 +24,7 @@ BREATH_SECONDS = 0.25     # and ends at least this long before the scene ends
 FIT_MARGIN_SECONDS = 0.1  # frame rounding (a scene may get a frame less than its seconds), with room to spare
 OVERHEAD_SECONDS = LEAD_IN_SECONDS + BREATH_SECONDS + FIT_MARGIN_SECONDS
 BAR_MAX_SPEED = 1.15      # the quality bar lets a line be said up to 15 % faster than the voice's normal pace
+_FIT_TRIES = 4            # measures of a line at a faster speed before it is given up as too long
 
 
 def speech_room(scene_seconds: float) -> float:
@@ -54,8 +55,23 @@ def fit_speed(voice: Voice, spoken: str, room: float, max_speed: float | None = 
     limit = min(voice.max_speed, max_speed if max_speed is not None else voice.max_speed)
     if room <= 0 or limit <= 1.0:
         return None
+    # espeak-ng's seconds fall as 1/speed; a neural voice's less so (Piper's pauses and shortest
+    # phonemes barely shrink): aim again from what the voice did, seconds ≈ a + b / speed
+    tried = [(1.0, seconds)]
     speed = min(limit, seconds / room * 1.03)
-    return speed if voice.measure(spoken, speed) <= room + 1e-6 else None
+    for _ in range(_FIT_TRIES):
+        got = voice.measure(spoken, speed)
+        if got <= room + 1e-6:
+            return speed
+        if speed >= limit - 1e-9:
+            return None
+        tried.append((speed, got))
+        (s1, d1), (s2, d2) = tried[-2], tried[-1]
+        b = (d1 - d2) / (1 / s1 - 1 / s2)
+        a = d2 - b / s2
+        target = room * 0.99 - a
+        speed = limit if b <= 0 or target <= 0 else min(limit, max(speed * 1.01, b / target))
+    return None
 
 
 def narration_fits(text: str, language: str, scene_seconds: float, voice: Voice | None = None) -> bool:
