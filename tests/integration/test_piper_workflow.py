@@ -111,3 +111,14 @@ def test_a_voice_dropped_into_models_tts_is_offered_by_the_node(comfy):
     spec = info["input"]["optional"]["piper_voice"]
     options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
     assert options[:2] == ["default", "en_US-joe-medium"] and "en_GB-dropped-medium" in options
+
+
+@pytest.mark.parametrize("field,value", [("backend", "gtts"), ("piper_voice", "xx_XX-missing-medium")])
+def test_an_unknown_voice_is_rejected_at_submit(comfy, field, value):
+    from harness import PromptError
+    prompt = workflow()
+    node_by_type(prompt, "SceneNarration")[1]["inputs"][field] = value
+    with pytest.raises(PromptError) as exc:
+        comfy.queue(prompt)
+    assert exc.value.status == 400 and f"{field}: {value!r} is not one of" in str(exc.value)
+    assert comfy.alive()

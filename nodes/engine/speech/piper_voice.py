@@ -34,6 +34,7 @@ import threading
 import wave
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -160,17 +161,24 @@ def _read_config(config: str, label: str) -> dict:
 
 
 def read_voice_file(model: str, config: str, label: str) -> PiperVoiceFile:
-    """The voice ``model`` + ``config`` describe; an error naming ``label`` when the config is unusable."""
+    """The voice ``model`` + ``config`` describe; an error naming ``label`` when the config is unusable.
+    Read again only when either file changes (SceneNarration lists the voices on every /object_info)."""
+    stats = tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(model), os.stat(config)))
+    return _read_voice_file(model, config, label, stats)
+
+
+@lru_cache(maxsize=256)
+def _read_voice_file(model: str, config: str, label: str, stats: tuple) -> PiperVoiceFile:
     data = _read_config(config, label)
     lang = data.get("language") if isinstance(data.get("language"), dict) else {}
     locale = str(lang.get("code") or data["espeak"].get("voice") or "")
     rate = data["audio"].get("sample_rate")
     if not locale or not isinstance(rate, int) or not 8000 <= rate <= 96000:
         raise AdReelInputError("piper_voice", f"{label}.json names no language or no usable sample_rate")
-    st = os.stat(model)
+    (size, mtime), _ = stats
     return PiperVoiceFile(name=os.path.basename(model)[:-len(".onnx")], model=model, config=config, label=label,
                           language=base_language(locale), locale=locale, sample_rate=rate,
-                          stamp=f"{st.st_size}-{st.st_mtime_ns}")
+                          stamp=f"{size}-{mtime}")
 
 
 def piper_voice_files() -> dict[str, PiperVoiceFile]:
