@@ -273,9 +273,10 @@ def voice_for(backend: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, voi
     from .piper_voice import PiperVoice, piper_available, piper_voice_files, piper_voice_for
     pace = int(rate_wpm) / DEFAULT_RATE_WPM
     if backend == "auto":
-        chosen = piper_voice and piper_voice != "default" and piper_available()
-        if chosen and (piper_voice not in piper_voice_files() or piper_voice_files()[piper_voice].speaks(language)):
-            return piper_voice_for(piper_voice, language, pace=pace)  # a voice that is gone: the error names it
+        if piper_voice and piper_voice != "default" and piper_available():
+            vf = piper_voice_files().get(piper_voice)
+            if vf is None or vf.speaks(language):  # a voice that is gone: the error names it
+                return piper_voice_for(piper_voice, language, pace=pace)
         speaker = default_voice(language)  # a chosen voice of another language: the language's default
         return PiperVoice(speaker.file, pace) if isinstance(speaker, PiperVoice) else \
             espeak_or_estimate(language, rate_wpm)
