@@ -29,6 +29,23 @@ def _register_font_folder() -> None:
 _register_font_folder()
 
 
+def _register_tts_folder() -> None:
+    """Piper voices a user adds (NAME.onnx + NAME.onnx.json): ComfyUI's ``models/tts`` as the
+    ``tts`` model folder (extra_model_paths.yaml may add more), offered by SceneNarration."""
+    try:
+        import os
+        import folder_paths
+        from ..engine.speech.piper_voice import register_piper_dir
+        folder_paths.add_model_folder_path("tts", os.path.join(folder_paths.models_dir, "tts"), is_default=True)
+        for path in folder_paths.get_folder_paths("tts"):
+            register_piper_dir(path)
+    except Exception:  # no ComfyUI (a script run): the bundled voice only
+        pass
+
+
+_register_tts_folder()
+
+
 # ComfyUI services the nodes use: folders, progress, interrupts.
 def output_directory() -> str:
     import folder_paths

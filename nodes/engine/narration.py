@@ -1,7 +1,8 @@
 """The narration stage: scene text → speech.
 
-Offline by default with espeak-ng (Korean, English and the many languages it
-has); text goes through a file, never the command line. Any other source of
+Offline: English with a Piper neural voice (``speech/piper_voice.py``) where
+piper-tts is installed, Korean and the many other languages espeak-ng has with
+espeak-ng; text goes through a file, never the command line. Any other source of
 speech (another pack's AUDIO) is just a waveform to the assembler. What a
 voice says for a line (its spoken form), the voices and how a line is fitted
 to its scene live in ``speech/``; this module holds the espeak-ng primitives.
@@ -65,8 +66,10 @@ def read_wav(path: str) -> Speech:
     return Speech(data, sr)
 
 
-def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pitch: int = 45) -> Speech:
-    """Synthesize ``text`` with espeak-ng; empty text gives silence of length 0."""
+def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pitch: int = 45,
+                 word_gap: int = 0) -> Speech:
+    """Synthesize ``text`` with espeak-ng (``word_gap``: espeak-ng's -g, pause between words in
+    10 ms units); empty text gives silence of length 0."""
     text = text.strip()
     if not text:
         return Speech(np.zeros(0, np.float32), 22050)
@@ -76,7 +79,8 @@ def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pit
         with open(txt, "w", encoding="utf-8") as f:
             f.write(text)
         proc = subprocess.run([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
-                               "-b", "1", "-w", out, "-f", txt], capture_output=True, text=True, timeout=120)
+                               "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt],
+                              capture_output=True, text=True, timeout=120)
         if proc.returncode != 0 or not os.path.exists(out):
             raise AdReelInputError("language", f"espeak-ng could not speak {language!r} (voice {voice!r}): "
                                    f"{proc.stderr.strip()[-300:]}")

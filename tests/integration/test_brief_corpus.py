@@ -272,7 +272,7 @@ def test_an_edited_line_that_cannot_fit_fails_before_anything_renders(comfy):
         comfy.run(prompt, timeout=300)
     msg = str(exc.value)
     assert "(ScriptLLM)" in msg and "edited_script.scenes[0].narration" in msg and "scene 0" in msg
-    assert " s to say (measured with espeak-ng" in msg and "shorten it by" in msg
+    assert " s to say (measured with Piper en_US-joe-medium" in msg and "shorten it by" in msg
     after = set(os.listdir(os.path.join(comfy.folder("output"), "AdReel"))) \
         if os.path.isdir(os.path.join(comfy.folder("output"), "AdReel")) else set()
     assert not {f for f in after - before if f.startswith("corpus_99")}, "something was rendered"

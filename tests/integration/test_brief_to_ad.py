@@ -110,9 +110,12 @@ def check_ad(path: str, prompt: dict, lang: str = "eng") -> dict:
         start, end = s["start_frame"], min(s["start_frame"] + s["frame_count"], visible_end)
         if end - start < fps // 2:
             continue
-        crop = frame_at(path, (start + (end - start) * 0.7) / fps, W, H)[box.y:box.y + box.h, box.x:box.x + box.w]
-        read = ocr(crop, lang)
-        assert similarity(read, p.on_screen_text) >= 0.8, (p.on_screen_text, read)
+        # read at two moments of the scene (a viewer sees it throughout): Tesseract may misread one
+        # frame of Hangul over the moving, blurred photo (꼭 → 4)
+        reads = [ocr(frame_at(path, (start + (end - start) * at) / fps, W, H)[box.y:box.y + box.h,
+                                                                            box.x:box.x + box.w], lang)
+                 for at in (0.5, 0.7)]
+        assert max(similarity(r, p.on_screen_text) for r in reads) >= 0.8, (p.on_screen_text, reads)
     return info
 
 

@@ -24,6 +24,7 @@ BREATH_SECONDS = 0.25     # and ends at least this long before the scene ends
 FIT_MARGIN_SECONDS = 0.1  # frame rounding (a scene may get a frame less than its seconds), with room to spare
 OVERHEAD_SECONDS = LEAD_IN_SECONDS + BREATH_SECONDS + FIT_MARGIN_SECONDS
 BAR_MAX_SPEED = 1.15      # the quality bar lets a line be said up to 15 % faster than the voice's normal pace
+_FIT_TRIES = 4            # measures of a line at a faster speed before it is given up as too long
 
 
 def speech_room(scene_seconds: float) -> float:
@@ -47,15 +48,31 @@ def narration_seconds(text: str, language: str, voice: Voice | None = None) -> f
 
 def fit_speed(voice: Voice, spoken: str, room: float, max_speed: float | None = None) -> float | None:
     """The speed at which ``voice`` says ``spoken`` within ``room`` seconds: 1.0 when it fits as it
-    is, else faster, up to ``max_speed`` (default: the voice's natural limit); None when it cannot."""
+    is, else faster, up to a pace of ``max_speed`` (``Voice.speed_for_pace``; default: the voice's
+    natural limit); None when it cannot."""
     seconds = voice.measure(spoken)
     if seconds <= room + 1e-6:
         return 1.0
-    limit = min(voice.max_speed, max_speed if max_speed is not None else voice.max_speed)
-    if room <= 0 or limit <= 1.0:
-        return None
+    limit = min(voice.max_speed, voice.speed_for_pace(max_speed) if max_speed is not None else voice.max_speed)
+    if room <= 0 or limit <= 1.0 or seconds / limit > room * 1.1:
+        return None  # no voice says a line much more than ``speed`` times shorter: not worth measuring
+    # espeak-ng's seconds fall as 1/speed; a neural voice's less so (Piper's pauses and shortest
+    # phonemes barely shrink): aim again from what the voice did, seconds ≈ a + b / speed
+    tried = [(1.0, seconds)]
     speed = min(limit, seconds / room * 1.03)
-    return speed if voice.measure(spoken, speed) <= room + 1e-6 else None
+    for _ in range(_FIT_TRIES):
+        got = voice.measure(spoken, speed)
+        if got <= room + 1e-6:
+            return speed
+        if speed >= limit - 1e-9:
+            return None
+        tried.append((speed, got))
+        (s1, d1), (s2, d2) = tried[-2], tried[-1]
+        b = (d1 - d2) / (1 / s1 - 1 / s2)
+        a = d2 - b / s2
+        target = room * 0.99 - a
+        speed = limit if b <= 0 or target <= 0 else min(limit, max(speed * 1.01, b / target))
+    return None
 
 
 def narration_fits(text: str, language: str, scene_seconds: float, voice: Voice | None = None) -> bool:
