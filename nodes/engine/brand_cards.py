@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from .keyimage import _fit, _gradient, _mix, _shade, framed_product, load_image_file, paste_product
+from .imaging import fit_into, gradient, mix, shade
+from .keyimage import framed_product, load_image_file, paste_product
 from .layout import Box, frame_layout
 from .models import Brief
 from .text_render import hex_rgb, render_text_card
@@ -35,9 +36,9 @@ def logo_overlay(brief: Brief, logo: Image.Image | None, width: int, height: int
     if logo is None:
         img = wordmark(brief.brand, brief.brand_colors[0], max(16, int(short * 0.06)), font)
         if img.width > target_w or img.height > max_h:
-            img = _fit(img, Box(0, 0, target_w, max_h))
+            img = fit_into(img, Box(0, 0, target_w, max_h))
     else:
-        img = _fit(logo, Box(0, 0, target_w, max_h))
+        img = fit_into(logo, Box(0, 0, target_w, max_h))
     if opacity < 1:
         a = img.getchannel("A").point(lambda v: int(v * max(0.0, opacity)))
         img.putalpha(a)
@@ -53,8 +54,8 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
     zone: the button at the same height in every aspect (a little below the
     middle), everything else stacked above it."""
     pal = [hex_rgb(c) for c in brief.brand_colors]
-    c0, c1 = _shade(pal[0], -0.1), pal[1 % len(pal)]
-    canvas = Image.fromarray(_gradient(width, height, c0, _mix(c0, c1, 0.35), 120)).convert("RGBA")
+    c0, c1 = shade(pal[0], -0.1), pal[1 % len(pal)]
+    canvas = Image.fromarray(gradient(width, height, c0, mix(c0, c1, 0.35), 120)).convert("RGBA")
     lay = frame_layout(width, height)
     short, safe = lay.short, lay.safe
     gap = int(short * 0.035)
@@ -65,24 +66,24 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
     top, room = safe.y + int(short * 0.02), by - gap - (safe.y + int(short * 0.02))
     photo = load_image_file(brief.product_image_path, "brief.product_image") if brief.product_image_path else None
     mark_h = int(min(short * (0.12 if photo is not None else 0.2) * scale, room * (0.2 if photo is not None else 0.4)))
-    mark = _fit(logo, Box(0, 0, int(safe.w * 0.7), mark_h)) if logo is not None else \
+    mark = fit_into(logo, Box(0, 0, int(safe.w * 0.7), mark_h)) if logo is not None else \
         wordmark(brief.brand, brief.brand_colors[0], int(mark_h * 0.8), font)
     if mark.width > safe.w:
-        mark = _fit(mark, Box(0, 0, safe.w, mark.height))
+        mark = fit_into(mark, Box(0, 0, safe.w, mark.height))
     product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055 * scale), box_rgb=c0,
                                box_alpha=0, font=font, field="brief.product", max_lines=2)
     fixed = mark.height + product.height + gap
     ph = 0
     if photo is not None and room - fixed - gap > short * 0.12:
         slot_w, slot_h = int(safe.w * 0.86), room - fixed - gap
-        ph = _fit(framed_product(photo, short), Box(0, 0, slot_w, slot_h)).height
+        ph = fit_into(framed_product(photo, short), Box(0, 0, slot_w, slot_h)).height
     # the group above the button, centred in the room it has
     y = top + max(0, (room - fixed - (ph + gap if ph else 0)) // 2)
     canvas.alpha_composite(mark, ((width - mark.width) // 2, y))
     y += mark.height + gap
     if ph:
         placed = paste_product(canvas, photo, Box((width - slot_w) // 2, y, slot_w, ph), short,
-                               glow=_shade(c1, 0.4))
+                               glow=shade(c1, 0.4))
         y = placed.bottom + gap
     canvas.alpha_composite(product, ((width - product.width) // 2, y))
     shadow = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
@@ -96,9 +97,9 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
 
 def intro_card(brief: Brief, width: int, height: int, logo: Image.Image | None, font: str | None = None) -> Image.Image:
     pal = [hex_rgb(c) for c in brief.brand_colors]
-    canvas = Image.fromarray(_gradient(width, height, pal[0], _shade(pal[0], -0.35), 60)).convert("RGBA")
+    canvas = Image.fromarray(gradient(width, height, pal[0], shade(pal[0], -0.35), 60)).convert("RGBA")
     short = min(width, height)
-    mark = _fit(logo, Box(0, 0, int(width * 0.55), int(short * 0.25))) if logo is not None else \
+    mark = fit_into(logo, Box(0, 0, int(width * 0.55), int(short * 0.25))) if logo is not None else \
         wordmark(brief.brand, brief.brand_colors[1 % len(brief.brand_colors)], int(short * 0.14), font)
     canvas.alpha_composite(mark, ((width - mark.width) // 2, (height - mark.height) // 2))
     return canvas.convert("RGB")

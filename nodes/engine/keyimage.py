@@ -32,30 +32,8 @@ from .models import AdReelInputError, StoryboardScene
 from .text_render import TextLayout, hex_rgb, readable_on, render_text_card, wrap_text
 from .fonts import font_chain
 from .limits import MAX_INPUT_PIXELS
+from .imaging import fit_into, gradient, mix, shade
 
-
-
-def _mix(a, b, t):
-    return tuple(int(round(a[i] + (b[i] - a[i]) * t)) for i in range(3))
-
-
-def _shade(c, k):
-    """k<0 darkens, k>0 lightens."""
-    return _mix(c, (0, 0, 0) if k < 0 else (255, 255, 255), abs(k))
-
-
-def _gradient(w: int, h: int, c0, c1, angle_deg: float) -> np.ndarray:
-    a = math.radians(angle_deg)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    proj = (xs - w / 2) * math.cos(a) + (ys - h / 2) * math.sin(a)
-    half = abs(w / 2 * math.cos(a)) + abs(h / 2 * math.sin(a))
-    t = np.clip((proj / max(half, 1) + 1) / 2, 0, 1)[..., None]
-    t = t * t * (3 - 2 * t)  # smooth
-    img = np.array(c0, np.float32) * (1 - t) + np.array(c1, np.float32) * t
-    # soft vignette
-    r = np.sqrt(((xs - w / 2) / (w / 2)) ** 2 + ((ys - h / 2) / (h / 2)) ** 2)[..., None]
-    img *= (1 - 0.28 * np.clip(r - 0.55, 0, 1))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def load_image_file(path: str, field: str) -> Image.Image:
@@ -72,11 +50,6 @@ def load_image_file(path: str, field: str) -> Image.Image:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise AdReelInputError(field, f"cannot read image {path!r}: {exc}") from None
-
-
-def _fit(im: Image.Image, box: Box) -> Image.Image:
-    k = min(box.w / im.width, box.h / im.height)
-    return im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))), Image.LANCZOS)
 
 
 def _has_transparency(im: Image.Image) -> bool:
@@ -135,7 +108,7 @@ def product_slot(scene: StoryboardScene, width: int, height: int, strength: floa
 def paste_product(canvas: Image.Image, photo: Image.Image, slot: Box, short: int, glow=None) -> Box:
     """The framed product photo fitted (never stretched) and centred in ``slot``; its box.
     ``glow`` (RGB) lays a soft pool of light behind it, as a studio packshot has."""
-    im = _fit(framed_product(photo, short), slot)
+    im = fit_into(framed_product(photo, short), slot)
     x, y = slot.x + (slot.w - im.width) // 2, slot.y + (slot.h - im.height) // 2
     if glow is not None:
         light = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
@@ -161,17 +134,17 @@ def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: st
     pal = [hex_rgb(c) for c in (scene.palette or ["#1E3A8A", "#F59E0B"])]
     c0, c1 = pal[0], pal[1 % len(pal)]
     if scene.segment == "problem":  # a muted, darker take on the palette
-        c0, c1 = _shade(_mix(c0, (90, 90, 90), 0.5), -0.35), _shade(_mix(c1, (90, 90, 90), 0.5), -0.2)
+        c0, c1 = shade(mix(c0, (90, 90, 90), 0.5), -0.35), shade(mix(c1, (90, 90, 90), 0.5), -0.2)
     else:
-        c0 = _shade(c0, -0.15)
+        c0 = shade(c0, -0.15)
     angle = (scene.index * 67 + rng.uniform(-15, 15)) % 360
-    canvas = Image.fromarray(_gradient(width, height, c0, c1, angle)).convert("RGBA")
+    canvas = Image.fromarray(gradient(width, height, c0, c1, angle)).convert("RGBA")
 
     # decoration: large soft circles and a light band
     deco = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     d = ImageDraw.Draw(deco)
     for i in range(3):
-        col = pal[(i + 1) % len(pal)] if i else _shade(c1, 0.35)
+        col = pal[(i + 1) % len(pal)] if i else shade(c1, 0.35)
         r = int(lay.short * rng.uniform(0.25, 0.5))
         cx, cy = int(width * rng.uniform(-0.1, 1.1)), int(height * rng.uniform(0.0, 1.0))
         d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=col + (int(rng.uniform(50, 95)),))
@@ -189,9 +162,9 @@ def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: st
     else:
         hero_slot = slot
     if product_image is not None:
-        placed = paste_product(canvas, product_image, hero_slot, lay.short, glow=_shade(c1, 0.45))
+        placed = paste_product(canvas, product_image, hero_slot, lay.short, glow=shade(c1, 0.45))
     else:
-        placed = _hero_type(canvas, product, hero_slot, lay.short, _mix(c0, c1, 0.5), font)
+        placed = _hero_type(canvas, product, hero_slot, lay.short, mix(c0, c1, 0.5), font)
     if scene.segment == "proof":
         d = ImageDraw.Draw(canvas)
         y = min(placed.bottom + stars_r * 1.3, slot.bottom - stars_r)

@@ -145,7 +145,7 @@ def camera_transform(move: str, p: float, width: int, height: int, strength: flo
     return 1.0, 0.0, 0.0, 0.0  # static
 
 
-def _inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contain=False) -> np.ndarray:
+def inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contain=False) -> np.ndarray:
     """Matrix mapping output pixel centres → source coordinates."""
     # cover-fit the source into the frame (or contain it, with bars)
     cover = min(width / src_w, height / src_h) if contain else max(width / src_w, height / src_h)
@@ -230,7 +230,7 @@ class CameraMoveClip:
         p = k / max(1, self.frame_count - 1)
         z, dx, dy, ang = camera_transform(self.move, p, self.width, self.height, self.strength)
         h, w = self.image.shape[:2]
-        return _inverse_affine(z, dx, dy, ang, self.width, self.height, w - w % 2, h - h % 2,
+        return inverse_affine(z, dx, dy, ang, self.width, self.height, w - w % 2, h - h % 2,
                                contain=self.framing == "contain")
 
     def _border(self):

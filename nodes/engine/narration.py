@@ -112,14 +112,3 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 MAX_RATE_WPM = 225  # faster than this stops sounding natural
-
-
-def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAULT_RATE_WPM) -> tuple[Speech, int]:
-    """Speak the spoken form of ``text`` with espeak-ng; if it overruns the room a scene of
-    ``seconds`` has for a voice (speech/fit.py), speak it faster, up to MAX_RATE_WPM.
-    Returns the speech and the rate used."""
-    from .speech.fit import speak_line
-    from .speech.voice import EspeakVoice
-    voice = EspeakVoice(language, rate_wpm)
-    fit = speak_line(text, language, voice, seconds)
-    return fit.speech, voice.rate_for(fit.speed)

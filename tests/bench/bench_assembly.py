@@ -60,7 +60,7 @@ def prepare(seconds: float, work: str) -> dict:
     from nodes.engine.audio_mix import write_wav
     from nodes.engine.keyimage import compose_key_image
     from nodes.engine.models import Brief
-    from nodes.engine.narration import speak_to_fit
+    from nodes.engine.speech.fit import speak_to_fit
     from nodes.engine.script import write_template_script
     from nodes.engine.storyboard import build_storyboard, retime_for_narration
 

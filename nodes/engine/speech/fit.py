@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..narration import Speech
+from ..narration import DEFAULT_RATE_WPM, Speech
 from .spoken import spoken_form
-from .voice import Voice, default_voice
+from .voice import EspeakVoice, Voice, default_voice
 
 LEAD_IN_SECONDS = 0.1     # the voice starts this long after its scene starts
 BREATH_SECONDS = 0.25     # and ends at least this long before the scene ends
@@ -108,3 +108,12 @@ def speak_line(text: str, language: str, voice: Voice, scene_seconds: float | No
         speed = min(voice.max_speed, speed * speech.duration / room * 1.03)
         speech = voice.synthesize(spoken, speed)
     return Fit(speech, spoken, speed, speech.duration <= room + 1e-6, room)
+
+
+def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAULT_RATE_WPM) -> tuple[Speech, int]:
+    """Speak the spoken form of ``text`` with espeak-ng; if it overruns the room a scene of
+    ``seconds`` has for a voice, speak it faster, up to narration.MAX_RATE_WPM.
+    Returns the speech and the rate used."""
+    voice = EspeakVoice(language, rate_wpm)
+    fit = speak_line(text, language, voice, seconds)
+    return fit.speech, voice.rate_for(fit.speed)

@@ -41,7 +41,7 @@ import numpy as np
 from ..models import AdReelInputError
 from ..narration import Speech, trim_silence
 from .spoken import base_language
-from .voice import Voice
+from .base import Voice
 
 logger = logging.getLogger("adreel.speech")
 
