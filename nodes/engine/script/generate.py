@@ -21,7 +21,7 @@ from ..models import AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
                        LLMUnavailable)
 from .context import budget_for, estimate_messages
-from .prompting import messages as build_messages, repair_messages
+from .prompting import SYSTEM_COMPACT, messages as build_messages, repair_messages
 from .quality import Issue, Pacing, check_script, plan_pacing
 from .schema import AnswerProblem, edit_bound_issues, json_schema, parse_answer, to_script, validation_issues
 from .template import write_template_script
@@ -189,7 +189,10 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
         fixed += [str(i) for i in issues if str(i) not in fixed]
         reason = f"{backend.label} missed the brief in {n} tries: {_summary(issues)}"
         say(f"{backend.label}: {_summary(issues, 2)} — asking for a fix")
-        msgs = await _repair_request(first, completion.text, issues, brief, budget, tokens)
+        firsts = [first]
+        if budget is not None and first[0]["content"] != SYSTEM_COMPACT:
+            firsts.append(build_messages(brief, pacing, schema, reference, seed, compact=True))
+        msgs = await _repair_request(firsts, completion.text, issues, brief, budget, tokens)
 
     script = template_for(brief, seed, pacing)
     notes = [f"fallback: {reason} — wrote the template script instead"] + pacing.notes + notes_ctx
@@ -210,14 +213,17 @@ async def _first_request(brief, pacing, schema, reference, seed, budget, tokens,
     return build_messages(brief, pacing, schema, reference, seed, compact=True), True
 
 
-async def _repair_request(first, answer, issues, brief, budget, tokens) -> list[dict]:
-    """The next try's messages: the first request + the last answer + its problems — never the whole history,
-    so a repair is as long as one exchange. Without the answer when that would not fit (the caller checks
-    that shorter request against the budget too)."""
-    msgs = repair_messages(first, answer, issues, brief)
-    if budget is None or budget.fits(await tokens(msgs)):
-        return msgs
-    return repair_messages(first, None, issues, brief)
+async def _repair_request(firsts, answer, issues, brief, budget, tokens) -> list[dict]:
+    """The next try's messages: a first request + the last answer + its problems — never the whole history,
+    so a repair is as long as one exchange. The first of these that fits: the request as sent with the answer,
+    without it, then the compact request with and without it (the caller checks the last one too)."""
+    msgs: list[dict] = []
+    for first in firsts:
+        for shown in (answer, None):
+            msgs = repair_messages(first, shown, issues, brief)
+            if budget is None or budget.fits(await tokens(msgs)):
+                return msgs
+    return msgs
 
 
 def raise_for_user(err: Exception) -> None:
