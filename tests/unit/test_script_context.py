@@ -65,10 +65,10 @@ def fits(body: dict, context_size: int) -> bool:
 # ------------------------------------------------------------------ the rule
 def test_the_estimate_is_the_stated_rule():
     assert estimate_tokens("") == 0
-    assert estimate_tokens("abcdef") == 2 and estimate_tokens("abcdefg") == 3   # ceil(ascii / 3)
-    assert estimate_tokens("지금 구매") == 4 * 2 + 1                              # 2 per non-ASCII character
+    assert estimate_tokens("abcde") == 2 and estimate_tokens("abcdef") == 3     # ceil(ascii / 2.5)
+    assert estimate_tokens("지금 구매") == 4 * 3 + 1                              # 3 per non-ASCII character
     msgs = [{"role": "system", "content": "abc"}, {"role": "user", "content": "abcdef"}]
-    assert estimate_messages(msgs) == 16 + (8 + 1) + (8 + 2)
+    assert estimate_messages(msgs) == 16 + (8 + 2) + (8 + 3)
 
 
 @pytest.mark.parametrize("kw", [EN, LONG_KO], ids=["en-15s", "ko-30s-long-names"])
@@ -116,35 +116,34 @@ def test_without_a_context_size_no_max_tokens_is_sent(oai):
 def test_repairs_never_grow_one_exchange_at_most(oai):
     b = Brief(**EN)
     oai.model = PlanModel("long_narration")   # stays wrong: four tries, then the template
-    gen = run(b, backend(oai, context_size=4096), seed=2, max_attempts=4)
+    gen = run(b, backend(oai, context_size=5120), seed=2, max_attempts=4)
     sent = [r.body for r in oai.chats()]
     assert len(sent) == 4 and gen.fell_back
     sizes = [estimate_messages(s["messages"]) for s in sent]
     assert all(len(s["messages"]) <= 4 for s in sent)           # system, user, last answer, the fix
     assert sizes[1] == sizes[2] == sizes[3]                      # the same problems: the same size each time
-    assert all(fits(s, 4096) for s in sent)
-    # the first request (not the history), then the last answer's problems
-    assert sent[3]["messages"][0] == sent[0]["messages"][0]
-    assert sent[3]["messages"][1]["content"].startswith(sent[0]["messages"][1]["content"])
+    assert all(fits(s, 5120) for s in sent)
+    assert sent[3]["messages"][:2] == sent[0]["messages"]        # the first request, not the history
+    assert sent[3]["messages"][2]["role"] == "assistant"         # then the last answer and its problems
 
 
 def test_a_repair_that_would_not_fit_leaves_the_answer_out(oai):
-    oai.model = PlanModel("long_narration")     # a long answer: with it the repair would pass 4096
-    run(Brief(**EN), backend(oai, context_size=4096), seed=2, max_attempts=2)
+    oai.model = PlanModel("long_narration")     # a long answer: with it the repair would pass 4608
+    run(Brief(**EN), backend(oai, context_size=4608), seed=2, max_attempts=2)
     second = oai.chats()[1].body
-    assert fits(second, 4096)
+    assert fits(second, 4608)
     assert [m["role"] for m in second["messages"]] == ["system", "user"]
     assert "A previous answer failed" in second["messages"][1]["content"]
     assert "scenes[0].narration" in second["messages"][1]["content"]
 
 
-def test_a_repair_that_fits_only_compact_is_sent_compact(oai):
-    oai.model = PlanModel("long_narration")
-    run(Brief(**EN), backend(oai, context_size=3072), seed=2, max_attempts=2)
-    first, second = (r.body for r in oai.chats()[:2])
-    assert first["messages"][0]["content"] == SYSTEM and fits(first, 3072)
-    assert second["messages"][0]["content"] == SYSTEM_COMPACT and fits(second, 3072)
-    assert "scenes[0].narration" in second["messages"][-1]["content"]
+def test_a_4096_context_always_gets_the_compact_prompt(oai):
+    b = Brief(**EN)
+    oai.script(good_answer(b))
+    gen = run(b, backend(oai, context_size=4096), seed=3, max_attempts=1)
+    body = oai.chats()[0].body
+    assert body["messages"][0]["content"] == SYSTEM_COMPACT and fits(body, 4096)
+    assert not gen.fell_back and "context: context_size 4096: sent the compact prompt" in gen.script.notes
 
 
 def test_a_context_too_small_for_any_prompt_sends_nothing_and_says_why(oai):

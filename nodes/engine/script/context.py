@@ -7,9 +7,14 @@ whole window: prompt + answer. 0 means "unknown": no budget, the full prompt.
 The rule, kept conservative on purpose (too high an estimate only makes the
 prompt compact sooner; too low gets the request refused):
 
-* a text counts ``ceil(ascii_chars / 3) + 2 * non_ascii_chars`` tokens
-  (English prose is about 4 characters a token, JSON punctuation about 2.5;
-  a Hangul syllable is 1–2 tokens in the tokenizers AdReel meets), plus
+* a text counts ``ceil(ascii_chars / 2.5) + 3 * non_ascii_chars`` tokens
+  (English prose is about 4 characters a token, JSON and ``a|b|c`` lists
+  about 2.5; a byte-level tokenizer never spends more than a token a UTF-8
+  byte, and a Hangul syllable is 3 bytes — SmolLM2's English-centred one
+  spends up to 2.2 on a long Korean name. Measured with SmolLM2's tokenizer
+  through llama-server's ``/tokenize`` on the bench's 20 briefs: AdReel's
+  prompts count 0.67–0.93 of this estimate; with a weight of 2 a long Korean
+  name reached 1.05, hence 3), plus
   ``MESSAGE_OVERHEAD`` per chat message for the template's role markers —
   unless the server counts them itself (llama-server's ``/tokenize``: then the
   exact count plus the same overhead);
@@ -21,13 +26,17 @@ prompt compact sooner; too low gets the request refused):
 * the full prompt (long instructions + the JSON Schema) is sent when
   prompt + answer room fit; else the compact one (short rules, a one-line
   skeleton instead of the schema — the server's grammar still enforces the
-  schema); else nothing is sent and the template writes the script.
+  schema); else nothing is sent and the template writes the script. A
+  context of ``COMPACT_AT`` tokens or less always gets the compact prompt: a
+  model that small-context is small and slow, and reads short rules better
+  (and a third of the prompt is a third of the prompt-processing time).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+COMPACT_AT = 4096          # this context or smaller: the compact prompt
 MESSAGE_OVERHEAD = 8        # <|im_start|>role\n … <|im_end|>\n and the like
 PROMPT_OVERHEAD = 16        # the template's preamble and the assistant's opening
 ANSWER_BASE = 120           # {"title": …, "scenes": [ … ]}
@@ -38,7 +47,7 @@ def estimate_tokens(text: str) -> int:
     """A conservative token count for ``text`` (see the module's rule)."""
     text = text or ""
     ascii_chars = sum(1 for ch in text if ord(ch) < 128)
-    return math.ceil(ascii_chars / 3) + 2 * (len(text) - ascii_chars)
+    return math.ceil(ascii_chars / 2.5) + 3 * (len(text) - ascii_chars)
 
 
 def estimate_messages(messages: list[dict]) -> int:
@@ -83,4 +92,4 @@ def budget_for(context_size: int | None, schema: dict) -> Budget | None:
     return Budget(n, max_scenes(schema)) if n > 0 else None
 
 
-__all__ = ["Budget", "answer_cap", "budget_for", "estimate_messages", "estimate_tokens", "max_scenes"]
+__all__ = ["COMPACT_AT", "Budget", "answer_cap", "budget_for", "estimate_messages", "estimate_tokens", "max_scenes"]
