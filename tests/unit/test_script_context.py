@@ -96,7 +96,8 @@ def test_a_small_context_sends_the_compact_prompt_and_max_tokens_within_it(oai):
     assert body["messages"][0]["content"] == SYSTEM_COMPACT
     assert fits(body, 2560)
     assert not gen.fell_back and gen.script.source == "openai:local-model"
-    assert any("compact prompt" in n for n in gen.script.notes)
+    assert any("the full prompt does not fit context_size 2560" in n and "compact prompt" in n
+               for n in gen.script.notes)
 
 
 def test_a_roomy_context_sends_the_full_prompt(oai):
@@ -137,13 +138,10 @@ def test_a_repair_that_would_not_fit_leaves_the_answer_out(oai):
     assert "scenes[0].narration" in second["messages"][1]["content"]
 
 
-def test_a_4096_context_always_gets_the_compact_prompt(oai):
-    b = Brief(**EN)
-    oai.script(good_answer(b))
-    gen = run(b, backend(oai, context_size=4096), seed=3, max_attempts=1)
+def test_a_4096_context_gets_the_full_prompt_when_it_fits(oai):
+    run(Brief(**EN), backend(oai, context_size=4096), seed=3, max_attempts=1)
     body = oai.chats()[0].body
-    assert body["messages"][0]["content"] == SYSTEM_COMPACT and fits(body, 4096)
-    assert not gen.fell_back and "context: context_size 4096: sent the compact prompt" in gen.script.notes
+    assert body["messages"][0]["content"] == SYSTEM and fits(body, 4096)
 
 
 def test_a_context_too_small_for_any_prompt_sends_nothing_and_says_why(oai):

@@ -26,17 +26,13 @@ prompt compact sooner; too low gets the request refused):
 * the full prompt (long instructions + the JSON Schema) is sent when
   prompt + answer room fit; else the compact one (short rules, a one-line
   skeleton instead of the schema — the server's grammar still enforces the
-  schema); else nothing is sent and the template writes the script. A
-  context of ``COMPACT_AT`` tokens or less always gets the compact prompt: a
-  model that small-context is small and slow, and reads short rules better
-  (and a third of the prompt is a third of the prompt-processing time).
+  schema); else nothing is sent and the template writes the script.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-COMPACT_AT = 4096          # this context or smaller: the compact prompt
 MESSAGE_OVERHEAD = 8        # <|im_start|>role\n … <|im_end|>\n and the like
 PROMPT_OVERHEAD = 16        # the template's preamble and the assistant's opening
 ANSWER_BASE = 120           # {"title": …, "scenes": [ … ]}
@@ -92,4 +88,4 @@ def budget_for(context_size: int | None, schema: dict) -> Budget | None:
     return Budget(n, max_scenes(schema)) if n > 0 else None
 
 
-__all__ = ["COMPACT_AT", "Budget", "answer_cap", "budget_for", "estimate_messages", "estimate_tokens", "max_scenes"]
+__all__ = ["Budget", "answer_cap", "budget_for", "estimate_messages", "estimate_tokens", "max_scenes"]

@@ -20,7 +20,7 @@ from ..cloud.redaction import redact
 from ..models import AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
                        LLMUnavailable)
-from .context import COMPACT_AT, budget_for, estimate_messages
+from .context import budget_for, estimate_messages
 from .prompting import SYSTEM_COMPACT, messages as build_messages, repair_messages
 from .quality import Issue, Pacing, check_script, plan_pacing
 from .schema import AnswerProblem, edit_bound_issues, json_schema, parse_answer, to_script, validation_issues
@@ -121,7 +121,8 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
     first, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens)
     msgs = first
     if compact:
-        notes_ctx.append(f"context: context_size {budget.context_size}: sent the compact prompt")
+        notes_ctx.append(f"context: the full prompt does not fit context_size {budget.context_size} with room "
+                         "for the answer: sent the compact prompt")
     n = 0
     while n < max_attempts:
         n += 1
@@ -202,12 +203,11 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
 
 
 async def _first_request(brief, pacing, schema, reference, seed, budget, tokens, force_compact: bool = False):
-    """(messages, compact): the full prompt when it fits ``budget`` (or there is none) and the context is
-    larger than COMPACT_AT, else the compact one
+    """(messages, compact): the full prompt when it fits ``budget`` (or there is none), else the compact one
     (which the caller checks against the budget too)."""
     if budget is None:
         return build_messages(brief, pacing, schema, reference, seed, compact=force_compact), force_compact
-    if not force_compact and budget.context_size > COMPACT_AT:
+    if not force_compact:
         full = build_messages(brief, pacing, schema, reference, seed)
         if budget.fits(await tokens(full)):
             return full, False
