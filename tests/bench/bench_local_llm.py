@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -89,6 +90,34 @@ BRIEFS = [
 ]
 
 
+class Recording:
+    """The backend, keeping each answer's text (a fallback's script is the template's: the doc shows what the
+    model wrote)."""
+
+    def __init__(self, inner):
+        self.inner, self.texts = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def complete(self, *args, **kw):
+        completion = await self.inner.complete(*args, **kw)
+        self.texts.append(completion.text)
+        return completion
+
+
+def answer_lines(text: str) -> list[str]:
+    """The scenes of a raw answer, as far as they read, else its start."""
+    try:
+        data = json.loads(text)
+        scenes = data["scenes"]
+        return [f"{sc.get('segment')} {float(sc.get('duration') or 0):.1f}s — *{str(sc.get('on_screen_text'))[:120]}* / "
+                f"{str(sc.get('narration'))[:200]}" for sc in scenes[:12]] + (
+            [f"(+{len(scenes) - 12} more scenes)"] if len(scenes) > 12 else [])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [f"(not a script) {' '.join(text.split())[:300]}"]
+
+
 def outcome(gen) -> str:
     if gen.fell_back:
         return "fallback"
@@ -129,10 +158,11 @@ def main() -> int:
     with LlamaServer(binary, model, context=CONTEXT) as server:
         backend = OpenAIBackend("smollm2-135m-instruct", server.url, "none", timeout=TIMEOUT, context_size=CONTEXT)
         for i, b in enumerate(briefs, 1):
-            template, t_template, gen, seconds = asyncio.run(run_one(b, backend, args.attempts))
+            recording = Recording(backend)
+            template, t_template, gen, seconds = asyncio.run(run_one(b, recording, args.attempts))
             bar = check_script(gen.script, b, gen.pacing)
             rows.append(dict(brief=b, template=template.script, t_template=t_template, gen=gen, seconds=seconds,
-                             outcome=outcome(gen), bar=bar))
+                             outcome=outcome(gen), bar=bar, answers=list(recording.texts)))
             write_doc(args, rows, server.log_text().count("exceeds the available context size"))
             print(f"[{i}/{len(briefs)}] {b.language} {b.brand[:24]:<24} {outcome(gen):<18} {seconds:6.1f}s  "
                   f"{gen.reason or ''}"[:200], flush=True)
@@ -204,11 +234,15 @@ def write_doc(args, rows, context_errors: int) -> None:
                    f"{len(gen.attempts)} request(s)" + (f"; fallback reason: {md_cell(gen.reason or '')[:300]}"
                                                         if gen.fell_back else ""))
         out.append("")
-        model_lines = scene_lines(gen.script) if not gen.fell_back else ["(fell back: the template's script)"]
-        if gen.fell_back and gen.attempts:
-            model_lines += [f"last try's problems: {md_cell('; '.join(gen.attempts[-1].issues[:3]))[:400]}"]
+        if not gen.fell_back:
+            model_lines = scene_lines(gen.script)
+        elif r["answers"]:
+            model_lines = ["**its last answer (missed the bar):**"] + answer_lines(r["answers"][-1])
+            model_lines += [f"problems: {md_cell('; '.join(gen.attempts[-1].issues[:3]))[:400]}"]
+        else:
+            model_lines = [f"(no answer: {md_cell(gen.reason or '')[:200]})"]
         t_lines = scene_lines(r["template"])
-        out.append("| SmolLM2-135M | template |")
+        out.append("| SmolLM2-135M | template (what the node shows when the model falls back) |")
         out.append("|---|---|")
         for k in range(max(len(model_lines), len(t_lines))):
             m = model_lines[k] if k < len(model_lines) else ""
