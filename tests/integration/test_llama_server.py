@@ -10,6 +10,7 @@ the model (scripts/setup_runtime.py); only where it has not is this skipped.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -58,12 +59,23 @@ def served(log: str) -> list[tuple[int, int]]:
             re.findall(r"stop processing: n_tokens = (\d+), truncated = (\d+)", log)]
 
 
+def settled_log(llama: LlamaServer, start: int, seconds: float = 60.0) -> str:
+    """The server's log since ``start`` once every request it began has ended (a request the client gave up
+    on is cancelled a moment later)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        log = llama.log_text()[start:]
+        if log.count("processing task") <= log.count("stop processing") or time.monotonic() > deadline:
+            return log
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("lang", sorted(BRIEFS))
 def test_script_llm_on_llama_server_fits_the_context_and_passes_or_says_why(comfy, llama, lang):
     before = len(llama.log_text())
     # bounded: two tries of at most 120 s each, plus ComfyUI's own work
     result = comfy.run(prompt_for(BRIEFS[lang], llama.url), timeout=300)
-    log = llama.log_text()[before:]
+    log = settled_log(llama, before)
     script = result.ui("2")["adreel_script"][0]
     summary = result.ui("2")["text"][0]
 
