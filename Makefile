@@ -34,6 +34,12 @@ bench-assembly: setup
 bench-providers: setup
 	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_providers_concurrency.py
 
+# a small local model (SmolLM2-135M on llama-server, -c 4096) vs the template on 20 briefs → docs/local-llm-measurement.md
+.PHONY: bench-llm
+bench-llm: setup
+	@source $(ENV_FILE) && ADREEL_LLAMA_SERVER=$$ADREEL_LLAMA_SERVER ADREEL_LLAMA_MODEL=$$ADREEL_LLAMA_MODEL \
+	  $$ADREEL_PYTHON tests/bench/bench_local_llm.py
+
 # the fleet: a local Redis, SeaweedFS, two ComfyUI servers and two workers on loopback; four briefs through them
 fleet-demo: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \

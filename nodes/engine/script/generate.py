@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from .. import limits
 from ..cloud.redaction import redact
 from ..models import AdReelInputError, Brief, ReferenceStyle, Script
-from .backends import LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
-from .prompting import messages as build_messages, repair_prompt
+from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
+                       LLMUnavailable)
+from .context import budget_for, estimate_messages
+from .prompting import SYSTEM_COMPACT, messages as build_messages, repair_messages
 from .quality import Issue, Pacing, check_script, plan_pacing
 from .schema import AnswerProblem, edit_bound_issues, json_schema, parse_answer, to_script, validation_issues
 from .template import write_template_script
@@ -35,7 +37,7 @@ class GenerationCancelled(Exception):
 @dataclass
 class Attempt:
     number: int
-    outcome: str                      # ok | invalid | unavailable | rejected
+    outcome: str                      # ok | invalid | unavailable | rejected | too_long
     seconds: float
     issues: list[str] = field(default_factory=list)
 
@@ -105,16 +107,55 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
         return Generation(_with_notes(script, pacing.notes + _bar_notes(script, brief, pacing)), pacing)
 
     schema = json_schema(pacing, portable=getattr(backend, "portable_schema", False))
-    msgs = build_messages(brief, pacing, schema, reference, seed)
+    budget = budget_for(getattr(backend, "context_size", 0), schema)
+    count = getattr(backend, "count_tokens", None)
+
+    async def tokens(msgs: list[dict]) -> int:
+        return await _await(count(msgs), cancelled) if count else estimate_messages(msgs)
+
     attempts: list[Attempt] = []
     fixed: list[str] = []
+    notes_ctx: list[str] = []
     reason = None
     max_attempts = max(1, int(max_attempts))
-    for n in range(1, max_attempts + 1):
+    first, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens)
+    msgs = first
+    if compact:
+        notes_ctx.append(f"context: the full prompt does not fit context_size {budget.context_size} with room "
+                         "for the answer: sent the compact prompt")
+    n = 0
+    while n < max_attempts:
+        n += 1
+        prompt_tokens = await tokens(msgs) if budget else 0
+        if budget and not budget.fits(prompt_tokens):
+            reason = ((reason + "; the repair ") if reason else "the request ") + (
+                f"does not fit the model's context ({budget.describe(prompt_tokens)}): raise context_size "
+                "(and the server's context, llama-server -c) or use a larger model")
+            break
         say(f"{backend.label}: writing the script (try {n}/{max_attempts})")
         t0 = time.monotonic()
         try:
-            completion = await _await(backend.complete(msgs, schema, seed=seed, temperature=temperature), cancelled)
+            completion = await _await(backend.complete(msgs, schema, seed=seed, temperature=temperature,
+                                                       **({"max_tokens": budget.max_tokens(prompt_tokens)}
+                                                          if budget else {})), cancelled)
+        except LLMContextExceeded as e:
+            # never sent again as it was: adopt the server's real context, shrink once, else the template
+            attempts.append(Attempt(n, "too_long", time.monotonic() - t0, [str(e)]))
+            server_ctx = e.n_ctx or (budget.context_size if budget else 0)
+            smaller = server_ctx if (not budget or server_ctx < budget.context_size) else budget.context_size * 3 // 4
+            budget = budget_for(smaller, schema)
+            shrunk, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens,
+                                                   force_compact=True)
+            figures = f" (the server's context is {e.n_ctx} tokens)" if e.n_ctx else ""
+            if shrunk != msgs:
+                notes_ctx.append(f"context: {backend.label} refused a request as too long for its context"
+                                 f"{figures}: sent the compact prompt within {budget.context_size} tokens")
+                msgs = first = shrunk
+                n -= 1  # the shrunk request is the same try
+                continue
+            reason = (f"{e}{figures}; the request cannot be made smaller: raise the server's context "
+                      "(llama-server -c) and context_size")
+            break
         except LLMUnavailable as e:
             attempts.append(Attempt(n, "unavailable", time.monotonic() - t0, [str(e)]))
             reason = str(e)
@@ -139,7 +180,7 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
             issues = [Issue("answer", "was cut off at the model's output limit: write shorter texts")] + issues
         if not issues:
             attempts.append(Attempt(n, "ok", time.monotonic() - t0))
-            notes = list(pacing.notes)
+            notes = list(pacing.notes) + notes_ctx
             if fixed:
                 notes.append(f"repaired: {backend.label} fixed its answer on try {n} of {max_attempts} "
                              f"after: {_summary(fixed)}")
@@ -149,14 +190,41 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
         fixed += [str(i) for i in issues if str(i) not in fixed]
         reason = f"{backend.label} missed the brief in {n} tries: {_summary(issues)}"
         say(f"{backend.label}: {_summary(issues, 2)} — asking for a fix")
-        msgs = msgs + [{"role": "assistant", "content": completion.text},
-                       {"role": "user", "content": repair_prompt(issues, brief)}]
+        firsts = [first]
+        if budget is not None and first[0]["content"] != SYSTEM_COMPACT:
+            firsts.append(build_messages(brief, pacing, schema, reference, seed, compact=True))
+        msgs = await _repair_request(firsts, completion.text, issues, brief, budget, tokens)
 
     script = template_for(brief, seed, pacing)
-    notes = [f"fallback: {reason} — wrote the template script instead"] + pacing.notes
+    notes = [f"fallback: {reason} — wrote the template script instead"] + pacing.notes + notes_ctx
     notes += _bar_notes(script, brief, pacing)
     say(f"fell back to the template: {reason}")
     return Generation(_with_notes(script, notes), pacing, fell_back=True, reason=reason, attempts=attempts)
+
+
+async def _first_request(brief, pacing, schema, reference, seed, budget, tokens, force_compact: bool = False):
+    """(messages, compact): the full prompt when it fits ``budget`` (or there is none), else the compact one
+    (which the caller checks against the budget too)."""
+    if budget is None:
+        return build_messages(brief, pacing, schema, reference, seed, compact=force_compact), force_compact
+    if not force_compact:
+        full = build_messages(brief, pacing, schema, reference, seed)
+        if budget.fits(await tokens(full)):
+            return full, False
+    return build_messages(brief, pacing, schema, reference, seed, compact=True), True
+
+
+async def _repair_request(firsts, answer, issues, brief, budget, tokens) -> list[dict]:
+    """The next try's messages: a first request + the last answer + its problems — never the whole history,
+    so a repair is as long as one exchange. The first of these that fits: the request as sent with the answer,
+    without it, then the compact request with and without it (the caller checks the last one too)."""
+    msgs: list[dict] = []
+    for first in firsts:
+        for shown in (answer, None):
+            msgs = repair_messages(first, shown, issues, brief)
+            if budget is None or budget.fits(await tokens(msgs)):
+                return msgs
+    return msgs
 
 
 def raise_for_user(err: Exception) -> None:

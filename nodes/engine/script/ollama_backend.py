@@ -34,6 +34,7 @@ from .. import limits
 from ..cloud.http import ResponseTooLarge, host_port, is_loopback_host
 from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
+from .context import answer_cap, estimate_messages, max_scenes
 from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable, redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
 
@@ -267,10 +268,14 @@ class OllamaBackend:
         remember_models(self.host, models)
         return models
 
-    async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float) -> Completion:
-        # enough output for the longest script the schema allows (about 250 tokens a scene), no runaway
-        scenes = int(((schema.get("properties") or {}).get("scenes") or {}).get("maxItems") or 12)
-        limit = self.max_output_tokens or max(2048, 600 + 250 * scenes)
+    async def count_tokens(self, messages: list[dict]) -> int:
+        return estimate_messages(messages)
+
+    async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float,
+                       max_tokens: int | None = None) -> Completion:
+        # enough output for the longest script the schema allows (about 250 tokens a scene), no runaway;
+        # within a known context, what the prompt leaves of it (``max_tokens``, context.py)
+        limit = self.max_output_tokens or max_tokens or answer_cap(max_scenes(schema))
         options = {"temperature": float(temperature), "seed": int(seed), "num_predict": limit}
         if self.context_size > 0:
             options["num_ctx"] = self.context_size

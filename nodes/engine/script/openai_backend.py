@@ -18,7 +18,8 @@ import os
 
 from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, check_llm_destination, configured_base_url
 from ..cloud.secrets import SecretsFileError, find_key
-from .backends import (Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
+from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, estimate_messages
+from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
                        redact, retry_after_seconds)
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
 
@@ -65,7 +66,8 @@ class OpenAIBackend:
     portable_schema = True
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = None,
-                 timeout: float = 180.0):
+                 timeout: float = 180.0, context_size: int = 0):
+        from .ollama_backend import cap_context
         if not (model or "").strip():
             raise LLMConfigError("openai_model", "name the model (e.g. gpt-4o-mini, or what your server serves)")
         self.model = model.strip()[:200]
@@ -82,6 +84,9 @@ class OpenAIBackend:
         except PolicyError as e:
             raise LLMConfigError(e.field, str(e)) from None
         self.timeout = total_seconds(timeout)
+        # the context the request must fit in (llama-server's -c; 0: unknown, no budget, no max_tokens)
+        self.context_size = cap_context(context_size)
+        self._tokenize: bool | None = None   # does the server count tokens (llama-server's /tokenize)?
         self.label = f"openai:{self.model}"
         self.where = f"the OpenAI-compatible endpoint {redact(self.base_url)}"
 
@@ -116,7 +121,29 @@ class OpenAIBackend:
         except Exception:  # a too-large list: no list
             return None
 
-    async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float) -> Completion:
+    async def count_tokens(self, messages: list[dict]) -> int:
+        """The prompt's tokens: the server's own count (llama-server's ``/tokenize``, next to ``/v1``) plus the
+        chat template's overhead, else the conservative estimate (context.py). Asked once; a server without
+        it (404, anything else) is not asked again."""
+        if self._tokenize is not False and self.base_url.endswith("/v1"):
+            text = "\n".join(str(m.get("content", "")) for m in messages)
+            try:
+                await self._check_destination()
+                ex = await exchange("POST", self.base_url[:-3] + "/tokenize", json_body={"content": text},
+                                    headers=self._headers(), seconds=min(10.0, self.timeout))
+                tokens = ex.json().get("tokens") if ex.status == 200 else None
+                if isinstance(tokens, list):
+                    self._tokenize = True
+                    return PROMPT_OVERHEAD + MESSAGE_OVERHEAD * len(messages) + len(tokens)
+            except (LLMConfigError, Unreachable, TimedOut, BrokeOff, ValueError, AttributeError):
+                pass
+            except Exception:  # a too-large answer: no count from this server
+                pass
+            self._tokenize = False
+        return estimate_messages(messages)
+
+    async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float,
+                       max_tokens: int | None = None) -> Completion:
         from ..cloud.http import ResponseTooLarge
         payload = {
             "model": self.model,
@@ -127,6 +154,8 @@ class OpenAIBackend:
             "response_format": {"type": "json_schema",
                                 "json_schema": {"name": "ad_script", "strict": True, "schema": schema}},
         }
+        if max_tokens:
+            payload["max_tokens"] = int(max_tokens)
         await self._check_destination()
         try:
             resp = await exchange("POST", self.base_url + "/chat/completions", json_body=payload,
@@ -180,7 +209,32 @@ class OpenAIBackend:
         if status in (408, 409, 429) or status >= 500:
             return LLMUnavailable(f"{self.where} answered {status}: {message}", transient=True,
                                   retry_after=retry_after_seconds(resp.headers.get("retry-after")))
+        if status == 400 and _context_error(message, etype, code):
+            body = _error_body(resp)
+            return LLMContextExceeded(f"{self.where} refused the request: it does not fit the model's context "
+                                      f"({status}: {message})", n_ctx=_int(body.get("n_ctx")),
+                                      n_prompt=_int(body.get("n_prompt_tokens")))
         return LLMRejected(f"{self.where} refused the request ({status}: {message})")
+
+
+def _context_error(message: str, etype: str, code: str) -> bool:
+    """llama-server's exceed_context_size_error, OpenAI's context_length_exceeded, vLLM's wording."""
+    text = f"{message} {etype} {code}".lower()
+    return any(k in text for k in ("context size", "context_size", "context length", "context_length",
+                                   "maximum context"))
+
+
+def _error_body(exchange_) -> dict:
+    try:
+        body = exchange_.json()
+        err = body.get("error", body) if isinstance(body, dict) else {}
+        return err if isinstance(err, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_KEY_ENV", "DEFAULT_MODEL", "KNOWN_KEYS", "OpenAIBackend",

@@ -92,15 +92,73 @@ def user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: Reference
     return "\n".join(parts)
 
 
-def repair_prompt(issues: list[Issue], brief: Brief) -> str:
+# the compact prompt, for small contexts (a 4096-token llama-server): the same brief and plan, the rules in
+# short, and a one-line skeleton of the answer instead of the JSON Schema (the server's grammar enforces it)
+SYSTEM_COMPACT = "You write short video ad scripts. Answer with one JSON object only."
+
+
+def _skeleton(schema: dict) -> str:
+    scene = ((schema.get("properties") or {}).get("scenes") or {}).get("items") or {}
+    fields = []
+    for name, prop in (scene.get("properties") or {}).items():
+        if prop.get("enum"):
+            value = "|".join(prop["enum"])
+        elif prop.get("type") == "number":
+            value = "seconds"
+        elif prop.get("type") == "array":
+            value = "[...]"
+        else:
+            value = "..."
+        fields.append(f'"{name}":{value}')
+    return '{"title":"...","scenes":[{' + ",".join(fields) + "}, ...]}"
+
+
+def compact_user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
+                        seed: int = 0) -> str:
+    lang = language_name(brief.language)
+    lo, hi = pacing.count_range()
+    count = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
+    unit, _ = unit_budget(1.0, brief.language)
+    plan = "; ".join(f"{seg} {sec:.2f}s (narration <= {unit_budget(speech_room(sec), brief.language)[1]} {unit})"
+                     for seg, sec in zip(pacing.structure, pacing.shot_seconds))
+    parts = [
+        f"Ad for {brief.brand} {brief.product}. Audience: {brief.audience or 'general'}. "
+        f"Goal: {brief.goal or 'sell the product'}. Tone: {brief.tone}. Colours: {', '.join(brief.brand_colors)}.",
+        f"{count} scenes adding up to exactly {brief.duration_seconds:g} s. Plan: {plan}.",
+        *_reference_lines(reference),
+        f"narration and on_screen_text in {lang}; image_prompt, negative_prompt, visual_direction in English.",
+        f"Scene 1 is the hook. The last scene is the cta; its on_screen_text is exactly "
+        f"{json.dumps(brief.cta, ensure_ascii=False)}. Name {brief.brand} and {brief.product}. Variant {seed}.",
+        "JSON: " + _skeleton(schema),
+    ]
+    return "\n".join(parts)
+
+
+def repair_prompt(issues: list[Issue], brief: Brief, limit: int = 8) -> str:
     lines = ["Your answer does not meet the brief yet. Fix these problems:"]
-    lines += [f"- {i}" for i in issues]
+    lines += [f"- {i}" for i in issues[:limit]]
+    if len(issues) > limit:
+        lines.append(f"- (and {len(issues) - limit} more of the same kinds)")
     lines.append(f"Answer again with the whole JSON object (all scenes, durations adding up to "
                  f"{brief.duration_seconds:g} s), fixing these and keeping what was right. JSON only.")
     return "\n".join(lines)
 
 
 def messages(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
-             seed: int = 0) -> list[dict]:
+             seed: int = 0, compact: bool = False) -> list[dict]:
+    if compact:
+        return [{"role": "system", "content": SYSTEM_COMPACT},
+                {"role": "user", "content": compact_user_prompt(brief, pacing, schema, reference, seed)}]
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": user_prompt(brief, pacing, schema, reference, seed)}]
+
+
+def repair_messages(first: list[dict], answer: str | None, issues: list[Issue], brief: Brief) -> list[dict]:
+    """A repair request that never grows: the first request, the last answer (when given) and its problems.
+
+    Without ``answer`` (it would not fit) the problems travel in the one user message."""
+    fix = repair_prompt(issues, brief)
+    if answer is None:
+        return first[:-1] + [{"role": "user", "content": first[-1]["content"] + "\n\nA previous answer failed. "
+                                                         + fix}]
+    return first + [{"role": "assistant", "content": answer}, {"role": "user", "content": fix}]
