@@ -185,7 +185,8 @@ def write_doc(args, rows, context_errors: int) -> None:
     reasons = {}
     for r in rows:
         if r["gen"].fell_back:
-            key = (r["gen"].reason or "").split(":", 2)[-1].strip()[:90]
+            reason = r["gen"].reason or ""
+            key = (reason.split(" tries: ", 1)[1] if " tries: " in reason else reason)[:90]
             reasons[key] = reasons.get(key, 0) + 1
     tries = [len(r["gen"].attempts) for r in rows]
     out = [
