@@ -272,6 +272,7 @@ def test_h3_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, normal
     upload(server, "long.mp3", long.read_bytes())
     prompt = demo()
     node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/long.mp3"
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"].pop("narration", None)  # the bed alone is listened to
     with PeakRSS(server) as peak:
         result = server.run(prompt, timeout=400)
     # 30 min at 48 kHz stereo float is 690 MB (the old decode held it 3 times over); the bed needs 185 s (71 MB)
