@@ -36,7 +36,7 @@ from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
 from .context import answer_cap, estimate_messages, max_scenes
 from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable, redact
-from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
+from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "qwen2.5:7b"
@@ -284,18 +284,9 @@ class OllamaBackend:
         if self.keep_alive is not None:
             payload["keep_alive"] = self.keep_alive
         await self._check_destination()
-        try:
-            ex = await exchange("POST", self.host + "/api/chat", json_body=payload, headers=_auth_headers(self.host),
-                                seconds=self.timeout, answer=True)
-        except Unreachable:
-            raise LLMUnavailable(f"{self.where} is not reachable (connection refused): is `ollama serve` running?") from None
-        except TimedOut:
-            raise LLMUnavailable(f"{self.where} gave no answer within {self.timeout:g} s") from None
-        except ResponseTooLarge as e:
-            raise LLMUnavailable(f"{self.where} sent an answer larger than {e.limit} bytes "
-                                 "(ADREEL_MAX_LLM_ANSWER_BYTES); not read further") from None
-        except BrokeOff as e:
-            raise LLMUnavailable(f"{self.where} broke off the answer ({e.kind})", transient=True) from None
+        ex = await exchange_answer("POST", self.host + "/api/chat", where=self.where,
+                                   refused_hint=": is `ollama serve` running?", json_body=payload,
+                                   headers=_auth_headers(self.host), seconds=self.timeout)
         if 300 <= ex.status < 400:
             raise LLMConfigError("ollama_host", f"{self.where} answered a redirect ({ex.status}); AdReel never "
                                                 "follows one: use the final URL")

@@ -21,7 +21,7 @@ from ..cloud.secrets import SecretsFileError, find_key
 from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, estimate_messages
 from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
                        redact, retry_after_seconds)
-from .transport import BrokeOff, TimedOut, Unreachable, exchange, total_seconds
+from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -144,7 +144,6 @@ class OpenAIBackend:
 
     async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float,
                        max_tokens: int | None = None) -> Completion:
-        from ..cloud.http import ResponseTooLarge
         payload = {
             "model": self.model,
             "messages": messages,
@@ -157,18 +156,9 @@ class OpenAIBackend:
         if max_tokens:
             payload["max_tokens"] = int(max_tokens)
         await self._check_destination()
-        try:
-            resp = await exchange("POST", self.base_url + "/chat/completions", json_body=payload,
-                                  headers=self._headers(), seconds=self.timeout, answer=True)
-        except Unreachable:
-            raise LLMUnavailable(f"{self.where} is not reachable (connection refused)") from None
-        except TimedOut:
-            raise LLMUnavailable(f"{self.where} gave no answer within {self.timeout:g} s") from None
-        except ResponseTooLarge as e:
-            raise LLMUnavailable(f"{self.where} sent an answer larger than {e.limit} bytes "
-                                 "(ADREEL_MAX_LLM_ANSWER_BYTES); not read further") from None
-        except BrokeOff as e:
-            raise LLMUnavailable(self._clean(f"{self.where} broke off the answer ({e.kind})"), transient=True) from None
+        resp = await exchange_answer("POST", self.base_url + "/chat/completions", where=self.where,
+                                     clean=self._clean, json_body=payload, headers=self._headers(),
+                                     seconds=self.timeout)
         if 300 <= resp.status < 400:
             raise LLMConfigError("openai_base_url", f"{self.where} answered a redirect ({resp.status}); AdReel "
                                                     "never follows one (a key must not travel to another host): "

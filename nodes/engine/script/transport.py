@@ -19,6 +19,7 @@ import httpx
 from .. import limits
 from ..cloud.http import ResponseTooLarge, aread_capped
 from ..cloud.redaction import clip
+from .backends import LLMUnavailable
 
 
 @dataclass
@@ -91,3 +92,21 @@ async def exchange(method: str, url: str, *, json_body: Any = None, headers: Opt
         raise TimedOut() from None
     except httpx.HTTPError as e:
         raise BrokeOff(type(e).__name__) from None
+
+
+async def exchange_answer(method: str, url: str, *, where: str, refused_hint: str = "",
+                          clean=lambda text: text, **kw) -> Exchange:
+    """``exchange`` for a model's answer, its transport failures as the LLMUnavailable the user reads
+    (``where``: the endpoint as shown; ``clean``: the backend's redaction of its own key)."""
+    seconds = kw["seconds"]
+    try:
+        return await exchange(method, url, answer=True, **kw)
+    except Unreachable:
+        raise LLMUnavailable(f"{where} is not reachable (connection refused){refused_hint}") from None
+    except TimedOut:
+        raise LLMUnavailable(f"{where} gave no answer within {seconds:g} s") from None
+    except ResponseTooLarge as e:
+        raise LLMUnavailable(f"{where} sent an answer larger than {e.limit} bytes "
+                             "(ADREEL_MAX_LLM_ANSWER_BYTES); not read further") from None
+    except BrokeOff as e:
+        raise LLMUnavailable(clean(f"{where} broke off the answer ({e.kind})"), transient=True) from None
