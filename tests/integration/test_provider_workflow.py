@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import io
 import json
 import os
@@ -38,7 +37,7 @@ from PIL import Image
 from fakes.provider_servers import FakeTLS, LumaFake, Reply, RunwayFake, make_sample_mp4
 from fakes.seaweedfs import SECRET_KEY as S3_SECRET_KEY
 from fakes.seaweedfs import SeaweedFS
-from harness import ComfyServer, PromptError, PromptResult, load_api_workflow, node_by_type, output_files
+from harness import ComfyServer, PromptError, PromptResult, node_by_type, output_files, short_cloud_prompt
 from media import ffprobe, frame_at, stream
 from workflow_format import api_to_ui
 
@@ -117,14 +116,8 @@ def stack(tmp_path_factory):
 
 
 def cloud_prompt(**provider_inputs) -> dict:
-    """The shipped cloud workflow, short and fast: 9 s (3 scenes) at 720p, ultrafast."""
-    prompt = copy.deepcopy(load_api_workflow("brief_to_ad_cloud.json"))
-    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 9.0
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
-    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
-    node_id, node = node_by_type(prompt, "ProviderRender")
-    assert node_id == PROVIDER_NODE
-    node["inputs"].update(provider_inputs)
+    prompt = short_cloud_prompt(**provider_inputs)
+    assert node_by_type(prompt, "ProviderRender")[0] == PROVIDER_NODE
     return prompt
 
 

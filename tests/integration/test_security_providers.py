@@ -17,7 +17,6 @@ on (``ADREEL_PAID_PROVIDERS=1``) except where a test turns them off.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from fakes.provider_servers import FakeTLS, FalFake, Reply, RunwayFake, make_sample_mp4
-from harness import ComfyServer, PromptError, load_api_workflow, node_by_type, output_files
+from harness import ComfyServer, PromptError, node_by_type, output_files, short_cloud_prompt
 from media import ffprobe, stream
 
 pytestmark = [pytest.mark.comfy, pytest.mark.timeout(900)]
@@ -136,14 +135,8 @@ def unpaid(stack):
 
 
 def cloud_prompt(**provider_inputs) -> dict:
-    """The shipped cloud workflow, short and fast: 9 s (3 scenes) at 720p, ultrafast."""
-    prompt = copy.deepcopy(load_api_workflow("brief_to_ad_cloud.json"))
-    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 9.0
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
-    node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
-    node_id, node = node_by_type(prompt, "ProviderRender")
-    assert node_id == PROVIDER_NODE
-    node["inputs"].update(provider_inputs)
+    prompt = short_cloud_prompt(**provider_inputs)
+    assert node_by_type(prompt, "ProviderRender")[0] == PROVIDER_NODE
     return prompt
 
 
