@@ -1,10 +1,12 @@
 """AdReel's ComfyUI node layer: thin V3 node classes over the engine."""
 from ..engine.cloud.redaction import install_log_filter
+from ..engine.cloud.secrets import register_environment_secrets
 from .api import ComfyExtension, guard_numbers, io
 
 # Every log record of the ComfyUI process (AdReel's loggers, their children and ComfyUI's own
 # ``logging.error(traceback.format_exc())``) is redacted from the moment the pack loads.
 install_log_filter()
+register_environment_secrets()  # a secret's value is masked wherever it turns up: logs, errors, files
 
 
 class AdReelExtension(ComfyExtension):

@@ -32,7 +32,8 @@ import os
 import re
 from typing import Any, Mapping, Optional
 
-from .cloud.redaction import redact, register_secret
+from .cloud.redaction import redact
+from .cloud.secrets import register_environment_secrets
 
 logger = logging.getLogger("adreel")
 
@@ -40,24 +41,10 @@ MAX_TAG_BYTES = 16 * 1024 * 1024   # one tag's JSON; the editor reads the first 
 MAX_TAGS = 16                      # extra_pnginfo entries carried (ComfyUI's editor sends one: workflow)
 MAX_DEPTH = 128                    # nesting of a value (a workflow with subgraphs is ~20 deep)
 TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_PAT$|_AUTH$)")
-MIN_ENV_SECRET_CHARS = 8           # shorter values ("true", "none") would mask ordinary words
 
 
 class _TooDeep(ValueError):
     pass
-
-
-def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) -> int:
-    """Register with the redaction layer the value of every secret-named environment variable; how many."""
-    env = os.environ if environ is None else environ
-    n = 0
-    for name, value in env.items():
-        value = (value or "").strip()
-        if SECRET_ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
-            register_secret(value)
-            n += 1
-    return n
 
 
 def scrub(value: Any, depth: int = 0) -> Any:

@@ -21,11 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from .redaction import register_secret
+
+SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_PAT$|_AUTH$)")
+MIN_ENV_SECRET_CHARS = 8           # shorter values ("true", "none") would mask ordinary words
 
 SECRETS_FILE_ENV = "ADREEL_SECRETS_FILE"
 logger = logging.getLogger("adreel.cloud")
@@ -120,3 +124,15 @@ def find_key(env_vars: Sequence[str], provider: str = "", *,
         if isinstance(value, str) and value.strip():
             return ApiKey(value.strip(), provider or name, f"secrets file {path} ({name})", name)
     return None
+
+
+def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) -> int:
+    """Register with the redaction layer the value of every secret-named environment variable; how many."""
+    env = os.environ if environ is None else environ
+    n = 0
+    for name, value in env.items():
+        value = (value or "").strip()
+        if SECRET_ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
+            register_secret(value)
+            n += 1
+    return n
