@@ -20,7 +20,7 @@ def _register_font_folder() -> None:
     try:
         import os
         import folder_paths
-        from ..engine.fonts import register_font_dir
+        from ..engine.media.fonts import register_font_dir
         register_font_dir(os.path.join(folder_paths.models_dir, "fonts"))
     except Exception:  # no ComfyUI (a script run): fontconfig's fonts and the pack's own
         pass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import limits
-from .ffmpeg_tools import find_ffmpeg, input_args, open_media
+from .media.ffmpeg import find_ffmpeg, input_args, open_media
 from .models import MAX_DURATION_SECONDS, AdReelInputError, Storyboard
 from .narration import resample
 

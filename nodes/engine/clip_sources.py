@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from . import limits
-from .ffmpeg_tools import find_ffmpeg, open_media
+from .media.ffmpeg import find_ffmpeg, open_media
 from .models import AdReelInputError
 from .frame_batch import FIT_MODES, FRAMINGS, FrameBatchClip  # noqa: F401  (frame batches are fitted there)
-from .text_render import hex_rgb
+from .media.text import hex_rgb
 
 
 def refit(clip, scene, sb, framing: str | None = None):

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .layout import Box, frame_layout, steady_box
+from .media.layout import Box, frame_layout, steady_box
 from .models import AdReelInputError, StoryboardScene
-from .text_render import TextLayout, hex_rgb, readable_on, render_text_card, wrap_text
-from .fonts import font_chain
+from .media.text import TextLayout, hex_rgb, readable_on, render_text_card, wrap_text
+from .media.fonts import font_chain
 from .limits import MAX_INPUT_PIXELS
-from .imaging import fit_into, gradient, mix, shade
+from .media.imaging import fit_into, gradient, mix, shade
 
 
 

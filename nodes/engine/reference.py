@@ -15,7 +15,7 @@ import subprocess
 from fractions import Fraction
 
 from . import limits
-from .ffmpeg_tools import MediaInput, find_ffmpeg, open_media
+from .media.ffmpeg import MediaInput, find_ffmpeg, open_media
 from .models import ASPECT_RATIOS, SEGMENTS, AdReelInputError, ReferenceStyle
 
 _PTS = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[0-9.]+)")

@@ -11,11 +11,11 @@ import re
 import numpy as np
 from PIL import Image
 
-from .layout import frame_layout
+from .media.layout import frame_layout
 from .keyimage import paste_product, product_slot
 from .models import AdReelInputError, StoryboardScene
 from .motion import cover_fit
-from .text_render import hex_rgb
+from .media.text import hex_rgb
 
 PRODUCT_MODES = ("composite", "img2img", "ignore")
 ON_MODEL_ERROR = ("stop with the error", "composed key image")

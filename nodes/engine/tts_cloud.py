@@ -35,7 +35,7 @@ from . import limits
 from .cloud.http import InsecureURL, ReadDeadline, ResponseTooLarge, parse_retry_after, read_capped, require_https
 from .cloud.redaction import clip, redact
 from .cloud.secrets import SecretsFileError, find_key
-from .ffmpeg_tools import find_ffmpeg
+from .media.ffmpeg import find_ffmpeg
 from .models import AdReelInputError
 from .narration import Speech, trim_silence
 

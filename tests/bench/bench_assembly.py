@@ -115,7 +115,7 @@ def run_adreel(work: str) -> None:
 def run_moviepy(work: str) -> None:
     from moviepy import (AudioFileClip, CompositeAudioClip, CompositeVideoClip, ImageClip, TextClip,
                          VideoFileClip, afx, concatenate_videoclips)
-    from nodes.engine.fonts import resolve_font
+    from nodes.engine.media.fonts import resolve_font
     spec = json.load(open(os.path.join(work, "spec.json")))
     sb = spec["storyboard"]
     W, H, fps = sb["width"], sb["height"], sb["fps"]

@@ -10,7 +10,7 @@ import pytest
 
 from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, loudness, mean_abs_diff, ocr, shot_boundaries, similarity, stream
-from nodes.engine.layout import frame_layout
+from nodes.engine.media.layout import frame_layout
 from nodes.engine.models import Brief
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard

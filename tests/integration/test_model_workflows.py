@@ -75,7 +75,7 @@ def with_product(comfy, prompt: dict) -> dict:
 
 def hero_patches(img: np.ndarray, segment_is_cta: bool = False):
     """The product's two colour patches where the key image's hero zone has its centre."""
-    from nodes.engine.layout import frame_layout
+    from nodes.engine.media.layout import frame_layout
     hero = frame_layout(OUT_W, OUT_H).hero
     cy = hero.y + hero.h // 2
     d = hero.h // 8 if segment_is_cta else hero.h // 6
@@ -83,7 +83,7 @@ def hero_patches(img: np.ndarray, segment_is_cta: bool = False):
 
 
 def outside_hero(img: np.ndarray) -> np.ndarray:
-    from nodes.engine.layout import frame_layout
+    from nodes.engine.media.layout import frame_layout
     hero = frame_layout(OUT_W, OUT_H).hero
     return np.concatenate([img[:hero.y - 40], img[hero.y + hero.h + 60:]])
 
@@ -246,7 +246,7 @@ def test_img2img_starts_from_the_composed_layout(comfy, models):
     texts, with_prod = graph("img2img")
     assert len(texts) == 2 and all("denoise 0.05" in t and "product image img2img" in t for t in texts)
     _, without = graph("ignore")
-    from nodes.engine.layout import frame_layout
+    from nodes.engine.media.layout import frame_layout
     hero = frame_layout(OUT_W, OUT_H).hero
     for a, b in zip(with_prod, without):
         assert a.shape == b.shape == (OUT_H, OUT_W, 3)

@@ -15,7 +15,7 @@ from PIL import Image
 from harness import load_api_workflow, node_by_type, output_files
 from media import (band_levels_db, decode_audio, decode_frames, ffprobe, frame_at, loudness, mean_abs_diff, ocr, read_small_type,
                    similarity, stream, voice_windows)
-from nodes.engine.layout import frame_layout
+from nodes.engine.media.layout import frame_layout
 
 pytestmark = pytest.mark.comfy
 WIN = 0.02

@@ -19,7 +19,7 @@ import pytest
 from fakes.llm_servers import HANG, FakeOllama, FakeOpenAICompatible, PlanModel, closed_url
 from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import ffprobe, frame_at, ocr, similarity, stream
-from nodes.engine.layout import frame_layout
+from nodes.engine.media.layout import frame_layout
 from nodes.engine.models import Brief
 from nodes.engine.script import write_template_script
 

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from nodes.engine import ffmpeg_tools
+from nodes.engine.media import ffmpeg as ffmpeg_tools
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ ENGINE = ROOT / "nodes" / "engine"
 
 # Known debts (code review §1.3, §7.5): none are left; an entry here would be left out of the checks.
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()  # none left
-KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()  # none left (nodes/engine/imaging.py, motion.inverse_affine)
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()  # none left (nodes/engine/media/imaging.py, motion.inverse_affine)
 
 
 def module_name(path: Path, root: Path) -> str:

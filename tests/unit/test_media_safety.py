@@ -25,8 +25,8 @@ from PIL import Image
 from nodes.engine import limits, motion
 from nodes.engine.audio_mix import AudioClip, decode_audio_file, mix_audio, music_seconds_cap
 from nodes.engine.clip_sources import VideoFileSource
-from nodes.engine.ffmpeg_tools import MediaRefused, input_args, open_media
-from nodes.engine.fonts import _fc_match, clean_family, font_family_name, resolve_font
+from nodes.engine.media.ffmpeg import MediaRefused, input_args, open_media
+from nodes.engine.media.fonts import _fc_match, clean_family, font_family_name, resolve_font
 from nodes.engine.frame_batch import FittedFrameBatch
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.motion import CameraMoveClip, cover_fit

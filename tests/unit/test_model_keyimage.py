@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nodes.engine.layout import frame_layout
+from nodes.engine.media.layout import frame_layout
 from nodes.engine.model_sizes import FAMILIES, family_from_config_names, sample_size
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.sampled_keyimage import (colour_name, finish_sampled, name_hex_colours, palette_phrase,
@@ -109,7 +109,7 @@ import cv2  # noqa: E402
 
 from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
 from nodes.engine.keyimage import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
-from nodes.engine.layout import Box, steady_box  # noqa: E402
+from nodes.engine.media.layout import Box, steady_box  # noqa: E402
 from nodes.engine.models import CAMERA_MOVES, Brief  # noqa: E402
 from nodes.engine.motion import CameraMoveClip  # noqa: E402
 

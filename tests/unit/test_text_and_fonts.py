@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from nodes.engine.fonts import font_chain, split_runs
+from nodes.engine.media.fonts import font_chain, split_runs
 from nodes.engine.models import AdReelInputError
-from nodes.engine.text_render import render_text_card
+from nodes.engine.media.text import render_text_card
 
 
 def pixels(text, **kw):
@@ -18,7 +18,7 @@ def test_two_hangul_lines_give_different_pixels():
 
 def test_hangul_is_drawn_with_a_font_that_has_it():
     runs = split_runs("Hi 한국어", font_chain(None))
-    from nodes.engine.fonts import covers
+    from nodes.engine.media.fonts import covers
     for face, s in runs:
         for ch in s.strip():
             assert covers(face, ch), (face, ch)

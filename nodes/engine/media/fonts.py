@@ -11,7 +11,7 @@ import subprocess
 import unicodedata
 from dataclasses import dataclass
 
-from .models import AdReelInputError
+from ..models import AdReelInputError
 
 DEFAULT_FAMILY = "Noto Sans CJK KR"  # the family text and subtitles use when no font is given
 # Tried after the requested font, in order; missing ones are skipped.

@@ -98,7 +98,7 @@ def frame_layout(width: int, height: int) -> FrameLayout:
 
 def _move_matrices(move: str, width: int, height: int, strength: float, steps: int = 33):
     """(output → source) affine of every sampled instant of ``move`` over a frame-sized image."""
-    from .motion import inverse_affine, camera_transform  # the motion stage's own camera
+    from ..motion import inverse_affine, camera_transform  # the motion stage's own camera
     for p in np.linspace(0.0, 1.0, steps):
         z, dx, dy, ang = camera_transform(move, float(p), width, height, strength)
         yield inverse_affine(z, dx, dy, ang, width, height, width, height)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .models import AdReelInputError
+from ..models import AdReelInputError
 
 REQUIRED_ENCODERS = ("libx264", "aac")
 REQUIRED_FILTERS = ("overlay", "scale", "format")
