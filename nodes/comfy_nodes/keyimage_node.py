@@ -20,7 +20,7 @@ from PIL import Image
 from ..engine.keyimage import StillImage, compose_key_image, load_image_file
 from ..engine.model_sizes import family_from_config_names, sample_size
 from ..engine.models import AdReelInputError
-from ..engine.motion import cover_fit
+from ..engine.media.frames import cover_fit
 from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
                                        finish_sampled, sampled_problem, scene_prompts, scene_seed)
 from . import api

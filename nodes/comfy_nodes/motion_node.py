@@ -1,7 +1,8 @@
 """MotionClip: key image (or a model's frame batch) + scene → VIDEO of the scene's length."""
 from __future__ import annotations
 
-from ..engine.frame_batch import FIT_MODES, FRAMINGS, INTERPOLATIONS, FittedFrameBatch
+from ..engine.frame_batch import FIT_MODES, INTERPOLATIONS, FittedFrameBatch
+from ..engine.media.frames import FRAMINGS
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion import CameraMoveClip
 from .api import CATEGORY, SceneType, check_combo_inputs, io, send_progress_text

@@ -11,15 +11,14 @@ from __future__ import annotations
 import copy
 import os
 import subprocess
-from typing import Callable, Iterator, Sequence
+from typing import Iterator
 
-import cv2
 import numpy as np
 
 from . import limits
 from .media.ffmpeg import find_ffmpeg, open_media
 from .models import AdReelInputError
-from .frame_batch import FIT_MODES, FRAMINGS, FrameBatchClip  # noqa: F401  (frame batches are fitted there)
+from .media.frames import check_framing
 from .media.text import hex_rgb
 
 
@@ -27,8 +26,8 @@ def refit(clip, scene, sb, framing: str | None = None):
     """``clip`` (CameraMoveClip, FittedFrameBatch or VideoFileSource) fitted to ``scene`` of storyboard
     ``sb``: its frame count, the storyboard's fps and size. ``framing`` ("cover" or "contain", bars in the
     brief's first colour) replaces the clip's own; None keeps it."""
-    if framing is not None and framing not in FRAMINGS:
-        raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+    if framing is not None:
+        check_framing(framing)
     fill = hex_rgb(sb.brief.brand_colors[0]) if framing is not None else None
     return clip.refit(scene.frame_count, sb.fps, sb.width, sb.height, framing=framing, fill_rgb=fill)
 
@@ -44,8 +43,7 @@ class VideoFileSource:
                  framing: str = "cover", fill_rgb: tuple[int, int, int] = (0, 0, 0)):
         if not os.path.isfile(path):
             raise AdReelInputError(field, f"video file {os.path.basename(path)!r} does not exist")
-        if framing not in FRAMINGS:
-            raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+        check_framing(framing)
         # probed first: only a known video container with a video stream (an HLS playlist named
         # .mp4 that lists a private file is refused), and decoded with that demuxer only
         self.media = open_media(path, field, "video")
@@ -59,8 +57,7 @@ class VideoFileSource:
         this source's own."""
         if framing is None:
             framing, fill_rgb = self.framing, self.fill_rgb
-        if framing not in FRAMINGS:
-            raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+        check_framing(framing)
         clip = copy.copy(self)
         clip.frame_count, clip.fps, clip.width, clip.height = frame_count, fps, width, height
         clip.framing, clip.fill_rgb = framing, tuple(int(c) for c in (fill_rgb or (0, 0, 0)))

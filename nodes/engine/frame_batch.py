@@ -27,44 +27,11 @@ import numpy as np
 
 from . import limits
 from .models import AdReelInputError
-from .motion import cover_fit, pack_yuv420, rgb_to_yuv420
+from .media.frames import FRAMINGS, frame_to, pack_yuv420, rgb_to_yuv420
 
 FIT_MODES = ("stretch", "native")
 INTERPOLATIONS = ("motion", "blend", "nearest")
-FRAMINGS = ("cover", "contain")
 FLOW_MAX_SIDE = 512
-
-
-def contain_fit(rgb: np.ndarray, width: int, height: int,
-                fill_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
-    """The whole frame, scaled to fit inside ``width``×``height``, over a blurred, dimmed cover-fit
-    of itself (or over bars of ``fill_rgb``)."""
-    h, w = rgb.shape[:2]
-    if (w, h) == (width, height):
-        return rgb
-    k = min(width / w, height / h)
-    fw, fh = max(1, min(width, round(w * k))), max(1, min(height, round(h * k)))
-    fg = cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
-    if fill_rgb is not None:
-        out = np.empty((height, width, 3), np.uint8)
-        out[:] = fill_rgb
-    else:
-        small = cover_fit(rgb, max(2, width // 16), max(2, height // 16))
-        small = cv2.GaussianBlur(np.ascontiguousarray(small), (0, 0), 2.0)
-        out = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        cv2.convertScaleAbs(out, out, alpha=0.55)
-    x, y = (width - fw) // 2, (height - fh) // 2
-    out[y:y + fh, x:x + fw] = fg
-    return out
-
-
-def frame_to(rgb: np.ndarray, width: int, height: int, framing: str = "cover",
-             fill_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
-    if framing == "cover":
-        return np.ascontiguousarray(cover_fit(rgb, width, height))
-    if framing == "contain":
-        return contain_fit(rgb, width, height, fill_rgb)
-    raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
 
 
 def _flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

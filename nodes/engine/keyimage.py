@@ -10,7 +10,7 @@ assembler already lays the corner logo, the headline and the CTA over the
 moving picture, still and inside the safe zone. What the key image does hold
 (the framed product photo, or the product's name set large when there is no
 photo) sits in the part of the image that stays inside the hero zone through
-the scene's whole camera move (``layout.steady_box``).
+the scene's whole camera move (``motion.steady_box``).
 
 A key image travels between nodes as a lossless PNG on disk
 (``StillImage``): a clip loads its pixels only while it renders, so memory
@@ -27,12 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .media.layout import Box, frame_layout, steady_box
+from .media.layout import Box, frame_layout
 from .models import AdReelInputError, StoryboardScene
-from .media.text import TextLayout, hex_rgb, readable_on, render_text_card, wrap_text
+from .media.text import TextLayout, hex_rgb, readable_on, wrap_text
 from .media.fonts import font_chain
 from .limits import MAX_INPUT_PIXELS
 from .media.imaging import fit_into, gradient, mix, shade
+from .motion import steady_box
 
 
 

@@ -15,100 +15,11 @@ import cv2
 import numpy as np
 
 from .limits import require_finite
+from .media.frames import ease_in_out, inverse_affine, rgb_to_yuv420
+from .media.layout import Box
 from .models import CAMERA_MOVES, AdReelInputError
 
 MAX_STRENGTH = 3.0
-
-cv2.setNumThreads(1)  # the encoder owns the cores; one warp per frame is ~3 ms
-
-# BT.709, limited range ("tv"): what the encoder tags the output as.
-_KR, _KB = 0.2126, 0.0722
-_KG = 1 - _KR - _KB
-
-
-# RGB → limited-range Y'CbCr as one 3x4 matrix (cv2.transform: fast, rounded, saturated)
-_RGB2YUV = np.array([
-    [_KR * 219 / 255, _KG * 219 / 255, _KB * 219 / 255, 16.0],
-    [-_KR / (2 * (1 - _KB)) * 224 / 255, -_KG / (2 * (1 - _KB)) * 224 / 255, 0.5 * 224 / 255, 128.0],
-    [0.5 * 224 / 255, -_KG / (2 * (1 - _KR)) * 224 / 255, -_KB / (2 * (1 - _KR)) * 224 / 255, 128.0],
-], dtype=np.float32)
-
-
-def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """uint8 RGB (H, W, 3), even sides → BT.709 limited-range Y, U, V planes."""
-    h, w = rgb.shape[:2]
-    if h % 2 or w % 2:
-        raise ValueError(f"frame size {w}x{h} must be even")
-    yuv = cv2.transform(np.ascontiguousarray(rgb), _RGB2YUV)
-    Y = np.ascontiguousarray(yuv[..., 0])
-    U = cv2.resize(yuv[..., 1], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    V = cv2.resize(yuv[..., 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    return Y, U, V
-
-
-def pack_yuv420(planes, out: np.ndarray | None = None) -> np.ndarray:
-    """Y, U, V planes → one planar yuv420p frame buffer."""
-    Y, U, V = planes
-    n = Y.size
-    if out is None:
-        out = np.empty(n * 3 // 2, np.uint8)
-    out[:n] = Y.reshape(-1)
-    out[n:n + U.size] = U.reshape(-1)
-    out[n + U.size:] = V.reshape(-1)
-    return out
-
-
-def cover_crop(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The centred part of ``rgb`` with the aspect of ``width``×``height`` (what a cover fit shows).
-
-    Cropping before scaling keeps every resize at most the output size, whatever the source's
-    aspect: a 1×100000 px frame is cropped to 1×2, never scaled to 1080×108000000."""
-    h, w = rgb.shape[:2]
-    if w * height > h * width:      # wider than the frame: keep the middle columns
-        cw = max(1, min(w, round(h * width / height)))
-        x = (w - cw) // 2
-        return rgb[:, x:x + cw]
-    ch = max(1, min(h, round(w * height / width)))
-    y = (h - ch) // 2
-    return rgb[y:y + ch, :]
-
-
-def cover_fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to cover ``width``×``height`` and centre-crop (no borders, no distortion)."""
-    h, w = rgb.shape[:2]
-    if (w, h) == (width, height):
-        return rgb
-    crop = np.ascontiguousarray(cover_crop(rgb, width, height))
-    ch, cw = crop.shape[:2]
-    if (cw, ch) == (width, height):
-        return crop
-    interp = cv2.INTER_AREA if cw >= width and ch >= height else cv2.INTER_CUBIC
-    return cv2.resize(crop, (width, height), interpolation=interp)
-
-
-def yuv420_to_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A planar yuv420p frame (bytes-shaped array) → uint8 RGB, BT.709 limited."""
-    flat = frame.reshape(-1)
-    ysz, csz = width * height, (width // 2) * (height // 2)
-    Y = flat[:ysz].reshape(height, width).astype(np.float32)
-    U = flat[ysz:ysz + csz].reshape(height // 2, width // 2).astype(np.float32)
-    V = flat[ysz + csz:ysz + 2 * csz].reshape(height // 2, width // 2).astype(np.float32)
-    U = cv2.resize(U, (width, height), interpolation=cv2.INTER_LINEAR) - 128
-    V = cv2.resize(V, (width, height), interpolation=cv2.INTER_LINEAR) - 128
-    y = (Y - 16) * (255 / 219)
-    u = U * (255 / 224)
-    v = V * (255 / 224)
-    r = y + 2 * (1 - _KR) * v
-    b = y + 2 * (1 - _KB) * u
-    g = (y - _KR * r - _KB * b) / _KG
-    return np.clip(np.stack([r, g, b], axis=-1) + 0.5, 0, 255).astype(np.uint8)
-
-
-def ease_in_out(p: float) -> float:
-    """Cubic ease-in-out on [0, 1]: starts and ends at rest, no jumps in speed."""
-    p = min(1.0, max(0.0, p))
-    return 4 * p ** 3 if p < 0.5 else 1 - (-2 * p + 2) ** 3 / 2
-
 
 def camera_transform(move: str, p: float, width: int, height: int, strength: float = 1.0) -> tuple[float, float, float, float]:
     """(zoom, offset_x, offset_y, angle_deg) of the virtual camera at progress ``p``.
@@ -143,20 +54,6 @@ def camera_transform(move: str, p: float, width: int, height: int, strength: flo
     if move == "pulse":
         return 1 + s * 0.35 * (0.5 - 0.5 * math.cos(2 * math.pi * 2 * p)) + s * 0.2 * e, 0.0, 0.0, 0.0
     return 1.0, 0.0, 0.0, 0.0  # static
-
-
-def inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contain=False) -> np.ndarray:
-    """Matrix mapping output pixel centres → source coordinates."""
-    # cover-fit the source into the frame (or contain it, with bars)
-    cover = min(width / src_w, height / src_h) if contain else max(width / src_w, height / src_h)
-    k = 1.0 / (zoom * cover)
-    a = math.radians(angle_deg)
-    ca, sa = math.cos(a) * k, math.sin(a) * k
-    # out (x, y) → centred → rotate/scale → source centre + shift
-    cx, cy = (width - 1) / 2 + dx, (height - 1) / 2 + dy
-    sx, sy = (src_w - 1) / 2, (src_h - 1) / 2
-    return np.array([[ca, -sa, sx - ca * cx + sa * cy],
-                     [sa, ca, sy - sa * cx - ca * cy]], dtype=np.float64)
 
 
 @dataclass
@@ -267,3 +164,78 @@ class CameraMoveClip:
             mode = cv2.BORDER_CONSTANT if self.framing == "contain" else cv2.BORDER_REFLECT
             yield cv2.warpAffine(img, self.matrix(k), (self.width, self.height), flags=flags,
                                  borderMode=mode, borderValue=tuple(int(c) for c in self.fill_rgb))
+
+
+def _move_matrices(move: str, width: int, height: int, strength: float, steps: int = 33):
+    """(output → source) affine of every sampled instant of ``move`` over a frame-sized image."""
+    for p in np.linspace(0.0, 1.0, steps):
+        z, dx, dy, ang = camera_transform(move, float(p), width, height, strength)
+        yield inverse_affine(z, dx, dy, ang, width, height, width, height)
+
+
+def _forwards(moves, width: int, height: int, strength: float) -> list[np.ndarray]:
+    """(source → output) affines, 3x3, of every sampled instant of ``moves``."""
+    return [np.linalg.inv(np.vstack([A, [0.0, 0.0, 1.0]]))
+            for m in moves for A in _move_matrices(m, width, height, strength)]
+
+
+def _corners_out(F: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    pts = np.array([[x0, x1, x1, x0], [y0, y0, y1, y1], [1.0, 1.0, 1.0, 1.0]])
+    return (F @ pts)[:2]
+
+
+def steady_box(zone: Box, width: int, height: int, moves=("static",), strength: float = 1.0) -> Box:
+    """The largest box, centred on ``zone``'s centre, of a frame-sized key image
+    whose picture stays inside ``zone`` (output pixels) at every instant of every
+    camera move in ``moves``.
+
+    Computed from the motion stage's own camera (``camera_transform``), so it
+    follows whatever the moves do. Whatever the key image draws inside this box
+    is never cut by the frame or pushed into the headline or subtitle zones.
+    """
+    Fs = np.stack(_forwards(moves, width, height, strength))
+    cx, cy = zone.x + zone.w / 2, zone.y + zone.h / 2
+
+    def inside(hw: float, hh: float) -> bool:
+        pts = np.array([[cx - hw, cx + hw, cx + hw, cx - hw], [cy - hh, cy - hh, cy + hh, cy + hh], [1.0] * 4])
+        out = Fs @ pts                                       # (instants, 3, 4)
+        x, y = out[:, 0], out[:, 1]
+        return bool((x >= zone.x - 0.5).all() and (x <= zone.right + 0.5).all()
+                    and (y >= zone.y - 0.5).all() and (y <= zone.bottom + 0.5).all())
+
+    # shrink the zone about its centre (keeping its proportions) until every corner stays inside:
+    # the picture of a box under an affine map is a parallelogram, inside a convex zone when its corners are
+    lo, hi = 0.0, 1.0
+    if inside(zone.w / 2, zone.h / 2):
+        lo = 1.0
+    else:
+        for _ in range(24):
+            mid = (lo + hi) / 2
+            if inside(zone.w / 2 * mid, zone.h / 2 * mid):
+                lo = mid
+            else:
+                hi = mid
+    # then widen each axis alone as far as it goes (a pan limits one axis only)
+    kx = ky = lo
+    for axis in ("x", "y"):
+        a, b = (kx if axis == "x" else ky), 1.0
+        for _ in range(20):
+            mid = (a + b) / 2
+            ok = inside(zone.w / 2 * (mid if axis == "x" else kx), zone.h / 2 * (mid if axis == "y" else ky))
+            a, b = (mid, b) if ok else (a, mid)
+        if axis == "x":
+            kx = a
+        else:
+            ky = a
+    w, h = max(2, int(math.floor(zone.w * kx)) - 1), max(2, int(math.floor(zone.h * ky)) - 1)
+    return Box(int(round(cx - w / 2)), int(round(cy - h / 2)), w, h)
+
+
+def on_screen_extent(box: Box, width: int, height: int, moves=("static",), strength: float = 1.0) -> Box:
+    """The bounding box, in output pixels, of everything ``box`` of the key image
+    covers at any instant of ``moves`` (what the viewer may see of it)."""
+    out = np.stack([_corners_out(F, box.x, box.y, box.right, box.bottom)
+                    for F in _forwards(moves, width, height, strength)])
+    xs, ys = out[:, 0], out[:, 1]
+    x0, y0 = int(math.floor(xs.min())), int(math.floor(ys.min()))
+    return Box(x0, y0, int(math.ceil(xs.max())) - x0, int(math.ceil(ys.max())) - y0)

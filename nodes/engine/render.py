@@ -23,7 +23,7 @@ from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
 from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from . import limits
 from .clip_sources import refit
-from .frame_batch import FRAMINGS
+from .media.frames import FRAMINGS
 from .media.fonts import DEFAULT_FAMILY, font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
 from .speech.spoken import display_form

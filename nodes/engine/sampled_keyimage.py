@@ -14,7 +14,7 @@ from PIL import Image
 from .media.layout import frame_layout
 from .keyimage import paste_product, product_slot
 from .models import AdReelInputError, StoryboardScene
-from .motion import cover_fit
+from .media.frames import cover_fit
 from .media.text import hex_rgb
 
 PRODUCT_MODES = ("composite", "img2img", "ignore")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from nodes.engine.clip_sources import FrameBatchClip
-from nodes.engine.frame_batch import FittedFrameBatch, contain_fit
+from nodes.engine.frame_batch import FittedFrameBatch
+from nodes.engine.media.frames import contain_fit
 from nodes.engine.models import AdReelInputError
 
 W, H = 160, 90          # 16:9 source and output: framing is a plain 1:1 copy

@@ -109,7 +109,8 @@ import cv2  # noqa: E402
 
 from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
 from nodes.engine.keyimage import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
-from nodes.engine.media.layout import Box, steady_box  # noqa: E402
+from nodes.engine.media.layout import Box  # noqa: E402
+from nodes.engine.motion import steady_box  # noqa: E402
 from nodes.engine.models import CAMERA_MOVES, Brief  # noqa: E402
 from nodes.engine.motion import CameraMoveClip  # noqa: E402
 

@@ -10,15 +10,12 @@ The camera moves over the key image, the overlays do not: text that must stay
 whole (headline, CTA, corner logo) is laid over the moving picture by the
 assembler, and whatever the key image itself carries (the product photo, or
 the product's name when there is no photo) is placed inside the
-``steady_box``: the part of the image that stays inside its zone through the
+``steady_box`` (the motion stage's): the part of the image that stays inside its zone through the
 whole camera move.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -94,79 +91,3 @@ def frame_layout(width: int, height: int) -> FrameLayout:
     return FrameLayout(W, H, box(0.05, 0.05, 0.95, 0.95), box(0.07, 0.05, 0.93, 0.12),
                        box(0.08, 0.135, 0.92, 0.575), box(0.07, 0.6, 0.93, 0.77),
                        box(0.08, 0.8, 0.92, 0.9), round(s * 0.066))
-
-
-def _move_matrices(move: str, width: int, height: int, strength: float, steps: int = 33):
-    """(output → source) affine of every sampled instant of ``move`` over a frame-sized image."""
-    from ..motion import inverse_affine, camera_transform  # the motion stage's own camera
-    for p in np.linspace(0.0, 1.0, steps):
-        z, dx, dy, ang = camera_transform(move, float(p), width, height, strength)
-        yield inverse_affine(z, dx, dy, ang, width, height, width, height)
-
-
-def _forwards(moves, width: int, height: int, strength: float) -> list[np.ndarray]:
-    """(source → output) affines, 3x3, of every sampled instant of ``moves``."""
-    return [np.linalg.inv(np.vstack([A, [0.0, 0.0, 1.0]]))
-            for m in moves for A in _move_matrices(m, width, height, strength)]
-
-
-def _corners_out(F: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    pts = np.array([[x0, x1, x1, x0], [y0, y0, y1, y1], [1.0, 1.0, 1.0, 1.0]])
-    return (F @ pts)[:2]
-
-
-def steady_box(zone: Box, width: int, height: int, moves=("static",), strength: float = 1.0) -> Box:
-    """The largest box, centred on ``zone``'s centre, of a frame-sized key image
-    whose picture stays inside ``zone`` (output pixels) at every instant of every
-    camera move in ``moves``.
-
-    Computed from the motion stage's own camera (``camera_transform``), so it
-    follows whatever the moves do. Whatever the key image draws inside this box
-    is never cut by the frame or pushed into the headline or subtitle zones.
-    """
-    Fs = np.stack(_forwards(moves, width, height, strength))
-    cx, cy = zone.x + zone.w / 2, zone.y + zone.h / 2
-
-    def inside(hw: float, hh: float) -> bool:
-        pts = np.array([[cx - hw, cx + hw, cx + hw, cx - hw], [cy - hh, cy - hh, cy + hh, cy + hh], [1.0] * 4])
-        out = Fs @ pts                                       # (instants, 3, 4)
-        x, y = out[:, 0], out[:, 1]
-        return bool((x >= zone.x - 0.5).all() and (x <= zone.right + 0.5).all()
-                    and (y >= zone.y - 0.5).all() and (y <= zone.bottom + 0.5).all())
-
-    # shrink the zone about its centre (keeping its proportions) until every corner stays inside:
-    # the picture of a box under an affine map is a parallelogram, inside a convex zone when its corners are
-    lo, hi = 0.0, 1.0
-    if inside(zone.w / 2, zone.h / 2):
-        lo = 1.0
-    else:
-        for _ in range(24):
-            mid = (lo + hi) / 2
-            if inside(zone.w / 2 * mid, zone.h / 2 * mid):
-                lo = mid
-            else:
-                hi = mid
-    # then widen each axis alone as far as it goes (a pan limits one axis only)
-    kx = ky = lo
-    for axis in ("x", "y"):
-        a, b = (kx if axis == "x" else ky), 1.0
-        for _ in range(20):
-            mid = (a + b) / 2
-            ok = inside(zone.w / 2 * (mid if axis == "x" else kx), zone.h / 2 * (mid if axis == "y" else ky))
-            a, b = (mid, b) if ok else (a, mid)
-        if axis == "x":
-            kx = a
-        else:
-            ky = a
-    w, h = max(2, int(math.floor(zone.w * kx)) - 1), max(2, int(math.floor(zone.h * ky)) - 1)
-    return Box(int(round(cx - w / 2)), int(round(cy - h / 2)), w, h)
-
-
-def on_screen_extent(box: Box, width: int, height: int, moves=("static",), strength: float = 1.0) -> Box:
-    """The bounding box, in output pixels, of everything ``box`` of the key image
-    covers at any instant of ``moves`` (what the viewer may see of it)."""
-    out = np.stack([_corners_out(F, box.x, box.y, box.right, box.bottom)
-                    for F in _forwards(moves, width, height, strength)])
-    xs, ys = out[:, 0], out[:, 1]
-    x0, y0 = int(math.floor(xs.min())), int(math.floor(ys.min()))
-    return Box(x0, y0, int(math.ceil(xs.max())) - x0, int(math.ceil(ys.max())) - y0)
