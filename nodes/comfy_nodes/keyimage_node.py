@@ -17,12 +17,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..engine.keyimage import StillImage, compose_key_image, load_image_file
-from ..engine.model_sizes import family_from_config_names, sample_size
+from ..engine.keyimage.composed import StillImage, compose_key_image, load_image_file
+from ..engine.keyimage.model_sizes import family_from_config_names, sample_size
 from ..engine.models import AdReelInputError
 from ..engine.media.frames import cover_fit
-from ..engine.sampled_keyimage import (DEFAULT_NEGATIVE, DEFAULT_STYLE, ON_MODEL_ERROR, PRODUCT_MODES,
-                                       finish_sampled, sampled_problem, scene_prompts, scene_seed)
+from ..engine.keyimage.sampled import (
+    DEFAULT_NEGATIVE,
+    DEFAULT_STYLE,
+    ON_MODEL_ERROR,
+    PRODUCT_MODES,
+    finish_sampled,
+    sampled_problem,
+    scene_prompts,
+    scene_seed,
+)
 from . import api
 from .api import CATEGORY, SceneType, check_combo_inputs, io, temp_directory
 from .convert import image_to_rgb, rgb_to_image

@@ -23,7 +23,7 @@ import torch
 from torch.overrides import resolve_name
 from torch.utils._pytree import tree_map
 
-from ..engine.keyimage import StillImage
+from ..engine.keyimage.composed import StillImage
 
 # what may be asked of the tensor without decoding it
 _METADATA = {"shape", "dtype", "device", "size", "dim", "ndim", "ndimension", "__len__", "numel", "nelement",

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ..engine.keyimage import compose_key_image, load_image_file
+from ..engine.keyimage.composed import compose_key_image, load_image_file
 from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion import CameraMoveClip

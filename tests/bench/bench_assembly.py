@@ -58,7 +58,7 @@ def prepare(seconds: float, work: str) -> dict:
     """Storyboard, key images, narration WAVs, music WAV: shared by both contenders."""
     import numpy as np
     from nodes.engine.audio_mix import write_wav
-    from nodes.engine.keyimage import compose_key_image
+    from nodes.engine.keyimage.composed import compose_key_image
     from nodes.engine.models import Brief
     from nodes.engine.speech.fit import speak_to_fit
     from nodes.engine.script import write_template_script

@@ -20,7 +20,7 @@ from PIL import Image
 from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, stream
 from nodes.engine.media.frames import cover_fit
-from nodes.engine.sampled_keyimage import scene_seed
+from nodes.engine.keyimage.sampled import scene_seed
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures"))
 from random_checkpoint import FILE_NAME, VAE16_FILE_NAME, ensure_checkpoint, ensure_vae16  # noqa: E402

@@ -4,10 +4,17 @@ import pytest
 from PIL import Image
 
 from nodes.engine.media.layout import frame_layout
-from nodes.engine.model_sizes import FAMILIES, family_from_config_names, sample_size
+from nodes.engine.keyimage.model_sizes import FAMILIES, family_from_config_names, sample_size
 from nodes.engine.models import AdReelInputError, StoryboardScene
-from nodes.engine.sampled_keyimage import (colour_name, finish_sampled, name_hex_colours, palette_phrase,
-                                           sampled_problem, scene_prompts, scene_seed)
+from nodes.engine.keyimage.sampled import (
+    colour_name,
+    finish_sampled,
+    name_hex_colours,
+    palette_phrase,
+    sampled_problem,
+    scene_prompts,
+    scene_seed,
+)
 
 
 @pytest.mark.parametrize("family,out,expect", [
@@ -108,7 +115,7 @@ import os  # noqa: E402
 import cv2  # noqa: E402
 
 from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
-from nodes.engine.keyimage import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
+from nodes.engine.keyimage.composed import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
 from nodes.engine.media.layout import Box  # noqa: E402
 from nodes.engine.motion import steady_box  # noqa: E402
 from nodes.engine.models import CAMERA_MOVES, Brief  # noqa: E402

@@ -11,11 +11,11 @@ import re
 import numpy as np
 from PIL import Image
 
-from .media.layout import frame_layout
-from .keyimage import paste_product, product_slot
-from .models import AdReelInputError, StoryboardScene
-from .media.frames import cover_fit
-from .media.text import hex_rgb
+from ..media.layout import frame_layout
+from .composed import paste_product, product_slot
+from ..models import AdReelInputError, StoryboardScene
+from ..media.frames import cover_fit
+from ..media.text import hex_rgb
 
 PRODUCT_MODES = ("composite", "img2img", "ignore")
 ON_MODEL_ERROR = ("stop with the error", "composed key image")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .models import AdReelInputError
+from ..models import AdReelInputError
 
 
 @dataclass(frozen=True)

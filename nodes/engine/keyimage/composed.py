@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .media.layout import Box, frame_layout
-from .models import AdReelInputError, StoryboardScene
-from .media.text import TextLayout, hex_rgb, readable_on, wrap_text
-from .media.fonts import font_chain
-from .limits import MAX_INPUT_PIXELS
-from .media.imaging import fit_into, gradient, mix, shade
-from .motion import steady_box
+from ..media.layout import Box, frame_layout
+from ..models import AdReelInputError, StoryboardScene
+from ..media.text import TextLayout, hex_rgb, readable_on, wrap_text
+from ..media.fonts import font_chain
+from ..limits import MAX_INPUT_PIXELS
+from ..media.imaging import fit_into, gradient, mix, shade
+from ..motion import steady_box
 
 
 
