@@ -1,6 +1,6 @@
 // AdReel — the camera moves of MotionClip, drawn on a <canvas> for the node's preview.
 //
-// A port of nodes/engine/motion.py (ease_in_out, camera_transform and the
+// A port of nodes/engine/motion/camera.py (camera_transform, media/frames.py ease_in_out and the
 // inverse affine of CameraMoveClip): the same zoom, offsets and angle at the
 // same progress, so the preview moves the way the encoded clip does. The
 // browser test compares a canvas frame with the engine's frame.

@@ -9,8 +9,8 @@ import tempfile
 from ..engine.assemble import PRESETS, EncodeSettings
 from ..engine.audio_mix import MixSettings
 from ..engine.brand_cards import LOGO_POSITIONS
-from ..engine.clip_sources import VideoFileSource
-from ..engine.frame_batch import FrameBatchClip
+from ..engine.motion.clip_sources import VideoFileSource
+from ..engine.motion.frame_batch import FrameBatchClip
 from ..engine.models import AdReelInputError
 from ..engine.mp4_metadata import workflow_tags
 from ..engine.providers.request import provider_records

@@ -1,10 +1,10 @@
 """MotionClip: key image (or a model's frame batch) + scene → VIDEO of the scene's length."""
 from __future__ import annotations
 
-from ..engine.frame_batch import FIT_MODES, INTERPOLATIONS, FittedFrameBatch
+from ..engine.motion.frame_batch import FIT_MODES, INTERPOLATIONS, FittedFrameBatch
 from ..engine.media.frames import FRAMINGS
 from ..engine.models import CAMERA_MOVES, AdReelInputError
-from ..engine.motion import CameraMoveClip
+from ..engine.motion.camera import CameraMoveClip
 from .api import CATEGORY, SceneType, check_combo_inputs, io, send_progress_text
 from .convert import check_image, image_to_rgb
 from .lazy_image import still_of

@@ -19,7 +19,7 @@ import numpy as np
 from ..engine.keyimage.composed import compose_key_image, load_image_file
 from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
-from ..engine.motion import CameraMoveClip
+from ..engine.motion.camera import CameraMoveClip
 from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models
 from ..engine.providers.routes import QUALITIES, RoutePlan, render_routes
 from ..engine.providers.request import (ProgressLines, aspect_for, plan_run, poll_interval, provider_report_json,

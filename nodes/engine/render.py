@@ -22,7 +22,7 @@ from .assemble import AssemblyExtras, EncodeSettings, Overlay, assemble, describ
 from .audio_mix import AudioClip, MixSettings, mix_audio, narration_track
 from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from . import limits
-from .clip_sources import refit
+from .motion.clip_sources import refit
 from .media.frames import FRAMINGS
 from .media.fonts import DEFAULT_FAMILY, font_family_name, resolve_font
 from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard

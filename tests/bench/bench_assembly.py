@@ -94,7 +94,7 @@ def run_adreel(work: str) -> None:
     from nodes.engine.assemble import EncodeSettings
     from nodes.engine.audio_mix import AudioClip
     from nodes.engine.models import Storyboard
-    from nodes.engine.motion import CameraMoveClip
+    from nodes.engine.motion.camera import CameraMoveClip
     from nodes.engine.narration import read_wav
     from nodes.engine.render import RenderOptions, render_ad
     spec = json.load(open(os.path.join(work, "spec.json")))

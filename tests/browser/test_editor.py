@@ -417,7 +417,7 @@ def test_motion_clip_previews_its_scenes(editor, demo_history):
 
 def test_motion_preview_draws_the_engines_frames(editor):
     """The canvas preview and the engine's renderer give the same frame (same move, zoom, angle)."""
-    from nodes.engine.motion import CameraMoveClip
+    from nodes.engine.motion.camera import CameraMoveClip
 
     src = np.asarray(motion_pattern())
     assert len(editor["motion"]) == len(MOTION_CASES)

@@ -7,7 +7,7 @@ import pytest
 from media import decode_frames, ffprobe, stream
 from nodes.engine.assemble import EncodeSettings, assemble
 from nodes.engine.models import Brief
-from nodes.engine.motion import CameraMoveClip
+from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
 

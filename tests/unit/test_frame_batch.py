@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nodes.engine.frame_batch import FittedFrameBatch
+from nodes.engine.motion.frame_batch import FittedFrameBatch
 from nodes.engine.media.frames import contain_fit
 from nodes.engine.models import AdReelInputError
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from media import frame_at
-from nodes.engine.clip_sources import VideoFileSource, refit
-from nodes.engine.frame_batch import FittedFrameBatch
+from nodes.engine.motion.clip_sources import VideoFileSource, refit
+from nodes.engine.motion.frame_batch import FittedFrameBatch
 from nodes.engine.models import Brief
-from nodes.engine.motion import CameraMoveClip
+from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.render import RenderOptions, render_ad
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard

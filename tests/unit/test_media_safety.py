@@ -22,15 +22,16 @@ import pytest
 import torch
 from PIL import Image
 
-from nodes.engine import limits, motion
+from nodes.engine import limits
+from nodes.engine.motion import camera as motion
 from nodes.engine.audio_mix import AudioClip, decode_audio_file, mix_audio, music_seconds_cap
-from nodes.engine.clip_sources import VideoFileSource
+from nodes.engine.motion.clip_sources import VideoFileSource
 from nodes.engine.media.ffmpeg import MediaRefused, input_args, open_media
 from nodes.engine.media.fonts import _fc_match, clean_family, font_family_name, resolve_font
-from nodes.engine.frame_batch import FittedFrameBatch
+from nodes.engine.motion.frame_batch import FittedFrameBatch
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.media.frames import cover_fit
-from nodes.engine.motion import CameraMoveClip
+from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.reference import analyze_reference
 from nodes.engine.render import RenderOptions, check_work, parse_aspects, render_ad, render_plan
 from nodes.engine.script import write_template_script

@@ -117,9 +117,9 @@ import cv2  # noqa: E402
 from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
 from nodes.engine.keyimage.composed import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
 from nodes.engine.media.layout import Box  # noqa: E402
-from nodes.engine.motion import steady_box  # noqa: E402
+from nodes.engine.motion.camera import steady_box  # noqa: E402
 from nodes.engine.models import CAMERA_MOVES, Brief  # noqa: E402
-from nodes.engine.motion import CameraMoveClip  # noqa: E402
+from nodes.engine.motion.camera import CameraMoveClip  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COFFEE = os.path.join(ROOT, "assets", "demo", "coffee.png")

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from nodes.engine.frame_batch import FrameBatchClip
+from nodes.engine.motion.frame_batch import FrameBatchClip
 from nodes.engine.models import CAMERA_MOVES
 from nodes.engine.media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420, yuv420_to_rgb
-from nodes.engine.motion import CameraMoveClip
+from nodes.engine.motion.camera import CameraMoveClip
 
 W, H = 108, 192
 

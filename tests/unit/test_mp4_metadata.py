@@ -12,7 +12,7 @@ from nodes.engine import mp4_metadata
 from nodes.engine.assemble import AssemblyExtras, EncodeSettings, assemble, write_clip
 from nodes.engine.cloud.redaction import MASK, register_secret
 from nodes.engine.models import Brief
-from nodes.engine.motion import CameraMoveClip
+from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
 

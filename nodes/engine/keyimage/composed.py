@@ -33,7 +33,7 @@ from ..media.text import TextLayout, hex_rgb, readable_on, wrap_text
 from ..media.fonts import font_chain
 from ..limits import MAX_INPUT_PIXELS
 from ..media.imaging import fit_into, gradient, mix, shade
-from ..motion import steady_box
+from ..motion.camera import steady_box
 
 
 

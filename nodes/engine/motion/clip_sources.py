@@ -15,11 +15,11 @@ from typing import Iterator
 
 import numpy as np
 
-from . import limits
-from .media.ffmpeg import find_ffmpeg, open_media
-from .models import AdReelInputError
-from .media.frames import check_framing
-from .media.text import hex_rgb
+from .. import limits
+from ..media.ffmpeg import find_ffmpeg, open_media
+from ..models import AdReelInputError
+from ..media.frames import check_framing
+from ..media.text import hex_rgb
 
 
 def refit(clip, scene, sb, framing: str | None = None):

@@ -25,9 +25,9 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from . import limits
-from .models import AdReelInputError
-from .media.frames import FRAMINGS, frame_to, pack_yuv420, rgb_to_yuv420
+from .. import limits
+from ..models import AdReelInputError
+from ..media.frames import FRAMINGS, frame_to, pack_yuv420, rgb_to_yuv420
 
 FIT_MODES = ("stretch", "native")
 INTERPOLATIONS = ("motion", "blend", "nearest")

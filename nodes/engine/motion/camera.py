@@ -14,10 +14,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .limits import require_finite
-from .media.frames import ease_in_out, inverse_affine, rgb_to_yuv420
-from .media.layout import Box
-from .models import CAMERA_MOVES, AdReelInputError
+from ..limits import require_finite
+from ..media.frames import ease_in_out, inverse_affine, rgb_to_yuv420
+from ..media.layout import Box
+from ..models import CAMERA_MOVES, AdReelInputError
 
 MAX_STRENGTH = 3.0
 
