@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 from ..engine.assemble import PRESETS, EncodeSettings
-from ..engine.audio_mix import MixSettings
+from ..engine.audio.mix import MixSettings
 from ..engine.brand_cards import LOGO_POSITIONS
 from ..engine.motion.clip_sources import VideoFileSource
 from ..engine.motion.frame_batch import FrameBatchClip

@@ -126,7 +126,7 @@ def audio_to_clip(audio: dict | None, field: str = "audio"):
     checked: a usable sample rate, finite samples, a bounded length (``AudioClip.checked``)."""
     if audio is None:
         return None
-    from ..engine.audio_mix import AudioClip
+    from ..engine.audio.mix import AudioClip
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise AdReelInputError(field, "is not an AUDIO (waveform + sample_rate)")
     wave = audio["waveform"]

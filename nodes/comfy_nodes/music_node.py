@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..engine.audio_mix import decode_audio_file
+from ..engine.audio.mix import decode_audio_file
 from .api import CATEGORY, check_combo_inputs, io
 from .choices import input_choices, resolve_choice
 from .convert import clip_to_audio

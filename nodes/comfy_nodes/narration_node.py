@@ -1,7 +1,7 @@
 """SceneNarration: a scene's narration text → AUDIO (offline Piper / espeak-ng, or a cloud TTS)."""
 from __future__ import annotations
 
-from ..engine.narration import DEFAULT_RATE_WPM
+from ..engine.audio.narration import DEFAULT_RATE_WPM
 from ..engine.speech.fit import speak_line
 from ..engine.speech.piper_voice import piper_voice_names
 from ..engine.speech.voice import VOICE_BACKENDS, voice_for

@@ -57,7 +57,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
 def prepare(seconds: float, work: str) -> dict:
     """Storyboard, key images, narration WAVs, music WAV: shared by both contenders."""
     import numpy as np
-    from nodes.engine.audio_mix import write_wav
+    from nodes.engine.audio.mix import write_wav
     from nodes.engine.keyimage.composed import compose_key_image
     from nodes.engine.models import Brief
     from nodes.engine.speech.fit import speak_to_fit
@@ -92,10 +92,10 @@ def run_adreel(work: str) -> None:
     import numpy as np
     from PIL import Image
     from nodes.engine.assemble import EncodeSettings
-    from nodes.engine.audio_mix import AudioClip
+    from nodes.engine.audio.mix import AudioClip
     from nodes.engine.models import Storyboard
     from nodes.engine.motion.camera import CameraMoveClip
-    from nodes.engine.narration import read_wav
+    from nodes.engine.audio.narration import read_wav
     from nodes.engine.render import RenderOptions, render_ad
     spec = json.load(open(os.path.join(work, "spec.json")))
     sb = Storyboard.model_validate(spec["storyboard"])

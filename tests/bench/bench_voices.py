@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from nodes.engine.models import Brief  # noqa: E402
-from nodes.engine.narration import speak_espeak  # noqa: E402
+from nodes.engine.audio.narration import speak_espeak  # noqa: E402
 from nodes.engine.script import write_template_script  # noqa: E402
 from nodes.engine.speech.piper_voice import PiperVoice  # noqa: E402
 from nodes.engine.speech.spoken import spoken_form  # noqa: E402

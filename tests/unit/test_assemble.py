@@ -105,7 +105,7 @@ def test_interrupt_stops_and_cleans_up(tmp_path):
 def test_every_stream_lasts_the_whole_ad(tmp_path):
     """Audio from a mix file and a thumbnail grabbed: the audio must not end early."""
     from nodes.engine.assemble import AssemblyExtras
-    from nodes.engine.audio_mix import write_wav
+    from nodes.engine.audio.mix import write_wav
     sb = storyboard(duration=4.0)
     wav = str(tmp_path / "a.wav")
     t = np.arange(4 * 48000) / 48000

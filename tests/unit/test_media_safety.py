@@ -24,7 +24,7 @@ from PIL import Image
 
 from nodes.engine import limits
 from nodes.engine.motion import camera as motion
-from nodes.engine.audio_mix import AudioClip, decode_audio_file, mix_audio, music_seconds_cap
+from nodes.engine.audio.mix import AudioClip, decode_audio_file, mix_audio, music_seconds_cap
 from nodes.engine.motion.clip_sources import VideoFileSource
 from nodes.engine.media.ffmpeg import MediaRefused, input_args, open_media
 from nodes.engine.media.fonts import _fc_match, clean_family, font_family_name, resolve_font
@@ -36,7 +36,7 @@ from nodes.engine.reference import analyze_reference
 from nodes.engine.render import RenderOptions, check_work, parse_aspects, render_ad, render_plan
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
-from nodes.engine.subtitles import Cue, write_ass
+from nodes.engine.audio.subtitles import Cue, write_ass
 
 TONE = 1000.0  # the "private" file's content: a 1 kHz tone
 
@@ -366,7 +366,7 @@ def test_a_percent_in_the_name_gives_a_working_hls(tmp_path):
 
 
 def test_a_nan_mix_setting_is_refused_before_ffmpeg(tmp_path):
-    from nodes.engine.audio_mix import MixSettings
+    from nodes.engine.audio.mix import MixSettings
     with pytest.raises(ValueError, match="music_volume_db"):
         mix_audio(2.0, None, AudioClip(np.zeros((2, 48000), np.float32), 48000), str(tmp_path / "m.wav"),
                   str(tmp_path), MixSettings(music_gain_db=float("nan")))

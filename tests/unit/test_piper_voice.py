@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from nodes.engine.audio_mix import SAMPLE_RATE, AudioClip
+from nodes.engine.audio.mix import SAMPLE_RATE, AudioClip
 from nodes.engine.models import AdReelInputError
-from nodes.engine.narration import read_wav, resample, speak_espeak
+from nodes.engine.audio.narration import read_wav, resample, speak_espeak
 from nodes.engine.speech import piper_voice as pv
 from nodes.engine.speech.fit import fit_speed, speak_line, speech_room
 from nodes.engine.speech.spoken import spoken_form

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from media import loudness
-from nodes.engine.audio_mix import SAMPLE_RATE, AudioClip, mix_audio, narration_track
+from nodes.engine.audio.mix import SAMPLE_RATE, AudioClip, mix_audio, narration_track
 from nodes.engine.models import AdReelInputError, Brief
-from nodes.engine.narration import speak_espeak
+from nodes.engine.audio.narration import speak_espeak
 from nodes.engine.speech.fit import speak_to_fit
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import BREATH_SECONDS, LEAD_IN_SECONDS, build_storyboard, retime_for_narration
-from nodes.engine.subtitles import ass_escape, make_cues, write_ass, write_srt, write_vtt
+from nodes.engine.audio.subtitles import ass_escape, make_cues, write_ass, write_srt, write_vtt
 
 
 def storyboard(duration=15.0, language="en"):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from nodes.engine.models import AdReelInputError, Brief
-from nodes.engine.narration import espeak_voice, speak_espeak
+from nodes.engine.audio.narration import espeak_voice, speak_espeak
 from nodes.engine.script import write_template_script
 from nodes.engine.script.generate import parse_edited_script
 from nodes.engine.script.quality import check_script, plan_pacing

@@ -5,7 +5,7 @@ import pytest
 
 from fakes.tts_servers import FakeTTS
 from nodes.engine.models import AdReelInputError
-from nodes.engine.tts_cloud import TTSError, speak_cloud, speak_cloud_to_fit
+from nodes.engine.audio.tts_cloud import TTSError, speak_cloud, speak_cloud_to_fit
 
 KEY = "sk-test-Zq8mN4vR7tLp2xWc"
 
@@ -40,7 +40,7 @@ def test_elevenlabs_speaks_with_the_documented_request(fake):
 
 @pytest.mark.parametrize("provider", ["openai", "elevenlabs"])
 def test_rate_limit_then_success_honours_retry_after(fake, provider, monkeypatch):
-    import nodes.engine.tts_cloud as tts
+    import nodes.engine.audio.tts_cloud as tts
     waits = []
     import time as real_time
     from types import SimpleNamespace  # the client's own clock: it records its waits instead of waiting

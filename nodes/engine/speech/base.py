@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..narration import Speech
+from ..audio.narration import Speech
 
 _CACHE: "OrderedDict[tuple, float]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..narration import DEFAULT_RATE_WPM, Speech
+from ..audio.narration import DEFAULT_RATE_WPM, Speech
 from .spoken import spoken_form
 from .voice import EspeakVoice, Voice, default_voice
 

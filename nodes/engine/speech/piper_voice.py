@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..models import AdReelInputError
-from ..narration import Speech, trim_silence
+from ..audio.narration import Speech, trim_silence
 from .spoken import base_language
 from .base import Voice
 

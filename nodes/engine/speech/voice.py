@@ -30,7 +30,7 @@ import subprocess
 from functools import lru_cache
 
 from ..models import AdReelInputError
-from ..narration import DEFAULT_RATE_WPM, MAX_RATE_WPM, Speech, espeak_voice, speak_espeak
+from ..audio.narration import DEFAULT_RATE_WPM, MAX_RATE_WPM, Speech, espeak_voice, speak_espeak
 from .base import Voice
 from .spoken import base_language
 
@@ -178,7 +178,7 @@ class CloudVoice(Voice):
         return estimate_seconds(spoken, self.language, speed)
 
     def synthesize(self, spoken: str, speed: float = 1.0) -> Speech:
-        from ..tts_cloud import speak_cloud
+        from ..audio.tts_cloud import speak_cloud
         return speak_cloud(self.provider, spoken, self.language, self.voice, self.model, speed=speed)
 
 

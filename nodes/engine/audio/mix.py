@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import limits
-from .media.ffmpeg import find_ffmpeg, input_args, open_media
-from .models import MAX_DURATION_SECONDS, AdReelInputError, Storyboard
+from .. import limits
+from ..media.ffmpeg import find_ffmpeg, input_args, open_media
+from ..models import MAX_DURATION_SECONDS, AdReelInputError, Storyboard
 from .narration import resample
 
 SAMPLE_RATE = 48000

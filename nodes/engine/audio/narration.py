@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models import AdReelInputError
+from ..models import AdReelInputError
 
 # language → espeak-ng voice
 ESPEAK_VOICES = {"en": "en-us", "ko": "ko", "ja": "ja", "zh": "cmn", "es": "es", "fr": "fr", "de": "de",

@@ -31,12 +31,12 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
-from . import limits
-from .cloud.http import InsecureURL, ReadDeadline, ResponseTooLarge, parse_retry_after, read_capped, require_https
-from .cloud.redaction import clip, redact
-from .cloud.secrets import SecretsFileError, find_key
-from .media.ffmpeg import find_ffmpeg
-from .models import AdReelInputError
+from .. import limits
+from ..cloud.http import InsecureURL, ReadDeadline, ResponseTooLarge, parse_retry_after, read_capped, require_https
+from ..cloud.redaction import clip, redact
+from ..cloud.secrets import SecretsFileError, find_key
+from ..media.ffmpeg import find_ffmpeg
+from ..models import AdReelInputError
 from .narration import Speech, trim_silence
 
 PROVIDERS = {

@@ -8,8 +8,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .media.fonts import DEFAULT_FAMILY, clean_family
-from .media.layout import frame_layout
+from ..media.fonts import DEFAULT_FAMILY, clean_family
+from ..media.layout import frame_layout
 
 WORD_JOINER = "\u2060"
 
