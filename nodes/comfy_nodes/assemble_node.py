@@ -6,15 +6,15 @@ import os
 import shutil
 import tempfile
 
-from ..engine.assemble import PRESETS, EncodeSettings
+from ..engine.assembly.encode import PRESETS, EncodeSettings
 from ..engine.audio.mix import MixSettings
-from ..engine.brand_cards import LOGO_POSITIONS
+from ..engine.assembly.cards import LOGO_POSITIONS
 from ..engine.motion.clip_sources import VideoFileSource
 from ..engine.motion.frame_batch import FrameBatchClip
 from ..engine.models import AdReelInputError
-from ..engine.mp4_metadata import workflow_tags
+from ..engine.assembly.metadata import workflow_tags
 from ..engine.providers.request import provider_records
-from ..engine.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
+from ..engine.assembly.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
                   raise_if_interrupted, save_path, temp_directory, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file

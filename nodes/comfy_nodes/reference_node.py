@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 from ..engine.models import AdReelInputError
-from ..engine.reference import analyze_reference, describe, parse_structure
+from ..engine.script.reference import analyze_reference, describe, parse_structure
 from .api import CATEGORY, ReferenceType, input_file_path, input_video_files, io, temp_directory, ui
 
 FROM_INPUT = "(video input)"

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..engine import limits
-from ..engine.assemble import write_clip
-from ..engine.mp4_metadata import metadata_tags
+from ..engine.assembly.encode import write_clip
+from ..engine.assembly.metadata import metadata_tags
 from .api import Input, Types
 
 

@@ -91,12 +91,12 @@ def prepare(seconds: float, work: str) -> dict:
 def run_adreel(work: str) -> None:
     import numpy as np
     from PIL import Image
-    from nodes.engine.assemble import EncodeSettings
+    from nodes.engine.assembly.encode import EncodeSettings
     from nodes.engine.audio.mix import AudioClip
     from nodes.engine.models import Storyboard
     from nodes.engine.motion.camera import CameraMoveClip
     from nodes.engine.audio.narration import read_wav
-    from nodes.engine.render import RenderOptions, render_ad
+    from nodes.engine.assembly.render import RenderOptions, render_ad
     spec = json.load(open(os.path.join(work, "spec.json")))
     sb = Storyboard.model_validate(spec["storyboard"])
     imgs = [np.asarray(Image.open(p).convert("RGB")) for p in spec["keys"]]

@@ -29,7 +29,7 @@ from PIL import Image
 
 from harness import load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, normalise_text, ocr, read_small_type, shot_boundaries, stream
-from nodes.engine.assemble import transition_half_widths
+from nodes.engine.assembly.encode import transition_half_widths
 from nodes.engine.media.layout import frame_layout
 from nodes.engine.models import Brief, Storyboard
 from nodes.engine.script import write_template_script

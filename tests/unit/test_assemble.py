@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from media import decode_frames, ffprobe, stream
-from nodes.engine.assemble import EncodeSettings, assemble
+from nodes.engine.assembly.encode import EncodeSettings, assemble
 from nodes.engine.models import Brief
 from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.script import write_template_script
@@ -104,7 +104,7 @@ def test_interrupt_stops_and_cleans_up(tmp_path):
 
 def test_every_stream_lasts_the_whole_ad(tmp_path):
     """Audio from a mix file and a thumbnail grabbed: the audio must not end early."""
-    from nodes.engine.assemble import AssemblyExtras
+    from nodes.engine.assembly.encode import AssemblyExtras
     from nodes.engine.audio.mix import write_wav
     sb = storyboard(duration=4.0)
     wav = str(tmp_path / "a.wav")

@@ -13,7 +13,7 @@ from nodes.engine.motion.clip_sources import VideoFileSource, refit
 from nodes.engine.motion.frame_batch import FittedFrameBatch
 from nodes.engine.models import Brief
 from nodes.engine.motion.camera import CameraMoveClip
-from nodes.engine.render import RenderOptions, render_ad
+from nodes.engine.assembly.render import RenderOptions, render_ad
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
 

@@ -32,8 +32,8 @@ from nodes.engine.motion.frame_batch import FittedFrameBatch
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.media.frames import cover_fit
 from nodes.engine.motion.camera import CameraMoveClip
-from nodes.engine.reference import analyze_reference
-from nodes.engine.render import RenderOptions, check_work, parse_aspects, render_ad, render_plan
+from nodes.engine.script.reference import analyze_reference
+from nodes.engine.assembly.render import RenderOptions, check_work, parse_aspects, render_ad, render_plan
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
 from nodes.engine.audio.subtitles import Cue, write_ass

@@ -114,7 +114,7 @@ import os  # noqa: E402
 
 import cv2  # noqa: E402
 
-from nodes.engine.brand_cards import end_card, logo_overlay  # noqa: E402
+from nodes.engine.assembly.cards import end_card, logo_overlay  # noqa: E402
 from nodes.engine.keyimage.composed import StillImage, compose_key_image, load_image_file, product_slot  # noqa: E402
 from nodes.engine.media.layout import Box  # noqa: E402
 from nodes.engine.motion.camera import steady_box  # noqa: E402

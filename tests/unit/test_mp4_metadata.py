@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from media import ffprobe
-from nodes.engine import mp4_metadata
-from nodes.engine.assemble import AssemblyExtras, EncodeSettings, assemble, write_clip
+from nodes.engine.assembly import metadata as mp4_metadata
+from nodes.engine.assembly.encode import AssemblyExtras, EncodeSettings, assemble, write_clip
 from nodes.engine.cloud.redaction import MASK, register_secret
 from nodes.engine.models import Brief
 from nodes.engine.motion.camera import CameraMoveClip

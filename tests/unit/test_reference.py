@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from nodes.engine.models import AdReelInputError, Brief
-from nodes.engine.reference import analyze_reference
+from nodes.engine.script.reference import analyze_reference
 from nodes.engine.script.generate import generate_script
 from nodes.engine.script.quality import check_script
 

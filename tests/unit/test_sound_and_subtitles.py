@@ -60,7 +60,7 @@ def test_narration_longer_than_the_ad_is_a_clear_error():
 def test_the_voice_speaks_the_spoken_form_and_the_subtitles_show_the_text():
     """SceneNarration's speech for a line with emoji and a URL is the speech of its spoken form;
     the subtitle cue keeps the words and shows the URL without its query string."""
-    from nodes.engine.render import subtitle_cues
+    from nodes.engine.assembly.render import subtitle_cues
     line = "Shop now at https://acme.example/sale?utm=ad&ref=1 🎉"
     fitted, _ = speak_to_fit(line, "en", 6.0)
     assert fitted.duration == pytest.approx(speak_espeak("Shop now at acme dot example", "en").duration, abs=0.02)

@@ -32,8 +32,8 @@ import os
 import re
 from typing import Any, Mapping, Optional
 
-from .cloud.redaction import redact
-from .cloud.secrets import register_environment_secrets
+from ..cloud.redaction import redact
+from ..cloud.secrets import register_environment_secrets
 
 logger = logging.getLogger("adreel")
 

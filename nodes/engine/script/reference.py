@@ -14,9 +14,9 @@ import statistics
 import subprocess
 from fractions import Fraction
 
-from . import limits
-from .media.ffmpeg import MediaInput, find_ffmpeg, open_media
-from .models import ASPECT_RATIOS, SEGMENTS, AdReelInputError, ReferenceStyle
+from .. import limits
+from ..media.ffmpeg import MediaInput, find_ffmpeg, open_media
+from ..models import ASPECT_RATIOS, SEGMENTS, AdReelInputError, ReferenceStyle
 
 _PTS = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[0-9.]+)")
 ANALYSIS_WIDTH = 160

@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .media.ffmpeg import file_url, find_ffmpeg, input_args
-from .media.layout import frame_layout
-from .models import AdReelInputError, OutputFile, Storyboard
-from .mp4_metadata import write_ffmetadata
-from .media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420
-from .media.text import hex_rgb, render_text_card
+from ..media.ffmpeg import file_url, find_ffmpeg, input_args
+from ..media.layout import frame_layout
+from ..models import AdReelInputError, OutputFile, Storyboard
+from .metadata import write_ffmetadata
+from ..media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420
+from ..media.text import hex_rgb, render_text_card
 
 TRANSITION_SECONDS = {"cut": 0.0, "fade": 0.5, "crossfade": 0.5, "wipeleft": 0.5, "wiperight": 0.5,
                       "wipeup": 0.5, "wipedown": 0.5, "slideleft": 0.45, "slideright": 0.45,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from .media.imaging import fit_into, gradient, mix, shade
-from .keyimage.composed import framed_product, load_image_file, paste_product
-from .media.layout import Box, frame_layout
-from .models import Brief
-from .media.text import hex_rgb, render_text_card
+from ..media.imaging import fit_into, gradient, mix, shade
+from ..keyimage.composed import framed_product, load_image_file, paste_product
+from ..media.layout import Box, frame_layout
+from ..models import Brief
+from ..media.text import hex_rgb, render_text_card
 
 LOGO_POSITIONS = ("top-right", "top-left", "bottom-right", "bottom-left")
 

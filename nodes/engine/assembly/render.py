@@ -18,18 +18,18 @@ from typing import Callable
 
 from PIL import Image
 
-from .assemble import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_file, still_card
-from .audio.mix import AudioClip, MixSettings, mix_audio, narration_track
-from .brand_cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
-from . import limits
-from .motion.clip_sources import refit
-from .media.frames import FRAMINGS
-from .media.fonts import DEFAULT_FAMILY, font_family_name, resolve_font
-from .models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
-from .speech.spoken import display_form
-from .storage.manifest import public_form, write_manifest
-from .storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
-from .audio.subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
+from .encode import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_file, still_card
+from ..audio.mix import AudioClip, MixSettings, mix_audio, narration_track
+from .cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
+from .. import limits
+from ..motion.clip_sources import refit
+from ..media.frames import FRAMINGS
+from ..media.fonts import DEFAULT_FAMILY, font_family_name, resolve_font
+from ..models import ASPECT_RATIOS, AdReelInputError, RenderManifest, Storyboard
+from ..speech.spoken import display_form
+from ..storage.manifest import public_form, write_manifest
+from ..storyboard import LEAD_IN_SECONDS, retime_for_narration, size_for_short_side
+from ..audio.subtitles import Cue, make_cues, max_line_units, write_ass, write_srt, write_vtt
 
 SUBTITLE_MODES = ("burn + sidecar", "sidecar only", "off")
 
