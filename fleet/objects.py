@@ -15,7 +15,8 @@ from .jobs import key_prefix
 
 
 def _store():
-    from nodes.engine.storage import S3Store, StorageError, load_storage_config, redact
+    from nodes.engine.storage import S3Store, StorageError, load_storage_config
+    from nodes.engine.cloud.redaction import redact
 
     try:
         return S3Store(load_storage_config()), StorageError, redact

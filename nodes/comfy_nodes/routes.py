@@ -11,7 +11,7 @@ import logging
 
 from ..engine.models import AdReelInputError
 from ..engine.providers.estimate import estimate_query
-from ..engine.providers.redaction import redact
+from ..engine.cloud.redaction import redact
 from . import api
 
 logger = logging.getLogger("adreel")

@@ -98,15 +98,17 @@ def test_base64_and_url_encoded_forms_are_masked():
     assert urlsafe[:12] not in redact("token in a url " + urlsafe)
 
 
-def test_extra_secrets_and_the_three_old_registries_are_one():
-    from nodes.engine.providers.redaction import redact as provider_redact
-    from nodes.engine.script.backends import redact as llm_redact
-    from nodes.engine.storage.errors import redact as storage_redact
-    from nodes.engine.storage.errors import register_secret as storage_register
-    storage_register("storage-secret-KJH45lkj98")
-    for fn in (provider_redact, llm_redact, storage_redact, redact):
-        assert "storage-secret-KJH45lkj98" not in fn("x storage-secret-KJH45lkj98 y")
-        assert SECRET not in fn("x " + SECRET)
+def test_a_secret_registered_once_is_masked_in_every_layers_errors():
+    """One registry: a secret registered by the storage config is masked in what providers, the LLM backends
+    and storage raise (each used to keep its own list)."""
+    from nodes.engine.providers.errors import ProviderError
+    from nodes.engine.script.backends import LLMUnavailable
+    from nodes.engine.storage.errors import StorageError
+    register_secret("storage-secret-KJH45lkj98")
+    for err in (ProviderError("x storage-secret-KJH45lkj98 y", provider="luma"),
+                LLMUnavailable("x storage-secret-KJH45lkj98 y"), StorageError("x storage-secret-KJH45lkj98 y")):
+        assert "storage-secret-KJH45lkj98" not in str(err), type(err).__name__
+        assert "x " in str(err) and " y" in str(err)  # the rest of the message stays readable
 
 
 # ============================================================ M4: logs and tracebacks

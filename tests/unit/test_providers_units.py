@@ -16,22 +16,19 @@ from nodes.engine.providers import (
     ApiKey,
     MissingApiKeyError,
     ProviderConfigError,
-    RedactingFilter,
     RenderJob,
     choose_duration,
     estimate_scenes,
     get_api_key,
     list_models,
     plan_jobs,
-    redact,
-    register_secret,
 )
 from nodes.engine.providers import cost
 from nodes.engine.providers.download import sniff_video
 from nodes.engine.providers.fal import app_root
 from nodes.engine.providers.http import parse_proto_duration, parse_retry_after, ssl_context
 from nodes.engine.providers.images import load_image, sniff_image_type
-from nodes.engine.providers.redaction import redact_url
+from nodes.engine.cloud.redaction import RedactingFilter, redact, redact_url, register_secret
 from nodes.engine.providers.replicate import first_url, parse_model_ref, progress_from_logs
 
 

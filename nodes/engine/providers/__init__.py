@@ -57,7 +57,6 @@ from .heygen import HeyGenProvider
 from .http import CA_BUNDLE_ENV, RetryPolicy
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings, jobs_from_storyboard
 from .luma import LumaProvider
-from .redaction import RedactingFilter, redact, register_secret
 from .replicate import ReplicateProvider
 from .registry import PROVIDERS, get_provider, list_models, provider_info
 from .routes import (
@@ -80,8 +79,8 @@ __all__ = [
     "PROVIDERS", "ProgressEvent", "Provider", "ProviderAuthError", "ProviderConfigError", "ProviderConnectionError",
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
-    "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RedactingFilter", "RenderJob",
+    "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RenderJob",
     "RenderResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
     "estimate_scenes", "get_api_key", "get_provider", "jobs_from_storyboard", "list_models", "plan_jobs",
-    "plan_routes", "provider_info", "redact", "register_secret", "render_routes", "run_job", "check_budget",
+    "plan_routes", "provider_info", "render_routes", "run_job", "check_budget",
 ]

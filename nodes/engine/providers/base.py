@@ -56,7 +56,8 @@ from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, origin, r
 from .images import ImageInfo, load_image
 from .journal import JobJournal, claim, job_key, release
 from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
-from .redaction import logger, redact
+from .log import logger
+from ..cloud.redaction import redact
 from .secrets import ApiKey, get_api_key, secrets_file_path
 
 ImageHost = Callable[[str], Union[str, Awaitable[str]]]

@@ -36,7 +36,8 @@ from .. import limits
 from .cancellation import JobStop, Overtime, RunSignal
 from .errors import ProviderDownloadError
 from .http import RETRY_IDEMPOTENT, RetryPolicy, parse_retry_after
-from .redaction import logger, redact_url
+from .log import logger
+from ..cloud.redaction import redact_url
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 MAX_REDIRECTS = 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .redaction import redact
+from ..cloud.redaction import redact
 
 
 class ProviderError(RuntimeError):

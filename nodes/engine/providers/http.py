@@ -31,7 +31,8 @@ from .cancellation import JobStop
 from .errors import ProviderConfigError, ProviderConnectionError
 from ..cloud.http import parse_retry_after  # noqa: F401 - the pack's one Retry-After parser, used here and by download
 from ..cloud.http import require_https as _require_https
-from .redaction import logger, redact_url
+from .log import logger
+from ..cloud.redaction import redact_url
 
 CA_BUNDLE_ENV = "ADREEL_CA_BUNDLE"
 

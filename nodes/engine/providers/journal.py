@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from .redaction import logger
+from .log import logger
 
 try:  # POSIX: an advisory lock so two processes sharing a clips folder do not interleave lines
     import fcntl

@@ -21,7 +21,7 @@ from .registry import PROVIDERS
 from .base import ImageHost
 from .routes import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, SceneRequest, parse_chain, plan_routes
 from .jobs import ProgressEvent
-from .redaction import redact
+from ..cloud.redaction import redact
 
 logger = logging.getLogger("adreel.providers")
 

@@ -68,7 +68,8 @@ from .errors import (
 from .http import RetryPolicy, open_session
 from .jobs import ProgressEvent, RenderJob, RenderResult
 from .journal import JobJournal, job_key
-from .redaction import logger, redact
+from .log import logger
+from ..cloud.redaction import redact
 from .registry import PROVIDERS
 
 CAMERA = "camera"

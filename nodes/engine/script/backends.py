@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..cloud.http import retry_after_value
-from ..cloud.redaction import redact as _redact
+from ..cloud.redaction import redact
 
 
 @dataclass
@@ -29,7 +29,7 @@ MAX_LISTED = 40  # model names named in a message (a hostile server may list mil
 
 class LLMError(Exception):
     def __init__(self, message: str = "", *args):
-        super().__init__(_redact(message), *args)
+        super().__init__(redact(message), *args)
 
 
 class LLMUnavailable(LLMError):
@@ -77,12 +77,6 @@ class LLMConfigError(LLMError):
     def __init__(self, field_name: str, message: str):
         self.field = field_name
         super().__init__(message)
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every registered secret, these ``secrets``, any 8+ character prefix of one and every
-    credential shape masked (the pack's one redaction layer)."""
-    return _redact(text, *secrets)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

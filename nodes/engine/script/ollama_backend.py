@@ -35,7 +35,8 @@ from ..cloud.http import ResponseTooLarge, host_port, is_loopback_host
 from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
 from .context import answer_cap, estimate_messages, max_scenes
-from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable, redact
+from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
+from ..cloud.redaction import redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
 DEFAULT_HOST = "http://127.0.0.1:11434"

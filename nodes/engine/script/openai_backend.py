@@ -20,7 +20,8 @@ from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, 
 from ..cloud.secrets import SecretsFileError, find_key
 from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, estimate_messages
 from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
-                       redact, retry_after_seconds)
+                       retry_after_seconds)
+from ..cloud.redaction import redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

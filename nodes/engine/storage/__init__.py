@@ -35,7 +35,6 @@ from .errors import (
     StorageRefused,
     StorageUnavailable,
     StorageVerificationError,
-    redact,
 )
 from .history import HistoryEntry, list_history_from_store, list_history_local
 from .keys import PLACEHOLDERS, content_type_for, render_prefix
@@ -49,7 +48,7 @@ __all__ = [
     "DEFAULT_PREFIX", "URL_MODES", "PLACEHOLDERS",
     "StorageConfig", "load_storage_config", "default_config_path", "default_spool_dir",
     "StorageError", "StorageNotConfigured", "StorageConfigError", "StorageUnavailable", "StorageRefused",
-    "StorageCredentialsError", "StorageVerificationError", "redact",
+    "StorageCredentialsError", "StorageVerificationError",
     "upload_ad", "progress_line", "UploadResult", "UploadedFile", "S3Store",
     "retry_spooled", "RetryReport", "SpoolEntry", "SpoolRetryThread", "start_retry_thread", "list_spooled",
     "ensure_retry_thread", "resume_waiting_uploads",

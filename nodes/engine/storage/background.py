@@ -17,7 +17,8 @@ import threading
 from typing import Iterable, Optional
 
 from .config import StorageConfig, load_storage_config
-from .errors import StorageError, logger, redact
+from .errors import StorageError, logger
+from ..cloud.redaction import redact
 from .retention import MIN_RETENTION_HOURS, clean_retention
 from .spool import RetryReport, check_spool_dir, list_spooled, retry_spooled
 

@@ -71,7 +71,8 @@ from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from ..cloud.secrets import config_file_path, warn_if_shared
-from .errors import StorageConfigError, StorageNotConfigured, logger, mask_access_key, register_secret
+from .errors import StorageConfigError, StorageNotConfigured, logger, mask_access_key
+from ..cloud.redaction import register_secret
 
 CONFIG_FILE_ENV = "ADREEL_STORAGE_CONFIG"
 SPOOL_DIR_ENV = "ADREEL_SPOOL_DIR"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from ..cloud.redaction import MASK, install_log_filter, redact, register_secret  # noqa: F401 - re-exported
+from ..cloud.redaction import install_log_filter, redact
 
 logger = logging.getLogger("adreel.storage")
 install_log_filter()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from .config import StorageConfig, load_storage_config
-from .errors import StorageConfigError, StorageError, StorageNotConfigured, redact
+from .errors import StorageConfigError, StorageError, StorageNotConfigured
+from ..cloud.redaction import redact
 from .keys import content_key, content_type_for, digest_file
 from .store import S3Store
 

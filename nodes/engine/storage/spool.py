@@ -43,7 +43,8 @@ from typing import Iterator, Optional
 
 from .atomic import fsync_dir, write_text_atomic  # noqa: F401  (fsync_dir: spool's callers)
 from .config import StorageConfig, load_storage_config
-from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger, redact
+from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger
+from ..cloud.redaction import redact
 from .keys import digest_file
 
 SPOOL_MARKER = ".adreel-spool"

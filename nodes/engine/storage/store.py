@@ -25,8 +25,8 @@ from .errors import (
     StorageVerificationError,
     logger,
     mask_access_key,
-    redact,
 )
+from ..cloud.redaction import redact
 from .keys import FileDigest
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -33,7 +33,8 @@ from typing import Callable, Iterable, Optional, Union
 
 from ..models import AdReelInputError, Brief, RenderManifest, parse_model
 from .config import StorageConfig, load_storage_config
-from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger, redact
+from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger
+from ..cloud.redaction import redact
 from .history import history_key, history_payload, run_id_for
 from .keys import (
     RESERVED_PREFIXES,
