@@ -10,6 +10,7 @@ normal shape, and it only becomes a cycle when a submodule imports names back fr
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,38 @@ def test_engine_import_graph_is_acyclic():
 
 def test_no_module_imports_another_modules_private_names():
     assert private_imports(modules(), known_private=KNOWN_PRIVATE_IMPORTS) == []
+
+
+# The shared layers point down only: media (frames, fonts, text, layout, ffmpeg) and cloud (the safety layer)
+# may import each other, the data model and the ceilings — never a stage.
+SHARED_LAYERS = {"nodes.engine.media": {"nodes.engine.media", "nodes.engine.cloud", "nodes.engine.models",
+                                        "nodes.engine.limits"},
+                 "nodes.engine.cloud": {"nodes.engine.cloud", "nodes.engine.models", "nodes.engine.limits"}}
+
+
+def upward_imports(known: dict[str, Path]) -> list[str]:
+    out = []
+    for name, path in known.items():
+        layer = next((lay for lay in SHARED_LAYERS if name == lay or name.startswith(lay + ".")), None)
+        if layer is None:
+            continue
+        for target, _, line in imports(name, path, known):
+            if not any(target == ok or target.startswith(ok + ".") for ok in SHARED_LAYERS[layer]):
+                out.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    return out
+
+
+def test_shared_layers_import_no_stage():
+    assert upward_imports(modules()) == []
+
+
+def test_an_upward_import_is_reported(tmp_path, monkeypatch):
+    pkg = tmp_path / "nodes" / "engine"
+    (pkg / "media").mkdir(parents=True)
+    (pkg / "motion").mkdir()
+    for f in ("__init__.py", "media/__init__.py", "motion/__init__.py", "motion/camera.py", "models.py"):
+        (pkg / f).write_text("")
+    (pkg / "media" / "layout.py").write_text("from ..models import X\n\ndef f():\n    from ..motion.camera import y\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    known = modules(pkg, tmp_path)
+    assert upward_imports(known) == ["nodes/engine/media/layout.py:4 imports nodes.engine.motion.camera"]
