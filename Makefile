@@ -34,7 +34,7 @@ bench-assembly: setup
 bench-providers: setup
 	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_providers_concurrency.py
 
-# a small local model (SmolLM2-135M on llama-server, -c 4096) vs the template on 20 briefs → docs/local-llm-measurement.md
+# two small local models (SmolLM2-135M, Gemma 3 270M on llama-server, -c 4096) vs the template on 20 briefs → docs/local-llm-measurement.md
 .PHONY: bench-llm
 bench-llm: setup
 	@source $(ENV_FILE) && ADREEL_LLAMA_SERVER=$$ADREEL_LLAMA_SERVER ADREEL_LLAMA_MODEL=$$ADREEL_LLAMA_MODEL \
