@@ -173,6 +173,9 @@ def test_schema_errors_name_scene_and_field(ollama):
     assert "scenes[0].duration" in fix and "scenes[0].camera" in fix and "scenes[0].image_prompt: is missing" in fix
     assert "'dolly zoom' is not a camera move" in fix
     assert gen.fell_back and gen.script.source == "template"
+    # a scene's problems come in the order the schema asks for its fields (duration before image prompt
+    # before camera), though LLMScene inherits SceneContent's fields and adds duration last
+    assert fix.index("scenes[0].duration") < fix.index("scenes[0].image_prompt") < fix.index("scenes[0].camera")
 
 
 @pytest.mark.parametrize("flaw,expect", [

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..models import CAMERA_MOVES, SEGMENTS, TRANSITIONS, Brief, Scene, Script
+from ..models import CAMERA_MOVES, SEGMENTS, TRANSITIONS, Brief, Scene, SceneContent, Script
 from .quality import DURATION_TOLERANCE, Issue, Pacing
 
 MAX_BRAND_ELEMENTS = 20
@@ -62,21 +62,17 @@ def _enum_value(v, allowed, what):
     return key
 
 
-class LLMScene(BaseModel):
+class LLMScene(SceneContent):
+    """A scene as an LLM writes it: SceneContent's fields read leniently (unknown keys ignored, synonyms of
+    the enums mapped), a segment and an image prompt required, and ``duration`` in place of start / end."""
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     segment: str
-    duration: float = Field(gt=0, le=180)
-    on_screen_text: str = Field(default="", max_length=200)
-    narration: str = Field(default="", max_length=1000)
-    visual_direction: str = Field(default="", max_length=1000)
     image_prompt: str = Field(max_length=2000)
-    negative_prompt: str = Field(default="", max_length=2000)
-    camera: str = "zoom_in"
-    transition: str = "cut"
     music_mood: str = Field(default="", max_length=MAX_MUSIC_MOOD_CHARS)
     brand_elements: list[Annotated[str, Field(max_length=MAX_BRAND_ELEMENT_CHARS)]] = Field(
         default_factory=list, max_length=MAX_BRAND_ELEMENTS)
+    duration: float = Field(gt=0, le=180)
 
     @field_validator("segment", mode="before")
     @classmethod
@@ -157,8 +153,16 @@ def validation_issues(err: ValidationError, root: str = "answer") -> list[Issue]
         m = _NAMED.match(msg)
         if not item.get("loc") and m:  # a model-level check that names the scene itself
             where, msg = m.group(1), m.group(2)
-        issues.append(Issue(where, msg))
-    return issues
+        issues.append((_field_rank(item.get("loc", ())), Issue(where, msg)))
+    return [issue for _, issue in sorted(issues, key=lambda pair: pair[0])]  # stable: same rank keeps its order
+
+
+def _field_rank(loc) -> tuple:
+    """A scene's problems in the order the schema asks for its fields (pydantic reports a subclass's
+    inherited fields first: LLMScene's ``duration`` would come last)."""
+    if len(loc) >= 3 and loc[0] == "scenes" and isinstance(loc[1], int) and loc[2] in SCENE_FIELDS:
+        return (1, loc[1], SCENE_FIELDS.index(loc[2]))
+    return (0 if loc[:1] != ("scenes",) else 1, -1, -1)
 
 
 _DECODER = json.JSONDecoder()
@@ -262,8 +266,7 @@ def to_script(data: dict, brief: Brief, source: str) -> Script:
         end = brief.duration_seconds if i == len(llm.scenes) - 1 else round(t + sc.duration, 3)
         if end <= t:
             raise AnswerProblem([Issue(f"scenes[{i}].duration", "is too short")])
-        fields = sc.model_dump(exclude={"duration"})
-        scenes.append(Scene(index=i, start=round(t, 3), end=end, **fields))
+        scenes.append(Scene(index=i, start=round(t, 3), end=end, **sc.content()))
         t = end
     return Script(title=llm.title, language=brief.language, total_duration=brief.duration_seconds,
                   scenes=scenes, source=source)
