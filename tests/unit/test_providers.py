@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from nodes.engine.models import AdReelInputError, StoryboardScene
+from nodes.engine.providers import cost
 from nodes.engine.providers import (
     BudgetExceededError,
     MissingApiKeyError,
@@ -225,7 +226,7 @@ def test_runway_request_follows_the_contract(fakes, tmp_path):
     assert create.headers["X-Runway-Version"] == "2024-11-06"
     assert create.body["promptImage"].startswith("data:image/png;base64,")
     assert create.body["ratio"] == "720:1280" and create.body["duration"] == 3
-    assert result.estimated_cost_usd == pytest.approx(0.15)  # 5 credits/s × 3 s × $0.01
+    assert result.estimated_cost_usd == cost.runway("gen4_turbo", 3).usd  # priced for the 3 s it asked for
 
 
 def test_runway_veo3_without_image_uses_text_to_video_with_duration_8(fakes, tmp_path):
@@ -233,7 +234,7 @@ def test_runway_veo3_without_image_uses_text_to_video_with_duration_8(fakes, tmp
     [create] = fakes["runway"].calls("create")
     assert create.path == "/v1/text_to_video"
     assert create.body["duration"] == 8 and create.body["ratio"] == "1280:720" and create.body["model"] == "veo3"
-    assert result.estimated_cost_usd == pytest.approx(3.20)
+    assert result.estimated_cost_usd == cost.runway("veo3", 8).usd  # priced for the 8 s it asked for
 
 
 def test_fal_polls_status_result_and_cancel_without_the_subpath(fakes, tmp_path):
@@ -298,7 +299,7 @@ def test_veo_sends_inline_base64_and_the_key_never_reaches_storage(fakes, tmp_pa
     [fetched] = fakes.storage.calls("media")
     assert "x-goog-api-key" not in {k.lower() for k in fetched.headers}  # ...the storage host it redirects to does not
     assert result.result_host == "127.0.0.1"
-    assert result.estimated_cost_usd == pytest.approx(0.90)  # $0.15/s × 6 s
+    assert result.estimated_cost_usd == cost.veo("veo-3.1-fast-generate-preview", 6).usd  # for the 6 s asked
 
 
 # --------------------------------------------------------------------------- retries
