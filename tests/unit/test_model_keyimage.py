@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from nodes.engine.media.layout import frame_layout
-from nodes.engine.keyimage.model_sizes import FAMILIES, family_from_config_names, sample_size
+from nodes.engine.keyimage.model_sizes import CONFIG_FAMILY, FAMILIES, family_from_config_names, sample_size
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.keyimage.sampled import (
     colour_name,
@@ -44,13 +44,47 @@ def test_explicit_short_side_overrides_the_family():
     assert exc.value.field == "sample_size"
 
 
-@pytest.mark.parametrize("names,family", [
-    (["SD15", "BASE", "object"], "sd15"), (["SSD1B", "SDXL", "BASE", "object"], "sdxl"),
-    (["FluxSchnell", "Flux", "BASE", "object"], "flux"), (["SD15_instructpix2pix", "SD15", "BASE"], "sd15"),
-    (["SomethingNew", "BASE", "object"], "other"),
+MRO_SCRIPT = """
+import json, sys
+sys.argv = ["main.py", "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.supported_models as sm
+print(json.dumps({m.__name__: [c.__name__ for c in m.__mro__] for m in sm.models}))
+"""
+
+
+@pytest.fixture(scope="module")
+def comfy_model_configs() -> dict[str, list[str]]:
+    """Every model config of the pinned ComfyUI (comfy.supported_models) with its class names along the MRO,
+    as the node reads them from a loaded checkpoint (api.model_config_names)."""
+    import json
+    import subprocess
+    import sys
+    from harness import comfyui_dir
+    out = subprocess.run([sys.executable, "-c", MRO_SCRIPT], cwd=comfyui_dir(), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("config,family", [
+    ("SD15", "sd15"), ("SD15_instructpix2pix", "sd15"), ("SD20", "sd2"), ("SD21UnclipH", "sd2"),
+    ("SDXL", "sdxl"), ("SSD1B", "sdxl"), ("Segmind_Vega", "sdxl"), ("KOALA_700M", "sdxl"), ("SDXLRefiner", "sdxl"),
+    ("SD3", "sd3"), ("Flux", "flux"), ("FluxSchnell", "flux"), ("Flux2", "flux"), ("Chroma", "flux"),
+    ("Stable_Cascade_C", "cascade"), ("QwenImage", "qwen"), ("HunyuanImage21", "hunyuan_image"),
+    ("WAN21_T2V", "other"), ("SVD_img2vid", "other"), ("AuraFlow", "other"),
 ])
-def test_family_from_comfyui_model_config(names, family):
-    assert family_from_config_names(names).name == family
+def test_family_of_the_pinned_comfyuis_model_configs(comfy_model_configs, config, family):
+    """The family a real checkpoint's config resolves to, from ComfyUI's own class hierarchy (subclasses such
+    as SSD-1B, Vega, KOALA and Flux 2 resolve through their parents)."""
+    assert family_from_config_names(comfy_model_configs[config]).name == family
+
+
+def test_every_config_name_the_sizes_know_exists_in_the_pinned_comfyui(comfy_model_configs):
+    known = {name for mro in comfy_model_configs.values() for name in mro}
+    assert sorted(set(CONFIG_FAMILY) - known) == []  # a renamed class would silently become "other"
+    assert family_from_config_names(["SomethingNew", "BASE", "object"]).name == "other"
 
 
 @pytest.mark.parametrize("hex_,name", [("#1E3A8A", "navy blue"), ("#F59E0B", "amber"), ("#10B981", "emerald green"),

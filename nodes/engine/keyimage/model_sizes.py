@@ -35,7 +35,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 # ComfyUI model-config class names (comfy.supported_models) → family; first match along the MRO wins.
-_CLASS_FAMILY = {
+CONFIG_FAMILY = {
     "SD15": "sd15", "SD20": "sd2", "SD21UnclipL": "sd2", "SD21UnclipH": "sd2", "LotusD": "sd2",
     "SDXL": "sdxl", "SDXLRefiner": "sdxl",  # SSD-1B, Vega, KOALA subclass SDXL
     "SD3": "sd3", "Flux": "flux", "FluxSchnell": "flux", "FluxInpaint": "flux", "Chroma": "flux",
@@ -50,8 +50,8 @@ MAX_SIDE = 4096
 def family_from_config_names(names: list[str]) -> Family:
     """The family of a ComfyUI model config, given its class names most specific first."""
     for n in names:
-        if n in _CLASS_FAMILY:
-            return FAMILIES[_CLASS_FAMILY[n]]
+        if n in CONFIG_FAMILY:
+            return FAMILIES[CONFIG_FAMILY[n]]
     return FAMILIES["other"]
 
 
