@@ -15,7 +15,8 @@ class AdReelExtension(ComfyExtension):
         from .brief_node import BrandBrief
         from .script_node import ScriptLLM
         from .storyboard_node import StoryboardSplit
-        from .keyimage_node import BrandImage, SceneKeyImage
+        from .keyimage_node import SceneKeyImage
+        from .brand_image_node import BrandImage
         from .motion_node import MotionClip
         from .assemble_node import FFmpegAssemble
         from .narration_node import SceneNarration
@@ -23,7 +24,7 @@ class AdReelExtension(ComfyExtension):
         from .upload_node import AssetUpload
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
-        from . import routes  # noqa: F401 - GET /adreel/providers/estimate (the cost badge)
+        from . import routes  # noqa: F401 - the cost badge's estimate and ScriptLLM's model list
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
         return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,

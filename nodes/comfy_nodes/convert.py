@@ -143,3 +143,27 @@ def clip_to_audio(samples: np.ndarray, sample_rate: int) -> dict:
     if arr.ndim == 1:
         arr = arr[None, :]
     return {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}
+
+
+def split_images(key_images) -> list:
+    """IMAGE inputs (a list of batches) → single images (1, H, W, C)."""
+    flat = []
+    for batch in key_images or []:
+        if batch is None:
+            continue
+        for b in range(int(batch.shape[0])):
+            flat.append(batch[b:b + 1])
+    return flat
+
+
+def key_image_files(key_images, specs: list, temp_folder: str) -> tuple[list, list]:
+    """(the IMAGE for each scene of ``specs`` (SceneSpec) or None, its PNG under ``temp_folder`` or None)."""
+    images = split_images(key_images)
+    if images and len(images) not in (1, len(specs)):
+        raise AdReelInputError("key_images", f"{len(images)} images for {len(specs)} scenes: connect one per "
+                                             "scene (SceneKeyImage fed by StoryboardSplit) or a single image")
+    per_scene = [images[i] if len(images) > 1 else (images[0] if images else None) for i in range(len(specs))]
+    folder = os.path.join(temp_folder, "adreel_key_images")
+    paths = [save_image_input(img, folder, f"scene{spec.scene.index:03d}") if img is not None else None
+             for img, spec in zip(per_scene, specs)]
+    return per_scene, paths

@@ -1,9 +1,6 @@
 """SceneKeyImage: scene → key image at the output aspect, composed, or sampled
 with the user's own checkpoint through ComfyUI's KSampler code.
 
-BrandImage: one of AdReel's bundled images (the demo's product photo and logo)
-or an image from ComfyUI's input folder → IMAGE (+ MASK), for BrandBrief.
-
 The key image is a native IMAGE whose pixels stay in a lossless PNG in
 ComfyUI's temp folder until a node uses them (``lazy_image.StillTensor``):
 ComfyUI caches every scene's output, and a float IMAGE per scene would make
@@ -14,7 +11,6 @@ import logging
 import os
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..engine.keyimage.composed import StillImage, compose_key_image, load_image_file
@@ -27,6 +23,7 @@ from ..engine.keyimage.sampled import (
     ON_MODEL_ERROR,
     PRODUCT_MODES,
     finish_sampled,
+    sampling_note,
     sampled_problem,
     scene_prompts,
     scene_seed,
@@ -34,14 +31,9 @@ from ..engine.keyimage.sampled import (
 from . import api
 from .api import CATEGORY, SceneType, check_combo_inputs, io, temp_directory
 from .convert import image_to_rgb, rgb_to_image
-from .choices import input_choices, resolve_choice
 from .lazy_image import StillTensor
 
 KEY_IMAGE_SUBFOLDER = "adreel_keyimages"
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ASSETS_DIR = os.path.join(PACK_ROOT, "assets")
-BUNDLED_IMAGES = ("demo/coffee.png", "demo/acme_logo.png")
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 DESCRIPTION = (
     "The scene's key image at the output aspect. Without a model: composed from the brand palette, the product "
@@ -181,56 +173,6 @@ class SceneKeyImage(io.ComfyNode):
         sampled = image_to_rgb(decoded[:1])
         img = finish_sampled(sampled, sc, scene.width, scene.height, product_image=product, logo=logo,
                              composite_product=product_mode == "composite")
-        info = (f"scene {sc.index}: sampled {sampled.shape[1]}x{sampled.shape[0]} ({family.label}), seed {s_seed}, "
-                f"{steps} steps {sampler_name}/{scheduler}, cfg {cfg:g}, denoise {denoise:g} → framed to "
-                f"{scene.width}x{scene.height}"
-                + (f"; product image {product_mode}" if product is not None else "")
-                + f"\nprompt: {positive_text}\nnegative: {negative_text}")
-        return img, info
-
-
-
-def brand_image_choices() -> list[str]:
-    return [n for n in BUNDLED_IMAGES if os.path.isfile(os.path.join(ASSETS_DIR, n))] + input_choices(IMAGE_EXT)
-
-
-def resolve_brand_image(name: str) -> str:
-    """The file behind a choice: a bundled asset by its exact name, or a file in the input folder."""
-    return resolve_choice(name, "image", ASSETS_DIR, BUNDLED_IMAGES, "an image")
-
-
-class BrandImage(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        choices = brand_image_choices()
-        return io.Schema(
-            node_id="BrandImage",
-            display_name="Brand Image",
-            category=CATEGORY,
-            description="A product photo or logo for BrandBrief: AdReel's bundled demo images (an espresso "
-                        "photograph, CC0 by Rachel Michetti, from scikit-image; the demo brand's logo, CC0, drawn "
-                        "by scripts/make_demo_logo.py; see assets/demo/LICENSE.md) or any image in ComfyUI's input "
-                        "folder. Transparency is kept (RGBA IMAGE), so a cut-out product or logo stays cut out; "
-                        "MASK is the transparency as LoadImage gives it.",
-            inputs=[io.Combo.Input("image", options=choices, default=choices[0] if choices else None)],
-            outputs=[io.Image.Output(display_name="image"), io.Mask.Output(display_name="mask")],
-        )
-
-    @classmethod
-    def validate_inputs(cls, image):
-        return check_combo_inputs(cls, image=image)
-
-    @classmethod
-    def fingerprint_inputs(cls, image):
-        path = resolve_brand_image(image)
-        return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
-
-    @classmethod
-    def execute(cls, image) -> io.NodeOutput:
-        im = load_image_file(resolve_brand_image(image), "image")  # RGBA, size-checked, EXIF-rotated
-        arr = np.asarray(im)
-        alpha = arr[..., 3]
-        keep = arr if alpha.min() < 255 else arr[..., :3]
-        tensor = torch.from_numpy(np.ascontiguousarray(keep)).float().div(255).unsqueeze(0)
-        mask = 1.0 - torch.from_numpy(np.ascontiguousarray(alpha)).float().div(255).unsqueeze(0)
-        return io.NodeOutput(tensor, mask)
+        return img, sampling_note(sc.index, sampled.shape[1], sampled.shape[0], family.label, s_seed, steps,
+                                  sampler_name, scheduler, cfg, denoise, (scene.width, scene.height),
+                                  product_mode if product is not None else None, positive_text, negative_text)

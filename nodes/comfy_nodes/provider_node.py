@@ -27,7 +27,7 @@ from ..engine.providers.request import (ProgressLines, aspect_for, plan_run, pol
 from ..engine.storage.hosting import image_host_from_environment
 from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, progress_bar,
                   raise_if_interrupted, send_progress_text, temp_directory, update_bar_keeping_interrupt)
-from .convert import image_to_rgb, save_image_input
+from .convert import image_to_rgb, key_image_files
 from .lazy_image import still_of
 from .video import RenderOnDemandVideo
 
@@ -37,28 +37,6 @@ PROVIDER_CHOICES = [*PROVIDERS, "auto"]
 MODEL_CHOICES = list(dict.fromkeys(m for models in list_models().values() for m in models))
 FALLBACKS = ["error", "camera move"]
 CLIP_SUBFOLDER = os.path.join("AdReel", "provider_clips")
-def split_images(key_images) -> list:
-    """IMAGE inputs (a list of batches) → single images (1, H, W, C)."""
-    flat = []
-    for batch in key_images or []:
-        if batch is None:
-            continue
-        for b in range(int(batch.shape[0])):
-            flat.append(batch[b:b + 1])
-    return flat
-
-
-def key_image_files(key_images, specs: list[SceneSpec]) -> tuple[list, list]:
-    """(the IMAGE for each scene or None, its PNG in ComfyUI's temp folder or None)."""
-    images = split_images(key_images)
-    if images and len(images) not in (1, len(specs)):
-        raise AdReelInputError("key_images", f"{len(images)} images for {len(specs)} scenes: connect one per "
-                                             "scene (SceneKeyImage fed by StoryboardSplit) or a single image")
-    per_scene = [images[i] if len(images) > 1 else (images[0] if images else None) for i in range(len(specs))]
-    folder = os.path.join(temp_directory(), "adreel_key_images")
-    paths = [save_image_input(img, folder, f"scene{spec.scene.index:03d}") if img is not None else None
-             for img, spec in zip(per_scene, specs)]
-    return per_scene, paths
 
 
 # ------------------------------------------------------------------ progress on the node
@@ -172,7 +150,7 @@ class ProviderRender(io.ComfyNode):
         provider, timeout_s, specs = provider[0], int(timeout_s[0]), list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
-        per_scene, paths = key_image_files(key_images, specs)
+        per_scene, paths = key_image_files(key_images, specs, temp_directory())
         host, host_problem = image_host_from_environment()
         plan, cands = plan_run(
             [s.scene for s in specs], paths, aspect_ratio=aspect_for(specs[0].width, specs[0].height),

@@ -15,29 +15,12 @@ from ..engine.cloud.redaction import redact
 from ..engine.models import AdReelInputError, AdScript
 from ..engine.script.backends import LLMConfigError, LLMError
 from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_script, parse_edited_script,
-                                      raise_for_user)
-from ..engine.script.ollama_backend import (DEFAULT_MODEL, OllamaBackend, configured_host, known_models,
-                                            list_configured_models, normalise_host, refresh_in_background)
+                                      raise_for_user, script_summary)
+from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_models, refresh_in_background
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
 from ..engine.script.quality import plan_pacing
 from . import api
 from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combo_inputs, io, ui
-
-MODELS_ROUTE = "/adreel/ollama/models"
-
-
-def script_summary(ad: AdScript) -> str:
-    s = ad.script
-    lines = []
-    fallback = next((n for n in s.notes if n.startswith("fallback:")), None)
-    if fallback:
-        lines.append("FELL BACK TO THE TEMPLATE — " + fallback[len("fallback:"):].strip())
-    lines.append(f"{s.title} — {s.total_duration:g}s, {len(s.scenes)} scenes, {s.language}, source: {s.source}")
-    lines += [f"note: {n}" for n in s.notes if n is not fallback]
-    for sc in s.scenes:
-        lines.append(f"[{sc.start:5.2f}–{sc.end:5.2f}] {sc.segment:<8} {sc.on_screen_text} | {sc.narration}")
-    return "\n".join(lines)
-
 
 def model_options() -> list[str]:
     """The Ollama models to list: the configured OLLAMA_HOST's, as last fetched (no request here; a stale
@@ -46,26 +29,6 @@ def model_options() -> list[str]:
     return sorted(set(known_models())) or [DEFAULT_MODEL]
 
 
-async def _models_route(request):
-    """GET /adreel/ollama/models → {"host", "models"} of the configured OLLAMA_HOST (models null when it is down).
-
-    ``?host=`` is accepted only when it names that same host: the route never requests another host, so
-    it is neither an SSRF nor a port-scan oracle, and what it stores is what every user sees anyway."""
-    from aiohttp import web
-    host = request.query.get("host", "")
-    if host:
-        try:
-            same = normalise_host(host) == configured_host()
-        except LLMConfigError:
-            same = False
-        if not same:
-            return web.json_response({"error": "host: only the Ollama server configured with OLLAMA_HOST is "
-                                               "listed here", "host": configured_host()}, status=400)
-    host, models = await list_configured_models(3.0)
-    return web.json_response({"host": host, "models": models})
-
-
-_ROUTE_ADDED = api.add_get_route(MODELS_ROUTE, _models_route)
 
 # widget values that decide whether an earlier fallback is retried (see fingerprint_inputs)
 WIDGET_DEFAULTS = dict(backend="ollama", seed=0, model=DEFAULT_MODEL, ollama_host="", openai_model=DEFAULT_OPENAI_MODEL,

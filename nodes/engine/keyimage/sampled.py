@@ -125,3 +125,13 @@ def finish_sampled(sampled: np.ndarray, scene: StoryboardScene, width: int, heig
     if product_image is not None and composite_product:
         paste_product(canvas, product_image, product_slot(scene, width, height), frame_layout(width, height).short)
     return canvas.convert("RGB")
+
+
+def sampling_note(index: int, width: int, height: int, family: str, seed: int, steps: int, sampler: str,
+                  scheduler: str, cfg: float, denoise: float, framed_to: tuple[int, int], product_mode: str | None,
+                  prompt: str, negative: str) -> str:
+    """What the node says of a sampled key image: its size, model family and sampling, and the prompts."""
+    return (f"scene {index}: sampled {width}x{height} ({family}), seed {seed}, {steps} steps {sampler}/{scheduler}, "
+            f"cfg {cfg:g}, denoise {denoise:g} → framed to {framed_to[0]}x{framed_to[1]}"
+            + (f"; product image {product_mode}" if product_mode else "")
+            + f"\nprompt: {prompt}\nnegative: {negative}")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .. import limits
 from ..cloud.redaction import redact
-from ..models import AdReelInputError, Brief, ReferenceStyle, Script
+from ..models import AdScript, AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
                        LLMUnavailable)
 from .context import budget_for, estimate_messages
@@ -293,3 +293,17 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
         fail(issues)
     return script.model_copy(update={"source": "edited", "language": brief.language,
                                      "notes": ["edited by hand: this script replaces the generated one"]})
+
+
+def script_summary(ad: AdScript) -> str:
+    """What ScriptLLM shows: a fallback first, then the title line, the notes and one line a scene."""
+    s = ad.script
+    lines = []
+    fallback = next((n for n in s.notes if n.startswith("fallback:")), None)
+    if fallback:
+        lines.append("FELL BACK TO THE TEMPLATE — " + fallback[len("fallback:"):].strip())
+    lines.append(f"{s.title} — {s.total_duration:g}s, {len(s.scenes)} scenes, {s.language}, source: {s.source}")
+    lines += [f"note: {n}" for n in s.notes if n is not fallback]
+    for sc in s.scenes:
+        lines.append(f"[{sc.start:5.2f}–{sc.end:5.2f}] {sc.segment:<8} {sc.on_screen_text} | {sc.narration}")
+    return "\n".join(lines)
