@@ -217,8 +217,13 @@ def own_venv(comfy: str) -> str:
         return py
     run([py, "-m", "pip", "install", "-q", *TORCH_PINS])
     # torch is pinned above; the constraints keep ComfyUI's plain "torch" from moving it
+    return install_requirements(py, files, stamp_path, stamp, extra=["requests"])
+
+
+def install_requirements(py: str, files: list[str], stamp_path: str, stamp: str, extra: list[str] = ()) -> str:
+    """pip-install the requirement ``files`` into ``py`` with its torch held where it is, then stamp it."""
     constraints = write_torch_constraints(py)
-    cmd = [py, "-m", "pip", "install", "-q", "-c", constraints, "requests"]
+    cmd = [py, "-m", "pip", "install", "-q", "-c", constraints, *extra]
     for f in files:
         cmd += ["-r", f]
     run(cmd)
@@ -248,14 +253,7 @@ def user_python(comfy: str) -> str:
     if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
         log(f"AdReel requirements present for {py}")
         return py
-    constraints = write_torch_constraints(py)
-    cmd = [py, "-m", "pip", "install", "-q", "-c", constraints]
-    for f in files:
-        cmd += ["-r", f]
-    run(cmd)
-    with open(stamp_path, "w") as f:
-        f.write(stamp)
-    return py
+    return install_requirements(py, files, stamp_path, stamp)
 
 
 def browser_test_packages() -> None:

@@ -325,3 +325,21 @@ def output_files(server: ComfyServer, result: PromptResult, node_id: str, key: s
         folder = server.folder(item.get("type", "output"))
         paths.append(os.path.join(folder, item.get("subfolder", ""), item["filename"]))
     return paths
+
+
+# a key for every provider, of a plausible length (planning reads that a key is there, never sends it)
+PLANNING_KEYS = {"LUMA_API_KEY": "k" * 12, "RUNWAY_API_KEY": "k" * 12, "HEYGEN_API_KEY": "k" * 12, "FAL_KEY": "k" * 12,
+                 "REPLICATE_API_TOKEN": "k" * 12, "GEMINI_API_KEY": "k" * 12}
+
+
+def provider_planning_env(monkeypatch, tmp_path) -> str:
+    """Every provider planable, nothing reachable: fake keys in the environment, paid providers enabled, no
+    secrets file; returns a 720x1280 key-image PNG to plan with."""
+    from PIL import Image
+    for k, v in PLANNING_KEYS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")
+    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "none.json"))
+    img = tmp_path / "key.png"
+    Image.new("RGB", (720, 1280), (40, 90, 200)).save(img)
+    return str(img)

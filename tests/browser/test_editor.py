@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from harness import ROOT, PACK_LINK_NAME, ComfyServer
+from harness import ROOT, PACK_LINK_NAME, ComfyServer, provider_planning_env
 from workflow_format import strip_meta
 
 pytestmark = pytest.mark.comfy
@@ -477,8 +477,6 @@ def engine_estimate(case, image_path):
     return plan_jobs([job])[0].cost
 
 
-KEY_ENV = {"LUMA_API_KEY": "k" * 12, "RUNWAY_API_KEY": "k" * 12, "HEYGEN_API_KEY": "k" * 12, "FAL_KEY": "k" * 12,
-           "REPLICATE_API_TOKEN": "k" * 12, "GEMINI_API_KEY": "k" * 12}
 
 
 def server_estimate(comfy, **params):
@@ -490,12 +488,7 @@ def test_cost_badge_shows_the_servers_number(editor, demo_history, comfy, monkey
     assert editor["has_provider"], "the editor lists no ProviderRender node"
     from nodes.engine.providers.cost import server_budget
 
-    for k, v in KEY_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")
-    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "none.json"))
-    img = tmp_path / "key.png"
-    Image.new("RGB", (720, 1280), (40, 90, 200)).save(img)
+    img = provider_planning_env(monkeypatch, tmp_path)
     sb = comfy_storyboard(comfy, demo_history, editor["config"]["demo"]["storyboardNode"])
     badge = editor["badge"]
     # the browser logs the server's 400 for the refused settings (the one request that must fail)

@@ -6,26 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
 
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.providers import PROVIDERS, RenderJob, plan_jobs
+from harness import PLANNING_KEYS, provider_planning_env
 from nodes.engine.providers.estimate import MAX_ESTIMATE_SCENES, estimate, estimate_query
 
-KEY_ENV = {"LUMA_API_KEY": "k" * 12, "RUNWAY_API_KEY": "k" * 12, "HEYGEN_API_KEY": "k" * 12, "FAL_KEY": "k" * 12,
-           "REPLICATE_API_TOKEN": "k" * 12, "GEMINI_API_KEY": "k" * 12}
 WORDS = "Meet RoboVac X2, the vacuum that cleans while you live your life."
 
 
 @pytest.fixture
 def planning_env(monkeypatch, tmp_path):
-    for k, v in KEY_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("ADREEL_PAID_PROVIDERS", "1")
-    monkeypatch.setenv("ADREEL_SECRETS_FILE", str(tmp_path / "none.json"))
-    img = tmp_path / "key.png"
-    Image.new("RGB", (720, 1280), (40, 90, 200)).save(img)
-    return str(img)
+    return provider_planning_env(monkeypatch, tmp_path)
 
 
 def planned_cost(provider, model, seconds, narration, options, aspect, image):
@@ -86,7 +78,7 @@ def test_a_run_sums_its_scenes_and_checks_the_budget():
 
 
 def test_no_key_no_image_no_paid_switch_needed(monkeypatch):
-    for k in KEY_ENV:
+    for k in PLANNING_KEYS:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.delenv("ADREEL_PAID_PROVIDERS", raising=False)
     got = estimate_query({"provider": "fal", "model": "fal-ai/kling-video/v2.1/pro/image-to-video", "durations": "7"})
