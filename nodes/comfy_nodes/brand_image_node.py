@@ -9,7 +9,7 @@ import torch
 
 from ..engine.keyimage.composed import load_image_file
 from .api import CATEGORY, check_combo_inputs, io
-from .choices import input_choices, resolve_choice
+from .choices import file_fingerprint, input_choices, resolve_choice
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASSETS_DIR = os.path.join(PACK_ROOT, "assets")
@@ -49,8 +49,7 @@ class BrandImage(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, image):
-        path = resolve_brand_image(image)
-        return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
+        return file_fingerprint(resolve_brand_image(image))
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:

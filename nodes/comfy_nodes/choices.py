@@ -40,3 +40,9 @@ def resolve_choice(name: str, field: str, bundled_dir: str, bundled: Iterable[st
         raise AdReelInputError(field, f"{name!r} is not {what} AdReel can see (bundled: "
                                       f"{', '.join(bundled) or 'none'}; or input/<file> from ComfyUI's input folder)")
     return path
+
+
+def file_fingerprint(path: str) -> str:
+    """What ComfyUI compares to decide a chosen file changed (a file replaced under the same name)."""
+    st = os.stat(path)
+    return f"{path}:{st.st_mtime_ns}:{st.st_size}"

@@ -5,7 +5,7 @@ import os
 
 from ..engine.audio.mix import decode_audio_file
 from .api import CATEGORY, check_combo_inputs, io
-from .choices import input_choices, resolve_choice
+from .choices import file_fingerprint, input_choices, resolve_choice
 from .convert import clip_to_audio
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,8 +45,7 @@ class MusicBed(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, track):
-        path = resolve_track(track)
-        return f"{path}:{os.path.getmtime(path)}"
+        return file_fingerprint(resolve_track(track))
 
     @classmethod
     def execute(cls, track) -> io.NodeOutput:
