@@ -157,7 +157,7 @@ class FFmpegAssemble(io.ComfyNode):
         node_id = cls.hidden.unique_id if cls.hidden else None
         bar = Progress(100, node_id)
         with tempfile.TemporaryDirectory(prefix="adreel_", dir=temp_directory()) as work:
-            result = render_ad(
+            render_ad(
                 sb, [scene_clip(v, sc, sb, work) for v, sc in zip(clips, sb.scenes)],
                 out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
                 progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
