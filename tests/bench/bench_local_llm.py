@@ -34,6 +34,7 @@ from nodes.engine.models import Brief  # noqa: E402
 from nodes.engine.script.generate import generate_script  # noqa: E402
 from nodes.engine.script.openai_backend import OpenAIBackend  # noqa: E402
 from nodes.engine.script.quality import check_script  # noqa: E402
+from nodes.engine.script.schema import AnswerProblem, parse_answer, to_script  # noqa: E402
 
 CONTEXT = 4096
 # the model's quality, not this CPU's speed: a request may take up to 5 min here (the node's ceiling,
@@ -182,7 +183,10 @@ def run_model(name: str, path: str, binary: str, briefs: list, attempts: int, th
             gen = asyncio.run(generate_script(b, recording, seed=1, max_attempts=attempts))
             seconds = time.monotonic() - t0
             refusals = server.log_text().count("exceeds the available context size") - before
-            on_row(record(name, b, gen, seconds, recording.texts, attempts, threads, refusals))
+            row = record(name, b, gen, seconds, recording.texts, attempts, threads, refusals)
+            if gen.fell_back:
+                row["rescaled_problems"] = rescaled_problems(row["last_answer"], b, gen.pacing)
+            on_row(row)
 
 
 def main() -> int:
@@ -221,6 +225,9 @@ def main() -> int:
         for line in open(args.results, encoding="utf-8"):
             r = json.loads(line)
             if r["model"] in results and r["brief"] in keys and r["attempts_allowed"] == args.attempts:
+                if r["fell_back"] and "rescaled_problems" not in r:
+                    i = [brief_key(b) for b in briefs].index(r["brief"])
+                    r["rescaled_problems"] = rescaled_problems(r["last_answer"], briefs[i], templates[i]["pacing"])
                 results[r["model"]] = [x for x in results[r["model"]] if x["brief"] != r["brief"]] + [r]
     else:
         open(args.results, "w").close()
@@ -245,6 +252,37 @@ def main() -> int:
     write_doc(args, names, briefs, templates, results)
     print(f"wrote {args.out}")
     return 0 if all(len(results[m]) == len(briefs) for m in names) else 1
+
+
+def rescaled_problems(answer: str | None, b: Brief, pacing) -> list[str] | None:
+    """A missed answer given the benefit of the doubt on arithmetic: its scene durations scaled to add up to
+    the ad, then held to the same bar. [] = it would pass; None = not a script at all (not JSON, or fields
+    the schema refuses)."""
+    if not answer:
+        return None
+    try:
+        data, _ = parse_answer(answer)
+        scenes = data.get("scenes") if isinstance(data, dict) else None
+        total = sum(float(sc.get("duration") or 0) for sc in scenes) if isinstance(scenes, list) and scenes else 0
+        if total > 0:
+            for sc in scenes:
+                sc["duration"] = max(0.05, float(sc.get("duration") or 0) * b.duration_seconds / total)
+            scenes[-1]["duration"] += b.duration_seconds - sum(sc["duration"] for sc in scenes)
+        script = to_script(data, b, "llm")
+    except (AnswerProblem, ValueError, TypeError, AttributeError):
+        return None
+    return [str(i) for i in check_script(script, b, pacing)]
+
+
+def rescaled_note(r: dict) -> str:
+    if not r["fell_back"]:
+        return ""
+    problems = r.get("rescaled_problems")
+    if problems is None:
+        return "; with its durations rescaled: still not a script"
+    if not problems:
+        return "; **with its durations rescaled to the ad it would pass the bar**"
+    return f"; with its durations rescaled it still misses: {md_cell('; '.join(problems[:2]))[:240]}"
 
 
 def mean_requests(rows) -> str:
@@ -295,6 +333,8 @@ def write_doc(args, names, briefs, templates, results) -> None:
         f"{cells(lambda rs: count(rs, lambda r: r['outcome'] == 'first try'))} | {t_pass}/{nt} |",
         f"| passing after repairs | {cells(lambda rs: count(rs, lambda r: r['outcome'].startswith('after')))} | — |",
         f"| fell back to the template | {cells(lambda rs: count(rs, lambda r: r['outcome'] == 'fallback'))} | — |",
+        f"| of those, would pass with its durations rescaled to the ad | "
+        f"{cells(lambda rs: count(rs, lambda r: r.get('rescaled_problems') == []))} | — |",
         f"| requests per script (mean) | {cells(mean_requests)} | 0 |",
         f"| seconds per script (median / max) | {cells(seconds_spread)} | "
         f"{statistics.median(t_secs):.2f} / {max(t_secs):.2f} |",
@@ -337,7 +377,8 @@ def write_doc(args, names, briefs, templates, results) -> None:
                 columns.append(["(not run)"])
                 continue
             out.append(f"- {MODELS[m][0]}: **{r['outcome']}**, {r['seconds']:.1f} s, {r['requests']} request(s)"
-                       + (f"; fallback reason: {md_cell(r['reason'])[:300]}" if r["fell_back"] else ""))
+                       + (f"; fallback reason: {md_cell(r['reason'])[:300]}" if r["fell_back"] else "")
+                       + rescaled_note(r))
             if not r["fell_back"]:
                 columns.append(r["script"])
             elif r["last_answer"] is not None:
