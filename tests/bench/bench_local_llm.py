@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import threading
@@ -354,7 +355,9 @@ def write_doc(args, names, briefs, templates, results) -> None:
         for r in results[m]:
             if r["fell_back"]:
                 reason = r["reason"]
-                key = (reason.split(" tries: ", 1)[1] if " tries: " in reason else reason)[:90]
+                key = reason.split(" tries: ", 1)[1] if " tries: " in reason else reason
+                # the same problem with other figures counts once: "durations add up to N s (…)"
+                key = re.sub(r"\([^)]*\)", "(…)", re.sub(r"\d+(?:\.\d+)?", "N", key))[:90]
                 reasons[key] = reasons.get(key, 0) + 1
         if reasons:
             out += ["", f"Why {MODELS[m][0]} fell back (the last try's first problems, as the node's note says):", ""]
