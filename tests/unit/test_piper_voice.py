@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from nodes.engine.audio.mix import SAMPLE_RATE, AudioClip
+from nodes.engine.audio.mix import SAMPLE_RATE, AudioClip, write_wav
 from nodes.engine.models import AdReelInputError
 from nodes.engine.audio.narration import read_wav, resample, speak_espeak
 from nodes.engine.speech import piper_voice as pv
@@ -125,7 +125,7 @@ def test_the_measured_seconds_are_the_seconds_of_the_wav(tmp_path):
     speech = voice.synthesize(line)
     assert speech.duration == seconds and voice.measure(line) == seconds
     path = str(tmp_path / "line.wav")
-    pv.write_wav(speech, path)
+    write_wav(path, speech.samples, speech.sample_rate)
     back = read_wav(path)
     assert back.sample_rate == 22050 and abs(back.duration - seconds) < 1 / 22050
     # and at a fitted speed too
@@ -235,7 +235,7 @@ def test_a_corrupt_voice_model_is_refused_naming_the_file(tts_dir):
 
 def test_without_piper_english_falls_back_to_espeak_with_a_note(monkeypatch, caplog):
     """A user's ComfyUI without piper-tts: English speaks (and is measured) with espeak-ng."""
-    monkeypatch.setattr(pv, "_IMPORT_PROBLEM", ["ModuleNotFoundError: No module named 'piper'"])
+    monkeypatch.setattr(pv, "_import_problem", lambda: "ModuleNotFoundError: No module named 'piper'")
     monkeypatch.setattr(pv, "_NOTED", set())
     with caplog.at_level(logging.WARNING, logger="adreel.speech"):
         voice = default_voice("en")

@@ -88,13 +88,19 @@ def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pit
     return trim_silence(speech)
 
 
+def loud_span(samples: np.ndarray, rate: int, threshold: float = 0.01, keep: float = 0.03) -> tuple[int, int]:
+    """(start, end) of ``samples`` without their leading / trailing silence, ``keep`` seconds of it left at
+    each end; (0, 0) for silence."""
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    if loud.size == 0:
+        return 0, 0
+    pad = int(keep * rate)
+    return max(0, int(loud[0]) - pad), min(len(samples), int(loud[-1]) + pad)
+
+
 def trim_silence(s: Speech, threshold: float = 0.01, keep: float = 0.03) -> Speech:
     """Cut leading / trailing silence (espeak pads both ends)."""
-    loud = np.flatnonzero(np.abs(s.samples) > threshold)
-    if loud.size == 0:
-        return Speech(np.zeros(0, np.float32), s.sample_rate)
-    pad = int(keep * s.sample_rate)
-    a, b = max(0, loud[0] - pad), min(len(s.samples), loud[-1] + pad)
+    a, b = loud_span(s.samples, s.sample_rate, threshold, keep)
     return Speech(np.ascontiguousarray(s.samples[a:b]), s.sample_rate)
 
 

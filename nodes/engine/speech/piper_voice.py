@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import threading
-import wave
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..models import AdReelInputError
-from ..audio.narration import Speech, trim_silence
+from ..audio.narration import Speech, loud_span, trim_silence
 from .spoken import base_language
 from .base import Voice
 
@@ -56,7 +55,6 @@ MAX_CONFIG_BYTES = 2 * 1024 * 1024          # a voice's .onnx.json is a few KB (
 MAX_MODEL_BYTES = 512 * 1024 * 1024         # x_low … high voices are 20–120 MB
 _LOADED_MAX = 4                             # voice models kept loaded (~60–120 MB each)
 _EDGES_MAX = 8192                           # lines whose measured edges are kept
-_TRIM_THRESHOLD, _TRIM_KEEP = 0.01, 0.03    # as narration.trim_silence (and the assembler's trim)
 
 _registered_dirs: list[str] = []
 
@@ -88,13 +86,10 @@ def piper_available() -> bool:
     return problem is None
 
 
-_IMPORT_PROBLEM: list[str | None] = []
-
-
+@lru_cache(maxsize=1)
 def _import_problem() -> str | None:
-    if not _IMPORT_PROBLEM:
-        _IMPORT_PROBLEM.append(piper_import_error())
-    return _IMPORT_PROBLEM[0]
+    """piper_import_error, asked once a process."""
+    return piper_import_error()
 
 
 # ------------------------------------------------------------------ voice files
@@ -265,15 +260,6 @@ _EDGES: "OrderedDict[tuple, tuple[int, int, int]]" = OrderedDict()
 _EDGES_LOCK = threading.Lock()
 
 
-def _edges(samples: np.ndarray, rate: int) -> tuple[int, int]:
-    """Where trim_silence cuts ``samples``: (start, end); (0, 0) for silence."""
-    loud = np.flatnonzero(np.abs(samples) > _TRIM_THRESHOLD)
-    if loud.size == 0:
-        return 0, 0
-    pad = int(_TRIM_KEEP * rate)
-    return max(0, int(loud[0]) - pad), min(len(samples), int(loud[-1]) + pad)
-
-
 def _piper_text(spoken: str) -> str:
     # piper reads [[ … ]] as raw phonemes: a line's text is only ever words
     return spoken.replace("[[", " ").replace("]]", " ").strip()
@@ -335,7 +321,7 @@ class PiperVoice(Voice):
                 _EDGES.move_to_end(k)
                 return _EDGES[k]
         samples, rate = self._say(text, speed, 0.0)
-        edges = (*_edges(samples, rate), len(samples))
+        edges = (*loud_span(samples, rate), len(samples))  # where trim_silence cuts it
         with _EDGES_LOCK:
             _EDGES[k] = edges
             while len(_EDGES) > _EDGES_MAX:
@@ -375,16 +361,6 @@ class PiperVoice(Voice):
             while len(_SAID) > _SAID_MAX:
                 _SAID.popitem(last=False)
         return speech
-
-
-def write_wav(speech: Speech, path: str) -> None:
-    """16-bit mono WAV of ``speech`` (for the tests and the benchmark)."""
-    pcm = np.clip(speech.samples * 32767.0, -32767, 32767).astype("<i2")
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(speech.sample_rate)
-        w.writeframes(pcm.tobytes())
 
 
 # ------------------------------------------------------------------ choosing
