@@ -33,6 +33,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import limits
+from .backends import LLMConfigError
+
 MESSAGE_OVERHEAD = 8        # <|im_start|>role\n … <|im_end|>\n and the like
 PROMPT_OVERHEAD = 16        # the template's preamble and the assistant's opening
 ANSWER_BASE = 120           # {"title": …, "scenes": [ … ]}
@@ -89,3 +92,12 @@ def budget_for(context_size: int | None, schema: dict) -> Budget | None:
 
 
 __all__ = ["Budget", "answer_cap", "budget_for", "estimate_messages", "estimate_tokens", "max_scenes"]
+
+
+def cap_context(value) -> int:
+    """``context_size`` (0: the model's default), never above ``ADREEL_LLM_MAX_CONTEXT``."""
+    try:
+        n = int(value or 0)
+    except (TypeError, ValueError):
+        raise LLMConfigError("context_size", "must be a whole number of tokens") from None
+    return max(0, min(n, limits.MAX_LLM_CONTEXT.read()))

@@ -34,7 +34,7 @@ from .. import limits
 from ..cloud.http import ResponseTooLarge, host_port, is_loopback_host
 from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
-from .context import answer_cap, estimate_messages, max_scenes
+from .context import answer_cap, cap_context, estimate_messages, max_scenes
 from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
 from ..cloud.redaction import redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
@@ -134,15 +134,6 @@ def parse_keep_alive(value, cap: float | None = None) -> float | str | None:
     if seconds < 0 or seconds > limit:
         return int(limit)
     return parsed
-
-
-def cap_context(value) -> int:
-    """``context_size`` (0: the model's default), never above ``ADREEL_LLM_MAX_CONTEXT``."""
-    try:
-        n = int(value or 0)
-    except (TypeError, ValueError):
-        raise LLMConfigError("context_size", "must be a whole number of tokens") from None
-    return max(0, min(n, limits.MAX_LLM_CONTEXT.read()))
 
 
 # --------------------------------------------------------------- model lists

@@ -18,7 +18,7 @@ import os
 
 from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, check_llm_destination, configured_base_url
 from ..cloud.secrets import SecretsFileError, find_key
-from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, estimate_messages
+from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, cap_context, estimate_messages
 from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
                        retry_after_seconds)
 from ..cloud.redaction import redact
@@ -68,7 +68,6 @@ class OpenAIBackend:
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = None,
                  timeout: float = 180.0, context_size: int = 0):
-        from .ollama_backend import cap_context
         if not (model or "").strip():
             raise LLMConfigError("openai_model", "name the model (e.g. gpt-4o-mini, or what your server serves)")
         self.model = model.strip()[:200]
@@ -136,9 +135,7 @@ class OpenAIBackend:
                 if isinstance(tokens, list):
                     self._tokenize = True
                     return PROMPT_OVERHEAD + MESSAGE_OVERHEAD * len(messages) + len(tokens)
-            except (LLMConfigError, Unreachable, TimedOut, BrokeOff, ValueError, AttributeError):
-                pass
-            except Exception:  # a too-large answer: no count from this server
+            except Exception:  # refused destination, unreachable, not JSON, a too-large answer: no count here
                 pass
             self._tokenize = False
         return estimate_messages(messages)
