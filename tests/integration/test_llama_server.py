@@ -97,3 +97,34 @@ def test_script_llm_on_llama_server_fits_the_context_and_passes_or_says_why(comf
         assert script["source"] == "openai:smollm2-135m-instruct"
         assert not any(n.startswith("fallback:") for n in script["notes"])
         assert script["scenes"][-1]["on_screen_text"] == BRIEFS[lang]["cta"]   # the bar holds
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_offline_token_estimate_never_undercounts_the_real_tokenizer(llama, lang):
+    """A server without /tokenize is budgeted with AdReel's estimate (script/context.py): it must count at
+    least as many tokens as a real tokenizer does (SmolLM2's: Hangul costs it the most), or a request the
+    estimate fits would overflow the context. Checked for the full and the compact first request and a repair."""
+    import json
+    import urllib.request
+
+    from nodes.engine.models import Brief
+    from nodes.engine.script.context import estimate_tokens
+    from nodes.engine.script.prompting import messages, repair_messages
+    from nodes.engine.script.quality import Issue, plan_pacing
+    from nodes.engine.script.schema import json_schema
+
+    kw = dict(BRIEFS[lang], brand_colors=[c.strip() for c in BRIEFS[lang]["brand_colors"].split(",")],
+              channels=[BRIEFS[lang]["channels"]])
+    b = Brief(**kw)
+    pacing = plan_pacing(b, None, 0)
+    schema = json_schema(pacing, portable=True)
+    full, compact = messages(b, pacing, schema), messages(b, pacing, schema, compact=True)
+    repair = repair_messages(compact, json.dumps({"title": b.product, "scenes": []}, ensure_ascii=False),
+                             [Issue("scenes[0].narration", "is 4.10 s of speech; the scene has room for 2.35 s")], b)
+    for msgs in (full, compact, repair):
+        for m in msgs:
+            req = urllib.request.Request(llama.root + "/tokenize", json.dumps({"content": m["content"]}).encode(),
+                                         {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                real = len(json.loads(r.read())["tokens"])
+            assert estimate_tokens(m["content"]) >= real, (m["role"], estimate_tokens(m["content"]), real)

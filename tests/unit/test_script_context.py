@@ -117,13 +117,13 @@ def test_without_a_context_size_no_max_tokens_is_sent(oai):
 def test_repairs_never_grow_one_exchange_at_most(oai):
     b = Brief(**EN)
     oai.model = PlanModel("long_narration")   # stays wrong: four tries, then the template
-    gen = run(b, backend(oai, context_size=5120), seed=2, max_attempts=4)
+    gen = run(b, backend(oai, context_size=6144), seed=2, max_attempts=4)
     sent = [r.body for r in oai.chats()]
     assert len(sent) == 4 and gen.fell_back
     sizes = [estimate_messages(s["messages"]) for s in sent]
     assert all(len(s["messages"]) <= 4 for s in sent)           # system, user, last answer, the fix
     assert sizes[1] == sizes[2] == sizes[3]                      # the same problems: the same size each time
-    assert all(fits(s, 5120) for s in sent)
+    assert all(fits(s, 6144) for s in sent)
     assert sent[3]["messages"][:2] == sent[0]["messages"]        # the first request, not the history
     assert sent[3]["messages"][2]["role"] == "assistant"         # then the last answer and its problems
 

@@ -7,9 +7,12 @@ whole window: prompt + answer. 0 means "unknown": no budget, the full prompt.
 The rule, kept conservative on purpose (too high an estimate only makes the
 prompt compact sooner; too low gets the request refused):
 
-* a text counts ``ceil(ascii_chars / 2.5) + 3 * non_ascii_chars`` tokens
-  (English prose is about 4 characters a token, JSON and ``a|b|c`` lists
-  about 2.5; a byte-level tokenizer never spends more than a token a UTF-8
+* a text counts ``ceil(ascii_letters_and_spaces / 2.5) + digits_and_punctuation
+  + 3 * non_ascii_chars`` tokens (English prose is about 4 characters a token,
+  ``a|b|c`` lists about 2.5; SmolLM2 spends a token on every digit, so a
+  model's ``14.6000000000000000`` or dense JSON runs near one token a
+  character — a letters-only rate undercounted such an answer, found against
+  the real tokenizer; a byte-level tokenizer never spends more than a token a UTF-8
   byte, and a Hangul syllable is 3 bytes — SmolLM2's English-centred one
   spends up to 2.2 on a long Korean name. Measured with SmolLM2's tokenizer
   through llama-server's ``/tokenize`` on the bench's 20 briefs: AdReel's
@@ -45,8 +48,15 @@ ANSWER_PER_SCENE = 200      # eleven fields, short texts
 def estimate_tokens(text: str) -> int:
     """A conservative token count for ``text`` (see the module's rule)."""
     text = text or ""
-    ascii_chars = sum(1 for ch in text if ord(ch) < 128)
-    return math.ceil(ascii_chars / 2.5) + 3 * (len(text) - ascii_chars)
+    words = symbols = other = 0
+    for ch in text:
+        if ord(ch) >= 128:
+            other += 1
+        elif ch.isalpha() or ch.isspace():
+            words += 1
+        else:  # digits and punctuation: about a token each
+            symbols += 1
+    return math.ceil(words / 2.5) + symbols + 3 * other
 
 
 def estimate_messages(messages: list[dict]) -> int:
