@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="wait up to S seconds for the ComfyUI server to answer at start")
 
     s = sub.add_parser("submit", help="submit a batch: one job per brief row × variant")
-    s.add_argument("workflow", help="an API-format workflow, e.g. workflows/api/brief_to_ad_upload.json")
+    s.add_argument("workflow", help="an API-format workflow, e.g. example_workflows/api/brief_to_ad_upload.json")
     s.add_argument("--briefs", required=True, help="CSV or JSON Lines file whose columns/keys are BrandBrief's inputs")
     s.add_argument("--variants", type=int, default=1, help="variants per brief (ScriptLLM seeds seed, seed+1, …)")
     s.add_argument("--json", action="store_true", help='print {"batch": …, "jobs": […]}')

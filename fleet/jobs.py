@@ -67,7 +67,7 @@ def load_workflow(path: str) -> dict:
         raise FleetError(f"workflow {path}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("nodes"), list):
         raise FleetError(f"workflow {path}: this is a UI-format workflow (what the editor saves); "
-                         "give the API format, e.g. workflows/api/brief_to_ad_upload.json")
+                         "give the API format, e.g. example_workflows/api/brief_to_ad_upload.json")
     if not isinstance(data, dict) or not data:
         raise FleetError(f"workflow {path}: expected an API-format workflow, a JSON object of nodes")
     for node_id, node in data.items():

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """`make workflows`: keep the shipped workflows in step with the nodes.
 
-1. Variants of the demo are derived from workflows/api/brief_to_ad.json (one
+1. Variants of the demo are derived from example_workflows/api/brief_to_ad.json (one
    source of truth): brief_to_ad_upload (+ AssetUpload) and brief_to_ad_cloud
    (ProviderRender instead of MotionClip, its provider_report into FFmpegAssemble).
 2. Every API workflow gets the default of any widget it does not set yet,
    read from a real ComfyUI's /object_info.
-3. Every workflows/api/NAME.json is written as the UI-format workflows/NAME.json.
+3. Every example_workflows/api/NAME.json is written as the UI-format example_workflows/NAME.json.
 """
 import copy
 import json
@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness import ComfyServer  # noqa: E402
 from workflow_format import _inputs, api_to_ui, is_widget  # noqa: E402
 
-API_DIR = os.path.join(ROOT, "workflows", "api")
+API_DIR = os.path.join(ROOT, "example_workflows", "api")
 
 
 def _node(api, class_type):
@@ -85,8 +85,8 @@ def main() -> None:
             sys.exit(f"{name}: nodes the server does not have: {sorted(missing)}")
         fill_defaults(api, info)
         write_json(path, api, 2)
-        write_json(os.path.join(ROOT, "workflows", name), api_to_ui(api, info), 1)
-        print(f"wrote workflows/{name} and workflows/api/{name}")
+        write_json(os.path.join(ROOT, "example_workflows", name), api_to_ui(api, info), 1)
+        print(f"wrote example_workflows/{name} and example_workflows/api/{name}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """`make demo`: render the shipped demo workflow in a real, headless ComfyUI.
 
 Starts ComfyUI with AdReel on a free loopback port (base directory
-.runtime/demo), POSTs workflows/api/brief_to_ad.json to /prompt, waits, stops
+.runtime/demo), POSTs example_workflows/api/brief_to_ad.json to /prompt, waits, stops
 the server and prints the path of the finished MP4.
 
 ``--contact-sheet PATH`` renders the demo at every aspect (9:16 as shipped,
@@ -21,7 +21,7 @@ from harness import ComfyServer, PromptError, load_api_workflow, node_by_type, o
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="Render the shipped demo workflow in a headless ComfyUI.")
-    ap.add_argument("workflow", nargs="?", default="brief_to_ad.json", help="an API workflow in workflows/api/")
+    ap.add_argument("workflow", nargs="?", default="brief_to_ad.json", help="an API workflow in example_workflows/api/")
     ap.add_argument("--contact-sheet", metavar="PATH", help="render every aspect and write their contact sheet")
     args = ap.parse_args()
     base = os.path.join(ROOT, ".runtime", "demo")

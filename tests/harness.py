@@ -295,7 +295,7 @@ def describe_execution_error(entry: dict) -> str:
 
 
 def load_api_workflow(name: str) -> dict:
-    with open(os.path.join(ROOT, "workflows", "api", name), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "example_workflows", "api", name), encoding="utf-8") as f:
         return json.load(f)
 
 

@@ -4,7 +4,7 @@
   * real-time factor (seconds of work per second of speech) on the same 10
     English ad lines (their spoken form), after one warm-up line each; every
     line said 3 times, the fastest kept; Piper's ratio to espeak-ng's;
-  * the demo's English narration (workflows/api/brief_to_ad.json: the
+  * the demo's English narration (example_workflows/api/brief_to_ad.json: the
     template's script, seed 7): its length said by Piper and by espeak-ng,
     for the script written for each voice and for the same script.
 
@@ -74,7 +74,7 @@ def real_time_factors() -> None:
 
 
 def demo_lengths() -> None:
-    with open(os.path.join(ROOT, "workflows", "api", "brief_to_ad.json"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8") as f:
         api = json.load(f)
     (b,) = [n["inputs"] for n in api.values() if n["class_type"] == "BrandBrief"]
     (s,) = [n["inputs"] for n in api.values() if n["class_type"] == "ScriptLLM"]

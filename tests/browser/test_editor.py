@@ -32,10 +32,10 @@ pytestmark = pytest.mark.comfy
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
-WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "workflows")) if n.endswith(".json"))
+WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "example_workflows")) if n.endswith(".json"))
 DEMO = "brief_to_ad"
 DEMO_SECONDS = 8.0
-DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
+DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
 EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"Meet {DEMO_PRODUCT}, edited in the storyboard."}
 MOTION_IMAGE = "adreel_motion_pattern.png"
 MOTION_CASES = [  # move, frame, frames, strength, width, height
@@ -133,7 +133,7 @@ def editor(comfy, object_info):
     comfy.post_json("/settings", {"Comfy.TutorialCompleted": True, "Comfy.Locale": "en", "Comfy.Minimap.Visible": False,
                                   "LiteGraph.Canvas.MinFontSizeForLOD": 0})
     motion_pattern().save(os.path.join(comfy.folder("input"), MOTION_IMAGE))
-    demo_ui = load("workflows", f"{DEMO}.json")
+    demo_ui = load("example_workflows", f"{DEMO}.json")
     ids = {n["type"]: n["id"] for n in demo_ui["nodes"]}
     widgets = [[ids["BrandBrief"], "duration_seconds", DEMO_SECONDS]]
     if any(n["type"] == "FFmpegAssemble" for n in demo_ui["nodes"]):
@@ -144,7 +144,7 @@ def editor(comfy, object_info):
         "url": comfy.url + "/",
         "artifacts": art,
         "module": PACK_LINK_NAME,
-        "workflows": [{"name": n, "ui": load("workflows", f"{n}.json")} for n in WORKFLOW_NAMES],
+        "workflows": [{"name": n, "ui": load("example_workflows", f"{n}.json")} for n in WORKFLOW_NAMES],
         "demo": {
             "name": DEMO, "widgets": widgets,
             "panelNodes": [ids["ScriptLLM"], ids["StoryboardSplit"]],
@@ -184,7 +184,7 @@ def editor(comfy, object_info):
 def write_thumbnails(report, comfy) -> None:
     """artifacts/thumbnails/NAME.jpg (512×512) for each shipped workflow, from this run: the demo
     shows a frame of the ad it rendered, the others their graph as the editor drew it.
-    Copy them to workflows/ to ship them (the template browser shows workflows/NAME.jpg)."""
+    Copy them to example_workflows/ to ship them (the template browser shows example_workflows/NAME.jpg)."""
     from PIL import ImageFilter
 
     out_dir = os.path.join(report["config"]["artifacts"], "thumbnails")
@@ -205,7 +205,7 @@ def write_thumbnails(report, comfy) -> None:
             # the graph as drawn, around what sets this workflow apart from the demo, on the canvas colour
             shot = Image.open(wf["screenshot"]).convert("RGB")
             gx, gy, gw, gh = wf["box"]
-            demo_types = {n["type"] for n in load("workflows", f"{DEMO}.json")["nodes"]}
+            demo_types = {n["type"] for n in load("example_workflows", f"{DEMO}.json")["nodes"]}
             focus = [n["box"] for n in wf["nodes"] if n["type"] not in demo_types] or [wf["box"]]
             x0, x1 = min(b[0] for b in focus), max(b[0] + b[2] for b in focus)
             if x1 - x0 < gh:  # widen towards a square, inside the graph
@@ -307,7 +307,7 @@ def model_file_not_installed(entry, object_info) -> bool:
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_shipped_workflow_opens_cleanly(editor, object_info, name):
     wf = editor["workflows"][name]
-    ui = load("workflows", f"{name}.json")
+    ui = load("example_workflows", f"{name}.json")
     missing = [m for m in wf["missing"] if not model_file_not_installed(m, object_info)]
     assert not missing, f"{name}: missing nodes {missing}"
     assert not wf["widgetProblems"], f"{name}: widget problems {json.dumps(wf['widgetProblems'], indent=1)[:3000]}"
@@ -325,7 +325,7 @@ def test_shipped_workflow_opens_cleanly(editor, object_info, name):
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_graph_to_prompt_gives_the_shipped_api_workflow(editor, name):
     """The frontend's own app.graphToPrompt() of the UI file = the API file: nodes, links, values."""
-    api = strip_meta(load("workflows", "api", f"{name}.json"))
+    api = strip_meta(load("example_workflows", "api", f"{name}.json"))
     got = strip_meta(editor["workflows"][name]["prompt"])
     assert sorted(got) == sorted(api), f"nodes differ: editor {sorted(got)} vs file {sorted(api)}"
     for nid in api:
@@ -569,19 +569,19 @@ def test_workflows_in_the_template_browser_with_thumbnails(editor):
     for name in WORKFLOW_NAMES:
         card = editor["templates"].get(name)
         assert card, f"{name} is not in the template browser under {PACK_LINK_NAME}"
-        # the card shows workflows/NAME.jpg (512×512), fetched from the pack's template route
+        # the card shows example_workflows/NAME.jpg (512×512), fetched from the pack's template route
         assert editor["templateMedia"].get(f"/api/workflow_templates/{PACK_LINK_NAME}/{name}.jpg") == 200, editor["templateMedia"]
         assert card["img"] and (card["img"]["w"], card["img"]["h"]) == (512, 512), f"{name}: its thumbnail did not load ({card['img']})"
         assert "default-template" not in card["img"]["src"]
-        assert os.path.exists(os.path.join(ROOT, "workflows", f"{name}.jpg"))
+        assert os.path.exists(os.path.join(ROOT, "example_workflows", f"{name}.jpg"))
     # a click on the card opens that workflow
-    first = load("workflows", f"{WORKFLOW_NAMES[0]}.json")
+    first = load("example_workflows", f"{WORKFLOW_NAMES[0]}.json")
     assert sorted(editor["templateOpened"]) == sorted(n["type"] for n in first["nodes"])
 
 
 def test_thumbnails_are_real_jpegs():
     for name in WORKFLOW_NAMES:
-        im = Image.open(os.path.join(ROOT, "workflows", f"{name}.jpg"))
+        im = Image.open(os.path.join(ROOT, "example_workflows", f"{name}.jpg"))
         assert im.format == "JPEG" and im.size == (512, 512)
         assert np.asarray(im.convert("L")).std() > 8  # a picture, not a flat card
 

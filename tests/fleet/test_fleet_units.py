@@ -12,7 +12,7 @@ from fleet.config import FleetError, load_settings, mask_url
 from fleet.jobs import build_jobs, job_id_for, load_workflow, read_briefs
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = ROOT / "workflows" / "api" / "brief_to_ad_upload.json"
+WORKFLOW = ROOT / "example_workflows" / "api" / "brief_to_ad_upload.json"
 
 
 @pytest.fixture

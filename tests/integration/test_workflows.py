@@ -8,7 +8,7 @@ from harness import ROOT
 from workflow_format import strip_meta, ui_to_api
 
 pytestmark = pytest.mark.comfy
-API_DIR = os.path.join(ROOT, "workflows", "api")
+API_DIR = os.path.join(ROOT, "example_workflows", "api")
 API_NAMES = sorted(n for n in os.listdir(API_DIR) if n.endswith(".json"))
 
 
@@ -24,7 +24,7 @@ def object_info(comfy):
 
 @pytest.mark.parametrize("name", API_NAMES)
 def test_ui_and_api_formats_are_the_same_graph(name, object_info):
-    api, ui = load("workflows", "api", name), load("workflows", name)
+    api, ui = load("example_workflows", "api", name), load("example_workflows", name)
     missing = {n["type"] for n in ui["nodes"]} - set(object_info)
     assert not missing, f"{name} uses nodes the server lacks: {missing}"
     assert ui_to_api(ui, object_info) == strip_meta(api)
