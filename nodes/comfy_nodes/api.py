@@ -388,3 +388,75 @@ def guard_numbers(node_cls):
     node_cls.validate_inputs = classmethod(validate_inputs)
     node_cls._adreel_numbers_guarded = True
     return node_cls
+
+
+# Every text a node accepts is bounded before it is processed (ADREEL_MAX_TEXT_CHARS, limits.text_problem):
+# ``guard_texts`` gives a node, derived from its schema, a ``validate_inputs`` that refuses an over-long
+# STRING widget at /prompt, and an ``execute`` that refuses an over-long text at run time (a linked input's
+# value is known only then). Separate from ``guard_numbers`` and composable with it.
+def _string_ids(node_cls) -> list[str]:
+    return [inp.id for inp in node_cls.define_schema().inputs if getattr(inp, "io_type", None) == "STRING"]
+
+
+def guard_texts(node_cls):
+    """``node_cls`` whose STRING inputs are at most ADREEL_MAX_TEXT_CHARS long: at /prompt and when it runs.
+    Idempotent; the node's own ``validate_inputs`` (or ``guard_numbers``') runs after the check."""
+    import functools
+    import inspect
+    from ..engine.limits import text_problem
+    if getattr(node_cls, "_adreel_texts_guarded", False):
+        return node_cls
+    ids = _string_ids(node_cls)
+    if not ids:
+        return node_cls
+
+    def first_problem(values: dict) -> str | None:
+        for name in ids:
+            problem = text_problem(values.get(name), name)
+            if problem:
+                return problem
+        return None
+
+    own = node_cls.__dict__.get("validate_inputs")
+    own_func = own.__func__ if isinstance(own, classmethod) else None
+    own_params = inspect.signature(own_func).parameters if own_func else {}
+    own_names = [n for n in list(own_params)[1:]
+                 if own_params[n].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    own_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own_params.values())
+
+    def validate_inputs(cls, **values):
+        problem = first_problem(values)
+        if problem:
+            return problem
+        if own_func is None:
+            return True
+        args = values if own_kwargs else {k: v for k, v in values.items() if k in own_names}
+        return own_func(cls, **args)
+
+    names = list(dict.fromkeys([*ids, *own_names]))
+    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + \
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    if own_kwargs:
+        params.append(inspect.Parameter("values", inspect.Parameter.VAR_KEYWORD))
+    validate_inputs.__signature__ = inspect.Signature(params)
+    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or guard_texts.__doc__
+    node_cls.validate_inputs = classmethod(validate_inputs)
+
+    run = node_cls.__dict__["execute"].__func__
+    if inspect.iscoroutinefunction(run):
+        @functools.wraps(run)
+        async def execute(cls, *args, **kwargs):
+            problem = first_problem(kwargs)
+            if problem:
+                raise ValueError(problem)
+            return await run(cls, *args, **kwargs)
+    else:
+        @functools.wraps(run)
+        def execute(cls, *args, **kwargs):
+            problem = first_problem(kwargs)
+            if problem:
+                raise ValueError(problem)
+            return run(cls, *args, **kwargs)
+    node_cls.execute = classmethod(execute)
+    node_cls._adreel_texts_guarded = True
+    return node_cls

@@ -82,7 +82,7 @@ DEFAULT_CHAINS = {
     "balanced": "runway:gen4_turbo, luma:ray-flash-2, fal:fal-ai/stable-video, camera",
     "budget": "fal:fal-ai/stable-video, luma:ray-flash-2, runway:gen4_turbo, camera",
 }
-_CHAIN_SPLIT = re.compile(r"\s*(?:,|;|\n|->|→|=>)\s*")
+_CHAIN_SPLIT = re.compile(r"(?<!\s)\s*(?:,|;|\n|->|→|=>)\s*")  # a separator starts where a space run starts: linear
 
 
 # --------------------------------------------------------------------------- the chain

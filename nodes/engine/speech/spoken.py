@@ -71,8 +71,8 @@ _PIECE_BASE = 0xE100
 _URL_SCHEME = re.compile(r"(?i)\b(?:https?|ftp)://[^\s<>\"'`]+")
 _WWW = re.compile(r"(?i)\bwww\.[^\s<>\"'`]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_BARE_DOMAIN = re.compile(rf"(?i)(?<![\w@.])((?:{_LABEL}\.)+(?:{'|'.join(_TLDS)}))\b(/[^\s<>\"'`]*)?")
-_EMAIL = re.compile(rf"(?i)(?<![\w.+-])([A-Za-z0-9._%+-]+)@((?:{_LABEL}\.)+[A-Za-z]{{2,24}})\b")
+_BARE_DOMAIN = re.compile(rf"(?i)(?<![\w@.-])((?:{_LABEL}\.)+(?:{'|'.join(_TLDS)}))\b(/[^\s<>\"'`]*)?")
+_EMAIL = re.compile(rf"(?i)(?<![\w.%+-])([A-Za-z0-9._%+-]+)@((?:{_LABEL}\.)+[A-Za-z]{{2,24}})\b")
 _HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.]*[A-Za-z0-9_]|[A-Za-z0-9_])")
 _ISO_DATE = re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d])\.?")
 _SHORT_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})/(\d{1,2})(?![\d/])")
@@ -82,10 +82,11 @@ _PHONE = re.compile(r"(?<![\dA-Za-z.,+])(\+?\(?\d[\d ().-]{5,}\d)(?![\dA-Za-z,]|
 _LONG_DIGITS = re.compile(r"(?<![\d.,])\d{7,}(?![\d.,]\d)")
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _PRICE_PREFIX = re.compile(rf"([$€£¥₩₹])\s?({_NUM})")
-_PRICE_SUFFIX = re.compile(rf"(\d+,\d{{1,2}}(?![\d,])|{_NUM})\s?([$€£¥₩₹])")
+_NUM_START = r"(?<!\d)(?<!\d,)"  # a number starts where its digit run starts (never inside one)
+_PRICE_SUFFIX = re.compile(rf"{_NUM_START}(\d+,\d{{1,2}}(?![\d,])|{_NUM})\s?([$€£¥₩₹])")
 _PLUS_OFFER = re.compile(r"(?<![\d+])(\d{1,2})\s?\+\s?(\d{1,2})(?![\d+])")
-_PERCENT = re.compile(rf"({_NUM}|\d+,\d+)\s?[%％]")
-_RANGE = re.compile(rf"({_NUM})\s?[~〜–—-]\s?({_NUM})")
+_PERCENT = re.compile(rf"{_NUM_START}({_NUM}|\d+,\d+)\s?[%％]")
+_RANGE = re.compile(rf"{_NUM_START}({_NUM})\s?[~〜–—-]\s?({_NUM})")
 _ORDINAL = re.compile(r"(?i)\b(\d+)(st|nd|rd|th)\b")
 _HASH_NUMBER = re.compile(r"#\s?(\d+)")
 _NUMBER = re.compile(_NUM)
@@ -354,7 +355,7 @@ def spoken_form(text: str, language: str) -> str:
     s = s.replace("\ue001", "'")
     s = re.sub(r"[\\/|_*^~#<>{}\[\]]", " ", s)
     s = re.sub(r"[()（）]", ", ", s)
-    s = re.sub(r"\s[-–—]+\s|[–—―]+|\s-+|-+\s|:|;|…|\.{2,}|[·•]", ", ", s)
+    s = re.sub(r"\s[-–—]+\s|[–—―]+|\s-+|(?<!-)-+\s|:|;|…|\.{2,}|[·•]", ", ", s)
     s = s.replace("。", ". ").replace("、", ", ").replace("！", "! ").replace("？", "? ").replace("，", ", ")
     # emoji, pictographs, joiners, variation selectors, keycaps, leftover currency signs: never read out
     s = "".join(" " if unicodedata.category(ch) in ("So", "Sk", "Sm", "Sc", "Cf", "Cs", "Cn", "Me")
@@ -362,7 +363,7 @@ def spoken_form(text: str, language: str) -> str:
 
     # tidy the punctuation, then put the held pieces back
     s = re.sub(r"\s+", " ", s)
-    s = re.sub(r"\s+([,.!?])", r"\1", s)
+    s = re.sub(r"(?<!\s)\s+([,.!?])", r"\1", s)
     s = re.sub(r"([,.!?])(?:\s*[,])+", r"\1", s)
     s = re.sub(r",\s*([.!?])", r"\1", s)
     s = re.sub(r"([.!?])[.!?]+", r"\1", s)
