@@ -351,15 +351,11 @@ def _install_prompt_guard() -> None:
         pass
 
 
-def guard_numbers(node_cls):
-    """``node_cls`` with a ``validate_inputs`` that first refuses non-finite (and out-of-range) FLOAT
-    inputs, derived from its schema, then runs the node's own check. Idempotent."""
+def check_first(node_cls, names: list[str], problem, doc: str | None = None) -> None:
+    """Give ``node_cls`` a ``validate_inputs`` that runs ``problem(values)`` first (a message refuses the
+    prompt), then the node's own ``validate_inputs``. ComfyUI passes exactly the inputs the signature names:
+    it names ``names`` and the node's own parameters (and ``**values`` when the node's own takes them)."""
     import inspect
-    if getattr(node_cls, "_adreel_numbers_guarded", False):
-        return node_cls
-    specs = _float_specs(node_cls)
-    if not specs:
-        return node_cls
     own = node_cls.__dict__.get("validate_inputs")
     own_func = own.__func__ if isinstance(own, classmethod) else None
     own_params = inspect.signature(own_func).parameters if own_func else {}
@@ -368,24 +364,35 @@ def guard_numbers(node_cls):
     own_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own_params.values())
 
     def validate_inputs(cls, **values):
-        problem = number_problem(specs, values)
-        if problem:
-            return problem
+        found = problem(values)
+        if found:
+            return found
         if own_func is None:
             return True
         args = values if own_kwargs else {k: v for k, v in values.items() if k in own_names}
         return own_func(cls, **args)
 
-    # ComfyUI passes exactly the inputs the signature names (and skips its own min/max check for
-    # them): name the FLOAT inputs and the node's own parameters.
-    names = list(dict.fromkeys([*specs, *own_names]))
     params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + \
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+         for n in dict.fromkeys([*names, *own_names])]
     if own_kwargs:
         params.append(inspect.Parameter("values", inspect.Parameter.VAR_KEYWORD))
     validate_inputs.__signature__ = inspect.Signature(params)
-    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or guard_numbers.__doc__
+    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or doc
     node_cls.validate_inputs = classmethod(validate_inputs)
+
+
+def guard_numbers(node_cls):
+    """``node_cls`` with a ``validate_inputs`` that first refuses non-finite (and out-of-range) FLOAT
+    inputs, derived from its schema, then runs the node's own check. Idempotent."""
+    if getattr(node_cls, "_adreel_numbers_guarded", False):
+        return node_cls
+    specs = _float_specs(node_cls)
+    if not specs:
+        return node_cls
+    # ComfyUI passes exactly the inputs the signature names (and skips its own min/max check for
+    # them): the FLOAT inputs are named, besides the node's own parameters.
+    check_first(node_cls, list(specs), lambda values: number_problem(specs, values), guard_numbers.__doc__)
     node_cls._adreel_numbers_guarded = True
     return node_cls
 
@@ -417,30 +424,7 @@ def guard_texts(node_cls):
                 return problem
         return None
 
-    own = node_cls.__dict__.get("validate_inputs")
-    own_func = own.__func__ if isinstance(own, classmethod) else None
-    own_params = inspect.signature(own_func).parameters if own_func else {}
-    own_names = [n for n in list(own_params)[1:]
-                 if own_params[n].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    own_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own_params.values())
-
-    def validate_inputs(cls, **values):
-        problem = first_problem(values)
-        if problem:
-            return problem
-        if own_func is None:
-            return True
-        args = values if own_kwargs else {k: v for k, v in values.items() if k in own_names}
-        return own_func(cls, **args)
-
-    names = list(dict.fromkeys([*ids, *own_names]))
-    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + \
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
-    if own_kwargs:
-        params.append(inspect.Parameter("values", inspect.Parameter.VAR_KEYWORD))
-    validate_inputs.__signature__ = inspect.Signature(params)
-    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or guard_texts.__doc__
-    node_cls.validate_inputs = classmethod(validate_inputs)
+    check_first(node_cls, ids, first_problem, guard_texts.__doc__)
 
     run = node_cls.__dict__["execute"].__func__
     if inspect.iscoroutinefunction(run):

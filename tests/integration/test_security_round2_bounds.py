@@ -96,6 +96,8 @@ class Watch:
         return self.peak - self.before
 
     def check(self):
+        print(f"\n  RSS {self.before / 2 ** 20:.0f} MiB, peak +{self.growth / 2 ** 20:.0f} MiB; /system_stats answered "
+              f"{len(self.answers)}× during the attack, slowest {max(self.answers, default=0):.2f} s")
         assert self.growth < RSS_GROWTH, f"ComfyUI grew by {self.growth / 2 ** 20:.0f} MiB"
         assert self.answers and max(self.answers) < ANSWER_SECONDS, self.answers
 
@@ -172,6 +174,7 @@ def test_interrupt_stops_a_long_narration_inside_the_voice(server):
             server.wait(prompt_id, timeout=60)
         stopped = time.monotonic() - t0
     watch.check()
+    print(f"  Interrupt stopped the narration {stopped:.1f} s after /interrupt")
     assert stopped < 30, stopped
     messages = exc.value.details.get("status", {}).get("messages", [])
     interrupted = [m[1] for m in messages if m[0] == "execution_interrupted"]

@@ -89,7 +89,8 @@ class Voice:
         return self.synthesize(spoken, speed).duration
 
     def measure(self, spoken: str, speed: float = 1.0) -> float:
-        """Seconds of speech for ``spoken`` (leading / trailing silence trimmed), cached."""
+        """Seconds of speech for ``spoken`` (leading / trailing silence trimmed), cached. A line whose estimate
+        is over ADREEL_MAX_MEDIA_SECONDS is not synthesized to measure it: its estimate is returned."""
         spoken = spoken.strip()
         if not spoken:
             return 0.0
@@ -98,7 +99,11 @@ class Voice:
             if k in _CACHE:
                 _CACHE.move_to_end(k)
                 return _CACHE[k]
-        self.check_length(spoken, speed)
+        estimate = self.estimate(spoken, speed)
+        if estimate > media_seconds_ceiling():
+            # never synthesized (speaking it is refused: check_length): the estimate, which errs long, is
+            # its length for the script's bar and the fit, which find it too long for any scene
+            return estimate
         seconds = float(self._measure(spoken, speed))
         with _CACHE_LOCK:
             _CACHE[k] = seconds
