@@ -6,7 +6,8 @@
    (ProviderRender instead of MotionClip, its provider_report into FFmpegAssemble).
 2. Every API workflow gets the default of any widget it does not set yet,
    read from a real ComfyUI's /object_info.
-3. Every example_workflows/api/NAME.json is written as the UI-format example_workflows/NAME.json.
+3. Every example_workflows/api/NAME.json is written as the UI-format example_workflows/TITLE.json, TITLE
+   the sentence the template browser shows (workflow_format.TITLES), naming NAME in extra.adreel_api.
 4. The demo's chain after the brief (script → storyboard → key images → motion → narration, music →
    assembly) is written as a subgraph blueprint, subgraphs/AdReel brief to ad.json: one collapsible
    node that takes an ADREEL_BRIEF and gives the finished ad's VIDEO and path (ComfyUI 0.33+ offers a
@@ -21,7 +22,7 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness import ComfyServer  # noqa: E402
-from workflow_format import _inputs, api_to_ui, is_widget  # noqa: E402
+from workflow_format import TITLES, _inputs, api_to_ui, is_widget  # noqa: E402
 
 API_DIR = os.path.join(ROOT, "example_workflows", "api")
 
@@ -154,8 +155,11 @@ def main() -> None:
             sys.exit(f"{name}: nodes the server does not have: {sorted(missing)}")
         fill_defaults(api, info)
         write_json(path, api, 2)
-        write_json(os.path.join(ROOT, "example_workflows", name), api_to_ui(api, info), 1)
-        print(f"wrote example_workflows/{name} and example_workflows/api/{name}")
+        title = TITLES[name]
+        ui = api_to_ui(api, info)
+        ui["extra"]["adreel_api"] = name
+        write_json(os.path.join(ROOT, "example_workflows", f"{title}.json"), ui, 1)
+        print(f"wrote example_workflows/{title}.json and example_workflows/api/{name}")
     os.makedirs(os.path.join(ROOT, "subgraphs"), exist_ok=True)
     write_json(os.path.join(ROOT, "subgraphs", f"{SUBGRAPH_NAME}.json"), brief_to_ad_subgraph(demo, info), 1)
     print(f"wrote subgraphs/{SUBGRAPH_NAME}.json")

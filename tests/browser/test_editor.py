@@ -25,15 +25,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 from harness import ROOT, PACK_LINK_NAME, ComfyServer, provider_planning_env
-from workflow_format import strip_meta
+from workflow_format import shipped_workflows, strip_meta
 
 pytestmark = pytest.mark.comfy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
-WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "example_workflows")) if n.endswith(".json"))
-DEMO = "brief_to_ad"
+SHIPPED = shipped_workflows(ROOT)  # {title: API file}
+WORKFLOW_NAMES = sorted(SHIPPED)
+DEMO = next(t for t, api in SHIPPED.items() if api == "brief_to_ad.json")
 DEMO_SECONDS = 8.0
 DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
 EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"Meet {DEMO_PRODUCT}, edited in the storyboard."}
@@ -325,7 +326,7 @@ def test_shipped_workflow_opens_cleanly(editor, object_info, name):
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_graph_to_prompt_gives_the_shipped_api_workflow(editor, name):
     """The frontend's own app.graphToPrompt() of the UI file = the API file: nodes, links, values."""
-    api = strip_meta(load("example_workflows", "api", f"{name}.json"))
+    api = strip_meta(load("example_workflows", "api", SHIPPED[name]))
     got = strip_meta(editor["workflows"][name]["prompt"])
     assert sorted(got) == sorted(api), f"nodes differ: editor {sorted(got)} vs file {sorted(api)}"
     for nid in api:
