@@ -259,6 +259,13 @@ class Records:
     def state_of(self, job_id: str) -> Optional[str]:
         return self.r.hget(self.job_key(job_id), "state")
 
+    def spec(self, job_id: str) -> Optional[dict]:
+        """The job's spec (its prompt, brief, row, variant, seed, workflow name) after its signature checks
+        out; None when there is no such job; ``SpecRefused`` when its record was forged or altered."""
+        if not self.r.hexists(self.job_key(job_id), "spec"):
+            return None
+        return self.verified_spec(job_id)
+
     def verified_spec(self, job_id: str) -> dict:
         """The job's spec, after its signature checks out under this fleet's secret; else ``SpecRefused``."""
         text, sig = self.r.hmget(self.job_key(job_id), "spec", "sig")
