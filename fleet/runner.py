@@ -55,9 +55,10 @@ _PROMPT_NS = uuid.UUID("5b0f7a52-3c1e-4d6a-9a57-1f3e0c2d8b41")
 T = TypeVar("T")
 
 
-def prompt_id_for(job_id: str, created: str, delivery: int) -> str:
-    """The prompt id (a canonical lowercase UUID, as current ComfyUI requires) of one delivery of a job."""
-    return str(uuid.uuid5(_PROMPT_NS, f"{job_id}/{created}/{delivery}"))
+def prompt_id_for(job_id: str, created: str, delivery: int, retry: int = 0) -> str:
+    """The prompt id (a canonical lowercase UUID, as current ComfyUI requires) of one attempt of a job: its
+    delivery, and the retries that delivery made on its own ComfyUI."""
+    return str(uuid.uuid5(_PROMPT_NS, f"{job_id}/{created}/{delivery}" + (f"/{retry}" if retry else "")))
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _handle(ctx: Context, job_id: str) -> None:
         # if that ComfyUI is one this worker was configured with (never a URL only Redis names).
         log.warning("job %s: taken over from %s (attempt %d)", job_id, claim.get("previous_worker"), attempts)
         _stop_orphan(ctx, job_id, claim.get("previous_comfy") or "",
-                     prompt_id_for(job_id, claim["created"], claim["delivery"] - 1))
+                     [prompt_id_for(job_id, claim["created"], claim["delivery"] - 1, r) for r in range(MAX_ATTEMPTS)])
     if attempts > MAX_ATTEMPTS:
         _finish(ctx, job_id, owner, "failed",
                 error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
@@ -194,48 +195,64 @@ def _handle(ctx: Context, job_id: str) -> None:
                     stop_check["reason"] = "taken over by another worker"
         return stop_check["reason"]
 
-    try:
-        entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=on_queued, on_progress=on_progress,
-                                       should_stop=should_stop, deadline_s=ctx.settings.job_seconds,
-                                       prompt_id=prompt_id))
-        outputs = collect_outputs(spec["prompt"], entry)
-        if outputs["keys"] and ctx.store_configured:
-            removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
-                                     keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
-            if removed:
-                log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
-    except Stopped as stop:
-        if stop.reason == "shutdown":
-            _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
-                    error="given back by a worker that was stopping")
-            raise dramatiq.Retry(delay=0)
-        log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
-        if stop.reason.startswith("taken over"):
+    retry = 0
+    while True:
+        try:
+            entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=on_queued, on_progress=on_progress,
+                                           should_stop=should_stop, deadline_s=ctx.settings.job_seconds,
+                                           prompt_id=prompt_id))
+            outputs = collect_outputs(spec["prompt"], entry)
+            if outputs["keys"] and ctx.store_configured:
+                removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
+                                         keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
+                if removed:
+                    log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
+        except Stopped as stop:
+            if stop.reason == "shutdown":
+                _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
+                        error="given back by a worker that was stopping")
+                raise dramatiq.Retry(delay=0)
+            log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
+            if stop.reason.startswith("taken over"):
+                return
+            tomb = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.tombstone(job_id))  # deleted: whatever the interrupted run still stored goes too
+            if tomb and ctx.store_configured:
+                _quiet_remove(job_id, tomb.get("keys", []))
             return
-        tomb = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.tombstone(job_id))  # deleted: whatever the interrupted run still stored goes too
-        if tomb and ctx.store_configured:
-            _quiet_remove(job_id, tomb.get("keys", []))
-        return
-    except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
-        message = exc.message if isinstance(exc, JobError) else str(exc)
-        transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
-        if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
-            ctx.unhealthy.set()
-        if not transient:
-            log.info("job %s: failed: %s", job_id, message)
-            _finish(ctx, job_id, owner, "failed", error=message)
-            return
-        if attempts >= MAX_ATTEMPTS:
-            log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
-            _finish(ctx, job_id, owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
-            return
-        delay = ctx.settings.backoff(attempts)
-        log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
-        state = _finish(ctx, job_id, owner, "queued", progress="0",
-                        error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
-        if state != "ok":
-            return  # cancelled, deleted or taken over meanwhile: not ours to retry
-        raise dramatiq.Retry(delay=int(delay * 1000))
+        except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
+            message = exc.message if isinstance(exc, JobError) else str(exc)
+            transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
+            if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
+                ctx.unhealthy.set()
+            if not transient:
+                log.info("job %s: failed: %s", job_id, message)
+                _finish(ctx, job_id, owner, "failed", error=message)
+                return
+            if attempts >= MAX_ATTEMPTS:
+                log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
+                _finish(ctx, job_id, owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
+                return
+            delay = ctx.settings.backoff(attempts)
+            if isinstance(exc, Spooled) and not ctx.unhealthy.is_set():
+                # the render is cached on this ComfyUI and its files wait in this ComfyUI's spool: the next
+                # attempt runs here, where it uploads the very same files again (same keys), instead of a new
+                # render elsewhere whose late-spooled twin would leave a second video and manifest in the store
+                log.warning("job %s: attempt %d failed (%s); retrying in %gs on this ComfyUI", job_id, attempts,
+                            message, delay)
+                if not _wait_to_retry_here(ctx, job_id, owner, attempts, message, delay, should_stop):
+                    return
+                attempts, retry = attempts + 1, retry + 1
+                prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"], retry)
+                log.info("job %s: attempt %d on %s", job_id, attempts, ctx.server.url)
+                continue
+            log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
+            state = _finish(ctx, job_id, owner, "queued", progress="0",
+                            error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
+            if state != "ok":
+                return  # cancelled, deleted or taken over meanwhile: not ours to retry
+            raise dramatiq.Retry(delay=int(delay * 1000))
+        else:
+            break
 
     state = _finish(ctx, job_id, owner, "completed", progress="1", outputs=outputs, error="")
     if state == "ok":
@@ -247,12 +264,36 @@ def _handle(ctx: Context, job_id: str) -> None:
         _quiet_remove(job_id, outputs["keys"], runs=outputs["runs"])
 
 
+def _wait_to_retry_here(ctx: Context, job_id: str, owner: str, attempts: int, message: str, delay: float,
+                        should_stop: Callable[[], Optional[str]]) -> bool:
+    """Count the next attempt in the record and wait ``delay``; False when the job is no longer ours to run
+    (cancelled, deleted, taken over: dropped; this worker stopping: given back)."""
+    state = _when_redis_answers(ctx, f"job {job_id}", lambda: ctx.records.update(
+        job_id, owner, attempts=attempts + 1, progress="0",
+        error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s"))
+    if state != "ok":
+        log.info("job %s: %s while it waited to retry; dropped", job_id, state)
+        return False
+    end = time.monotonic() + delay
+    while time.monotonic() < end:
+        reason = should_stop()
+        if reason == "shutdown":
+            _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
+                    error="given back by a worker that was stopping")
+            raise dramatiq.Retry(delay=0)
+        if reason:
+            log.info("job %s: %s while it waited to retry; dropped", job_id, reason)
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _finish(ctx: Context, job_id: str, owner: str, state: str, attempts_delta: int = 0, **fields) -> str:
     return _when_redis_answers(ctx, f"job {job_id}", lambda: ctx.records.finish(
         job_id, owner, state, attempts_delta=attempts_delta, **fields))
 
 
-def _stop_orphan(ctx: Context, job_id: str, previous_comfy: str, orphan_prompt: str) -> None:
+def _stop_orphan(ctx: Context, job_id: str, previous_comfy: str, orphan_prompts: list[str]) -> None:
     """Stop the dead worker's prompt on its ComfyUI, when that server is one of this worker's configured ones."""
     url = previous_comfy.strip().rstrip("/")
     known = {ctx.server.url, *ctx.comfy_urls}
@@ -261,7 +302,8 @@ def _stop_orphan(ctx: Context, job_id: str, previous_comfy: str, orphan_prompt: 
                     "ADREEL_FLEET_COMFY_URLS); its orphaned prompt, if any, is left alone", job_id)
         return
     server = ctx.server if url == ctx.server.url else ComfyServer(url)
-    server.interrupt(orphan_prompt)
+    for prompt_id in orphan_prompts:
+        server.interrupt(prompt_id)
 
 
 def _quiet_remove(job_id: str, keys, runs=()) -> None:
@@ -269,6 +311,10 @@ def _quiet_remove(job_id: str, keys, runs=()) -> None:
         objects.remove(job_id, keys, runs=runs)
     except FleetError as exc:
         log.warning("job %s: could not remove its objects: %s", job_id, exc)
+
+
+class Spooled(Transient):
+    """An AssetUpload could not upload: its files wait in its ComfyUI's spool (the store was down)."""
 
 
 def collect_outputs(prompt: dict, entry: dict) -> dict:
@@ -282,7 +328,7 @@ def collect_outputs(prompt: dict, entry: dict) -> dict:
         if not isinstance(payload, dict):
             raise Transient(f"AssetUpload (node {node_id}) reported no result")
         if payload.get("status") != "uploaded":
-            raise Transient(f"storage: AssetUpload (node {node_id}) could not upload "
+            raise Spooled(f"storage: AssetUpload (node {node_id}) could not upload "
                             f"({payload.get('reason_code') or payload.get('reason') or payload.get('status')}); "
                             "its files wait in that ComfyUI's spool")
         uploads.append(payload)

@@ -506,6 +506,9 @@ def test_a_job_whose_first_upload_was_spooled_completes_with_each_object_stored_
     wait_for(lambda: not list(spool.rglob("*.spool.json")), 120, "the spool to drain")
     time.sleep(4)  # a background spool retry (every 3 s here) that would still upload something has run
     assert_stored_exactly_once(fleet, job)
+    # the retry ran where the render was cached, so it stored the very same objects: nothing to prune
+    log = "".join(w.log_text() for w in fleet.workers)
+    assert f"job {job['id']}: removed" not in log and f"job {job['id']}: attempt 2 on" in log
 
 
 def test_storage_down_is_retried_with_backoff_at_most_three_attempts_then_fails_saying_why(fleet):
