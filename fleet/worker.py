@@ -14,8 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sys
-import threading
 import time
 import uuid
 

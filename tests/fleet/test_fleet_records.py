@@ -4,7 +4,6 @@ SIGKILL of Redis (AOF), only specs signed with the fleet's secret verify, and a 
 a password is refused."""
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet.config import FleetError, load_settings, mask_url
-from fleet.jobs import build_jobs, job_id_for, load_workflow, read_briefs
+from fleet.jobs import build_jobs, load_workflow, read_briefs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "example_workflows" / "api" / "brief_to_ad_upload.json"
