@@ -1,7 +1,7 @@
 """A whole fleet on loopback, for the fleet's tests, `make fleet-demo` and `make bench-fleet`.
 
 Real parts only: Debian's ``redis-server`` (its own folder, AOF on with
-``appendfsync always``), SeaweedFS (the real ``weed``), real ComfyUI servers
+``appendfsync always``, a password: ``--requirepass``), SeaweedFS (the real ``weed``), real ComfyUI servers
 with AdReel (``harness.ComfyServer``), and ``python -m fleet`` processes —
 workers and the command line — run from the pack's folder as a user would.
 """
@@ -11,6 +11,7 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,21 +35,28 @@ PYTHON = os.environ.get("ADREEL_PYTHON") or sys.executable
 # settings a developer's shell may hold: blanked so that only the MINIO_* variables below apply
 HERMETIC = {name: "" for name in ("ADREEL_S3_BUCKET", "ADREEL_S3_PREFIX", "ADREEL_S3_URL_MODE", "ADREEL_S3_URL_EXPIRY",
                                   "ADREEL_S3_PUBLIC_BASE_URL", "MINIO_SECURE", "ADREEL_REDIS_URL",
-                                  "ADREEL_FLEET_NAMESPACE", "ADREEL_FLEET_MAX_QUEUED")}
+                                  "ADREEL_FLEET_NAMESPACE", "ADREEL_FLEET_MAX_QUEUED", "ADREEL_FLEET_SECRET",
+                                  "ADREEL_FLEET_COMFY_URLS")}
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1:<free port>, persisting to its own folder (AOF, fsync on every write)."""
+    """``redis-server`` on 127.0.0.1:<free port>, persisting to its own folder (AOF, fsync on every write), with a
+    password (``--requirepass``; ``password=""`` runs one without, for the tests that show it is refused)."""
 
-    def __init__(self, base_dir, port: int | None = None):
+    def __init__(self, base_dir, port: int | None = None, password: str | None = None):
         self.dir = Path(base_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.password = secrets.token_hex(16) if password is None else password
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self, **kw) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None, **kw)
 
     def start(self, timeout: float = 30) -> "RedisServer":
         exe = shutil.which("redis-server")
@@ -57,8 +65,10 @@ class RedisServer:
         cmd = [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
                "--protected-mode", "yes", "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            cmd += ["--requirepass", self.password]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        client = self.client(socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -188,6 +198,10 @@ def storage_env(s3: SeaweedFS, base: Path) -> dict:
             "ADREEL_STORAGE_CONFIG": str(base / "no-storage-config.json"), "ADREEL_SPOOL_RETRY_SECONDS": "3"}
 
 
+def fleet_secret() -> str:
+    return secrets.token_hex(32)
+
+
 def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True, heartbeat: float = 5,
                 retry: float = 2, comfy_env: dict | None = None, log=print) -> Fleet:
     base = Path(base or tempfile.mkdtemp(prefix="adreel-fleet-"))
@@ -199,13 +213,16 @@ def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True
     env = storage_env(s3, base)
     fleet = Fleet(base=base, redis=red, s3=s3)
     fleet.fleet_env = {**os.environ, **env, "ADREEL_FLEET_HEARTBEAT_SECONDS": str(heartbeat),
-                       "ADREEL_FLEET_RETRY_SECONDS": str(retry), "PYTHONUNBUFFERED": "1"}
+                       "ADREEL_FLEET_RETRY_SECONDS": str(retry), "PYTHONUNBUFFERED": "1",
+                       "ADREEL_FLEET_SECRET": fleet_secret()}
     try:
         log(f"[fleet] starting {comfies} ComfyUI server(s) …")
         fleet.comfies = [ComfyServer(env={**env, **(comfy_env or {})}) for _ in range(comfies)]
         with ThreadPoolExecutor(comfies) as pool:  # side by side: each start is mostly waiting on imports
             for f in [pool.submit(c.start) for c in fleet.comfies]:
                 f.result()
+        # each worker may stop an orphaned prompt on the fleet's other ComfyUI servers: the operator lists them
+        fleet.fleet_env["ADREEL_FLEET_COMFY_URLS"] = ",".join(c.url for c in fleet.comfies)
         if workers:
             for i, c in enumerate(fleet.comfies):
                 fleet.add_worker(f"w{i + 1}", c)
