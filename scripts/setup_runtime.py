@@ -240,8 +240,8 @@ def pinned_comfyui() -> str:
 
 def requirement_files(comfy: str | None, tests: bool = True) -> list[str]:
     files = [os.path.join(ROOT, "requirements.txt")]
-    if tests:
-        files.append(os.path.join(ROOT, "requirements-test.txt"))
+    if tests:  # the tests (and the fleet's commands) also need the fleet's extra
+        files += [os.path.join(ROOT, "requirements-fleet.txt"), os.path.join(ROOT, "requirements-test.txt")]
     if comfy:
         files.insert(0, os.path.join(comfy, "requirements.txt"))
     return files
