@@ -30,6 +30,7 @@ demo: setup-demo
 test: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
+	  ADREEL_NEXT_COMFYUI=$$ADREEL_NEXT_COMFYUI ADREEL_NEXT_PYTHON=$$ADREEL_NEXT_PYTHON \
 	  $$ADREEL_PYTHON -m pytest tests $(PYTEST_ARGS)
 	@source $(ENV_FILE) && if [ -z "$$ADREEL_NEXT_COMFYUI" ]; then \
 	  echo "[test] ComfyUI 0.33.0 is not set up (no ../shared/comfyui/ComfyUI-0.33.0.tar.gz): the suite ran on 0.3.75 alone"; \
