@@ -35,7 +35,7 @@ test: setup
 	@source $(ENV_FILE) && if [ -z "$$ADREEL_NEXT_COMFYUI" ]; then \
 	  echo "[test] ComfyUI 0.33.0 is not set up (no ../shared/comfyui/ComfyUI-0.33.0.tar.gz): the suite ran on 0.3.75 alone"; \
 	  else echo "[test] the integration tests marked 'cores' on ComfyUI 0.33.0 ($$ADREEL_NEXT_COMFYUI)"; \
-	  ADREEL_PYTHON=$$ADREEL_NEXT_PYTHON ADREEL_COMFYUI=$$ADREEL_NEXT_COMFYUI \
+	  ADREEL_TEST_PASS=next-core ADREEL_PYTHON=$$ADREEL_NEXT_PYTHON ADREEL_COMFYUI=$$ADREEL_NEXT_COMFYUI \
 	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
 	  $$ADREEL_NEXT_PYTHON -m pytest tests -m cores $(PYTEST_ARGS); fi
 

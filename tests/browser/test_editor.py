@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from harness import ROOT, PACK_LINK_NAME, ComfyServer, provider_planning_env
 from workflow_format import shipped_workflows, strip_meta
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
@@ -50,7 +50,19 @@ MOTION_CASES = [  # move, frame, frames, strength, width, height
 
 # ------------------------------------------------------------------------------------------------ setup
 
-PINNED_FRONTEND = "1.32.9"  # what ComfyUI 0.3.75 ships
+def pinned_frontend() -> str:
+    """The frontend the core under test pins in its requirements.txt (0.3.75: 1.32.9; 0.33.0: 1.49.6)."""
+    from harness import comfyui_dir
+    for line in open(os.path.join(comfyui_dir(), "requirements.txt"), encoding="utf-8"):
+        if line.strip().startswith("comfyui-frontend-package=="):
+            return line.split("==")[1].strip()
+    raise RuntimeError("the core's requirements.txt pins no comfyui-frontend-package")
+
+
+PINNED_FRONTEND = pinned_frontend()
+# make test's second pass, on the newer core, runs the editor on the frontend that core pins; the current
+# frontend already ran against the pinned core in the first pass
+FRONTENDS = ["pinned"] if os.environ.get("ADREEL_TEST_PASS") == "next-core" else ["pinned", "current"]
 
 
 def current_frontend() -> tuple[str, str]:
@@ -65,7 +77,7 @@ def current_frontend() -> tuple[str, str]:
     return infos[0][len("comfyui_frontend_package-"):-len(".dist-info")], static
 
 
-@pytest.fixture(scope="module", params=["pinned", "current"])
+@pytest.fixture(scope="module", params=FRONTENDS)
 def comfy(request, comfy):
     """The editor tests run twice: on the frontend the pinned ComfyUI ships, and on the current one."""
     if request.param == "pinned":

@@ -26,7 +26,7 @@ from fakes.seaweedfs import SECRET_KEY
 
 from fleet_stack import BUCKET, fast_workflow, start_fleet, write_json
 
-pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.comfy, pytest.mark.cores, pytest.mark.timeout(1500)]
 
 HEARTBEAT = 5.0
 # a job whose worker died is back in the queue after the heartbeat timeout plus a few seconds of maintenance,

@@ -7,7 +7,7 @@ import pytest
 from harness import ROOT
 from workflow_format import TITLES, shipped_workflows, strip_meta, ui_to_api
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 API_DIR = os.path.join(ROOT, "example_workflows", "api")
 API_NAMES = sorted(n for n in os.listdir(API_DIR) if n.endswith(".json"))
 SHIPPED = shipped_workflows(ROOT)
