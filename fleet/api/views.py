@@ -387,9 +387,11 @@ class Views:
             chunk = self.r.zrevrangebyscore(key, max_score, "-inf", start=0, num=num, withscores=True)
             return [(i, s) for i, s in chunk if after is None or not (s == max_score and i >= after)]
 
+        exhausted = False
         while scanned < SCAN_CAP and len(out) < limit:
             chunk = after_cursor(max_score, after, 200)
             if not chunk:
+                exhausted = True
                 break
             pipe = self.r.pipeline()
             for i, _ in chunk:
@@ -412,7 +414,7 @@ class Views:
                 out.append(job)
             max_score, after = last
         page: dict[str, Any] = {"jobs": out}
-        if last is not None and after_cursor(last[0], last[1], 50):
+        if last is not None and not exhausted and after_cursor(last[0], last[1], 50):
             page["next_cursor"] = base64.urlsafe_b64encode(f"{last[0]!r}:{last[1]}".encode()).decode().rstrip("=")
         return page
 

@@ -1,0 +1,233 @@
+"""AdReel's job API (``python -m fleet api``) with ``comfy-sdk`` as the real client, on the real stack: a
+redis-server, SeaweedFS, a ComfyUI with AdReel and its ``python -m fleet worker``, all on 127.0.0.1.
+
+The SDK is given only the API's base URL and a key. Everything is checked from outside: the SDK's typed
+answers and events, the MP4 it downloads (ffprobe, and byte for byte against the bucket), ComfyUI's
+``/queue``, the bucket's objects, and raw HTTP answers (status codes, the error envelope) where the SDK
+would retry or hide them. The tests share one stack and run in order.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import time
+
+import pytest
+import requests
+
+from fleet_stack import BUCKET, PYTHON, ROOT, fast_workflow, start_fleet
+from harness import free_port, node_by_type
+
+comfy_sdk = pytest.importorskip("comfy_sdk")
+
+pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1200)]
+
+KEY_A = "key-a-" + secrets.token_urlsafe(24)
+KEY_B = "key-b-" + secrets.token_urlsafe(24)
+CAP = 3
+
+
+def draft(duration: float, **brief) -> dict:
+    """The shipped upload workflow at the 180p draft size (template script, 24 fps, ultrafast)."""
+    prompt = fast_workflow(duration, **brief)
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "180p"
+    return prompt
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    fleet = start_fleet(tmp_path_factory.mktemp("api"), comfies=1, heartbeat=5, retry=2)
+    port = free_port()
+    log = open(fleet.base / "api.log", "ab")
+    env = {**fleet.fleet_env, "ADREEL_API_KEYS": f"{KEY_A},{KEY_B}", "ADREEL_FLEET_MAX_QUEUED": str(CAP)}
+    proc = subprocess.Popen([PYTHON, "-m", "fleet", "--redis", fleet.redis.url, "api", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    fleet.api = f"http://127.0.0.1:{port}"
+    fleet.state = {}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (fleet.base / "api.log").read_text(errors="replace")
+            try:
+                if requests.get(fleet.api + "/api/v2/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the API did not answer within 60 s"
+            time.sleep(0.3)
+        yield fleet
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        print("--- api log tail ---\n" + (fleet.base / "api.log").read_text(errors="replace")[-3000:])
+        for w in fleet.workers:
+            print(f"--- {w.name} log tail ---\n{w.log_tail(3000)}")
+        fleet.close()
+
+
+def client(stack, key):
+    """A comfy-sdk client given only the base URL (its documented COMFY_BASE_URL) and a key."""
+    old = os.environ.get("COMFY_BASE_URL")
+    os.environ["COMFY_BASE_URL"] = stack.api
+    try:
+        return comfy_sdk.Comfy(api_key=key, timeout=60)
+    finally:
+        if old is None:
+            os.environ.pop("COMFY_BASE_URL", None)
+        else:
+            os.environ["COMFY_BASE_URL"] = old
+
+
+def raw(stack, method, path, key=KEY_A, **kw):
+    headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **kw.pop("headers", {})}
+    return requests.request(method, stack.api + path, headers=headers, timeout=60, **kw)
+
+
+def ffprobe_duration(path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    assert {s["codec_type"] for s in data["streams"]} >= {"video", "audio"}
+    return float(data["format"]["duration"])
+
+
+def comfy_queue_empty(stack) -> bool:
+    q = stack.comfies[0].get_json("/queue")
+    return not q["queue_running"] and not q["queue_pending"]
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ------------------------------------------------------------------ tests
+def test_the_sdk_submits_the_demo_workflow_follows_its_events_and_downloads_the_mp4(stack, tmp_path):
+    sdk = client(stack, KEY_A)
+    job = sdk.submit(sdk.workflows.from_json(draft(6.0, brand="Acme", product="RoboVac X2")),
+                     metadata={"campaign": "spring"})
+    assert job.status == "queued" and job.metadata == {"campaign": "spring"}
+
+    events = list(job.events())  # ends at the terminal status
+    statuses = [e.status for e in events if isinstance(e, comfy_sdk.StatusChange)]
+    progress = [e.value for e in events if isinstance(e, comfy_sdk.Progress)]
+    ready = [e.output for e in events if isinstance(e, comfy_sdk.OutputReady)]
+    assert statuses[-1] == "succeeded" and "running" in statuses, statuses
+    assert progress and progress == sorted(progress) and all(0 <= v < 1 for v in progress), progress
+    assert any(o.content_type == "video/mp4" for o in ready)
+
+    job.refresh()
+    assert job.status == "succeeded" and job.error is None
+    (video,) = [o for o in job.outputs if o.type == "video"]
+    assert video.name.endswith(".mp4") and video.job_id == job.id
+    path = video.to_file(tmp_path / "ad.mp4")
+    assert abs(ffprobe_duration(path) - 6.0) < 0.2
+    data = path.read_bytes()
+    assert len(data) == video.size_bytes
+    (key,) = [k for k in stack.keys(f"fleet/{job.id}/") if k.endswith(".mp4")]
+    stored = stack.s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert hashlib.sha256(data).digest() == hashlib.sha256(stored).digest()
+    assert video.to_bytes(range=(4, 11)) == stored[4:12]  # a Range request through the API
+
+    graph = job.get_workflow().graph
+    assert node_by_type(graph, "AssetUpload")[1]["inputs"]["prefix_pattern"] == f"fleet/{job.id}/"
+    assert [s.id for s in sdk.list_jobs()] == [job.id]
+    body = raw(stack, "GET", f"/api/v2/jobs/{job.id}").json()
+    assert body["adreel"]["cost_usd"] == 0.0 and body["adreel"]["brand"] == "Acme"  # template script: free
+    assert body["progress"]["value"] == 1.0
+    stack.state["done"] = job.id
+
+
+def test_no_key_is_401_and_another_keys_job_is_404(stack):
+    job_id = stack.state["done"]
+    for key in (None, "not-a-key-" + secrets.token_hex(8)):
+        for method, path in (("GET", "/api/v2/jobs"), ("GET", f"/api/v2/jobs/{job_id}"),
+                             ("POST", "/api/v2/jobs"), ("GET", "/api/v2/openapi.json")):
+            r = raw(stack, method, path, key=key)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", (method, path)
+            assert "WWW-Authenticate" in r.headers
+    assert raw(stack, "GET", "/api/v2/health", key=None).json() == {"status": "healthy"}
+    assert raw(stack, "GET", "/api/v2/openapi.json").json()["paths"]["/api/v2/jobs"]["post"]
+
+    other = client(stack, KEY_B)
+    with pytest.raises(comfy_sdk.NotFound):
+        other.jobs.get(job_id)
+    assert list(other.list_jobs()) == []
+    for method, path in (("POST", f"/api/v2/jobs/{job_id}/cancel"), ("GET", f"/api/v2/jobs/{job_id}/events"),
+                         ("GET", f"/api/v2/jobs/{job_id}/workflow"), ("DELETE", f"/api/v2/jobs/{job_id}"),
+                         ("GET", f"/api/v2/assets/{job_id}-0/content")):
+        r = raw(stack, method, path, key=KEY_B)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (method, path)
+    assert client(stack, KEY_A).jobs.get(job_id).status == "succeeded"  # untouched by B's tries
+
+
+def test_cancel_a_running_job_and_429_past_the_queue_cap(stack):
+    sdk = client(stack, KEY_A)
+    long_job = sdk.submit(sdk.workflows.from_json(draft(30.0, brand="Bolt", product="E-Bike")))
+    for event in long_job.events():
+        if isinstance(event, comfy_sdk.Progress) and event.value > 0:
+            break
+    # the worker renders it: the next jobs wait, up to the cap, made from a brief and a shipped workflow's name
+    brief_job = {"workflow_name": "brief_to_ad_upload", "brief": {"brand": "Cora", "product": "Cold Brew",
+                                                                  "duration_seconds": 6},
+                 "node_inputs": {"ScriptLLM": {"backend": "template"}, "StoryboardSplit": {"resolution": "180p"}}}
+    waiting = []
+    for n in range(CAP):
+        r = raw(stack, "POST", "/api/v2/jobs", json={**brief_job, "brief": {**brief_job["brief"], "cta": f"#{n}"}})
+        assert r.status_code == 201, r.text
+        waiting.append(r.json()["id"])
+    r = raw(stack, "POST", "/api/v2/jobs", json=brief_job, headers={"Idempotency-Key": "retry-me"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    err = r.json()["error"]
+    assert err["code"] == "queue_full" and f"{CAP} job(s) are waiting" in err["message"]
+    assert err["details"] == {"waiting": CAP, "max_queued": CAP}
+
+    graph = raw(stack, "GET", f"/api/v2/jobs/{waiting[0]}/workflow").json()["workflow"]
+    assert node_by_type(graph, "BrandBrief")[1]["inputs"]["brand"] == "Cora"
+    assert node_by_type(graph, "ScriptLLM")[1]["inputs"]["backend"] == "template"
+    assert [j["queue_position"] for j in (raw(stack, "GET", f"/api/v2/jobs/{i}").json() for i in waiting)] \
+        == list(range(CAP))
+
+    assert long_job.cancel().status == "canceled"
+    for job_id in waiting:
+        assert sdk.jobs.get(job_id).cancel().status == "canceled"
+    wait_for(lambda: comfy_queue_empty(stack), 60, "the cancelled job's prompt to leave ComfyUI")
+    time.sleep(3)
+    assert stack.keys(f"fleet/{long_job.id}/") == []  # an interrupted job stores nothing
+
+    # nothing was made by the refused request: its Idempotency-Key is free, and single-use once it makes a job
+    again = raw(stack, "POST", "/api/v2/jobs", json=brief_job, headers={"Idempotency-Key": "retry-me"})
+    assert again.status_code == 201, again.text
+    assert sdk.jobs.get(again.json()["id"]).cancel().status == "canceled"
+    reuse = raw(stack, "POST", "/api/v2/jobs", json=brief_job, headers={"Idempotency-Key": "retry-me"})
+    assert reuse.status_code == 422 and reuse.json()["error"]["code"] == "idempotency_key_reuse"
+    listed = raw(stack, "GET", "/api/v2/jobs?status=canceled&limit=2").json()
+    assert len(listed["jobs"]) == 2 and listed["next_cursor"]
+    rest = raw(stack, "GET", f"/api/v2/jobs?status=canceled&cursor={listed['next_cursor']}").json()
+    ids = [j["id"] for j in listed["jobs"] + rest["jobs"]]
+    assert sorted(ids) == sorted([long_job.id, *waiting, again.json()["id"]]) and "next_cursor" not in rest
+
+
+def test_delete_removes_the_job_and_its_objects(stack):
+    job_id = stack.state["done"]
+    assert stack.keys(f"fleet/{job_id}/")
+    history = set(stack.keys("history/"))
+    r = raw(stack, "DELETE", f"/api/v2/jobs/{job_id}")
+    assert r.status_code == 200 and r.json()["objects_removed"] >= 5, r.text
+    assert stack.keys(f"fleet/{job_id}/") == []
+    assert len(history - set(stack.keys("history/"))) == 1  # the run's history record went with it
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}").status_code == 404
+    with pytest.raises(comfy_sdk.NotFound):
+        client(stack, KEY_A).jobs.get(job_id)
