@@ -22,6 +22,7 @@ from ..config import FleetError
 from . import openapi
 from .settings import ApiSettings, load_api_settings
 from .views import TERMINAL, ApiError, Views, not_found
+from .webhooks import Hooks
 
 log = logging.getLogger("adreel.fleet.api")
 
@@ -96,7 +97,8 @@ async def submit(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
     views = request.app[VIEWS]
     owner = request[OWNER]
-    job_id = await _call(request, views.submit, owner, body, request.headers.get("Idempotency-Key"))
+    job_id = await _call(request, views.submit, owner, body, request.headers.get("Idempotency-Key"),
+                         _base(request))
     log.info("job %s submitted by key %s", job_id, owner)
     job = await _call(request, views.job, owner, job_id, _base(request))
     return web.json_response(job, status=201, headers={"Location": job["urls"]["self"]})
@@ -260,6 +262,18 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
     app[SETTINGS] = settings
     app[VIEWS] = views or Views(settings)
     app[STREAMS] = {"open": 0}
+
+    async def webhooks(app: web.Application):
+        task = asyncio.create_task(Hooks(app[VIEWS]).run(settings.webhook_secrets, settings.webhook_allow_private,
+                                                         settings.webhook_retry_seconds))
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    app.cleanup_ctx.append(webhooks)
     app.add_routes([
         web.get("/api/v2/health", health),
         web.get("/api/v2/openapi.json", openapi_doc),

@@ -5,6 +5,8 @@
 | ``ADREEL_API_KEYS`` | — | comma-separated API keys (at least 16 characters each) |
 | ``ADREEL_API_KEYS_FILE`` | — | a file with one API key per line (``#`` comments), read with ``ADREEL_API_KEYS`` |
 | ``ADREEL_API_MAX_STREAMS`` | 200 | event streams open at once (past it, 429: poll instead) |
+| ``ADREEL_API_WEBHOOK_ALLOW_PRIVATE`` | off | ``1``: webhooks may go to loopback and private addresses too |
+| ``ADREEL_API_WEBHOOK_RETRY_SECONDS`` | 5 | backoff after a failed webhook delivery (doubles, ≤ 1 h; 8 tries) |
 
 Keys are kept only as sha256 hashes; a key's owner id (what its jobs are
 filed under in Redis) is the first 16 hex digits of that hash. The fleet's
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from nodes.engine.limits import Ceiling
@@ -26,6 +28,8 @@ from ..config import FleetError, Settings, load_settings
 KEYS_ENV = "ADREEL_API_KEYS"
 KEYS_FILE_ENV = "ADREEL_API_KEYS_FILE"
 MAX_STREAMS = Ceiling("ADREEL_API_MAX_STREAMS", 200, integer=True)
+WEBHOOK_RETRY_SECONDS = Ceiling("ADREEL_API_WEBHOOK_RETRY_SECONDS", 5.0)
+WEBHOOK_PRIVATE_ENV = "ADREEL_API_WEBHOOK_ALLOW_PRIVATE"
 MIN_KEY_LENGTH = 16
 
 
@@ -38,6 +42,10 @@ class ApiSettings:
     fleet: Settings
     key_hashes: tuple[str, ...]
     max_streams: int
+    #: owner id → the key's webhook secret (``webhooks.secret_for``: a hash of the key, as the receiver derives it)
+    webhook_secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    webhook_allow_private: bool = False
+    webhook_retry_seconds: float = 5.0
 
     def owner_of(self, token: str) -> Optional[str]:
         """The owner id of a presented bearer token, or None (compared in constant time, hash against hash)."""
@@ -67,5 +75,10 @@ def load_api_settings(redis_url: Optional[str] = None, environ: Optional[Mapping
     if short:
         raise FleetError(f"{KEYS_ENV}: {short} key(s) shorter than {MIN_KEY_LENGTH} characters; use long random "
                          "keys, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    from .webhooks import secret_for
+
     return ApiSettings(fleet=load_settings(redis_url, env), key_hashes=tuple(sorted({key_hash(k) for k in keys})),
-                       max_streams=int(MAX_STREAMS.read(env)))
+                       max_streams=int(MAX_STREAMS.read(env)),
+                       webhook_secrets={key_hash(k)[:16]: secret_for(k) for k in keys},
+                       webhook_allow_private=(env.get(WEBHOOK_PRIVATE_ENV) or "").strip() == "1",
+                       webhook_retry_seconds=float(WEBHOOK_RETRY_SECONDS.read(env)))

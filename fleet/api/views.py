@@ -91,8 +91,6 @@ def parse_submission(body: Any) -> tuple[dict, str]:
     ``brief`` + ``workflow_name`` (+ ``node_inputs``)."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
-    if body.get("webhook_url") is not None:
-        raise ApiError(422, "invalid_request", "'webhook_url' is not accepted yet")
     extra = body.get("extra_data")
     if extra is not None and (not isinstance(extra, dict) or set(extra) - {"api_key_comfy_org"}):
         raise ApiError(400, "invalid_request", "'extra_data' accepts only the 'api_key_comfy_org' field")
@@ -252,9 +250,14 @@ class Views:
         self.records.ping()
 
     # submit ---------------------------------------------------------------------
-    def submit(self, owner: str, body: Any, idempotency_key: Optional[str]) -> str:
+    def submit(self, owner: str, body: Any, idempotency_key: Optional[str], base: str = "") -> str:
         prompt, name = parse_submission(body)
         metadata = parse_metadata(body.get("metadata"))
+        hook = body.get("webhook_url")
+        if hook is not None:
+            from .webhooks import check_url
+
+            hook = check_url(hook, self.settings.webhook_allow_private)
         job_id = secrets.token_hex(10)
         spec = make_spec(job_id, prompt, name)
         claim = None
@@ -274,7 +277,8 @@ class Views:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.meta_key(job_id), mapping={"owner": owner, "created": f"{now:.3f}",
                                                   "metadata": json.dumps(metadata), "workflow_name": name,
-                                                  "classes": json.dumps(classes)})
+                                                  "classes": json.dumps(classes), "base": base,
+                                                  **({"webhook_url": hook} if hook else {})})
         pipe.zadd(self.owner_key(owner), {job_id: now})
         pipe.execute()
         try:
@@ -288,6 +292,8 @@ class Views:
                            f"at most {exc.cap} (ADREEL_FLEET_MAX_QUEUED); nothing was submitted. Retry when jobs "
                            "have started.", details={"waiting": exc.waiting, "max_queued": exc.cap},
                            headers={"Retry-After": "10"}) from None
+        if hook:
+            self.r.sadd(f"{self.ns}:hooks:watch", job_id)
         self.actor().send(job_id)
         return job_id
 

@@ -8,13 +8,15 @@ would retry or hide them. The tests share one stack and run in order.
 """
 from __future__ import annotations
 
-import copy
+import base64
 import hashlib
 import json
 import os
 import secrets
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,6 +25,7 @@ from fleet_stack import BUCKET, PYTHON, ROOT, fast_workflow, start_fleet
 from harness import free_port, node_by_type
 
 comfy_sdk = pytest.importorskip("comfy_sdk")
+standardwebhooks = pytest.importorskip("standardwebhooks")
 
 pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1200)]
 
@@ -38,16 +41,70 @@ def draft(duration: float, **brief) -> dict:
     return prompt
 
 
+class Receiver:
+    """A webhook receiver on 127.0.0.1, as a user would write one: it verifies each delivery on receipt with
+    the ``standardwebhooks`` library and its key's secret, records it, and answers 500 to the first delivery
+    of each event id (so each is retried), 204 after; a delivery that does not verify gets 400."""
+
+    def __init__(self, secret: str, wrong_secret: str):
+        self.deliveries: list[dict] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    payload = standardwebhooks.Webhook(secret).verify(body, headers)
+                except standardwebhooks.webhooks.WebhookVerificationError:
+                    payload = None
+                try:
+                    standardwebhooks.Webhook(wrong_secret).verify(body, headers)
+                    other_key_verifies = True
+                except standardwebhooks.webhooks.WebhookVerificationError:
+                    other_key_verifies = False
+                with outer.lock:
+                    seen = any(d["id"] == headers.get("webhook-id") for d in outer.deliveries)
+                    code = 400 if payload is None else 204 if seen else 500
+                    outer.deliveries.append({"id": headers.get("webhook-id"), "payload": payload, "code": code,
+                                             "other_key_verifies": other_key_verifies})
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/adreel"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def acknowledged(self) -> dict:
+        """event id → its deliveries, for the events that got a 2xx."""
+        with self.lock:
+            got = list(self.deliveries)
+        done = {d["id"] for d in got if d["code"] < 300}
+        return {e: [d for d in got if d["id"] == e] for e in done}
+
+
+def whsec(api_key: str) -> str:
+    """The key's webhook secret as the README tells a receiver to derive it."""
+    return "whsec_" + base64.b64encode(hashlib.sha256(("adreel-webhook:" + api_key).encode()).digest()).decode()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     fleet = start_fleet(tmp_path_factory.mktemp("api"), comfies=1, heartbeat=5, retry=2)
     port = free_port()
     log = open(fleet.base / "api.log", "ab")
-    env = {**fleet.fleet_env, "ADREEL_API_KEYS": f"{KEY_A},{KEY_B}", "ADREEL_FLEET_MAX_QUEUED": str(CAP)}
+    env = {**fleet.fleet_env, "ADREEL_API_KEYS": f"{KEY_A},{KEY_B}", "ADREEL_FLEET_MAX_QUEUED": str(CAP),
+           "ADREEL_API_WEBHOOK_ALLOW_PRIVATE": "1", "ADREEL_API_WEBHOOK_RETRY_SECONDS": "1"}  # the receiver: loopback
     proc = subprocess.Popen([PYTHON, "-m", "fleet", "--redis", fleet.redis.url, "api", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     fleet.api = f"http://127.0.0.1:{port}"
     fleet.state = {}
+    fleet.receiver = Receiver(whsec(KEY_A), whsec(KEY_B))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -70,6 +127,7 @@ def stack(tmp_path_factory):
         print("--- api log tail ---\n" + (fleet.base / "api.log").read_text(errors="replace")[-3000:])
         for w in fleet.workers:
             print(f"--- {w.name} log tail ---\n{w.log_tail(3000)}")
+        fleet.receiver.server.shutdown()
         fleet.close()
 
 
@@ -182,7 +240,8 @@ def test_cancel_a_running_job_and_429_past_the_queue_cap(stack):
     # the worker renders it: the next jobs wait, up to the cap, made from a brief and a shipped workflow's name
     brief_job = {"workflow_name": "brief_to_ad_upload", "brief": {"brand": "Cora", "product": "Cold Brew",
                                                                   "duration_seconds": 6},
-                 "node_inputs": {"ScriptLLM": {"backend": "template"}, "StoryboardSplit": {"resolution": "180p"}}}
+                 "node_inputs": {"ScriptLLM": {"backend": "template"}, "StoryboardSplit": {"resolution": "180p"}},
+                 "webhook_url": stack.receiver.url}
     waiting = []
     for n in range(CAP):
         r = raw(stack, "POST", "/api/v2/jobs", json={**brief_job, "brief": {**brief_job["brief"], "cta": f"#{n}"}})
@@ -218,6 +277,7 @@ def test_cancel_a_running_job_and_429_past_the_queue_cap(stack):
     rest = raw(stack, "GET", f"/api/v2/jobs?status=canceled&cursor={listed['next_cursor']}").json()
     ids = [j["id"] for j in listed["jobs"] + rest["jobs"]]
     assert sorted(ids) == sorted([long_job.id, *waiting, again.json()["id"]]) and "next_cursor" not in rest
+    stack.state["hooked"] = [*waiting, again.json()["id"]]
 
 
 def test_delete_removes_the_job_and_its_objects(stack):
@@ -231,3 +291,35 @@ def test_delete_removes_the_job_and_its_objects(stack):
     assert raw(stack, "GET", f"/api/v2/jobs/{job_id}").status_code == 404
     with pytest.raises(comfy_sdk.NotFound):
         client(stack, KEY_A).jobs.get(job_id)
+
+
+def test_webhooks_are_signed_retried_and_delivered_once_per_event(stack):
+    r = raw(stack, "POST", "/api/v2/jobs", json={
+        "workflow_name": "brief_to_ad_upload",
+        "brief": {"brand": "Dune", "product": "Trail Shoe", "duration_seconds": 4},
+        "node_inputs": {"ScriptLLM": {"backend": "template"}, "StoryboardSplit": {"resolution": "180p", "fps": "24"},
+                        "FFmpegAssemble": {"preset": "ultrafast"}},
+        "webhook_url": stack.receiver.url})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    assert client(stack, KEY_A).jobs.get(job_id).wait(timeout=600).status == "succeeded"
+    expected = {f"evt_{job_id}_succeeded"} | {f"evt_{i}_canceled" for i in stack.state["hooked"]}
+    wait_for(lambda: expected <= set(stack.receiver.acknowledged()), 120, "every webhook to be acknowledged")
+
+    events = {}
+    for event_id, deliveries in stack.receiver.acknowledged().items():
+        # signed with KEY_A's secret (verified on receipt), not KEY_B's; refused once (500), then delivered
+        # again with the same id and body
+        assert [d["code"] for d in deliveries] == [500, 204], event_id
+        assert not any(d["other_key_verifies"] for d in deliveries)
+        assert deliveries[0]["payload"] == deliveries[1]["payload"] and deliveries[0]["payload"]["id"] == event_id
+        events[event_id] = deliveries[0]["payload"]
+    assert set(events) == expected  # each event once after deduplication on its id, nothing else
+    done = events[f"evt_{job_id}_succeeded"]
+    assert done["type"] == "job.succeeded" and done["data"]["id"] == job_id
+    assert [o["content_type"] for o in done["data"]["outputs"] if o["type"] == "video"] == ["video/mp4"]
+    assert {events[f"evt_{i}_canceled"]["type"] for i in stack.state["hooked"]} == {"job.canceled"}
+
+    refused = raw(stack, "POST", "/api/v2/jobs", json={"workflow": draft(4.0),
+                                                       "webhook_url": "http://169.254.169.254/latest/meta-data"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "webhook_url_refused"
