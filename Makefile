@@ -6,7 +6,7 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet
+.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio
 
 setup:
 	@python3 scripts/setup_runtime.py
@@ -44,6 +44,11 @@ bench-llm: setup
 fleet-demo: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON tests/fleet/demo.py
+
+# the job API on loopback: a local Redis, SeaweedFS, a ComfyUI with its worker, and python -m fleet api (Ctrl-C stops)
+studio: setup
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/fleet/studio.py
 
 # the fleet's scaling: one worker vs two on the same batch; a wait-bound ProviderRender batch on one vs three
 bench-fleet: setup

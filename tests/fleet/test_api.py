@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from fleet_stack import BUCKET, PYTHON, ROOT, fast_workflow, start_fleet
-from harness import free_port, node_by_type
+from fleet_stack import BUCKET, ApiServer, fast_workflow, start_fleet
+from harness import node_by_type
 
 comfy_sdk = pytest.importorskip("comfy_sdk")
 standardwebhooks = pytest.importorskip("standardwebhooks")
@@ -96,35 +96,18 @@ def whsec(api_key: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     fleet = start_fleet(tmp_path_factory.mktemp("api"), comfies=1, heartbeat=5, retry=2)
-    port = free_port()
-    log = open(fleet.base / "api.log", "ab")
-    env = {**fleet.fleet_env, "ADREEL_API_KEYS": f"{KEY_A},{KEY_B}", "ADREEL_FLEET_MAX_QUEUED": str(CAP),
-           "ADREEL_API_WEBHOOK_ALLOW_PRIVATE": "1", "ADREEL_API_WEBHOOK_RETRY_SECONDS": "1"}  # the receiver: loopback
-    proc = subprocess.Popen([PYTHON, "-m", "fleet", "--redis", fleet.redis.url, "api", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    fleet.api = f"http://127.0.0.1:{port}"
     fleet.state = {}
     fleet.receiver = Receiver(whsec(KEY_A), whsec(KEY_B))
+    api = ApiServer(fleet, [KEY_A, KEY_B], env={
+        "ADREEL_FLEET_MAX_QUEUED": str(CAP), "ADREEL_API_WEBHOOK_RETRY_SECONDS": "1",
+        "ADREEL_API_WEBHOOK_ALLOW_PRIVATE": "1"})  # the test's receiver listens on loopback
+    fleet.api = api.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (fleet.base / "api.log").read_text(errors="replace")
-            try:
-                if requests.get(fleet.api + "/api/v2/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the API did not answer within 60 s"
-            time.sleep(0.3)
+        api.wait_healthy()
         yield fleet
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print("--- api log tail ---\n" + (fleet.base / "api.log").read_text(errors="replace")[-3000:])
+        api.stop()
+        print("--- api log tail ---\n" + api.log_tail())
         for w in fleet.workers:
             print(f"--- {w.name} log tail ---\n{w.log_tail(3000)}")
         fleet.receiver.server.shutdown()
