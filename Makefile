@@ -6,7 +6,7 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio
+.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio bench-api
 
 setup:
 	@python3 scripts/setup_runtime.py
@@ -49,6 +49,10 @@ fleet-demo: setup
 studio: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON tests/fleet/studio.py
+
+# the job API's own cost: 100 submissions up to the cap, reads, event latency (a real Redis and the API, no worker)
+bench-api: setup
+	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_api.py
 
 # the fleet's scaling: one worker vs two on the same batch; a wait-bound ProviderRender batch on one vs three
 bench-fleet: setup

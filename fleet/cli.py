@@ -211,7 +211,7 @@ def cmd_delete(settings, args) -> int:
 def cmd_api(settings, args) -> int:
     from .api.server import run_api
 
-    return run_api(args.redis, host=args.host, port=args.port)
+    return run_api(settings, host=args.host, port=args.port)
 
 
 COMMANDS = {"worker": cmd_worker, "submit": cmd_submit, "status": cmd_status, "wait": cmd_wait,

@@ -18,7 +18,7 @@ import redis
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from ..config import FleetError
+from ..config import FleetError, Settings
 from . import openapi
 from .settings import ApiSettings, load_api_settings
 from .views import TERMINAL, ApiError, Views, not_found
@@ -290,8 +290,8 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
     return app
 
 
-def run_api(redis_url: Optional[str], host: str, port: int) -> int:
-    settings = load_api_settings(redis_url)
+def run_api(fleet: Settings, host: str, port: int) -> int:
+    settings = load_api_settings(fleet)
     views = Views(settings)
     views.ping()
     views.actor()  # the Dramatiq broker, once

@@ -59,7 +59,9 @@ class ApiSettings:
         return found[:16] if found else None
 
 
-def load_api_settings(redis_url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> ApiSettings:
+def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mapping[str, str]] = None) -> ApiSettings:
+    """The API's settings, beside ``fleet`` (the fleet's, as ``python -m fleet`` loaded them from its options
+    and the environment: Redis URL and password, queue cap, any secret; loaded here when not given)."""
     env = os.environ if environ is None else environ
     keys = [k.strip() for k in (env.get(KEYS_ENV) or "").split(",") if k.strip()]
     path = (env.get(KEYS_FILE_ENV) or "").strip()
@@ -77,7 +79,7 @@ def load_api_settings(redis_url: Optional[str] = None, environ: Optional[Mapping
                          "keys, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
     from .webhooks import secret_for
 
-    return ApiSettings(fleet=load_settings(redis_url, env), key_hashes=tuple(sorted({key_hash(k) for k in keys})),
+    return ApiSettings(fleet=fleet or load_settings(None, env), key_hashes=tuple(sorted({key_hash(k) for k in keys})),
                        max_streams=int(MAX_STREAMS.read(env)),
                        webhook_secrets={key_hash(k)[:16]: secret_for(k) for k in keys},
                        webhook_allow_private=(env.get(WEBHOOK_PRIVATE_ENV) or "").strip() == "1",
