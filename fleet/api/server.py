@@ -90,9 +90,9 @@ async def _call(request: web.Request, fn, *args, **kw):
 # ------------------------------------------------------------------ jobs
 async def submit(request: web.Request) -> web.Response:
     try:
-        body = await request.json()
+        body = json.loads(await request.text(), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request", "the body must be JSON") from None
+        raise ApiError(400, "invalid_request", "the body must be JSON (numbers finite)") from None
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
     views = request.app[VIEWS]
@@ -102,6 +102,10 @@ async def submit(request: web.Request) -> web.Response:
     log.info("job %s submitted by key %s", job_id, owner)
     job = await _call(request, views.job, owner, job_id, _base(request))
     return web.json_response(job, status=201, headers={"Location": job["urls"]["self"]})
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -292,6 +296,8 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
 
 def run_api(fleet: Settings, host: str, port: int) -> int:
     settings = load_api_settings(fleet)
+    if hasattr(fleet, "signing_key"):
+        fleet.signing_key()  # where the fleet signs its jobs, the API signs what it submits: refuse to start without
     views = Views(settings)
     views.ping()
     views.actor()  # the Dramatiq broker, once

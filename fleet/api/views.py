@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import objects
+from .. import records as fleet_records
 from ..config import FleetError
 from ..jobs import JobSpec, batch_id_for, brief_fields, load_workflow, nodes_of, prepare_prompt
 from ..records import QueueFull, Records, public_record
@@ -48,6 +49,8 @@ STAGES = {"BrandBrief": "script", "ScriptLLM": "script", "StoryboardSplit": "sto
           "MusicBed": "rendering", "BrandImage": "rendering", "ProviderRender": "rendering",
           "FFmpegAssemble": "post-processing", "AssetUpload": "post-processing"}
 
+#: a record whose signed spec does not verify (the fleet's ``SpecRefused``, where the fleet signs its jobs)
+_REFUSED = getattr(fleet_records, "SpecRefused", ())
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
 MAX_METADATA_PAIRS = 16
@@ -360,7 +363,10 @@ class Views:
 
     def workflow(self, owner: str, job_id: str) -> dict:
         self._load(owner, job_id)
-        spec = self.records.spec(job_id) or {}
+        try:
+            spec = self.records.spec(job_id) or {}
+        except _REFUSED as exc:
+            raise ApiError(409, "record_refused", f"this job's record does not verify: {exc}") from None
         return {"workflow": spec.get("prompt") or {}, "format": "api"}
 
     def list(self, owner: str, base: str, *, limit: Any = None, cursor: Optional[str] = None,

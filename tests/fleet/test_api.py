@@ -214,6 +214,31 @@ def test_no_key_is_401_and_another_keys_job_is_404(stack):
     assert client(stack, KEY_A).jobs.get(job_id).status == "succeeded"  # untouched by B's tries
 
 
+def test_bad_submissions_are_refused_clearly_and_nothing_is_queued(stack):
+    before = raw(stack, "GET", "/api/v2/jobs").json()["jobs"]
+    no_upload = {k: v for k, v in draft(4.0).items() if v["class_type"] != "AssetUpload"}
+    cases = [
+        ('{"workflow": {"1": {"class_type": "BrandBrief", "inputs": {"duration_seconds": NaN}}}}', 400,
+         "invalid_request", "finite"),
+        (json.dumps({"workflow": {"nodes": [], "links": [], "last_node_id": 0}}), 422, "workflow_format_ui", "API"),
+        (json.dumps({"workflow": no_upload}), 422, "invalid_workflow", "AssetUpload"),
+        (json.dumps({"workflow_name": "../../etc/passwd", "brief": {"brand": "x"}}), 422, "invalid_request",
+         "brief_to_ad_upload"),
+        (json.dumps({"workflow_name": "brief_to_ad_upload", "brief": {"brand": "x", "<script>": 1}}), 422,
+         "invalid_request", "duration_seconds"),
+        (json.dumps({"workflow_name": "brief_to_ad_upload", "brief": {"brand": "x"},
+                     "node_inputs": {"ScriptLLM": {"api_key": "sk-secret-canary"}}}), 422, "invalid_request", "seed"),
+        (json.dumps({"workflow": draft(4.0), "metadata": {"k": 7}}), 422, "metadata_invalid", "metadata.k"),
+        ("not json", 400, "invalid_request", "JSON"),
+    ]
+    for body, status, code, named in cases:
+        r = raw(stack, "POST", "/api/v2/jobs", data=body, headers={"Content-Type": "application/json"})
+        err = r.json()["error"]
+        assert (r.status_code, err["code"]) == (status, code) and named in err["message"], (body[:60], r.text)
+        assert "<script>" not in r.text and "sk-secret-canary" not in r.text and "passwd" not in r.text
+    assert raw(stack, "GET", "/api/v2/jobs").json()["jobs"] == before
+
+
 def test_cancel_a_running_job_and_429_past_the_queue_cap(stack):
     sdk = client(stack, KEY_A)
     long_job = sdk.submit(sdk.workflows.from_json(draft(30.0, brand="Bolt", product="E-Bike")))
