@@ -55,6 +55,7 @@ async def guard(request: web.Request, handler):
                 raise ApiError(401, "unauthorized", "this route needs an API key: 'Authorization: Bearer <key>'",
                                headers={"WWW-Authenticate": 'Bearer realm="adreel"'})
             request[OWNER] = owner
+            await asyncio.to_thread(request.app[VIEWS].count_request, owner)
         return await handler(request)
     except ApiError as exc:
         return _error(exc)

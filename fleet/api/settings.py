@@ -5,6 +5,7 @@
 | ``ADREEL_API_KEYS`` | — | comma-separated API keys (at least 16 characters each) |
 | ``ADREEL_API_KEYS_FILE`` | — | a file with one API key per line (``#`` comments), read with ``ADREEL_API_KEYS`` |
 | ``ADREEL_API_MAX_STREAMS`` | 200 | event streams open at once (past it, 429: poll instead) |
+| ``ADREEL_API_RATE_PER_MINUTE`` | 1200 | requests per minute of one API key, over all API processes (then 429) |
 | ``ADREEL_API_WEBHOOK_ALLOW_PRIVATE`` | off | ``1``: webhooks may go to loopback and private addresses too |
 | ``ADREEL_API_WEBHOOK_RETRY_SECONDS`` | 5 | backoff after a failed webhook delivery (doubles, ≤ 1 h; 8 tries) |
 
@@ -28,6 +29,7 @@ from ..config import FleetError, Settings, load_settings
 KEYS_ENV = "ADREEL_API_KEYS"
 KEYS_FILE_ENV = "ADREEL_API_KEYS_FILE"
 MAX_STREAMS = Ceiling("ADREEL_API_MAX_STREAMS", 200, integer=True)
+RATE_PER_MINUTE = Ceiling("ADREEL_API_RATE_PER_MINUTE", 1200, integer=True)
 WEBHOOK_RETRY_SECONDS = Ceiling("ADREEL_API_WEBHOOK_RETRY_SECONDS", 5.0)
 WEBHOOK_PRIVATE_ENV = "ADREEL_API_WEBHOOK_ALLOW_PRIVATE"
 MIN_KEY_LENGTH = 16
@@ -42,6 +44,7 @@ class ApiSettings:
     fleet: Settings
     key_hashes: tuple[str, ...]
     max_streams: int
+    rate_per_minute: int = 1200
     #: owner id → the key's webhook secret (``webhooks.secret_for``: a hash of the key, as the receiver derives it)
     webhook_secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     webhook_allow_private: bool = False
@@ -80,7 +83,7 @@ def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mappin
     from .webhooks import secret_for
 
     return ApiSettings(fleet=fleet or load_settings(None, env), key_hashes=tuple(sorted({key_hash(k) for k in keys})),
-                       max_streams=int(MAX_STREAMS.read(env)),
+                       max_streams=int(MAX_STREAMS.read(env)), rate_per_minute=int(RATE_PER_MINUTE.read(env)),
                        webhook_secrets={key_hash(k)[:16]: secret_for(k) for k in keys},
                        webhook_allow_private=(env.get(WEBHOOK_PRIVATE_ENV) or "").strip() == "1",
                        webhook_retry_seconds=float(WEBHOOK_RETRY_SECONDS.read(env)))

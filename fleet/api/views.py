@@ -252,6 +252,23 @@ class Views:
     def ping(self) -> None:
         self.records.ping()
 
+    def count_request(self, owner: str) -> None:
+        """One request of ``owner`` in this minute (a fixed window in Redis, shared by every API process);
+        past ``ADREEL_API_RATE_PER_MINUTE``, a 429 saying when the next minute starts."""
+        now = time.time()
+        window = int(now // 60)
+        key = f"{self.ns}:rate:{owner}:{window}"
+        pipe = self.r.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count = pipe.execute()[0]
+        limit = self.settings.rate_per_minute
+        if count > limit:
+            wait = max(1, int((window + 1) * 60 - now + 0.999))
+            raise ApiError(429, "rate_limited", f"this API key made more than {limit} requests this minute "
+                           "(ADREEL_API_RATE_PER_MINUTE); retry after the Retry-After seconds",
+                           details={"limit_per_minute": limit}, headers={"Retry-After": str(wait)})
+
     # submit ---------------------------------------------------------------------
     def submit(self, owner: str, body: Any, idempotency_key: Optional[str], base: str = "") -> str:
         prompt, name = parse_submission(body)

@@ -45,7 +45,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="adreel-bench-api-"))
     red = RedisServer(base / "redis").start()
     fleet = Fleet(base=base, redis=red, s3=None, fleet_env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
-                                                           "ADREEL_FLEET_MAX_QUEUED": "100"})
+                                                           "ADREEL_FLEET_MAX_QUEUED": "100",
+                                                           "ADREEL_FLEET_SECRET": "s" * 64})
     api = ApiServer(fleet, [KEY]).wait_healthy()
     try:
         s = requests.Session()

@@ -1,4 +1,5 @@
-"""The job API's pieces that need no server: its keys (kept only as hashes) and where a webhook may go.
+"""The job API's pieces that need no ComfyUI: its keys (kept only as hashes), where a webhook may go, and the
+per-key rate limit (a real redis-server and the API process).
 
 The webhook signature is checked with the ``standardwebhooks`` library, an implementation of the scheme
 independent of AdReel's."""
@@ -8,6 +9,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+import os
 import time
 
 import pytest
@@ -73,3 +75,35 @@ def test_the_signature_verifies_with_the_standard_webhooks_library():
         hook.verify(body.replace("succeeded", "failed"), headers)
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         hook.verify(body, {**headers, "webhook-timestamp": str(stamp - 3600)})
+
+
+def test_each_key_has_its_own_rate_limit_across_the_api(tmp_path):
+    """A real redis-server and `python -m fleet api` (no ComfyUI): a key past its requests per minute gets 429
+    with Retry-After; another key goes on. The window is shared through Redis, so a second API process on the
+    same fleet counts the same requests."""
+    import requests
+
+    from fleet_stack import ApiServer, Fleet, RedisServer
+
+    other = "k-" + "y" * 30
+    red = RedisServer(tmp_path / "redis").start()
+    fleet = Fleet(base=tmp_path, redis=red, s3=None, fleet_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                                               "ADREEL_API_RATE_PER_MINUTE": "12",
+                                                               "ADREEL_FLEET_SECRET": "s" * 64})
+    first, second = ApiServer(fleet, [KEY, other]), ApiServer(fleet, [KEY, other])
+    try:
+        first.wait_healthy(), second.wait_healthy()
+        if time.time() % 60 > 50:  # the window turns every minute: start the count early in one
+            time.sleep(61 - time.time() % 60)
+        answers = [requests.get((first if n % 2 else second).url + "/api/v2/jobs", timeout=10,
+                                headers={"Authorization": f"Bearer {KEY}"}) for n in range(13)]
+        assert [a.status_code for a in answers] == [200] * 12 + [429]
+        err = answers[-1].json()["error"]
+        assert err["code"] == "rate_limited" and 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+        assert requests.get(first.url + "/api/v2/jobs", headers={"Authorization": f"Bearer {other}"},
+                            timeout=10).status_code == 200
+        assert requests.get(first.url + "/api/v2/health", timeout=10).status_code == 200
+    finally:
+        first.stop()
+        second.stop()
+        red.stop()
