@@ -6,7 +6,7 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-demo setup-fleet setup-llm demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet
+.PHONY: setup setup-demo setup-fleet setup-llm demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio bench-api
 
 # What each target sets up: the demo only what it needs; the tests everything (see scripts/setup_runtime.py).
 setup:
@@ -63,6 +63,15 @@ bench-llm: setup-llm
 fleet-demo: setup-fleet
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON tests/fleet/demo.py
+
+# the job API on loopback: a local Redis, SeaweedFS, a ComfyUI with its worker, and python -m fleet api (Ctrl-C stops)
+studio: setup-fleet
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/fleet/studio.py
+
+# the job API's own cost: 100 submissions up to the cap, reads, event latency (a real Redis and the API, no worker)
+bench-api: setup
+	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_api.py
 
 # the fleet's scaling: one worker vs two on the same batch; a wait-bound ProviderRender batch on one vs three
 bench-fleet: setup

@@ -1,4 +1,4 @@
-"""The fleet's command line: ``python -m fleet {worker,submit,status,wait,cancel,history,delete} …``.
+"""The fleet's command line: ``python -m fleet {worker,submit,status,wait,cancel,history,delete,api} …``.
 
 Exit status: 0 done; 1 ``wait`` saw failed or cancelled jobs; 2 a clear error
 (bad input, Redis or ComfyUI unreachable, queue full — nothing was changed);
@@ -58,13 +58,17 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("delete", help="delete a job: its record and its objects in the store")
     d.add_argument("job")
+
+    a = sub.add_parser("api", help="serve the Comfy API v2 job contract over the fleet (keys: ADREEL_API_KEYS)")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    a.add_argument("--port", type=int, default=8189)
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.command == "worker" else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.command in ("worker", "api") else logging.WARNING,
+                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.redis, insecure=args.insecure)
         return COMMANDS[args.command](settings, args)
@@ -204,20 +208,18 @@ def cmd_delete(settings, args) -> int:
     from . import objects
 
     records = _records(settings)
-    job = records.job(args.job)
-    if job is None:
+    removed = objects.delete_job(records, args.job)
+    if removed is None:
         raise FleetError(f"no job {args.job!r} (`python -m fleet history` lists the jobs)")
-    if job["state"] in ("queued", "running"):
-        records.cancel(args.job)
-    out = job["outputs"] or {}
-    keys = out.get("keys") or []
-    removed = []
-    if keys or objects.configured():
-        removed = objects.remove(args.job, keys, runs=out.get("runs") or [], bucket=out.get("bucket"))
-    records.delete(args.job, removed or keys)
     print(f"deleted job {args.job}: its record and {len(removed)} object(s)")
     return 0
 
 
+def cmd_api(settings, args) -> int:
+    from .api.server import run_api
+
+    return run_api(settings, host=args.host, port=args.port)
+
+
 COMMANDS = {"worker": cmd_worker, "submit": cmd_submit, "status": cmd_status, "wait": cmd_wait,
-            "cancel": cmd_cancel, "history": cmd_history, "delete": cmd_delete}
+            "cancel": cmd_cancel, "history": cmd_history, "delete": cmd_delete, "api": cmd_api}

@@ -76,3 +76,21 @@ def remove(job_id: str, keys: Iterable[str], *, keep: Iterable[str] = (), runs: 
         raise
     except Exception as exc:  # noqa: BLE001 — botocore's errors, redacted
         raise FleetError(f"storage: {redact(f'{type(exc).__name__}: {exc}')}") from None
+
+
+def delete_job(records, job_id: str) -> Optional[list[str]]:
+    """Delete a job: cancel it if it waits or runs, remove its objects from the store, then drop its record
+    (its tombstone tells a worker still running it to remove what it stores). The keys removed; None when
+    there is no such job."""
+    job = records.job(job_id)
+    if job is None:
+        return None
+    if job["state"] in ("queued", "running"):
+        records.cancel(job_id)
+    out = job["outputs"] or {}
+    keys = out.get("keys") or []
+    removed: list[str] = []
+    if keys or configured():
+        removed = remove(job_id, keys, runs=out.get("runs") or [], bucket=out.get("bucket"))
+    records.delete(job_id, removed or keys)
+    return removed

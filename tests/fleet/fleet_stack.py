@@ -1,9 +1,9 @@
-"""A whole fleet on loopback, for the fleet's tests, `make fleet-demo` and `make bench-fleet`.
+"""A whole fleet on loopback, for the fleet's tests, `make fleet-demo`, `make bench-fleet` and `make studio`.
 
 Real parts only: Debian's ``redis-server`` (its own folder, AOF on with
 ``appendfsync always``, a password: ``--requirepass``), SeaweedFS (the real ``weed``), real ComfyUI servers
 with AdReel (``harness.ComfyServer``), and ``python -m fleet`` processes —
-workers and the command line — run from the pack's folder as a user would.
+workers, the command line and the job API — run from the pack's folder as a user would.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import requests
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -245,3 +246,46 @@ def fast_workflow(duration: float = 6.0, **brief) -> dict:
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return path
+
+
+class ApiServer:
+    """``python -m fleet api`` as its own process (group), answering on 127.0.0.1:<port>."""
+
+    def __init__(self, fleet: Fleet, keys: list[str], port: int | None = None, env: dict | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = fleet.base / "api.log"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PYTHON, "-m", "fleet", "--redis", fleet.redis.url, "api", "--port",
+                                      str(self.port)], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**fleet.fleet_env, "ADREEL_API_KEYS": ",".join(keys), **(env or {})},
+                                     start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 60) -> "ApiServer":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/api/v2/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the API did not answer within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(20)
+        self._log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
