@@ -57,9 +57,21 @@ def save_video_inputs(object_info: dict, container: str, codec: str = "auto") ->
     return {"format": container, "format.codec": codec}
 
 
+def widget_defaults(object_info: dict, node: str) -> dict:
+    """The default of every required widget input of ``node`` (this core's own choices)."""
+    out = {}
+    for name, spec in object_info[node]["input"]["required"].items():
+        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if "default" in opts:
+            out[name] = opts["default"]
+        elif isinstance(spec[0], list) or spec[0] == "COMBO":
+            out[name] = combo_options(spec)[0]
+    return out
+
+
 def saved(server, entry: dict, node_id: str) -> list[str]:
     out = entry["outputs"].get(node_id, {})
-    items = out.get("images") or out.get("videos") or out.get("animated") or []
+    items = out.get("images") or out.get("videos") or out.get("animated") or out.get("audio") or []
     return [os.path.join(server.folder(i.get("type", "output")), i.get("subfolder", ""), i["filename"])
             for i in items if isinstance(i, dict)]
 
@@ -81,9 +93,21 @@ def run(comfy, object_info):
     split_id, split = node_by_type(prompt, "StoryboardSplit")
     split["inputs"].update(resolution="180p", fps=str(FPS))
     motion, _ = node_by_type(prompt, "MotionClip")
-    keep = {brief_id, script_id, split_id, motion, node_by_type(prompt, "SceneKeyImage")[0],
+    key, _ = node_by_type(prompt, "SceneKeyImage")
+    narration, _ = node_by_type(prompt, "SceneNarration")
+    music, _ = node_by_type(prompt, "MusicBed")
+    keep = {brief_id, script_id, split_id, motion, key, narration, music,
             *(k for k, v in prompt.items() if v["class_type"] == "BrandImage")}
     prompt = {k: v for k, v in prompt.items() if k in keep}
+    # AdReel's own IMAGE and AUDIO objects in core's nodes: the key image (pixels kept in a PNG until
+    # used), SceneNarration's and MusicBed's AUDIO
+    mp4 = save_video_inputs(object_info, "mp4")
+    prompt["90"] = {"class_type": "SaveImage", "inputs": {"images": [key, 0], "filename_prefix": "core/key"}}
+    prompt["91"] = {"class_type": "CreateVideo", "inputs": {"images": [key, 0], "fps": 24.0}}
+    prompt["92"] = {"class_type": "SaveVideo", "inputs": {"video": ["91", 0], "filename_prefix": "core/still", **mp4}}
+    prompt["93"] = {"class_type": "PreviewAudio", "inputs": {"audio": [narration, 0]}}
+    prompt["94"] = {"class_type": "SaveAudio", "inputs": {**widget_defaults(object_info, "SaveAudio"),
+                                                         "audio": [music, 0], "filename_prefix": "core/music"}}
 
     choices = {}
     for node_id, (container, codec) in {"60": ("mp4", "auto"), "61": ("webm", "auto"),
@@ -96,6 +120,11 @@ def run(comfy, object_info):
                                                                      **inputs}}
     prompt["70"] = {"class_type": "GetVideoComponents", "inputs": {"video": [motion, 0]}}
     prompt["71"] = {"class_type": "SaveImage", "inputs": {"images": ["70", 0], "filename_prefix": "core/frames"}}
+    # and back: the clip's frames, its fps and the scene's narration into core's Create Video
+    prompt["72"] = {"class_type": "CreateVideo", "inputs": {"images": ["70", 0], "fps": ["70", 2],
+                                                           "audio": [narration, 0]}}
+    prompt["73"] = {"class_type": "SaveVideo", "inputs": {"video": ["72", 0], "filename_prefix": "core/remade",
+                                                         **save_video_inputs(object_info, "mp4")}}
     if "Video Slice" in object_info:  # core's Trim Video (0.33 on): as_trimmed on the lazy clip
         prompt["80"] = {"class_type": "Video Slice", "inputs": {"video": [motion, 0], "start_time": 0.5,
                                                                "duration": 1.0, "strict_duration": True}}
@@ -157,3 +186,35 @@ def test_get_video_components_gives_the_clip_frames(comfy, run):
     decoded = media.decode_frames(mp4s[0], 180, 320, count=1)[0]
     assert media.mean_abs_diff(first, decoded) < 6
     assert float(first.std()) > 5  # a picture, not a flat frame
+
+
+def test_adreel_images_and_audio_work_in_core_nodes(comfy, run):
+    """The key image (a PNG-backed IMAGE) in Save Image and Create Video; SceneNarration's and MusicBed's
+    AUDIO in Preview Audio, Save Audio and Create Video."""
+    entry, _ = run
+    keys = saved(comfy, entry, "90")
+    scenes = len(saved(comfy, entry, "60"))
+    assert len(keys) == scenes
+    for path in keys:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        assert img.shape == (320, 180, 3) and float(img.std()) > 5
+    for path, key in zip(saved(comfy, entry, "92"), keys):
+        v = media.stream(media.ffprobe(path), "video")
+        assert (v["width"], v["height"]) == (180, 320) and int(v["nb_read_frames"]) == 1
+        frame = media.decode_frames(path, 180, 320)[0]
+        assert media.mean_abs_diff(frame, np.asarray(Image.open(key).convert("RGB"))) < 6
+    previews = saved(comfy, entry, "93")
+    assert len(previews) == scenes
+    for path in previews:
+        a = media.stream(media.ffprobe(path), "audio")
+        assert float(a.get("duration") or media.ffprobe(path)["format"]["duration"]) > 0.3
+        assert np.abs(media.decode_audio(path)).max() > 0.05  # a voice, not silence
+    (music,) = saved(comfy, entry, "94")
+    assert float(media.ffprobe(music)["format"]["duration"]) > 3
+    remade = saved(comfy, entry, "73")
+    assert len(remade) == scenes
+    for path, clip in zip(remade, saved(comfy, entry, "60")):
+        info = media.ffprobe(path)
+        v, a = media.stream(info, "video"), media.stream(info, "audio")
+        assert int(v["nb_read_frames"]) == int(media.stream(media.ffprobe(clip), "video")["nb_read_frames"])
+        assert a["codec_name"] == "aac" and np.abs(media.decode_audio(path)).max() > 0.05
