@@ -326,3 +326,26 @@ def test_a_trimmed_clip_refits_for_the_assembler_as_the_same_stretch(video):
     assert len(frames) == 30 and frames[0].size == 96 * 160 * 3 // 2
     cropped = t.as_cropped(0, 0, 80, 48).clip.refit(10, FPS, 64, 64)
     assert [f.shape for f in cropped.rgb_frames()] == [(64, 64, 3)] * 10
+
+
+def test_the_assembler_takes_a_trimmed_core_video_as_trimmed(video, tmp_path):
+    """A core VIDEO trimmed by Trim Video (0.33 on) keeps its whole file as stream source: FFmpegAssemble
+    must use what it shows, not the file."""
+    from types import SimpleNamespace
+    from comfy_api.latest import InputImpl
+    from nodes.engine.media.frames import yuv420_to_rgb
+    node_layer()
+    assemble = importlib.import_module("nodes.comfy_nodes.assemble_node")
+    src = str(tmp_path / "src.mp4")
+    video.save_to(src)
+    whole = InputImpl.VideoFromFile(src)
+    if not hasattr(whole, "as_trimmed"):
+        pytest.skip("this core's VideoFromFile cannot be trimmed (0.3.75)")
+    trimmed = whole.as_trimmed(0.5, 1.0)
+    assert assemble.shows_less_than_its_stream(trimmed) and not assemble.shows_less_than_its_stream(whole)
+    clip = assemble.scene_clip(trimmed, SimpleNamespace(index=0, frame_count=24),
+                               SimpleNamespace(fps=FPS, width=W, height=H), str(tmp_path))
+    frames = np.stack([yuv420_to_rgb(f.copy(), W, H) for f in clip.yuv_frames(0, 24)])
+    full = (video.get_components().images.numpy() * 255).round().astype(np.uint8)
+    right, wrong = media.mean_abs_diff(frames, full[12:36]), media.mean_abs_diff(frames, full[:24])
+    assert right < 6 and wrong > 1.5 * right, (right, wrong)
