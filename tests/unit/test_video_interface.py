@@ -349,3 +349,32 @@ def test_the_assembler_takes_a_trimmed_core_video_as_trimmed(video, tmp_path):
     full = (video.get_components().images.numpy() * 255).round().astype(np.uint8)
     right, wrong = media.mean_abs_diff(frames, full[12:36]), media.mean_abs_diff(frames, full[:24])
     assert right < 6 and wrong > 1.5 * right, (right, wrong)
+
+
+def test_an_ffmpeg_without_the_encoder_or_depth_is_named_in_the_error(video, tmp_path, monkeypatch, request):
+    """A server's ffmpeg without AV1 encoders, and whose libx264 has no 10-bit pixel format."""
+    import shutil
+    real = shutil.which("ffmpeg")
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *-encoders*) "{real}" "$@" | grep -v -e libsvtav1 -e libaom-av1 -e librav1e ;;
+          *encoder=libx264*) "{real}" "$@" | sed 's/ yuv420p10le//g' ;;
+          *) exec "{real}" "$@" ;;
+        esac
+        """))
+    wrapper.chmod(0o755)
+    from nodes.engine.media.ffmpeg import find_ffmpeg
+    monkeypatch.setenv("ADREEL_FFMPEG", str(wrapper))
+    find_ffmpeg.cache_clear()  # found once per process: forget the real one for this test, and after it
+    request.addfinalizer(find_ffmpeg.cache_clear)
+    path = str(tmp_path / "x.webm")
+    with pytest.raises(AdReelInputError, match=r"libsvtav1 or libaom-av1") as err:
+        video.save_to(path, format="webm", codec="av1")
+    assert err.value.field == "codec" and not os.path.exists(path)
+    with pytest.raises(AdReelInputError, match=r"10-bit h264.*yuv420p10le") as err:
+        video.save_to(str(tmp_path / "x.mp4"), bit_depth=10)
+    assert err.value.field == "bit_depth"
+    video.save_to(path, format="webm")  # VP9 is there
+    assert ebml_doctype(path) == "webm"

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from ..media.ffmpeg import capabilities, find_ffmpeg, input_args
+from ..media.ffmpeg import FFmpegNotFound, capabilities, find_ffmpeg, input_args
 from ..models import AdReelInputError
 from .encode import PRESETS, FrameSource, metadata_args
 from .metadata import write_ffmetadata
@@ -113,6 +113,13 @@ def encoder_pixel_formats(ffmpeg: str, encoder: str) -> frozenset[str]:
     return frozenset()
 
 
+def _ffmpeg_with(encoder: str) -> str | None:
+    try:
+        return find_ffmpeg((encoder,), ())
+    except FFmpegNotFound:
+        return None
+
+
 def container_for(path) -> str:
     """``auto``'s container: from the file's extension (``.mkv``, ``.webm``), else MP4."""
     ext = str(path).rsplit(".", 1)[-1].lower() if isinstance(path, str) and "." in str(path) else ""
@@ -167,12 +174,15 @@ def clip_format(container="auto", codec="auto", path=None, crf=None, bit_depth=N
     if speed not in PRESETS:
         raise AdReelInputError("preset", f"{speed!r} is not one of {', '.join(PRESETS)}")
 
-    binary = ffmpeg or find_ffmpeg((), ())
-    encoders = capabilities(binary)[0]
-    encoder = next((e for e in cspec.encoders if e in encoders), None)
+    encoder, binary = None, None
+    for name_ in cspec.encoders:  # the first encoder any usable ffmpeg has (write_clip finds the same binary)
+        binary = _ffmpeg_with(name_) if ffmpeg is None else (ffmpeg if name_ in capabilities(ffmpeg)[0] else None)
+        if binary is not None:
+            encoder = name_
+            break
     if encoder is None:
         raise AdReelInputError("codec", f"{cname} needs ffmpeg's {' or '.join(cspec.encoders)} encoder, which "
-                                        f"{binary} lacks: install a full ffmpeg build or set ADREEL_FFMPEG")
+                                        "no ffmpeg found here has: install a full ffmpeg build or set ADREEL_FFMPEG")
     if PIXEL_FORMATS[depth] not in encoder_pixel_formats(binary, encoder):
         raise AdReelInputError("bit_depth", f"{depth}-bit {cname}: {binary}'s {encoder} has no "
                                             f"{PIXEL_FORMATS[depth]} pixel format")
