@@ -203,7 +203,8 @@ class RenderOnDemandVideo(Input.Video):
         ComfyUI may add is accepted when it asks for nothing (None); otherwise the error names it."""
         asked = sorted(k for k, v in options.items() if v is not None)
         if asked:
-            raise AdReelInputError("save_to", f"AdReel's lazy video does not know {', '.join(asked)} (update AdReel, "
+            names = ", ".join(k if k.isidentifier() and len(k) <= 40 else "(an odd name)" for k in asked[:5])
+            raise AdReelInputError("save_to", f"AdReel's lazy video does not know {names} (update AdReel, "
                                               "or leave them unset)")
         target = path if isinstance(path, (str, os.PathLike)) else None
         fmt = clip_format(format, codec, os.fspath(target) if target is not None else None, crf=crf,

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ..media.ffmpeg import FFmpegNotFound, capabilities, find_ffmpeg, input_args
+from ..cloud.redaction import redact
 from ..models import AdReelInputError
 from .encode import PRESETS, FrameSource, metadata_args
 from .metadata import write_ffmetadata
@@ -94,6 +95,12 @@ class ClipFormat:
                        "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 
 
+def _shown(value) -> str:
+    """A caller's value inside an error: masked like every message, and short."""
+    text = redact(repr(value))
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _name(value) -> str:
     """A core enum member (``VideoContainer.WEBM``) or a plain string → its lower-case name."""
     return str(getattr(value, "value", value)).strip().lower()
@@ -134,28 +141,28 @@ def clip_format(container="auto", codec="auto", path=None, crf=None, bit_depth=N
     if name == "auto":
         name = container_for(path)
     if name not in CONTAINERS:
-        raise AdReelInputError("format", f"{name!r} is not a container AdReel writes: "
+        raise AdReelInputError("format", f"{_shown(name)} is not a container AdReel writes: "
                                          f"{', '.join(CONTAINERS)} (or auto)")
     spec = CONTAINERS[name]
     cname = _name(codec if codec is not None else "auto")
     if cname == "auto":
         cname = spec.codecs[0]
     if cname not in CODECS:
-        raise AdReelInputError("codec", f"{cname!r} is not a codec AdReel writes: {', '.join(CODECS)} (or auto)")
+        raise AdReelInputError("codec", f"{_shown(cname)} is not a codec AdReel writes: {', '.join(CODECS)} (or auto)")
     if cname not in spec.codecs:
         raise AdReelInputError("codec", f"{name} holds {' or '.join(spec.codecs)}, not {cname}")
     cspec = CODECS[cname]
 
     space = None if color_space is None else str(getattr(color_space, "value", color_space)).strip()
     if space in HDR_COLOR_SPACES:
-        raise AdReelInputError("color_space", f"{space!r}: AdReel's clips are SDR (BT.709/sRGB) and it does not "
+        raise AdReelInputError("color_space", f"{_shown(space)}: AdReel's clips are SDR (BT.709/sRGB) and it does not "
                                               "convert them to HDR; use sRGB or auto")
     if space not in (None, "", "auto", *COLOR_SPACES):
-        raise AdReelInputError("color_space", f"{space!r} is not one of sRGB, auto")
+        raise AdReelInputError("color_space", f"{_shown(space)} is not one of sRGB, auto")
 
     depth = 8 if bit_depth is None else bit_depth
     if isinstance(depth, bool) or not isinstance(depth, (int, float)) or depth not in PIXEL_FORMATS:
-        raise AdReelInputError("bit_depth", f"{bit_depth!r} is not one of {', '.join(map(str, PIXEL_FORMATS))}")
+        raise AdReelInputError("bit_depth", f"{_shown(bit_depth)} is not one of {', '.join(map(str, PIXEL_FORMATS))}")
     depth = int(depth)
 
     if crf is None:
@@ -164,15 +171,15 @@ def clip_format(container="auto", codec="auto", path=None, crf=None, bit_depth=N
         try:
             q = float(crf)
         except (TypeError, ValueError):
-            raise AdReelInputError("crf", f"{crf!r} is not a number") from None
+            raise AdReelInputError("crf", f"{_shown(crf)} is not a number") from None
         lo, hi = cspec.crf_range
         if not math.isfinite(q) or not lo <= q <= hi:
-            raise AdReelInputError("crf", f"{crf!r} is not within {lo}..{hi} for {cname}")
+            raise AdReelInputError("crf", f"{_shown(crf)} is not within {lo}..{hi} for {cname}")
         quality = int(round(q))
 
     speed = "medium" if preset is None else str(preset)
     if speed not in PRESETS:
-        raise AdReelInputError("preset", f"{speed!r} is not one of {', '.join(PRESETS)}")
+        raise AdReelInputError("preset", f"{_shown(speed)} is not one of {', '.join(PRESETS)}")
 
     encoder, binary = None, None
     for name_ in cspec.encoders:  # the first encoder any usable ffmpeg has (write_clip finds the same binary)
