@@ -378,3 +378,19 @@ def test_an_ffmpeg_without_the_encoder_or_depth_is_named_in_the_error(video, tmp
     assert err.value.field == "bit_depth"
     video.save_to(path, format="webm")  # VP9 is there
     assert ebml_doctype(path) == "webm"
+
+
+@pytest.mark.parametrize("method, crop", [("bilinear", "disabled"), ("area", "center"), ("lanczos", "disabled")])
+def test_as_resized_gives_what_core_resize_gives(video, method, crop):
+    """Frame for frame what ComfyUI's own resampler (Resize Image) makes of the clip's frames, to the
+    8-bit step the clip is made of; then cut to post_crop."""
+    import torch
+    import comfy.utils
+    full = video.get_components().images
+    expect = comfy.utils.common_upscale(full.movedim(-1, 1), 64, 64, method, crop).movedim(1, -1).clamp(0, 1)
+    r = video.as_resized(64, 64, method, crop, post_crop=(8, 4, 48, 40))
+    assert r.get_dimensions() == (48, 40) and r.get_frame_count() == N
+    got = r.get_components().images
+    assert torch.allclose(got, expect[:, 4:44, 8:56], atol=1 / 255 + 1e-6)
+    with pytest.raises(ValueError, match="upscale_method"):
+        video.as_resized(64, 64, "magic")
