@@ -388,3 +388,26 @@ def guard_numbers(node_cls):
     node_cls.validate_inputs = classmethod(validate_inputs)
     node_cls._adreel_numbers_guarded = True
     return node_cls
+
+
+# Frame scaling as ComfyUI's Resize Image node does it (VIDEO.as_resized on AdReel's lazy clips).
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos", "bislerp")
+RESIZE_CROPS = ("disabled", "center")
+
+
+def image_scaler(width: int, height: int, upscale_method: str, crop: str = "disabled"):
+    """uint8 RGB (h, w, 3) → uint8 RGB (height, width, 3) through ``comfy.utils.common_upscale``."""
+    if upscale_method not in UPSCALE_METHODS:
+        raise ValueError(f"upscale_method: {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+    if crop not in RESIZE_CROPS:
+        raise ValueError(f"crop: {crop!r} is not one of {', '.join(RESIZE_CROPS)}")
+
+    def scale(rgb):
+        import numpy as np
+        import torch
+        import comfy.utils
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255).unsqueeze(0).movedim(-1, 1)
+        out = comfy.utils.common_upscale(t, int(width), int(height), upscale_method, crop)
+        return out.movedim(1, -1)[0].clamp(0, 1).mul(255).round().byte().numpy()
+
+    return scale

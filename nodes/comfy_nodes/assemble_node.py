@@ -21,6 +21,14 @@ from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
 
 
+def shows_less_than_its_stream(video) -> bool:
+    """Whether ``get_stream_source()`` holds more than the VIDEO shows: a trim window (ComfyUI 0.33 on) or
+    crops not yet applied (newer cores). Asked only of cores that have these methods."""
+    window = getattr(video, "get_active_trim_window", None)
+    pending = getattr(video, "has_pending_frame_edits", None)
+    return bool((window is not None and any(float(v) for v in window())) or (pending is not None and pending()))
+
+
 def scene_clip(video, sc, sb, work_dir: str):
     """Any VIDEO → the engine clip behind it (a recipe: render_ad refits it to each aspect and timing)."""
     if isinstance(video, RenderOnDemandVideo):
@@ -31,6 +39,10 @@ def scene_clip(video, sc, sb, work_dir: str):
         return FrameBatchClip(lambda i: (imgs[i, ..., :3].clamp(0, 1) * 255).round().byte().numpy(),
                               int(imgs.shape[0]), source_fps=float(comp.frame_rate), frame_count=sc.frame_count,
                               fps=sb.fps, width=sb.width, height=sb.height, fit="native")
+    if shows_less_than_its_stream(video):  # a trimmed or cropped core VIDEO: its own save_to applies the edits
+        path = os.path.join(work_dir, f"clip_{sc.index:03d}.mp4")
+        video.save_to(path)
+        return VideoFileSource(path, sc.frame_count, sb.fps, sb.width, sb.height, field=f"clips[{sc.index}]")
     src = video.get_stream_source()
     if not isinstance(src, str):
         path = os.path.join(work_dir, f"clip_{sc.index:03d}.bin")

@@ -134,15 +134,25 @@ def audio_to_clip(audio: dict | None, field: str = "audio"):
         raise AdReelInputError(field, f"waveform of shape {tuple(getattr(wave, 'shape', ()))} is not (B, C, N)")
     if wave.ndim == 2:
         wave = wave.unsqueeze(0)
-    return AudioClip.checked(wave[0].detach().cpu().float().numpy(), audio["sample_rate"], field)
+    clip = AudioClip.checked(wave[0].detach().cpu().float().numpy(), audio["sample_rate"], field)
+    voice = audio.get(VOICE_KEY)
+    clip.voice = voice if isinstance(voice, str) else None
+    return clip
 
 
-def clip_to_audio(samples: np.ndarray, sample_rate: int) -> dict:
-    """float32 (C, N) or (N,) → ComfyUI AUDIO."""
+# An AUDIO made by SceneNarration also names its voice (core's nodes read only waveform and sample_rate)
+VOICE_KEY = "adreel_voice"
+
+
+def clip_to_audio(samples: np.ndarray, sample_rate: int, voice: str | None = None) -> dict:
+    """float32 (C, N) or (N,) → ComfyUI AUDIO; ``voice``: who spoke it, as SceneNarration shows it."""
     arr = np.asarray(samples, np.float32)
     if arr.ndim == 1:
         arr = arr[None, :]
-    return {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}
+    audio = {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}
+    if voice:
+        audio[VOICE_KEY] = voice
+    return audio
 
 
 def split_images(key_images) -> list:

@@ -71,6 +71,7 @@ class SceneNarration(io.ComfyNode):
         speaker = voice_for(backend, scene.language, rate_wpm, voice or "", tts_model or "", piper_voice or "default")
         seconds = scene.scene.frame_count / scene.fps
         fit = speak_line(line, scene.language, speaker, seconds, fit=fit_to_scene)
-        info = (f"scene {scene.scene.index}: {speaker.describe()}, {fit.speech.duration:.2f} s of speech "
+        voice = speaker.describe()
+        info = (f"scene {scene.scene.index}: {voice}, {fit.speech.duration:.2f} s of speech "
                 f"for a {seconds:.2f} s scene at {fit.speed:.2f}× its pace")
-        return io.NodeOutput(clip_to_audio(fit.speech.samples, fit.speech.sample_rate), ui={"text": [info]})
+        return io.NodeOutput(clip_to_audio(fit.speech.samples, fit.speech.sample_rate, voice), ui={"text": [info]})

@@ -32,6 +32,7 @@ MUSIC_MARGIN_SECONDS = 5.0  # a music bed is trimmed to the ad: decode no more t
 class AudioClip:
     samples: np.ndarray  # float32 (channels, n)
     sample_rate: int
+    voice: str | None = None  # the voice that spoke it, as SceneNarration shows it ("Piper en_US-joe-medium")
 
     @property
     def duration(self) -> float:
@@ -73,10 +74,10 @@ class AudioClip:
     def trimmed(self, threshold: float = 0.01, keep: float = 0.03) -> "AudioClip":
         loud = np.flatnonzero(np.abs(self.samples).max(axis=0) > threshold)
         if loud.size == 0:
-            return AudioClip(self.samples[:, :0], self.sample_rate)
+            return AudioClip(self.samples[:, :0], self.sample_rate, self.voice)
         pad = int(keep * self.sample_rate)
         a, b = max(0, loud[0] - pad), min(self.samples.shape[-1], loud[-1] + pad)
-        return AudioClip(self.samples[:, a:b], self.sample_rate)
+        return AudioClip(self.samples[:, a:b], self.sample_rate, self.voice)
 
 
 @dataclass
