@@ -19,7 +19,7 @@ from PIL import Image
 import media
 from harness import load_api_workflow, node_by_type
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 
 FPS = 24
 
