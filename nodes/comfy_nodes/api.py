@@ -388,3 +388,63 @@ def guard_numbers(node_cls):
     node_cls.validate_inputs = classmethod(validate_inputs)
     node_cls._adreel_numbers_guarded = True
     return node_cls
+
+
+# The prompt a node runs in, for the per-prompt ceilings (engine/budget.py). ComfyUI's executor sets
+# comfy_execution.utils' context (prompt id, node id) around every node's execute, sync or async, in
+# 0.3.75 and 0.33 alike; the server's last_prompt_id is the fallback of older builds.
+def executing_prompt_id() -> str | None:
+    try:
+        from comfy_execution.utils import get_executing_context
+        ctx = get_executing_context()
+        if ctx is not None and ctx.prompt_id:
+            return str(ctx.prompt_id)
+    except Exception:  # an older ComfyUI, or no executor
+        pass
+    try:
+        from server import PromptServer
+        return getattr(PromptServer.instance, "last_prompt_id", None)
+    except Exception:  # no server (a script run): every node is a prompt of its own
+        return None
+
+
+def running_prompt_ids() -> set[str] | None:
+    """The ids of the prompts ComfyUI is executing now (None without a server)."""
+    try:
+        from server import PromptServer
+        running, _ = PromptServer.instance.prompt_queue.get_current_queue_volatile()
+        return {str(item[1]) for item in running}
+    except Exception:
+        return None
+
+
+def prompt_allowance(ceiling):
+    """The executing prompt's share of a server ceiling (``limits.MAX_COST_USD`` …), shared by all its nodes."""
+    from ..engine.budget import Allowance
+    return Allowance(ceiling, executing_prompt_id(), running_prompt_ids())
+
+
+# AdReel's own files (key images, copies of a brief's images, per-scene files, assembly work) live in a
+# folder of this process that ComfyUI does not serve and /upload/image cannot write: never in input/,
+# output/ or temp/, where any network user may upload under any name.
+PRIVATE_DIR_ENV = "ADREEL_PRIVATE_DIR"
+_private_root: str | None = None
+
+
+def private_directory(*parts: str) -> str:
+    """``<private root>/<parts…>``, created; the root is a fresh 0700 folder of this process (made with
+    mkdtemp under ``ADREEL_PRIVATE_DIR`` or the system temp folder, removed at exit)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    global _private_root
+    if _private_root is None or not os.path.isdir(_private_root):
+        parent = os.environ.get(PRIVATE_DIR_ENV) or None
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        _private_root = tempfile.mkdtemp(prefix="adreel-private-", dir=parent)  # 0700, a name nobody chose
+        atexit.register(shutil.rmtree, _private_root, True)
+    path = os.path.join(_private_root, *parts)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
