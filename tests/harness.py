@@ -8,6 +8,7 @@ through ``/history``. A failing prompt raises with ComfyUI's own error text.
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import os
 import shutil
@@ -103,6 +104,14 @@ class ComfyServer:
         if not os.path.islink(link):
             os.symlink(ROOT, link)
 
+    def private_folder(self, *parts: str) -> str:
+        """AdReel's private folder of the running server (a 0700 ``adreel-private-*`` under ADREEL_PRIVATE_DIR),
+        which no HTTP route reaches: for tests to look at, never for attacks."""
+        roots = glob.glob(os.path.join(self.env.get("ADREEL_PRIVATE_DIR") or self.folder("private"), "adreel-private-*"))
+        if not roots:
+            raise FileNotFoundError("the server has made no private folder yet")
+        return os.path.join(max(roots, key=os.path.getmtime), *parts)
+
     # lifecycle -------------------------------------------------------------
     def start(self, timeout: float = 240) -> "ComfyServer":
         self._prepare()
@@ -110,6 +119,7 @@ class ComfyServer:
                "--base-directory", self.base, "--disable-auto-launch", "--log-stdout",
                "--database-url", f"sqlite:///{os.path.join(self.folder('user'), 'comfyui.db')}", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1", **CANARY_ENV)
+        env["ADREEL_PRIVATE_DIR"] = self.folder("private")  # AdReel's own files, where tests can look
         env.update(self.env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,

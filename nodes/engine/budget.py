@@ -142,5 +142,5 @@ class Allowance:
         self.ledger.release(self.prompt_id, self.ceiling, amount)
 
     def describe_used(self) -> str:
-        """"$0.75 of $1.00 already used by this prompt (ADREEL_MAX_COST_USD)"."""
-        return f"{self.fmt(self.used())} of {self.fmt(self.cap())} already used by this prompt ({self.env})"
+        """"this prompt has already used $0.75 of $1.00 (ADREEL_MAX_COST_USD)"."""
+        return f"this prompt has already used {self.fmt(self.used())} of {self.fmt(self.cap())} ({self.env})"

@@ -126,7 +126,7 @@ def test_five_provider_nodes_of_one_prompt_plan_no_more_than_the_ceiling(runway_
     assert planned == [0.25] * 4
     with pytest.raises(BudgetExceededError) as err:
         _plan(runway_env, Allowance(limits.MAX_COST_USD, "p", ledger=ledger))
-    assert "ADREEL_MAX_COST_USD" in str(err.value) and "$1.00 of $1.00 already used" in str(err.value)
+    assert "ADREEL_MAX_COST_USD" in str(err.value) and "this prompt has already used $1.00 of $1.00" in str(err.value)
     assert ledger.used("p", limits.MAX_COST_USD) == pytest.approx(1.0)
 
 

@@ -124,7 +124,7 @@ def decode_audio_file(path: str, field: str = "track", max_seconds: float | None
     media = open_media(path, field, "audio")
     cap = min(max_seconds if max_seconds is not None else music_seconds_cap(), limits.MAX_MEDIA_SECONDS.read())
     if allowance is not None:
-        probed = media.duration()
+        probed = media.duration
         allowance.reserve(min(cap, probed) if probed is not None and probed > 0 else cap,
                           f"{field}: decoding {os.path.basename(path)!r}")
     frame_bytes = 4 * channels

@@ -355,7 +355,7 @@ def plan_routes(
     max_cost_usd, budget_note = server_budget(max_cost_usd)
     if allowance is not None and allowance.used() > 0 and allowance.left() < max_cost_usd:
         max_cost_usd = allowance.left()
-        budget_note = f", what is left of this prompt's allowance: {allowance.describe_used()} by its other nodes"
+        budget_note = f", what is left of the prompt's allowance ({allowance.describe_used()} in its other nodes)"
     ctx = PlanContext(image_host=image_host)
     routes: list[SceneRoute] = []
     for pos, req in enumerate(requests):
