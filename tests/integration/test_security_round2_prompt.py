@@ -289,6 +289,8 @@ def test_uploaded_look_alikes_never_reach_the_ad_and_requeuing_works(comfy):
     previews = result.ui(node_by_type(first, "SceneKeyImage")[0])["images"]
     assert previews and all(p["type"] == "temp" for p in previews), previews
 
+    private = comfy.private_folder()  # where AdReel keeps its files: this process's only, no route reaches it
+    assert os.stat(private).st_mode & 0o077 == 0 and os.listdir(os.path.join(private, "inputs"))
     files = attack_names(comfy, previews)
     assert plant(comfy, files) >= len(files) // 2  # ComfyUI takes most of them, tricks included
 

@@ -137,3 +137,24 @@ def test_auto_routes_the_rest_of_a_prompt_to_the_camera_move(runway_env):
                     fallback="camera move", chain="runway:gen4_turbo, camera")
     assert plan.total_usd == 0.0 and not plan.paid
     assert ledger.used("p", limits.MAX_COST_USD) == pytest.approx(0.9)
+
+
+# ---- media seconds: decodes of one prompt add up, and the refusal comes before the decode
+
+def test_music_decodes_of_one_prompt_share_the_media_seconds(monkeypatch, tmp_path):
+    import subprocess
+
+    from nodes.engine.audio.mix import decode_audio_file
+    track = tmp_path / "bed.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "sine=f=440:d=20",
+                    "-c:a", "libvorbis", str(track)], check=True)
+    monkeypatch.setenv("ADREEL_MAX_MEDIA_SECONDS", "50")
+    ledger = PromptLedger()
+    for _ in range(2):
+        clip = decode_audio_file(str(track), "track", allowance=Allowance(limits.MAX_MEDIA_SECONDS, "p", ledger=ledger))
+        assert abs(clip.duration - 20.0) < 0.1
+    with pytest.raises(LimitExceeded, match=r"track: decoding 'bed.ogg' needs 20 s, but this prompt has already "
+                                            r"used 40 s of its 50 s allowance \(ADREEL_MAX_MEDIA_SECONDS"):
+        decode_audio_file(str(track), "track", allowance=Allowance(limits.MAX_MEDIA_SECONDS, "p", ledger=ledger))
+    # the same track in another prompt decodes
+    decode_audio_file(str(track), "track", allowance=Allowance(limits.MAX_MEDIA_SECONDS, "q", ledger=ledger))
