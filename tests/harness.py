@@ -234,9 +234,10 @@ class ComfyServer:
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
             return json.loads(r.read())
 
-    def post_json(self, path: str, payload) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    def post_json(self, path: str, payload, data: bytes | None = None,
+                  content_type: str = "application/json") -> tuple[int, dict]:
+        body = json.dumps(payload).encode() if data is None else data
+        req = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 body = r.read()
@@ -247,6 +248,16 @@ class ComfyServer:
                 return e.code, json.loads(body)
             except ValueError:
                 return e.code, {"error": body.decode(errors="replace")}
+
+    def upload(self, name: str, data: bytes, kind: str = "input", subfolder: str = "") -> tuple[int, dict]:
+        """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on)."""
+        boundary = uuid.uuid4().hex
+        fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+                        for k, v in fields)
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        return self.post_json("/upload/image", None, body, f"multipart/form-data; boundary={boundary}")
 
     def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
         payload = {"prompt": prompt, "client_id": self.client_id}

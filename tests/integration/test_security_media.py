@@ -71,16 +71,9 @@ def still_serving(server):
 
 def upload(server, name: str, data: bytes, kind: str = "input", subfolder: str = "") -> dict:
     """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on)."""
-    boundary = uuid.uuid4().hex
-    fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                    for k, v in fields)
-    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-             "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(server.url + "/upload/image", data=body,
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+    status, body = server.upload(name, data, kind, subfolder)
+    assert status == 200, (status, body)
+    return body
 
 
 def strict_history(server) -> dict:

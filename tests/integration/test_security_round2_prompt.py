@@ -189,23 +189,6 @@ def test_six_assemblies_in_one_prompt_encode_no_more_than_the_pixel_frame_ceilin
 
 # ------------------------------------------------------------------ files visitors can write
 
-def upload(server: ComfyServer, name: str, data: bytes, kind: str, subfolder: str = "") -> int:
-    """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on); its status."""
-    boundary = uuid.uuid4().hex
-    fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                    for k, v in fields)
-    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-             "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(server.url + "/upload/image", data=body,
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
 def view(server: ComfyServer, item: dict) -> np.ndarray:
     q = urllib.parse.urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
                                 "type": item.get("type", "temp")})
@@ -247,7 +230,7 @@ def attack_names(server: ComfyServer, key_previews: list[dict]) -> list[tuple[st
 
 
 def plant(server: ComfyServer, files) -> int:
-    return sum(upload(server, name, data, kind, sub) == 200 for name, data, kind, sub in files)
+    return sum(server.upload(name, data, kind, sub)[0] == 200 for name, data, kind, sub in files)
 
 
 def magenta_share(frame: np.ndarray) -> float:
