@@ -427,24 +427,53 @@ def prompt_allowance(ceiling):
 # AdReel's own files (key images, copies of a brief's images, per-scene files, assembly work) live in a
 # folder of this process that ComfyUI does not serve and /upload/image cannot write: never in input/,
 # output/ or temp/, where any network user may upload under any name.
+import threading  # noqa: E402
+
 PRIVATE_DIR_ENV = "ADREEL_PRIVATE_DIR"
 _private_root: str | None = None
+_private_lock = threading.Lock()
+
+
+def _inside_comfy_folders(path: str) -> bool:
+    import os
+    try:
+        import folder_paths
+        roots = [folder_paths.get_directory_by_type(t) for t in ("input", "output", "temp")]
+    except Exception:  # no ComfyUI (a script run)
+        return False
+    real = os.path.realpath(path)
+    return any(r and os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r) for r in roots)
 
 
 def private_directory(*parts: str) -> str:
     """``<private root>/<parts…>``, created; the root is a fresh 0700 folder of this process (made with
     mkdtemp under ``ADREEL_PRIVATE_DIR`` or the system temp folder, removed at exit)."""
+    import os
+    global _private_root
+    with _private_lock:  # scenes render on several threads: one root for the process
+        if _private_root is None or not os.path.isdir(_private_root):
+            _private_root = _make_private_root()
+        root = _private_root
+    path = os.path.join(root, *parts)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _make_private_root() -> str:
+    """A fresh 0700 folder under ``ADREEL_PRIVATE_DIR`` (refused inside input/output/temp) or the system temp
+    folder, removed when the process exits."""
     import atexit
+    import logging
     import os
     import shutil
     import tempfile
-    global _private_root
-    if _private_root is None or not os.path.isdir(_private_root):
-        parent = os.environ.get(PRIVATE_DIR_ENV) or None
-        if parent:
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-        _private_root = tempfile.mkdtemp(prefix="adreel-private-", dir=parent)  # 0700, a name nobody chose
-        atexit.register(shutil.rmtree, _private_root, True)
-    path = os.path.join(_private_root, *parts)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+    parent = os.environ.get(PRIVATE_DIR_ENV) or None
+    if parent and _inside_comfy_folders(parent):
+        logging.getLogger("AdReel").warning("%s is inside ComfyUI's input, output or temp folder, where anyone may "
+                                            "upload: the system temp folder is used instead", PRIVATE_DIR_ENV)
+        parent = None
+    if parent:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="adreel-private-", dir=parent)  # 0700, a name nobody chose
+    atexit.register(shutil.rmtree, root, True)
+    return root

@@ -330,3 +330,21 @@ def test_the_images_sent_to_the_provider_are_the_real_key_images(stack, comfy):
     for img in sent:
         assert magenta_share(img) < 0.001, "the visitor's picture was sent to the provider"
         assert min(float(np.abs(img.astype(np.float32) - r).mean()) for r in real if r.shape == img.shape) < 1.0
+
+
+def test_a_private_folder_set_inside_comfyuis_temp_is_refused(tmp_path):
+    """The operator points ADREEL_PRIVATE_DIR into temp/ (where anyone uploads): AdReel says so and keeps its
+    files elsewhere."""
+    base = tmp_path / "comfy"
+    inside = base / "temp" / "adreel-own"
+    server = ComfyServer(base_dir=str(base), env={"ADREEL_PRIVATE_DIR": str(inside)})
+    server.start()
+    try:
+        workflow = load_api_workflow("brief_to_ad.json")
+        prompt = {nid: workflow[nid] for nid in ("1", "9", "10")}
+        prompt["90"] = {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}
+        server.run(prompt)
+        assert not inside.exists() or not list(inside.glob("adreel-private-*"))
+        assert "ADREEL_PRIVATE_DIR is inside ComfyUI's input, output or temp folder" in server.log_text()
+    finally:
+        server.stop()
