@@ -166,11 +166,14 @@ def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
               music: AudioClip | None = None, logo: Image.Image | None = None,
               progress: Callable[[str, int, int], None] | None = None,
               cancelled: Callable[[], bool] | None = None,
-              providers: list[dict] | None = None) -> RenderResult:
+              providers: list[dict] | None = None, allowance=None) -> RenderResult:
     """Render every aspect and format of the ad from one clip per scene (CameraMoveClip,
     FittedFrameBatch, VideoFileSource: recipes of any length and size). This is the timing
     authority: each clip is refitted to the scene as retimed for the narration, and to each
-    aspect's size — the main aspect in the clip's own framing, extra aspects in ``options.framing``."""
+    aspect's size — the main aspect in the clip's own framing, extra aspects in ``options.framing``.
+
+    ``allowance``: the prompt's share of ADREEL_MAX_PIXEL_FRAMES (``budget.Allowance``), which every
+    assembly of the prompt draws on: this render's pixel-frames are reserved there before anything runs."""
     import time
     t0 = time.monotonic()
     opt = options or RenderOptions()
@@ -192,7 +195,10 @@ def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
 
     # the operator's ceilings, before any audio pass or encode: aspects and work per prompt
     plan = render_plan(sb, opt.extra_aspects)
-    check_work(sb, plan, tuple(opt.formats))
+    work = check_work(sb, plan, tuple(opt.formats))
+    if allowance is not None:
+        allowance.reserve(work, f"work per prompt: this assembly ({sb.total_frames / sb.fps:.1f} s, "
+                                f"{len(plan)} aspect(s), {', '.join(opt.formats)})")
     aspects = [a for a, _, _ in plan]
 
     # 2. audio, once for all aspects
