@@ -1,10 +1,8 @@
 """BrandBrief: the brief as widgets → ADREEL_BRIEF."""
 from __future__ import annotations
 
-import os
-
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
-from .api import CATEGORY, BriefType, check_combo_inputs, io, temp_directory
+from .api import CATEGORY, BriefType, check_combo_inputs, io, private_directory
 from .convert import save_image_input
 
 
@@ -43,7 +41,7 @@ class BrandBrief(io.ComfyNode):
     @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
                 brand_colors, cta, channels="", logo=None, product_image=None) -> io.NodeOutput:
-        folder = os.path.join(temp_directory(), "adreel_inputs")
+        folder = private_directory("inputs")  # never temp/: anyone may upload there under any name
         brief = parse_model(Brief, dict(
             brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
             tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,

@@ -28,6 +28,9 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_MAX_SYNTH_BYTES`` | 2 GiB | address space of the espeak-ng process that speaks a line |
 | ``ADREEL_LLM_MAX_KEEP_ALIVE`` | 3600 | seconds a workflow may ask Ollama to keep a model loaded (``-1``, "forever", is capped to it) |
 | ``ADREEL_LLM_MAX_CONTEXT`` | 32768 | the largest ``num_ctx`` a workflow may ask of Ollama |
+
+Spending, pixel-frames and media seconds are a prompt's, all its nodes together: ``budget.py`` keeps
+the per-prompt ledger nodes reserve in before they start.
 """
 from __future__ import annotations
 

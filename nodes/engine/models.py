@@ -276,5 +276,9 @@ class RenderManifest(_Model):
     costs_usd: float = 0.0
     timings_seconds: dict[str, float] = Field(default_factory=dict)
     encode: dict = Field(default_factory=dict)
+    voices: list[dict] = Field(default_factory=list,
+                               description="each narrated scene's voice as SceneNarration shows it: "
+                                           "{scene, voice} ('Piper en_US-joe-medium', 'espeak-ng ko at 150 wpm', "
+                                           "'openai TTS voice nova'; 'unknown' for another node's AUDIO)")
     outputs: list[OutputFile] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

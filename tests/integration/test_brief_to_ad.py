@@ -11,7 +11,7 @@ from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, loudness, mean_abs_diff, ocr, shot_boundaries, similarity, stream
 from nodes.engine.media.layout import frame_layout
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 
 SIZES = {"9:16": (1080, 1920), "1:1": (1080, 1080), "16:9": (1920, 1080)}
 

@@ -229,11 +229,19 @@ class StillImage:
         digest = hashlib.sha256(rgb.tobytes()).hexdigest()
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"key_{digest[:24]}_{rgb.width}x{rgb.height}.png")
-        if not os.path.isfile(path):
-            tmp = f"{path}.{os.getpid()}.part"
+        still = cls(path, rgb.width, rgb.height, digest)
+        if not still.intact():  # missing, or not these pixels: (re)written, atomically
+            tmp = f"{path}.{os.getpid()}.{id(rgb)}.part"
             rgb.save(tmp, format="PNG", compress_level=1)
             os.replace(tmp, path)
-        return cls(path, rgb.width, rgb.height, digest)
+        return still
+
+    def intact(self) -> bool:
+        """The file is a regular file holding exactly these pixels."""
+        try:
+            return not os.path.islink(self.path) and os.path.isfile(self.path) and self.load() is not None
+        except AdReelInputError:
+            return False
 
     def load(self) -> np.ndarray:
         """The pixels, uint8 RGB (height, width, 3); a clear error if the file went away or was replaced."""
