@@ -28,9 +28,9 @@ class AdReelExtension(ComfyExtension):
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers), every STRING input
         # refuses a text over ADREEL_MAX_TEXT_CHARS at /prompt and when the node runs (api.guard_texts)
-        return [guard_texts(guard_numbers(n)) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
-                                           FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
-                                           ProviderRender, BrandImage)]
+        return [guard_texts(guard_numbers(n)) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage,
+                                                        MotionClip, FFmpegAssemble, AssetUpload, SceneNarration,
+                                                        MusicBed, ReferenceAnalyze, ProviderRender, BrandImage)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

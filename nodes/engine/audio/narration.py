@@ -103,13 +103,19 @@ def _run_espeak(cmd: list[str], wav: str, tmp: str) -> tuple[int, str]:
     max_wav = int((media_seconds_ceiling() + 1) * _ESPEAK_WAV_BYTES_PER_SECOND) + 4096
     cap = limits.MAX_SYNTH_BYTES.read()
     err_path = os.path.join(tmp, "stderr.txt")
+    # the cap holds from exec on through util-linux's prlimit (no preexec_fn: not safe in a threaded server);
+    # without it, it is set from here the moment the process exists
+    limiter = shutil.which("prlimit")
+    if limiter:
+        cmd = [limiter, f"--as={cap}", "--", *cmd]
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            try:  # from the parent, no preexec_fn (not safe in a threaded server); espeak-ng starts small
-                resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
-            except (OSError, ValueError):
-                pass  # already gone: its exit code tells
+            if not limiter:
+                try:
+                    resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
+                except (OSError, ValueError):
+                    pass  # already gone: its exit code tells
             while True:
                 try:
                     code = proc.wait(timeout=_POLL_SECONDS)
