@@ -113,6 +113,8 @@ class Brief(_Model):
     brand_colors: list[str] = Field(default_factory=lambda: ["#1E3A8A", "#F59E0B"])
     cta: str = Field(max_length=120)
     channels: list[str] = Field(default_factory=list)
+    price: str = Field(default="", max_length=40)          # as the shop writes it, e.g. ₩12,900 (ProductPage)
+    description: str = Field(default="", max_length=1000)  # the product's own description (ProductPage)
     logo_path: Optional[str] = None
     product_image_path: Optional[str] = None
     reference_style: Optional[ReferenceStyle] = None
