@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "9:16": (1080, 1920),
+    "4:5": (1080, 1350),   # the feed format Meta recommends for Instagram and Facebook feeds
     "1:1": (1080, 1080),
     "16:9": (1920, 1080),
 }
