@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from harness import ComfyServer, PromptError, load_api_workflow, node_by_type, output_files
-from media import ffprobe, frame_at, stream
+from media import ffprobe, frame_at, ocr, stream
 from shop_pages import Shop, product_photo
-from test_demo_visuals import best_match, geometric, read_text, small
+from test_demo_visuals import best_match, fuzzy_contains, geometric, read_text, small
 
 pytestmark = pytest.mark.comfy
 PHOTO = np.asarray(product_photo().convert("RGB"))
@@ -52,23 +52,39 @@ def test_the_shipped_workflow_reads_its_product_from_the_page_widget():
     assert all(brief[k][0] == page_id for k in ("product", "price", "brand", "cta", "product_image"))
 
 
-def test_a_product_page_becomes_an_ad_naming_the_product_and_price_and_showing_its_photo(server, shop):
-    prompt = product_prompt(shop.url("/p/jsonld"))
+def render_end_card(server, shop, page: str, **brief) -> np.ndarray:
+    """The product workflow on ``page`` (8 s, 720p): the end card's frame, the page's photo painted out
+    once it is found there by template matching."""
+    prompt = product_prompt(shop.url(page))
+    node_by_type(prompt, "BrandBrief")[1]["inputs"].update(brief)
+    if brief.get("language") == "ko":
+        node_by_type(prompt, "ProductPage")[1]["inputs"]["cta"] = "지금 주문하세요 {price}"
     result = server.run(prompt, timeout=1800)
     (path,) = output_files(server, result, node_by_type(prompt, "FFmpegAssemble")[0])
     v = stream(ffprobe(path), "video")
     assert (v["width"], v["height"]) == (720, 1280)
-    assert "/p/jsonld" in shop.paths() and "/img/photo.png" in shop.paths()
-
+    assert page in shop.paths() and "/img/photo.png" in shop.paths()
     fps = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))["storyboard"]["fps"]
-    end = frame_at(path, 8.0 - 3 / fps, 720, 1280).copy()  # the end card
+    end = frame_at(path, 8.0 - 3 / fps, 720, 1280).copy()
     score, (x, y, w, h) = best_match(small(end), PHOTO, geometric(720 / 3 * 0.15, 720 / 3 * 0.95, 1.045))
-    assert score > 0.75, score
+    assert score > 0.75, score  # the page's photo is the packshot
     down = 3
     end[y * down:(y + h) * down, x * down:(x + w) * down] = np.median(end.reshape(-1, 3), axis=0)
+    return end
+
+
+def test_a_product_page_becomes_an_ad_naming_the_product_and_price_and_showing_its_photo(server, shop):
+    end = render_end_card(server, shop, "/p/jsonld")
     for text in ("Daybreak Espresso Mug", "$19.99"):  # the page's product name and price
         got, read = read_text(end, text)
         assert got >= 0.85, (text, read)
+
+
+def test_a_korean_euc_kr_page_becomes_a_korean_ad_with_its_won_price(server, shop):
+    end = render_end_card(server, shop, "/p/ko", language="ko")
+    read = ocr(end, "kor+eng")
+    assert fuzzy_contains(read, "한빛 보온 머그") >= 0.8, read
+    assert "12,900" in read.replace(" ", ""), read
 
 
 @pytest.mark.parametrize("url,why", [
