@@ -4,27 +4,9 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from ..engine.productpage.page import read_product_page
+from ..engine.productpage.page import fill_cta, read_product_page
 from .api import CATEGORY, io
 from .convert import pil_to_image
-
-
-def _cta(template: str, product: str, price: str, brand: str) -> str:
-    """The CTA widget with ``{price}`` / ``{product}`` / ``{brand}`` filled in; without a price, the part of
-    the template after the last separator before ``{price}`` is dropped with it."""
-    text = template or ""
-    if "{price}" in text and not price:
-        head, _, tail = text.partition("{price}")
-        for sep in (" — ", " - ", " · ", ": ", ", ", " "):
-            if sep in head:
-                head = head.rsplit(sep, 1)[0]
-                break
-        else:
-            head = head.strip()
-        text = head + tail
-    for key, value in (("price", price), ("product", product), ("brand", brand)):
-        text = text.replace("{" + key + "}", value)
-    return " ".join(text.split())[:120]
 
 
 class ProductPage(io.ComfyNode):
@@ -66,5 +48,5 @@ class ProductPage(io.ComfyNode):
         image, _ = pil_to_image(page.image)
         details = dict(info.summary(), url=page.url, image_url=page.image_url, brand=brand, notes=page.notes)
         return io.NodeOutput(info.name, info.description, info.price_text, brand,
-                             _cta(cta, info.name, info.price_text, brand), image,
+                             fill_cta(cta, info.name, info.price_text, brand), image,
                              json.dumps(details, ensure_ascii=False, indent=1))

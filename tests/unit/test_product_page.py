@@ -12,7 +12,7 @@ import pytest
 from nodes.engine.cloud.page_fetch import FetchError, fetch_public
 from nodes.engine.models import AdReelInputError
 from nodes.engine.productpage.extract import decode_html, extract, format_price, parse_amount, price_in_text
-from nodes.engine.productpage.page import read_product_page
+from nodes.engine.productpage.page import fill_cta, read_product_page
 from shop_pages import BIG, SECRET_IN_PAGE, Shop, product_photo
 
 
@@ -113,6 +113,17 @@ def test_a_page_without_a_product_names_the_problem_without_echoing_the_page(sho
         read_product_page(shop.url("/p/none"))
     assert exc.value.field == "url" and "names no product" in str(exc.value)
     assert SECRET_IN_PAGE not in str(exc.value)
+
+
+@pytest.mark.parametrize("template,price,want", [
+    ("Order now — {price}", "$19.99", "Order now — $19.99"),
+    ("Order now — {price}", "", "Order now"),
+    ("{product} for {price} at {brand}", "₩12,900", "Mug for ₩12,900 at Acme"),
+    ("지금 주문하세요 {price}", "", "지금 주문하세요"),
+    ("Shop {brand}", "", "Shop Acme"),
+])
+def test_the_cta_template(template, price, want):
+    assert fill_cta(template, "Mug", price, "Acme") == want
 
 
 # ------------------------------------------------------------------ hostile URLs

@@ -62,3 +62,20 @@ def read_product_page(url: str, field: str = "url", *, need_image: bool = True,
         why = "; ".join(notes) if notes else "the page lists no image"
         raise AdReelInputError(field, f"no product photo could be read from the page ({why})")
     return ProductPage(info=info, image=image, image_url=image_url, url=page.url, notes=notes)
+
+
+def fill_cta(template: str, product: str, price: str, brand: str, limit: int = 120) -> str:
+    """The CTA template with ``{price}`` / ``{product}`` / ``{brand}`` filled in. Without a price, ``{price}``
+    goes together with the separator before it (``Order now — {price}`` → ``Order now``)."""
+    text = template or ""
+    if "{price}" in text and not price:
+        head, _, tail = text.partition("{price}")
+        stripped = head.rstrip()
+        for sep in ("—", "–", "-", "·", ":", ",", "|"):
+            if stripped.endswith(sep):
+                stripped = stripped[: -len(sep)]
+                break
+        text = stripped.rstrip() + tail
+    for key, value in (("price", price), ("product", product), ("brand", brand)):
+        text = text.replace("{" + key + "}", value)
+    return " ".join(text.split())[:limit]
