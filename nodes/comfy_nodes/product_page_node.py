@@ -44,7 +44,7 @@ class ProductPage(io.ComfyNode):
     def execute(cls, url, cta, brand_fallback="") -> io.NodeOutput:
         page = read_product_page(url, "url")
         info = page.info
-        brand = info.brand or (brand_fallback or "").strip() or (urlsplit(page.url).hostname or "")
+        brand = (info.brand or (brand_fallback or "").strip() or (urlsplit(page.url).hostname or ""))[:80]
         image, _ = pil_to_image(page.image)
         details = dict(info.summary(), url=page.url, image_url=page.image_url, brand=brand, notes=page.notes)
         return io.NodeOutput(info.name, info.description, info.price_text, brand,

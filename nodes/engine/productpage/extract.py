@@ -215,8 +215,10 @@ def _from_product(p: dict) -> dict:
     rating = p.get("aggregateRating")
     rating = _first(rating) if rating is not None else None
     rating = rating if isinstance(rating, dict) else {}
-    out = {"name": _name_of(p.get("name")), "description": _clean(_first(p.get("description")), 1000),
-           "brand": _name_of(p.get("brand") or p.get("manufacturer")), "images": _image_urls(p.get("image")),
+    out = {"name": _name_of(p.get("name")),
+           "description": _clean(_first(p.get("description")), MAX_TEXT["description"]),
+           "brand": _name_of(p.get("brand") or p.get("manufacturer"))[:MAX_TEXT["brand"]].rstrip(),
+           "images": _image_urls(p.get("image")),
            "price": price, "currency": currency}
     value = parse_amount(_first(rating.get("ratingValue")))
     if value is not None:
