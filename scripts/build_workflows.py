@@ -56,7 +56,21 @@ def cloud_variant(demo: dict) -> dict:
     return api
 
 
-VARIANTS = {"brief_to_ad_upload.json": upload_variant, "brief_to_ad_cloud.json": cloud_variant}
+def product_variant(demo: dict) -> dict:
+    api = copy.deepcopy(demo)
+    brief = api[_node(api, "BrandBrief")]
+    page = brief["inputs"]["product_image"][0]  # the demo's bundled product photo's node: the page gives its own
+    api[page] = {"class_type": "ProductPage", "_meta": {"title": "Product Page"},
+                 "inputs": {"url": "https://shop.example.com/products/daybreak-espresso",
+                            "cta": "Order now — {price}", "brand_fallback": ""}}
+    for slot, name in enumerate(("product", "description", "price", "brand", "cta", "product_image")):
+        brief["inputs"][name] = [page, slot]
+    api[_node(api, "FFmpegAssemble")]["inputs"]["filename_prefix"] = "AdReel/product_to_ad"
+    return api
+
+
+VARIANTS = {"brief_to_ad_upload.json": upload_variant, "brief_to_ad_cloud.json": cloud_variant,
+            "product_to_ad.json": product_variant}
 
 
 SUBGRAPH_NAME = "AdReel brief to ad"

@@ -137,6 +137,7 @@ TITLES = {
     "brief_to_ad_i2v.json": "Brief to ad, motion from SVD (needs the SDXL base and SVD XT checkpoints)",
     "brief_to_ad_cloud.json": "Brief to ad, scenes from a cloud video API (needs a provider key)",
     "brief_to_ad_upload.json": "Brief to ad, uploaded to S3 storage (needs storage settings)",
+    "product_to_ad.json": "Product page to ad (needs a product page URL the server can reach)",
 }
 
 

@@ -65,6 +65,16 @@ def rgb_to_image(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).float().div(255).unsqueeze(0)
 
 
+def pil_to_image(im: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """An RGBA PIL image → (IMAGE, MASK) as LoadImage gives them: RGBA only when it has transparency."""
+    arr = np.asarray(im.convert("RGBA"))
+    alpha = arr[..., 3]
+    keep = arr if alpha.min() < 255 else arr[..., :3]
+    tensor = torch.from_numpy(np.ascontiguousarray(keep)).float().div(255).unsqueeze(0)
+    mask = 1.0 - torch.from_numpy(np.ascontiguousarray(alpha)).float().div(255).unsqueeze(0)
+    return tensor, mask
+
+
 def _holds(path: str, digest: str, mode: str, size: tuple[int, int]) -> bool:
     """``path`` is a regular PNG holding exactly the pixels named by ``digest`` (checked at every use)."""
     try:

@@ -37,10 +37,11 @@ from ..motion.camera import steady_box
 
 
 
-def load_image_file(path: str, field: str) -> Image.Image:
-    """Open a user image safely: any Pillow format, size-checked, EXIF-rotated."""
+def load_image_file(path, field: str, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Open a user image safely: any Pillow format (or only ``formats``), size-checked, EXIF-rotated.
+    ``path`` may also be a binary file object (a downloaded image held in memory)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=formats) as im:
             limit = MAX_INPUT_PIXELS.read()
             if im.width * im.height > limit:
                 raise AdReelInputError(field, f"image is {im.width}x{im.height}, more than {limit / 1e6:g} MP "
@@ -50,7 +51,8 @@ def load_image_file(path: str, field: str) -> Image.Image:
     except AdReelInputError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise AdReelInputError(field, f"cannot read image {path!r}: {exc}") from None
+        what = repr(path) if isinstance(path, (str, os.PathLike)) else "the downloaded image"
+        raise AdReelInputError(field, f"cannot read image {what}: {exc}") from None
 
 
 def _has_transparency(im: Image.Image) -> bool:
