@@ -16,8 +16,9 @@ keep their defaults. Each value must end one of two ways, within a generous time
 
 ``execute`` runs for every node whose other inputs can be made offline from the pack's own nodes (a brief,
 its script from the template, the storyboard and a scene); a node that needs media (IMAGE, VIDEO, AUDIO) or
-a model is checked at ``validate_inputs`` only. A backend combo is set to its offline choice (``template``):
-the fuzz never reaches the network. The HTTP-level sample against the real ComfyUI is in
+a model is checked at ``validate_inputs`` only. A backend combo is set to its offline choice (``template``),
+and name resolution fails in this process while the fuzz runs: it never reaches the network (a node that
+fetches meets a network that is down, and must say so clearly). The HTTP-level sample against the real ComfyUI is in
 tests/integration/test_security_round2_bounds.py.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ import inspect
 import math
 import os
 import resource
+import socket
 import sys
 import time
 
@@ -92,6 +94,10 @@ def pack_nodes():
 def low_text_cap(monkeypatch):
     monkeypatch.setenv("ADREEL_MAX_TEXT_CHARS", str(TEXT_CAP))
     monkeypatch.delenv("ADREEL_PAID_PROVIDERS", raising=False)  # offline: nothing is ever paid for or sent
+
+    def no_network(*args, **kwargs):  # a node that fetches (a page, a model list) meets a network that is down
+        raise socket.gaierror(socket.EAI_NONAME, "the fuzz runs offline")
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
 
 
 def schema_inputs(node):
