@@ -34,7 +34,7 @@ _SYMBOLS = {"₩": "KRW", "￦": "KRW", "원": "KRW", "$": "USD", "US$": "USD", 
             "円": "JPY", "元": "CNY"}
 _PRICE_IN_TEXT = re.compile(
     r"(?P<pre>US\$|[₩￦$€£¥])\s?(?P<a>\d{1,3}(?:[,.\s]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
-    r"|(?P<b>\d{1,3}(?:,\d{3})+|\d+)\s?(?P<post>원|円|元)")
+    r"|(?<!\d)(?<!\d,)(?P<b>\d{1,3}(?:,\d{3})+|\d+)\s?(?P<post>원|円|元)")  # starts where a digit run does: linear
 
 
 @dataclass
