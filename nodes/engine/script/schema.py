@@ -241,9 +241,8 @@ def parse_answer(text: str, max_chars: int | None = None) -> tuple[dict, list[st
         if found is not None:
             data, repairs = found, ["took the JSON object out of the prose around it"]
         if data is None:
-            start = " ".join(text[:80].split())
-            raise AnswerProblem([Issue("answer", f"is not JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-                                                 f"it begins {start!r}. Answer with only the JSON object")])
+            raise AnswerProblem([Issue("answer", f"is not JSON ({err.msg} at line {err.lineno} column {err.colno}). "
+                                                 "Answer with only the JSON object")])
     if not isinstance(data, dict):
         raise AnswerProblem([Issue("answer", f"is a JSON {type(data).__name__}, not an object with title and scenes")])
     return data, repairs
