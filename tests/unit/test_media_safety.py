@@ -192,7 +192,7 @@ def test_the_music_bound_is_the_longest_ad_plus_a_margin(monkeypatch):
 # --- L7: bad AUDIO, tiny images ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("samples,sr,needle", [
-    (np.zeros((1, 100), np.float32), 0, "sample_rate 0"),
+    (np.zeros((1, 100), np.float32), 0, "sample_rate is not a whole number"),
     (np.zeros((1, 100), np.float32), float("nan"), "sample_rate nan"),
     (np.zeros((1, 100), np.float32), 44100.5, "whole number"),
     (np.full((2, 4800), np.nan, np.float32), 48000, "NaN"),
@@ -521,7 +521,7 @@ def test_a_stored_image_is_size_checked_before_it_is_decoded(convert, tmp_path, 
 
 
 @pytest.mark.parametrize("audio,needle", [
-    ({"waveform": torch.zeros(1, 1, 100), "sample_rate": 0}, "sample_rate 0"),
+    ({"waveform": torch.zeros(1, 1, 100), "sample_rate": 0}, "sample_rate is not a whole number"),
     ({"waveform": torch.full((1, 2, 4800), float("nan")), "sample_rate": 48000}, "NaN"),
     ({"waveform": torch.zeros(1, 1, 100)}, "is not an AUDIO"),
     ({"waveform": torch.zeros(100), "sample_rate": 48000}, "is not (B, C, N)"),

@@ -209,10 +209,10 @@ def test_a_voice_of_another_language_is_refused_or_passed_over(tts_dir):
     assert isinstance(voice_for("auto", "ko", piper_voice="de_DE-test-medium"), EspeakVoice)
     with pytest.raises(AdReelInputError) as exc:
         voice_for("piper", "ko")
-    assert exc.value.field == "piper_voice" and "no default Piper voice for 'ko'" in str(exc.value)
+    assert exc.value.field == "piper_voice" and "no default Piper voice for this language" in str(exc.value)
     with pytest.raises(AdReelInputError) as exc:
         voice_for("piper", "en", piper_voice="fr_FR-gone")
-    assert "'fr_FR-gone' is not one of the Piper voices here" in str(exc.value)
+    assert "is not one of the Piper voices here" in str(exc.value) and "fr_FR-gone" not in str(exc.value)
 
 
 def test_a_corrupt_voice_model_is_refused_naming_the_file(tts_dir):

@@ -508,7 +508,7 @@ def test_an_edited_script_replaces_the_generation():
 
 
 @pytest.mark.parametrize("change,field,fragment", [
-    (lambda d: d["scenes"][2].update(camera="dolly"), "edited_script.scenes[2].camera", "'dolly' is not one of"),
+    (lambda d: d["scenes"][2].update(camera="dolly"), "edited_script.scenes[2].camera", "is not a camera move: use one of"),
     (lambda d: d["scenes"][1].update(end=d["scenes"][1]["end"] + 1.0), "edited_script.scenes[2].start",
      "previous scene ends at"),
     (lambda d: d["scenes"][4].update(on_screen_text="Bye", narration="Bye"), "edited_script.scenes[4].on_screen_text",

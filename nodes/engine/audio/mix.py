@@ -49,9 +49,9 @@ class AudioClip:
         try:
             sr = float(sample_rate)
         except (TypeError, ValueError):
-            raise AdReelInputError(field, f"sample_rate {sample_rate!r} is not a number") from None
+            raise AdReelInputError(field, "sample_rate is not a number") from None
         if not math.isfinite(sr) or sr != int(sr) or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-            raise AdReelInputError(field, f"sample_rate {sample_rate!r} is not a whole number of Hz within "
+            raise AdReelInputError(field, "sample_rate is not a whole number of Hz within "
                                           f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
         arr = np.asarray(samples)
         if arr.ndim == 1:

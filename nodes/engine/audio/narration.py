@@ -82,8 +82,8 @@ def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pit
                                "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt],
                               capture_output=True, text=True, timeout=120)
         if proc.returncode != 0 or not os.path.exists(out):
-            raise AdReelInputError("language", f"espeak-ng could not speak {language!r} (voice {voice!r}): "
-                                   f"{proc.stderr.strip()[-300:]}")
+            raise AdReelInputError("language", f"espeak-ng could not speak this language (exit status "
+                                   f"{proc.returncode}; install its voice, or choose another language)")
         speech = read_wav(out)
     return trim_silence(speech)
 

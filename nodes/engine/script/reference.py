@@ -100,7 +100,7 @@ def parse_structure(text: str | list[str] | None) -> list[str]:
     for item in items:
         seg = item.strip().lower().replace("call_to_action", "cta")
         if seg not in SEGMENTS:
-            raise AdReelInputError("structure", f"{item!r} is not a segment: use {', '.join(SEGMENTS)}")
+            raise AdReelInputError("structure", f"holds an item that is not a segment: use {', '.join(SEGMENTS)}")
         out.append(seg)
     return out
 

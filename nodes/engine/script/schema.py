@@ -58,7 +58,7 @@ def _enum_value(v, allowed, what):
     key = re.sub(r"[\s\-]+", "_", v.strip().lower())
     key = _ALIASES.get(key, _ALIASES.get(key.replace("_", ""), key))
     if key not in allowed:
-        raise ValueError(f"{v!r} is not a {what}: use one of {', '.join(allowed)}")
+        raise ValueError(f"is not a {what}: use one of {', '.join(allowed)}")
     return key
 
 

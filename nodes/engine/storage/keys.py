@@ -88,7 +88,7 @@ def check_not_reserved(prefix: str, reserved=RESERVED_PREFIXES) -> str:
     for r in reserved:
         if head == r.lower():
             raise AdReelInputError(
-                "prefix_pattern", f"the key prefix {prefix!r} starts with {r!r}, which AdReel reserves for its own "
+                "prefix_pattern", f"starts with {r!r}, which AdReel reserves for its own "
                                   "records; choose another prefix (e.g. {brand}/{date}/{run}/)")
     return prefix
 
@@ -207,7 +207,7 @@ def check_key(key: str) -> str:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise AdReelInputError("prefix", f"the object key would be longer than {MAX_KEY_BYTES} bytes; use a shorter prefix")
     if key.startswith("/") or any(seg in ("", ".", "..") for seg in key.split("/")):
-        raise AdReelInputError("prefix", f"unsafe object key {key!r}")
+        raise AdReelInputError("prefix", "makes an unsafe object key (empty, '.' or '..' parts, or a leading /)")
     return key
 
 
