@@ -214,7 +214,7 @@ def test_an_edited_script_replaces_the_generation(comfy, ollama):
     edited["scenes"][1]["camera"] = "dolly"
     with pytest.raises(PromptError) as exc:
         comfy.run(script_prompt(ollama.url, seed=77, edited_script=json.dumps(edited)))
-    assert "edited_script.scenes[1].camera: is not a camera move" in str(exc.value)
+    assert "edited_script.scenes[1].camera: is not one of zoom_in" in str(exc.value)
 
 
 # ------------------------------------------------------------------ reference pacing

@@ -177,7 +177,7 @@ def test_schema_errors_name_scene_and_field(ollama):
     gen = run(brief(), ollama_backend(ollama), max_attempts=2)
     fix = sent_messages(ollama)[1][-1]["content"]
     assert "scenes[0].duration" in fix and "scenes[0].camera" in fix and "scenes[0].image_prompt: is missing" in fix
-    assert "'dolly zoom' is not a camera move" in fix
+    assert "scenes[0].camera: is not a camera move" in fix
     assert gen.fell_back and gen.script.source == "template"
     # a scene's problems come in the order the schema asks for its fields (duration before image prompt
     # before camera), though LLMScene inherits SceneContent's fields and adds duration last
@@ -386,7 +386,7 @@ def test_the_bar_names_what_is_wrong():
     bad.scenes[-1].narration = "Buy it."
     bad.scenes[0].narration = "This is a far too long narration that nobody could ever say in a few seconds " * 2
     found = {str(i) for i in check_script(bad, b, pacing)}
-    assert any(i.startswith("scenes[2].on_screen_text: the call to action") for i in found)
+    assert any(i.startswith("scenes[2].on_screen_text: the brief's call to action") for i in found)
     assert any(i.startswith("scenes[0].narration:") and "words take about" in i for i in found)
 
 
@@ -508,7 +508,7 @@ def test_an_edited_script_replaces_the_generation():
 
 
 @pytest.mark.parametrize("change,field,fragment", [
-    (lambda d: d["scenes"][2].update(camera="dolly"), "edited_script.scenes[2].camera", "is not a camera move: use one of"),
+    (lambda d: d["scenes"][2].update(camera="dolly"), "edited_script.scenes[2].camera", "is not one of zoom_in"),
     (lambda d: d["scenes"][1].update(end=d["scenes"][1]["end"] + 1.0), "edited_script.scenes[2].start",
      "previous scene ends at"),
     (lambda d: d["scenes"][4].update(on_screen_text="Bye", narration="Bye"), "edited_script.scenes[4].on_screen_text",
