@@ -209,7 +209,7 @@ def test_m1_the_models_route_asks_only_the_configured_ollama(comfy, hosts):
 # ------------------------------------------------------------------ M2
 def test_m2_metadata_and_private_hosts_are_refused(comfy, hosts):
     # (private ranges are open on this server, ADREEL_LLM_ALLOW_PRIVATE=1; metadata stays refused even so)
-    for host, words in (("http://169.254.169.254/latest", "cloud-metadata"), ("http://[fe80::1]:11434", "link-local"),
+    for host, words in (("http://169.254.169.254", "cloud-metadata"), ("http://[fe80::1]:11434", "link-local"),
                         (hosts.attacker.url + "/api/../admin", "without a path")):
         with pytest.raises(PromptError) as exc:
             comfy.run(script_prompt(ollama_host=host), timeout=60)
@@ -251,7 +251,7 @@ def test_m4_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, 
         comfy.run(script_prompt(backend="openai", openai_model="m", api_key_env="ADREEL_LLM_KEY_GW"), timeout=60)
     err = execution_error(exc.value)
     assert err["exception_message"].startswith("api_key_env:") and "401" in err["exception_message"]
-    assert "Incorrect API key provided: ***" in err["exception_message"]
+    assert "Incorrect API key" not in err["exception_message"]  # the server's words are not shown, only its status
     (sent,) = [r for r in hosts.gw.requests if r.path.endswith("/chat/completions")]
     assert sent.headers["Authorization"] == f"Bearer {CANARY_GW}"  # it went to its own host, and only there
     assert no_canary(json.dumps(comfy.get_json("/history")), CANARY_GW)

@@ -145,10 +145,9 @@ def decode_audio_file(path: str, field: str = "track", max_seconds: float | None
             rc = proc.wait()
         err.seek(0)
         tail = err.read()[-400:].decode(errors="replace").strip()
-    name = os.path.basename(path)
     got -= got % frame_bytes
     if got == 0:
-        raise AdReelInputError(field, f"cannot decode {name!r}: {tail.replace(path, name) or f'ffmpeg exited {rc}'}")
+        raise AdReelInputError(field, f"cannot decode the file: {tail.replace(path, 'the file') or f'ffmpeg exited {rc}'}")
     samples = np.frombuffer(view[:got], "<f4").reshape(-1, channels).T.copy()
     del view
     return AudioClip(samples, sample_rate)

@@ -256,17 +256,17 @@ def hls_members(playlist: Path) -> list[tuple[Path, str]]:
                 rel = target.relative_to(root).as_posix()
             except ValueError:
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}, outside the playlist's folder"
+                    "files", f"HLS playlist {current.name} refers to a file outside the playlist's folder"
                 ) from None
             if not all(_HLS_NAME.match(seg) for seg in rel.split("/")):
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}: use names of letters, digits, '.', '-', '_'"
+                    "files", f"HLS playlist {current.name} refers to a file by a name that is not plain: use names of letters, digits, '.', '-', '_'"
                 )
             if target.suffix.lower() not in HLS_MEMBER_EXTS:
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}: not an HLS segment or playlist")
+                    "files", f"HLS playlist {current.name} refers to a file that is not an HLS segment or playlist")
             if not target.is_file():
-                raise AdReelInputError("files", f"HLS playlist {current.name} refers to {ref!r}, which does not exist")
+                raise AdReelInputError("files", f"HLS playlist {current.name} refers to a file that does not exist")
             if target not in seen:
                 seen[target] = rel
                 queue.append(target)
