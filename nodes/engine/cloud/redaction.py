@@ -13,7 +13,9 @@ token AdReel reads. ``redact(text)`` then masks, wherever they appear:
   guess matched 8 characters of a secret or 80, so a text a visitor chose
   cannot be used to read a secret back one character at a time. Whether a
   word is masked depends only on an 8-character window (guessed whole) or on
-  a short secret's whole value;
+  a short secret's whole value. (A secret whose first 8 characters are an
+  ordinary word, ``estimate-…``, masks every word holding that word: secrets
+  are random, so in practice only they trip it);
 * credential shapes, registered or not: ``Authorization: Bearer|Key|Token|Basic …``,
   a bare ``Key …`` / ``Token …`` credential, ``x-api-key`` / ``xi-api-key`` /
   ``x-goog-api-key`` headers, ``?key=`` / ``token=`` / ``sig=`` query values,

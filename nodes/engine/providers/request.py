@@ -147,12 +147,12 @@ def parse_options(text: str | None) -> Options:
     return opts
 
 
-_PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,31}")
 
 
 def _shown_name(name: str, k: int) -> str:
-    """An option's name for a field path: as written when it is spelled like every option is (lower-case
-    words joined by ``_``), else its position: a visitor's text is never repeated in an error."""
+    """An option's name for a field path: as written when it is spelled like an option name (a short
+    identifier, not shaped like a key), else its position. Values are never repeated in an error."""
     return name if _PLAIN_NAME.fullmatch(name) and not looks_like_key(name) else f"<option {k + 1}>"
 
 
