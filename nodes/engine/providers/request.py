@@ -147,13 +147,25 @@ def parse_options(text: str | None) -> Options:
     return opts
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,31}")
+# Option names an error may show as written: the options the providers read, and the usual names of a
+# credential someone might paste. Any other name is the workflow's own text (a visitor's, on a shared
+# server): it is shown by its position, never repeated.
+KNOWN_OPTION_NAMES = frozenset({
+    "seed", "model", "resolution", "input", "price_usd_per_run", "price_usd_per_second", "usd_per_credit",
+    "avatar_id", "talking_photo_id", "voice_id", "voice_speed", "avatar_style", "background", "caption",
+    "person_generation", "negative_prompt", "quality", "style", "duration", "loop", "fps", "cfg_scale",
+    "cond_aug", "motion_bucket_id", "image_input", "prompt_input", "duration_input", "aspect_input",
+    "key", "api_key", "apikey", "api-key", "x-api-key", "token", "api_token", "access_token", "accesstoken",
+    "refresh_token", "auth_token", "hf_token", "github_token", "githubtoken", "secret", "client_secret",
+    "password", "private_key", "aws_secret_access_key", "aws_access_key_id", "authorization", "credentials",
+    "openai_key", "hftoken", "bearer", "cookie",
+})
 
 
 def _shown_name(name: str, k: int) -> str:
-    """An option's name for a field path: as written when it is spelled like an option name (a short
-    identifier, not shaped like a key), else its position. Values are never repeated in an error."""
-    return name if _PLAIN_NAME.fullmatch(name) and not looks_like_key(name) else f"<option {k + 1}>"
+    """An option's name for a field path: as written when it is one AdReel knows (``KNOWN_OPTION_NAMES``
+    or a provider's name), else its position. A visitor's text is never repeated in an error."""
+    return name if name.lower() in KNOWN_OPTION_NAMES or name in PROVIDERS else f"<option {k + 1}>"
 
 
 def _refuse_secrets(value, where: str, depth: int = 0) -> None:
