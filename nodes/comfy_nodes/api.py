@@ -295,6 +295,8 @@ def number_problem(specs: dict, values: dict) -> str | None:
         for v in (val if isinstance(val, list) else [val]):
             if v is None or isinstance(v, bool):
                 continue  # a linked input: its value is known only when the graph runs
+            if isinstance(v, str) and NON_FINITE_REFUSED in v:  # scrub_non_finite's mark: it was NaN / inf
+                return f"{name}: must be a finite number"
             try:
                 f = float(v)
             except (TypeError, ValueError):
@@ -308,7 +310,7 @@ def number_problem(specs: dict, values: dict) -> str | None:
     return None
 
 
-NON_FINITE_REFUSED = "a non-finite number (NaN / Infinity) was refused here"
+NON_FINITE_REFUSED = "a non-finite number was refused here"
 
 
 def _finite_number(value) -> bool:
