@@ -20,7 +20,7 @@ A workflow (anyone who can POST to ``/prompt``) chooses the endpoint and the
   it never receives the key.
 * With a key, plain ``http://`` only to loopback.
 * **Every request, keyed or not, goes to a public address** — unless the
-  operator named the host: ``OLLAMA_HOST``, a base URL above, or
+  operator named the host: ``OLLAMA_HOST`` (default ``127.0.0.1:11434``), a base URL above, or
   ``ADREEL_LLM_ALLOWED_HOSTS``. Loopback (127/8, ::1, ``localhost``) and private
   ranges (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) are otherwise
   reached only with ``ADREEL_LLM_ALLOW_PRIVATE=1`` (every loopback and private
@@ -49,6 +49,7 @@ ALLOW_PRIVATE_ENV = "ADREEL_LLM_ALLOW_PRIVATE"
 KEY_PREFIX = "ADREEL_LLM_KEY_"
 URL_PREFIX = "ADREEL_LLM_URL_"
 NO_KEY = "none"
+DEFAULT_OLLAMA_HOST = "127.0.0.1:11434"
 
 # key variable -> (base-URL variable, default base URL)
 KNOWN_KEYS: dict[str, tuple[str, str]] = {
@@ -178,7 +179,8 @@ def configured_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
     env = os.environ if environ is None else environ
     urls = [(env.get(var) or "").strip() for var, _ in KNOWN_KEYS.values()]
     urls += [v for k, v in env.items() if k.startswith(URL_PREFIX)]
-    urls.append((env.get("OLLAMA_HOST") or "").strip())
+    # OLLAMA_HOST, or Ollama's default when it is unset (the server the ollama backend uses anyway)
+    urls.append((env.get("OLLAMA_HOST") or "").strip() or DEFAULT_OLLAMA_HOST)
     hosts = set(allowed_hosts(env))
     for url in urls:
         if url:
