@@ -24,12 +24,13 @@ class AdReelExtension(ComfyExtension):
         from .upload_node import AssetUpload
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
+        from .product_page_node import ProductPage
         from . import routes  # noqa: F401 - the cost badge's estimate and ScriptLLM's model list
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers)
         return [guard_numbers(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
                                            FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
-                                           ProviderRender, BrandImage)]
+                                           ProviderRender, BrandImage, ProductPage)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

@@ -430,3 +430,115 @@ def guard_numbers(node_cls):
     node_cls.validate_inputs = classmethod(validate_inputs)
     node_cls._adreel_numbers_guarded = True
     return node_cls
+
+
+# Frame scaling as ComfyUI's Resize Image node does it (VIDEO.as_resized on AdReel's lazy clips).
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos", "bislerp")
+RESIZE_CROPS = ("disabled", "center")
+
+
+def image_scaler(width: int, height: int, upscale_method: str, crop: str = "disabled"):
+    """uint8 RGB (h, w, 3) → uint8 RGB (height, width, 3) through ``comfy.utils.common_upscale``."""
+    if upscale_method not in UPSCALE_METHODS:
+        raise ValueError(f"upscale_method: {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+    if crop not in RESIZE_CROPS:
+        raise ValueError(f"crop: {crop!r} is not one of {', '.join(RESIZE_CROPS)}")
+
+    def scale(rgb):
+        import numpy as np
+        import torch
+        import comfy.utils
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255).unsqueeze(0).movedim(-1, 1)
+        out = comfy.utils.common_upscale(t, int(width), int(height), upscale_method, crop)
+        return out.movedim(1, -1)[0].clamp(0, 1).mul(255).round().byte().numpy()
+
+    return scale
+
+
+# The prompt a node runs in, for the per-prompt ceilings (engine/budget.py). ComfyUI's executor sets
+# comfy_execution.utils' context (prompt id, node id) around every node's execute, sync or async, in
+# 0.3.75 and 0.33 alike; the server's last_prompt_id is the fallback of older builds.
+def executing_prompt_id() -> str | None:
+    try:
+        from comfy_execution.utils import get_executing_context
+        ctx = get_executing_context()
+        if ctx is not None and ctx.prompt_id:
+            return str(ctx.prompt_id)
+    except Exception:  # an older ComfyUI, or no executor
+        pass
+    try:
+        from server import PromptServer
+        return getattr(PromptServer.instance, "last_prompt_id", None)
+    except Exception:  # no server (a script run): every node is a prompt of its own
+        return None
+
+
+def running_prompt_ids() -> set[str] | None:
+    """The ids of the prompts ComfyUI is executing now (None without a server)."""
+    try:
+        from server import PromptServer
+        running, _ = PromptServer.instance.prompt_queue.get_current_queue_volatile()
+        return {str(item[1]) for item in running}
+    except Exception:
+        return None
+
+
+def prompt_allowance(ceiling):
+    """The executing prompt's share of a server ceiling (``limits.MAX_COST_USD`` …), shared by all its nodes."""
+    from ..engine.budget import Allowance
+    return Allowance(ceiling, executing_prompt_id(), running_prompt_ids())
+
+
+# AdReel's own files (key images, copies of a brief's images, per-scene files, assembly work) live in a
+# folder of this process that ComfyUI does not serve and /upload/image cannot write: never in input/,
+# output/ or temp/, where any network user may upload under any name.
+import threading  # noqa: E402
+
+PRIVATE_DIR_ENV = "ADREEL_PRIVATE_DIR"
+_private_root: str | None = None
+_private_lock = threading.Lock()
+
+
+def _inside_comfy_folders(path: str) -> bool:
+    import os
+    try:
+        import folder_paths
+        roots = [folder_paths.get_directory_by_type(t) for t in ("input", "output", "temp")]
+    except Exception:  # no ComfyUI (a script run)
+        return False
+    real = os.path.realpath(path)
+    return any(r and os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r) for r in roots)
+
+
+def private_directory(*parts: str) -> str:
+    """``<private root>/<parts…>``, created; the root is a fresh 0700 folder of this process (made with
+    mkdtemp under ``ADREEL_PRIVATE_DIR`` or the system temp folder, removed at exit)."""
+    import os
+    global _private_root
+    with _private_lock:  # scenes render on several threads: one root for the process
+        if _private_root is None or not os.path.isdir(_private_root):
+            _private_root = _make_private_root()
+        root = _private_root
+    path = os.path.join(root, *parts)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _make_private_root() -> str:
+    """A fresh 0700 folder under ``ADREEL_PRIVATE_DIR`` (refused inside input/output/temp) or the system temp
+    folder, removed when the process exits."""
+    import atexit
+    import logging
+    import os
+    import shutil
+    import tempfile
+    parent = os.environ.get(PRIVATE_DIR_ENV) or None
+    if parent and _inside_comfy_folders(parent):
+        logging.getLogger("AdReel").warning("%s is inside ComfyUI's input, output or temp folder, where anyone may "
+                                            "upload: the system temp folder is used instead", PRIVATE_DIR_ENV)
+        parent = None
+    if parent:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="adreel-private-", dir=parent)  # 0700, a name nobody chose
+    atexit.register(shutil.rmtree, root, True)
+    return root

@@ -26,6 +26,11 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of a pasted script or other free text parsed as data |
 | ``ADREEL_LLM_MAX_KEEP_ALIVE`` | 3600 | seconds a workflow may ask Ollama to keep a model loaded (``-1``, "forever", is capped to it) |
 | ``ADREEL_LLM_MAX_CONTEXT`` | 32768 | the largest ``num_ctx`` a workflow may ask of Ollama |
+| ``ADREEL_MAX_PAGE_BYTES`` | 8388608 | bytes read from one fetched web page or its product image (ProductPage) |
+| ``ADREEL_PAGE_FETCH_SECONDS`` | 30 | wall time of one page fetch: robots.txt, every redirect and the body |
+
+Spending, pixel-frames and media seconds are a prompt's, all its nodes together: ``budget.py`` keeps
+the per-prompt ledger nodes reserve in before they start.
 """
 from __future__ import annotations
 
@@ -81,6 +86,8 @@ MAX_RUN_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_RUN_DOWNLOAD_BYTES", 2 * 1024 * 102
 MAX_TEXT_CHARS = Ceiling("ADREEL_MAX_TEXT_CHARS", 200000, integer=True)
 MAX_LLM_KEEP_ALIVE = Ceiling("ADREEL_LLM_MAX_KEEP_ALIVE", 3600.0)
 MAX_LLM_CONTEXT = Ceiling("ADREEL_LLM_MAX_CONTEXT", 32768, integer=True)
+MAX_PAGE_BYTES = Ceiling("ADREEL_MAX_PAGE_BYTES", 8 * 1024 * 1024, integer=True)
+PAGE_FETCH_SECONDS = Ceiling("ADREEL_PAGE_FETCH_SECONDS", 30.0)
 
 
 class LimitExceeded(ValueError):

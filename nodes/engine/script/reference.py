@@ -104,8 +104,10 @@ def parse_structure(text: str | list[str] | None) -> list[str]:
 
 
 def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float = 0.25,
-                      structure: str | list[str] | None = None, tone: str | None = None) -> ReferenceStyle:
-    """Pacing and structure of the reference ad at ``path``."""
+                      structure: str | list[str] | None = None, tone: str | None = None,
+                      allowance=None) -> ReferenceStyle:
+    """Pacing and structure of the reference ad at ``path``. ``allowance``: the prompt's share of
+    ADREEL_MAX_MEDIA_SECONDS, where the reference's length is reserved before it is decoded."""
     media = open_media(path, "video", "video")
     info = media.info
     stream = _video_stream(info, path)
@@ -123,6 +125,8 @@ def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float
     if duration > cap:
         raise AdReelInputError("video", f"the video lasts {duration:.0f} s: this server analyses "
                                         f"references of at most {cap:g} s (ADREEL_MAX_MEDIA_SECONDS)")
+    if allowance is not None:
+        allowance.reserve(duration, f"video: analysing {os.path.basename(path)!r}")
     cuts, _first = detect_cuts(media, threshold)
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")) or 25.0
     # a flash frame or a double detection is not a shot: keep cuts at least min_shot apart
