@@ -440,9 +440,9 @@ RESIZE_CROPS = ("disabled", "center")
 def image_scaler(width: int, height: int, upscale_method: str, crop: str = "disabled"):
     """uint8 RGB (h, w, 3) → uint8 RGB (height, width, 3) through ``comfy.utils.common_upscale``."""
     if upscale_method not in UPSCALE_METHODS:
-        raise ValueError(f"upscale_method: {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+        raise ValueError(f"upscale_method: is not one of {', '.join(UPSCALE_METHODS)}")
     if crop not in RESIZE_CROPS:
-        raise ValueError(f"crop: {crop!r} is not one of {', '.join(RESIZE_CROPS)}")
+        raise ValueError(f"crop: is not one of {', '.join(RESIZE_CROPS)}")
 
     def scale(rgb):
         import numpy as np

@@ -127,7 +127,7 @@ def decode_audio_file(path: str, field: str = "track", max_seconds: float | None
     if allowance is not None:
         probed = media.duration
         allowance.reserve(min(cap, probed) if probed is not None and probed > 0 else cap,
-                          f"{field}: decoding {os.path.basename(path)!r}")
+                          f"{field}: decoding the file")
     frame_bytes = 4 * channels
     limit = int(math.ceil(cap * sample_rate)) * frame_bytes
     buf = bytearray(limit)

@@ -126,7 +126,7 @@ def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float
         raise AdReelInputError("video", f"the video lasts {duration:.0f} s: this server analyses "
                                         f"references of at most {cap:g} s (ADREEL_MAX_MEDIA_SECONDS)")
     if allowance is not None:
-        allowance.reserve(duration, f"video: analysing {os.path.basename(path)!r}")
+        allowance.reserve(duration, "video: analysing the file")
     cuts, _first = detect_cuts(media, threshold)
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")) or 25.0
     # a flash frame or a double detection is not a shot: keep cuts at least min_shot apart
