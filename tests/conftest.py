@@ -12,7 +12,9 @@ from harness import CANARY, ComfyServer
 @pytest.fixture(scope="session")
 def comfy():
     """A real ComfyUI 0.3.75 (or $COMFYUI_PATH) with AdReel, on 127.0.0.1, fresh folders."""
-    server = ComfyServer()
+    # the operator allows LLM servers on loopback (the fakes and llama-server listen there); keyless LLM calls
+    # to loopback are off otherwise (tests/integration/test_security_round2_echo.py)
+    server = ComfyServer(env={"ADREEL_LLM_ALLOWED_HOSTS": "127.0.0.1"})
     server.start()
     yield server
     server.stop()

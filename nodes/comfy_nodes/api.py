@@ -121,7 +121,7 @@ def check_combo_inputs(node_cls, **values) -> bool | str:
         allowed = options[name]  # KeyError: not a combo of this node (a bug in the node, not in the prompt)
         for v in (val if isinstance(val, list) else [val]):
             if v is not None and v not in allowed:
-                return f"{name}: {v!r} is not one of {', '.join(map(str, allowed))}"
+                return f"{name}: is not one of {', '.join(map(str, allowed))}"
     return True
 
 
@@ -295,12 +295,14 @@ def number_problem(specs: dict, values: dict) -> str | None:
         for v in (val if isinstance(val, list) else [val]):
             if v is None or isinstance(v, bool):
                 continue  # a linked input: its value is known only when the graph runs
+            if isinstance(v, str) and NON_FINITE_REFUSED in v:  # scrub_non_finite's mark: it was NaN / inf
+                return f"{name}: must be a finite number"
             try:
                 f = float(v)
             except (TypeError, ValueError):
-                return f"{name}: must be a number, got {v!r}"
+                return f"{name}: must be a number"
             if not math.isfinite(f):
-                return f"{name}: must be a finite number, got {f!r}"
+                return f"{name}: must be a finite number"
             if lo is not None and f < lo:
                 return f"{name}: {f:g} is smaller than the minimum {lo:g}"
             if hi is not None and f > hi:
@@ -308,31 +310,71 @@ def number_problem(specs: dict, values: dict) -> str | None:
     return None
 
 
-def scrub_non_finite(json_data, node_ids=None) -> dict:
-    """``POST /prompt``'s body with every non-finite number in an AdReel node's inputs replaced by a
-    string naming it, which ComfyUI's own FLOAT conversion then refuses, naming the input.
+NON_FINITE_REFUSED = "a non-finite number was refused here"
 
-    Why here and not only in ``validate_inputs``: ComfyUI queues a prompt whose *other* outputs are
-    valid, and stores the whole prompt (NaN included) in /history, which browsers then cannot parse.
-    A non-finite ``number`` (queue position) is dropped for the same reason."""
+
+def _finite_number(value) -> bool:
+    """True for a value ``float()`` turns into a finite number (what ComfyUI does with ``number``)."""
     import math
-    ids = _GUARDED_NODE_IDS if node_ids is None else node_ids
+    if isinstance(value, (bool, int)):
+        return isinstance(value, bool) or abs(value) < 1e308
+    if isinstance(value, (float, str)):
+        try:
+            return math.isfinite(float(value))
+        except (ValueError, OverflowError):
+            return False
+    return False
+
+
+def scrub_non_finite(json_data, node_ids=None) -> dict:
+    """``POST /prompt``'s body with no non-finite number left anywhere in it.
+
+    Every value at any depth and of any node (core nodes and other packs too: ``/history`` and ``/queue``
+    are shared by everyone), under ``prompt``, ``extra_data`` or anywhere else, is walked (iteratively: a
+    deeply nested body cannot overflow the stack): a NaN / ±Infinity float — a value, a dict key, in a
+    list, in ``{"__value__": [...]}`` — becomes a string saying so (``NON_FINITE_REFUSED``, naming the input
+    for an input's own value), which ComfyUI's FLOAT conversion then refuses, naming the input. The queue
+    position ``number``, which ComfyUI passes through ``float()``, is dropped unless it is a finite number
+    (``"NaN"``, ``"-inf"``, ``1e999`` and non-numbers included). Never raises: ComfyUI would swallow the
+    error and go on with a half-scrubbed body.
+
+    Why here and not only in ``validate_inputs``: ComfyUI queues a prompt whose *other* outputs are valid,
+    and stores the whole prompt (NaN included) in /history, which browsers then cannot parse.
+    ``node_ids`` is accepted for compatibility; every node is walked."""
+    import math
     if not isinstance(json_data, dict):
         return json_data
-    number = json_data.get("number")
-    if isinstance(number, float) and not math.isfinite(number):
-        json_data.pop("number")
-    prompt = json_data.get("prompt")
-    if not isinstance(prompt, dict):
-        return json_data
-    for node in prompt.values():
-        if not isinstance(node, dict) or node.get("class_type") not in ids or not isinstance(node.get("inputs"), dict):
-            continue
-        inputs = node["inputs"]
-        for name, value in list(inputs.items()):
-            inner = value.get("__value__") if isinstance(value, dict) else value
-            if isinstance(inner, float) and not math.isfinite(inner):
-                inputs[name] = f"{name}: must be a finite number, got {inner!r}"
+
+    def bad(v) -> bool:
+        return isinstance(v, float) and not math.isfinite(v)
+
+    try:
+        if "number" in json_data and not _finite_number(json_data["number"]):
+            json_data.pop("number")
+        stack = [(json_data, "")]
+        while stack:
+            container, name = stack.pop()
+            if isinstance(container, dict):
+                for key in list(container.keys()):
+                    value = container[key]
+                    if bad(key):  # only a Python caller can make one; JSON keys are strings
+                        del container[key]
+                        key = NON_FINITE_REFUSED
+                        container[key] = value
+                    label = key if isinstance(key, str) and len(key) <= 64 and key.isidentifier() else name
+                    if bad(value):
+                        container[key] = f"{label}: {NON_FINITE_REFUSED}" if label else NON_FINITE_REFUSED
+                    elif isinstance(value, (dict, list)):
+                        stack.append((value, label))
+            elif isinstance(container, list):
+                for i, value in enumerate(container):
+                    if bad(value):
+                        container[i] = f"{name}: {NON_FINITE_REFUSED}" if name else NON_FINITE_REFUSED
+                    elif isinstance(value, (dict, list)):
+                        stack.append((value, name))
+    except Exception:  # never leave ComfyUI a half-walked body without saying so
+        import logging
+        logging.getLogger("adreel").exception("AdReel: could not scrub a /prompt body")
     return json_data
 
 
@@ -454,9 +496,9 @@ RESIZE_CROPS = ("disabled", "center")
 def image_scaler(width: int, height: int, upscale_method: str, crop: str = "disabled"):
     """uint8 RGB (h, w, 3) → uint8 RGB (height, width, 3) through ``comfy.utils.common_upscale``."""
     if upscale_method not in UPSCALE_METHODS:
-        raise ValueError(f"upscale_method: {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+        raise ValueError(f"upscale_method: is not one of {', '.join(UPSCALE_METHODS)}")
     if crop not in RESIZE_CROPS:
-        raise ValueError(f"crop: {crop!r} is not one of {', '.join(RESIZE_CROPS)}")
+        raise ValueError(f"crop: is not one of {', '.join(RESIZE_CROPS)}")
 
     def scale(rgb):
         import numpy as np

@@ -37,7 +37,7 @@ def resolve_choice(name: str, field: str, bundled_dir: str, bundled: Iterable[st
         base, rel = None, None
     path = os.path.realpath(os.path.join(base, rel)) if base else ""
     if not base or not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
-        raise AdReelInputError(field, f"{name!r} is not {what} AdReel can see (bundled: "
+        raise AdReelInputError(field, f"is not {what} AdReel can see (bundled: "
                                       f"{', '.join(bundled) or 'none'}; or input/<file> from ComfyUI's input folder)")
     return path
 

@@ -133,7 +133,7 @@ def open_image_file(path: str, field: str) -> Image.Image:
     except AdReelInputError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise AdReelInputError(field, f"cannot read the image {os.path.basename(path)!r}: {e}") from None
+        raise AdReelInputError(field, f"cannot read the image file ({type(e).__name__})") from None
 
 
 def audio_to_clip(audio: dict | None, field: str = "audio"):

@@ -67,7 +67,7 @@ class ReferenceAnalyze(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, file, structure=None):
         if file != FROM_INPUT and file is not None and input_file_path(file) is None:
-            return f"file: {file!r} is not a file in ComfyUI's input folder"
+            return "file: is not a file in ComfyUI's input folder"
         if structure:
             try:
                 parse_structure(structure)
@@ -88,7 +88,7 @@ class ReferenceAnalyze(io.ComfyNode):
             elif file and file != FROM_INPUT:
                 path = input_file_path(file)
                 if path is None:
-                    raise AdReelInputError("file", f"{file!r} is not a file in ComfyUI's input folder")
+                    raise AdReelInputError("file", "is not a file in ComfyUI's input folder")
             else:
                 raise AdReelInputError("video", "connect a reference VIDEO or choose a file from the input folder")
             ref = analyze_reference(path, threshold=threshold, min_shot_seconds=min_shot_seconds,

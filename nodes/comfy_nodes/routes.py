@@ -2,8 +2,9 @@
 
 ``GET /adreel/providers/estimate`` — the cost badge on ProviderRender: what a run would cost, from the
 engine's one price table and each provider's plan (engine: providers.estimate.estimate_query). Every
-parameter is checked; a bad one gets 400 with ``{"error", "field"}`` naming it. Nothing is sent to a
-provider, no key is read and nothing is stored.
+parameter is checked; a bad one gets 400 with ``{"error", "field"}`` naming it and the kind of problem,
+never repeating what the request sent (masked or not: a masked echo would tell how much of a guess matched
+a secret). Nothing is sent to a provider, no key is read and nothing is stored.
 
 ``GET /adreel/ollama/models`` — ScriptLLM's model list: the models of the Ollama server configured with
 ``OLLAMA_HOST`` (never a host the request names).
@@ -29,6 +30,7 @@ async def estimate_route(request):
     try:
         return web.json_response(estimate_query(request.query), headers={"Cache-Control": "no-store"})
     except AdReelInputError as exc:
+        # the message holds no request value (estimate.py); redaction stays as a second line of defence
         return web.json_response({"error": redact(str(exc)), "field": redact(exc.field)}, status=400)
     except Exception as exc:  # a bug here must not look like a price: say so, keep serving
         logger.exception("AdReel: the cost estimate failed")

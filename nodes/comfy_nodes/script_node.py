@@ -135,7 +135,7 @@ class ScriptLLM(io.ComfyNode):
         node_id = cls.hidden.unique_id if cls.hidden else None
         widgets = {k: v for k, v in locals().items() if k in WIDGET_DEFAULTS}
         if backend not in BACKENDS:
-            raise AdReelInputError("backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+            raise AdReelInputError("backend", f"is not one of {', '.join(BACKENDS)}")
         ref = reference if reference is not None else brief.reference_style
         if ref is not None:
             brief = brief.model_copy(update={"reference_style": ref})

@@ -85,7 +85,7 @@ class _StreamFile:
 def _seconds(value, name: str) -> float:
     v = 0.0 if value is None else float(value)
     if not math.isfinite(v):
-        raise AdReelInputError(name, f"must be a finite number of seconds, got {value!r}")
+        raise AdReelInputError(name, "must be a finite number of seconds")
     return v
 
 

@@ -127,9 +127,9 @@ def require_finite(value: float, field: str) -> float:
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{field}: must be a number, got {value!r}") from None
+        raise ValueError(f"{field}: must be a number") from None
     if not math.isfinite(f):
-        raise ValueError(f"{field}: must be a finite number, got {value!r}")
+        raise ValueError(f"{field}: must be a finite number")
     return f
 
 

@@ -67,7 +67,7 @@ def parse_model(model: type[BaseModel], data, prefix: str):
 def normalise_hex(value: str) -> str:
     m = _HEX.match(value.strip())
     if not m:
-        raise ValueError(f"{value!r} is not a colour like #1E3A8A")
+        raise ValueError("is not a colour like #1E3A8A")
     return "#" + m.group(1).upper()
 
 
@@ -79,7 +79,7 @@ def one_of(allowed) -> AfterValidator:
     """A field validator: the value must be one of ``allowed`` (the message lists them)."""
     def check(v):
         if v not in allowed:
-            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
+            raise ValueError(f"is not one of {', '.join(allowed)}")
         return v
     return AfterValidator(check)
 
@@ -141,7 +141,7 @@ class Brief(_Model):
     def _language(cls, v: str) -> str:
         v = v.strip().replace("_", "-")
         if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", v):
-            raise ValueError(f"{v!r} is not a language code like en or ko")
+            raise ValueError("is not a language code like en or ko")
         return v.lower()
 
     @field_validator("brand_colors", mode="before")

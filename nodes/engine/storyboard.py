@@ -17,9 +17,9 @@ RESOLUTION_CHOICES: dict[str, int] = {**RESOLUTIONS, **DRAFT_RESOLUTIONS}
 def output_size(aspect_ratio: str, resolution: str = "1080p") -> tuple[int, int]:
     """Frame size for an aspect at a resolution (short side), always even."""
     if aspect_ratio not in ASPECT_RATIOS:
-        raise AdReelInputError("aspect_ratio", f"{aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}")
+        raise AdReelInputError("aspect_ratio", f"is not one of {', '.join(ASPECT_RATIOS)}")
     if resolution not in RESOLUTION_CHOICES:
-        raise AdReelInputError("resolution", f"{resolution!r} is not one of {', '.join(RESOLUTION_CHOICES)}")
+        raise AdReelInputError("resolution", f"is not one of {', '.join(RESOLUTION_CHOICES)}")
     return size_for_short_side(aspect_ratio, RESOLUTION_CHOICES[resolution])
 
 

@@ -42,6 +42,8 @@ CONTEXT = 4096
 # ADREEL_HTTP_TOTAL_SECONDS, is 120 s by default; the seconds per script are reported either way)
 TIMEOUT = 300.0
 os.environ.setdefault("ADREEL_HTTP_TOTAL_SECONDS", str(int(TIMEOUT)))
+# llama-server listens on loopback: the operator allows it (keyless LLM calls to loopback are off otherwise)
+os.environ.setdefault("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
 READ_START = "<!-- reading: written by hand; the bench keeps it when it rewrites the figures and scripts -->"
 READ_END = "<!-- end of the reading -->"
 DOC = os.path.join(ROOT, "docs", "local-llm-measurement.md")

@@ -124,5 +124,5 @@ def test_an_unknown_voice_is_rejected_at_submit(comfy, field, value):
     node_by_type(prompt, "SceneNarration")[1]["inputs"][field] = value
     with pytest.raises(PromptError) as exc:
         comfy.queue(prompt)
-    assert exc.value.status == 400 and f"{field}: {value!r} is not one of" in str(exc.value)
+    assert exc.value.status == 400 and f"{field}: is not one of" in str(exc.value)
     assert comfy.alive()

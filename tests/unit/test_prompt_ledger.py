@@ -153,7 +153,7 @@ def test_music_decodes_of_one_prompt_share_the_media_seconds(monkeypatch, tmp_pa
     for _ in range(2):
         clip = decode_audio_file(str(track), "track", allowance=Allowance(limits.MAX_MEDIA_SECONDS, "p", ledger=ledger))
         assert abs(clip.duration - 20.0) < 0.1
-    with pytest.raises(LimitExceeded, match=r"track: decoding 'bed.ogg' needs 20 s, but this prompt has already "
+    with pytest.raises(LimitExceeded, match=r"track: decoding the file needs 20 s, but this prompt has already "
                                             r"used 40 s of its 50 s allowance \(ADREEL_MAX_MEDIA_SECONDS"):
         decode_audio_file(str(track), "track", allowance=Allowance(limits.MAX_MEDIA_SECONDS, "p", ledger=ledger))
     # the same track in another prompt decodes

@@ -145,7 +145,7 @@ def test_the_provider_report_carries_the_records_to_the_manifest(key_image):
     ('{"scenes": 3}', 'no "scenes" list'),
     ('["a"]', 'no "scenes" list'),
     ('{"scenes": [{"provider": "runway"}]}', "scenes[0] is not a scene record"),
-    ('{"scenes": [{"provider": "runway", "model": "m", "actual_cost_usd": -1}]}', "actual_cost_usd is -1"),
+    ('{"scenes": [{"provider": "runway", "model": "m", "actual_cost_usd": -1}]}', "actual_cost_usd is not a cost"),
     ('{"scenes": [{"provider": "runway", "model": "m", "actual_cost_usd": "free"}]}', "not a cost"),
     ('{"scenes": [{"provider": "runway", "model": "m", "estimated_cost_usd": 1e999}]}', "estimated_cost_usd"),
 ])

@@ -115,9 +115,9 @@ def test_chain_parses_providers_models_and_camera():
 
 
 @pytest.mark.parametrize("text,expect", [
-    ("pika:v2", "'pika:v2' is not provider:model or camera"),
+    ("pika:v2", "entry 1 is not provider:model or camera"),
     ("runway", "name the model too, e.g. runway:gen4_turbo"),
-    ("luma:ray-9", "Luma has no model 'ray-9'"),
+    ("luma:ray-9", "Luma has no such model; choose one of ray-2"),
     ("replicate:not a model", "owner/name"),
     (" , ", "is empty"),
 ])

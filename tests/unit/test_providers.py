@@ -669,7 +669,7 @@ def test_runway_large_image_goes_as_hosted_url(fakes, tmp_path):
     ("gen4_no_image", "animates a key image"),
     ("heygen_no_voice", "voice_id"),
     ("bad_replicate_ref", "owner/name"),
-    ("unknown_model", "has no model"),
+    ("unknown_model", "has no such model"),
 ])
 def test_inputs_are_checked_before_any_paid_call(fakes, tmp_path, case, match):
     if case == "not_an_image":

@@ -326,8 +326,8 @@ def test_runway_prompt_is_shortened_to_1000_utf16_units(monkeypatch, tmp_path):
 
 
 def test_estimate_is_secret_free_and_reports_choices(monkeypatch, tmp_path):
-    monkeypatch.setenv("RUNWAY_API_KEY", "estimate-secret-key-77")
-    monkeypatch.setenv("FAL_KEY", "estimate-secret-key-88")
+    monkeypatch.setenv("RUNWAY_API_KEY", "Zq9-estimate-secret-key-77")
+    monkeypatch.setenv("FAL_KEY", "Zq9-estimate-secret-key-88")
     img = tmp_path / "k.png"
     Image.new("RGB", (1280, 720)).save(img)  # landscape image for a 9:16 output
     jobs = [RenderJob(_scene(), "runway", "gen4_turbo", image_path=str(img)),
@@ -497,7 +497,7 @@ def test_candidates_for_one_provider_and_for_auto():
     assert auto[-1] == CAMERA_MOVE and len(auto) >= 2
     with pytest.raises(AdReelInputError) as err:
         candidates("runway", "ray-2", "error", "best", "", Options())
-    assert "model: 'ray-2' is not a Runway model" in str(err.value)
+    assert "model: is not a Runway model" in str(err.value) and "ray-2" not in str(err.value)
 
 
 def test_poll_interval_comes_from_the_environment_or_the_provider(monkeypatch):

@@ -82,7 +82,7 @@ def test_structure_given_with_the_reference(clip):
     assert exc.value.field == "structure" and "5 shots" in str(exc.value)
     with pytest.raises(AdReelInputError) as exc:
         analyze_reference(clip, structure="hook, middle, cta, x, y")
-    assert "'middle' is not a segment" in str(exc.value)
+    assert "is not a segment" in str(exc.value) and "middle" not in str(exc.value)
 
 
 def test_not_a_video(tmp_path):

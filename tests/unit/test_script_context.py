@@ -31,6 +31,12 @@ CONTEXT_ERROR = {"error": {"code": 400, "message": "the request exceeds the avai
                            "type": "exceed_context_size_error", "n_prompt_tokens": 4210, "n_ctx": 4096}}
 
 
+@pytest.fixture(autouse=True)
+def loopback_llms_allowed(monkeypatch):
+    """The fake listens on 127.0.0.1: as an operator running a local LLM would, allow that host."""
+    monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
+
+
 @pytest.fixture(scope="module")
 def oai_server():
     with FakeOpenAICompatible(models=("local-model",), hang_seconds=30) as fake:

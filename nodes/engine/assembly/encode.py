@@ -56,7 +56,7 @@ class EncodeSettings:
 
     def __post_init__(self):
         if self.preset not in PRESETS:
-            raise AdReelInputError("preset", f"{self.preset!r} is not one of {', '.join(PRESETS)}")
+            raise AdReelInputError("preset", f"is not one of {', '.join(PRESETS)}")
         if not 0 <= int(self.crf) <= 51:
             raise AdReelInputError("crf", f"{self.crf} is not within 0..51")
 
@@ -326,7 +326,7 @@ def _output_args(kind: str, label: str, audio: str, sb: Storyboard, encode: Enco
         return common + ["-c:v", "prores_ks", "-profile:v", "2", "-pix_fmt", "yuv422p10le", "-vendor", "apl0",
                          "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
                          "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", *meta, "-f", "mov", path]
-    raise AdReelInputError("formats", f"{kind!r} is not one of {', '.join(FORMATS)}")
+    raise AdReelInputError("formats", f"is not one of {', '.join(FORMATS)}")
 
 
 def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir: str,
@@ -339,7 +339,7 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
     extras = extras or AssemblyExtras()
     unknown = [f for f in extras.formats if f not in FORMATS]
     if unknown:
-        raise AdReelInputError("formats", f"{unknown[0]!r} is not one of {', '.join(FORMATS)}")
+        raise AdReelInputError("formats", f"is not one of {', '.join(FORMATS)}")
     encoders = ("libx264", "aac") + (("libvpx-vp9", "libopus") if "webm" in extras.formats else ()) + \
         (("prores_ks",) if "mov" in extras.formats else ())
     filters = ("overlay", "scale", "format", "split") + (("subtitles",) if extras.subtitles_path else ())

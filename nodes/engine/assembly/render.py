@@ -58,10 +58,10 @@ class RenderOptions:
                   ("framing", self.framing, FRAMINGS)]
         for name, val, allowed in checks:
             if val not in allowed:
-                raise AdReelInputError(name, f"{val!r} is not one of {', '.join(allowed)}")
+                raise AdReelInputError(name, f"is not one of {', '.join(allowed)}")
         for a in self.extra_aspects:
             if a not in ASPECT_RATIOS:
-                raise AdReelInputError("extra_aspects", f"{a!r} is not one of {', '.join(ASPECT_RATIOS)}")
+                raise AdReelInputError("extra_aspects", f"holds an aspect that is not one of {', '.join(ASPECT_RATIOS)}")
         self.extra_aspects = tuple(dict.fromkeys(self.extra_aspects))  # "1:1, 1:1, …" is one aspect
         for name in ("logo_size", "logo_opacity", "end_card_seconds", "intro_seconds"):
             value = getattr(self, name)
@@ -70,7 +70,7 @@ class RenderOptions:
             except (TypeError, ValueError):
                 ok = False
             if not ok:
-                raise AdReelInputError(name, f"must be a finite number (got {value!r})")
+                raise AdReelInputError(name, "must be a finite number")
         if self.end_card_seconds < 0 or self.intro_seconds < 0:
             raise AdReelInputError("end_card_seconds", "must not be negative")
 

@@ -50,9 +50,9 @@ class AudioClip:
         try:
             sr = float(sample_rate)
         except (TypeError, ValueError):
-            raise AdReelInputError(field, f"sample_rate {sample_rate!r} is not a number") from None
+            raise AdReelInputError(field, "sample_rate is not a number") from None
         if not math.isfinite(sr) or sr != int(sr) or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-            raise AdReelInputError(field, f"sample_rate {sample_rate!r} is not a whole number of Hz within "
+            raise AdReelInputError(field, "sample_rate is not a whole number of Hz within "
                                           f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
         arr = np.asarray(samples)
         if arr.ndim == 1:
@@ -127,7 +127,7 @@ def decode_audio_file(path: str, field: str = "track", max_seconds: float | None
     if allowance is not None:
         probed = media.duration
         allowance.reserve(min(cap, probed) if probed is not None and probed > 0 else cap,
-                          f"{field}: decoding {os.path.basename(path)!r}")
+                          f"{field}: decoding the file")
     frame_bytes = 4 * channels
     limit = int(math.ceil(cap * sample_rate)) * frame_bytes
     buf = bytearray(limit)
@@ -152,10 +152,9 @@ def decode_audio_file(path: str, field: str = "track", max_seconds: float | None
             rc = proc.wait()
         err.seek(0)
         tail = err.read()[-400:].decode(errors="replace").strip()
-    name = os.path.basename(path)
     got -= got % frame_bytes
     if got == 0:
-        raise AdReelInputError(field, f"cannot decode {name!r}: {tail.replace(path, name) or f'ffmpeg exited {rc}'}")
+        raise AdReelInputError(field, f"cannot decode the file: {tail.replace(path, 'the file') or f'ffmpeg exited {rc}'}")
     samples = np.frombuffer(view[:got], "<f4").reshape(-1, channels).T.copy()
     del view
     return AudioClip(samples, sample_rate)

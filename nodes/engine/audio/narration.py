@@ -82,11 +82,11 @@ def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pit
         txt, out = os.path.join(tmp, "text.txt"), os.path.join(tmp, "speech.wav")
         with open(txt, "w", encoding="utf-8") as f:
             f.write(text)
-        code, stderr = _run_espeak([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
-                                    "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt], out, tmp)
+        code, _stderr = _run_espeak([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
+                                     "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt], out, tmp)
         if code != 0 or not os.path.exists(out):
-            raise AdReelInputError("language", f"espeak-ng could not speak {language!r} (voice {voice!r}): "
-                                   f"{stderr.strip()[-300:]}")
+            raise AdReelInputError("language", f"espeak-ng could not speak this language (exit status "
+                                   f"{code}; install its voice, or choose another language)")
         speech = read_wav(out)
     return trim_silence(speech)
 

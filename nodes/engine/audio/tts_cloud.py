@@ -163,7 +163,7 @@ def speak_cloud(provider: str, text: str, language: str, voice: str = "", model:
                 speed: float = 1.0) -> Speech:
     """Speech for ``text`` from ``provider`` ('openai' | 'elevenlabs')."""
     if provider not in PROVIDERS:
-        raise AdReelInputError("backend", f"{provider!r} is not one of {', '.join(PROVIDERS)}")
+        raise AdReelInputError("backend", f"is not one of {', '.join(PROVIDERS)}")
     text = text.strip()
     if not text:
         return Speech(np.zeros(0, np.float32), 48000)

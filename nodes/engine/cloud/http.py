@@ -3,12 +3,15 @@
 * ``require_https(url, what, allow_loopback_http=…)`` — https only; plain http
   only to a loopback host when the caller allows it (a local gateway, a test
   server). A URL with user:password is refused.
-* ``check_destination(url, …)`` — where a request may go at all: link-local and
-  cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254,
-  100.100.100.200) and private ranges (10/8, 172.16/12, 192.168/16, fc00::/7,
-  100.64/10) are refused unless the environment allows them (the variable is
-  the caller's, e.g. ``ADREEL_LLM_ALLOW_PRIVATE=1``) or the host is one the
-  operator configured. Host names are resolved and every address is checked.
+* ``check_destination(url, …)`` — where a request may go at all: only public
+  addresses, unless the host is one the operator configured or allowed.
+  Loopback (127/8, ::1, ``localhost``) and private ranges (10/8, 172.16/12,
+  192.168/16, fc00::/7, 100.64/10) need the caller's switch (e.g.
+  ``ADREEL_LLM_ALLOW_PRIVATE=1``); link-local and cloud-metadata addresses
+  (169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200) only the host
+  itself being configured. Host names are resolved and every address is
+  checked (IPv4-mapped IPv6 as its IPv4). The refusal names the field and the
+  kind of address, never the host or what it resolved to.
 * ``parse_retry_after(headers)`` — ``retry-after-ms``, ``Retry-After`` as
   seconds or an HTTP date.
 * ``read_capped`` / ``aread_capped`` — read an ``httpx`` streamed response with
@@ -28,7 +31,6 @@ import time
 from typing import Callable, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from .redaction import redact_url
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _METADATA = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128",
@@ -93,9 +95,9 @@ def require_https(url: str, what: str, *, allow_loopback_http: bool = False,
         parts = urlsplit(str(url).strip())
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise error(f"{what} is not a valid URL ({redact_url(url)!r})") from None
+        raise error(f"{what} is not a valid URL") from None
     if not parts.hostname:
-        raise error(f"{what} must be an https URL with a host (got {redact_url(url)!r})")
+        raise error(f"{what} must be an https URL with a host")
     if parts.username or parts.password:
         raise error(f"{what} must not carry a user name or password in the URL; keys come from the environment")
     if parts.scheme == "https":
@@ -103,7 +105,7 @@ def require_https(url: str, what: str, *, allow_loopback_http: bool = False,
     if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
         return str(url).strip().rstrip("/")
     rule = "an https URL (plain http only to 127.0.0.1 / localhost)" if allow_loopback_http else "an https URL"
-    raise error(f"{what} must be {rule}; got {redact_url(url)!r}")
+    raise error(f"{what} must be {rule}")
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -125,29 +127,32 @@ def resolve(host: str, port: int) -> list:
 
 
 def check_destination(url: str, what: str, *, allow_private: bool = False, trusted: Iterable[str] = (),
-                      error: Callable[[str], Exception] = InsecureURL, resolver=resolve) -> None:
-    """Refuse ``url`` when its host is (or resolves to) a metadata / link-local address, or a private one
-    while ``allow_private`` is off — unless ``host`` or ``host:port`` is in ``trusted`` (configured by the
-    operator). A name that does not resolve is left to the request (it fails as unreachable)."""
+                      error: Callable[[str], Exception] = InsecureURL, resolver=resolve,
+                      how_to_allow: str = "the operator configures this host") -> None:
+    """Refuse ``url`` unless its host is public: when it is (or resolves to) a loopback or private address
+    while ``allow_private`` is off, or a link-local / metadata address — unless ``host`` or ``host:port`` is
+    in ``trusted`` (configured by the operator). A name that does not resolve is left to the request (it
+    fails as unreachable). The message never repeats the host nor the addresses it resolved to."""
     host, port = host_port(url)
     trusted = {t.lower() for t in trusted}
     if host in trusted or f"{host}:{port}" in trusted:
         return
-    if host in LOOPBACK_NAMES:
-        return
-    try:
-        addresses = resolver(host, port)
-    except (OSError, UnicodeError):
-        return
     lead = f"{what}: " if what else ""
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        addresses = [ipaddress.ip_address("127.0.0.1")]
+    else:
+        try:
+            addresses = resolver(host, port)
+        except (OSError, UnicodeError):
+            return
     for ip in addresses:
         kind = address_kind(ip)
         if kind == "metadata":
-            raise error(f"{lead}{host} is a link-local / cloud-metadata address ({ip}); AdReel never sends "
-                        "requests there unless the operator allows private addresses in the environment")
-        if kind == "private" and not allow_private:
-            raise error(f"{lead}{host} is a private network address ({ip}); the operator can allow it with "
-                        "the environment (see the README's Security section), or configure this host")
+            raise error(f"{lead}the host is a link-local / cloud-metadata address; AdReel sends no request "
+                        f"there unless {how_to_allow}")
+        if kind in ("loopback", "private") and not allow_private:
+            raise error(f"{lead}the host is a {kind} network address; AdReel sends no request there unless "
+                        f"{how_to_allow}")
 
 
 def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:

@@ -19,11 +19,18 @@ A workflow (anyone who can POST to ``/prompt``) chooses the endpoint and the
   ``host`` or ``host:port``). A widget URL on another host with a key is refused;
   it never receives the key.
 * With a key, plain ``http://`` only to loopback.
-* Without a key, requests go to loopback, to public hosts and to the hosts
-  configured above (``OLLAMA_HOST``, the base URLs, the allowlist); private
-  ranges only with ``ADREEL_LLM_ALLOW_PRIVATE=1``; link-local / cloud-metadata
-  addresses (169.254/16, fe80::/10, fd00:ec2::254, 100.100.100.200) only when the
-  operator configured that very host.
+* **Every request, keyed or not, goes to a public address** — unless the
+  operator named the host: ``OLLAMA_HOST`` (default ``127.0.0.1:11434``), a base URL above, or
+  ``ADREEL_LLM_ALLOWED_HOSTS``. Loopback (127/8, ::1, ``localhost``) and private
+  ranges (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) are otherwise
+  reached only with ``ADREEL_LLM_ALLOW_PRIVATE=1`` (every loopback and private
+  address); link-local / cloud-metadata addresses (169.254/16, fe80::/10,
+  fd00:ec2::254, 100.100.100.200) only when that very host is named. Names are
+  resolved (every address must pass) and redirects are never followed, so a
+  name or a 302 pointing there is refused too. A visitor's widget can thus not
+  turn ScriptLLM into a scanner of the server's own ports or network.
+* Refusals name the widget and the kind of problem, never the host, the
+  address it resolved to, or the value the visitor typed.
 """
 from __future__ import annotations
 
@@ -35,13 +42,14 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
-from .http import InsecureURL, check_destination, host_port, is_loopback_host, require_https
+from .http import InsecureURL, check_destination, host_port, require_https
 
 ALLOWED_HOSTS_ENV = "ADREEL_LLM_ALLOWED_HOSTS"
 ALLOW_PRIVATE_ENV = "ADREEL_LLM_ALLOW_PRIVATE"
 KEY_PREFIX = "ADREEL_LLM_KEY_"
 URL_PREFIX = "ADREEL_LLM_URL_"
 NO_KEY = "none"
+DEFAULT_OLLAMA_HOST = "127.0.0.1:11434"
 
 # key variable -> (base-URL variable, default base URL)
 KNOWN_KEYS: dict[str, tuple[str, str]] = {
@@ -58,6 +66,8 @@ _KEY_NAME = re.compile(r"^ADREEL_LLM_KEY_[A-Z0-9_]{1,48}$")
 _PASTED = re.compile(r"^(sk-|sk_|gsk_|hf_|r8_|gh[pousr]_|github_pat_|fw_|AIza|xai-|pplx-|nvapi-|AKIA[0-9A-Z]{8}|"
                      r"ASIA[0-9A-Z]{8}|[Bb]earer\s)")
 _TRUE = {"1", "true", "yes", "on"}
+HOW_TO_ALLOW = (f"the operator allows the host in {ALLOWED_HOSTS_ENV} (or configures it as OLLAMA_HOST / a base "
+                f"URL; {ALLOW_PRIVATE_ENV}=1 opens every loopback and private address)")
 
 
 class PolicyError(ValueError):
@@ -107,11 +117,7 @@ def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Opt
                                          f"name its variable here — one of {allowed_key_names()}")
     if v in KNOWN_KEYS or _KEY_NAME.match(v):
         return v
-    # echo only what is plainly a variable NAME (words joined by underscores), never a token-like value
-    name_like = re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}(_[A-Za-z0-9]{1,16}){1,6}_?", v) and \
-        not re.search(r"[0-9]{4,}|[A-Za-z0-9]{17,}", v)
-    shown = v if name_like else "this value"
-    raise PolicyError("api_key_env", f"{shown} is not a key variable AdReel may send to an LLM; use one of "
+    raise PolicyError("api_key_env", "names a variable AdReel may not send to an LLM; use one of "
                                      f"{allowed_key_names()} (other environment variables, such as storage "
                                      "secrets, are never sent)")
 
@@ -150,8 +156,22 @@ def configured_base_url(key_name: str, environ: Optional[Mapping[str, str]] = No
 
 
 def allowed_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
+    """``ADREEL_LLM_ALLOWED_HOSTS`` as ``host`` / ``host:port`` entries, spelled as ``host_port`` spells a URL's
+    host (lower case, no brackets around IPv6, no trailing dot)."""
     env = os.environ if environ is None else environ
-    return {h.strip().lower().rstrip("/") for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
+    out = set()
+    for entry in (env.get(ALLOWED_HOSTS_ENV) or "").split(","):
+        entry = entry.strip().lower().rstrip("/")
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(entry if "://" in entry else f"http://{entry}")
+            host, port = (parts.hostname or "").rstrip("."), parts.port
+        except ValueError:
+            continue
+        if host:
+            out.add(f"{host}:{port}" if port else host)
+    return out
 
 
 def configured_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
@@ -159,7 +179,8 @@ def configured_hosts(environ: Optional[Mapping[str, str]] = None) -> set[str]:
     env = os.environ if environ is None else environ
     urls = [(env.get(var) or "").strip() for var, _ in KNOWN_KEYS.values()]
     urls += [v for k, v in env.items() if k.startswith(URL_PREFIX)]
-    urls.append((env.get("OLLAMA_HOST") or "").strip())
+    # OLLAMA_HOST, or Ollama's default when it is unset (the server the ollama backend uses anyway)
+    urls.append((env.get("OLLAMA_HOST") or "").strip() or DEFAULT_OLLAMA_HOST)
     hosts = set(allowed_hosts(env))
     for url in urls:
         if url:
@@ -215,21 +236,21 @@ def check_llm_destination(url: str, key_name: Optional[str], field_name: str = "
         base = configured_base_url(key_name, env)
         if not (_matches(url, base) or _in_allowlist(url, env)):
             where = f"{host_port(base)[0]} (its configured base URL)" if base else "no host yet"
-            raise PolicyError(field_name, f"the key in {key_name} is only sent to {where}; this URL's host "
-                                          f"{parts.hostname} is not configured for it. Use a base URL the operator "
-                                          f"configured, set api_key_env to {NO_KEY} for a keyless local server, or "
+            raise PolicyError(field_name, f"the key in {key_name} is only sent to {where}; this URL's host is "
+                                          f"not configured for it. Use a base URL the operator configured, set "
+                                          f"api_key_env to {NO_KEY} for a keyless server the operator allows, or "
                                           f"ask the operator to add the host to {ALLOWED_HOSTS_ENV}")
         try:
             require_https(url, field_name, allow_loopback_http=True, error=InsecureURL)
         except InsecureURL:
-            raise PolicyError(field_name, f"a key is only sent over https (plain http only to 127.0.0.1 / "
-                                          f"localhost); {parts.hostname} is reached over http") from None
-    if not is_loopback_host(parts.hostname):
-        # without ``resolve`` only literal addresses are checked (no DNS while a node is being set up);
-        # the backends check again with DNS right before they send
-        lookup = resolver if resolve else (lambda host, port: [a for a in [_literal(host)] if a is not None])
-        check_destination(url, "", allow_private=private_allowed(env), trusted=configured_hosts(env),
-                          error=lambda m: PolicyError(field_name, m), **({"resolver": lookup} if lookup else {}))
+            raise PolicyError(field_name, "a key is only sent over https (plain http only to 127.0.0.1 / "
+                                          "localhost); this URL is plain http") from None
+    # without ``resolve`` only literal addresses (and localhost) are checked (no DNS while a node is being
+    # set up); the backends check again with DNS right before they send
+    lookup = resolver if resolve else (lambda host, port: [a for a in [_literal(host)] if a is not None])
+    check_destination(url, "", allow_private=private_allowed(env), trusted=configured_hosts(env),
+                      error=lambda m: PolicyError(field_name, m), how_to_allow=HOW_TO_ALLOW,
+                      **({"resolver": lookup} if lookup else {}))
     return Destination(url, key_name)
 
 

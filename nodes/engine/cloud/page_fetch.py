@@ -14,7 +14,8 @@
   robots.txt allows everything, one that cannot be read (5xx, timeout) allows nothing.
 * The body is capped in bytes (``ADREEL_MAX_PAGE_BYTES``) and the whole fetch — robots.txt,
   every redirect and the body — in time (``ADREEL_PAGE_FETCH_SECONDS``).
-* Every failure is a ``FetchError`` whose message names the URL (redacted) and the reason;
+* Every failure is a ``FetchError`` whose message names the field and the reason, never the URL the
+  workflow gave (a visitor's text is not repeated, masked or not);
   it never quotes what the server sent.
 """
 from __future__ import annotations
@@ -67,14 +68,13 @@ def _listed(host: str, port: int, allowed: set[str]) -> bool:
 
 def check_target(url: str, what: str, allowed: set[str], resolver=resolve) -> tuple[str, int, str]:
     """(host, port, the address to connect to) for ``url``, or ``FetchError`` naming why not."""
-    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise FetchError(f"{what}: {shown!r} is not a valid URL") from None
+        raise FetchError(f"{what}: is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError(f"{what}: {shown!r} is not a web address; give an https:// URL")
+        raise FetchError(f"{what}: is not a web address; give an https:// URL")
     if parts.username or parts.password:
         raise FetchError(f"{what}: the URL must not carry a user name or password")
     host, port = host_port(url)
@@ -94,7 +94,7 @@ def check_target(url: str, what: str, allowed: set[str], resolver=resolve) -> tu
                 raise FetchError(f"{what}: {host} is {name} address ({ip}); AdReel reads only public pages "
                                  f"unless the operator lists the host in {ALLOWED_HOSTS_ENV}")
     if parts.scheme != "https" and not listed:
-        raise FetchError(f"{what}: {shown} is plain http; only https pages are read (the operator can list a "
+        raise FetchError(f"{what}: the URL is plain http; only https pages are read (the operator can list a "
                          f"host in {ALLOWED_HOSTS_ENV})")
     return host, port, str(addresses[0])
 
@@ -125,7 +125,7 @@ def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes
             before(current)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise FetchError(f"{what}: {redact_url(url)} did not arrive within the time allowed "
+            raise FetchError(f"{what}: the page did not arrive within the time allowed "
                              f"({limits.PAGE_FETCH_SECONDS.env})")
         target = httpx.URL(current)
         pinned = target.copy_with(host=address)
@@ -141,7 +141,7 @@ def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes
                 if resp.status_code in _REDIRECTS:
                     loc = resp.headers.get("location")
                     if not loc:
-                        raise FetchError(f"{what}: {redact_url(current)} redirected without saying where")
+                        raise FetchError(f"{what}: the page redirected without saying where")
                     hops.append(redact_url(current))
                     current = urljoin(current, loc.strip())
                     continue
@@ -150,15 +150,15 @@ def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes
             finally:
                 resp.close()
         except ResponseTooLarge:
-            raise FetchError(f"{what}: {redact_url(current)} is larger than {max_bytes} bytes "
+            raise FetchError(f"{what}: the page is larger than {max_bytes} bytes "
                              f"({limits.MAX_PAGE_BYTES.env}); not read further") from None
         except ReadDeadline:
-            raise FetchError(f"{what}: {redact_url(current)} did not arrive within the time allowed "
+            raise FetchError(f"{what}: the page did not arrive within the time allowed "
                              f"({limits.PAGE_FETCH_SECONDS.env})") from None
         except httpx.TimeoutException:
-            raise FetchError(f"{what}: {redact_url(current)} did not answer in time") from None
+            raise FetchError(f"{what}: the page did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise FetchError(f"{what}: {redact_url(current)} could not be reached ({type(exc).__name__})") from None
+            raise FetchError(f"{what}: the page could not be reached ({type(exc).__name__})") from None
         media, _, params = ctype.partition(";")
         charset = None
         for p in params.split(";"):
@@ -167,7 +167,7 @@ def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes
                 charset = v.strip().strip('"\'').lower()
         return Fetched(url=current, status=resp.status_code, content_type=media.strip().lower(), charset=charset,
                        body=body, redirects=hops)
-    raise FetchError(f"{what}: {redact_url(url)} redirected more than {MAX_REDIRECTS} times")
+    raise FetchError(f"{what}: the page redirected more than {MAX_REDIRECTS} times")
 
 
 def _robots_rules(client, url: str, what: str, allowed: set[str], deadline: float, resolver):
@@ -209,8 +209,8 @@ def fetch_public(url: str, what: str = "the page", *, accept: str = "text/html,a
             if site not in sites:
                 sites[site] = _robots_rules(client, hop, what, allowed, deadline, resolver)
             if sites[site] is not None and not sites[site].can_fetch(ROBOTS_AGENT, hop):
-                raise FetchError(f"{what}: the site's robots.txt does not allow robots to read {redact_url(hop)}")
+                raise FetchError(f"{what}: the site's robots.txt does not allow robots to read the page")
         got = _get(client, url, what, allowed, cap, deadline, accept, resolver, before=robots)
     if got.status != 200:
-        raise FetchError(f"{what}: {redact_url(got.url)} answered HTTP {got.status}")
+        raise FetchError(f"{what}: the page answered HTTP {got.status}")
     return got

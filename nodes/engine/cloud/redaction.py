@@ -5,9 +5,17 @@ token AdReel reads. ``redact(text)`` then masks, wherever they appear:
 
 * the value itself, its URL-encoded form and its base64 forms (as in a
   ``Basic`` header or a JSON blob that was base64-encoded, at any alignment);
-* any run of 8 or more characters that is a *prefix* of one of those forms —
-  an error body cut at 200 or 500 characters mid-key must not leak the first
-  half of the key;
+* the start of one of those forms — its first 8 characters (an error body
+  cut at 200 or 500 characters mid-key must not leak the first half of the
+  key). A match masks the **whole word** it sits in (the run of characters
+  between whitespace, quotes, brackets, ``,;=:&?#``), never just the
+  characters that matched: what stays visible is then the same whether a
+  guess matched 8 characters of a secret or 80, so a text a visitor chose
+  cannot be used to read a secret back one character at a time. Whether a
+  word is masked depends only on an 8-character window (guessed whole) or on
+  a short secret's whole value. (A secret whose first 8 characters are an
+  ordinary word, ``estimate-…``, masks every word holding that word: secrets
+  are random, so in practice only they trip it);
 * credential shapes, registered or not: ``Authorization: Bearer|Key|Token|Basic …``,
   a bare ``Key …`` / ``Token …`` credential, ``x-api-key`` / ``xi-api-key`` /
   ``x-goog-api-key`` headers, ``?key=`` / ``token=`` / ``sig=`` query values,
@@ -87,20 +95,33 @@ def forms_of(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_CHARS and (f == value or len(f) >= MIN_PREFIX_CHARS)}
 
 
-class _Snapshot:
-    """What ``redact`` reads: rebuilt on each registration, read without a lock."""
+# Characters that end a word for masking: whitespace, quotes, brackets and the separators of JSON, headers,
+# URLs and ``name=value`` text. A secret that contains one of them is also registered from each of its
+# pieces to its end, so every word it spans is masked.
+_SEPARATORS = r"\s\"'`<>()\[\]{},;\\=:&?#"
+_WORD = re.compile(f"[^{_SEPARATORS}]+")
+_PIECE_START = re.compile(f"(?<=[{_SEPARATORS}])[^{_SEPARATORS}]")
 
-    __slots__ = ("forms", "short", "index", "finder")
+
+class _Snapshot:
+    """What ``redact`` reads: rebuilt on each registration, read without a lock.
+
+    ``finder`` finds every *trigger*: the first ``MIN_PREFIX_CHARS`` characters of a long form, or a short
+    form whole. A trigger depends on a fixed window of text only, never on how far a match continues."""
+
+    __slots__ = ("forms", "triggers", "finder")
 
     def __init__(self, forms: dict[str, str]):
         self.forms = dict(forms)
-        self.short = sorted((f for f in forms if len(f) < MIN_PREFIX_CHARS), key=len, reverse=True)
-        self.index: dict[str, list[str]] = {}
-        for form in forms:
-            if len(form) >= MIN_PREFIX_CHARS:
-                self.index.setdefault(form[:MIN_PREFIX_CHARS], []).append(form)
-        # one C-speed scan finds every place a registered form starts; only those are extended in Python
-        self.finder = re.compile("|".join(re.escape(k) for k in sorted(self.index))) if self.index else None
+        self.triggers: dict[str, str] = {}   # trigger text -> replacement
+        for form, replacement in forms.items():
+            key = form[:MIN_PREFIX_CHARS]
+            if self.triggers.get(key, replacement) != replacement:
+                replacement = MASK  # two secrets share a start: the plain mask
+            self.triggers[key] = replacement
+        # longest first, so a short form never hides a long form's start at the same place
+        keys = sorted(self.triggers, key=len, reverse=True)
+        self.finder = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
 
 
 _snapshot = _Snapshot({})
@@ -117,6 +138,9 @@ def register_secret(value: Optional[str], replacement: str = MASK) -> None:
             return
         for form in forms_of(value):
             _forms.setdefault(form, replacement)
+        for m in _PIECE_START.finditer(value):  # the text from each piece on (a cut body may start there)
+            if len(value) - m.start() >= MIN_PREFIX_CHARS:
+                _forms.setdefault(value[m.start():], replacement)
         _snapshot = _Snapshot(_forms)
 
 
@@ -124,44 +148,52 @@ def registered(value: str) -> bool:
     return (value or "").strip() in _snapshot.forms
 
 
-def _mask_prefixes(text: str, snap: _Snapshot) -> str:
-    """Replace every run of >= MIN_PREFIX_CHARS characters that starts a registered form (linear in text)."""
+def _mask_words(text: str, snap: _Snapshot) -> str:
+    """Every word holding (part of) a trigger replaced whole by its mask (linear in ``text``).
+
+    Every start position is tried (a match may hide another that overlaps it), and a trigger that spans
+    a boundary masks each word it touches."""
     if snap.finder is None:
         return text
-    out, last, pos, n = [], 0, 0, len(text)
-    while True:
+    spans: list[tuple[int, int, str]] = []
+    pos, n = 0, len(text)
+    while pos < n:
         m = snap.finder.search(text, pos)
         if m is None:
             break
-        i = m.start()
-        best, best_form = 0, None
-        for form in snap.index[m.group(0)]:
-            k = MIN_PREFIX_CHARS
-            limit = min(len(form), n - i)
-            while k < limit and text[i + k] == form[k]:
-                k += 1
-            if k > best:
-                best, best_form = k, form
-        out.append(text[last:i])
-        out.append(snap.forms[best_form])
-        pos = last = i + best
+        spans.append((m.start(), m.end(), snap.triggers[m.group(0)]))
+        pos = m.start() + 1
+    if not spans:
+        return text
+    out, last, k = [], 0, 0
+    for word in _WORD.finditer(text):
+        ws, we = word.span()
+        while k < len(spans) and spans[k][1] <= ws:
+            k += 1
+        replacement = None
+        j = k
+        while j < len(spans) and spans[j][0] < we:
+            if spans[j][1] > ws:
+                rep = spans[j][2]
+                replacement = rep if replacement in (None, rep) else MASK
+            j += 1
+        if replacement is not None:
+            out.append(text[last:ws])
+            out.append(replacement)
+            last = we
     out.append(text[last:])
     return "".join(out)
 
 
 def redact(text, *extra: Optional[str]) -> str:
-    """``text`` with every registered secret (and ``extra`` values), any prefix of one and every
-    credential-shaped value masked."""
+    """``text`` with every registered secret (and ``extra`` values), any word holding the start of one,
+    and every credential-shaped value masked."""
     if text is None:
         return ""
     text = str(text)
     for value in extra:
         register_secret(value)
-    snap = _snapshot
-    for form in snap.short:
-        if form in text:
-            text = text.replace(form, snap.forms[form])
-    text = _mask_prefixes(text, snap)
+    text = _mask_words(text, _snapshot)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text

@@ -189,7 +189,7 @@ def _hero_type(canvas: Image.Image, product: str, slot: Box, short: int, backgro
         if lines and words_fit and line_h * len(lines) <= slot.h:
             break
         if size <= 16:
-            raise AdReelInputError("brief.product", f"{product[:60]!r} does not fit the key image's hero zone "
+            raise AdReelInputError("brief.product", "does not fit the key image's hero zone "
                                    "even at the smallest size: shorten it or give a product photo")
         size = max(16, int(size * 0.9))
     txt = Image.new("RGBA", canvas.size, (0, 0, 0, 0))

@@ -167,32 +167,31 @@ def open_media(path: str, field: str, kind: str = "audio", containers: tuple[str
     """Probe ``path`` and accept it only as a known ``kind`` ("audio" or "video") container that has
     such a stream; otherwise a ``MediaRefused`` naming ``field``, the file and what it is."""
     allowed = containers or (AUDIO_CONTAINERS if kind == "audio" else VIDEO_CONTAINERS)
-    name = os.path.basename(path)
     if not os.path.isfile(path):
-        raise MediaRefused(field, f"{name!r} is not a file")
+        raise MediaRefused(field, "names no file")
     cmd = [find_ffprobe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
            *input_args(path, tuple(allowed))[:-2], file_url(path)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise MediaRefused(field, f"ffprobe could not read {name!r} within {PROBE_TIMEOUT:.0f} s") from None
+        raise MediaRefused(field, f"ffprobe could not read the file within {PROBE_TIMEOUT:.0f} s") from None
     if out.returncode != 0:
         m = _NOT_ALLOWED.search(out.stderr)
         if m:
             what = _DESCRIBE.get(m.group(1), f"a {m.group(1)!r} file")
-            raise MediaRefused(field, f"{name!r} is {what} (ffmpeg format {m.group(1)!r}), not one of the "
+            raise MediaRefused(field, f"the file is {what} (ffmpeg format {m.group(1)!r}), not one of the "
                                       f"{kind} containers AdReel reads ({', '.join(allowed)})")
-        tail = out.stderr.strip().replace(path, name)[-300:]
-        raise MediaRefused(field, f"{name!r} is not a readable {kind} file: {tail or 'ffprobe failed'}")
+        tail = out.stderr.strip().replace(path, "the file")[-300:]
+        raise MediaRefused(field, f"the file is not a readable {kind} file: {tail or 'ffprobe failed'}")
     info = json.loads(out.stdout or "{}")
     fmt = str((info.get("format") or {}).get("format_name", ""))
     demuxer = next((n for n in fmt.split(",") if n in allowed), None)
     if demuxer is None:  # the whitelist should have stopped it; never decode what was not allowed
-        raise MediaRefused(field, f"{name!r} is ffmpeg format {fmt!r}, not one of the {kind} containers "
+        raise MediaRefused(field, f"the file is ffmpeg format {fmt!r}, not one of the {kind} containers "
                                   f"AdReel reads ({', '.join(allowed)})")
     media = MediaInput(path, demuxer, info)
     if not media.streams(kind):
-        raise MediaRefused(field, f"{name!r} ({fmt}) has no {kind} stream")
+        raise MediaRefused(field, f"the file ({fmt}) has no {kind} stream")
     return media
 
 

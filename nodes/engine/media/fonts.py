@@ -108,7 +108,7 @@ def _allowed_font_file(spec: str) -> str:
                 if os.path.basename(real) == spec:
                     return real
         _fontconfig_files.cache_clear()  # a font installed since the last look: ask fontconfig once more
-    raise AdReelInputError("font", f"font file {spec!r} is not one AdReel may read: name a font family fontconfig "
+    raise AdReelInputError("font", f"names a font file AdReel may not read: name a font family fontconfig "
                                    f"knows (fc-list), a font file fontconfig knows, or put the file in "
                                    f"{' or '.join(dirs)}")
 
@@ -117,7 +117,7 @@ def _face_index(spec: str, idx: str) -> int:
     if not idx:
         return 0
     if not idx.isdigit() or len(idx) > 4:
-        raise AdReelInputError("font", f"{spec!r}: the face number after '#' must be a whole number (e.g. x.ttc#1)")
+        raise AdReelInputError("font", "the face number after '#' must be a whole number (e.g. x.ttc#1)")
     return int(idx)
 
 
@@ -132,12 +132,12 @@ def resolve_font(spec: str) -> FontFace:
         real = _allowed_font_file(path)
         count = _face_count(real)
         if index >= count:
-            raise AdReelInputError("font", f"{spec!r}: the file has {count} face{'s' if count != 1 else ''} "
+            raise AdReelInputError("font", f"the file has {count} face{'s' if count != 1 else ''} "
                                            f"(#0{f'..#{count - 1}' if count > 1 else ''})")
         return FontFace(real, index)
     face = _fc_match(spec)
     if face is None:
-        raise AdReelInputError("font", f"fontconfig found no font for {spec!r} (is fontconfig installed?)")
+        raise AdReelInputError("font", "fontconfig found no such font (is fontconfig installed?)")
     return face
 
 

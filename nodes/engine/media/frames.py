@@ -144,7 +144,7 @@ def contain_fit(rgb: np.ndarray, width: int, height: int,
 def check_framing(framing: str) -> str:
     """``framing`` itself, or the specific error a user reads for any other value."""
     if framing not in FRAMINGS:
-        raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+        raise AdReelInputError("framing", f"is not one of {', '.join(FRAMINGS)}")
     return framing
 
 

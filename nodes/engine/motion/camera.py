@@ -28,7 +28,7 @@ def camera_transform(move: str, p: float, width: int, height: int, strength: flo
     Offsets are in output pixels, relative to the centred crop.
     """
     if move not in CAMERA_MOVES:
-        raise AdReelInputError("camera", f"{move!r} is not one of {', '.join(CAMERA_MOVES)}")
+        raise AdReelInputError("camera", f"is not one of {', '.join(CAMERA_MOVES)}")
     e = ease_in_out(p)
     s = 0.12 * strength
     if move == "zoom_in":

@@ -42,7 +42,7 @@ class VideoFileSource:
     def __init__(self, path: str, frame_count: int, fps: float, width: int, height: int, field: str = "clips",
                  framing: str = "cover", fill_rgb: tuple[int, int, int] = (0, 0, 0)):
         if not os.path.isfile(path):
-            raise AdReelInputError(field, f"video file {os.path.basename(path)!r} does not exist")
+            raise AdReelInputError(field, "names a video file that does not exist")
         check_framing(framing)
         # probed first: only a known video container with a video stream (an HLS playlist named
         # .mp4 that lists a private file is refused), and decoded with that demuxer only
@@ -93,7 +93,7 @@ class VideoFileSource:
         try:
             cur, pos, ended = read(), 0, False
             if cur is None:
-                raise AdReelInputError(self.field, f"{os.path.basename(self.path)!r} decoded to no frames")
+                raise AdReelInputError(self.field, "the video file decoded to no frames")
             for k in range(first, first + count):
                 while pos < k and not ended:
                     nxt = read()

@@ -65,11 +65,11 @@ class FittedFrameBatch:
         if n_frames < 1:
             raise AdReelInputError("images", "the frame batch is empty")
         if fit not in FIT_MODES:
-            raise AdReelInputError("fit", f"{fit!r} is not one of {', '.join(FIT_MODES)}")
+            raise AdReelInputError("fit", f"is not one of {', '.join(FIT_MODES)}")
         if interpolation not in INTERPOLATIONS:
-            raise AdReelInputError("interpolation", f"{interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+            raise AdReelInputError("interpolation", f"is not one of {', '.join(INTERPOLATIONS)}")
         if framing not in FRAMINGS:
-            raise AdReelInputError("framing", f"{framing!r} is not one of {', '.join(FRAMINGS)}")
+            raise AdReelInputError("framing", f"is not one of {', '.join(FRAMINGS)}")
         if not (math.isfinite(float(source_fps)) and source_fps > 0):
             raise AdReelInputError("source_fps", f"must be a finite number more than 0 (got {source_fps})")
         if frame_count < 1 or not (math.isfinite(float(fps)) and fps > 0):

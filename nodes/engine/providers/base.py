@@ -217,7 +217,7 @@ class Provider:
     def model_spec(self, model: str, field_name: str) -> ModelSpec:
         spec = self.models.get(model)
         if spec is None:
-            raise AdReelInputError(f"{field_name}.model", f"{self.label} has no model {model!r}; choose one of {', '.join(self.models)}")
+            raise AdReelInputError(f"{field_name}.model", f"{self.label} has no such model; choose one of {', '.join(self.models)}")
         return spec
 
     def require_enabled(self) -> None:

@@ -89,7 +89,7 @@ def require_price(value: Any, field_name: str) -> float:
     except (TypeError, ValueError):
         raise AdReelInputError(field_name, "must be a price in USD, 0 or more") from None
     if not math.isfinite(f) or f < 0:
-        raise AdReelInputError(field_name, f"must be a finite price in USD, 0 or more (got {value!r})")
+        raise AdReelInputError(field_name, "must be a finite price in USD, 0 or more")
     return f
 
 

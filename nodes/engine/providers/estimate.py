@@ -34,7 +34,7 @@ def estimate(provider: str, model: str, scenes: list[tuple[float, str]], *, aspe
     ``AdReelInputError`` naming the field for a job the node would refuse."""
     prov = PROVIDERS.get(provider)
     if prov is None:
-        raise AdReelInputError("provider", f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+        raise AdReelInputError("provider", f"unknown provider; choose one of {', '.join(PROVIDERS)}")
     opts = parse_options(options_json)
     chosen = opts.models.get(provider) or opts.model or model
     try:
@@ -87,7 +87,8 @@ def estimate_query(query: Mapping[str, Any]) -> dict:
 
     unknown_names = sorted(set(query.keys()) - set(ESTIMATE_PARAMS))
     if unknown_names:
-        raise AdReelInputError(unknown_names[0][:40], f"is not a parameter of this route ({', '.join(ESTIMATE_PARAMS)})")
+        raise AdReelInputError("query", f"holds a parameter this route does not take; it takes "
+                                        f"{', '.join(ESTIMATE_PARAMS)}")
     provider = one("provider", "")
     if not provider:
         raise AdReelInputError("provider", "is required")
@@ -96,17 +97,16 @@ def estimate_query(query: Mapping[str, Any]) -> dict:
         raise AdReelInputError("model", "is required")
     aspect = one("aspect_ratio", "9:16")
     if aspect not in ASPECT_RATIOS:
-        raise AdReelInputError("aspect_ratio", f"{aspect!r} is not one of {', '.join(ASPECT_RATIOS)}")
+        raise AdReelInputError("aspect_ratio", f"is not one of {', '.join(ASPECT_RATIOS)}")
     durations_text = (one("durations", "", 16 * MAX_ESTIMATE_SCENES) or "").strip()
     durations = []
     for k, part in enumerate(p.strip() for p in durations_text.split(",")) if durations_text else ():
         try:
             d = float(part)
         except ValueError:
-            raise AdReelInputError(f"durations[{k}]", f"must be a number of seconds (got {part[:20]!r})") from None
+            raise AdReelInputError(f"durations[{k}]", "must be a number of seconds") from None
         if not math.isfinite(d) or d < 0 or d > MAX_SCENE_SECONDS:
-            raise AdReelInputError(f"durations[{k}]", f"must be a finite number of seconds within 0..{MAX_SCENE_SECONDS:g}"
-                                                      f" (got {part[:20]!r})")
+            raise AdReelInputError(f"durations[{k}]", f"must be a finite number of seconds within 0..{MAX_SCENE_SECONDS:g}")
         durations.append(d)
     if len(durations) > MAX_ESTIMATE_SCENES:
         raise AdReelInputError("durations", f"{len(durations)} scenes, more than {MAX_ESTIMATE_SCENES}")
@@ -129,10 +129,9 @@ def estimate_query(query: Mapping[str, Any]) -> dict:
     try:
         budget = float(budget_text)
     except ValueError:
-        raise AdReelInputError("max_cost_usd", f"must be a number (got {budget_text[:20]!r})") from None
+        raise AdReelInputError("max_cost_usd", "must be a number of USD") from None
     if not math.isfinite(budget) or budget < 0 or budget > MAX_BUDGET_USD:
-        raise AdReelInputError("max_cost_usd", f"must be a finite number of USD within 0..{MAX_BUDGET_USD:g} "
-                                               f"(got {budget_text[:20]!r})")
+        raise AdReelInputError("max_cost_usd", f"must be a finite number of USD within 0..{MAX_BUDGET_USD:g}")
     result = estimate(provider, model, scenes, aspect_ratio=aspect,
                       options_json=one("options_json", "", MAX_OPTIONS_CHARS) or "", max_cost_usd=budget)
     result["per_scene"] = not durations

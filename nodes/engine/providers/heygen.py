@@ -151,7 +151,7 @@ class HeyGenProvider(Provider):
             raise AdReelInputError(f"{plan.field_path}.voice_id", "HeyGen needs options['voice_id'] (find it in the HeyGen app, Voices)")
         resolution = opts.get("resolution", "720p")
         if resolution not in _DIMENSIONS:
-            raise AdReelInputError(f"{plan.field_path}.resolution", f"HeyGen takes 720p or 1080p (got {resolution!r})")
+            raise AdReelInputError(f"{plan.field_path}.resolution", "HeyGen takes 720p or 1080p")
         width, height = _DIMENSIONS[resolution][job.aspect_ratio]
         palette = job.scene.palette
         background = opts.get("background") or (palette[0] if palette else None)

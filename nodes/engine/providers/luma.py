@@ -89,7 +89,7 @@ class LumaProvider(Provider):
     def configure(self, plan: JobPlan, ctx: PlanContext) -> None:
         resolution = plan.job.options.get("resolution") or plan.spec.default_resolution
         if resolution not in _RESOLUTIONS:
-            raise AdReelInputError(f"{plan.field_path}.resolution", f"Luma takes {', '.join(_RESOLUTIONS)} (got {resolution!r})")
+            raise AdReelInputError(f"{plan.field_path}.resolution", f"Luma takes {', '.join(_RESOLUTIONS)}")
         plan.params.update(
             prompt=self.require_prompt(plan), aspect_ratio=_RATIOS[plan.job.aspect_ratio],
             duration=f"{int(plan.duration)}s", resolution=resolution, loop=bool(plan.job.options.get("loop", False)),

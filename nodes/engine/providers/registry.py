@@ -19,7 +19,7 @@ def get_provider(name: str) -> Provider:
     try:
         return PROVIDERS[name]
     except KeyError:
-        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
+        raise ValueError(f"unknown provider; choose one of {', '.join(PROVIDERS)}") from None
 
 
 def list_models() -> dict[str, list[str]]:

@@ -102,7 +102,7 @@ class ReplicateProvider(Provider):
 
     def model_spec(self, model: str, field_name: str) -> ModelSpec:
         if not parse_model_ref(model or ""):
-            raise AdReelInputError(f"{field_name}.model", f"Replicate models are named owner/name or owner/name:version (got {model!r})")
+            raise AdReelInputError(f"{field_name}.model", "Replicate models are named owner/name or owner/name:version")
         return ModelSpec(id=model.strip(), label=model.strip(), ratios=_ANY_RATIO, typical_seconds=180.0)
 
     def configure(self, plan: JobPlan, ctx: PlanContext) -> None:

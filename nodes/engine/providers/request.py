@@ -147,6 +147,27 @@ def parse_options(text: str | None) -> Options:
     return opts
 
 
+# Option names an error may show as written: the options the providers read, and the usual names of a
+# credential someone might paste. Any other name is the workflow's own text (a visitor's, on a shared
+# server): it is shown by its position, never repeated.
+KNOWN_OPTION_NAMES = frozenset({
+    "seed", "model", "resolution", "input", "price_usd_per_run", "price_usd_per_second", "usd_per_credit",
+    "avatar_id", "talking_photo_id", "voice_id", "voice_speed", "avatar_style", "background", "caption",
+    "person_generation", "negative_prompt", "quality", "style", "duration", "loop", "fps", "cfg_scale",
+    "cond_aug", "motion_bucket_id", "image_input", "prompt_input", "duration_input", "aspect_input",
+    "key", "api_key", "apikey", "api-key", "x-api-key", "token", "api_token", "access_token", "accesstoken",
+    "refresh_token", "auth_token", "hf_token", "github_token", "githubtoken", "secret", "client_secret",
+    "password", "private_key", "aws_secret_access_key", "aws_access_key_id", "authorization", "credentials",
+    "openai_key", "hftoken", "bearer", "cookie",
+})
+
+
+def _shown_name(name: str, k: int) -> str:
+    """An option's name for a field path: as written when it is one AdReel knows (``KNOWN_OPTION_NAMES``
+    or a provider's name), else its position. A visitor's text is never repeated in an error."""
+    return name if name.lower() in KNOWN_OPTION_NAMES or name in PROVIDERS else f"<option {k + 1}>"
+
+
 def _refuse_secrets(value, where: str, depth: int = 0) -> None:
     """Refuse credentials by name or by shape, and numbers that are not finite, anywhere in the options.
 
@@ -156,17 +177,18 @@ def _refuse_secrets(value, where: str, depth: int = 0) -> None:
     if depth > MAX_OPTION_DEPTH:
         raise AdReelInputError(where, f"is nested more than {MAX_OPTION_DEPTH} levels deep")
     if isinstance(value, dict):
-        for k, v in value.items():
-            name = str(k)
+        for k, (key, v) in enumerate(value.items()):
+            name = str(key)
             if looks_like_key(name):
                 raise AdReelInputError(f"{where}.<an option name shaped like an API key>", _NO_KEYS)
+            shown = _shown_name(name, k)
             if is_secret_name(name):
-                raise AdReelInputError(f"{where}.{name}", _NO_KEYS)
+                raise AdReelInputError(f"{where}.{shown}", _NO_KEYS)
             if (_PRICE_NAME.search(name) and isinstance(v, (int, float)) and not isinstance(v, bool)
                     and math.isfinite(v) and v < 0):
-                raise AdReelInputError(f"{where}.{name}", f"must be a price, 0 or more (got {v!r}): a negative "
+                raise AdReelInputError(f"{where}.{shown}", "must be a price, 0 or more: a negative "
                                                           "price would enlarge what the other scenes may spend")
-            _refuse_secrets(v, f"{where}.{name}", depth + 1)
+            _refuse_secrets(v, f"{where}.{shown}", depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _refuse_secrets(v, f"{where}[{i}]", depth + 1)
@@ -174,7 +196,7 @@ def _refuse_secrets(value, where: str, depth: int = 0) -> None:
         if looks_like_key(value):
             raise AdReelInputError(where, "holds a value shaped like an API key or token (not shown here). " + _NO_KEYS)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise AdReelInputError(where, f"must be a finite number (got {value!r})")
+        raise AdReelInputError(where, "must be a finite number")
 
 
 _refuse_secret_names = _refuse_secrets  # the earlier name
@@ -193,7 +215,7 @@ def candidates(provider: str, model: str, fallback: str, quality: str, chain: st
             except AdReelInputError:
                 known = ", ".join(PROVIDERS[provider].models) or "owner/name[:version]"
                 extra = ' (any other: options_json {"replicate": {"model": "owner/name:version"}})' if provider == "replicate" else ""
-                raise AdReelInputError("model", f"{chosen!r} is not a {PROVIDERS[provider].label} model; "
+                raise AdReelInputError("model", f"is not a {PROVIDERS[provider].label} model; "
                                                 f"choose one of {known}{extra}") from None
         cands = [Candidate(provider, chosen)]
     if fallback == "camera move" and CAMERA_MOVE not in cands:
@@ -328,7 +350,7 @@ def _number_or_none(value, where: str):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise AdReelInputError("provider_report", f"{where} is {value!r}, not a cost in USD")
+        raise AdReelInputError("provider_report", f"{where} is not a cost in USD")
     return value
 
 

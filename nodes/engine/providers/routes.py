@@ -115,7 +115,7 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
     """
     providers = PROVIDERS
     out: list[Candidate] = []
-    for raw in _CHAIN_SPLIT.split(str(text or "").strip()):
+    for k, raw in enumerate(_CHAIN_SPLIT.split(str(text or "").strip())):
         item = raw.strip()
         if not item:
             continue
@@ -127,12 +127,12 @@ def parse_chain(text: str, field_name: str = "chain") -> list[Candidate]:
             if name not in providers:
                 raise AdReelInputError(
                     field_name,
-                    f"{item!r} is not provider:model or camera (providers: {', '.join(providers)}; "
+                    f"entry {k + 1} is not provider:model or camera (providers: {', '.join(providers)}; "
                     "e.g. \"runway:gen4_turbo, luma:ray-flash-2, camera\")",
                 )
             if not sep or not model:
                 example = next(iter(providers[name].models), "owner/name")
-                raise AdReelInputError(field_name, f"{item!r}: name the model too, e.g. {name}:{example}")
+                raise AdReelInputError(field_name, f"entry {k + 1}: name the model too, e.g. {name}:{example}")
             providers[name].model_spec(model, field_name)  # raises, listing the provider's models
             cand = Candidate(name, model)
         if cand not in out:
@@ -178,7 +178,7 @@ def plan_jobs(jobs: Sequence[RenderJob], image_host: Optional[ImageHost] = None)
         provider: Optional[Provider] = PROVIDERS.get(job.provider)
         if provider is None:
             raise AdReelInputError(f"{field_name}.provider",
-                                   f"unknown provider {job.provider!r}; choose one of {', '.join(PROVIDERS)}")
+                                   f"unknown provider; choose one of {', '.join(PROVIDERS)}")
         plans.append(provider.plan(job, ctx, field_name))
     return plans
 
@@ -351,7 +351,7 @@ def plan_routes(
     what the prompt's other nodes left of it. The caller reserves the plan's total there.
     """
     if quality not in QUALITIES:
-        raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)} (got {quality!r})")
+        raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)}")
     max_cost_usd, budget_note = server_budget(max_cost_usd)
     if allowance is not None and allowance.used() > 0 and allowance.left() < max_cost_usd:
         max_cost_usd = allowance.left()
@@ -371,7 +371,7 @@ def plan_routes(
             try:
                 provider = PROVIDERS.get(cand.provider)
                 if provider is None:
-                    raise AdReelInputError(f"{where}.provider", f"unknown provider {cand.provider!r}; "
+                    raise AdReelInputError(f"{where}.provider", "unknown provider; "
                                                                 f"choose one of {', '.join(PROVIDERS)}")
                 plan = provider.plan(req.job_for(cand), ctx, where)
             except (AdReelInputError, ProviderError) as exc:

@@ -140,7 +140,7 @@ class VeoProvider(Provider):
         if spec.resolutions:
             resolution = opts.get("resolution") or spec.default_resolution
             if resolution not in spec.resolutions:
-                raise AdReelInputError(f"{plan.field_path}.resolution", f"{spec.id} takes {', '.join(spec.resolutions)} (got {resolution!r})")
+                raise AdReelInputError(f"{plan.field_path}.resolution", f"{spec.id} takes {', '.join(spec.resolutions)}")
         person = opts.get("person_generation")
         if person is not None and person not in ("allow_all", "allow_adult", "dont_allow"):
             raise AdReelInputError(f"{plan.field_path}.person_generation", "must be allow_all, allow_adult or dont_allow")

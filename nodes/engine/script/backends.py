@@ -65,8 +65,9 @@ class LLMModelMissing(LLMError):
             has = "it has no models yet"
         else:
             has = "its model list could not be read"
-        hint = f" (run `ollama pull {model}` on that server)" if where.startswith("Ollama") else ""
-        super().__init__(f"{where} has no model {model!r}{hint}; {has}" + (f" [{detail}]" if detail else ""))
+        hint = " (run `ollama pull <model>` on that server)" if where.startswith(("Ollama", "the Ollama")) else ""
+        # the model's name is the workflow's (a visitor's) text: named by its widget, never repeated
+        super().__init__(f"{where} has no model of the name the workflow gives{hint}; {has}")
 
 
 class LLMAuthError(LLMError):

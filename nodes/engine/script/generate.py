@@ -288,7 +288,7 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
             fail(validation_issues(e, root="scenes"))
     issues = check_script(script, brief, pacing)
     if script.language.split("-")[0] != brief.base_language:
-        issues.insert(0, Issue("language", f"is {script.language!r}; the brief's language is {brief.language!r}"))
+        issues.insert(0, Issue("language", f"is not the brief's language ({brief.base_language})"))
     if issues:
         fail(issues)
     return script.model_copy(update={"source": "edited", "language": brief.language,

@@ -8,12 +8,13 @@ iterates; ``0`` unloads it after the answer) and ``options`` (temperature, seed,
 context size, output limit).
 
 Safety (``cloud/llm_policy.py``): the host must pass the destination rules
-(loopback, public, or configured; private ranges only with
-``ADREEL_LLM_ALLOW_PRIVATE=1``; never link-local / metadata), a widget host may
+(public, or a host the operator configured or allowed; loopback and
+private ranges only so, or with ``ADREEL_LLM_ALLOW_PRIVATE=1``; link-local /
+metadata only when that host is configured), a widget host may
 not carry a path (only the configured ``OLLAMA_HOST`` may), redirects are never
 followed, answers are capped in bytes (``ADREEL_MAX_LLM_ANSWER_BYTES``) and in
-total time (``ADREEL_HTTP_TOTAL_SECONDS``), error bodies are clipped and
-redacted, and ``keep_alive`` / ``context_size`` are capped by
+total time (``ADREEL_HTTP_TOTAL_SECONDS``), an error answer's text never reaches
+a message (only its status), and ``keep_alive`` / ``context_size`` are capped by
 ``ADREEL_LLM_MAX_KEEP_ALIVE`` / ``ADREEL_LLM_MAX_CONTEXT``. ``OLLAMA_API_KEY``
 (Ollama's cloud) is sent only to the configured ``OLLAMA_HOST``.
 
@@ -24,6 +25,7 @@ error message and forgotten.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import threading
@@ -36,9 +38,9 @@ from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
 from .context import answer_cap, cap_context, estimate_messages, max_scenes
 from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
-from ..cloud.redaction import redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
+logger = logging.getLogger("adreel.script")
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "qwen2.5:7b"
 MAX_MODELS = 500          # names kept from one /api/tags answer
@@ -85,13 +87,13 @@ def resolve_host(host: str | None) -> str:
         return url
     if not url.startswith(("http://", "https://")):
         raise LLMConfigError("ollama_host", "must be an http(s) URL like http://127.0.0.1:11434")
+    if urlsplit(url).path not in ("", "/"):
+        raise LLMConfigError("ollama_host", "must be scheme://host:port without a path (only the operator's "
+                                            "OLLAMA_HOST may carry one)")
     try:
         check_llm_destination(url, None, "ollama_host")
     except PolicyError as e:
         raise LLMConfigError(e.field, str(e)) from None
-    if urlsplit(url).path not in ("", "/"):
-        raise LLMConfigError("ollama_host", "must be scheme://host:port without a path (only the operator's "
-                                            "OLLAMA_HOST may carry one)")
     return url
 
 
@@ -110,7 +112,7 @@ def parse_keep_alive(value, cap: float | None = None) -> float | str | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise LLMConfigError("keep_alive", f"{value!r} is not a duration")
+        raise LLMConfigError("keep_alive", "is not a duration")
     if isinstance(value, (int, float)):
         parsed: float | str = value
         if value != value or value in (float("inf"), float("-inf")):
@@ -127,7 +129,7 @@ def parse_keep_alive(value, cap: float | None = None) -> float | str | None:
         elif _GO_DURATION.match(v):
             parsed = v
         else:
-            raise LLMConfigError("keep_alive", f"{v!r} is not a duration like 10m, 1h, 30s, 0 (unload now) "
+            raise LLMConfigError("keep_alive", "is not a duration like 10m, 1h, 30s, 0 (unload now) "
                                                "or -1 (as long as the server allows)")
     limit = limits.MAX_LLM_KEEP_ALIVE.read() if cap is None else cap
     seconds = _seconds(parsed)
@@ -241,7 +243,8 @@ class OllamaBackend:
         self.timeout = total_seconds(timeout)
         self.max_output_tokens = max_output_tokens
         self.label = f"ollama:{self.model}"
-        self.where = f"Ollama at {redact(self.host)}"
+        # the server as shown: the operator's OLLAMA_HOST, never a host a visitor typed
+        self.where = f"Ollama at {self.host}" if self.host == configured_host() else "the Ollama server in ollama_host"
 
     async def _check_destination(self) -> None:
         if self.host == configured_host():
@@ -285,9 +288,9 @@ class OllamaBackend:
         if ex.status >= 400:
             try:
                 body = ex.json()
-                message = redact(str(body.get("error") if isinstance(body, dict) else body)[:200])
+                message = str(body.get("error") if isinstance(body, dict) else body)[:200]
             except ValueError:
-                message = ex.error_text()
+                message = ""
             raise await self._failure(ex.status, message)
         try:
             body = ex.json()
@@ -298,17 +301,18 @@ class OllamaBackend:
         except (ValueError, TypeError, AttributeError) as e:  # not the JSON body the contract promises
             raise LLMUnavailable(f"{self.where} sent an unreadable answer ({type(e).__name__})", transient=True) from None
         if body.get("error"):
-            raise LLMUnavailable(f"{self.where} answered with an error: {redact(str(body['error'])[:200])}",
-                                 transient=True)
+            raise LLMUnavailable(f"{self.where} answered with an error (its text is not shown)", transient=True)
         info = {k: body.get(k) for k in ("done_reason", "total_duration", "load_duration",
                                          "prompt_eval_count", "eval_count")}
         return Completion(content, truncated=body.get("done_reason") == "length", info=info)
 
     async def _failure(self, status: int, message: str) -> Exception:
+        """The server's text only decides which error; the message is fixed (never the server's words)."""
+        logger.warning("%s answered HTTP %s: %s", self.where, status, message[:200])  # the operator's log only
         if status == 404 and "not found" in message.lower():
-            return LLMModelMissing(self.model, self.where, await self.list_models(), detail=message)
+            return LLMModelMissing(self.model, self.where, await self.list_models())
         if status in (429, 500, 502, 503, 504):
-            return LLMUnavailable(f"{self.where} answered {status}: {message}", transient=True)
+            return LLMUnavailable(f"{self.where} answered HTTP {status}", transient=True)
         if status == 499:
-            return LLMUnavailable(f"{self.where} cancelled the request: {message}")
-        return LLMRejected(f"{self.where} refused the request ({status}): {message}")
+            return LLMUnavailable(f"{self.where} cancelled the request")
+        return LLMRejected(f"{self.where} refused the request (HTTP {status})")

@@ -14,6 +14,7 @@ the script; redirects are never followed; answers are capped in bytes and time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, check_llm_destination, configured_base_url
@@ -24,6 +25,7 @@ from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigEr
 from ..cloud.redaction import redact
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
+logger = logging.getLogger("adreel.script")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -88,7 +90,9 @@ class OpenAIBackend:
         self.context_size = cap_context(context_size)
         self._tokenize: bool | None = None   # does the server count tokens (llama-server's /tokenize)?
         self.label = f"openai:{self.model}"
-        self.where = f"the OpenAI-compatible endpoint {redact(self.base_url)}"
+        # the endpoint as shown: the operator's configured URL, never a URL a visitor typed
+        self.where = (f"the OpenAI-compatible endpoint {self.base_url}" if not (base_url or "").strip()
+                      else "the OpenAI-compatible endpoint in openai_base_url")
 
     def _headers(self) -> dict:
         h = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -173,36 +177,39 @@ class OpenAIBackend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise LLMUnavailable(f"{self.where} sent an answer without choices[0].message", transient=True) from None
         if not content and message.get("refusal"):
-            raise LLMRejected(self._clean(f"{self.model} refused: {str(message['refusal'])[:200]}"))
+            raise LLMRejected(f"{self.label} refused to write the script (its answer is not shown)")
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
         return Completion(content, truncated=choice.get("finish_reason") == "length",
                           info={"finish_reason": str(choice.get("finish_reason"))[:40], "usage": usage})
 
     async def _failure(self, resp) -> Exception:
+        """The error a failed answer becomes. The server's own text only decides which error; the message
+        is a fixed description with the status code, never the server's words (a server the workflow
+        chose could otherwise read anything back to a visitor)."""
         status = resp.status
         message, etype, code = _error_message(resp)
-        message = self._clean(message)
+        logger.warning("%s answered HTTP %s: %s", self.where, status, message)  # the operator's log only
         if status in (401, 403):
             if not self.key_env:
-                return LLMAuthError(f"{self.where} wants a key ({status}: {message}); api_key_env is {NO_KEY}")
+                return LLMAuthError(f"{self.where} wants a key (HTTP {status}); api_key_env is {NO_KEY}")
             have = "is set" if self._key else "is not set"
-            return LLMAuthError(f"{self.where} refused the key ({status}: {message}); the key comes from the "
+            return LLMAuthError(f"{self.where} refused the key (HTTP {status}); the key comes from the "
                                 f"environment variable {self.key_env}, which {have}")
         if status == 404:
             lowered = message.lower()
             if etype == "not_found_error" or code == "model_not_found" or "model" in lowered:
-                return LLMModelMissing(self.model, self.where, await self.list_models(), detail=message)
-            return LLMConfigError("openai_base_url", f"{self.where} has no /chat/completions (404: {message}); "
+                return LLMModelMissing(self.model, self.where, await self.list_models())
+            return LLMConfigError("openai_base_url", f"{self.where} has no /chat/completions (HTTP 404); "
                                                      "the base URL usually ends in /v1")
         if status in (408, 409, 429) or status >= 500:
-            return LLMUnavailable(f"{self.where} answered {status}: {message}", transient=True,
+            return LLMUnavailable(f"{self.where} answered HTTP {status}", transient=True,
                                   retry_after=retry_after_seconds(resp.headers.get("retry-after")))
         if status == 400 and _context_error(message, etype, code):
             body = _error_body(resp)
             return LLMContextExceeded(f"{self.where} refused the request: it does not fit the model's context "
-                                      f"({status}: {message})", n_ctx=_int(body.get("n_ctx")),
+                                      f"(HTTP {status})", n_ctx=_int(body.get("n_ctx")),
                                       n_prompt=_int(body.get("n_prompt_tokens")))
-        return LLMRejected(f"{self.where} refused the request ({status}: {message})")
+        return LLMRejected(f"{self.where} refused the request (HTTP {status})")
 
 
 def _context_error(message: str, etype: str, code: str) -> bool:

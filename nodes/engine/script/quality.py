@@ -231,12 +231,12 @@ def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | No
     everything = _norm(" ".join(sc.narration + " " + sc.on_screen_text for sc in scenes))
     for name, value in (("brand", brief.brand), ("product", brief.product)):
         if _norm(value) not in everything:
-            issues.append(Issue("scenes", f"the {name} {value!r} appears in no narration or on-screen text"))
+            issues.append(Issue("scenes", f"the brief's {name} appears in no narration or on-screen text"))
     last = scenes[-1]
     cta = _norm_cta(brief.cta)
     if cta not in _norm(last.on_screen_text) and cta not in _norm(last.narration):
         issues.append(Issue(f"scenes[{n - 1}].on_screen_text",
-                            f"the call to action {brief.cta!r} must appear in the last scene"))
+                            "the brief's call to action (cta) must appear in the last scene"))
 
     voice = voice or default_voice(brief.language)
     voice.measure_many(spoken_form(sc.narration, brief.language) for sc in scenes)

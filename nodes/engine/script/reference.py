@@ -8,7 +8,6 @@ included).
 """
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ def _video_stream(info: dict, path: str) -> dict:
     for s in info.get("streams", []):
         if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic"):
             return s
-    raise AdReelInputError("video", f"{path!r} has no video stream")
+    raise AdReelInputError("video", "the file has no video stream")
 
 
 def _rate(value: str | None) -> float | None:
@@ -75,7 +74,6 @@ def detect_cuts(path: str | MediaInput, threshold: float = 0.3, timeout: float =
     if not 0 < threshold < 1:
         raise AdReelInputError("threshold", f"must be between 0 and 1 (got {threshold:g})")
     media = path if isinstance(path, MediaInput) else open_media(path, "video", "video")
-    name = os.path.basename(media.path)
     vf = (f"scale={ANALYSIS_WIDTH}:-2:flags=area,"
           f"select='eq(n\\,0)+gt(scene\\,{threshold:.4f})',showinfo")
     cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "info", *media.args(limits.MAX_MEDIA_SECONDS.read()),
@@ -84,13 +82,13 @@ def detect_cuts(path: str | MediaInput, threshold: float = 0.3, timeout: float =
         out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise AdReelInputError("video", f"analysing {name!r} took longer than {timeout:.0f} s") from None
+        raise AdReelInputError("video", f"analysing the file took longer than {timeout:.0f} s") from None
     if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().replace(media.path, name).splitlines()[-4:])
-        raise AdReelInputError("video", f"ffmpeg cannot read {name!r}: {tail}")
+        tail = "\n".join(out.stderr.strip().replace(media.path, "the file").splitlines()[-4:])
+        raise AdReelInputError("video", f"ffmpeg cannot read the file: {tail}")
     frames = showinfo_frames(out.stderr)
     if not frames:
-        raise AdReelInputError("video", f"{name!r} has no decodable video frames")
+        raise AdReelInputError("video", "the file has no decodable video frames")
     first = frames[0][1]
     return [round(t - first, 6) for _, t in frames[1:]], first
 
@@ -118,7 +116,7 @@ def parse_structure(text: str | list[str] | None) -> list[str]:
     for item in items:
         seg = item.strip().lower().replace("call_to_action", "cta")
         if seg not in SEGMENTS:
-            raise AdReelInputError("structure", f"{item!r} is not a segment: use {', '.join(SEGMENTS)}")
+            raise AdReelInputError("structure", f"holds an item that is not a segment: use {', '.join(SEGMENTS)}")
         out.append(seg)
     return out
 
@@ -140,13 +138,13 @@ def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float
         except (TypeError, ValueError):
             continue
     if duration is None or not duration > 0 or duration == float("inf"):
-        raise AdReelInputError("video", f"{os.path.basename(path)!r} has no duration")
+        raise AdReelInputError("video", "the file has no duration")
     cap = limits.MAX_MEDIA_SECONDS.read()
     if duration > cap:
-        raise AdReelInputError("video", f"{os.path.basename(path)!r} lasts {duration:.0f} s: this server analyses "
+        raise AdReelInputError("video", f"the video lasts {duration:.0f} s: this server analyses "
                                         f"references of at most {cap:g} s (ADREEL_MAX_MEDIA_SECONDS)")
     if allowance is not None:
-        allowance.reserve(duration, f"video: analysing {os.path.basename(path)!r}")
+        allowance.reserve(duration, "video: analysing the file")
     cuts, _first = detect_cuts(media, threshold)
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")) or 25.0
     # a flash frame or a double detection is not a shot: keep cuts at least min_shot apart

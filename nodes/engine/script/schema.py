@@ -58,7 +58,7 @@ def _enum_value(v, allowed, what):
     key = re.sub(r"[\s\-]+", "_", v.strip().lower())
     key = _ALIASES.get(key, _ALIASES.get(key.replace("_", ""), key))
     if key not in allowed:
-        raise ValueError(f"{v!r} is not a {what}: use one of {', '.join(allowed)}")
+        raise ValueError(f"is not a {what}: use one of {', '.join(allowed)}")
     return key
 
 
@@ -241,9 +241,8 @@ def parse_answer(text: str, max_chars: int | None = None) -> tuple[dict, list[st
         if found is not None:
             data, repairs = found, ["took the JSON object out of the prose around it"]
         if data is None:
-            start = " ".join(text[:80].split())
-            raise AnswerProblem([Issue("answer", f"is not JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-                                                 f"it begins {start!r}. Answer with only the JSON object")])
+            raise AnswerProblem([Issue("answer", f"is not JSON ({err.msg} at line {err.lineno} column {err.colno}). "
+                                                 "Answer with only the JSON object")])
     if not isinstance(data, dict):
         raise AnswerProblem([Issue("answer", f"is a JSON {type(data).__name__}, not an object with title and scenes")])
     return data, repairs

@@ -158,7 +158,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     lang = brief.base_language
     notes = []
     if lang not in _PHRASES:
-        notes.append(f"the template has no {brief.language!r} phrasing; it wrote English text")
+        notes.append("the template has no phrasing in the brief's language; it wrote English text")
         lang = "en"
     phrases = _PHRASES[lang]
     plan = segment_plan(brief.duration_seconds, structure)

@@ -4,8 +4,8 @@ No redirect is followed (a 3xx is reported, so a key never travels on to
 another host), the body is read with a byte counter (``ADREEL_MAX_LLM_ANSWER_BYTES``
 for answers, ``ADREEL_MAX_RESPONSE_BYTES`` for everything else) and the whole
 exchange, connect to last byte, is bounded in wall time — a slowly dripped
-answer cannot hold the worker past it. Non-2xx bodies reach messages only
-clipped to about 200 characters and redacted.
+answer cannot hold the worker past it. A non-2xx body reaches no message
+(the backends report its status code only).
 """
 from __future__ import annotations
 

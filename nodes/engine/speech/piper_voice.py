@@ -437,16 +437,16 @@ def piper_voice_for(name: str, language: str, field: str = "piper_voice", pace: 
     if not name or name == "default":
         voice = default_piper_voice(language, pace)
         if voice is None:
-            raise AdReelInputError(field, f"AdReel has no default Piper voice for {language!r}: put a "
+            raise AdReelInputError(field, f"AdReel has no default Piper voice for this language: put a "
                                           f"{base_language(language)} voice (NAME.onnx + NAME.onnx.json) into "
                                           "ComfyUI's models/tts and choose it, or use backend auto / espeak-ng")
         return voice
     files = piper_voice_files()
     vf = files.get(name)
     if vf is None:
-        raise AdReelInputError(field, f"{name!r} is not one of the Piper voices here "
+        raise AdReelInputError(field, f"is not one of the Piper voices here "
                                       f"({', '.join(files) or 'none'}; models/tts holds NAME.onnx + NAME.onnx.json)")
     if not vf.speaks(language):
         raise AdReelInputError(field, f"{name} speaks {vf.locale} ({vf.language}), the scene is in "
-                                      f"{language!r}: choose a {base_language(language)} voice, or backend auto")
+                                      f"{base_language(language)}: choose a {base_language(language)} voice, or backend auto")
     return PiperVoice(vf, pace)

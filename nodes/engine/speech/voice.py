@@ -202,4 +202,4 @@ def voice_for(backend: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, voi
         return EspeakVoice(language, rate_wpm)
     if backend in ("openai", "elevenlabs"):
         return CloudVoice(backend, language, voice, model)
-    raise ValueError(f"{backend!r} is not one of {', '.join(VOICE_BACKENDS)}")
+    raise ValueError(f"backend is not one of {', '.join(VOICE_BACKENDS)}")

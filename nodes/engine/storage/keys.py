@@ -88,7 +88,7 @@ def check_not_reserved(prefix: str, reserved=RESERVED_PREFIXES) -> str:
     for r in reserved:
         if head == r.lower():
             raise AdReelInputError(
-                "prefix_pattern", f"the key prefix {prefix!r} starts with {r!r}, which AdReel reserves for its own "
+                "prefix_pattern", f"starts with {r!r}, which AdReel reserves for its own "
                                   "records; choose another prefix (e.g. {brand}/{date}/{run}/)")
     return prefix
 
@@ -207,7 +207,7 @@ def check_key(key: str) -> str:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise AdReelInputError("prefix", f"the object key would be longer than {MAX_KEY_BYTES} bytes; use a shorter prefix")
     if key.startswith("/") or any(seg in ("", ".", "..") for seg in key.split("/")):
-        raise AdReelInputError("prefix", f"unsafe object key {key!r}")
+        raise AdReelInputError("prefix", "makes an unsafe object key (empty, '.' or '..' parts, or a leading /)")
     return key
 
 
@@ -256,17 +256,17 @@ def hls_members(playlist: Path) -> list[tuple[Path, str]]:
                 rel = target.relative_to(root).as_posix()
             except ValueError:
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}, outside the playlist's folder"
+                    "files", f"HLS playlist {current.name} refers to a file outside the playlist's folder"
                 ) from None
             if not all(_HLS_NAME.match(seg) for seg in rel.split("/")):
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}: use names of letters, digits, '.', '-', '_'"
+                    "files", f"HLS playlist {current.name} refers to a file by a name that is not plain: use names of letters, digits, '.', '-', '_'"
                 )
             if target.suffix.lower() not in HLS_MEMBER_EXTS:
                 raise AdReelInputError(
-                    "files", f"HLS playlist {current.name} refers to {ref!r}: not an HLS segment or playlist")
+                    "files", f"HLS playlist {current.name} refers to a file that is not an HLS segment or playlist")
             if not target.is_file():
-                raise AdReelInputError("files", f"HLS playlist {current.name} refers to {ref!r}, which does not exist")
+                raise AdReelInputError("files", f"HLS playlist {current.name} refers to a file that does not exist")
             if target not in seen:
                 seen[target] = rel
                 queue.append(target)
