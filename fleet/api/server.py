@@ -296,9 +296,7 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
 
 
 def run_api(fleet: Settings, host: str, port: int) -> int:
-    settings = load_api_settings(fleet)
-    if hasattr(fleet, "signing_key"):
-        fleet.signing_key()  # where the fleet signs its jobs, the API signs what it submits: refuse to start without
+    settings = load_api_settings(fleet)  # refuses to start without the fleet's signing secret
     views = Views(settings)
     views.ping()
     views.actor()  # the Dramatiq broker, once

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import objects
-from .. import records as fleet_records
 from ..config import FleetError
 from ..jobs import JobSpec, batch_id_for, brief_fields, load_workflow, nodes_of, prepare_prompt
-from ..records import QueueFull, Records, public_record
+from ..records import QueueFull, Records, SpecRefused, public_record
 from .settings import ApiSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +48,6 @@ STAGES = {"BrandBrief": "script", "ScriptLLM": "script", "StoryboardSplit": "sto
           "MusicBed": "rendering", "BrandImage": "rendering", "ProviderRender": "rendering",
           "FFmpegAssemble": "post-processing", "AssetUpload": "post-processing"}
 
-#: a record whose signed spec does not verify (the fleet's ``SpecRefused``, where the fleet signs its jobs)
-_REFUSED = getattr(fleet_records, "SpecRefused", ())
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
 MAX_METADATA_PAIRS = 16
@@ -382,7 +379,7 @@ class Views:
         self._load(owner, job_id)
         try:
             spec = self.records.spec(job_id) or {}
-        except _REFUSED as exc:
+        except SpecRefused as exc:
             raise ApiError(409, "record_refused", f"this job's record does not verify: {exc}") from None
         return {"workflow": spec.get("prompt") or {}, "format": "api"}
 

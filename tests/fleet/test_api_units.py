@@ -19,18 +19,32 @@ from fleet.api.webhooks import Refused, check_url, sign
 from fleet.config import FleetError
 
 KEY = "k-" + "x" * 30
+SECRET = "f" * 64
+#: the fleet's own settings, as an operator gives them to the API: Redis with its password, the signing secret
+FLEET_ENV = {"ADREEL_REDIS_URL": "redis://:pw-0123456789@127.0.0.1:6379/0", "ADREEL_FLEET_SECRET": SECRET}
 
 
 def test_keys_are_kept_only_as_hashes_and_short_keys_are_refused():
-    settings = load_api_settings(environ={"ADREEL_API_KEYS": f" {KEY} , other-key-0123456789 "})
+    settings = load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": f" {KEY} , other-key-0123456789 "})
     assert KEY not in repr(settings) and KEY not in json.dumps([settings.key_hashes, list(settings.webhook_secrets)])
     owner = settings.owner_of(KEY)
     assert owner and owner == settings.owner_of(KEY) and owner != settings.owner_of("other-key-0123456789")
     assert settings.owner_of(KEY + "y") is None and settings.owner_of("") is None
     with pytest.raises(FleetError, match="shorter than 16"):
-        load_api_settings(environ={"ADREEL_API_KEYS": "short"})
+        load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": "short"})
     with pytest.raises(FleetError, match="ADREEL_API_KEYS"):
-        load_api_settings(environ={})
+        load_api_settings(environ=FLEET_ENV)
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"ADREEL_FLEET_SECRET": ""}, "ADREEL_FLEET_SECRET is not set"),
+    ({"ADREEL_FLEET_SECRET": "short-secret"}, "at least 32"),
+    ({"ADREEL_REDIS_URL": "redis://127.0.0.1:6379/0"}, "no password"),
+])
+def test_the_api_needs_the_fleets_signing_secret_and_a_redis_password(env, named):
+    with pytest.raises(FleetError, match=named) as err:
+        load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": KEY, **env})
+    assert KEY not in str(err.value) and SECRET not in str(err.value) and "pw-0123456789" not in str(err.value)
 
 
 def resolver(table):
