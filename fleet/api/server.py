@@ -90,12 +90,7 @@ async def _call(request: web.Request, fn, *args, **kw):
 
 # ------------------------------------------------------------------ jobs
 async def submit(request: web.Request) -> web.Response:
-    try:
-        body = json.loads(await request.text(), parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request", "the body must be JSON (numbers finite)") from None
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
+    body = await _json_body(request)
     views = request.app[VIEWS]
     owner = request[OWNER]
     job_id = await _call(request, views.submit, owner, body, request.headers.get("Idempotency-Key"),
@@ -135,6 +130,38 @@ async def cancel_job(request: web.Request) -> web.Response:
     job = await _call(request, request.app[VIEWS].cancel, request[OWNER], request.match_info["id"],
                       _base(request))
     return web.json_response(job)
+
+
+async def _json_body(request: web.Request):
+    try:
+        return json.loads(await request.text(), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_request", "the body must be JSON (numbers finite)") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
+
+
+async def get_script(request: web.Request) -> web.Response:
+    return web.json_response(await _call(request, request.app[VIEWS].script, request[OWNER],
+                                         request.match_info["id"]))
+
+
+async def put_script(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    return web.json_response(await _call(request, request.app[VIEWS].put_script, request[OWNER],
+                                         request.match_info["id"], body))
+
+
+async def approve_job(request: web.Request) -> web.Response:
+    job = await _call(request, request.app[VIEWS].approve, request[OWNER], request.match_info["id"],
+                      _base(request))
+    log.info("job %s approved by key %s", job["id"], request[OWNER])
+    return web.json_response(job)
+
+
+async def discard_job(request: web.Request) -> web.Response:
+    return web.json_response(await _call(request, request.app[VIEWS].discard, request[OWNER],
+                                         request.match_info["id"], _base(request)))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -289,6 +316,10 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
         web.get("/api/v2/jobs/{id}/workflow", get_workflow),
         web.post("/api/v2/jobs/{id}/cancel", cancel_job),
         web.get("/api/v2/jobs/{id}/events", job_events),
+        web.get("/api/v2/jobs/{id}/script", get_script),
+        web.put("/api/v2/jobs/{id}/script", put_script),
+        web.post("/api/v2/jobs/{id}/approve", approve_job),
+        web.post("/api/v2/jobs/{id}/discard", discard_job),
         web.get("/api/v2/assets/{id}", get_asset),
         web.get("/api/v2/assets/{id}/content", asset_content),
     ])

@@ -121,3 +121,45 @@ def test_each_key_has_its_own_rate_limit_across_the_api(tmp_path):
         first.stop()
         second.stop()
         red.stop()
+
+
+def _shipped(name):
+    from fleet.jobs import load_workflow
+    from fleet.api.views import SHIPPED
+
+    return load_workflow(str(SHIPPED / f"{name}.json"))
+
+
+@pytest.mark.parametrize("name", ["brief_to_ad_upload", "brief_to_ad_cloud"])
+def test_an_approval_prefix_writes_the_script_storyboard_and_key_images_and_nothing_that_costs(name):
+    from fleet.api.approval import prefix_prompt
+
+    prompt = _shipped(name)
+    prefix = prefix_prompt(prompt)
+    classes = sorted(n["class_type"] for n in prefix.values())
+    assert classes == ["BrandBrief", "BrandImage", "BrandImage", "PreviewImage", "SceneKeyImage", "ScriptLLM",
+                       "StoryboardSplit"]
+    # every link inside the prefix points at a node of the prefix, with the workflow's own widgets
+    for node_id, node in prefix.items():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                assert value[0] in prefix, (node_id, value)
+        if node_id in prompt:
+            assert node == prompt[node_id]
+
+
+def test_an_edited_script_is_checked_as_scriptllm_checks_it_and_the_estimate_is_providerrenders():
+    from fleet.api.approval import check_script, estimate
+    from nodes.engine.models import AdReelInputError
+
+    prompt = _shipped("brief_to_ad_cloud")
+    with pytest.raises(AdReelInputError, match=r"script.*scenes"):
+        check_script(prompt, {"title": "x", "scenes": [{"narration": "hi", "start": 0, "end": 99}]})
+    with pytest.raises(AdReelInputError, match="script"):
+        check_script(prompt, ["not", "a", "script"])
+    scenes = [(3.0, "Morning starts here."), (4.0, "Rich crema in every cup."), (3.0, "Shop now at acme.com")]
+    est = estimate(prompt, {"scenes": [{"duration": d, "narration": n} for d, n in scenes]})
+    (runway,) = est["providers"]
+    assert runway["provider"] == "runway" and len(runway["scenes"]) == 3 and est["total_usd"] > 0
+    assert est["total_usd"] == pytest.approx(runway["total_usd"])
+    assert estimate(_shipped("brief_to_ad_upload"), None)["total_usd"] == 0.0
