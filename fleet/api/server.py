@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Optional
 
 import redis
@@ -33,7 +34,16 @@ OWNER = "adreel_owner"
 #: how often an event stream reads the job's record (aiohttp-sse writes a ": ping" comment every 15 s)
 EVENTS_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024 + 65536
-PUBLIC = frozenset({"/api/v2/health"})
+PUBLIC = frozenset({"/api/v2/health", "/", "/dashboard", "/dashboard/"})
+#: the dashboard's files: public (they hold no data; the page asks for a key and sends it as any client does)
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
+DASHBOARD_FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
+                   "app.css": ("app.css", "text/css")}
+DASHBOARD_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                                                "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+                                                "base-uri 'none'; form-action 'none'",
+                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                     "Cache-Control": "no-cache"}
 
 
 def _error(exc: ApiError) -> web.Response:
@@ -49,7 +59,7 @@ def _bearer(request: web.Request) -> str:
 @web.middleware
 async def guard(request: web.Request, handler):
     try:
-        if request.path not in PUBLIC:
+        if request.path not in PUBLIC and not request.path.startswith("/dashboard/"):
             owner = request.app[SETTINGS].owner_of(_bearer(request))
             if owner is None:
                 raise ApiError(401, "unauthorized", "this route needs an API key: 'Authorization: Bearer <key>'",
@@ -285,6 +295,19 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "healthy"})
 
 
+async def dashboard(request: web.Request) -> web.Response:
+    """AdReel Studio: one static page (HTML, JS, CSS) over this API, in English and Korean."""
+    name, ctype = DASHBOARD_FILES.get(request.match_info.get("name", ""), (None, None))
+    if name is None:
+        raise not_found("file")
+    return web.Response(body=(DASHBOARD / name).read_bytes(), content_type=ctype, charset="utf-8",
+                        headers=DASHBOARD_HEADERS)
+
+
+async def to_dashboard(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard/")
+
+
 async def openapi_doc(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
@@ -308,6 +331,10 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
     app.cleanup_ctx.append(webhooks)
     app.add_routes([
         web.get("/api/v2/health", health),
+        web.get("/", to_dashboard),
+        web.get("/dashboard", to_dashboard),
+        web.get("/dashboard/", dashboard),
+        web.get("/dashboard/{name}", dashboard),
         web.get("/api/v2/openapi.json", openapi_doc),
         web.post("/api/v2/jobs", submit),
         web.get("/api/v2/jobs", list_jobs),
