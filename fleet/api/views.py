@@ -323,7 +323,7 @@ class Views:
         pipe.zadd(self.owner_key(owner), {job_id: now})
         pipe.execute()
         try:
-            self.records.admit(batch_id_for([job_id]), [spec], self.settings.fleet.max_queued)
+            self.records.admit(batch_id_for([spec.id]), [spec], self.settings.fleet.max_queued)
         except QueueFull as exc:
             self._forget(owner, job_id)
             if claim:
