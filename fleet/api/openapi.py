@@ -163,6 +163,11 @@ def document() -> dict:
                                "type": "object", "required": ["script"],
                                "properties": {"script": {"type": "object"}}}}}},
                            errors=("400", "401", "404", "409", "422"), extension=True)},
+            "/api/v2/jobs/{id}/key_images/{n}": {"get": _op(
+                "an approval job's n-th key image (PNG), read from the ComfyUI server its prefix ran on when "
+                "ADREEL_FLEET_COMFY_URLS lists it", {"200": {"description": "the image"}},
+                params=[_JOB_ID, {"name": "n", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                errors=("401", "404", "409"), extension=True)},
             "/api/v2/jobs/{id}/approve": {"post": _op(
                 "approve: the whole workflow runs with the script as shown by GET …/script", job_ok, params=[_JOB_ID],
                 errors=("401", "404", "409", "429"), extension=True)},

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+import aiohttp
 import redis
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
@@ -34,6 +35,7 @@ OWNER = "adreel_owner"
 #: how often an event stream reads the job's record (aiohttp-sse writes a ": ping" comment every 15 s)
 EVENTS_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024 + 65536
+MAX_KEY_IMAGE = 32 * 1024 * 1024
 PUBLIC = frozenset({"/api/v2/health", "/", "/dashboard", "/dashboard/"})
 #: the dashboard's files: public (they hold no data; the page asks for a key and sends it as any client does)
 DASHBOARD = Path(__file__).resolve().parent / "dashboard"
@@ -160,6 +162,31 @@ async def put_script(request: web.Request) -> web.Response:
     body = await _json_body(request)
     return web.json_response(await _call(request, request.app[VIEWS].put_script, request[OWNER],
                                          request.match_info["id"], body))
+
+
+async def key_image(request: web.Request) -> web.Response:
+    """An approval job's key image, read from the ComfyUI its prefix ran on (ComfyUI's own ``/view``)."""
+    comfy, img = await _call(request, request.app[VIEWS].key_image, request[OWNER], request.match_info["id"],
+                             request.match_info["n"])
+    timeout = aiohttp.ClientTimeout(total=20)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"{comfy}/view", params={k: img.get(k) or "" for k in ("filename", "subfolder",
+                                                                                        "type")},
+                                   allow_redirects=False) as resp:
+                if resp.status == 404:
+                    raise not_found("key image")  # that ComfyUI was restarted: its temporary files are gone
+                if resp.status != 200 or not resp.content_type.startswith("image/"):
+                    raise ApiError(502, "upstream_failed", f"the ComfyUI server answered HTTP {resp.status}")
+                body = await resp.content.read(MAX_KEY_IMAGE + 1)
+                if len(body) > MAX_KEY_IMAGE:
+                    raise ApiError(502, "upstream_failed", "the key image is larger than this API serves")
+                ctype = resp.content_type
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ApiError(503, "upstream_unreachable", f"the ComfyUI server does not answer ({type(exc).__name__})",
+                       headers={"Retry-After": "5"}) from None
+    return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "private, max-age=300",
+                                                                "X-Content-Type-Options": "nosniff"})
 
 
 async def approve_job(request: web.Request) -> web.Response:
@@ -345,6 +372,7 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
         web.get("/api/v2/jobs/{id}/events", job_events),
         web.get("/api/v2/jobs/{id}/script", get_script),
         web.put("/api/v2/jobs/{id}/script", put_script),
+        web.get("/api/v2/jobs/{id}/key_images/{n}", key_image),
         web.post("/api/v2/jobs/{id}/approve", approve_job),
         web.post("/api/v2/jobs/{id}/discard", discard_job),
         web.get("/api/v2/assets/{id}", get_asset),

@@ -477,6 +477,28 @@ class Views:
                 "storyboard": storyboard or None, "key_images": approval.key_images(rec["outputs"], prompt),
                 "estimate": json.loads(meta["estimate"])}
 
+    def key_image(self, owner: str, job_id: str, n: str) -> tuple[str, dict]:
+        """(the ComfyUI server, {filename, subfolder, type}) of an approval job's n-th key image. The server is
+        the one its prefix ran on, and only when the operator lists it (``ADREEL_FLEET_COMFY_URLS``): a URL
+        read from a record is never fetched otherwise."""
+        meta, _ = self._load(owner, job_id)
+        if not meta.get("approval") or not re.fullmatch(r"\d{1,4}", n or ""):
+            raise not_found("key image")
+        raw = self.r.hgetall(self.records.job_key(meta["prefix"]))
+        images = approval.key_images(public_record(raw)["outputs"], self._held(job_id, meta)) if raw else []
+        if int(n) >= len(images):
+            raise not_found("key image")
+        img = images[int(n)]
+        if not (re.fullmatch(r"[A-Za-z0-9._-]{1,200}", str(img.get("filename")))
+                and re.fullmatch(r"[A-Za-z0-9_-]{0,64}", str(img.get("subfolder") or ""))
+                and img.get("type") in ("temp", "output")):
+            raise not_found("key image")
+        comfy = (raw.get("comfy") or "").rstrip("/")
+        if comfy not in self.settings.fleet.comfy_urls:
+            raise ApiError(409, "key_image_unreachable", "the key images are on a ComfyUI server this API is not "
+                           "configured to read from: list the fleet's servers in ADREEL_FLEET_COMFY_URLS")
+        return comfy, img
+
     def put_script(self, owner: str, job_id: str, body: Any) -> dict:
         from nodes.engine.models import AdReelInputError
 

@@ -80,6 +80,9 @@ try {
   out.scenes = await page.$$eval("#sceneRows tr", (rows) => rows.map((r) => ({
     onScreen: r.querySelector(".on-screen").value, narration: r.querySelector(".narration").value })));
   out.estimateText = await page.textContent("#estimate");
+  await page.waitForFunction(() => [...document.querySelectorAll("#sceneRows img.key")].every((i) => i.complete && i.naturalWidth > 0),
+                             null, { timeout: 30000 }).catch(() => {});
+  out.keyImages = await page.$$eval("#sceneRows img.key", (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
   await page.fill("#sceneRows tr[data-scene='0'] .on-screen", input.edit);
   await shot(page, "dashboard-approval.png");
   await page.click("#approve");

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from fleet_stack import BUCKET, ApiServer, fast_workflow, start_fleet
 from harness import node_by_type
@@ -369,6 +371,14 @@ def test_a_job_waits_for_approval_and_renders_the_script_as_edited_through_the_a
     assert review["edited"] is False and review["estimate"]["total_usd"] == 0.0
     assert len(script["scenes"]) == len(board["scenes"]) >= 2 and review["key_images"]
     first = script["scenes"][0]["on_screen_text"]
+    # the key images, read through the API from the ComfyUI that made them
+    for n in range(len(review["key_images"])):
+        png = raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/{n}")
+        assert png.status_code == 200 and png.headers["Content-Type"] == "image/png", png.text[:200]
+        w, h = Image.open(io.BytesIO(png.content)).size
+        assert w == h >= 64  # the brief's 1:1
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/{len(review['key_images'])}").status_code == 404
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/0", key=KEY_B).status_code == 404
 
     bad = raw(stack, "PUT", f"/api/v2/jobs/{job_id}/script",
               json={"script": {**script, "scenes": [{**script["scenes"][0], "end": 999}]}})

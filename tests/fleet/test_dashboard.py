@@ -90,6 +90,8 @@ def test_a_brief_waits_for_approval_live_and_renders_the_script_edited_on_the_pa
 
     assert len(report["scenes"]) >= 2 and all(s["onScreen"] for s in report["scenes"])
     assert report["scenes"][0]["onScreen"] != EDIT
+    # each scene's key image is shown beside its text (1:1, as the brief asks)
+    assert len(report["keyImages"]) == len(report["scenes"]) and all(w == h > 0 for w, h in report["keyImages"])
     job = report["_job"]
     assert job["status"] == "succeeded" and job["adreel"]["approval"] == {"state": "approved", "script_edited": True}
     graph = report["_review"]["workflow"]

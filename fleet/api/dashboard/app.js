@@ -10,7 +10,7 @@ const T = {
     draft: "Draft (180p)", approvalAsk: "Let me approve the script before rendering", make: "Make the ad",
     jobsTitle: "Jobs", filterStatus: "Status", filterBrand: "Brand", all: "All", status: "Status",
     progress: "Progress", created: "Created", reviewTitle: "Approve the script", time: "Time",
-    onScreen: "On screen", narration: "Narration", approve: "Approve and render", discard: "Discard",
+    onScreen: "On screen", keyImage: "Key image", narration: "Narration", approve: "Approve and render", discard: "Discard",
     playerTitle: "Finished ad", review: "Review", play: "Play", download: "Download",
     s_queued: "Queued", s_running: "Running", s_awaiting_approval: "Awaiting approval", s_succeeded: "Done",
     s_failed: "Failed", s_canceled: "Canceled", signedOut: "Enter an API key to see your jobs.",
@@ -25,7 +25,7 @@ const T = {
     writerTemplate: "템플릿 (LLM 없음)", writerOpenai: "OpenAI 호환", size: "크기", draft: "초안 (180p)",
     approvalAsk: "렌더링 전에 스크립트를 승인할게요", make: "광고 만들기", jobsTitle: "작업", filterStatus: "상태",
     filterBrand: "브랜드", all: "전체", status: "상태", progress: "진행률", created: "생성 시각",
-    reviewTitle: "스크립트 승인", time: "시간", onScreen: "화면 문구", narration: "내레이션",
+    reviewTitle: "스크립트 승인", time: "시간", onScreen: "화면 문구", keyImage: "키 이미지", narration: "내레이션",
     approve: "승인하고 렌더링", discard: "폐기", playerTitle: "완성된 광고", review: "검토", play: "재생",
     download: "다운로드", s_queued: "대기 중", s_running: "진행 중", s_awaiting_approval: "승인 대기",
     s_succeeded: "완료", s_failed: "실패", s_canceled: "취소됨", signedOut: "작업을 보려면 API 키를 입력하세요.",
@@ -201,10 +201,17 @@ function renderReview() {
   $("#estimate").textContent = t("estimate") + (est.total_usd ? `$${est.total_usd.toFixed(2)}` : t("free"));
   $("#sceneRows").replaceChildren(...data.script.scenes.map((s, i) => el("tr", { "data-scene": String(i) },
     el("td", { text: String(i + 1) }),
+    el("td", {}, el("img", { class: "key", alt: `${t("keyImage")} ${i + 1}`, "data-n": String(i) })),
     el("td", { text: `${(+s.start).toFixed(1)}–${(+s.end).toFixed(1)} s` }),
     el("td", {}, el("input", { class: "on-screen", value: s.on_screen_text || "", maxlength: "200" })),
     el("td", {}, Object.assign(el("textarea", { class: "narration", maxlength: "1000" }), { value: s.narration || "" })))));
   $("#reviewError").textContent = "";
+  const id = state.review.id;
+  document.querySelectorAll("#sceneRows img.key").forEach(async (img) => {
+    if (Number(img.dataset.n) >= (data.key_images || []).length) return;
+    const r = await fetch(`/api/v2/jobs/${id}/key_images/${img.dataset.n}`, { headers: { Authorization: `Bearer ${state.key}` } });
+    if (r.ok) img.src = URL.createObjectURL(await r.blob());
+  });
 }
 
 function editedScript() {
