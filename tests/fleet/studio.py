@@ -35,6 +35,7 @@ def main() -> int:
         api = ApiServer(fleet, keys, port=port).wait_healthy()
         print(f"""
 [studio] the job API (Comfy API v2) answers at {api.url}/api/v2 (log: {api.log_path.relative_to(ROOT)})
+  dashboard: {api.url}/dashboard/ (AdReel Studio: sign in with the key)
   key:       {keys[0]}
   fleet:     Redis with a password and a signing secret (ADREEL_FLEET_SECRET), both generated for this run
   comfy-sdk: COMFY_BASE_URL={api.url} COMFY_API_KEY=<key>, then Comfy().submit(…)
