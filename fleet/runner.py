@@ -353,6 +353,14 @@ def collect_outputs(prompt: dict, entry: dict) -> dict:
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict) and item.get("filename") and item.get("type") == "output":
                         paths.append("/".join(x for x in (item.get("subfolder"), item["filename"]) if x))
+    # what AdReel's nodes show in the editor (the script, the storyboard, a provider's plan) and the images
+    # nodes preview (names only): the job API's approval step reads the script, storyboard and key images here
+    previews = {node_id: {**{k: v[0] for k, v in node_out.items()
+                             if k.startswith("adreel_") and k != "adreel_upload" and isinstance(v, list) and v},
+                          **({"images": [{x: i.get(x) for x in ("filename", "subfolder", "type")}
+                                         for i in node_out["images"] if isinstance(i, dict)]}
+                             if isinstance(node_out.get("images"), list) and node_out["images"] else {})}
+                for node_id, node_out in outs.items() if isinstance(node_out, dict)}
     return {"url": uploads[0].get("url") if uploads else None, "bucket": uploads[0].get("bucket") if uploads else None,
             "urls": [p.get("url") for p in uploads], "keys": keys, "runs": runs, "files": files,
-            "hls_prefixes": hls, "paths": paths}
+            "hls_prefixes": hls, "paths": paths, "previews": {k: v for k, v in previews.items() if v}}

@@ -20,6 +20,7 @@ _ERRORS = {str(code): _answer("ErrorEnvelope", what) for code, what in (
     (400, "malformed request"), (401, "no or unknown API key"), (404, "no such job for this key"),
     (422, "invalid workflow, brief, metadata, or a reused Idempotency-Key"),
     (429, "the fleet's queue is full (queue_full, with Retry-After and how many jobs wait)"),
+    (409, "not in the state this route needs (e.g. not awaiting_approval)"),
     (503, "Redis or the store does not answer"))}
 
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{20}$"}}
@@ -78,8 +79,10 @@ def document() -> dict:
                                                               "events": {"type": "string"},
                                                               "cancel": {"type": "string"}}},
                     "adreel": {"type": "object", "x-adreel-extension": True, "properties": {
-                        "stage": {"enum": ["pending", "script", "storyboard", "rendering", "post-processing",
-                                           "succeeded", "failed", "canceled"]},
+                        "stage": {"enum": ["pending", "script", "storyboard", "awaiting_approval", "rendering",
+                                           "post-processing", "succeeded", "failed", "canceled"]},
+                        "approval": {"type": ["object", "null"], "description": "for a job submitted with "
+                                     "approval: {state: pending|approved|discarded, script_edited}"},
                         "brand": {"type": "string"}, "workflow_name": {"type": "string"},
                         "attempts": {"type": "integer"}, "worker": {"type": ["string", "null"]},
                         "cost_usd": {"type": ["number", "null"],
@@ -94,7 +97,24 @@ def document() -> dict:
                     "workflow_name": {"type": "string", "x-adreel-extension": True,
                                       "description": "a shipped workflow: example_workflows/api/<name>.json"},
                     "node_inputs": {"type": "object", "x-adreel-extension": True,
-                                    "description": "{node class: {widget: value}} for the shipped workflow"}}},
+                                    "description": "{node class: {widget: value}} for the shipped workflow"},
+                    "approval": {"type": "boolean", "default": False, "x-adreel-extension": True,
+                                 "description": "stop after the script, storyboard, key images and cost estimate "
+                                                "(status awaiting_approval) until POST …/approve; nothing is "
+                                                "rendered or paid for before"},
+                    "webhook_url": {"type": "string", "format": "uri", "x-adreel-extension": True,
+                                    "description": "signed (Standard Webhooks) events: job.succeeded, job.failed, "
+                                                   "job.canceled, job.awaiting_approval"}}},
+                "Review": {"type": "object", "x-adreel-extension": True, "properties": {
+                    "id": {"type": "string"}, "status": {"enum": list(V2_STATUSES)},
+                    "script": {"type": "object", "description": "the script the render will use: as edited, "
+                                                                "else as written (ScriptLLM's script_json)"},
+                    "edited": {"type": "boolean"}, "written": {"type": "object"},
+                    "storyboard": {"type": ["object", "null"]},
+                    "key_images": {"type": "array", "items": {"type": "object"}, "description": "{filename, subfolder, "
+                                   "type} of each key image on the worker's ComfyUI"},
+                    "estimate": {"type": "object", "description": "ProviderRender's own cost estimate over the "
+                                                                  "storyboard's scenes: {total_usd, providers}"}}},
             },
         },
         "paths": {
@@ -133,6 +153,27 @@ def document() -> dict:
             "/api/v2/jobs/{id}/events": {"get": _op(
                 "server-sent events: status, progress (with AdReel's stage), output, log; ends after a terminal "
                 "status", {"200": {"description": "text/event-stream"}}, params=[_JOB_ID])},
+            "/api/v2/jobs/{id}/script": {
+                "get": _op("the script, storyboard, key images and cost estimate of a job submitted with approval",
+                           {"200": _answer("Review", "what is to be approved")}, params=[_JOB_ID],
+                           errors=("401", "404", "409"), extension=True),
+                "put": _op("replace the script the render will use (checked as ScriptLLM checks an edited script)",
+                           {"200": _answer("Review", "the review with the edited script")}, params=[_JOB_ID],
+                           body={"required": True, "content": {"application/json": {"schema": {
+                               "type": "object", "required": ["script"],
+                               "properties": {"script": {"type": "object"}}}}}},
+                           errors=("400", "401", "404", "409", "422"), extension=True)},
+            "/api/v2/jobs/{id}/key_images/{n}": {"get": _op(
+                "an approval job's n-th key image (PNG), read from the ComfyUI server its prefix ran on when "
+                "ADREEL_FLEET_COMFY_URLS lists it", {"200": {"description": "the image"}},
+                params=[_JOB_ID, {"name": "n", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                errors=("401", "404", "409"), extension=True)},
+            "/api/v2/jobs/{id}/approve": {"post": _op(
+                "approve: the whole workflow runs with the script as shown by GET …/script", job_ok, params=[_JOB_ID],
+                errors=("401", "404", "409", "429"), extension=True)},
+            "/api/v2/jobs/{id}/discard": {"post": _op(
+                "discard: the job ends canceled, nothing is rendered", job_ok, params=[_JOB_ID],
+                errors=("401", "404", "409"), extension=True)},
             "/api/v2/assets/{id}": {"get": _op("an output's metadata", {"200": {"description": "the output"}},
                                                params=[{**_JOB_ID, "schema": {"type": "string"}}])},
             "/api/v2/assets/{id}/content": {"get": _op("an output's bytes, streamed from the store (Range supported)",

@@ -12,8 +12,10 @@ import asyncio
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Optional
 
+import aiohttp
 import redis
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
@@ -33,7 +35,17 @@ OWNER = "adreel_owner"
 #: how often an event stream reads the job's record (aiohttp-sse writes a ": ping" comment every 15 s)
 EVENTS_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024 + 65536
-PUBLIC = frozenset({"/api/v2/health"})
+MAX_KEY_IMAGE = 32 * 1024 * 1024
+PUBLIC = frozenset({"/api/v2/health", "/", "/dashboard", "/dashboard/"})
+#: the dashboard's files: public (they hold no data; the page asks for a key and sends it as any client does)
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
+DASHBOARD_FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
+                   "app.css": ("app.css", "text/css")}
+DASHBOARD_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                                                "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+                                                "base-uri 'none'; form-action 'none'",
+                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                     "Cache-Control": "no-cache"}
 
 
 def _error(exc: ApiError) -> web.Response:
@@ -49,7 +61,7 @@ def _bearer(request: web.Request) -> str:
 @web.middleware
 async def guard(request: web.Request, handler):
     try:
-        if request.path not in PUBLIC:
+        if request.path not in PUBLIC and not request.path.startswith("/dashboard/"):
             owner = request.app[SETTINGS].owner_of(_bearer(request))
             if owner is None:
                 raise ApiError(401, "unauthorized", "this route needs an API key: 'Authorization: Bearer <key>'",
@@ -90,12 +102,7 @@ async def _call(request: web.Request, fn, *args, **kw):
 
 # ------------------------------------------------------------------ jobs
 async def submit(request: web.Request) -> web.Response:
-    try:
-        body = json.loads(await request.text(), parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request", "the body must be JSON (numbers finite)") from None
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
+    body = await _json_body(request)
     views = request.app[VIEWS]
     owner = request[OWNER]
     job_id = await _call(request, views.submit, owner, body, request.headers.get("Idempotency-Key"),
@@ -135,6 +142,63 @@ async def cancel_job(request: web.Request) -> web.Response:
     job = await _call(request, request.app[VIEWS].cancel, request[OWNER], request.match_info["id"],
                       _base(request))
     return web.json_response(job)
+
+
+async def _json_body(request: web.Request):
+    try:
+        return json.loads(await request.text(), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_request", "the body must be JSON (numbers finite)") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes") from None
+
+
+async def get_script(request: web.Request) -> web.Response:
+    return web.json_response(await _call(request, request.app[VIEWS].script, request[OWNER],
+                                         request.match_info["id"]))
+
+
+async def put_script(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    return web.json_response(await _call(request, request.app[VIEWS].put_script, request[OWNER],
+                                         request.match_info["id"], body))
+
+
+async def key_image(request: web.Request) -> web.Response:
+    """An approval job's key image, read from the ComfyUI its prefix ran on (ComfyUI's own ``/view``)."""
+    comfy, img = await _call(request, request.app[VIEWS].key_image, request[OWNER], request.match_info["id"],
+                             request.match_info["n"])
+    timeout = aiohttp.ClientTimeout(total=20)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"{comfy}/view", params={k: img.get(k) or "" for k in ("filename", "subfolder",
+                                                                                        "type")},
+                                   allow_redirects=False) as resp:
+                if resp.status == 404:
+                    raise not_found("key image")  # that ComfyUI was restarted: its temporary files are gone
+                if resp.status != 200 or not resp.content_type.startswith("image/"):
+                    raise ApiError(502, "upstream_failed", f"the ComfyUI server answered HTTP {resp.status}")
+                body = await resp.content.read(MAX_KEY_IMAGE + 1)
+                if len(body) > MAX_KEY_IMAGE:
+                    raise ApiError(502, "upstream_failed", "the key image is larger than this API serves")
+                ctype = resp.content_type
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ApiError(503, "upstream_unreachable", f"the ComfyUI server does not answer ({type(exc).__name__})",
+                       headers={"Retry-After": "5"}) from None
+    return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "private, max-age=300",
+                                                                "X-Content-Type-Options": "nosniff"})
+
+
+async def approve_job(request: web.Request) -> web.Response:
+    job = await _call(request, request.app[VIEWS].approve, request[OWNER], request.match_info["id"],
+                      _base(request))
+    log.info("job %s approved by key %s", job["id"], request[OWNER])
+    return web.json_response(job)
+
+
+async def discard_job(request: web.Request) -> web.Response:
+    return web.json_response(await _call(request, request.app[VIEWS].discard, request[OWNER],
+                                         request.match_info["id"], _base(request)))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -258,6 +322,19 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "healthy"})
 
 
+async def dashboard(request: web.Request) -> web.Response:
+    """AdReel Studio: one static page (HTML, JS, CSS) over this API, in English and Korean."""
+    name, ctype = DASHBOARD_FILES.get(request.match_info.get("name", ""), (None, None))
+    if name is None:
+        raise not_found("file")
+    return web.Response(body=(DASHBOARD / name).read_bytes(), content_type=ctype, charset="utf-8",
+                        headers=DASHBOARD_HEADERS)
+
+
+async def to_dashboard(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard/")
+
+
 async def openapi_doc(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
@@ -281,6 +358,10 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
     app.cleanup_ctx.append(webhooks)
     app.add_routes([
         web.get("/api/v2/health", health),
+        web.get("/", to_dashboard),
+        web.get("/dashboard", to_dashboard),
+        web.get("/dashboard/", dashboard),
+        web.get("/dashboard/{name}", dashboard),
         web.get("/api/v2/openapi.json", openapi_doc),
         web.post("/api/v2/jobs", submit),
         web.get("/api/v2/jobs", list_jobs),
@@ -289,6 +370,11 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
         web.get("/api/v2/jobs/{id}/workflow", get_workflow),
         web.post("/api/v2/jobs/{id}/cancel", cancel_job),
         web.get("/api/v2/jobs/{id}/events", job_events),
+        web.get("/api/v2/jobs/{id}/script", get_script),
+        web.put("/api/v2/jobs/{id}/script", put_script),
+        web.get("/api/v2/jobs/{id}/key_images/{n}", key_image),
+        web.post("/api/v2/jobs/{id}/approve", approve_job),
+        web.post("/api/v2/jobs/{id}/discard", discard_job),
         web.get("/api/v2/assets/{id}", get_asset),
         web.get("/api/v2/assets/{id}/content", asset_content),
     ])
@@ -296,9 +382,7 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
 
 
 def run_api(fleet: Settings, host: str, port: int) -> int:
-    settings = load_api_settings(fleet)
-    if hasattr(fleet, "signing_key"):
-        fleet.signing_key()  # where the fleet signs its jobs, the API signs what it submits: refuse to start without
+    settings = load_api_settings(fleet)  # refuses to start without the fleet's signing secret
     views = Views(settings)
     views.ping()
     views.actor()  # the Dramatiq broker, once

@@ -12,7 +12,10 @@
 Keys are kept only as sha256 hashes; a key's owner id (what its jobs are
 filed under in Redis) is the first 16 hex digits of that hash. The fleet's
 own settings (``ADREEL_REDIS_URL`` with its password, the queue cap, the
-namespace, and any secret the fleet asks for) come from ``fleet.config.load_settings``.
+namespace, and the signing secret ``ADREEL_FLEET_SECRET``) come from
+``fleet.config.load_settings``; the API refuses to start without the secret,
+since every job it submits is signed with it (``fleet.records.Records.admit``,
+the same code path as ``python -m fleet submit``).
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ class ApiSettings:
 
 def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mapping[str, str]] = None) -> ApiSettings:
     """The API's settings, beside ``fleet`` (the fleet's, as ``python -m fleet`` loaded them from its options
-    and the environment: Redis URL and password, queue cap, any secret; loaded here when not given)."""
+    and the environment: Redis URL and password, queue cap, signing secret; loaded here when not given)."""
     env = os.environ if environ is None else environ
     keys = [k.strip() for k in (env.get(KEYS_ENV) or "").split(",") if k.strip()]
     path = (env.get(KEYS_FILE_ENV) or "").strip()
@@ -82,7 +85,9 @@ def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mappin
                          "keys, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
     from .webhooks import secret_for
 
-    return ApiSettings(fleet=fleet or load_settings(None, env), key_hashes=tuple(sorted({key_hash(k) for k in keys})),
+    fleet = fleet or load_settings(None, env)
+    fleet.signing_key()  # the API submits signed jobs, as `submit` does: no secret, no API
+    return ApiSettings(fleet=fleet, key_hashes=tuple(sorted({key_hash(k) for k in keys})),
                        max_streams=int(MAX_STREAMS.read(env)), rate_per_minute=int(RATE_PER_MINUTE.read(env)),
                        webhook_secrets={key_hash(k)[:16]: secret_for(k) for k in keys},
                        webhook_allow_private=(env.get(WEBHOOK_PRIVATE_ENV) or "").strip() == "1",

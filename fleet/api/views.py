@@ -6,6 +6,11 @@ call these in threads. Keys, under the fleet's namespace ``<ns>``::
     <ns>:api:job:<id>          hash: owner (key id), created, metadata, workflow_name, classes, cost_usd
     <ns>:api:owner:<owner>     sorted set: the owner's job ids by submit time (the job list, newest first)
     <ns>:api:idem:<owner>:<h>  an Idempotency-Key's claim (24 h): the job it made
+    <ns>:api:decided:<id>      an approval job's decision (approved / discarded), taken once
+
+A job submitted with ``"approval": true`` (``approval``) first runs its prefix as a fleet job of its own
+(``prefix`` in its hash), and holds the whole workflow, signed (``held``, ``held_sig``), until it is
+approved; then the whole workflow runs under the job's own id, with the approved script.
 
 The job itself (state, progress, outputs, error) is the fleet's record
 (``fleet.records``); a job made here is a fleet job of its own batch, with a
@@ -27,10 +32,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import objects
-from .. import records as fleet_records
 from ..config import FleetError
 from ..jobs import JobSpec, batch_id_for, brief_fields, load_workflow, nodes_of, prepare_prompt
-from ..records import QueueFull, Records, public_record
+from ..records import QueueFull, Records, SpecRefused, public_record, sign_spec
+from . import approval
 from .settings import ApiSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +44,8 @@ SHIPPED = ROOT / "example_workflows" / "api"
 #: the fleet's states → v2's (``canceling`` and ``expired`` never occur: a cancel is immediate, jobs are kept)
 STATUS_OF = {"queued": "queued", "running": "running", "completed": "succeeded", "failed": "failed",
              "cancelled": "canceled"}
-V2_STATUSES = ("queued", "running", "succeeded", "canceling", "canceled", "failed", "expired")
+#: ``awaiting_approval`` is AdReel's: a job submitted with ``"approval": true`` waits there for its approval
+V2_STATUSES = ("queued", "running", "awaiting_approval", "succeeded", "canceling", "canceled", "failed", "expired")
 TERMINAL = frozenset({"succeeded", "canceled", "failed", "expired"})
 #: jobs are kept until DELETE; v2 requires a date
 NEVER = "9999-12-31T23:59:59Z"
@@ -49,8 +55,6 @@ STAGES = {"BrandBrief": "script", "ScriptLLM": "script", "StoryboardSplit": "sto
           "MusicBed": "rendering", "BrandImage": "rendering", "ProviderRender": "rendering",
           "FFmpegAssemble": "post-processing", "AssetUpload": "post-processing"}
 
-#: a record whose signed spec does not verify (the fleet's ``SpecRefused``, where the fleet signs its jobs)
-_REFUSED = getattr(fleet_records, "SpecRefused", ())
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
 MAX_METADATA_PAIRS = 16
@@ -61,6 +65,8 @@ _JOB_ID = re.compile(r"^[0-9a-f]{20}$")
 _ASSET_ID = re.compile(r"^([0-9a-f]{20})-(\d{1,4})$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: the prefix's stages: the key images belong to the storyboard the user approves
+PREFIX_STAGES = {**STAGES, "SceneKeyImage": "storyboard", approval.PREVIEW_CLASS: "storyboard"}
 
 
 class ApiError(Exception):
@@ -278,8 +284,23 @@ class Views:
             from .webhooks import check_url
 
             hook = check_url(hook, self.settings.webhook_allow_private)
+        wants_approval = body.get("approval", False)
+        if not isinstance(wants_approval, bool):
+            raise ApiError(422, "invalid_request", "'approval' must be true or false")
         job_id = secrets.token_hex(10)
         spec = make_spec(job_id, prompt, name)
+        held: dict[str, str] = {}
+        if wants_approval:
+            try:
+                prefix = approval.prefix_prompt(prompt)
+            except approval.NoPrefix as exc:
+                raise ApiError(422, "invalid_request", str(exc)) from None
+            prefix_id = secrets.token_hex(10)
+            text = json.dumps(prompt, ensure_ascii=False, allow_nan=False, sort_keys=True)
+            held = {"approval": "pending", "prefix": prefix_id, "held": text,
+                    "held_sig": self._held_sig(job_id, text),
+                    "prefix_classes": json.dumps({k: v["class_type"] for k, v in prefix.items()})}
+            spec = make_spec(prefix_id, prefix, name)
         claim = None
         if idempotency_key is not None:
             if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY \
@@ -293,29 +314,36 @@ class Views:
                                "key; keys are single-use: poll or list the job it made",
                                details={"job_id": made} if made and _JOB_ID.match(made) else None)
         now = time.time()
-        classes = {k: v["class_type"] for k, v in spec.prompt.items()}
+        classes = {k: v["class_type"] for k, v in prepare_prompt(prompt, job_id).items()}
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.meta_key(job_id), mapping={"owner": owner, "created": f"{now:.3f}",
                                                   "metadata": json.dumps(metadata), "workflow_name": name,
-                                                  "classes": json.dumps(classes), "base": base,
+                                                  "classes": json.dumps(classes), "base": base, **held,
                                                   **({"webhook_url": hook} if hook else {})})
         pipe.zadd(self.owner_key(owner), {job_id: now})
         pipe.execute()
         try:
-            self.records.admit(batch_id_for([job_id]), [spec], self.settings.fleet.max_queued)
+            self.records.admit(batch_id_for([spec.id]), [spec], self.settings.fleet.max_queued)
         except QueueFull as exc:
             self._forget(owner, job_id)
             if claim:
                 self.r.delete(claim)  # nothing was made: the same key may be sent again (the SDK retries a 429)
-            raise ApiError(429, "queue_full",
-                           f"the fleet's queue is full: {exc.waiting} job(s) are waiting for a worker, and it holds "
-                           f"at most {exc.cap} (ADREEL_FLEET_MAX_QUEUED); nothing was submitted. Retry when jobs "
-                           "have started.", details={"waiting": exc.waiting, "max_queued": exc.cap},
-                           headers={"Retry-After": "10"}) from None
+            raise self._queue_full(exc) from None
         if hook:
             self.r.sadd(f"{self.ns}:hooks:watch", job_id)
-        self.actor().send(job_id)
+        self.actor().send(spec.id)
         return job_id
+
+    def _held_sig(self, job_id: str, text: str) -> str:
+        """The held workflow's signature: the fleet's own (``records.sign_spec``, its secret), bound to this job."""
+        return sign_spec(self.settings.fleet.signing_key(), self.records.ns, f"approval-held:{job_id}", text)
+
+    def _queue_full(self, exc: QueueFull) -> ApiError:
+        return ApiError(429, "queue_full",
+                        f"the fleet's queue is full: {exc.waiting} job(s) are waiting for a worker, and it holds "
+                        f"at most {exc.cap} (ADREEL_FLEET_MAX_QUEUED); nothing was submitted. Retry when jobs "
+                        "have started.", details={"waiting": exc.waiting, "max_queued": exc.cap},
+                        headers={"Retry-After": "10"})
 
     def _forget(self, owner: str, job_id: str) -> None:
         pipe = self.r.pipeline(transaction=True)
@@ -331,9 +359,22 @@ class Views:
         pipe.hgetall(self.meta_key(job_id))
         pipe.hgetall(self.records.job_key(job_id))
         meta, raw = pipe.execute()
-        if not meta or meta.get("owner") != owner or not raw:
+        if not meta or meta.get("owner") != owner:
+            raise not_found()
+        raw = self._phase(meta, raw)
+        if not raw:
             raise not_found()
         return meta, raw
+
+    def _phase(self, meta: dict, raw: dict) -> dict:
+        """The fleet record that says where the job is: its prefix's until it is approved, then its own."""
+        if meta.get("approval") in ("pending", "discarded") and meta.get("prefix"):
+            return self.r.hgetall(self.records.job_key(meta["prefix"]))
+        return raw
+
+    @staticmethod
+    def fleet_id(job_id: str, meta: dict) -> str:
+        return meta["prefix"] if meta.get("approval") in ("pending", "discarded") and meta.get("prefix") else job_id
 
     def job(self, owner: str, job_id: str, base: str, position: bool = True) -> dict:
         meta, raw = self._load(owner, job_id)
@@ -343,7 +384,8 @@ class Views:
             if cost is not None:
                 self.r.hset(self.meta_key(job_id), "cost_usd", f"{cost:.6f}")
                 meta["cost_usd"] = f"{cost:.6f}"
-        queue_position = self._queue_position(job_id, rec) if position and rec["state"] == "queued" else None
+        queue_position = self._queue_position(self.fleet_id(job_id, meta), rec) \
+            if position and rec["state"] == "queued" else None
         return shape(job_id, meta, raw, base, queue_position)
 
     def _queue_position(self, job_id: str, rec: dict) -> int:
@@ -379,12 +421,128 @@ class Views:
         return self._store
 
     def workflow(self, owner: str, job_id: str) -> dict:
-        self._load(owner, job_id)
+        meta, _ = self._load(owner, job_id)
+        if self.fleet_id(job_id, meta) != job_id:  # not approved yet: the whole workflow it holds
+            return {"workflow": prepare_prompt(self._held(job_id, meta), job_id), "format": "api"}
         try:
             spec = self.records.spec(job_id) or {}
-        except _REFUSED as exc:
+        except SpecRefused as exc:
             raise ApiError(409, "record_refused", f"this job's record does not verify: {exc}") from None
         return {"workflow": spec.get("prompt") or {}, "format": "api"}
+
+    def _held(self, job_id: str, meta: dict) -> dict:
+        import hmac
+
+        text, sig = meta.get("held") or "", meta.get("held_sig") or ""
+        if not text or not hmac.compare_digest(self._held_sig(job_id, text).encode(), sig.encode("utf-8", "replace")):
+            raise ApiError(409, "record_refused", "this job's held workflow does not verify with the fleet's secret "
+                                                  "(altered in Redis, or the secret changed)")
+        return json.loads(text)
+
+    # approval -------------------------------------------------------------------
+    def _awaiting(self, owner: str, job_id: str) -> tuple[dict, dict]:
+        meta, raw = self._load(owner, job_id)
+        if meta.get("approval") != "pending" or public_record(raw)["state"] != "completed" \
+                or self.r.exists(self.decided_key(job_id)):
+            status = shape(job_id, meta, raw, "", None)["status"]
+            raise ApiError(409, "not_awaiting_approval", f"this job is {status}, not awaiting_approval"
+                           + ("" if meta.get("approval") else " (it was submitted without 'approval': true)"),
+                           details={"status": status})
+        return meta, raw
+
+    def decided_key(self, job_id: str) -> str:
+        return f"{self.ns}:decided:{job_id}"
+
+    def script(self, owner: str, job_id: str) -> dict:
+        """The script (as edited, else as the prefix wrote it), the storyboard, the key images and the estimate."""
+        meta, raw = self._load(owner, job_id)
+        if not meta.get("approval"):
+            raise ApiError(409, "not_awaiting_approval", "this job was submitted without 'approval': true; "
+                           "GET …/workflow gives its graph")
+        rec = public_record(raw)
+        if rec["state"] != "completed":
+            status = shape(job_id, meta, raw, "", None)["status"]
+            raise ApiError(409, "not_ready", f"the script is not written yet (the job is {status})",
+                           details={"status": status}, headers={"Retry-After": "2"})
+        prompt = self._held(job_id, meta)
+        written, storyboard = approval.previews_of(rec["outputs"], prompt)
+        edited = json.loads(meta["script"]) if meta.get("script") else None
+        if "estimate" not in meta:
+            meta["estimate"] = json.dumps(approval.estimate(prompt, storyboard))
+            self.r.hset(self.meta_key(job_id), "estimate", meta["estimate"])
+        storyboard = dict(storyboard or {})
+        storyboard.pop("script", None)
+        return {"id": job_id, "status": shape(job_id, meta, raw, "", None)["status"],
+                "script": edited or written, "edited": edited is not None, "written": written,
+                "storyboard": storyboard or None, "key_images": approval.key_images(rec["outputs"], prompt),
+                "estimate": json.loads(meta["estimate"])}
+
+    def key_image(self, owner: str, job_id: str, n: str) -> tuple[str, dict]:
+        """(the ComfyUI server, {filename, subfolder, type}) of an approval job's n-th key image. The server is
+        the one its prefix ran on, and only when the operator lists it (``ADREEL_FLEET_COMFY_URLS``): a URL
+        read from a record is never fetched otherwise."""
+        meta, _ = self._load(owner, job_id)
+        if not meta.get("approval") or not re.fullmatch(r"\d{1,4}", n or ""):
+            raise not_found("key image")
+        raw = self.r.hgetall(self.records.job_key(meta["prefix"]))
+        images = approval.key_images(public_record(raw)["outputs"], self._held(job_id, meta)) if raw else []
+        if int(n) >= len(images):
+            raise not_found("key image")
+        img = images[int(n)]
+        if not (re.fullmatch(r"[A-Za-z0-9._-]{1,200}", str(img.get("filename")))
+                and re.fullmatch(r"[A-Za-z0-9_-]{0,64}", str(img.get("subfolder") or ""))
+                and img.get("type") in ("temp", "output")):
+            raise not_found("key image")
+        comfy = (raw.get("comfy") or "").rstrip("/")
+        if comfy not in self.settings.fleet.comfy_urls:
+            raise ApiError(409, "key_image_unreachable", "the key images are on a ComfyUI server this API is not "
+                           "configured to read from: list the fleet's servers in ADREEL_FLEET_COMFY_URLS")
+        return comfy, img
+
+    def put_script(self, owner: str, job_id: str, body: Any) -> dict:
+        from nodes.engine.models import AdReelInputError
+
+        meta, _ = self._awaiting(owner, job_id)
+        if not isinstance(body, dict) or "script" not in body:
+            raise ApiError(422, "invalid_request", "the body must be {\"script\": {…}} (the script as GET …/script "
+                                                   "gives it, edited)")
+        try:
+            text = approval.check_script(self._held(job_id, meta), body["script"])
+        except AdReelInputError as exc:
+            raise ApiError(422, "invalid_script", str(exc), details={"field": exc.field}) from None
+        except ValueError:
+            raise ApiError(422, "invalid_script", "'script' must hold finite numbers only") from None
+        self.r.hset(self.meta_key(job_id), "script", text)
+        return self.script(owner, job_id)
+
+    def approve(self, owner: str, job_id: str, base: str) -> dict:
+        """Run the whole workflow with the approved script, under the job's id (signed as every fleet job)."""
+        meta, raw = self._awaiting(owner, job_id)
+        prompt = self._held(job_id, meta)
+        text = meta.get("script")
+        if not text:
+            written, _ = approval.previews_of(public_record(raw)["outputs"], prompt)
+            if not written:
+                raise ApiError(409, "record_refused", "the prefix recorded no script to approve")
+            text = json.dumps(written, ensure_ascii=False, allow_nan=False)
+        if not self.r.set(self.decided_key(job_id), "approved", nx=True):
+            raise ApiError(409, "not_awaiting_approval", "this job was approved or discarded already")
+        spec = make_spec(job_id, approval.with_script(prompt, text), meta.get("workflow_name") or "api")
+        try:
+            self.records.admit(batch_id_for([job_id]), [spec], self.settings.fleet.max_queued)
+        except QueueFull as exc:
+            self.r.delete(self.decided_key(job_id))  # nothing was started: it may be approved again
+            raise self._queue_full(exc) from None
+        self.r.hset(self.meta_key(job_id), "approval", "approved")
+        self.actor().send(job_id)
+        return self.job(owner, job_id, base)
+
+    def discard(self, owner: str, job_id: str, base: str) -> dict:
+        self._awaiting(owner, job_id)
+        if not self.r.set(self.decided_key(job_id), "discarded", nx=True):
+            raise ApiError(409, "not_awaiting_approval", "this job was approved or discarded already")
+        self.r.hset(self.meta_key(job_id), "approval", "discarded")
+        return self.job(owner, job_id, base)
 
     def list(self, owner: str, base: str, *, limit: Any = None, cursor: Optional[str] = None,
              statuses: Optional[str] = None, metadata: Optional[dict] = None) -> dict:
@@ -433,6 +591,8 @@ class Views:
                 scanned += 1
                 last = (s, i)
                 meta, raw = got[2 * n], got[2 * n + 1]
+                if meta:
+                    raw = self._phase(meta, raw)
                 if not meta or not raw:
                     continue
                 job = shape(i, meta, raw, base, None)
@@ -449,15 +609,25 @@ class Views:
 
     # change ---------------------------------------------------------------------
     def cancel(self, owner: str, job_id: str, base: str) -> dict:
-        self._load(owner, job_id)
+        meta, raw = self._load(owner, job_id)
+        if meta.get("approval") == "pending":
+            if public_record(raw)["state"] == "completed":  # awaiting approval: cancelling is discarding
+                if self.r.set(self.decided_key(job_id), "discarded", nx=True):
+                    self.r.hset(self.meta_key(job_id), "approval", "discarded")
+            else:
+                self.records.cancel(meta["prefix"])
+            return self.job(owner, job_id, base)
         self.records.cancel(job_id)  # a terminal job stays as it is; v2: cancel is a request, not a guarantee
         return self.job(owner, job_id, base)
 
     def delete(self, owner: str, job_id: str) -> dict:
-        self._load(owner, job_id)
-        removed = objects.delete_job(self.records, job_id)
+        meta, _ = self._load(owner, job_id)
+        removed = list(objects.delete_job(self.records, job_id) or [])
+        if meta.get("prefix"):
+            removed += objects.delete_job(self.records, meta["prefix"]) or []
+        self.r.delete(self.decided_key(job_id))
         self._forget(owner, job_id)
-        return {"id": job_id, "deleted": True, "objects_removed": len(removed or [])}
+        return {"id": job_id, "deleted": True, "objects_removed": len(removed)}
 
     def asset(self, owner: str, asset_id: str, base: str) -> tuple[dict, str]:
         """(the output as v2 shows it, its object key) of one of the owner's outputs."""
@@ -480,15 +650,24 @@ class Views:
 def shape(job_id: str, meta: dict, raw: dict, base: str, queue_position: Optional[int]) -> dict:
     rec = public_record(raw)
     status = STATUS_OF.get(rec["state"], "failed")
+    decision = meta.get("approval") or None
+    stages = STAGES
     classes = json.loads(meta.get("classes") or "{}")
+    if decision in ("pending", "discarded"):  # the prefix's record: it writes the script and storyboard
+        classes = json.loads(meta.get("prefix_classes") or "{}")
+        stages = PREFIX_STAGES
+        if decision == "discarded":
+            status = "canceled"
+        elif status == "succeeded":
+            status = "awaiting_approval"
     total = max(1, len(classes))
     created = float(meta.get("created") or rec["created"] or 0)
     started = float(raw.get("started") or 0) or None
     ended = rec["updated"] if status in TERMINAL else None
     node = raw.get("node") or None
-    value = 1.0 if status == "succeeded" else max(0.0, min(1.0, rec["progress"]))
+    value = 1.0 if status in ("succeeded", "awaiting_approval") else max(0.0, min(1.0, rec["progress"]))
     node_class = classes.get(node) if node else None
-    stage = {"queued": "pending", "running": STAGES.get(node_class or "", "rendering")}.get(status, status)
+    stage = {"queued": "pending", "running": stages.get(node_class or "", "rendering")}.get(status, status)
     progress = {"value": value, "nodes_done": min(total, int(value * total + 1e-9)), "nodes_total": total,
                 "current_node": node if status == "running" else None,
                 "current_node_class": node_class if status == "running" else None,
@@ -505,6 +684,9 @@ def shape(job_id: str, meta: dict, raw: dict, base: str, queue_position: Optiona
     cost = meta.get("cost_usd")
     urls = {"self": f"/api/v2/jobs/{job_id}", "events": f"/api/v2/jobs/{job_id}/events",
             "cancel": f"/api/v2/jobs/{job_id}/cancel"}
+    if decision:
+        urls.update(script=f"/api/v2/jobs/{job_id}/script", approve=f"/api/v2/jobs/{job_id}/approve",
+                    discard=f"/api/v2/jobs/{job_id}/discard")
     return {
         "id": job_id, "status": status,
         "created_at": iso(created), "started_at": iso(started), "completed_at": iso(ended),
@@ -516,7 +698,8 @@ def shape(job_id: str, meta: dict, raw: dict, base: str, queue_position: Optiona
         "adreel": {"stage": stage, "brand": rec["brand"], "workflow_name": meta.get("workflow_name") or "",
                    "attempts": rec["attempts"], "worker": rec["worker"] or None,
                    "cost_usd": float(cost) if cost not in (None, "") else None,
-                   "note": rec["error"] if status in ("queued", "running") and rec["error"] else None},
+                   "note": rec["error"] if status in ("queued", "running") and rec["error"] else None,
+                   "approval": {"state": decision, "script_edited": bool(meta.get("script"))} if decision else None},
     }
 
 

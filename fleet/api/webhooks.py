@@ -1,4 +1,5 @@
-"""Signed webhooks: a job submitted with ``webhook_url`` is announced there when it ends.
+"""Signed webhooks: a job submitted with ``webhook_url`` is announced there when it ends (succeeded, failed,
+canceled) and when it waits for its approval (``job.awaiting_approval``).
 
 The scheme is Standard Webhooks (standardwebhooks.com), which libraries in many
 languages verify: headers ``webhook-id`` (the event id, the same on every
@@ -38,7 +39,10 @@ from .views import ApiError, Views, iso
 
 log = logging.getLogger("adreel.fleet.api")
 
-EVENTS = {"completed": "job.succeeded", "failed": "job.failed", "cancelled": "job.canceled"}
+#: the job's status (as the API shows it) → the event announced; a job is watched until a terminal one
+EVENTS = {"succeeded": "job.succeeded", "failed": "job.failed", "canceled": "job.canceled",
+          "awaiting_approval": "job.awaiting_approval"}
+TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.canceled"})
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_S = 3600.0
 LEASE_S = 60.0
@@ -129,23 +133,29 @@ class Hooks:
             return 0
         pipe = self.r.pipeline()
         for i in ids:
-            pipe.hget(self.views.records.job_key(i), "state")
             pipe.hmget(self.views.meta_key(i), "owner", "webhook_url", "base")
         got = pipe.execute()
         filed = 0
-        for n, job_id in enumerate(ids):
-            state, (owner, url, base) = got[2 * n], got[2 * n + 1]
-            if state is None or not owner or not url:  # deleted
+        for job_id, (owner, url, base) in zip(ids, got):
+            if not owner or not url:  # deleted
                 self.r.srem(self.watch_key, job_id)
                 continue
-            event = EVENTS.get(state)
-            if not event or not self.r.srem(self.watch_key, job_id):
-                continue  # still active, or another process took it
             try:
-                job = self.views.job(owner, job_id, base or "")
-            except ApiError:
+                job = self.views.job(owner, job_id, base or "", position=False)
+            except ApiError:  # deleted meanwhile
+                self.r.srem(self.watch_key, job_id)
                 continue
+            event = EVENTS.get(job["status"])
+            if not event:
+                continue  # still active
             event_id = f"evt_{job_id}_{event.split('.')[1]}"
+            # each event is filed once, by whichever API process gets here first
+            if not self.r.set(f"{self.ns}:filed:{event_id}", "1", nx=True, ex=7 * 86400):
+                if event in TERMINAL_EVENTS:
+                    self.r.srem(self.watch_key, job_id)
+                continue
+            if event in TERMINAL_EVENTS:
+                self.r.srem(self.watch_key, job_id)
             body = json.dumps({"id": event_id, "type": event, "created_at": iso(time.time()), "data": job},
                               ensure_ascii=False, separators=(",", ":"))
             pipe = self.r.pipeline(transaction=True)

@@ -29,7 +29,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "fleet"), str(REPO / "tests")]
 
-from fleet_stack import ApiServer, Fleet, RedisServer  # noqa: E402
+from fleet_stack import ApiServer, Fleet, RedisServer, fleet_secret  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -46,7 +46,7 @@ def main() -> int:
     red = RedisServer(base / "redis").start()
     fleet = Fleet(base=base, redis=red, s3=None, fleet_env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
                                                            "ADREEL_FLEET_MAX_QUEUED": "100",
-                                                           "ADREEL_FLEET_SECRET": "s" * 64})
+                                                           "ADREEL_FLEET_SECRET": fleet_secret()})
     api = ApiServer(fleet, [KEY]).wait_healthy()
     try:
         s = requests.Session()

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """`make studio`: AdReel's job API on loopback, with everything behind it, until Ctrl-C.
 
-Starts a local redis-server (AOF on, in .runtime/studio/redis), SeaweedFS, one
+Starts a local redis-server (AOF on, in .runtime/studio/redis, with a password
+generated for this run), SeaweedFS, one
 ComfyUI with AdReel and its `python -m fleet worker`, and `python -m fleet api`
-on http://127.0.0.1:$STUDIO_PORT (default 8189). It prints an API key (or uses
+on http://127.0.0.1:$STUDIO_PORT (default 8189); the fleet's signing secret
+(ADREEL_FLEET_SECRET) is generated for this run too. It prints an API key (or uses
 ADREEL_API_KEYS when set) and how to point `comfy-sdk` or curl at it.
 """
 from __future__ import annotations
@@ -33,7 +35,9 @@ def main() -> int:
         api = ApiServer(fleet, keys, port=port).wait_healthy()
         print(f"""
 [studio] the job API (Comfy API v2) answers at {api.url}/api/v2 (log: {api.log_path.relative_to(ROOT)})
+  dashboard: {api.url}/dashboard/ (AdReel Studio: sign in with the key)
   key:       {keys[0]}
+  fleet:     Redis with a password and a signing secret (ADREEL_FLEET_SECRET), both generated for this run
   comfy-sdk: COMFY_BASE_URL={api.url} COMFY_API_KEY=<key>, then Comfy().submit(…)
   curl:      curl -H 'Authorization: Bearer <key>' {api.url}/api/v2/jobs
   a brief:   curl -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' {api.url}/api/v2/jobs \\

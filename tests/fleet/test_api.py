@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -17,9 +18,11 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from fleet_stack import BUCKET, ApiServer, fast_workflow, start_fleet
 from harness import node_by_type
@@ -331,3 +334,99 @@ def test_webhooks_are_signed_retried_and_delivered_once_per_event(stack):
     refused = raw(stack, "POST", "/api/v2/jobs", json={"workflow": draft(4.0),
                                                        "webhook_url": "http://169.254.169.254/latest/meta-data"})
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "webhook_url_refused"
+
+
+def wait_status(stack, job_id, status, timeout):
+    seen = {}
+
+    def reached():
+        seen["job"] = raw(stack, "GET", f"/api/v2/jobs/{job_id}").json()
+        assert seen["job"]["status"] not in ("failed", "canceled") or status in ("failed", "canceled"), seen["job"]
+        return seen["job"]["status"] == status
+
+    wait_for(reached, timeout, f"job {job_id} to be {status}")
+    return seen["job"]
+
+
+def test_a_job_waits_for_approval_and_renders_the_script_as_edited_through_the_api(stack, tmp_path):
+    """Approval before spending: the job stops after the script, storyboard, key images and estimate; the
+    script is edited through the API; the render that follows the approval shows the edited words (OCR)."""
+    from media import frame_at, ocr, similarity
+    from nodes.engine.media.layout import frame_layout
+
+    r = raw(stack, "POST", "/api/v2/jobs", json={"workflow": fast_workflow(6.0, brand="Acme", product="Morning Roast"),
+                                                 "approval": True, "webhook_url": stack.receiver.url})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    early = raw(stack, "GET", f"/api/v2/jobs/{job_id}/script")
+    assert early.status_code in (200, 409)  # 409 not_ready until the prefix has run (it may be fast)
+    job = wait_status(stack, job_id, "awaiting_approval", 300)
+    assert job["outputs"] == [] and job["adreel"]["approval"] == {"state": "pending", "script_edited": False}
+    assert comfy_queue_empty(stack) and stack.keys(f"fleet/{job_id}/") == []  # nothing rendered, nothing stored
+    rendered = [p for p in Path(stack.comfies[0].folder("output")).rglob("*") if job_id in p.name]
+    assert rendered == []  # FFmpegAssemble names its files after the job: it did not run
+
+    review = raw(stack, "GET", f"/api/v2/jobs/{job_id}/script").json()
+    script, board = review["script"], review["storyboard"]
+    assert review["edited"] is False and review["estimate"]["total_usd"] == 0.0
+    assert len(script["scenes"]) == len(board["scenes"]) >= 2 and review["key_images"]
+    first = script["scenes"][0]["on_screen_text"]
+    # the key images, read through the API from the ComfyUI that made them
+    for n in range(len(review["key_images"])):
+        png = raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/{n}")
+        assert png.status_code == 200 and png.headers["Content-Type"] == "image/png", png.text[:200]
+        w, h = Image.open(io.BytesIO(png.content)).size
+        assert w == h >= 64  # the brief's 1:1
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/{len(review['key_images'])}").status_code == 404
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}/key_images/0", key=KEY_B).status_code == 404
+
+    bad = raw(stack, "PUT", f"/api/v2/jobs/{job_id}/script",
+              json={"script": {**script, "scenes": [{**script["scenes"][0], "end": 999}]}})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_script", bad.text
+    assert "script." in bad.json()["error"]["message"]
+    edited = json.loads(json.dumps(script))
+    edited["scenes"][0]["on_screen_text"] = "Zebra Sunrise"
+    put = raw(stack, "PUT", f"/api/v2/jobs/{job_id}/script", json={"script": edited})
+    assert put.status_code == 200, put.text
+    assert put.json()["edited"] and put.json()["script"]["scenes"][0]["on_screen_text"] == "Zebra Sunrise"
+
+    approved = raw(stack, "POST", f"/api/v2/jobs/{job_id}/approve")
+    assert approved.status_code == 200 and approved.json()["status"] in ("queued", "running"), approved.text
+    again = raw(stack, "POST", f"/api/v2/jobs/{job_id}/approve")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_awaiting_approval"
+    done = wait_status(stack, job_id, "succeeded", 600)
+    (video,) = [o for o in done["outputs"] if o["type"] == "video"]
+    path = tmp_path / "approved.mp4"
+    path.write_bytes(raw(stack, "GET", f"/api/v2/assets/{video['id']}/content").content)
+    assert abs(ffprobe_duration(path) - 6.0) < 0.2
+
+    # the first scene's headline reads the edited words, not the written ones
+    W, H, fps = board["width"], board["height"], board["fps"]
+    s0 = board["scenes"][0]
+    box = frame_layout(W, H).headline
+    reads = [ocr(frame_at(str(path), (s0["start_frame"] + s0["frame_count"] * at) / fps, W, H)
+                 [box.y:box.y + box.h, box.x:box.x + box.w]) for at in (0.5, 0.7)]
+    assert max(similarity(r, "Zebra Sunrise") for r in reads) >= 0.8, (reads, first)
+    assert max(similarity(r, first) for r in reads) < 0.8, (reads, first)
+
+    wait_for(lambda: {f"evt_{job_id}_awaiting_approval", f"evt_{job_id}_succeeded"}
+             <= set(stack.receiver.acknowledged()), 120, "the approval's webhooks")
+    waiting = stack.receiver.acknowledged()[f"evt_{job_id}_awaiting_approval"][-1]["payload"]
+    assert waiting["type"] == "job.awaiting_approval" and waiting["data"]["status"] == "awaiting_approval"
+
+
+def test_a_discarded_job_renders_nothing(stack):
+    r = raw(stack, "POST", "/api/v2/jobs", json={"workflow": draft(4.0, brand="Dune"), "approval": True})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    wait_status(stack, job_id, "awaiting_approval", 300)
+    gone = raw(stack, "POST", f"/api/v2/jobs/{job_id}/discard")
+    assert gone.status_code == 200 and gone.json()["status"] == "canceled", gone.text
+    late = raw(stack, "POST", f"/api/v2/jobs/{job_id}/approve")
+    assert late.status_code == 409 and late.json()["error"]["details"] == {"status": "canceled"}
+    assert raw(stack, "PUT", f"/api/v2/jobs/{job_id}/script", json={"script": {}}).status_code == 409
+    time.sleep(2)
+    assert comfy_queue_empty(stack) and stack.keys(f"fleet/{job_id}/") == []
+    assert raw(stack, "GET", f"/api/v2/jobs?status=awaiting_approval").json()["jobs"] == []
+    assert raw(stack, "DELETE", f"/api/v2/jobs/{job_id}").status_code == 200
+    assert raw(stack, "GET", f"/api/v2/jobs/{job_id}").status_code == 404

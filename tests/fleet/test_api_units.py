@@ -19,18 +19,32 @@ from fleet.api.webhooks import Refused, check_url, sign
 from fleet.config import FleetError
 
 KEY = "k-" + "x" * 30
+SECRET = "f" * 64
+#: the fleet's own settings, as an operator gives them to the API: Redis with its password, the signing secret
+FLEET_ENV = {"ADREEL_REDIS_URL": "redis://:pw-0123456789@127.0.0.1:6379/0", "ADREEL_FLEET_SECRET": SECRET}
 
 
 def test_keys_are_kept_only_as_hashes_and_short_keys_are_refused():
-    settings = load_api_settings(environ={"ADREEL_API_KEYS": f" {KEY} , other-key-0123456789 "})
+    settings = load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": f" {KEY} , other-key-0123456789 "})
     assert KEY not in repr(settings) and KEY not in json.dumps([settings.key_hashes, list(settings.webhook_secrets)])
     owner = settings.owner_of(KEY)
     assert owner and owner == settings.owner_of(KEY) and owner != settings.owner_of("other-key-0123456789")
     assert settings.owner_of(KEY + "y") is None and settings.owner_of("") is None
     with pytest.raises(FleetError, match="shorter than 16"):
-        load_api_settings(environ={"ADREEL_API_KEYS": "short"})
+        load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": "short"})
     with pytest.raises(FleetError, match="ADREEL_API_KEYS"):
-        load_api_settings(environ={})
+        load_api_settings(environ=FLEET_ENV)
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"ADREEL_FLEET_SECRET": ""}, "ADREEL_FLEET_SECRET is not set"),
+    ({"ADREEL_FLEET_SECRET": "short-secret"}, "at least 32"),
+    ({"ADREEL_REDIS_URL": "redis://127.0.0.1:6379/0"}, "no password"),
+])
+def test_the_api_needs_the_fleets_signing_secret_and_a_redis_password(env, named):
+    with pytest.raises(FleetError, match=named) as err:
+        load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS": KEY, **env})
+    assert KEY not in str(err.value) and SECRET not in str(err.value) and "pw-0123456789" not in str(err.value)
 
 
 def resolver(table):
@@ -107,3 +121,45 @@ def test_each_key_has_its_own_rate_limit_across_the_api(tmp_path):
         first.stop()
         second.stop()
         red.stop()
+
+
+def _shipped(name):
+    from fleet.jobs import load_workflow
+    from fleet.api.views import SHIPPED
+
+    return load_workflow(str(SHIPPED / f"{name}.json"))
+
+
+@pytest.mark.parametrize("name", ["brief_to_ad_upload", "brief_to_ad_cloud"])
+def test_an_approval_prefix_writes_the_script_storyboard_and_key_images_and_nothing_that_costs(name):
+    from fleet.api.approval import prefix_prompt
+
+    prompt = _shipped(name)
+    prefix = prefix_prompt(prompt)
+    classes = sorted(n["class_type"] for n in prefix.values())
+    assert classes == ["BrandBrief", "BrandImage", "BrandImage", "PreviewImage", "SceneKeyImage", "ScriptLLM",
+                       "StoryboardSplit"]
+    # every link inside the prefix points at a node of the prefix, with the workflow's own widgets
+    for node_id, node in prefix.items():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                assert value[0] in prefix, (node_id, value)
+        if node_id in prompt:
+            assert node == prompt[node_id]
+
+
+def test_an_edited_script_is_checked_as_scriptllm_checks_it_and_the_estimate_is_providerrenders():
+    from fleet.api.approval import check_script, estimate
+    from nodes.engine.models import AdReelInputError
+
+    prompt = _shipped("brief_to_ad_cloud")
+    with pytest.raises(AdReelInputError, match=r"script.*scenes"):
+        check_script(prompt, {"title": "x", "scenes": [{"narration": "hi", "start": 0, "end": 99}]})
+    with pytest.raises(AdReelInputError, match="script"):
+        check_script(prompt, ["not", "a", "script"])
+    scenes = [(3.0, "Morning starts here."), (4.0, "Rich crema in every cup."), (3.0, "Shop now at acme.com")]
+    est = estimate(prompt, {"scenes": [{"duration": d, "narration": n} for d, n in scenes]})
+    (runway,) = est["providers"]
+    assert runway["provider"] == "runway" and len(runway["scenes"]) == 3 and est["total_usd"] > 0
+    assert est["total_usd"] == pytest.approx(runway["total_usd"])
+    assert estimate(_shipped("brief_to_ad_upload"), None)["total_usd"] == 0.0
