@@ -189,61 +189,8 @@ def editor(comfy, object_info):
     with open(os.path.join(art, "editor_report.json"), "w", encoding="utf-8") as f:
         json.dump({k: v for k, v in report.items() if k not in ("motion", "config")}, f, indent=1)
     assert not report.get("fatal"), f"the browser driver failed: {report['fatal']}\nsteps: {report['steps']}"
-    write_thumbnails(report, comfy)
     return report
 
-
-
-def write_thumbnails(report, comfy) -> None:
-    """artifacts/thumbnails/NAME.jpg (512×512) for each shipped workflow, from this run: the demo
-    shows a frame of the ad it rendered, the others their graph as the editor drew it.
-    Copy them to example_workflows/ to ship them (the template browser shows example_workflows/NAME.jpg)."""
-    from PIL import ImageFilter
-
-    out_dir = os.path.join(report["config"]["artifacts"], "thumbnails")
-    os.makedirs(out_dir, exist_ok=True)
-    size = 512
-    for name, wf in report["workflows"].items():
-        frame = demo_frame(report, comfy) if name == DEMO and report.get("demo", {}).get("video") else None
-        if frame is not None:
-            k = size / min(frame.size)
-            bg = frame.resize((round(frame.width * k), round(frame.height * k)))
-            top = (bg.height - size) // 2
-            thumb = bg.crop((0, top, size, top + size)).filter(ImageFilter.GaussianBlur(18))
-            thumb = Image.eval(thumb, lambda v: int(v * 0.55))
-            fg = frame.copy()
-            fg.thumbnail((size, size - 24))
-            thumb.paste(fg, ((size - fg.width) // 2, (size - fg.height) // 2))
-        else:
-            # the graph as drawn, around what sets this workflow apart from the demo, on the canvas colour
-            shot = Image.open(wf["screenshot"]).convert("RGB")
-            gx, gy, gw, gh = wf["box"]
-            demo_types = {n["type"] for n in load("example_workflows", f"{DEMO}.json")["nodes"]}
-            focus = [n["box"] for n in wf["nodes"] if n["type"] not in demo_types] or [wf["box"]]
-            x0, x1 = min(b[0] for b in focus), max(b[0] + b[2] for b in focus)
-            if x1 - x0 < gh:  # widen towards a square, inside the graph
-                grow = (gh - (x1 - x0)) / 2
-                x0, x1 = max(gx, x0 - grow), min(gx + gw, x1 + grow)
-            pad = 10
-            box = (int(max(60, x0 - pad)), int(max(80, gy - pad)), int(min(shot.width, x1 + pad)), int(min(shot.height - 50, gy + gh + pad)))
-            graph = shot.crop(box)
-            thumb = Image.new("RGB", (size, size), shot.getpixel((box[0] + 2, box[1] + 2)))
-            graph.thumbnail((size, size), Image.LANCZOS)
-            thumb.paste(graph, ((size - graph.width) // 2, (size - graph.height) // 2))
-        thumb.save(os.path.join(out_dir, f"{name}.jpg"), quality=88)
-
-
-def demo_frame(report, comfy):
-    from media import frame_at
-
-    run = report["demo"]["run"]
-    hist = comfy.get_json(f"/history/{run['prompt_id']}")[run["prompt_id"]]
-    node = str(report["config"]["demo"]["assembleNode"])
-    item = hist["outputs"].get(node, {}).get("images", [None])[0]
-    if not item:
-        return None
-    path = os.path.join(comfy.folder(item.get("type", "output")), item.get("subfolder", ""), item["filename"])
-    return Image.fromarray(frame_at(path, DEMO_SECONDS * 0.2, 540, 960))
 
 
 # ------------------------------------------------------------------------------------------------ console
