@@ -1,4 +1,11 @@
-"""Shared fixtures: one real ComfyUI server per test session (started on first use)."""
+"""Shared fixtures: the session's ComfyUI servers, one per environment (tests/harness.py, ``ComfyServers``).
+
+The order of the run: modules that need no ComfyUI first, while the plain server starts in the
+background; then the modules that use a server, each module's tests together.
+
+Tests marked ``slow`` (the measurements against real local models) are opt-in: ``pytest -m slow``
+(or any ``-m`` expression naming ``slow``), or ``ADREEL_SLOW_TESTS=1``; otherwise they are skipped.
+"""
 from __future__ import annotations
 
 import os
@@ -6,18 +13,58 @@ import os
 import pytest
 
 import fakes
-from harness import CANARY, ComfyServer
+from harness import CANARY, ComfyServers
+
+SERVERS = ComfyServers()
+SLOW_ENV = "ADREEL_SLOW_TESTS"
+
+
+def _uses_comfy(item) -> bool:
+    return item.get_closest_marker("comfy") is not None or "comfy" in getattr(item, "fixturenames", ())
+
+
+def _slow_opted_in(config) -> bool:
+    return "slow" in (config.option.markexpr or "") or os.environ.get(SLOW_ENV) == "1"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    if not _slow_opted_in(config):
+        skip = pytest.mark.skip(reason=f"a slow measurement: run with `pytest -m slow` or {SLOW_ENV}=1")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip)
+    # whole modules keep their order and stay together (their module fixtures are set up once)
+    needs = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        needs[module] = needs.get(module, False) or _uses_comfy(item)
+    rank = {m: (needs[m], i) for i, m in enumerate(needs)}
+    items.sort(key=lambda item: rank[getattr(item, "module", None)])
+    if not config.option.collectonly and any("comfy" in getattr(item, "fixturenames", ()) and
+                                             not item.get_closest_marker("skip") for item in items):
+        try:
+            SERVERS.launch()  # the plain server loads while the first modules run
+        except Exception:  # noqa: BLE001 - no runtime here: the tests that need it say so when they ask
+            pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    SERVERS.close(keep_folders=os.environ.get("ADREEL_KEEP_TEST_SERVER") == "1", check_canary=False)
 
 
 @pytest.fixture(scope="session")
-def comfy():
-    """A real ComfyUI 0.3.75 (or $COMFYUI_PATH) with AdReel, on 127.0.0.1, fresh folders."""
-    server = ComfyServer()
-    server.start()
-    yield server
-    server.stop()
-    if os.environ.get("ADREEL_KEEP_TEST_SERVER") != "1":
-        server.cleanup()
+def comfy_servers():
+    """One real ComfyUI (0.3.75, or $ADREEL_COMFYUI) with AdReel per environment, for the whole session:
+    ``comfy_servers.get(env={...}, extra_args=[...])``. At the end every server's canary check runs."""
+    yield SERVERS
+    SERVERS.close(keep_folders=os.environ.get("ADREEL_KEEP_TEST_SERVER") == "1")
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_servers):
+    """The plain server: AdReel on 127.0.0.1, no extra environment, fresh folders."""
+    return comfy_servers.get()
 
 
 @pytest.fixture(scope="session", autouse=True)
