@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import ComfyServer, PromptError, load_api_workflow, node_by_type, output_files
+from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_audio, decode_frames, ffprobe, stream
 
 pytestmark = pytest.mark.comfy
@@ -55,11 +55,9 @@ def private(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = ComfyServer(base_dir=str(tmp_path_factory.mktemp("comfy")), env=LIMITS)
-    s.start()
-    yield s
-    s.stop()
+def server(comfy_servers):
+    """The session's server with these ceilings (stopped, and its canary checked, at the end of the session)."""
+    return comfy_servers.get(env=LIMITS)
 
 
 @pytest.fixture(autouse=True)
