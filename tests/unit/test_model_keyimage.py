@@ -318,7 +318,7 @@ def test_corner_logo_sits_in_the_safe_zone_clear_of_the_product(aspect, position
 
 @pytest.mark.parametrize("aspect", ASPECTS)
 def test_end_card_shows_logo_packshot_and_cta_inside_the_safe_zone(aspect):
-    W, H = (v * 5 for v in ASPECTS[aspect])
+    W, H = ASPECTS[aspect]  # the layout scales with the frame: a draft-sized card shows the same geometry
     lay = frame_layout(W, H)
     logo = load_image_file(LOGO, "logo")
     card = np.asarray(end_card(demo_brief(), W, H, logo))
@@ -327,7 +327,7 @@ def test_end_card_shows_logo_packshot_and_cta_inside_the_safe_zone(aspect):
     ref = np.asarray(_coffee().convert("RGB"))
     best = max((cv2.minMaxLoc(cv2.matchTemplate(card, cv2.resize(ref, (w, round(w * 2 / 3)), interpolation=cv2.INTER_AREA),
                                                 cv2.TM_CCOEFF_NORMED))[1], w)
-               for w in range(W // 8, lay.safe.w, 4) if round(w * 2 / 3) < H)
+               for w in range(W // 8, lay.safe.w) if round(w * 2 / 3) < H)
     assert best[0] > 0.95, best
     # everything drawn (logo, photo, type; not the soft light behind the photo) differs from the
     # bare gradient only inside the safe zone, above the subtitles
