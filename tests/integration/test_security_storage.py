@@ -428,17 +428,19 @@ def test_kill_9_during_an_upload_is_finished_after_the_restart(sec):
     sec.comfy.start()
     deadline = time.monotonic() + 180
     found: list = []
-    while time.monotonic() < deadline:
+    history: list = []
+    while time.monotonic() < deadline:  # the upload, its history record, an empty spool: in whatever order
         try:
-            found = [k for k, o in bucket(sec.s3).items() if k.startswith("killed/") and o["body"] == data]
+            objects = bucket(sec.s3)
+            found = [k for k, o in objects.items() if k.startswith("killed/") and o["body"] == data]
+            history = [k for k in objects if k.startswith("history/")]
         except Exception:  # noqa: BLE001 - the store settling after SIGCONT
-            found = []
-        if found and not list(sec.spool.rglob("*.spool.json")):
+            found, history = [], []
+        if found and not list(sec.spool.rglob("*.spool.json")) and any(found[0].split("/")[1] in k for k in history):
             break
         time.sleep(1)
     assert len(found) == 1, (found, sec.comfy.log_tail())
     assert not list(sec.spool.rglob("*.spool.json"))
-    history = [k for k in bucket(sec.s3) if k.startswith("history/")]
     assert any(found[0].split("/")[1] in k for k in history), history
     still_serves(sec)
 
