@@ -6,21 +6,40 @@ RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet
+.PHONY: setup setup-demo setup-fleet setup-llm demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio bench-api
 
+# What each target sets up: the demo only what it needs; the tests everything (see scripts/setup_runtime.py).
 setup:
-	@python3 scripts/setup_runtime.py
+	@python3 scripts/setup_runtime.py --for test
 
-demo: setup
+setup-demo:
+	@python3 scripts/setup_runtime.py --for demo
+
+setup-fleet:
+	@python3 scripts/setup_runtime.py --for fleet
+
+setup-llm:
+	@python3 scripts/setup_runtime.py --for bench-llm
+
+demo: setup-demo
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON scripts/run_demo.py
 
+# The whole suite on the pinned ComfyUI, then the integration tests that matter (marker `cores`: the demo,
+# a corpus sample, the workflows, the editor on the frontend that core pins, the fleet) on the newer core.
 test: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
+	  ADREEL_NEXT_COMFYUI=$$ADREEL_NEXT_COMFYUI ADREEL_NEXT_PYTHON=$$ADREEL_NEXT_PYTHON \
 	  $$ADREEL_PYTHON -m pytest tests $(PYTEST_ARGS)
+	@source $(ENV_FILE) && if [ -z "$$ADREEL_NEXT_COMFYUI" ]; then \
+	  echo "[test] ComfyUI 0.33.0 is not set up (no ../shared/comfyui/ComfyUI-0.33.0.tar.gz): the suite ran on 0.3.75 alone"; \
+	  else echo "[test] the integration tests marked 'cores' on ComfyUI 0.33.0 ($$ADREEL_NEXT_COMFYUI)"; \
+	  ADREEL_TEST_PASS=next-core ADREEL_PYTHON=$$ADREEL_NEXT_PYTHON ADREEL_COMFYUI=$$ADREEL_NEXT_COMFYUI \
+	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
+	  $$ADREEL_NEXT_PYTHON -m pytest tests -m cores $(PYTEST_ARGS); fi
 
-serve: setup
+serve: setup-demo
 	@source $(ENV_FILE) && cd $$ADREEL_COMFYUI && $$ADREEL_PYTHON main.py --cpu --listen 127.0.0.1 --port $(PORT)
 
 bench: setup
@@ -36,14 +55,23 @@ bench-providers: setup
 
 # two small local models (SmolLM2-135M, Gemma 3 270M on llama-server, -c 4096) vs the template on 20 briefs → docs/local-llm-measurement.md
 .PHONY: bench-llm
-bench-llm: setup
+bench-llm: setup-llm
 	@source $(ENV_FILE) && ADREEL_LLAMA_SERVER=$$ADREEL_LLAMA_SERVER ADREEL_LLAMA_MODEL=$$ADREEL_LLAMA_MODEL \
 	  $$ADREEL_PYTHON tests/bench/bench_local_llm.py $(BENCH_LLM_ARGS)
 
 # the fleet: a local Redis, SeaweedFS, two ComfyUI servers and two workers on loopback; four briefs through them
-fleet-demo: setup
+fleet-demo: setup-fleet
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  $$ADREEL_PYTHON tests/fleet/demo.py
+
+# the job API on loopback: a local Redis, SeaweedFS, a ComfyUI with its worker, and python -m fleet api (Ctrl-C stops)
+studio: setup-fleet
+	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
+	  $$ADREEL_PYTHON tests/fleet/studio.py
+
+# the job API's own cost: 100 submissions up to the cap, reads, event latency (a real Redis and the API, no worker)
+bench-api: setup
+	@source $(ENV_FILE) && $$ADREEL_PYTHON tests/bench/bench_api.py
 
 # the fleet's scaling: one worker vs two on the same batch; a wait-bound ProviderRender batch on one vs three
 bench-fleet: setup

@@ -9,7 +9,7 @@ the S3-compatible store the workflows' AssetUpload nodes write to.
 Modules: ``config`` (settings from the environment), ``jobs`` (workflow +
 brief rows → jobs with content-derived ids), ``records`` (job records, the
 queue cap, cancel, history), ``broker`` (the Dramatiq broker and actor),
-``comfy`` (one ComfyUI server over HTTP and its websocket), ``runner`` (one
+``comfy`` (one ComfyUI server over HTTP — its jobs API where it has one — and its websocket), ``runner`` (one
 job on one ComfyUI), ``worker`` (the worker process), ``objects`` (the job's
 objects in the store), ``cli``.
 """

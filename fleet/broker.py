@@ -13,12 +13,12 @@ Retries (transient failures, a job given back) go through Dramatiq's
 """
 from __future__ import annotations
 
-import dramatiq
-import redis
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Retries
+from .config import MAX_ATTEMPTS, QUEUE_NAME, Settings, require_extra
 
-from .config import MAX_ATTEMPTS, QUEUE_NAME, Settings
+dramatiq = require_extra("dramatiq")
+redis = require_extra("redis")
+RedisBroker = require_extra("dramatiq.brokers.redis").RedisBroker
+Retries = require_extra("dramatiq.middleware").Retries
 
 ACTOR_NAME = "adreel_fleet_job"
 #: share of broker calls that run queue maintenance, out of a million (Dramatiq's default is 1000, i.e.
@@ -37,7 +37,7 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, dramatiq.Retry) or retries < MAX_ATTEMPTS - 1
 
 
-def make_broker(settings: Settings) -> tuple[RedisBroker, dramatiq.Actor]:
+def make_broker(settings: Settings):
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30,
                                   health_check_interval=15)
     broker = RedisBroker(client=client, namespace=f"{settings.namespace}:dramatiq",

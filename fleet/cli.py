@@ -1,4 +1,4 @@
-"""The fleet's command line: ``python -m fleet {worker,submit,status,wait,cancel,history,delete} …``.
+"""The fleet's command line: ``python -m fleet {worker,submit,status,wait,cancel,history,delete,api} …``.
 
 Exit status: 0 done; 1 ``wait`` saw failed or cancelled jobs; 2 a clear error
 (bad input, Redis or ComfyUI unreachable, queue full — nothing was changed);
@@ -12,8 +12,7 @@ import logging
 import sys
 import time
 
-from .config import DEFAULT_REDIS_URL, REDIS_URL_ENV, FleetError, load_settings
-from .records import STATES, TERMINAL, Records
+from .config import DEFAULT_REDIS_URL, REDIS_URL_ENV, STATES, TERMINAL, FleetError, load_settings
 
 EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 1, 2, 3
 
@@ -21,7 +20,10 @@ EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 1, 2, 3
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fleet", description="AdReel's API workflows across many ComfyUI "
                                 "servers, through Dramatiq and Redis.")
-    p.add_argument("--redis", help=f"Redis URL (default: ${REDIS_URL_ENV} or {DEFAULT_REDIS_URL})")
+    p.add_argument("--redis", help=f"Redis URL with its password, redis://:PASSWORD@host:6379/0 (default: "
+                   f"${REDIS_URL_ENV} or {DEFAULT_REDIS_URL})")
+    p.add_argument("--insecure", action="store_true",
+                   help="accept a Redis without a password, on loopback only (a local test); never on a network")
     sub = p.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("worker", help="run one worker, paired with one ComfyUI server")
@@ -56,15 +58,19 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("delete", help="delete a job: its record and its objects in the store")
     d.add_argument("job")
+
+    a = sub.add_parser("api", help="serve the Comfy API v2 job contract over the fleet (keys: ADREEL_API_KEYS)")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    a.add_argument("--port", type=int, default=8189)
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.command == "worker" else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.command in ("worker", "api") else logging.WARNING,
+                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.redis)
+        settings = load_settings(args.redis, insecure=args.insecure)
         return COMMANDS[args.command](settings, args)
     except FleetError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -80,18 +86,26 @@ def cmd_worker(settings, args) -> int:
     return run_worker(settings, args.comfy, name=args.name, wait_comfy=args.wait_comfy)
 
 
+def _records(settings):
+    from .records import Records
+
+    records = Records(settings)
+    records.ping()
+    return records
+
+
 def cmd_submit(settings, args) -> int:
     from .broker import make_broker
     from .jobs import batch_id_for, build_jobs, load_workflow, read_briefs
 
+    settings.signing_key()  # the jobs are signed with it: without it, nothing is submitted
     workflow = load_workflow(args.workflow)
     jobs = build_jobs(workflow, read_briefs(args.briefs, workflow), args.variants, workflow_name=args.workflow)
     if len(jobs) > settings.max_queued:
         raise FleetError(f"this batch has {len(jobs)} jobs, more than the {settings.max_queued} the queue may hold "
                          "(ADREEL_FLEET_MAX_QUEUED); split it")
     batch = batch_id_for([j.id for j in jobs])
-    records = Records(settings)
-    records.ping()
+    records = _records(settings)
     waiting, queued = records.admit(batch, jobs, settings.max_queued)
     _broker, actor = make_broker(settings)
     for job_id in queued:
@@ -108,8 +122,7 @@ def cmd_submit(settings, args) -> int:
 
 
 def _batch(settings, batch):
-    records = Records(settings)
-    records.ping()
+    records = _records(settings)
     return records, records.batch_jobs(batch)
 
 
@@ -180,8 +193,7 @@ def cmd_cancel(settings, args) -> int:
 
 
 def cmd_history(settings, args) -> int:
-    records = Records(settings)
-    records.ping()
+    records = _records(settings)
     jobs = records.history(brand=args.brand, state=args.state, limit=max(1, args.limit))
     if args.json:
         print(json.dumps({"jobs": jobs}))
@@ -195,22 +207,19 @@ def cmd_history(settings, args) -> int:
 def cmd_delete(settings, args) -> int:
     from . import objects
 
-    records = Records(settings)
-    records.ping()
-    job = records.job(args.job)
-    if job is None:
+    records = _records(settings)
+    removed = objects.delete_job(records, args.job)
+    if removed is None:
         raise FleetError(f"no job {args.job!r} (`python -m fleet history` lists the jobs)")
-    if job["state"] in ("queued", "running"):
-        records.cancel(args.job)
-    out = job["outputs"] or {}
-    keys = out.get("keys") or []
-    removed = []
-    if keys or objects.configured():
-        removed = objects.remove(args.job, keys, runs=out.get("runs") or [], bucket=out.get("bucket"))
-    records.delete(args.job, removed or keys)
     print(f"deleted job {args.job}: its record and {len(removed)} object(s)")
     return 0
 
 
+def cmd_api(settings, args) -> int:
+    from .api.server import run_api
+
+    return run_api(settings, host=args.host, port=args.port)
+
+
 COMMANDS = {"worker": cmd_worker, "submit": cmd_submit, "status": cmd_status, "wait": cmd_wait,
-            "cancel": cmd_cancel, "history": cmd_history, "delete": cmd_delete}
+            "cancel": cmd_cancel, "history": cmd_history, "delete": cmd_delete, "api": cmd_api}

@@ -1,10 +1,23 @@
 """One ComfyUI server, driven over its HTTP API and followed on its websocket.
 
 ``ComfyServer.check`` is the worker's start-up check (reachable, AdReel
-loaded). ``run_prompt`` queues one prompt with this worker's ``client_id``,
-follows ``executing`` / ``progress`` / ``executed`` / ``execution_*`` events
-for it, and returns its ``/history`` entry — or raises one of the errors
-below, each saying whether a retry can help.
+loaded). ``run_prompt`` queues one prompt under the id the runner derives (a
+canonical lowercase UUID: ComfyUI 0.25 and later refuse any other spelling),
+with this worker's ``client_id``, follows ``executing`` / ``progress`` /
+``executed`` / ``execution_*`` events for it, and returns its end as a
+``/history`` entry — or raises one of the errors below, each saying whether a
+retry can help.
+
+Where the server has the jobs API (``GET /api/jobs/{id}``, ``POST
+/api/jobs/{id}/cancel``: ComfyUI 0.33 and later) the worker asks it for the
+prompt's end and cancels through it; elsewhere (0.3.75) it reads
+``/history/{id}`` and uses ``/queue`` + ``/interrupt``. The server is asked
+which it has (``jobs_api``), never its version. Progress is monotonic and
+needs no particular event: core 0.33 sends a node's ``progress`` at most every
+100 ms (the first and last always), and nodes done count the rest.
+
+Plain HTTP goes through the standard library (``urllib``); the websocket and
+the run through aiohttp.
 """
 from __future__ import annotations
 
@@ -14,8 +27,11 @@ import time
 import uuid
 from typing import Callable, Optional
 
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
 import aiohttp
-import requests
 
 from .config import FleetError
 
@@ -64,24 +80,66 @@ class Stopped(Exception):
         self.reason = reason
 
 
+class HttpError(Exception):
+    """The server could not be reached, or answered with an error status or a body that is not JSON."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+def http_json(method: str, url: str, body=None, timeout: float = 10):
+    """One JSON request with the standard library: the parsed answer; ``HttpError`` otherwise."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read(64 << 20)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise HttpError(f"HTTP {exc.code}", exc.code) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise HttpError(type(getattr(exc, "reason", exc)).__name__) from None
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        raise HttpError("not JSON") from None
+
+
 class ComfyServer:
     def __init__(self, url: str):
         url = (url or "").strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise FleetError(f"--comfy: {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8188)")
         self.url = url
+        self._jobs_api: Optional[bool] = None
 
     def get(self, path: str, timeout: float = 10):
-        r = requests.get(self.url + path, timeout=timeout)
-        r.raise_for_status()
-        return r.json()
+        return http_json("GET", self.url + path, timeout=timeout)
+
+    def post(self, path: str, body, timeout: float = 10):
+        return http_json("POST", self.url + path, body, timeout=timeout)
 
     def healthy(self, timeout: float = 10) -> bool:
         try:
             self.get("/system_stats", timeout=timeout)
             return True
-        except (requests.RequestException, ValueError):
+        except HttpError:
+            self._jobs_api = None  # asked again once it is back: it may come back as another core
             return False
+
+    def jobs_api(self, refresh: bool = False) -> bool:
+        """Whether this server has ComfyUI's jobs API (asked once, and again after it was unreachable)."""
+        if self._jobs_api is None or refresh:
+            try:
+                listing = self.get("/api/jobs?limit=1")
+                self._jobs_api = isinstance(listing, dict) and isinstance(listing.get("jobs"), list)
+            except HttpError as exc:
+                if not exc.status:
+                    return False  # unreachable: unknown, asked again next time
+                self._jobs_api = False
+        return bool(self._jobs_api)
 
     def check(self, wait_seconds: float = 0) -> dict:
         """Reachable, and AdReel's nodes are loaded; else a FleetError saying which."""
@@ -90,41 +148,63 @@ class ComfyServer:
             try:
                 stats = self.get("/system_stats")
                 break
-            except (requests.RequestException, ValueError) as exc:
+            except HttpError as exc:
                 if time.monotonic() >= deadline:
-                    raise FleetError(f"ComfyUI at {self.url} is not reachable ({type(exc).__name__}); "
+                    raise FleetError(f"ComfyUI at {self.url} is not reachable ({exc}); "
                                      "start it first (or give --wait-comfy SECONDS)") from None
                 time.sleep(1)
         missing = []
         for node in ADREEL_NODES:
             try:
-                if node not in self.get(f"/object_info/{node}", timeout=30):
+                info = self.get(f"/object_info/{node}", timeout=30)
+                if not isinstance(info, dict) or node not in info:
                     missing.append(node)
-            except (requests.RequestException, ValueError):
+            except HttpError:
                 missing.append(node)
         if missing:
             raise FleetError(f"ComfyUI at {self.url} answers but AdReel is not loaded there (no {', '.join(missing)} "
                              "node): install the pack in its custom_nodes and restart it")
+        self.jobs_api(refresh=True)
         return stats
 
     def interrupt(self, prompt_id: str) -> None:
-        """Stop ``prompt_id`` on this server: drop it from the queue, and interrupt it if it is the one running.
-        (``/interrupt`` with a ``prompt_id`` leaves any other prompt alone.)"""
+        """Stop ``prompt_id`` on this server: drop it from the queue, or interrupt it if it is the one running;
+        any other prompt is left alone. The jobs API's cancel where the server has it, else ``/queue`` delete
+        and ``/interrupt`` with the ``prompt_id``."""
         if not prompt_id:
             return
-        for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
+        if self.jobs_api():
+            calls = ((f"/api/jobs/{quote(prompt_id, safe='')}/cancel", {}),)
+        else:
+            calls = (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id}))
+        for path, body in calls:
             try:
-                requests.post(self.url + path, json=body, timeout=10)
-            except requests.RequestException:
+                self.post(path, body)
+            except HttpError:
                 pass
 
-    def holds(self, prompt_id: str) -> bool:
-        """Whether ``prompt_id`` is queued or running here (False when unreachable)."""
-        try:
-            q = self.get("/queue")
-        except (requests.RequestException, ValueError):
-            return False
-        return any(item[1] == prompt_id for item in q.get("queue_running", []) + q.get("queue_pending", []))
+    def finished_entry(self, prompt_id: str):
+        """The prompt's end as a ``/history`` entry (``outputs``, ``status``), or None while it is queued or
+        running (or unknown)."""
+        if self.jobs_api():
+            try:
+                job = self.get(f"/api/jobs/{quote(prompt_id, safe='')}", timeout=60)
+            except HttpError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            if not isinstance(job, dict) or job.get("status") in ("pending", "in_progress", None):
+                return None
+            status = job.get("execution_status") or {}
+            if not status:  # a finished job always carries it; be safe with what the server sent
+                status = {"status_str": "success" if job.get("status") == "completed" else "error",
+                          "completed": job.get("status") == "completed", "messages": []}
+            return {"outputs": job.get("outputs") or {}, "status": status}
+        hist = self.get(f"/history/{quote(prompt_id, safe='')}", timeout=60)
+        entry = (hist or {}).get(prompt_id) if isinstance(hist, dict) else None
+        if entry and (entry.get("status") or {}).get("completed") is not None:
+            return entry
+        return None
 
 
 def describe_rejection(body) -> str:
@@ -151,19 +231,20 @@ def describe_execution_error(data: dict) -> tuple[str, bool]:
 
 async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[str], None],
                      on_progress: Callable[[float, str], None], should_stop: Callable[[], Optional[str]],
-                     deadline_s: float) -> dict:
-    """Queue ``prompt`` and follow it to its end; the ``/history`` entry of a successful run."""
+                     deadline_s: float, prompt_id: Optional[str] = None) -> dict:
+    """Queue ``prompt`` (as ``prompt_id``, a canonical UUID; a fresh one when not given) and follow it to its
+    end; the ``/history``-shaped entry of a successful run."""
+    prompt_id = str(uuid.UUID(prompt_id)) if prompt_id else str(uuid.uuid4())
     client_id = "adreel-fleet-" + uuid.uuid4().hex
-    total = max(1, len(prompt))
-    done: set[str] = set()
-    current = {"node": None, "frac": 0.0}
+    await asyncio.to_thread(server.jobs_api)  # asked before the run: polls and cancels then know which to use
+    progress = Progress(total=max(1, len(prompt)), on_progress=on_progress)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
     t_end = time.monotonic() + deadline_s
-    prompt_id = None
     try:
         async with aiohttp.ClientSession(timeout=timeout) as s:
             ws = await s.ws_connect(f"{server.url}/ws?clientId={client_id}", heartbeat=30, max_msg_size=64 << 20)
-            async with s.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id},
+            async with s.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id,
+                                                            "prompt_id": prompt_id},
                               timeout=aiohttp.ClientTimeout(total=120)) as r:
                 text = await r.text()
                 try:
@@ -172,9 +253,8 @@ async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[
                     body = text
                 if r.status == 400:
                     raise PromptRejected(f"ComfyUI rejected the prompt: {describe_rejection(body)}")
-                if r.status != 200 or not isinstance(body, dict) or "prompt_id" not in body:
+                if r.status != 200 or not isinstance(body, dict) or body.get("prompt_id") != prompt_id:
                     raise Transient(f"ComfyUI at {server.url} answered /prompt with HTTP {r.status}")
-                prompt_id = body["prompt_id"]
             on_queued(prompt_id)
             last_poll = time.monotonic()
             while True:
@@ -199,12 +279,11 @@ async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[
                             event = json.loads(msg.data)
                         except ValueError:
                             event = {}
-                        finished = _handle(event, prompt_id, done, current, total, on_progress)
-                        if finished:
-                            return await _history(s, server, prompt_id)
+                        if isinstance(event, dict) and progress.handle(event, prompt_id):
+                            return await _finished(server, prompt_id)
                 if time.monotonic() - last_poll > 5:  # a missed websocket event never hangs the job
                     last_poll = time.monotonic()
-                    entry = await _history(s, server, prompt_id, final=False)
+                    entry = await _finished(server, prompt_id, final=False)
                     if entry is not None:
                         return entry
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError, OSError,
@@ -212,53 +291,73 @@ async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[
         raise ComfyGone(f"lost ComfyUI at {server.url} ({type(exc).__name__})") from None
 
 
-def _handle(event: dict, prompt_id: str, done: set, current: dict, total: int, on_progress) -> bool:
-    kind, data = event.get("type"), event.get("data") or {}
-    if not isinstance(data, dict) or data.get("prompt_id") not in (prompt_id, None):
+class Progress:
+    """A prompt's progress from its websocket events: nodes done (cached, executed, or left for the next one)
+    plus the running node's last ``progress`` value. It never goes back and needs no particular event:
+    throttled ``progress`` events (core 0.33 sends at most one per 100 ms) only make it coarser."""
+
+    def __init__(self, total: int, on_progress: Callable[[float, str], None]):
+        self.total, self.on_progress = max(1, total), on_progress
+        self.done: set[str] = set()
+        self.node: Optional[str] = None
+        self.frac = 0.0
+        self.value = 0.0
+
+    def handle(self, event: dict, prompt_id: str) -> bool:
+        """Take one event; True when it says the prompt ended well (an error raises)."""
+        kind, data = event.get("type"), event.get("data") or {}
+        if not isinstance(data, dict) or data.get("prompt_id") not in (prompt_id, None):
+            return False
+        if data.get("prompt_id") is None and kind != "progress":
+            return False
+        if kind == "execution_cached":
+            self.done.update(str(n) for n in data.get("nodes") or [])
+        elif kind == "executing":
+            node = data.get("node")
+            if node is None:
+                return True  # the prompt's end (success; an error comes as execution_error first)
+            if self.node is not None:
+                self.done.add(self.node)
+            self.node, self.frac = str(node), 0.0
+        elif kind == "executed":
+            self.done.add(str(data.get("node")))
+        elif kind == "progress":
+            try:
+                value = float(data.get("value", 0)) / max(1.0, float(data.get("max", 1)))
+            except (TypeError, ValueError):
+                return False
+            if value == value:  # NaN is no progress
+                self.frac = max(self.frac, min(1.0, max(0.0, value)))
+        elif kind == "execution_error":
+            message, transient = describe_execution_error(data)
+            raise PromptFailed(message, transient)
+        elif kind == "execution_interrupted":
+            raise Transient(f"the prompt was interrupted on its ComfyUI at node {data.get('node_id')} "
+                            f"({data.get('node_type')}) by someone else")
+        elif kind == "execution_success":
+            return True
+        else:
+            return False
+        share = self.frac if self.node is not None and self.node not in self.done else 0.0
+        self.value = max(self.value, min(0.99, (len(self.done) + share) / self.total))
+        self.on_progress(self.value, self.node or "")
         return False
-    if data.get("prompt_id") is None and kind != "progress":
-        return False
-    if kind == "execution_cached":
-        done.update(str(n) for n in data.get("nodes") or [])
-    elif kind == "executing":
-        node = data.get("node")
-        if node is None:
-            return True  # the prompt's end (success; an error comes as execution_error first)
-        if current["node"] is not None:
-            done.add(str(current["node"]))
-        current.update(node=str(node), frac=0.0)
-    elif kind == "executed":
-        done.add(str(data.get("node")))
-    elif kind == "progress":
-        try:
-            current["frac"] = max(0.0, min(1.0, float(data.get("value", 0)) / max(1.0, float(data.get("max", 1)))))
-        except (TypeError, ValueError):
-            pass
-    elif kind == "execution_error":
-        message, transient = describe_execution_error(data)
-        raise PromptFailed(message, transient)
-    elif kind == "execution_interrupted":
-        raise Transient(f"the prompt was interrupted on its ComfyUI at node {data.get('node_id')} "
-                        f"({data.get('node_type')}) by someone else")
-    elif kind == "execution_success":
-        return True
-    else:
-        return False
-    frac = (len(done) + (current["frac"] if current["node"] not in done else 0)) / total
-    on_progress(min(0.99, frac), current["node"] or "")
-    return False
 
 
-async def _history(s: aiohttp.ClientSession, server: ComfyServer, prompt_id: str, final: bool = True):
+async def _finished(server: ComfyServer, prompt_id: str, final: bool = True):
+    """The prompt's end (``/api/jobs/{id}`` or ``/history/{id}``, whichever the server has); with ``final``,
+    asked for up to 10 s after the websocket said it ended."""
     for _ in range(20 if final else 1):
-        async with s.get(f"{server.url}/history/{prompt_id}", timeout=aiohttp.ClientTimeout(total=60)) as r:
-            hist = await r.json(content_type=None) if r.status == 200 else {}
-        entry = (hist or {}).get(prompt_id)
-        if entry and entry.get("status", {}).get("completed") is not None:
-            st = entry["status"]
+        try:
+            entry = await asyncio.to_thread(server.finished_entry, prompt_id)
+        except HttpError as exc:
+            raise ComfyGone(f"lost ComfyUI at {server.url} ({exc})") from None
+        if entry is not None:
+            st = entry.get("status") or {}
             if st.get("status_str") == "error" or not st.get("completed"):
-                for kind, data in st.get("messages", []):
-                    if kind == "execution_error":
+                for item in st.get("messages") or []:
+                    kind, data = (item[0], item[1]) if isinstance(item, (list, tuple)) and len(item) >= 2 else (None, None)
+                    if kind == "execution_error" and isinstance(data, dict):
                         message, transient = describe_execution_error(data)
                         raise PromptFailed(message, transient)
                     if kind == "execution_interrupted":
@@ -268,4 +367,4 @@ async def _history(s: aiohttp.ClientSession, server: ComfyServer, prompt_id: str
         if not final:
             return None
         await asyncio.sleep(0.5)
-    raise Transient(f"ComfyUI at {server.url} finished the prompt but has no history for it (restarted?)")
+    raise Transient(f"ComfyUI at {server.url} finished the prompt but has no record of it (restarted?)")

@@ -17,7 +17,8 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from .config import FleetError
@@ -25,6 +26,8 @@ from .config import FleetError
 MAX_BRIEF_FILE_BYTES = 16 * 1024 * 1024
 MAX_WORKFLOW_BYTES = 16 * 1024 * 1024
 KEY_ROOT = "fleet"
+#: what a job id may look like (``job_id_for`` makes 20 hex digits); a worker refuses any other id unread
+JOB_ID_OK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass

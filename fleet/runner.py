@@ -15,7 +15,19 @@ What ends how (the message is acknowledged in every case but a retry):
 * given back — this worker is shutting down, or its ComfyUI is down before
   the job started: the attempt is not counted and another worker takes it;
 * dropped — the job was cancelled or deleted (a running prompt is
-  interrupted on its ComfyUI), or it is already finished (a redelivery).
+  interrupted on its ComfyUI), or it is already finished (a redelivery);
+* refused — the record's spec is not signed with the fleet's secret (forged
+  or altered in Redis): nothing is run or contacted, the record says failed,
+  the log names the job id and the reason, never the record's content.
+
+Redis going away mid-job (restarted) neither loses nor repeats a job: progress
+writes are skipped while it is away, and the claim and the final record wait
+for it (each is one script that, repeated by its owner after a lost reply,
+answers as the first did). Dramatiq retries its acknowledgement the same way.
+
+Prompt ids are canonical UUIDs derived from the job (``prompt_id_for``): the
+job id, its submit time and the delivery number, so a take-over knows the
+orphaned prompt's id without trusting Redis for it.
 """
 from __future__ import annotations
 
@@ -23,18 +35,30 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Optional
-
-import dramatiq
+from typing import Callable, Optional, TypeVar
 
 from . import objects
 from .comfy import ComfyGone, ComfyServer, JobError, PromptFailed, PromptRejected, Stopped, Transient, run_prompt
-from .config import MAX_ATTEMPTS, FleetError, Settings
-from .jobs import nodes_of
-from .records import Records
+from .config import MAX_ATTEMPTS, FleetError, Settings, require_extra
+from .jobs import JOB_ID_OK, nodes_of
+from .records import Records, SpecRefused
 
+dramatiq = require_extra("dramatiq")
+redis = require_extra("redis")
 log = logging.getLogger("adreel.fleet")
+
+#: how long a worker waits for Redis to come back before it gives up on recording a job's end
+REDIS_WAIT_S = 600.0
+_PROMPT_NS = uuid.UUID("5b0f7a52-3c1e-4d6a-9a57-1f3e0c2d8b41")
+T = TypeVar("T")
+
+
+def prompt_id_for(job_id: str, created: str, delivery: int, retry: int = 0) -> str:
+    """The prompt id (a canonical lowercase UUID, as current ComfyUI requires) of one attempt of a job: its
+    delivery, and the retries that delivery made on its own ComfyUI."""
+    return str(uuid.uuid5(_PROMPT_NS, f"{job_id}/{created}/{delivery}" + (f"/{retry}" if retry else "")))
 
 
 @dataclass
@@ -44,6 +68,8 @@ class Context:
     server: ComfyServer
     worker_id: str
     owner: str = ""
+    #: the ComfyUI servers this worker may contact: its own and ADREEL_FLEET_COMFY_URLS (never one from Redis)
+    comfy_urls: tuple = ()
     shutting_down: threading.Event = field(default_factory=threading.Event)
     unhealthy: threading.Event = field(default_factory=threading.Event)
     busy: threading.Event = field(default_factory=threading.Event)
@@ -64,8 +90,35 @@ def handle(job_id: str) -> None:
         ctx.busy.clear()
 
 
+def _when_redis_answers(ctx: Context, what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, repeated while Redis does not answer (restarting), for up to ``REDIS_WAIT_S``."""
+    deadline = time.monotonic() + REDIS_WAIT_S
+    warned = False
+    while True:
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not warned:
+                log.warning("%s: Redis does not answer (%s); waiting for it", what, type(exc).__name__)
+                warned = True
+            time.sleep(1.0)
+
+
+def _best_effort(fn: Callable[[], T], default: T) -> T:
+    """``fn()``, or ``default`` while Redis does not answer (progress, cancel checks: the next one will do)."""
+    try:
+        return fn()
+    except (redis.ConnectionError, redis.TimeoutError):
+        return default
+
+
 def _handle(ctx: Context, job_id: str) -> None:
     rec = ctx.records
+    if not isinstance(job_id, str) or not JOB_ID_OK.match(job_id):
+        log.warning("a message named a job id that no submit makes; refused (not run, not looked up)")
+        return
     if ctx.shutting_down.is_set() or ctx.unhealthy.is_set() or not ctx.server.healthy():
         # not ours to try now: back to the queue before we claim it (nothing counted)
         if not ctx.shutting_down.is_set():
@@ -74,7 +127,23 @@ def _handle(ctx: Context, job_id: str) -> None:
                     "shutting down" if ctx.shutting_down.is_set() else f"without its ComfyUI at {ctx.server.url}")
         raise dramatiq.Retry(delay=500)
 
-    claim = rec.claim(job_id, ctx.worker_id, ctx.owner, ctx.server.url)
+    # only a spec signed with the fleet's secret is run; nothing of a refused record is used or logged
+    try:
+        spec = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.verified_spec(job_id))
+    except SpecRefused as refused:
+        if _when_redis_answers(ctx, f"job {job_id}", lambda: rec.state_of(job_id)) is None:
+            tomb = rec.tombstone(job_id)
+            log.info("job %s: not in Redis (deleted before it ran); dropped", job_id)
+            if tomb and ctx.store_configured:
+                _quiet_remove(job_id, tomb.get("keys", []))
+            return
+        log.warning("job %s: refused: %s; not run", job_id, refused)
+        rec.refuse(job_id, str(refused))
+        return
+
+    owner = f"{ctx.owner}/{uuid.uuid4().hex[:8]}"  # this delivery's: a repeated claim or finish is recognised
+    claim = _when_redis_answers(ctx, f"job {job_id}",
+                                lambda: rec.claim(job_id, ctx.worker_id, owner, ctx.server.url))
     prev = claim["previous_state"]
     if prev == "missing":
         tomb = rec.tombstone(job_id)
@@ -86,30 +155,29 @@ def _handle(ctx: Context, job_id: str) -> None:
         log.info("job %s: already %s; dropped", job_id, prev)
         return
     attempts = claim["attempts"]
+    prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"])
     if prev == "running":
-        # a redelivery: the worker that had it died. Its ComfyUI may still run the old prompt: stop it there.
+        # a redelivery: the worker that had it died. Its ComfyUI may still run the old prompt: stop it there,
+        # if that ComfyUI is one this worker was configured with (never a URL only Redis names).
         log.warning("job %s: taken over from %s (attempt %d)", job_id, claim.get("previous_worker"), attempts)
-        if claim.get("previous_comfy") and claim.get("previous_prompt"):
-            ComfyServer(claim["previous_comfy"]).interrupt(claim["previous_prompt"])
+        _stop_orphan(ctx, job_id, claim.get("previous_comfy") or "",
+                     [prompt_id_for(job_id, claim["created"], claim["delivery"] - 1, r) for r in range(MAX_ATTEMPTS)])
     if attempts > MAX_ATTEMPTS:
-        rec.finish(job_id, ctx.owner, "failed",
-                   error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
-        return
-    spec = rec.spec(job_id)
-    if not spec:
+        _finish(ctx, job_id, owner, "failed",
+                error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
         return
     log.info("job %s: attempt %d on %s", job_id, attempts, ctx.server.url)
 
     last = {"t": 0.0}
 
-    def on_queued(prompt_id: str) -> None:
-        rec.update(job_id, ctx.owner, prompt_id=prompt_id)
+    def on_queued(queued_id: str) -> None:
+        _best_effort(lambda: rec.update(job_id, owner, prompt_id=queued_id), None)
 
     def on_progress(frac: float, node: str) -> None:
         now = time.monotonic()
         if now - last["t"] >= 0.5:
             last["t"] = now
-            rec.update(job_id, ctx.owner, progress=f"{frac:.3f}", node=node)
+            _best_effort(lambda: rec.update(job_id, owner, progress=f"{frac:.3f}", node=node), None)
 
     stop_check = {"t": 0.0, "reason": None}
 
@@ -119,50 +187,74 @@ def _handle(ctx: Context, job_id: str) -> None:
         now = time.monotonic()
         if now - stop_check["t"] >= 1.0:
             stop_check["t"] = now
-            state = rec.state_of(job_id)
-            if state != "running":
-                stop_check["reason"] = "cancelled" if state == "cancelled" else "deleted"
+            state = _best_effort(lambda: rec.r.hmget(rec.job_key(job_id), "state", "owner"), None)
+            if state is not None:
+                if state[0] != "running":
+                    stop_check["reason"] = "cancelled" if state[0] == "cancelled" else "deleted"
+                elif state[1] != owner:
+                    stop_check["reason"] = "taken over by another worker"
         return stop_check["reason"]
 
-    try:
-        entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=on_queued, on_progress=on_progress,
-                                       should_stop=should_stop, deadline_s=ctx.settings.job_seconds))
-        outputs = collect_outputs(spec["prompt"], entry)
-        if outputs["keys"] and ctx.store_configured:
-            removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
-                                     keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
-            if removed:
-                log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
-    except Stopped as stop:
-        if stop.reason == "shutdown":
-            rec.finish(job_id, ctx.owner, "queued", attempts_delta=-1, progress="0",
-                       error="given back by a worker that was stopping")
-            raise dramatiq.Retry(delay=0)
-        log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
-        tomb = rec.tombstone(job_id)  # deleted: whatever the interrupted run still stored goes too
-        if tomb and ctx.store_configured:
-            _quiet_remove(job_id, tomb.get("keys", []))
-        return
-    except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
-        message = exc.message if isinstance(exc, JobError) else str(exc)
-        transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
-        if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
-            ctx.unhealthy.set()
-        if not transient:
-            log.info("job %s: failed: %s", job_id, message)
-            rec.finish(job_id, ctx.owner, "failed", error=message)
+    retry = 0
+    while True:
+        try:
+            entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=on_queued, on_progress=on_progress,
+                                           should_stop=should_stop, deadline_s=ctx.settings.job_seconds,
+                                           prompt_id=prompt_id))
+            outputs = collect_outputs(spec["prompt"], entry)
+            if outputs["keys"] and ctx.store_configured:
+                removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
+                                         keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
+                if removed:
+                    log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
+        except Stopped as stop:
+            if stop.reason == "shutdown":
+                _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
+                        error="given back by a worker that was stopping")
+                raise dramatiq.Retry(delay=0)
+            log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
+            if stop.reason.startswith("taken over"):
+                return
+            tomb = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.tombstone(job_id))  # deleted: whatever the interrupted run still stored goes too
+            if tomb and ctx.store_configured:
+                _quiet_remove(job_id, tomb.get("keys", []))
             return
-        if attempts >= MAX_ATTEMPTS:
-            log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
-            rec.finish(job_id, ctx.owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
-            return
-        delay = ctx.settings.backoff(attempts)
-        log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
-        rec.finish(job_id, ctx.owner, "queued", progress="0",
-                   error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
-        raise dramatiq.Retry(delay=int(delay * 1000))
+        except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
+            message = exc.message if isinstance(exc, JobError) else str(exc)
+            transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
+            if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
+                ctx.unhealthy.set()
+            if not transient:
+                log.info("job %s: failed: %s", job_id, message)
+                _finish(ctx, job_id, owner, "failed", error=message)
+                return
+            if attempts >= MAX_ATTEMPTS:
+                log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
+                _finish(ctx, job_id, owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
+                return
+            delay = ctx.settings.backoff(attempts)
+            if isinstance(exc, Spooled) and not ctx.unhealthy.is_set():
+                # the render is cached on this ComfyUI and its files wait in this ComfyUI's spool: the next
+                # attempt runs here, where it uploads the very same files again (same keys), instead of a new
+                # render elsewhere whose late-spooled twin would leave a second video and manifest in the store
+                log.warning("job %s: attempt %d failed (%s); retrying in %gs on this ComfyUI", job_id, attempts,
+                            message, delay)
+                if not _wait_to_retry_here(ctx, job_id, owner, attempts, message, delay, should_stop):
+                    return
+                attempts, retry = attempts + 1, retry + 1
+                prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"], retry)
+                log.info("job %s: attempt %d on %s", job_id, attempts, ctx.server.url)
+                continue
+            log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
+            state = _finish(ctx, job_id, owner, "queued", progress="0",
+                            error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
+            if state != "ok":
+                return  # cancelled, deleted or taken over meanwhile: not ours to retry
+            raise dramatiq.Retry(delay=int(delay * 1000))
+        else:
+            break
 
-    state = rec.finish(job_id, ctx.owner, "completed", progress="1", outputs=outputs, error="")
+    state = _finish(ctx, job_id, owner, "completed", progress="1", outputs=outputs, error="")
     if state == "ok":
         log.info("job %s: completed: %s", job_id, outputs.get("url") or outputs.get("paths"))
         return
@@ -172,11 +264,57 @@ def _handle(ctx: Context, job_id: str) -> None:
         _quiet_remove(job_id, outputs["keys"], runs=outputs["runs"])
 
 
+def _wait_to_retry_here(ctx: Context, job_id: str, owner: str, attempts: int, message: str, delay: float,
+                        should_stop: Callable[[], Optional[str]]) -> bool:
+    """Count the next attempt in the record and wait ``delay``; False when the job is no longer ours to run
+    (cancelled, deleted, taken over: dropped; this worker stopping: given back)."""
+    state = _when_redis_answers(ctx, f"job {job_id}", lambda: ctx.records.update(
+        job_id, owner, attempts=attempts + 1, progress="0",
+        error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s"))
+    if state != "ok":
+        log.info("job %s: %s while it waited to retry; dropped", job_id, state)
+        return False
+    end = time.monotonic() + delay
+    while time.monotonic() < end:
+        reason = should_stop()
+        if reason == "shutdown":
+            _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
+                    error="given back by a worker that was stopping")
+            raise dramatiq.Retry(delay=0)
+        if reason:
+            log.info("job %s: %s while it waited to retry; dropped", job_id, reason)
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _finish(ctx: Context, job_id: str, owner: str, state: str, attempts_delta: int = 0, **fields) -> str:
+    return _when_redis_answers(ctx, f"job {job_id}", lambda: ctx.records.finish(
+        job_id, owner, state, attempts_delta=attempts_delta, **fields))
+
+
+def _stop_orphan(ctx: Context, job_id: str, previous_comfy: str, orphan_prompts: list[str]) -> None:
+    """Stop the dead worker's prompt on its ComfyUI, when that server is one of this worker's configured ones."""
+    url = previous_comfy.strip().rstrip("/")
+    known = {ctx.server.url, *ctx.comfy_urls}
+    if url not in known:
+        log.warning("job %s: its previous worker's ComfyUI is not one this worker knows (not in --comfy or "
+                    "ADREEL_FLEET_COMFY_URLS); its orphaned prompt, if any, is left alone", job_id)
+        return
+    server = ctx.server if url == ctx.server.url else ComfyServer(url)
+    for prompt_id in orphan_prompts:
+        server.interrupt(prompt_id)
+
+
 def _quiet_remove(job_id: str, keys, runs=()) -> None:
     try:
         objects.remove(job_id, keys, runs=runs)
     except FleetError as exc:
         log.warning("job %s: could not remove its objects: %s", job_id, exc)
+
+
+class Spooled(Transient):
+    """An AssetUpload could not upload: its files wait in its ComfyUI's spool (the store was down)."""
 
 
 def collect_outputs(prompt: dict, entry: dict) -> dict:
@@ -190,7 +328,7 @@ def collect_outputs(prompt: dict, entry: dict) -> dict:
         if not isinstance(payload, dict):
             raise Transient(f"AssetUpload (node {node_id}) reported no result")
         if payload.get("status") != "uploaded":
-            raise Transient(f"storage: AssetUpload (node {node_id}) could not upload "
+            raise Spooled(f"storage: AssetUpload (node {node_id}) could not upload "
                             f"({payload.get('reason_code') or payload.get('reason') or payload.get('status')}); "
                             "its files wait in that ComfyUI's spool")
         uploads.append(payload)

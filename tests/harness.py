@@ -25,6 +25,7 @@ folders of its own, still makes a ``ComfyServer(...)`` itself.
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import os
 import shutil
@@ -121,6 +122,14 @@ class ComfyServer:
         if not os.path.islink(link):
             os.symlink(ROOT, link)
 
+    def private_folder(self, *parts: str) -> str:
+        """AdReel's private folder of the running server (a 0700 ``adreel-private-*`` under ADREEL_PRIVATE_DIR),
+        which no HTTP route reaches: for tests to look at, never for attacks."""
+        roots = glob.glob(os.path.join(self.env.get("ADREEL_PRIVATE_DIR") or self.folder("private"), "adreel-private-*"))
+        if not roots:
+            raise FileNotFoundError("the server has made no private folder yet")
+        return os.path.join(max(roots, key=os.path.getmtime), *parts)
+
     # lifecycle -------------------------------------------------------------
     def start(self, timeout: float = 240) -> "ComfyServer":
         self.launch()
@@ -133,6 +142,7 @@ class ComfyServer:
                "--base-directory", self.base, "--disable-auto-launch", "--log-stdout",
                "--database-url", f"sqlite:///{os.path.join(self.folder('user'), 'comfyui.db')}", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1", **CANARY_ENV)
+        env["ADREEL_PRIVATE_DIR"] = self.folder("private")  # AdReel's own files, where tests can look
         env.update(self.env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -250,9 +260,10 @@ class ComfyServer:
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
             return json.loads(r.read())
 
-    def post_json(self, path: str, payload) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    def post_json(self, path: str, payload, data: bytes | None = None,
+                  content_type: str = "application/json") -> tuple[int, dict]:
+        body = json.dumps(payload).encode() if data is None else data
+        req = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 body = r.read()
@@ -263,6 +274,16 @@ class ComfyServer:
                 return e.code, json.loads(body)
             except ValueError:
                 return e.code, {"error": body.decode(errors="replace")}
+
+    def upload(self, name: str, data: bytes, kind: str = "input", subfolder: str = "") -> tuple[int, dict]:
+        """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on)."""
+        boundary = uuid.uuid4().hex
+        fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+                        for k, v in fields)
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        return self.post_json("/upload/image", None, body, f"multipart/form-data; boundary={boundary}")
 
     def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
         payload = {"prompt": prompt, "client_id": self.client_id}

@@ -125,3 +125,30 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
 
 def strip_meta(api: dict) -> dict:
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+
+
+# The template browser shows a pack's example_workflows/NAME.json with NAME as its title and its
+# description (every frontend up to 1.58 does): so the UI files are named by a sentence that says what
+# the workflow needs, and each names its API twin (example_workflows/api/) in ``extra.adreel_api``.
+TITLES = {
+    "brief_to_ad.json": "Brief to ad (the offline demo, needs no model, key or network)",
+    "brief_to_ad_ollama.json": "Brief to ad, scripted by Ollama (needs an Ollama server, else the template writes)",
+    "brief_to_ad_sdxl.json": "Brief to ad, key images from SDXL (needs the SDXL base checkpoint)",
+    "brief_to_ad_i2v.json": "Brief to ad, motion from SVD (needs the SDXL base and SVD XT checkpoints)",
+    "brief_to_ad_cloud.json": "Brief to ad, scenes from a cloud video API (needs a provider key)",
+    "brief_to_ad_upload.json": "Brief to ad, uploaded to S3 storage (needs storage settings)",
+    "product_to_ad.json": "Product page to ad (needs a product page URL the server can reach)",
+}
+
+
+def shipped_workflows(root: str) -> dict[str, str]:
+    """{title (the UI file's name, without .json): its API file's name} for every shipped UI workflow."""
+    import json
+    import os
+    folder = os.path.join(root, "example_workflows")
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                found[name[:-5]] = json.load(f)["extra"]["adreel_api"]
+    return found

@@ -351,15 +351,11 @@ def _install_prompt_guard() -> None:
         pass
 
 
-def guard_numbers(node_cls):
-    """``node_cls`` with a ``validate_inputs`` that first refuses non-finite (and out-of-range) FLOAT
-    inputs, derived from its schema, then runs the node's own check. Idempotent."""
+def check_first(node_cls, names: list[str], problem, doc: str | None = None) -> None:
+    """Give ``node_cls`` a ``validate_inputs`` that runs ``problem(values)`` first (a message refuses the
+    prompt), then the node's own ``validate_inputs``. ComfyUI passes exactly the inputs the signature names:
+    it names ``names`` and the node's own parameters (and ``**values`` when the node's own takes them)."""
     import inspect
-    if getattr(node_cls, "_adreel_numbers_guarded", False):
-        return node_cls
-    specs = _float_specs(node_cls)
-    if not specs:
-        return node_cls
     own = node_cls.__dict__.get("validate_inputs")
     own_func = own.__func__ if isinstance(own, classmethod) else None
     own_params = inspect.signature(own_func).parameters if own_func else {}
@@ -368,23 +364,195 @@ def guard_numbers(node_cls):
     own_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own_params.values())
 
     def validate_inputs(cls, **values):
-        problem = number_problem(specs, values)
-        if problem:
-            return problem
+        found = problem(values)
+        if found:
+            return found
         if own_func is None:
             return True
         args = values if own_kwargs else {k: v for k, v in values.items() if k in own_names}
         return own_func(cls, **args)
 
-    # ComfyUI passes exactly the inputs the signature names (and skips its own min/max check for
-    # them): name the FLOAT inputs and the node's own parameters.
-    names = list(dict.fromkeys([*specs, *own_names]))
     params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + \
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+         for n in dict.fromkeys([*names, *own_names])]
     if own_kwargs:
         params.append(inspect.Parameter("values", inspect.Parameter.VAR_KEYWORD))
     validate_inputs.__signature__ = inspect.Signature(params)
-    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or guard_numbers.__doc__
+    validate_inputs.__doc__ = (own_func.__doc__ if own_func else None) or doc
     node_cls.validate_inputs = classmethod(validate_inputs)
+
+
+def guard_numbers(node_cls):
+    """``node_cls`` with a ``validate_inputs`` that first refuses non-finite (and out-of-range) FLOAT
+    inputs, derived from its schema, then runs the node's own check. Idempotent."""
+    if getattr(node_cls, "_adreel_numbers_guarded", False):
+        return node_cls
+    specs = _float_specs(node_cls)
+    if not specs:
+        return node_cls
+    # ComfyUI passes exactly the inputs the signature names (and skips its own min/max check for
+    # them): the FLOAT inputs are named, besides the node's own parameters.
+    check_first(node_cls, list(specs), lambda values: number_problem(specs, values), guard_numbers.__doc__)
     node_cls._adreel_numbers_guarded = True
     return node_cls
+
+
+# Every text a node accepts is bounded before it is processed (ADREEL_MAX_TEXT_CHARS, limits.text_problem):
+# ``guard_texts`` gives a node, derived from its schema, a ``validate_inputs`` that refuses an over-long
+# STRING widget at /prompt, and an ``execute`` that refuses an over-long text at run time (a linked input's
+# value is known only then). Separate from ``guard_numbers`` and composable with it.
+def _string_ids(node_cls) -> list[str]:
+    return [inp.id for inp in node_cls.define_schema().inputs if getattr(inp, "io_type", None) == "STRING"]
+
+
+def guard_texts(node_cls):
+    """``node_cls`` whose STRING inputs are at most ADREEL_MAX_TEXT_CHARS long: at /prompt and when it runs.
+    Idempotent; the node's own ``validate_inputs`` (or ``guard_numbers``') runs after the check."""
+    import functools
+    import inspect
+    from ..engine.limits import text_problem
+    if getattr(node_cls, "_adreel_texts_guarded", False):
+        return node_cls
+    ids = _string_ids(node_cls)
+    if not ids:
+        return node_cls
+
+    def first_problem(values: dict) -> str | None:
+        for name in ids:
+            problem = text_problem(values.get(name), name)
+            if problem:
+                return problem
+        return None
+
+    check_first(node_cls, ids, first_problem, guard_texts.__doc__)
+
+    run = node_cls.__dict__["execute"].__func__
+    if inspect.iscoroutinefunction(run):
+        @functools.wraps(run)
+        async def execute(cls, *args, **kwargs):
+            problem = first_problem(kwargs)
+            if problem:
+                raise ValueError(problem)
+            return await run(cls, *args, **kwargs)
+    else:
+        @functools.wraps(run)
+        def execute(cls, *args, **kwargs):
+            problem = first_problem(kwargs)
+            if problem:
+                raise ValueError(problem)
+            return run(cls, *args, **kwargs)
+    node_cls.execute = classmethod(execute)
+    node_cls._adreel_texts_guarded = True
+    return node_cls
+
+
+# Frame scaling as ComfyUI's Resize Image node does it (VIDEO.as_resized on AdReel's lazy clips).
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos", "bislerp")
+RESIZE_CROPS = ("disabled", "center")
+
+
+def image_scaler(width: int, height: int, upscale_method: str, crop: str = "disabled"):
+    """uint8 RGB (h, w, 3) → uint8 RGB (height, width, 3) through ``comfy.utils.common_upscale``."""
+    if upscale_method not in UPSCALE_METHODS:
+        raise ValueError(f"upscale_method: {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+    if crop not in RESIZE_CROPS:
+        raise ValueError(f"crop: {crop!r} is not one of {', '.join(RESIZE_CROPS)}")
+
+    def scale(rgb):
+        import numpy as np
+        import torch
+        import comfy.utils
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255).unsqueeze(0).movedim(-1, 1)
+        out = comfy.utils.common_upscale(t, int(width), int(height), upscale_method, crop)
+        return out.movedim(1, -1)[0].clamp(0, 1).mul(255).round().byte().numpy()
+
+    return scale
+
+
+# The prompt a node runs in, for the per-prompt ceilings (engine/budget.py). ComfyUI's executor sets
+# comfy_execution.utils' context (prompt id, node id) around every node's execute, sync or async, in
+# 0.3.75 and 0.33 alike; the server's last_prompt_id is the fallback of older builds.
+def executing_prompt_id() -> str | None:
+    try:
+        from comfy_execution.utils import get_executing_context
+        ctx = get_executing_context()
+        if ctx is not None and ctx.prompt_id:
+            return str(ctx.prompt_id)
+    except Exception:  # an older ComfyUI, or no executor
+        pass
+    try:
+        from server import PromptServer
+        return getattr(PromptServer.instance, "last_prompt_id", None)
+    except Exception:  # no server (a script run): every node is a prompt of its own
+        return None
+
+
+def running_prompt_ids() -> set[str] | None:
+    """The ids of the prompts ComfyUI is executing now (None without a server)."""
+    try:
+        from server import PromptServer
+        running, _ = PromptServer.instance.prompt_queue.get_current_queue_volatile()
+        return {str(item[1]) for item in running}
+    except Exception:
+        return None
+
+
+def prompt_allowance(ceiling):
+    """The executing prompt's share of a server ceiling (``limits.MAX_COST_USD`` …), shared by all its nodes."""
+    from ..engine.budget import Allowance
+    return Allowance(ceiling, executing_prompt_id(), running_prompt_ids())
+
+
+# AdReel's own files (key images, copies of a brief's images, per-scene files, assembly work) live in a
+# folder of this process that ComfyUI does not serve and /upload/image cannot write: never in input/,
+# output/ or temp/, where any network user may upload under any name.
+import threading  # noqa: E402
+
+PRIVATE_DIR_ENV = "ADREEL_PRIVATE_DIR"
+_private_root: str | None = None
+_private_lock = threading.Lock()
+
+
+def _inside_comfy_folders(path: str) -> bool:
+    import os
+    try:
+        import folder_paths
+        roots = [folder_paths.get_directory_by_type(t) for t in ("input", "output", "temp")]
+    except Exception:  # no ComfyUI (a script run)
+        return False
+    real = os.path.realpath(path)
+    return any(r and os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r) for r in roots)
+
+
+def private_directory(*parts: str) -> str:
+    """``<private root>/<parts…>``, created; the root is a fresh 0700 folder of this process (made with
+    mkdtemp under ``ADREEL_PRIVATE_DIR`` or the system temp folder, removed at exit)."""
+    import os
+    global _private_root
+    with _private_lock:  # scenes render on several threads: one root for the process
+        if _private_root is None or not os.path.isdir(_private_root):
+            _private_root = _make_private_root()
+        root = _private_root
+    path = os.path.join(root, *parts)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _make_private_root() -> str:
+    """A fresh 0700 folder under ``ADREEL_PRIVATE_DIR`` (refused inside input/output/temp) or the system temp
+    folder, removed when the process exits."""
+    import atexit
+    import logging
+    import os
+    import shutil
+    import tempfile
+    parent = os.environ.get(PRIVATE_DIR_ENV) or None
+    if parent and _inside_comfy_folders(parent):
+        logging.getLogger("AdReel").warning("%s is inside ComfyUI's input, output or temp folder, where anyone may "
+                                            "upload: the system temp folder is used instead", PRIVATE_DIR_ENV)
+        parent = None
+    if parent:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="adreel-private-", dir=parent)  # 0700, a name nobody chose
+    atexit.register(shutil.rmtree, root, True)
+    return root

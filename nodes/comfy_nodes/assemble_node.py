@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+from ..engine import limits
 from ..engine.assembly.encode import PRESETS, EncodeSettings
 from ..engine.audio.mix import MixSettings
 from ..engine.assembly.cards import LOGO_POSITIONS
@@ -16,13 +17,24 @@ from ..engine.assembly.metadata import workflow_tags
 from ..engine.providers.request import provider_records
 from ..engine.assembly.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
-                  raise_if_interrupted, save_path, temp_directory, ui)
+                  private_directory, prompt_allowance, raise_if_interrupted, save_path, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
 
 
-def scene_clip(video, sc, sb, work_dir: str):
-    """Any VIDEO → the engine clip behind it (a recipe: render_ad refits it to each aspect and timing)."""
+def shows_less_than_its_stream(video) -> bool:
+    """Whether ``get_stream_source()`` holds more than the VIDEO shows: a trim window (ComfyUI 0.33 on) or
+    crops not yet applied (newer cores). Asked only of cores that have these methods."""
+    window = getattr(video, "get_active_trim_window", None)
+    pending = getattr(video, "has_pending_frame_edits", None)
+    return bool((window is not None and any(float(v) for v in window())) or (pending is not None and pending()))
+
+
+def scene_clip(video, sc, sb, work_dir: str, media_seconds=None):
+    """Any VIDEO → the engine clip behind it (a recipe: render_ad refits it to each aspect and timing).
+
+    ``media_seconds``: the prompt's share of ADREEL_MAX_MEDIA_SECONDS; a clip decoded from a file reserves
+    the scene's length there (and the decode never reads past it, plus a second)."""
     if isinstance(video, RenderOnDemandVideo):
         return video.clip
     if isinstance(video, InputImpl.VideoFromComponents):
@@ -31,6 +43,12 @@ def scene_clip(video, sc, sb, work_dir: str):
         return FrameBatchClip(lambda i: (imgs[i, ..., :3].clamp(0, 1) * 255).round().byte().numpy(),
                               int(imgs.shape[0]), source_fps=float(comp.frame_rate), frame_count=sc.frame_count,
                               fps=sb.fps, width=sb.width, height=sb.height, fit="native")
+    if media_seconds is not None:
+        media_seconds.reserve(sc.frame_count / sb.fps + 1.0, f"clips[{sc.index}]: decoding a video file")
+    if shows_less_than_its_stream(video):  # a trimmed or cropped core VIDEO: its own save_to applies the edits
+        path = os.path.join(work_dir, f"clip_{sc.index:03d}.mp4")
+        video.save_to(path)
+        return VideoFileSource(path, sc.frame_count, sb.fps, sb.width, sb.height, field=f"clips[{sc.index}]")
     src = video.get_stream_source()
     if not isinstance(src, str):
         path = os.path.join(work_dir, f"clip_{sc.index:03d}.bin")
@@ -156,11 +174,14 @@ class FFmpegAssemble(io.ComfyNode):
         out_path = os.path.join(folder, file)
         node_id = cls.hidden.unique_id if cls.hidden else None
         bar = Progress(100, node_id)
-        with tempfile.TemporaryDirectory(prefix="adreel_", dir=temp_directory()) as work:
+        # per prompt, all its nodes together: the seconds decoded from files, the pixel-frames encoded
+        media_seconds = prompt_allowance(limits.MAX_MEDIA_SECONDS)
+        pixel_frames = prompt_allowance(limits.MAX_PIXEL_FRAMES)
+        with tempfile.TemporaryDirectory(prefix="assemble_", dir=private_directory()) as work:
             render_ad(
-                sb, [scene_clip(v, sc, sb, work) for v, sc in zip(clips, sb.scenes)],
+                sb, [scene_clip(v, sc, sb, work, media_seconds) for v, sc in zip(clips, sb.scenes)],
                 out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
                 progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
-                cancelled=lambda: raise_if_interrupted() or False, providers=providers)
+                cancelled=lambda: raise_if_interrupted() or False, providers=providers, allowance=pixel_frames)
         return io.NodeOutput(InputImpl.VideoFromFile(out_path), out_path,
                              ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))

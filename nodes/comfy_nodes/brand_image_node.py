@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import torch
-
 from ..engine.keyimage.composed import load_image_file
 from .api import CATEGORY, check_combo_inputs, io
+from .convert import pil_to_image
 from .choices import file_fingerprint, input_choices, resolve_choice
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,9 +52,4 @@ class BrandImage(io.ComfyNode):
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
         im = load_image_file(resolve_brand_image(image), "image")  # RGBA, size-checked, EXIF-rotated
-        arr = np.asarray(im)
-        alpha = arr[..., 3]
-        keep = arr if alpha.min() < 255 else arr[..., :3]
-        tensor = torch.from_numpy(np.ascontiguousarray(keep)).float().div(255).unsqueeze(0)
-        mask = 1.0 - torch.from_numpy(np.ascontiguousarray(alpha)).float().div(255).unsqueeze(0)
-        return io.NodeOutput(tensor, mask)
+        return io.NodeOutput(*pil_to_image(im))

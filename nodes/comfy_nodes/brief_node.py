@@ -1,10 +1,8 @@
 """BrandBrief: the brief as widgets → ADREEL_BRIEF."""
 from __future__ import annotations
 
-import os
-
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
-from .api import CATEGORY, BriefType, check_combo_inputs, io, temp_directory
+from .api import CATEGORY, BriefType, check_combo_inputs, io, private_directory
 from .convert import save_image_input
 
 
@@ -30,6 +28,10 @@ class BrandBrief(io.ComfyNode):
                                 tooltip="Hex colours, comma separated; the first is the main brand colour."),
                 io.String.Input("cta", default="Shop now at acme.com", tooltip="Call to action."),
                 io.String.Input("channels", default="tiktok, reels", optional=True),
+                io.String.Input("price", default="", optional=True,
+                                tooltip="The price as the shop writes it (e.g. ₩12,900); ProductPage fills it."),
+                io.String.Input("description", default="", optional=True, multiline=True,
+                                tooltip="The product's description; ProductPage fills it."),
                 io.Image.Input("logo", optional=True),
                 io.Image.Input("product_image", optional=True),
             ],
@@ -42,12 +44,13 @@ class BrandBrief(io.ComfyNode):
 
     @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
-                brand_colors, cta, channels="", logo=None, product_image=None) -> io.NodeOutput:
-        folder = os.path.join(temp_directory(), "adreel_inputs")
+                brand_colors, cta, channels="", price="", description="", logo=None, product_image=None) -> io.NodeOutput:
+        folder = private_directory("inputs")  # never temp/: anyone may upload there under any name
         brief = parse_model(Brief, dict(
             brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
             tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
             channels=[c.strip() for c in (channels or "").split(",") if c.strip()],
+            price=price or "", description=description or "",
             logo_path=save_image_input(logo, folder, "logo", "logo"),
             product_image_path=save_image_input(product_image, folder, "product", "product_image"),
         ), "brief")

@@ -65,11 +65,25 @@ def rgb_to_image(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).float().div(255).unsqueeze(0)
 
 
-def _usable_png(path: str) -> bool:
+def pil_to_image(im: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """An RGBA PIL image → (IMAGE, MASK) as LoadImage gives them: RGBA only when it has transparency."""
+    arr = np.asarray(im.convert("RGBA"))
+    alpha = arr[..., 3]
+    keep = arr if alpha.min() < 255 else arr[..., :3]
+    tensor = torch.from_numpy(np.ascontiguousarray(keep)).float().div(255).unsqueeze(0)
+    mask = 1.0 - torch.from_numpy(np.ascontiguousarray(alpha)).float().div(255).unsqueeze(0)
+    return tensor, mask
+
+
+def _holds(path: str, digest: str, mode: str, size: tuple[int, int]) -> bool:
+    """``path`` is a regular PNG holding exactly the pixels named by ``digest`` (checked at every use)."""
     try:
+        if os.path.islink(path) or not os.path.isfile(path):
+            return False
         with Image.open(path) as im:
-            im.verify()
-        return True
+            if im.format != "PNG" or im.mode != mode or im.size != size:
+                return False
+            return hashlib.sha256(np.asarray(im).tobytes()).hexdigest()[:16] == digest
     except Exception:
         return False
 
@@ -78,7 +92,8 @@ def save_image_input(image: torch.Tensor | None, folder: str, stem: str, field: 
     """Store an optional IMAGE input (first of the batch) as a PNG named by its content.
 
     Written atomically (a unique ``.part``, fsync, rename): a crash or a full disk never leaves a
-    truncated PNG under the final name; a cached file that does not open is written again."""
+    truncated PNG under the final name; a file found under that name is used only when it holds exactly
+    these pixels, else it is written again. ``folder`` is AdReel's private folder, never ComfyUI's."""
     if image is None:
         return None
     im = image_to_pil(image, field or stem)
@@ -86,7 +101,7 @@ def save_image_input(image: torch.Tensor | None, folder: str, stem: str, field: 
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{stem}_{digest}.png")
-    if os.path.isfile(path) and not os.path.islink(path) and _usable_png(path):
+    if _holds(path, digest, im.mode, im.size):
         return path
     fd, part = tempfile.mkstemp(prefix=f".{stem}_{digest}.", suffix=".png.part", dir=folder)
     try:
@@ -134,15 +149,25 @@ def audio_to_clip(audio: dict | None, field: str = "audio"):
         raise AdReelInputError(field, f"waveform of shape {tuple(getattr(wave, 'shape', ()))} is not (B, C, N)")
     if wave.ndim == 2:
         wave = wave.unsqueeze(0)
-    return AudioClip.checked(wave[0].detach().cpu().float().numpy(), audio["sample_rate"], field)
+    clip = AudioClip.checked(wave[0].detach().cpu().float().numpy(), audio["sample_rate"], field)
+    voice = audio.get(VOICE_KEY)
+    clip.voice = voice if isinstance(voice, str) else None
+    return clip
 
 
-def clip_to_audio(samples: np.ndarray, sample_rate: int) -> dict:
-    """float32 (C, N) or (N,) → ComfyUI AUDIO."""
+# An AUDIO made by SceneNarration also names its voice (core's nodes read only waveform and sample_rate)
+VOICE_KEY = "adreel_voice"
+
+
+def clip_to_audio(samples: np.ndarray, sample_rate: int, voice: str | None = None) -> dict:
+    """float32 (C, N) or (N,) → ComfyUI AUDIO; ``voice``: who spoke it, as SceneNarration shows it."""
     arr = np.asarray(samples, np.float32)
     if arr.ndim == 1:
         arr = arr[None, :]
-    return {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}
+    audio = {"waveform": torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0), "sample_rate": int(sample_rate)}
+    if voice:
+        audio[VOICE_KEY] = voice
+    return audio
 
 
 def split_images(key_images) -> list:
@@ -156,14 +181,15 @@ def split_images(key_images) -> list:
     return flat
 
 
-def key_image_files(key_images, specs: list, temp_folder: str) -> tuple[list, list]:
-    """(the IMAGE for each scene of ``specs`` (SceneSpec) or None, its PNG under ``temp_folder`` or None)."""
+def key_image_files(key_images, specs: list, private_folder: str) -> tuple[list, list]:
+    """(the IMAGE for each scene of ``specs`` (SceneSpec) or None, its PNG under ``private_folder`` (AdReel's
+    own, which nobody can upload into) or None)."""
     images = split_images(key_images)
     if images and len(images) not in (1, len(specs)):
         raise AdReelInputError("key_images", f"{len(images)} images for {len(specs)} scenes: connect one per "
                                              "scene (SceneKeyImage fed by StoryboardSplit) or a single image")
     per_scene = [images[i] if len(images) > 1 else (images[0] if images else None) for i in range(len(specs))]
-    folder = os.path.join(temp_folder, "adreel_key_images")
+    folder = os.path.join(private_folder, "adreel_key_images")
     paths = [save_image_input(img, folder, f"scene{spec.scene.index:03d}") if img is not None else None
              for img, spec in zip(per_scene, specs)]
     return per_scene, paths

@@ -2,13 +2,16 @@
 with the user's own checkpoint through ComfyUI's KSampler code.
 
 The key image is a native IMAGE whose pixels stay in a lossless PNG in
-ComfyUI's temp folder until a node uses them (``lazy_image.StillTensor``):
+AdReel's private folder until a node uses them (``lazy_image.StillTensor``):
 ComfyUI caches every scene's output, and a float IMAGE per scene would make
-memory grow with the number of scenes."""
+memory grow with the number of scenes. The PNG is never in ComfyUI's temp/,
+which anyone may upload into; the preview the editor shows is a copy there
+that AdReel writes again at every run and never reads."""
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -29,7 +32,7 @@ from ..engine.keyimage.sampled import (
     scene_seed,
 )
 from . import api
-from .api import CATEGORY, SceneType, check_combo_inputs, io, temp_directory
+from .api import CATEGORY, SceneType, check_combo_inputs, io, private_directory, temp_directory
 from .convert import image_to_rgb, rgb_to_image
 from .lazy_image import StillTensor
 
@@ -49,6 +52,17 @@ DESCRIPTION = (
     "the composed key image instead, and the node says so. The key image carries no brand mark and no headline: "
     "FFmpegAssemble lays the logo, headline and CTA over the moving picture, where the camera cannot cut them. "
     "The IMAGE keeps its pixels in a PNG until a node uses them, so long ads with many scenes stay in flat memory.")
+
+
+def preview_copy(path: str, folder: str) -> str:
+    """A copy of ``path`` in ``folder`` (ComfyUI's temp, for the editor's preview), written atomically over
+    whatever is there. Only the browser reads it; AdReel works from the private file."""
+    os.makedirs(folder, exist_ok=True)
+    dest = os.path.join(folder, os.path.basename(path))
+    part = f"{dest}.{os.getpid()}.part"
+    shutil.copyfile(path, part)
+    os.replace(part, dest)
+    return dest
 
 
 class SceneKeyImage(io.ComfyNode):
@@ -139,7 +153,8 @@ class SceneKeyImage(io.ComfyNode):
         say(info.splitlines()[0])
         if node_id:
             api.send_preview(node_id, img, 1, 1)
-        still = StillImage.save(img, os.path.join(temp_directory(), KEY_IMAGE_SUBFOLDER))
+        still = StillImage.save(img, private_directory(KEY_IMAGE_SUBFOLDER))
+        preview_copy(still.path, os.path.join(temp_directory(), KEY_IMAGE_SUBFOLDER))
         preview = api.ui.SavedImages([api.ui.SavedResult(os.path.basename(still.path), KEY_IMAGE_SUBFOLDER,
                                                          io.FolderType.temp)]).as_dict()
         return io.NodeOutput(StillTensor(still), info, ui={**preview, "text": [info]})

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 
 from ..engine.audio.mix import decode_audio_file
-from .api import CATEGORY, check_combo_inputs, io
+from ..engine import limits
+from .api import CATEGORY, check_combo_inputs, io, prompt_allowance
 from .choices import file_fingerprint, input_choices, resolve_choice
 from .convert import clip_to_audio
 
@@ -50,5 +51,5 @@ class MusicBed(io.ComfyNode):
     @classmethod
     def execute(cls, track) -> io.NodeOutput:
         # probed, read only as a known audio container, at most the longest ad + a margin (engine)
-        clip = decode_audio_file(resolve_track(track), "track")
+        clip = decode_audio_file(resolve_track(track), "track", allowance=prompt_allowance(limits.MAX_MEDIA_SECONDS))
         return io.NodeOutput(clip_to_audio(clip.samples, clip.sample_rate))

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from ..engine.audio.narration import DEFAULT_RATE_WPM
+from ..engine.speech.bounds import SpeechStopped, speech_bounds
 from ..engine.speech.fit import speak_line
 from ..engine.speech.piper_voice import piper_voice_names
 from ..engine.speech.voice import VOICE_BACKENDS, voice_for
-from .api import CATEGORY, SceneType, check_combo_inputs, io
+from ..engine import limits
+from .api import (CATEGORY, SceneType, check_combo_inputs, interrupted, io, prompt_allowance,
+                  raise_if_interrupted)
 from .convert import clip_to_audio
 
 BACKENDS = list(VOICE_BACKENDS)
@@ -70,7 +73,18 @@ class SceneNarration(io.ComfyNode):
         line = scene.scene.narration if text is None else text
         speaker = voice_for(backend, scene.language, rate_wpm, voice or "", tts_model or "", piper_voice or "default")
         seconds = scene.scene.frame_count / scene.fps
-        fit = speak_line(line, scene.language, speaker, seconds, fit=fit_to_scene)
-        info = (f"scene {scene.scene.index}: {speaker.describe()}, {fit.speech.duration:.2f} s of speech "
+        # the prompt's media seconds (all its nodes): the scene's length before synthesis, any overrun after
+        allowance = prompt_allowance(limits.MAX_MEDIA_SECONDS)
+        allowance.reserve(seconds, f"narration of scene {scene.scene.index}")
+        try:  # Interrupt stops the voice between chunks; time, memory and length are bounded (speech/bounds.py)
+            with speech_bounds(interrupted):
+                fit = speak_line(line, scene.language, speaker, seconds, fit=fit_to_scene)
+        except SpeechStopped:
+            raise_if_interrupted()
+            raise
+        if fit.speech.duration > seconds:
+            allowance.reserve(fit.speech.duration - seconds, f"narration of scene {scene.scene.index} (past the scene)")
+        voice = speaker.describe()
+        info = (f"scene {scene.scene.index}: {voice}, {fit.speech.duration:.2f} s of speech "
                 f"for a {seconds:.2f} s scene at {fit.speed:.2f}× its pace")
-        return io.NodeOutput(clip_to_audio(fit.speech.samples, fit.speech.sample_rate), ui={"text": [info]})
+        return io.NodeOutput(clip_to_audio(fit.speech.samples, fit.speech.sample_rate, voice), ui={"text": [info]})

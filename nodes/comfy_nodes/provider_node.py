@@ -10,6 +10,7 @@ secrets file only — never from a widget.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ import time
 import numpy as np
 
 from ..engine.keyimage.composed import compose_key_image, load_image_file
+from ..engine import limits
 from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion.camera import CameraMoveClip
@@ -25,8 +27,8 @@ from ..engine.providers.routes import QUALITIES, RoutePlan, render_routes
 from ..engine.providers.request import (ProgressLines, aspect_for, plan_run, poll_interval, provider_report_json,
                                         report_text, widget_problem)
 from ..engine.storage.hosting import image_host_from_environment
-from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, progress_bar,
-                  raise_if_interrupted, send_progress_text, temp_directory, update_bar_keeping_interrupt)
+from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, private_directory,
+                  progress_bar, prompt_allowance, raise_if_interrupted, send_progress_text, update_bar_keeping_interrupt)
 from .convert import image_to_rgb, key_image_files
 from .lazy_image import still_of
 from .video import RenderOnDemandVideo
@@ -78,6 +80,27 @@ def camera_clip(spec: SceneSpec, image) -> RenderOnDemandVideo:
                                            product_image=product, logo=logo, seed=0))
     clip = CameraMoveClip(rgb, sc.camera, sc.frame_count, spec.fps, spec.width, spec.height)
     return RenderOnDemandVideo(clip, f"scene {sc.index} {clip.move} (camera fallback)")
+
+
+def private_clip(result) -> str:
+    """The downloaded clip as AdReel's own copy, checked against the sha256 taken while it downloaded.
+
+    The clip in output/ is the user's to keep, but anyone may overwrite a file there (/upload/image
+    type=output, overwrite=true): the VIDEO this node outputs reads the private copy instead."""
+    dest = os.path.join(private_directory("provider_clips"), f"{result.sha256[:32]}.{result.container}")
+    if os.path.isfile(dest):
+        return dest  # made by this process from a checked copy; nobody else can write there
+    digest, part = hashlib.sha256(), f"{dest}.{os.getpid()}.part"
+    with open(result.path, "rb") as src, open(part, "wb") as dst:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            dst.write(block)
+    if digest.hexdigest() != result.sha256:
+        os.remove(part)
+        raise AdReelInputError("videos", f"the clip {os.path.basename(result.path)!r} in ComfyUI's output folder "
+                                         "changed after it was downloaded: queue the prompt again")
+    os.replace(part, dest)
+    return dest
 
 
 # ------------------------------------------------------------------ the node
@@ -150,13 +173,14 @@ class ProviderRender(io.ComfyNode):
         provider, timeout_s, specs = provider[0], int(timeout_s[0]), list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
-        per_scene, paths = key_image_files(key_images, specs, temp_directory())
+        per_scene, paths = key_image_files(key_images, specs, private_directory())
         host, host_problem = image_host_from_environment()
+        allowance = prompt_allowance(limits.MAX_COST_USD)  # shared by every ProviderRender of this prompt
         plan, cands = plan_run(
             [s.scene for s in specs], paths, aspect_ratio=aspect_for(specs[0].width, specs[0].height),
             provider=provider, model=model[0], fallback=fallback[0], quality=quality[0], chain=chain[0],
             max_cost_usd=require_finite(max_cost_usd[0], "max_cost_usd"), options_json=(options_json or [""])[0],
-            image_host=host, image_host_problem=host_problem)
+            image_host=host, image_host_problem=host_problem, allowance=allowance)
 
         node_id = cls.hidden.unique_id if cls.hidden else None
         title = f"ProviderRender — {provider}" + ("" if provider == "auto" else f" {cands[0].model}")
@@ -167,7 +191,8 @@ class ProviderRender(io.ComfyNode):
         clips_dir = os.path.join(output_directory(), CLIP_SUBFOLDER)
         try:
             outcomes = await render_routes(plan, output_dir=clips_dir, on_progress=board, cancel=board.interrupted,
-                                           image_host=host, poll_interval=poll_interval(), timeout=timeout_s)
+                                           image_host=host, poll_interval=poll_interval(), timeout=timeout_s,
+                                           allowance=allowance)
         except ProviderInterrupted as exc:
             if board.interrupted():
                 board.footer = f"interrupted: {exc}"
@@ -178,7 +203,7 @@ class ProviderRender(io.ComfyNode):
 
         # in scene order; position: the scene's place in the input list
         videos = [camera_clip(specs[o.position], per_scene[o.position]) if o.result is None
-                  else InputImpl.VideoFromFile(o.result.path) for o in outcomes]
+                  else InputImpl.VideoFromFile(private_clip(o.result)) for o in outcomes]
         report, summary = report_text(plan, outcomes, time.monotonic() - t0)
         board.footer = report.splitlines()[0]
         board.show()

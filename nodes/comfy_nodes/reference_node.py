@@ -7,7 +7,9 @@ import tempfile
 
 from ..engine.models import AdReelInputError
 from ..engine.script.reference import analyze_reference, describe, parse_structure
-from .api import CATEGORY, ReferenceType, input_file_path, input_video_files, io, temp_directory, ui
+from ..engine import limits
+from .api import (CATEGORY, ReferenceType, input_file_path, input_video_files, io, private_directory,
+                  prompt_allowance, ui)
 
 FROM_INPUT = "(video input)"
 
@@ -80,8 +82,7 @@ class ReferenceAnalyze(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, video=None, threshold=0.3, min_shot_seconds=0.25, structure="", tone="") -> io.NodeOutput:
-        os.makedirs(temp_directory(), exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=temp_directory()) as workdir:
+        with tempfile.TemporaryDirectory(dir=private_directory()) as workdir:
             if video is not None:
                 path = _video_path(video, workdir)
             elif file and file != FROM_INPUT:
@@ -91,6 +92,7 @@ class ReferenceAnalyze(io.ComfyNode):
             else:
                 raise AdReelInputError("video", "connect a reference VIDEO or choose a file from the input folder")
             ref = analyze_reference(path, threshold=threshold, min_shot_seconds=min_shot_seconds,
-                                    structure=structure, tone=tone)
+                                    structure=structure, tone=tone,
+                                    allowance=prompt_allowance(limits.MAX_MEDIA_SECONDS))
         return io.NodeOutput(ref, ref.model_dump_json(indent=2), ref.shot_count, ref.mean_shot_seconds,
                              ui=ui.PreviewText(describe(ref)))

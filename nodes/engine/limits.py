@@ -23,9 +23,16 @@ safe default is used and the problem logged, never an unlimited ceiling.
 | ``ADREEL_MAX_DOWNLOAD_BYTES`` | 536870912 | bytes of one downloaded result (provider clip, TTS audio) |
 | ``ADREEL_MAX_DOWNLOAD_SECONDS`` | 600 | wall time of one download |
 | ``ADREEL_MAX_RUN_DOWNLOAD_BYTES`` | 2147483648 | bytes of all provider clips one prompt downloads together |
-| ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of a pasted script or other free text parsed as data |
+| ``ADREEL_MAX_TEXT_CHARS`` | 200000 | characters of any text a node or route accepts (every STRING input, at /prompt and at run time) |
+| ``ADREEL_MAX_SYNTH_SECONDS`` | 600 | wall time of one narration's speech synthesis (Interrupt stops it sooner) |
+| ``ADREEL_MAX_SYNTH_BYTES`` | 2 GiB | address space of the espeak-ng process that speaks a line |
 | ``ADREEL_LLM_MAX_KEEP_ALIVE`` | 3600 | seconds a workflow may ask Ollama to keep a model loaded (``-1``, "forever", is capped to it) |
 | ``ADREEL_LLM_MAX_CONTEXT`` | 32768 | the largest ``num_ctx`` a workflow may ask of Ollama |
+| ``ADREEL_MAX_PAGE_BYTES`` | 8388608 | bytes read from one fetched web page or its product image (ProductPage) |
+| ``ADREEL_PAGE_FETCH_SECONDS`` | 30 | wall time of one page fetch: robots.txt, every redirect and the body |
+
+Spending, pixel-frames and media seconds are a prompt's, all its nodes together: ``budget.py`` keeps
+the per-prompt ledger nodes reserve in before they start.
 """
 from __future__ import annotations
 
@@ -81,6 +88,8 @@ MAX_RUN_DOWNLOAD_BYTES = Ceiling("ADREEL_MAX_RUN_DOWNLOAD_BYTES", 2 * 1024 * 102
 MAX_TEXT_CHARS = Ceiling("ADREEL_MAX_TEXT_CHARS", 200000, integer=True)
 MAX_LLM_KEEP_ALIVE = Ceiling("ADREEL_LLM_MAX_KEEP_ALIVE", 3600.0)
 MAX_LLM_CONTEXT = Ceiling("ADREEL_LLM_MAX_CONTEXT", 32768, integer=True)
+MAX_PAGE_BYTES = Ceiling("ADREEL_MAX_PAGE_BYTES", 8 * 1024 * 1024, integer=True)
+PAGE_FETCH_SECONDS = Ceiling("ADREEL_PAGE_FETCH_SECONDS", 30.0)
 
 
 class LimitExceeded(ValueError):
@@ -122,3 +131,24 @@ def require_finite(value: float, field: str) -> float:
     if not math.isfinite(f):
         raise ValueError(f"{field}: must be a finite number, got {value!r}")
     return f
+
+
+# --- text and speech -------------------------------------------------------------------------------
+# Every text a node or route accepts is at most ``ADREEL_MAX_TEXT_CHARS`` characters (checked at /prompt
+# for widget values and again when the node runs, for linked ones). Speech is bounded before and while it
+# is made: its estimated length against ``ADREEL_MAX_MEDIA_SECONDS`` before synthesis, then the wall time
+# and the memory of the synthesis itself.
+MAX_SYNTH_SECONDS = Ceiling("ADREEL_MAX_SYNTH_SECONDS", 600.0)
+MAX_SYNTH_BYTES = Ceiling("ADREEL_MAX_SYNTH_BYTES", 2 * 1024 ** 3, integer=True)
+
+
+def text_problem(value, field: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """A message naming ``field`` and the ceiling when ``value`` (a str, or a list of them) is longer than
+    ``ADREEL_MAX_TEXT_CHARS``; None otherwise (and for anything that is not text). The value itself is
+    never quoted back."""
+    cap = MAX_TEXT_CHARS.read(environ)
+    for v in (value if isinstance(value, list) else [value]):
+        if isinstance(v, str) and len(v) > cap:
+            return (f"{field}: the text is {len(v)} characters, more than the server allows "
+                    f"({cap}, {MAX_TEXT_CHARS.env})")
+    return None

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "9:16": (1080, 1920),
+    "4:5": (1080, 1350),   # the feed format Meta recommends for Instagram and Facebook feeds
     "1:1": (1080, 1080),
     "16:9": (1920, 1080),
 }
@@ -113,6 +114,8 @@ class Brief(_Model):
     brand_colors: list[str] = Field(default_factory=lambda: ["#1E3A8A", "#F59E0B"])
     cta: str = Field(max_length=120)
     channels: list[str] = Field(default_factory=list)
+    price: str = Field(default="", max_length=40)          # as the shop writes it, e.g. ₩12,900 (ProductPage)
+    description: str = Field(default="", max_length=1000)  # the product's own description (ProductPage)
     logo_path: Optional[str] = None
     product_image_path: Optional[str] = None
     reference_style: Optional[ReferenceStyle] = None
@@ -276,5 +279,9 @@ class RenderManifest(_Model):
     costs_usd: float = 0.0
     timings_seconds: dict[str, float] = Field(default_factory=dict)
     encode: dict = Field(default_factory=dict)
+    voices: list[dict] = Field(default_factory=list,
+                               description="each narrated scene's voice as SceneNarration shows it: "
+                                           "{scene, voice} ('Piper en_US-joe-medium', 'espeak-ng ko at 150 wpm', "
+                                           "'openai TTS voice nova'; 'unknown' for another node's AUDIO)")
     outputs: list[OutputFile] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

@@ -454,7 +454,7 @@ try {
   step("templates");
   await closeDialogs(page);
   out.templateMedia = {};
-  page.on("response", (r) => { if (r.url().includes("/workflow_templates/")) out.templateMedia[new URL(r.url()).pathname] = r.status(); });
+  page.on("response", (r) => { if (r.url().includes("/workflow_templates/")) out.templateMedia[decodeURIComponent(new URL(r.url()).pathname)] = r.status(); });
   await page.evaluate(async () => { await window.app.extensionManager.command.execute("Comfy.BrowseTemplates"); });
   await page.waitForSelector('[data-testid="template-workflows-content"]', { timeout: 20000 }).catch(() => {});
   await page.waitForTimeout(800);

@@ -25,15 +25,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 from harness import ROOT, PACK_LINK_NAME, provider_planning_env
-from workflow_format import strip_meta
+from workflow_format import shipped_workflows, strip_meta
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
-WORKFLOW_NAMES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "example_workflows")) if n.endswith(".json"))
-DEMO = "brief_to_ad"
+SHIPPED = shipped_workflows(ROOT)  # {title: API file}
+WORKFLOW_NAMES = sorted(SHIPPED)
+DEMO = next(t for t, api in SHIPPED.items() if api == "brief_to_ad.json")
 DEMO_SECONDS = 8.0
 DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
 EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"Meet {DEMO_PRODUCT}, edited in the storyboard."}
@@ -49,7 +50,19 @@ MOTION_CASES = [  # move, frame, frames, strength, width, height
 
 # ------------------------------------------------------------------------------------------------ setup
 
-PINNED_FRONTEND = "1.32.9"  # what ComfyUI 0.3.75 ships
+def pinned_frontend() -> str:
+    """The frontend the core under test pins in its requirements.txt (0.3.75: 1.32.9; 0.33.0: 1.49.6)."""
+    from harness import comfyui_dir
+    for line in open(os.path.join(comfyui_dir(), "requirements.txt"), encoding="utf-8"):
+        if line.strip().startswith("comfyui-frontend-package=="):
+            return line.split("==")[1].strip()
+    raise RuntimeError("the core's requirements.txt pins no comfyui-frontend-package")
+
+
+PINNED_FRONTEND = pinned_frontend()
+# make test's second pass, on the newer core, runs the editor on the frontend that core pins; the current
+# frontend already ran against the pinned core in the first pass
+FRONTENDS = ["pinned"] if os.environ.get("ADREEL_TEST_PASS") == "next-core" else ["pinned", "current"]
 
 
 def current_frontend() -> tuple[str, str]:
@@ -64,7 +77,7 @@ def current_frontend() -> tuple[str, str]:
     return infos[0][len("comfyui_frontend_package-"):-len(".dist-info")], static
 
 
-@pytest.fixture(scope="module", params=["pinned", "current"])
+@pytest.fixture(scope="module", params=FRONTENDS)
 def comfy(request, comfy, comfy_servers):
     """The editor tests run twice: on the frontend the pinned ComfyUI ships, and on the current one."""
     if request.param == "pinned":
@@ -322,7 +335,7 @@ def test_shipped_workflow_opens_cleanly(editor, object_info, name):
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_graph_to_prompt_gives_the_shipped_api_workflow(editor, name):
     """The frontend's own app.graphToPrompt() of the UI file = the API file: nodes, links, values."""
-    api = strip_meta(load("example_workflows", "api", f"{name}.json"))
+    api = strip_meta(load("example_workflows", "api", SHIPPED[name]))
     got = strip_meta(editor["workflows"][name]["prompt"])
     assert sorted(got) == sorted(api), f"nodes differ: editor {sorted(got)} vs file {sorted(api)}"
     for nid in api:

@@ -29,8 +29,8 @@ def main() -> int:
     try:
         wf = write_json(base / "workflow.json", fast_workflow(10.0))
         briefs = ROOT / "fleet" / "examples" / "briefs.csv"
-        print(f"[fleet-demo] up in {time.monotonic() - t0:.0f}s; Redis {fleet.redis.url}, S3 {fleet.s3.endpoint}",
-              flush=True)
+        print(f"[fleet-demo] up in {time.monotonic() - t0:.0f}s; Redis 127.0.0.1:{fleet.redis.port} (with a password), "
+              f"S3 {fleet.s3.endpoint}; jobs signed with a fresh ADREEL_FLEET_SECRET", flush=True)
         print(f"[fleet-demo] $ python -m fleet submit {wf.relative_to(ROOT)} --briefs {briefs.relative_to(ROOT)}",
               flush=True)
         sub = fleet.cli("submit", wf, "--briefs", briefs)

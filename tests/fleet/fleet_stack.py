@@ -1,9 +1,9 @@
-"""A whole fleet on loopback, for the fleet's tests, `make fleet-demo` and `make bench-fleet`.
+"""A whole fleet on loopback, for the fleet's tests, `make fleet-demo`, `make bench-fleet` and `make studio`.
 
 Real parts only: Debian's ``redis-server`` (its own folder, AOF on with
-``appendfsync always``), SeaweedFS (the real ``weed``), real ComfyUI servers
+``appendfsync always``, a password: ``--requirepass``), SeaweedFS (the real ``weed``), real ComfyUI servers
 with AdReel (``harness.ComfyServer``), and ``python -m fleet`` processes —
-workers and the command line — run from the pack's folder as a user would.
+workers, the command line and the job API — run from the pack's folder as a user would.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import requests
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -34,21 +36,28 @@ PYTHON = os.environ.get("ADREEL_PYTHON") or sys.executable
 # settings a developer's shell may hold: blanked so that only the MINIO_* variables below apply
 HERMETIC = {name: "" for name in ("ADREEL_S3_BUCKET", "ADREEL_S3_PREFIX", "ADREEL_S3_URL_MODE", "ADREEL_S3_URL_EXPIRY",
                                   "ADREEL_S3_PUBLIC_BASE_URL", "MINIO_SECURE", "ADREEL_REDIS_URL",
-                                  "ADREEL_FLEET_NAMESPACE", "ADREEL_FLEET_MAX_QUEUED")}
+                                  "ADREEL_FLEET_NAMESPACE", "ADREEL_FLEET_MAX_QUEUED", "ADREEL_FLEET_SECRET",
+                                  "ADREEL_FLEET_COMFY_URLS")}
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1:<free port>, persisting to its own folder (AOF, fsync on every write)."""
+    """``redis-server`` on 127.0.0.1:<free port>, persisting to its own folder (AOF, fsync on every write), with a
+    password (``--requirepass``; ``password=""`` runs one without, for the tests that show it is refused)."""
 
-    def __init__(self, base_dir, port: int | None = None):
+    def __init__(self, base_dir, port: int | None = None, password: str | None = None):
         self.dir = Path(base_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.password = secrets.token_hex(16) if password is None else password
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self, **kw) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None, **kw)
 
     def start(self, timeout: float = 30) -> "RedisServer":
         exe = shutil.which("redis-server")
@@ -57,8 +66,10 @@ class RedisServer:
         cmd = [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
                "--protected-mode", "yes", "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            cmd += ["--requirepass", self.password]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        client = self.client(socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -188,6 +199,10 @@ def storage_env(s3: SeaweedFS, base: Path) -> dict:
             "ADREEL_STORAGE_CONFIG": str(base / "no-storage-config.json"), "ADREEL_SPOOL_RETRY_SECONDS": "3"}
 
 
+def fleet_secret() -> str:
+    return secrets.token_hex(32)
+
+
 def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True, heartbeat: float = 5,
                 retry: float = 2, comfy_env: dict | None = None, log=print) -> Fleet:
     base = Path(base or tempfile.mkdtemp(prefix="adreel-fleet-"))
@@ -199,13 +214,16 @@ def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True
     env = storage_env(s3, base)
     fleet = Fleet(base=base, redis=red, s3=s3)
     fleet.fleet_env = {**os.environ, **env, "ADREEL_FLEET_HEARTBEAT_SECONDS": str(heartbeat),
-                       "ADREEL_FLEET_RETRY_SECONDS": str(retry), "PYTHONUNBUFFERED": "1"}
+                       "ADREEL_FLEET_RETRY_SECONDS": str(retry), "PYTHONUNBUFFERED": "1",
+                       "ADREEL_FLEET_SECRET": fleet_secret()}
     try:
         log(f"[fleet] starting {comfies} ComfyUI server(s) …")
         fleet.comfies = [ComfyServer(env={**env, **(comfy_env or {})}) for _ in range(comfies)]
         with ThreadPoolExecutor(comfies) as pool:  # side by side: each start is mostly waiting on imports
             for f in [pool.submit(c.start) for c in fleet.comfies]:
                 f.result()
+        # each worker may stop an orphaned prompt on the fleet's other ComfyUI servers: the operator lists them
+        fleet.fleet_env["ADREEL_FLEET_COMFY_URLS"] = ",".join(c.url for c in fleet.comfies)
         if workers:
             for i, c in enumerate(fleet.comfies):
                 fleet.add_worker(f"w{i + 1}", c)
@@ -228,3 +246,46 @@ def fast_workflow(duration: float = 6.0, **brief) -> dict:
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return path
+
+
+class ApiServer:
+    """``python -m fleet api`` as its own process (group), answering on 127.0.0.1:<port>."""
+
+    def __init__(self, fleet: Fleet, keys: list[str], port: int | None = None, env: dict | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = fleet.base / "api.log"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PYTHON, "-m", "fleet", "--redis", fleet.redis.url, "api", "--port",
+                                      str(self.port)], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**fleet.fleet_env, "ADREEL_API_KEYS": ",".join(keys), **(env or {})},
+                                     start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 60) -> "ApiServer":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/api/v2/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the API did not answer within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(20)
+        self._log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""

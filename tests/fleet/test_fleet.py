@@ -8,10 +8,13 @@ in order; the destructive ones (a worker SIGKILLed, Redis SIGKILLed, a ComfyUI S
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import re
 import subprocess
+import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from fakes.seaweedfs import SECRET_KEY
 
 from fleet_stack import BUCKET, fast_workflow, start_fleet, write_json
 
-pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.comfy, pytest.mark.cores, pytest.mark.timeout(1500)]
 
 HEARTBEAT = 5.0
 # a job whose worker died is back in the queue after the heartbeat timeout plus a few seconds of maintenance,
@@ -140,7 +143,7 @@ def test_a_batch_completes_on_both_workers_with_every_output_in_the_bucket_exact
     client = redis.Redis.from_url(fleet.redis.url, decode_responses=True)
     kept = [json.dumps(client.hgetall(k)) if client.type(k) == "hash" else str(k) for k in client.scan_iter("*")]
     for text in [r.stdout, r.stderr, json.dumps(st), *(w.log_text() for w in fleet.workers), *kept]:
-        assert SECRET_KEY not in text
+        assert SECRET_KEY not in text and fleet.fleet_env["ADREEL_FLEET_SECRET"] not in text
 
 
 def test_a_bad_brief_fails_at_once_with_the_field_named_and_the_rest_complete(fleet):
@@ -199,6 +202,8 @@ def test_cancel_interrupts_running_prompts_on_their_comfyui_and_drops_queued_one
     running = wait_for(two_running, 300, "two jobs rendering")
     prompts = {c.url: c.get_json("/queue")["queue_running"] for c in fleet.comfies}
     assert all(len(v) == 1 for v in prompts.values()), prompts
+    # the prompt ids the fleet sends are canonical UUIDs (ComfyUI 0.25+ refuses any other spelling)
+    assert all(str(uuid.UUID(item[1])) == item[1] for items in prompts.values() for item in items)
     r = fleet.cli("cancel", sub["batch"])
     assert r.rc == 0 and "cancelled 2 queued" in r.stdout and "2 running" in r.stdout, r.stdout
     # both ComfyUIs stop the prompt (interrupted, not finished) and are free again
@@ -243,6 +248,137 @@ def test_delete_removes_the_job_record_and_its_stored_objects_only(fleet):
     assert [j["brand"] for j in acme] == ["Bolt"]
     failed = fleet.cli("history", "--state", "failed", "--json").json()["jobs"]
     assert len(failed) == 2 and all(j["state"] == "failed" for j in failed)
+
+
+class Canary:
+    """An HTTP server on loopback that records every request: the URL a forged record names."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        canary = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _any(self):
+                canary.requests.append(f"{self.command} {self.path}")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fleet_records(fleet):
+    """The fleet's records and its actor, as a submitter holding the fleet's secret has them."""
+    from fleet.broker import make_broker
+    from fleet.config import load_settings
+    from fleet.records import Records
+
+    settings = load_settings(fleet.redis.url, environ={"ADREEL_FLEET_SECRET": fleet.fleet_env["ADREEL_FLEET_SECRET"]})
+    return Records(settings), make_broker(settings)[1]
+
+
+def comfy_runs(fleet) -> dict:
+    """Prompt id → (ComfyUI URL, the prompt's AssetUpload prefix, status) over every ComfyUI's /history."""
+    out = {}
+    for c in fleet.comfies:
+        for pid, entry in c.get_json("/history").items():
+            prompt = entry["prompt"][2]
+            prefix = next((n["inputs"].get("prefix_pattern") for n in prompt.values()
+                           if n.get("class_type") == "AssetUpload"), None)
+            out[pid] = (c.url, prefix, entry["status"].get("status_str"))
+    return out
+
+
+FORGED_BRAND = "FORGED-CANARY-7f3a"
+
+
+def test_forged_or_altered_records_in_redis_are_refused_nothing_runs_nothing_outside_the_job_is_deleted(fleet):
+    """A network user with write access to Redis (but not the fleet's secret) writes job records and messages
+    straight into it. Checked from outside: no ComfyUI gets a prompt, the URL the record names gets no request,
+    no object outside the job's prefix is deleted, the logs do not repeat the record, the workers keep serving."""
+    first = fleet.done["first"]
+    bystander = first["jobs"][1]
+    raw = redis.Redis.from_url(fleet.redis.url, decode_responses=True)
+    records, actor = fleet_records(fleet)
+    canary = Canary()
+    try:
+        s3 = fleet.s3.client()
+        s3.put_object(Bucket=BUCKET, Key="precious/keep.txt", Body=b"not the fleet's")
+        outside = ["precious/keep.txt", *bystander["outputs"]["keys"]]
+        runs_before = comfy_runs(fleet)
+        genuine = raw.hgetall(f"adreel-fleet:job:{bystander['id']}")
+        evil_prompt = json.loads(genuine["spec"])["prompt"]
+        next(n for n in evil_prompt.values() if n["class_type"] == "BrandBrief")["inputs"]["brand"] = FORGED_BRAND
+        evil_spec = json.dumps({**json.loads(genuine["spec"]), "prompt": evil_prompt})
+        forged = {"id": "", "state": "queued", "attempts": "0", "comfy": canary.url, "worker": "ghost",
+                  "prompt_id": str(uuid.uuid4()), "created": "1", "batch": "forged",
+                  "outputs": json.dumps({"keys": outside, "runs": [bystander["outputs"]["runs"][0]]})}
+        cases = {
+            "f0rged00000000000001": {"spec": evil_spec},                                   # unsigned
+            "f0rged00000000000002": {"spec": evil_spec, "sig": genuine["sig"]},            # altered, old signature
+            "f0rged00000000000003": {"spec": genuine["spec"], "sig": genuine["sig"]},      # a signed spec, moved
+            "f0rged00000000000004": {"spec": evil_spec, "sig": "0" * 64, "state": "running"},  # a "take-over"
+        }
+        for jid, fields in cases.items():
+            raw.hset(f"adreel-fleet:job:{jid}", mapping={**forged, "id": jid, **fields})
+        # a tombstone naming objects outside its prefix, and a message for it; a message with a hostile id
+        raw.set("adreel-fleet:deleted:f0rged00000000000005", json.dumps({"keys": outside, "at": "1"}))
+        for jid in [*cases, "f0rged00000000000005", "../../precious"]:
+            actor.send(jid)
+        # delete, on a forged record's word
+        d = fleet.cli("delete", "f0rged00000000000001")
+        assert d.rc == 0, d.stderr
+
+        def refused():
+            logs = "".join(w.log_text() for w in fleet.workers)
+            return (all(f"job {jid}: refused" in logs for jid in list(cases)[1:])
+                    and "f0rged00000000000005: not in Redis" in logs and "no submit makes" in logs)
+
+        wait_for(refused, 120, "the workers to refuse every forged message")
+        for jid in list(cases)[1:]:
+            rec = raw.hgetall(f"adreel-fleet:job:{jid}")
+            assert rec["state"] == "failed" and "refused" in rec["error"], rec
+        assert comfy_runs(fleet) == runs_before  # no ComfyUI ran (or was sent) anything
+        for c in fleet.comfies:
+            q = c.get_json("/queue")
+            assert not q["queue_running"] and not q["queue_pending"]
+        assert canary.requests == []
+        for key in outside:
+            assert fleet.keys(key) == [key], key
+        assert_stored_exactly_once(fleet, bystander)
+        logs = "".join(w.log_text() for w in fleet.workers)
+        assert FORGED_BRAND not in logs and "precious/keep.txt" not in logs
+
+        # the workers keep serving: a genuine job, whose record claims a dead worker ran it on the canary,
+        # is taken over and completes; the canary still hears nothing (a URL only Redis names is never called)
+        from fleet.jobs import build_jobs, load_workflow
+
+        wf = load_workflow(str(fleet.wf))
+        (job,) = build_jobs(wf, [(1, {"brand": "Sentry"})], 1, workflow_name="security")
+        records.admit("security", [job], cap=100)
+        raw.hset(f"adreel-fleet:job:{job.id}", mapping={"state": "running", "worker": "ghost", "comfy": canary.url,
+                                                       "prompt_id": str(uuid.uuid4())})
+        actor.send(job.id)
+        r = fleet.cli("wait", "security", "--timeout", 600, timeout=700)
+        assert r.rc == 0, r.stderr
+        (done,) = status(fleet, "security")["jobs"]
+        assert done["state"] == "completed" and done["attempts"] == 1, done
+        assert_stored_exactly_once(fleet, done)
+        assert canary.requests == []
+    finally:
+        canary.close()
 
 
 def comfy_of(fleet, worker):
@@ -307,6 +443,33 @@ def test_redis_killed_and_restarted_between_submit_and_work_loses_nothing(fleet)
         assert_stored_exactly_once(fleet, j)
 
 
+def test_redis_restarted_while_jobs_render_loses_and_duplicates_nothing(fleet):
+    rows = [{"brand": f"Rill{i}"} for i in range(2)]
+    sub = submit(fleet, rows, "redis-mid-job.csv", workflow=fleet.long_wf)
+
+    def both_rendering():
+        jobs = status(fleet, sub["batch"])["jobs"]
+        return jobs if all(j["state"] == "running" and j["progress"] >= 0.15 for j in jobs) else None
+
+    wait_for(both_rendering, 300, "both jobs rendering")
+    fleet.redis.kill()  # SIGKILL mid-job: what the AOF (appendfsync always) holds is all that survives
+    time.sleep(2)
+    fleet.redis.start()
+    r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
+    assert r.rc == 0, r.stderr
+    st = status(fleet, sub["batch"])
+    logs = "".join(w.log_text() for w in fleet.workers)
+    runs = comfy_runs(fleet)
+    for j in st["jobs"]:
+        assert j["state"] == "completed" and j["attempts"] == 1, j
+        assert_stored_exactly_once(fleet, j)
+        assert logs.count(f"job {j['id']}: completed") == 1  # completed exactly once
+        # rendered to the end once on the ComfyUI servers: no second run of the same job
+        ok = [pid for pid, (_, prefix, state) in runs.items() if prefix == f"fleet/{j['id']}/" and state == "success"]
+        assert len(ok) == 1, ok
+    assert all(w.alive() for w in fleet.workers)
+
+
 def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(fleet):
     rows = [{"brand": f"Pike{i}"} for i in range(2)]
     sub = submit(fleet, rows, "kill-comfy.csv", workflow=fleet.long_wf)
@@ -325,6 +488,27 @@ def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(
     log = w2.log_tail(20000)
     assert "stopped answering" in log or "waiting for its ComfyUI" in log, log
     assert re.search(rf"job {victim['id']}: attempt 1 failed \(lost ComfyUI", log), log
+
+
+def test_a_job_whose_first_upload_was_spooled_completes_with_each_object_stored_once(fleet):
+    """The store is down for the first attempt (AssetUpload spools), back for the next: once the spool has
+    drained too, the job's prefix holds each output once, one manifest among them."""
+    fleet.s3.stop()
+    sub = submit(fleet, [{"brand": "Spoolie"}], "spooled.csv")
+    wait_for(lambda: "attempt 1 failed" in status(fleet, sub["batch"])["jobs"][0]["error"], 300,
+             "the first attempt to spool")
+    fleet.s3.start()  # same ports, same data
+    r = fleet.cli("wait", sub["batch"], "--timeout", 600, timeout=700)
+    assert r.rc == 0, r.stderr
+    (job,) = status(fleet, sub["batch"])["jobs"]
+    assert job["state"] == "completed" and job["attempts"] >= 2, job
+    spool = fleet.base / "spool"
+    wait_for(lambda: not list(spool.rglob("*.spool.json")), 120, "the spool to drain")
+    time.sleep(4)  # a background spool retry (every 3 s here) that would still upload something has run
+    assert_stored_exactly_once(fleet, job)
+    # the retry ran where the render was cached, so it stored the very same objects: nothing to prune
+    log = "".join(w.log_text() for w in fleet.workers)
+    assert f"job {job['id']}: removed" not in log and f"job {job['id']}: attempt 2 on" in log
 
 
 def test_storage_down_is_retried_with_backoff_at_most_three_attempts_then_fails_saying_why(fleet):

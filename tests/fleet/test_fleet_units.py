@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet.config import FleetError, load_settings, mask_url
-from fleet.jobs import build_jobs, job_id_for, load_workflow, read_briefs
+from fleet.jobs import build_jobs, load_workflow, read_briefs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "example_workflows" / "api" / "brief_to_ad_upload.json"
@@ -96,18 +97,95 @@ def test_settings_refuse_a_bad_redis_url_and_never_show_its_password():
     assert mask_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     s = load_settings("redis://:hunter2@127.0.0.1:1/0", environ={"ADREEL_FLEET_MAX_QUEUED": "nan"})
     assert s.max_queued == 100 and "hunter2" not in s.redis_display
-    assert load_settings(None, environ={"ADREEL_FLEET_MAX_QUEUED": "7"}).max_queued == 7
-    assert load_settings(None, environ={}).redis_url == "redis://127.0.0.1:6379/0"
+    assert load_settings("redis://:pw@127.0.0.1:1/0", environ={"ADREEL_FLEET_MAX_QUEUED": "7"}).max_queued == 7
+    assert load_settings(None, environ={}, insecure=True).redis_url == "redis://127.0.0.1:6379/0"
+
+
+def run_fleet(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "fleet", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "ADREEL_REDIS_URL": "", **(env or {})})
+
+
+def test_a_redis_url_without_a_password_is_refused_unless_loopback_and_insecure(tmp_path):
+    """As an operator meets it: the default URL, a LAN address, and --insecure, which loopback alone accepts.
+    Nothing is contacted (the ComfyUI URL is a closed port: a worker that got as far as it would say so)."""
+    secret = {"ADREEL_FLEET_SECRET": "s" * 40}
+    default = run_fleet("worker", "--comfy", "http://127.0.0.1:1", env=secret)
+    assert default.returncode == 2 and "has no password" in default.stderr and "--requirepass" in default.stderr
+    assert "--insecure allows it" in default.stderr, default.stderr
+    lan = run_fleet("--insecure", "--redis", "redis://10.255.0.7:6379/0", "worker", "--comfy", "http://127.0.0.1:1",
+                    env=secret)
+    assert lan.returncode == 2 and "has no password" in lan.stderr
+    assert "--insecure is accepted only for a Redis on loopback" in lan.stderr, lan.stderr
+    for cmd in (["submit", WORKFLOW, "--briefs", briefs(tmp_path, "b.csv", "brand\nAcme\n")], ["history"]):
+        r = run_fleet("--redis", "redis://localhost:1/0", *cmd, env=secret)
+        assert r.returncode == 2 and "has no password" in r.stderr, r.stderr
+    # with --insecure on loopback the URL passes; the closed port is then what stops it
+    local = run_fleet("--insecure", "--redis", "redis://127.0.0.1:1/0", "history")
+    assert local.returncode == 2 and "does not answer" in local.stderr, local.stderr
+
+
+def test_submit_and_worker_need_the_fleet_secret(tmp_path):
+    wf_briefs = briefs(tmp_path, "b.csv", "brand\nAcme\n")
+    for env, says in (({}, "ADREEL_FLEET_SECRET is not set"), ({"ADREEL_FLEET_SECRET": "short"}, "at least 32")):
+        for cmd in (["submit", WORKFLOW, "--briefs", wf_briefs], ["worker", "--comfy", "http://127.0.0.1:1"]):
+            r = run_fleet("--redis", "redis://:pw@127.0.0.1:1/0", *cmd, env={"ADREEL_FLEET_SECRET": "", **env})
+            assert r.returncode == 2 and says in r.stderr, (cmd, r.stderr)
+            assert "short" not in r.stderr  # the secret itself is never shown
 
 
 def test_an_unreachable_redis_is_a_clear_error_without_the_password(tmp_path):
     wf = tmp_path / "wf.json"
     wf.write_text(WORKFLOW.read_text())
     b = briefs(tmp_path, "b.csv", "brand\nAcme\n")
-    p = subprocess.run([sys.executable, "-m", "fleet", "--redis", "redis://:hunter2@127.0.0.1:1/0", "submit", str(wf),
-                        "--briefs", b], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    p = run_fleet("--redis", "redis://:hunter2@127.0.0.1:1/0", "submit", wf, "--briefs", b,
+                  env={"ADREEL_FLEET_SECRET": "s" * 40})
     assert p.returncode == 2, p.stderr
     assert "does not answer" in p.stderr and "hunter2" not in p.stderr + p.stdout
+
+
+def test_prompt_ids_are_canonical_uuids_derived_from_the_job_and_new_for_each_delivery():
+    import uuid
+
+    from fleet.runner import prompt_id_for
+
+    ids = [prompt_id_for("0123456789abcdef0123", "1700000000.000", d) for d in (1, 2)]
+    assert all(str(uuid.UUID(i)) == i for i in ids)  # canonical lowercase hyphenated, as ComfyUI 0.25+ requires
+    assert ids[0] != ids[1]
+    assert ids[0] == prompt_id_for("0123456789abcdef0123", "1700000000.000", 1)  # derived, not random
+    assert ids[0] != prompt_id_for("0123456789abcdef0123", "1700000001.000", 1)  # a re-submit is another prompt
+
+
+def _events(node_steps, throttle_every=1):
+    """Websocket events of a prompt whose nodes report progress in ``node_steps`` steps each; with
+    ``throttle_every`` > 1, intermediate progress events are dropped as core's 100 ms throttle does
+    (the first and the last of each node are always sent)."""
+    pid = "p"
+    out = []
+    for node, steps in node_steps:
+        out.append({"type": "executing", "data": {"node": node, "prompt_id": pid}})
+        for v in range(1, steps + 1):
+            if v in (1, steps) or v % throttle_every == 0:
+                out.append({"type": "progress", "data": {"value": v, "max": steps, "prompt_id": pid, "node": node}})
+        out.append({"type": "executed", "data": {"node": node, "prompt_id": pid}})
+    out.append({"type": "executing", "data": {"node": None, "prompt_id": pid}})
+    return out
+
+
+@pytest.mark.parametrize("throttle_every", [1, 7, 1000])
+def test_progress_never_goes_back_and_reaches_the_end_however_progress_events_are_thinned(throttle_every):
+    from fleet.comfy import Progress
+
+    seen = []
+    p = Progress(total=4, on_progress=lambda f, node: seen.append(f))
+    ended = [p.handle(e, "p") for e in _events([("1", 50), ("2", 3), ("3", 200), ("4", 1)], throttle_every)]
+    assert ended[-1] and not any(ended[:-1])
+    assert seen == sorted(seen) and seen[-1] == 0.99  # 0.99 until the outputs are stored
+    # another prompt's events and NaN values change nothing
+    before = p.value
+    p.handle({"type": "progress", "data": {"value": 5, "max": 5, "prompt_id": "other"}}, "p")
+    p.handle({"type": "progress", "data": {"value": float("nan"), "max": 5, "prompt_id": "p"}}, "p")
+    assert p.value == before
 
 
 def test_the_pack_entry_comfyui_imports_never_imports_the_fleet():

@@ -11,9 +11,9 @@ from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, loudness, mean_abs_diff, ocr, shot_boundaries, similarity, stream
 from nodes.engine.media.layout import frame_layout
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]
 
-SIZES = {"9:16": (1080, 1920), "1:1": (1080, 1080), "16:9": (1920, 1080)}
+SIZES = {"9:16": (1080, 1920), "4:5": (1080, 1350), "1:1": (1080, 1080), "16:9": (1920, 1080)}
 
 
 def workflow(**brief_inputs) -> dict:
@@ -182,7 +182,7 @@ def test_bad_brief_fails_at_run_naming_the_field(comfy, field, value, expect):
     ("duration_seconds", 0.0, "duration_seconds"),
     ("duration_seconds", -5.0, "duration_seconds"),
     ("duration_seconds", 181.0, "duration_seconds"),
-    ("aspect_ratio", "4:3", "aspect_ratio: '4:3' is not one of 9:16, 1:1, 16:9"),
+    ("aspect_ratio", "4:3", "aspect_ratio: '4:3' is not one of 9:16, 4:5, 1:1, 16:9"),
 ])
 def test_bad_widget_values_are_rejected_at_submit(comfy, field, value, expect):
     with pytest.raises(PromptError) as exc:

@@ -11,6 +11,7 @@ The demo brief has a product photo (assets/demo/coffee.png) and a logo
 * the brand mark appears once per frame: one logo, and no second wordmark
   anywhere else in the picture;
 * the end card shows the logo, the packshot and the CTA;
+* every brand element (photo, logo, headline) lies inside the aspect's safe zone;
 * a 180 s brief, the longest BrandBrief allows, renders with its natural
   number of scenes.
 """
@@ -30,7 +31,7 @@ from PIL import Image
 from harness import load_api_workflow, node_by_type, output_files
 from media import decode_frames, ffprobe, frame_at, normalise_text, ocr, read_small_type, shot_boundaries, stream
 from nodes.engine.assembly.encode import transition_half_widths
-from nodes.engine.media.layout import frame_layout
+from nodes.engine.media.layout import Box, frame_layout
 from nodes.engine.models import Brief, Storyboard
 from nodes.engine.script import write_template_script
 
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.comfy
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COFFEE = np.asarray(Image.open(os.path.join(ROOT, "assets", "demo", "coffee.png")).convert("RGB"))
 LOGO = np.asarray(Image.open(os.path.join(ROOT, "assets", "demo", "acme_logo.png")).convert("RGBA"))
-SIZES_720 = {"9:16": (720, 1280), "1:1": (720, 720), "16:9": (1280, 720)}
+SIZES_720 = {"9:16": (720, 1280), "4:5": (720, 900), "1:1": (720, 720), "16:9": (1280, 720)}
 DOWN = 3  # template matching on frames reduced 3x: fast, and still the photo's own detail
 
 
@@ -208,6 +209,27 @@ def test_headline_and_wordmark_read_whole_at_both_ends_and_the_middle_of_every_m
             mark = wordmark_at(img, loc)
             assert "ACME" in mark.upper().replace(" ", ""), \
                 f"{demo['aspect']} scene {sc.index} frame {k}: wordmark read {mark!r} (logo match {score:.2f})"
+
+
+def test_every_brand_element_lies_inside_the_safe_zone(demo):
+    """The photo and the whole logo, found in the pixels of every scene and of the end card, lie inside
+    the platforms' safe zone (a reduced-scale pixel of slack); the headline box, where the headline is read
+    above, lies inside it too."""
+    W, H = demo["size"]
+    lay = frame_layout(W, H)
+    assert lay.safe.contains(lay.headline) and lay.safe.contains(lay.subtitles)
+    slack = lay.safe.inset(-DOWN)
+    frames = [(f"scene {sc.index}", mid) for sc, _, mid, _, _, _ in scene_frames(demo)]
+    for where, k in frames + [("end card", demo["sb"].total_frames - 3)]:
+        img = frame(demo, k)
+        score, (x, y, w, h) = find_photo(img)
+        photo = Box(x * DOWN, y * DOWN, w * DOWN, h * DOWN)
+        assert score > 0.75 and slack.contains(photo), f"{demo['aspect']} {where}: photo {photo} ({score:.2f}), safe {lay.safe}"
+        score, (x, y, w, h) = find_logo(img)
+        # the matched core is the logo's middle 60 % of height and 76 % of width: grow it to the whole logo
+        gx, gy = round(w * 0.12 / 0.76), round(h * 0.2 / 0.6)
+        logo = Box((x - gx) * DOWN, (y - gy) * DOWN, (w + 2 * gx) * DOWN, (h + 2 * gy) * DOWN)
+        assert score > 0.7 and slack.contains(logo), f"{demo['aspect']} {where}: logo {logo} ({score:.2f}), safe {lay.safe}"
 
 
 BRAND_WORD = re.compile(r"\bacme\b(?!\s*[.,]\s*com)", re.IGNORECASE)

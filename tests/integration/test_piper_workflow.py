@@ -65,6 +65,10 @@ def test_the_shipped_workflow_narrates_english_with_piper(comfy):
     manifest = json.load(open(os.path.splitext(path)[0] + ".json", encoding="utf-8"))
     scenes = manifest["storyboard"]["scenes"]
     assert len(said) == len(scenes) and all("Piper en_US-joe-medium" in t for t in said), said
+    # … and the manifest records it for each scene, as the node showed it
+    assert [v["scene"] for v in manifest["voices"]] == list(range(len(scenes)))
+    assert all(v["voice"] == "Piper en_US-joe-medium" and f": {v['voice']}, " in said[v["scene"]]
+               for v in manifest["voices"]), (manifest["voices"], said)
 
     # the script the server wrote is the one planned here with the same voice: the same lines and times
     i = node_by_type(prompt, "BrandBrief")[1]["inputs"]

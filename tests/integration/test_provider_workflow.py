@@ -197,7 +197,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def key_image_for(comfy: ComfyServer, index: int) -> np.ndarray:
-    folder = Path(comfy.folder("temp")) / "adreel_key_images"
+    folder = Path(comfy.private_folder("adreel_key_images"))  # AdReel's own folder, never temp/
     [path] = sorted(folder.glob(f"scene{index:03d}_*.png"))
     return np.asarray(Image.open(path).convert("RGB").resize((W, H)))
 

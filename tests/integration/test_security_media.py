@@ -68,16 +68,9 @@ def still_serving(server):
 
 def upload(server, name: str, data: bytes, kind: str = "input", subfolder: str = "") -> dict:
     """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on)."""
-    boundary = uuid.uuid4().hex
-    fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                    for k, v in fields)
-    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-             "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(server.url + "/upload/image", data=body,
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+    status, body = server.upload(name, data, kind, subfolder)
+    assert status == 200, (status, body)
+    return body
 
 
 def strict_history(server) -> dict:
@@ -419,7 +412,8 @@ def test_a_truncated_cached_logo_is_rewritten(server, baseline, tmp_path):
     prompt["50"] = {"class_type": "LoadImage", "inputs": {"image": "brandlogo.png"}}
     node_by_type(prompt, "BrandBrief")[1]["inputs"]["logo"] = ["50", 0]
     server.run(prompt)
-    cached = os.path.join(server.folder("temp"), "adreel_inputs", f"logo_{digest}.png")
+    # the brief keeps its copy in AdReel's own folder: the upload into temp/ was never read
+    cached = server.private_folder("inputs", f"logo_{digest}.png")
     with Image.open(cached) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")), logo)
     assert not [f for f in os.listdir(os.path.dirname(cached)) if f.endswith(".part")]
@@ -502,10 +496,10 @@ def test_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseline)
     left = [p for p in outputs_now(server) if os.path.basename(p).startswith(stem)]
     assert left == [], left  # no orphaned .srt / .vtt (nor their .part)
     assert ffmpeg_children(server) == []
-    # the render's work folder went with it
-    # (adreel_keyimages holds the key images ComfyUI's cache refers to, content-named and checked on use)
+    # the render's work folder went with it (assembly works in AdReel's own folder, never in temp/)
+    assert not [d for d in os.listdir(server.private_folder()) if d.startswith("assemble_")]
     assert not [d for d in os.listdir(server.folder("temp"))
-                if d.startswith("adreel_") and d not in ("adreel_inputs", "adreel_keyimages")]
+                if d.startswith("adreel_") and d not in ("adreel_inputs", "adreel_keyimages")]  # L1 uploads there
 
 
 # --- and at the end: the server still renders a normal ad -------------------------------------------------------

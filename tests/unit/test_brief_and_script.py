@@ -21,7 +21,7 @@ def brief(**kw):
     ("duration_seconds", 0, "brief.duration_seconds: must be more than 0"),
     ("duration_seconds", -3, "brief.duration_seconds: must be more than 0"),
     ("duration_seconds", 180.5, "brief.duration_seconds: must be at most 180"),
-    ("aspect_ratio", "4:3", "brief.aspect_ratio: '4:3' is not one of 9:16, 1:1, 16:9"),
+    ("aspect_ratio", "4:3", "brief.aspect_ratio: '4:3' is not one of 9:16, 4:5, 1:1, 16:9"),
     ("brand_colors", "#12345, blue", "brief.brand_colors"),
     ("language", "english!", "brief.language"),
 ])

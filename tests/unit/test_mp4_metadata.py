@@ -9,7 +9,8 @@ import pytest
 
 from media import ffprobe
 from nodes.engine.assembly import metadata as mp4_metadata
-from nodes.engine.assembly.encode import AssemblyExtras, EncodeSettings, assemble, write_clip
+from nodes.engine.assembly.encode import AssemblyExtras, EncodeSettings, assemble
+from nodes.engine.assembly.formats import ClipFormat, write_clip
 from nodes.engine.cloud.redaction import MASK, register_secret
 from nodes.engine.models import Brief
 from nodes.engine.motion.camera import CameraMoveClip
@@ -96,7 +97,7 @@ def test_a_workflow_longer_than_a_command_line_argument(tmp_path):
     sb = storyboard(2.0)
     clip = sources(sb)[0]
     out = str(tmp_path / "clip.mp4")
-    write_clip(clip, 10, W, H, 24, out, EncodeSettings(preset="ultrafast"), metadata=tags)
+    write_clip(clip, 10, W, H, 24, out, ClipFormat(preset="ultrafast"), metadata=tags)
     assert json.loads(tags_of(out)["workflow"]) == big
 
 

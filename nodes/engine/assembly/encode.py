@@ -456,38 +456,6 @@ def cut_hls(ffmpeg: str, mp4: str, folder: str, segment_seconds: int = 4) -> str
     return playlist
 
 
-def write_clip(source: FrameSource, frame_count: int, width: int, height: int, fps: float, out_path: str,
-               encode: EncodeSettings | None = None, metadata: dict[str, str] | None = None) -> None:
-    """Encode one clip on its own (for packs that ask a lazy clip to save itself); ``metadata``:
-    container tags (mp4_metadata), written as ComfyUI's SaveVideo does."""
-    encode = encode or EncodeSettings()
-    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo",
-           "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0"]
-    tmp = None
-    if metadata:
-        import tempfile
-        tmp = tempfile.TemporaryDirectory(prefix="adreel_meta_")
-        cmd += input_args(write_ffmetadata(metadata, os.path.join(tmp.name, "metadata.txt")), "ffmetadata")
-        tail = metadata_args("mp4", 1)
-    else:
-        tail = ["-movflags", "+faststart"]
-    cmd += [*encode.video_args(), *tail, "-f", "mp4", out_path]
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            for frame in source.yuv_frames(0, frame_count):
-                proc.stdin.write(frame.data)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise RuntimeError(f"ffmpeg could not write the clip: {err.strip()[-800:]}")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-
-
 def _widen_pipe(pipe) -> None:
     """Ask Linux for a 1 MiB pipe (default 64 KiB): fewer wake-ups per frame."""
     try:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .encode import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_file, still_card
 from ..audio.mix import AudioClip, MixSettings, mix_audio, narration_track
+from ..cloud.redaction import redact
 from .cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
 from .. import limits
 from ..motion.clip_sources import refit
@@ -144,16 +145,35 @@ def _font_family(font: str | None) -> tuple[str, str | None]:
     return font.split(":")[0], None
 
 
+MAX_VOICE_LABEL = 200
+
+
+def scene_voices(narration: list[AudioClip | None] | None) -> list[dict]:
+    """Who spoke each narrated scene, for the manifest: the voice as SceneNarration shows it, or
+    "unknown" for another node's AUDIO; one line, redacted, at most MAX_VOICE_LABEL characters."""
+    out = []
+    for i, clip in enumerate(narration or []):
+        if clip is None:
+            continue
+        label = " ".join(str(clip.voice or "unknown").split())
+        label = redact(label)
+        out.append({"scene": i, "voice": label[:MAX_VOICE_LABEL - 1] + "…" if len(label) > MAX_VOICE_LABEL else label})
+    return out
+
+
 def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
               options: RenderOptions | None = None, narration: list[AudioClip | None] | None = None,
               music: AudioClip | None = None, logo: Image.Image | None = None,
               progress: Callable[[str, int, int], None] | None = None,
               cancelled: Callable[[], bool] | None = None,
-              providers: list[dict] | None = None) -> RenderResult:
+              providers: list[dict] | None = None, allowance=None) -> RenderResult:
     """Render every aspect and format of the ad from one clip per scene (CameraMoveClip,
     FittedFrameBatch, VideoFileSource: recipes of any length and size). This is the timing
     authority: each clip is refitted to the scene as retimed for the narration, and to each
-    aspect's size — the main aspect in the clip's own framing, extra aspects in ``options.framing``."""
+    aspect's size — the main aspect in the clip's own framing, extra aspects in ``options.framing``.
+
+    ``allowance``: the prompt's share of ADREEL_MAX_PIXEL_FRAMES (``budget.Allowance``), which every
+    assembly of the prompt draws on: this render's pixel-frames are reserved there before anything runs."""
     import time
     t0 = time.monotonic()
     opt = options or RenderOptions()
@@ -175,7 +195,10 @@ def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
 
     # the operator's ceilings, before any audio pass or encode: aspects and work per prompt
     plan = render_plan(sb, opt.extra_aspects)
-    check_work(sb, plan, tuple(opt.formats))
+    work = check_work(sb, plan, tuple(opt.formats))
+    if allowance is not None:
+        allowance.reserve(work, f"work per prompt: this assembly ({sb.total_frames / sb.fps:.1f} s, "
+                                f"{len(plan)} aspect(s), {', '.join(opt.formats)})")
     aspects = [a for a, _, _ in plan]
 
     # 2. audio, once for all aspects
@@ -208,7 +231,8 @@ def render_ad(sb: Storyboard, clips: list, out_path: str, work_dir: str,
     by_aspect, loud, cues, sidecars = result
     if music is None:
         notes.append("no music connected")
-    return _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0)
+    return _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0,
+                   scene_voices(narration))
 
 
 def _remove(path: str) -> None:
@@ -312,7 +336,8 @@ def render_aspect(sb: Storyboard, clips: list, size: tuple[int, int], framing: s
     return dict(result.files)
 
 
-def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0) -> RenderResult:
+def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, notes, t0,
+            voices: list[dict] | None = None) -> RenderResult:
     import time
     main_files = by_aspect[aspects[0]]
     manifest_path = f"{stem}.json"
@@ -334,7 +359,7 @@ def _finish(sb, by_aspect, aspects, stem, opt, loud, cues, providers, timings, n
                 "audio": "aac 48kHz stereo", "fps": sb.fps, "frames": sb.total_frames,
                 "formats": list(opt.formats), "aspects": aspects, "loudness": loud,
                 "subtitles": opt.subtitles if cues else "none"},
-        outputs=outputs, notes=list(sb.notes) + notes)
+        voices=list(voices or []), outputs=outputs, notes=list(sb.notes) + notes)
     # anyone may read it (ComfyUI's /view, the bucket): paths relative to its folder, input images by name only
     write_manifest(manifest_path, public_form(manifest, manifest_path))
     return RenderResult(sb, main_files, by_aspect, manifest_path, time.monotonic() - t0, notes)

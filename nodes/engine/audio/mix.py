@@ -32,6 +32,7 @@ MUSIC_MARGIN_SECONDS = 5.0  # a music bed is trimmed to the ad: decode no more t
 class AudioClip:
     samples: np.ndarray  # float32 (channels, n)
     sample_rate: int
+    voice: str | None = None  # the voice that spoke it, as SceneNarration shows it ("Piper en_US-joe-medium")
 
     @property
     def duration(self) -> float:
@@ -73,10 +74,10 @@ class AudioClip:
     def trimmed(self, threshold: float = 0.01, keep: float = 0.03) -> "AudioClip":
         loud = np.flatnonzero(np.abs(self.samples).max(axis=0) > threshold)
         if loud.size == 0:
-            return AudioClip(self.samples[:, :0], self.sample_rate)
+            return AudioClip(self.samples[:, :0], self.sample_rate, self.voice)
         pad = int(keep * self.sample_rate)
         a, b = max(0, loud[0] - pad), min(self.samples.shape[-1], loud[-1] + pad)
-        return AudioClip(self.samples[:, a:b], self.sample_rate)
+        return AudioClip(self.samples[:, a:b], self.sample_rate, self.voice)
 
 
 @dataclass
@@ -113,14 +114,20 @@ def music_seconds_cap() -> float:
 
 
 def decode_audio_file(path: str, field: str = "track", max_seconds: float | None = None,
-                      sample_rate: int = SAMPLE_RATE, channels: int = 2, timeout: float | None = None) -> AudioClip:
+                      sample_rate: int = SAMPLE_RATE, channels: int = 2, timeout: float | None = None,
+                      allowance=None) -> AudioClip:
     """An audio file → float32 AudioClip (channels, n) at ``sample_rate``, streamed, never more
     than ``max_seconds`` (default: ``music_seconds_cap``; never above ADREEL_MAX_MEDIA_SECONDS).
 
     The file is probed first and read only as a known audio container (``open_media``), with the
-    protocol whitelist and ``-t``; the decode streams into one buffer of the bounded size."""
+    protocol whitelist and ``-t``; the decode streams into one buffer of the bounded size.
+    ``allowance``: the prompt's share of ADREEL_MAX_MEDIA_SECONDS; what will be decoded is reserved there first."""
     media = open_media(path, field, "audio")
     cap = min(max_seconds if max_seconds is not None else music_seconds_cap(), limits.MAX_MEDIA_SECONDS.read())
+    if allowance is not None:
+        probed = media.duration
+        allowance.reserve(min(cap, probed) if probed is not None and probed > 0 else cap,
+                          f"{field}: decoding {os.path.basename(path)!r}")
     frame_bytes = 4 * channels
     limit = int(math.ceil(cap * sample_rate)) * frame_bytes
     buf = bytearray(limit)

@@ -10,15 +10,19 @@ to its scene live in ``speech/``; this module holds the espeak-ng primitives.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
+import time
 import wave
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..models import AdReelInputError
+from ..speech.bounds import check_bounds, media_length_problem, media_seconds_ceiling
 
 # language → espeak-ng voice
 ESPEAK_VOICES = {"en": "en-us", "ko": "ko", "ja": "ja", "zh": "cmn", "es": "es", "fr": "fr", "de": "de",
@@ -78,14 +82,59 @@ def speak_espeak(text: str, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pit
         txt, out = os.path.join(tmp, "text.txt"), os.path.join(tmp, "speech.wav")
         with open(txt, "w", encoding="utf-8") as f:
             f.write(text)
-        proc = subprocess.run([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
-                               "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0 or not os.path.exists(out):
+        code, stderr = _run_espeak([espeak_binary(), "-v", voice, "-s", str(int(rate_wpm)), "-p", str(int(pitch)),
+                                    "-g", str(int(word_gap)), "-b", "1", "-w", out, "-f", txt], out, tmp)
+        if code != 0 or not os.path.exists(out):
             raise AdReelInputError("language", f"espeak-ng could not speak {language!r} (voice {voice!r}): "
-                                   f"{proc.stderr.strip()[-300:]}")
+                                   f"{stderr.strip()[-300:]}")
         speech = read_wav(out)
     return trim_silence(speech)
+
+
+_ESPEAK_WAV_BYTES_PER_SECOND = 22050 * 2  # espeak-ng writes 16-bit mono at 22.05 kHz
+_POLL_SECONDS = 0.05
+
+
+def _run_espeak(cmd: list[str], wav: str, tmp: str) -> tuple[int, str]:
+    """Run espeak-ng as a bounded child: its address space capped at ADREEL_MAX_SYNTH_BYTES, stopped when the
+    run is interrupted, past ADREEL_MAX_SYNTH_SECONDS, or once its WAV is longer than
+    ADREEL_MAX_MEDIA_SECONDS. Returns (exit code, stderr)."""
+    started = time.monotonic()
+    max_wav = int((media_seconds_ceiling() + 1) * _ESPEAK_WAV_BYTES_PER_SECOND) + 4096
+    cap = limits.MAX_SYNTH_BYTES.read()
+    err_path = os.path.join(tmp, "stderr.txt")
+    # the cap holds from exec on through util-linux's prlimit (no preexec_fn: not safe in a threaded server);
+    # without it, it is set from here the moment the process exists
+    limiter = shutil.which("prlimit")
+    if limiter:
+        cmd = [limiter, f"--as={cap}", "--", *cmd]
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            if not limiter:
+                try:
+                    resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
+                except (OSError, ValueError):
+                    pass  # already gone: its exit code tells
+            while True:
+                try:
+                    code = proc.wait(timeout=_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                check_bounds(started)
+                try:
+                    size = os.path.getsize(wav)
+                except OSError:
+                    size = 0
+                if size > max_wav:
+                    raise media_length_problem((size - 44) / _ESPEAK_WAV_BYTES_PER_SECOND)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    with open(err_path, "rb") as f:
+        return code, f.read(64 * 1024).decode("utf-8", "replace")
 
 
 def loud_span(samples: np.ndarray, rate: int, threshold: float = 0.01, keep: float = 0.03) -> tuple[int, int]:

@@ -37,10 +37,11 @@ from ..motion.camera import steady_box
 
 
 
-def load_image_file(path: str, field: str) -> Image.Image:
-    """Open a user image safely: any Pillow format, size-checked, EXIF-rotated."""
+def load_image_file(path, field: str, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Open a user image safely: any Pillow format (or only ``formats``), size-checked, EXIF-rotated.
+    ``path`` may also be a binary file object (a downloaded image held in memory)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=formats) as im:
             limit = MAX_INPUT_PIXELS.read()
             if im.width * im.height > limit:
                 raise AdReelInputError(field, f"image is {im.width}x{im.height}, more than {limit / 1e6:g} MP "
@@ -50,7 +51,8 @@ def load_image_file(path: str, field: str) -> Image.Image:
     except AdReelInputError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise AdReelInputError(field, f"cannot read image {path!r}: {exc}") from None
+        what = repr(path) if isinstance(path, (str, os.PathLike)) else "the downloaded image"
+        raise AdReelInputError(field, f"cannot read image {what}: {exc}") from None
 
 
 def _has_transparency(im: Image.Image) -> bool:
@@ -229,11 +231,19 @@ class StillImage:
         digest = hashlib.sha256(rgb.tobytes()).hexdigest()
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"key_{digest[:24]}_{rgb.width}x{rgb.height}.png")
-        if not os.path.isfile(path):
-            tmp = f"{path}.{os.getpid()}.part"
+        still = cls(path, rgb.width, rgb.height, digest)
+        if not still.intact():  # missing, or not these pixels: (re)written, atomically
+            tmp = f"{path}.{os.getpid()}.{id(rgb)}.part"
             rgb.save(tmp, format="PNG", compress_level=1)
             os.replace(tmp, path)
-        return cls(path, rgb.width, rgb.height, digest)
+        return still
+
+    def intact(self) -> bool:
+        """The file is a regular file holding exactly these pixels."""
+        try:
+            return not os.path.islink(self.path) and os.path.isfile(self.path) and self.load() is not None
+        except AdReelInputError:
+            return False
 
     def load(self) -> np.ndarray:
         """The pixels, uint8 RGB (height, width, 3); a clear error if the file went away or was replaced."""

@@ -2,8 +2,8 @@
 the brand cards and the assembler.
 
 ``safe`` is the platforms' safe zone: 9:16 apps cover about the top 10 % and
-the bottom 16 % (and a strip at each side) with their own UI; feeds and
-players keep a 5 % title-safe margin. Every box a viewer must read (brand
+the bottom 16 % (and a strip at each side) with their own UI; feeds (1:1, 4:5)
+and players keep a 5 % title-safe margin. Every box a viewer must read (brand
 mark, headline, CTA, subtitles) lies inside it.
 
 The camera moves over the key image, the overlays do not: text that must stay
@@ -88,6 +88,10 @@ def frame_layout(width: int, height: int) -> FrameLayout:
         return FrameLayout(W, H, box(0.05, 0.05, 0.95, 0.95), box(0.05, 0.05, 0.95, 0.13),
                            box(0.5, 0.14, 0.95, 0.78), box(0.05, 0.36, 0.5, 0.7),
                            box(0.1, 0.8, 0.9, 0.92), round(s * 0.075))
+    if H > W * 1.1:  # a feed's tall 4:5: the whole frame is seen (the caption sits below it), title-safe 5 %
+        return FrameLayout(W, H, box(0.05, 0.05, 0.95, 0.95), box(0.07, 0.05, 0.93, 0.105),
+                           box(0.08, 0.12, 0.92, 0.60), box(0.07, 0.62, 0.93, 0.775),
+                           box(0.08, 0.80, 0.92, 0.90), round(s * 0.068))
     return FrameLayout(W, H, box(0.05, 0.05, 0.95, 0.95), box(0.07, 0.05, 0.93, 0.12),
                        box(0.08, 0.135, 0.92, 0.575), box(0.07, 0.6, 0.93, 0.77),
                        box(0.08, 0.8, 0.92, 0.9), round(s * 0.066))

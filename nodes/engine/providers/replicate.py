@@ -27,7 +27,7 @@ from .errors import ProviderAuthError, ProviderCreditError
 from .http import HttpCall
 
 _REF = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>[A-Za-z0-9]{8,128}))?$")
-_TQDM = re.compile(r"^\s*(\d+)%\s*\|.*?\|\s*(\d+)/(\d+)", re.M)
+_TQDM = re.compile(r"^[ \t]*(\d+)%[ \t]*\|.*?\|[ \t]*(\d+)/(\d+)", re.M)  # [ \t], not \s: a line start never scans the lines below
 _SAFETY = re.compile(r"nsfw|safety|sensitive|flagged|content policy|moderation", re.I)
 _ANY_RATIO = {"9:16": "9:16", "1:1": "1:1", "16:9": "16:9"}
 

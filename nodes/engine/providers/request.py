@@ -223,8 +223,11 @@ def widget_problem(provider, model, fallback, quality, max_cost_usd=None, chain=
 def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[str]], *, aspect_ratio: str,
              provider: str, model: str, fallback: str, quality: str, chain: str, max_cost_usd: float,
              options_json: str | None, image_host: Optional[ImageHost] = None,
-             image_host_problem: Optional[str] = None) -> tuple[RoutePlan, list[Candidate]]:
+             image_host_problem: Optional[str] = None, allowance=None) -> tuple[RoutePlan, list[Candidate]]:
     """ProviderRender's widgets → the priced plan of the run (and its candidates), before anything is sent.
+
+    ``allowance``: the prompt's share of ``ADREEL_MAX_COST_USD`` (``budget.Allowance``); the plan fits what
+    the prompt's other nodes left of it, and its estimate is reserved there before this returns.
 
     One provider with ``fallback: error`` plans strictly (the first problem raises as it is); otherwise each
     scene walks the candidates. Never above the server ceiling ``ADREEL_MAX_COST_USD``.
@@ -235,11 +238,14 @@ def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[s
                              options=opts.shared, provider_options=opts.per_provider)
                 for sc, p in zip(scenes, image_paths)]
     plan = plan_routes(requests, cands, quality=quality, max_cost_usd=max_cost_usd, image_host=image_host,
-                       image_host_problem=image_host_problem, strict=provider != "auto" and fallback == "error")
+                       image_host_problem=image_host_problem, strict=provider != "auto" and fallback == "error",
+                       allowance=allowance)
     raw = options_json or ""
     if redact(raw) != raw:  # the keys read while planning are known to redact() now
         raise AdReelInputError("options_json", "contains an API key or credential; remove it (keys are read from "
                                                "the environment or the secrets file only). Nothing was sent.")
+    if allowance is not None:  # the prompt's other nodes may not spend it now; released where nothing is billed
+        allowance.reserve(plan.total_usd, f"ProviderRender's estimate of {_usd(plan.total_usd)}")
     return plan, cands
 
 

@@ -82,7 +82,7 @@ DEFAULT_CHAINS = {
     "balanced": "runway:gen4_turbo, luma:ray-flash-2, fal:fal-ai/stable-video, camera",
     "budget": "fal:fal-ai/stable-video, luma:ray-flash-2, runway:gen4_turbo, camera",
 }
-_CHAIN_SPLIT = re.compile(r"\s*(?:,|;|\n|->|→|=>)\s*")
+_CHAIN_SPLIT = re.compile(r"(?<!\s)\s*(?:,|;|\n|->|→|=>)\s*")  # a separator starts where a space run starts: linear
 
 
 # --------------------------------------------------------------------------- the chain
@@ -342,14 +342,20 @@ def plan_routes(
     image_host: Optional[ImageHost] = None,
     image_host_problem: Optional[str] = None,
     strict: bool = False,
+    allowance=None,
 ) -> RoutePlan:
     """Plan, price and pick a candidate for every scene. No network. See the module doc.
 
     ``chain``: every scene's candidates, unless a request names its own (``SceneRequest.chain``).
+    ``allowance``: the prompt's share of the ceiling (``budget.Allowance``): the budget is never more than
+    what the prompt's other nodes left of it. The caller reserves the plan's total there.
     """
     if quality not in QUALITIES:
         raise AdReelInputError("quality", f"must be one of {', '.join(QUALITIES)} (got {quality!r})")
     max_cost_usd, budget_note = server_budget(max_cost_usd)
+    if allowance is not None and allowance.used() > 0 and allowance.left() < max_cost_usd:
+        max_cost_usd = allowance.left()
+        budget_note = f", what is left of the prompt's allowance ({allowance.describe_used()} in its other nodes)"
     ctx = PlanContext(image_host=image_host)
     routes: list[SceneRoute] = []
     for pos, req in enumerate(requests):
@@ -482,19 +488,31 @@ class SceneOutcome:
 
 
 class _Ledger:
-    """What the run may still spend: the budget minus the estimates committed so far."""
+    """What the run may still spend: the budget minus the estimates committed so far — and, with the
+    prompt's ``allowance``, never more than the prompt's other nodes left (the plan's total was reserved
+    there by the caller; releases and fallbacks move the prompt's reservation too)."""
 
-    def __init__(self, plan: RoutePlan):
+    def __init__(self, plan: RoutePlan, allowance=None):
         self.max = plan.max_cost_usd
         self.committed = plan.total_usd
+        self.allowance = allowance
 
     def release(self, usd: Optional[float]) -> None:
         self.committed -= usd or 0.0
+        if self.allowance is not None:
+            self.allowance.release(usd or 0.0)
 
     def fits(self, usd: Optional[float]) -> bool:
+        if self.allowance is not None and (usd is None or usd > self.allowance.left() + 1e-9):
+            return False
         if self.max is None:
             return True
         return usd is not None and self.committed + usd <= self.max + 1e-9
+
+    def commit(self, usd: Optional[float]) -> None:
+        if self.allowance is not None:
+            self.allowance.reserve(usd or 0.0, f"a fallback estimated at ${usd or 0:.2f}")
+        self.committed += usd or 0.0
 
     def left(self) -> Optional[float]:
         return None if self.max is None else max(0.0, self.max - self.committed)
@@ -514,6 +532,7 @@ async def render_routes(
     ca_bundle: Optional[str] = None,
     max_download_bytes: int = DEFAULT_MAX_BYTES,
     journal: bool = True,
+    allowance=None,
 ) -> list[SceneOutcome]:
     """Run a ``plan_routes`` plan; outcomes in scene order (``SceneOutcome.position`` is each scene's place in
     the requests). See the module doc.
@@ -525,13 +544,14 @@ async def render_routes(
     - ``poll_interval``: seconds between status polls (default per provider); ``timeout``: seconds per job.
 
     ``journal``: keep the jobs journal (``journal.py``) so a restart resumes or cancels instead of paying twice.
+    ``allowance``: the prompt's share of ``ADREEL_MAX_COST_USD`` that ``plan_routes``' total was reserved in.
     """
     if not plan.routes:
         return []
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     signal = RunSignal(cancel)
-    ledger = _Ledger(plan)
+    ledger = _Ledger(plan, allowance)
     caps: dict[str, asyncio.Semaphore] = {}
 
     def limit(provider) -> asyncio.Semaphore:
@@ -598,7 +618,7 @@ async def render_routes(
                         raise
                     k = nxt
                     target = route.options[k].candidate
-                    ledger.committed += route.options[k].cost or 0.0
+                    ledger.commit(route.options[k].cost)
                     outcome.notes.append(f"{opt.candidate} failed, fell back to {target}: {exc}")
                     await note(route, f"scene {route.scene.index}: {opt.candidate} failed ({exc}); falling back to {target}")
                     continue

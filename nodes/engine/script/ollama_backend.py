@@ -44,7 +44,7 @@ DEFAULT_MODEL = "qwen2.5:7b"
 MAX_MODELS = 500          # names kept from one /api/tags answer
 MAX_MODEL_NAME = 200
 _GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
-_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_PART = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 

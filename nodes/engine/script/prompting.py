@@ -32,6 +32,10 @@ def _brief_lines(brief: Brief) -> list[str]:
     ]
     if brief.channels:
         lines.append(f"- channels: {', '.join(brief.channels)}")
+    if brief.price:
+        lines.append(f"- price: {brief.price}")
+    if brief.description:
+        lines.append(f"- product description: {brief.description}")
     return lines
 
 

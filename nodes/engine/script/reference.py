@@ -18,7 +18,10 @@ from .. import limits
 from ..media.ffmpeg import MediaInput, find_ffmpeg, open_media
 from ..models import ASPECT_RATIOS, SEGMENTS, AdReelInputError, ReferenceStyle
 
-_PTS = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[0-9.]+)")
+# showinfo's "n: 12 … pts_time: 0.48", read line by line with two searches (linear in the line)
+_SHOWINFO = "Parsed_showinfo"
+_SHOWINFO_N = re.compile(r"\bn:\s*(\d+)")
+_SHOWINFO_PTS = re.compile(r"\bpts_time:\s*(-?[0-9.]+)")
 ANALYSIS_WIDTH = 160
 
 
@@ -85,11 +88,26 @@ def detect_cuts(path: str | MediaInput, threshold: float = 0.3, timeout: float =
     if out.returncode != 0:
         tail = "\n".join(out.stderr.strip().replace(media.path, name).splitlines()[-4:])
         raise AdReelInputError("video", f"ffmpeg cannot read {name!r}: {tail}")
-    frames = [(int(n), float(t)) for n, t in _PTS.findall(out.stderr)]
+    frames = showinfo_frames(out.stderr)
     if not frames:
         raise AdReelInputError("video", f"{name!r} has no decodable video frames")
     first = frames[0][1]
     return [round(t - first, 6) for _, t in frames[1:]], first
+
+
+def showinfo_frames(stderr: str) -> list[tuple[int, float]]:
+    """(n, pts_time) of every frame ffmpeg's showinfo filter reported in ``stderr``."""
+    frames = []
+    for line in stderr.splitlines():
+        at = line.find(_SHOWINFO)
+        n = _SHOWINFO_N.search(line, at) if at >= 0 else None
+        t = _SHOWINFO_PTS.search(line, n.end()) if n else None
+        if t:
+            try:
+                frames.append((int(n.group(1)), float(t.group(1))))
+            except ValueError:  # "1.2.3": not a time
+                continue
+    return frames
 
 
 def parse_structure(text: str | list[str] | None) -> list[str]:
@@ -106,8 +124,10 @@ def parse_structure(text: str | list[str] | None) -> list[str]:
 
 
 def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float = 0.25,
-                      structure: str | list[str] | None = None, tone: str | None = None) -> ReferenceStyle:
-    """Pacing and structure of the reference ad at ``path``."""
+                      structure: str | list[str] | None = None, tone: str | None = None,
+                      allowance=None) -> ReferenceStyle:
+    """Pacing and structure of the reference ad at ``path``. ``allowance``: the prompt's share of
+    ADREEL_MAX_MEDIA_SECONDS, where the reference's length is reserved before it is decoded."""
     media = open_media(path, "video", "video")
     info = media.info
     stream = _video_stream(info, path)
@@ -125,6 +145,8 @@ def analyze_reference(path: str, threshold: float = 0.3, min_shot_seconds: float
     if duration > cap:
         raise AdReelInputError("video", f"{os.path.basename(path)!r} lasts {duration:.0f} s: this server analyses "
                                         f"references of at most {cap:g} s (ADREEL_MAX_MEDIA_SECONDS)")
+    if allowance is not None:
+        allowance.reserve(duration, f"video: analysing {os.path.basename(path)!r}")
     cuts, _first = detect_cuts(media, threshold)
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")) or 25.0
     # a flash frame or a double detection is not a shot: keep cuts at least min_shot apart

@@ -100,6 +100,7 @@ def speak_line(text: str, language: str, voice: Voice, scene_seconds: float | No
     spoken = spoken_form(text, language)
     if not spoken:
         return Fit(Speech.silence(), "", 1.0, True, speech_room(scene_seconds) if scene_seconds else float("inf"))
+    voice.check_length(spoken)  # over ADREEL_MAX_MEDIA_SECONDS: refused before any synthesis
     room = speech_room(scene_seconds) if scene_seconds else float("inf")
     speed = (fit_speed(voice, spoken, room) if fit and scene_seconds else 1.0) or voice.max_speed
     speech = voice.synthesize(spoken, speed)

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +42,7 @@ from ..models import AdReelInputError
 from ..audio.narration import Speech, loud_span, trim_silence
 from .spoken import base_language
 from .base import Voice
+from .bounds import SpeechStopped, check_bounds, media_length_problem, media_seconds_ceiling
 
 logger = logging.getLogger("adreel.speech")
 
@@ -268,6 +270,38 @@ def _piper_text(spoken: str) -> str:
 _SAID: "OrderedDict[tuple, Speech]" = OrderedDict()  # the last lines said (≈ 0.1 MB a second of speech)
 _SAID_LOCK = threading.Lock()
 _SAID_MAX = 96
+_SAID_MAX_SAMPLES = 16_000_000  # and at most ~64 MB of them (12 minutes at 22.05 kHz)
+
+MAX_CHUNK_PHONEMES = 400  # one model run: a 60-word sentence; the model's memory grows faster than its input
+
+
+def bounded_chunks(phonemes: list[str], most: int = MAX_CHUNK_PHONEMES) -> list[list[str]]:
+    """A sentence's phonemes in pieces of at most ``most``, cut after a word (a space), else hard."""
+    pieces, start = [], 0
+    while len(phonemes) - start > most:
+        end = start + most
+        cut = end
+        while cut > start + most // 2 and phonemes[cut - 1] != " ":
+            cut -= 1
+        cut = cut if cut > start + most // 2 else end
+        pieces.append(phonemes[start:cut])
+        start = cut
+    if start < len(phonemes):
+        pieces.append(phonemes[start:])
+    return [p for p in pieces if p]
+
+
+def _chunk_audio(voice, phonemes: list[str], config) -> np.ndarray:
+    """One model run, post-processed as piper's own ``PiperVoice.synthesize`` does (normalize, volume, clip)."""
+    audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), config)
+    if isinstance(audio, tuple):
+        audio = audio[0]
+    if config.normalize_audio:
+        peak = np.max(np.abs(audio)) if audio.size else 0.0
+        audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+    if config.volume != 1.0:
+        audio = audio * config.volume
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
 class PiperVoice(Voice):
@@ -300,18 +334,35 @@ class PiperVoice(Voice):
         return float(_load(self.file).config.length_scale or 1.0)
 
     def _say(self, text: str, speed: float, noise_scale: float | None) -> tuple[np.ndarray, int]:
+        """The line said a bounded chunk at a time: each sentence (as piper's phonemizer splits them) is one
+        run of the model, and a sentence longer than ``MAX_CHUNK_PHONEMES`` is cut at word boundaries, so
+        the model's memory stays flat however long the text; between chunks the run's bounds are checked
+        (Interrupt, ADREEL_MAX_SYNTH_SECONDS) and the audio so far against ADREEL_MAX_MEDIA_SECONDS.
+        A sentence under the chunk size is exactly what piper's own ``synthesize`` makes of it."""
         from piper import SynthesisConfig
+        started = time.monotonic()
         voice = _load(self.file)
+        rate = int(voice.config.sample_rate)
+        most = int(media_seconds_ceiling() * rate)
         config = SynthesisConfig(length_scale=self.length_scale(speed), noise_w_scale=0.0, noise_scale=noise_scale)
+        chunks, total = [], 0
         try:
-            chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
-        except AdReelInputError:
+            check_bounds(started)
+            for phonemes in voice.phonemize(text):
+                for piece in bounded_chunks(phonemes):
+                    check_bounds(started)
+                    audio = _chunk_audio(voice, piece, config)
+                    total += len(audio)
+                    if total > most:
+                        raise media_length_problem(total / rate)
+                    chunks.append(audio)
+        except (AdReelInputError, SpeechStopped):
             raise
         except Exception as exc:
             raise AdReelInputError("piper_voice", f"{self.file.label} could not say the line "
                                                   f"({type(exc).__name__}: {str(exc)[:200]})") from None
         samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        return samples, int(voice.config.sample_rate)
+        return samples, rate
 
     def _measured_edges(self, text: str, speed: float) -> tuple[int, int, int]:
         """(start, end, length) of the line said without noise: the same on every machine and run."""
@@ -358,7 +409,8 @@ class PiperVoice(Voice):
             speech = Speech(np.ascontiguousarray(samples[start:end]), rate)
         with _SAID_LOCK:
             _SAID[k] = Speech(speech.samples.copy(), speech.sample_rate)
-            while len(_SAID) > _SAID_MAX:
+            while len(_SAID) > _SAID_MAX or (len(_SAID) > 1 and
+                                             sum(len(v.samples) for v in _SAID.values()) > _SAID_MAX_SAMPLES):
                 _SAID.popitem(last=False)
         return speech
 

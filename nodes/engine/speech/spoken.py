@@ -66,13 +66,14 @@ _MONTHS_EN = ("January February March April May June July August September Octob
 _TLDS = ("com net org io co ai app dev shop store kr jp cn uk de fr es it nl eu us ca au in br mx ru info biz me tv "
          "xyz online site live link ly gg to be ch at se no dk fi pl pt").split()
 
-_PLACEHOLDER = "\ue000"  # a private-use character, then one more per held piece: already-spoken text
-_PIECE_BASE = 0xE100
+_PLACEHOLDER = "\ue000"  # a private-use character, then the held piece's index: already-spoken text
+_PIECE_BASE = 0xE100     # the index in hex, one private-use character per hex digit (U+E100 … U+E10F)
+_PIECE = re.compile(f"{_PLACEHOLDER}([\ue100-\ue10f]+)")
 _URL_SCHEME = re.compile(r"(?i)\b(?:https?|ftp)://[^\s<>\"'`]+")
 _WWW = re.compile(r"(?i)\bwww\.[^\s<>\"'`]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_BARE_DOMAIN = re.compile(rf"(?i)(?<![\w@.])((?:{_LABEL}\.)+(?:{'|'.join(_TLDS)}))\b(/[^\s<>\"'`]*)?")
-_EMAIL = re.compile(rf"(?i)(?<![\w.+-])([A-Za-z0-9._%+-]+)@((?:{_LABEL}\.)+[A-Za-z]{{2,24}})\b")
+_BARE_DOMAIN = re.compile(rf"(?i)(?<![\w@.-])((?:{_LABEL}\.)+(?:{'|'.join(_TLDS)}))\b(/[^\s<>\"'`]*)?")
+_EMAIL = re.compile(rf"(?i)(?<![\w.%+-])([A-Za-z0-9._%+-]+)@((?:{_LABEL}\.)+[A-Za-z]{{2,24}})\b")
 _HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.]*[A-Za-z0-9_]|[A-Za-z0-9_])")
 _ISO_DATE = re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d])\.?")
 _SHORT_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})/(\d{1,2})(?![\d/])")
@@ -80,12 +81,15 @@ _TIME = re.compile(r"(?i)(?<![\d:.])(\d{1,2}):(\d{2})(?![\d:])(\s?[ap]\.?m\.?\b)
 _AMPM = re.compile(r"(?i)(?<![\d:.])(\d{1,2})\s?([ap])\.?m\.?(?![a-z])")
 _PHONE = re.compile(r"(?<![\dA-Za-z.,+])(\+?\(?\d[\d ().-]{5,}\d)(?![\dA-Za-z,]|\.\d)")
 _LONG_DIGITS = re.compile(r"(?<![\d.,])\d{7,}(?![\d.,]\d)")
+# a number of more digits than any amount is said digit by digit (and never converted to an int)
+_HUGE_NUMBER = re.compile(rf"(?<!\d)(?<!\d,)\d(?:,?\d){{{len(str(N.MAX_WORDS_NUMBER)) - 1},}}")
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _PRICE_PREFIX = re.compile(rf"([$€£¥₩₹])\s?({_NUM})")
-_PRICE_SUFFIX = re.compile(rf"(\d+,\d{{1,2}}(?![\d,])|{_NUM})\s?([$€£¥₩₹])")
+_NUM_START = r"(?<!\d)(?<!\d,)"  # a number starts where its digit run starts (never inside one)
+_PRICE_SUFFIX = re.compile(rf"{_NUM_START}(\d+,\d{{1,2}}(?![\d,])|{_NUM})\s?([$€£¥₩₹])")
 _PLUS_OFFER = re.compile(r"(?<![\d+])(\d{1,2})\s?\+\s?(\d{1,2})(?![\d+])")
-_PERCENT = re.compile(rf"({_NUM}|\d+,\d+)\s?[%％]")
-_RANGE = re.compile(rf"({_NUM})\s?[~〜–—-]\s?({_NUM})")
+_PERCENT = re.compile(rf"{_NUM_START}({_NUM}|\d+,\d+)\s?[%％]")
+_RANGE = re.compile(rf"{_NUM_START}({_NUM})\s?[~〜–—-]\s?({_NUM})")
 _ORDINAL = re.compile(r"(?i)\b(\d+)(st|nd|rd|th)\b")
 _HASH_NUMBER = re.compile(r"#\s?(\d+)")
 _NUMBER = re.compile(_NUM)
@@ -246,7 +250,8 @@ def spoken_form(text: str, language: str) -> str:
 
     def hold(spoken: str, right: str = " ") -> str:
         said.append(spoken)
-        return f" {_PLACEHOLDER}{chr(_PIECE_BASE + len(said) - 1)}{right}"
+        index = "".join(chr(_PIECE_BASE + int(h, 16)) for h in format(len(said) - 1, "x"))
+        return f" {_PLACEHOLDER}{index}{right}"
 
     # URLs, e-mail addresses, handles: said as domains; paths and query strings never
     s = _EMAIL.sub(lambda m: hold(_say_email(m.group(1), m.group(2), lang)), s)
@@ -305,6 +310,7 @@ def spoken_form(text: str, language: str) -> str:
     s = _PHONE.sub(lambda m: hold(_say_phone(m.group(1), lang)) if _is_phone(m.group(1)) else m.group(0), s)
     s = _LONG_DIGITS.sub(lambda m: m.group(0) if _is_amount(m.group(0), s[m.end():m.end() + 8])
                          else hold(_say_phone(m.group(0), lang)), s)
+    s = _HUGE_NUMBER.sub(lambda m: hold(say_digits(m.group(0), lang)), s)
     s = _SHORT_DATE.sub(short_date, s)
 
     # prices, offers, percentages, ranges, ordinals
@@ -354,7 +360,7 @@ def spoken_form(text: str, language: str) -> str:
     s = s.replace("\ue001", "'")
     s = re.sub(r"[\\/|_*^~#<>{}\[\]]", " ", s)
     s = re.sub(r"[()（）]", ", ", s)
-    s = re.sub(r"\s[-–—]+\s|[–—―]+|\s-+|-+\s|:|;|…|\.{2,}|[·•]", ", ", s)
+    s = re.sub(r"\s[-–—]+\s|[–—―]+|\s-+|(?<!-)-+\s|:|;|…|\.{2,}|[·•]", ", ", s)
     s = s.replace("。", ". ").replace("、", ", ").replace("！", "! ").replace("？", "? ").replace("，", ", ")
     # emoji, pictographs, joiners, variation selectors, keycaps, leftover currency signs: never read out
     s = "".join(" " if unicodedata.category(ch) in ("So", "Sk", "Sm", "Sc", "Cf", "Cs", "Cn", "Me")
@@ -362,12 +368,12 @@ def spoken_form(text: str, language: str) -> str:
 
     # tidy the punctuation, then put the held pieces back
     s = re.sub(r"\s+", " ", s)
-    s = re.sub(r"\s+([,.!?])", r"\1", s)
+    s = re.sub(r"(?<!\s)\s+([,.!?])", r"\1", s)
     s = re.sub(r"([,.!?])(?:\s*[,])+", r"\1", s)
     s = re.sub(r",\s*([.!?])", r"\1", s)
     s = re.sub(r"([.!?])[.!?]+", r"\1", s)
     s = re.sub(r"([,.!?])(?=[^\s\d,.!?])", r"\1 ", s)
-    s = re.sub(f"{_PLACEHOLDER}(.)", lambda m: said[ord(m.group(1)) - _PIECE_BASE], s)
+    s = _PIECE.sub(lambda m: said[int("".join(f"{ord(c) - _PIECE_BASE:x}" for c in m.group(1)), 16)], s)
     s = re.sub(r"\s+", " ", s).strip(" ,.")
     if s and text.rstrip()[-1:] in ".!?。！？" and s[-1] not in ".!?":
         s += text.rstrip()[-1].replace("。", ".").replace("！", "!").replace("？", "?")

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from ..models import AdReelInputError
 from ..audio.narration import DEFAULT_RATE_WPM, MAX_RATE_WPM, Speech, espeak_voice, speak_espeak
-from .base import Voice
+from .base import EST_DEFAULT, EST_RATES, Voice, estimate_seconds, estimate_units  # noqa: F401
 from .spoken import base_language
 
 # ------------------------------------------------------------------ espeak-ng
@@ -70,6 +70,7 @@ class EspeakVoice(Voice):
     def __init__(self, language: str, rate_wpm: int = DEFAULT_RATE_WPM, pitch: int | None = None):
         tuning = ESPEAK_TUNING.get(base_language(language), _ESPEAK_PLAIN)
         self.language = language
+        self.pace = int(rate_wpm) / DEFAULT_RATE_WPM
         self.rate_wpm = int(round(int(rate_wpm) * tuning["pace"]))
         self.pitch = int(tuning["pitch"] if pitch is None else pitch)
         self.word_gap = int(tuning["word_gap"])
@@ -90,34 +91,7 @@ class EspeakVoice(Voice):
 
 
 # ------------------------------------------------------------------ estimate
-# Calibrated against espeak-ng 1.51 at 165 wpm on AdReel's template lines and
-# the corpus briefs (tests/unit/test_spoken_form.py checks that it errs long):
-# units of the spoken form per second, seconds per pause, seconds of onset.
-_EST_RATES = {"ko": ("syllables", 4.0), "ja": ("characters", 6.0), "zh": ("characters", 3.5),
-              "th": ("characters", 9.0)}
-_EST_DEFAULT = ("words", 2.2)
-_EST_PAUSE = 0.2
-_EST_ONSET = 0.3
-
-
-def estimate_units(spoken: str, language: str) -> float:
-    unit, _ = _EST_RATES.get(base_language(language), _EST_DEFAULT)
-    if unit == "words":
-        return float(len(re.findall(r"[^\W_]+(?:['’][^\W_]+)?", spoken)))
-    hangul = len(re.findall(r"[\uac00-\ud7a3]", spoken))
-    cjk = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\u0e00-\u0e7f]", spoken))
-    latin_words = len(re.findall(r"[A-Za-z]+", spoken))
-    digits = len(re.findall(r"\d", spoken))
-    return hangul + cjk + 2.5 * latin_words + 1.5 * digits
-
-
-def estimate_seconds(spoken: str, language: str, speed: float = 1.0) -> float:
-    """A length for ``spoken`` that errs long against espeak-ng's normal rate."""
-    if not spoken.strip():
-        return 0.0
-    _, rate = _EST_RATES.get(base_language(language), _EST_DEFAULT)
-    pauses = len(re.findall(r"[,.!?;:](?=\s|$)", spoken))
-    return (_EST_ONSET + estimate_units(spoken, language) / rate + _EST_PAUSE * pauses) / max(speed, 1e-3)
+# (the calibrated estimate lives with the Voice base class: every voice checks a line's length with it)
 
 
 # a typical line's pace with espeak-ng at 165 wpm (pauses included): budgets for a writer (an LLM's
@@ -128,7 +102,7 @@ _TYPICAL_WORDS = 2.6
 
 def unit_budget(seconds: float, language: str) -> tuple[str, int]:
     """About how many units (words, syllables …) a line said in ``seconds`` holds."""
-    unit, _ = _EST_RATES.get(base_language(language), _EST_DEFAULT)
+    unit, _ = EST_RATES.get(base_language(language), EST_DEFAULT)
     rate = _TYPICAL_RATES.get(base_language(language), _TYPICAL_WORDS)
     return unit, max(0, math.floor(seconds * rate + 1e-9))
 

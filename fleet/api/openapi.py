@@ -1,0 +1,143 @@
+"""The OpenAPI 3.1 document of AdReel's job API, served at ``GET /api/v2/openapi.json``.
+
+The v2 routes follow the Comfy API v2 job contract as ``comfy-sdk`` speaks it;
+what AdReel adds is marked ``x-adreel-extension``.
+"""
+from __future__ import annotations
+
+from .views import DEFAULT_LIST, MAX_LIST, V2_STATUSES
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(schema: str, what: str) -> dict:
+    return {"description": what, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_ERRORS = {str(code): _answer("ErrorEnvelope", what) for code, what in (
+    (400, "malformed request"), (401, "no or unknown API key"), (404, "no such job for this key"),
+    (422, "invalid workflow, brief, metadata, or a reused Idempotency-Key"),
+    (429, "the fleet's queue is full (queue_full, with Retry-After and how many jobs wait)"),
+    (503, "Redis or the store does not answer"))}
+
+_JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{20}$"}}
+
+
+def _op(summary: str, ok: dict, *, params=(), body=None, errors=("401", "404"), extension=False, **extra) -> dict:
+    op = {"summary": summary, "parameters": list(params), "responses": {**ok, **{e: _ERRORS[e] for e in errors}},
+          "security": [{"bearer": []}], **extra}
+    if body:
+        op["requestBody"] = body
+    if extension:
+        op["x-adreel-extension"] = True
+    return op
+
+
+def document() -> dict:
+    job_ok = {"200": _answer("Job", "the job")}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "AdReel job API", "version": "1",
+                 "description": "The Comfy API v2 job contract over AdReel's fleet (many ComfyUI servers through "
+                                "Dramatiq and Redis), with AdReel's extensions marked x-adreel-extension. Every "
+                                "route but /api/v2/health needs 'Authorization: Bearer <key>'."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "ErrorEnvelope": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                   "details": {"type": "object"}}}}},
+                "Progress": {"type": "object", "required": ["value", "nodes_done", "nodes_total"], "properties": {
+                    "value": {"type": "number", "minimum": 0, "maximum": 1}, "nodes_done": {"type": "integer"},
+                    "nodes_total": {"type": "integer"}, "current_node": {"type": ["string", "null"]},
+                    "current_node_class": {"type": ["string", "null"]}, "message": {"type": ["string", "null"]}}},
+                "Output": {"type": "object", "properties": {
+                    "id": {"type": "string", "description": "<job id>-<n>; bytes at /api/v2/assets/{id}/content"},
+                    "node_id": {"type": "string"}, "name": {"type": "string"},
+                    "type": {"enum": ["image", "video", "audio", "text", "file", "latent"]},
+                    "content_type": {"type": "string"}, "size_bytes": {"type": "integer"},
+                    "hash": {"type": ["string", "null"]}, "url": {"type": "string", "format": "uri"},
+                    "url_expires_at": {"type": "string", "format": "date-time"}, "job_id": {"type": "string"},
+                    "sha256": {"type": "string", "x-adreel-extension": True},
+                    "kind": {"type": "string", "x-adreel-extension": True}}},
+                "Job": {"type": "object", "required": ["id", "status", "created_at", "outputs", "urls"], "properties": {
+                    "id": {"type": "string"}, "status": {"enum": list(V2_STATUSES)},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "started_at": {"type": ["string", "null"], "format": "date-time"},
+                    "completed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "expires_at": {"type": "string", "format": "date-time",
+                                   "description": "jobs are kept until DELETE: 9999-12-31"},
+                    "queue_position": {"type": ["integer", "null"]}, "progress": _ref("Progress"),
+                    "outputs": {"type": "array", "items": _ref("Output")},
+                    "error": {"type": ["object", "null"]}, "metrics": {"type": ["object", "null"]},
+                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "urls": {"type": "object", "properties": {"self": {"type": "string"},
+                                                              "events": {"type": "string"},
+                                                              "cancel": {"type": "string"}}},
+                    "adreel": {"type": "object", "x-adreel-extension": True, "properties": {
+                        "stage": {"enum": ["pending", "script", "storyboard", "rendering", "post-processing",
+                                           "succeeded", "failed", "canceled"]},
+                        "brand": {"type": "string"}, "workflow_name": {"type": "string"},
+                        "attempts": {"type": "integer"}, "worker": {"type": ["string", "null"]},
+                        "cost_usd": {"type": ["number", "null"],
+                                     "description": "from the run's history record, once completed"},
+                        "note": {"type": ["string", "null"], "description": "why a job waits again (a retry)"}}}}},
+                "Submit": {"type": "object", "properties": {
+                    "workflow": {"type": "object", "description": "an API-format graph with an AssetUpload node"},
+                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 16},
+                    "brief": {"type": "object", "x-adreel-extension": True,
+                              "description": "BrandBrief's fields (brand, product, duration_seconds, …), with "
+                                             "workflow_name instead of workflow"},
+                    "workflow_name": {"type": "string", "x-adreel-extension": True,
+                                      "description": "a shipped workflow: example_workflows/api/<name>.json"},
+                    "node_inputs": {"type": "object", "x-adreel-extension": True,
+                                    "description": "{node class: {widget: value}} for the shipped workflow"}}},
+            },
+        },
+        "paths": {
+            "/api/v2/health": {"get": {"summary": "is the server and its Redis up (no key needed)", "security": [],
+                                       "responses": {"200": {"description": "healthy"},
+                                                     "503": {"description": "Redis does not answer"}}}},
+            "/api/v2/openapi.json": {"get": _op("this document", {"200": {"description": "OpenAPI 3.1"}},
+                                                errors=("401",))},
+            "/api/v2/jobs": {
+                "post": _op("submit a job (v2 workflow, or AdReel's brief + workflow_name)",
+                            {"201": _answer("Job", "the job, queued")},
+                            params=[{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"},
+                                     "description": "single use per API key for 24 h: a second request with it "
+                                                    "is refused (422 idempotency_key_reuse)"}],
+                            body={"required": True, "content": {"application/json": {"schema": _ref("Submit")}}},
+                            errors=("400", "401", "422", "429", "503")),
+                "get": _op("this key's jobs, newest first",
+                           {"200": {"description": "{jobs: [Job], next_cursor?}"}},
+                           params=[{"name": "status", "in": "query", "schema": {"type": "string"},
+                                    "description": "comma-separated statuses"},
+                                   {"name": "limit", "in": "query",
+                                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST,
+                                               "default": DEFAULT_LIST}},
+                                   {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                           errors=("400", "401"))},
+            "/api/v2/jobs/{id}": {
+                "get": _op("the job: status, progress, outputs, error", job_ok, params=[_JOB_ID]),
+                "delete": _op("delete the job and its objects in the store (cancelled first if active)",
+                              {"200": {"description": "{id, deleted, objects_removed}"}}, params=[_JOB_ID],
+                              errors=("401", "404", "503"), extension=True)},
+            "/api/v2/jobs/{id}/cancel": {"post": _op("cancel: a queued job is dropped, a running one interrupted; "
+                                                     "a finished job stays as it is", job_ok, params=[_JOB_ID])},
+            "/api/v2/jobs/{id}/workflow": {"get": _op("the executed API-format graph",
+                                                      {"200": {"description": "{workflow, format: api}"}},
+                                                      params=[_JOB_ID])},
+            "/api/v2/jobs/{id}/events": {"get": _op(
+                "server-sent events: status, progress (with AdReel's stage), output, log; ends after a terminal "
+                "status", {"200": {"description": "text/event-stream"}}, params=[_JOB_ID])},
+            "/api/v2/assets/{id}": {"get": _op("an output's metadata", {"200": {"description": "the output"}},
+                                               params=[{**_JOB_ID, "schema": {"type": "string"}}])},
+            "/api/v2/assets/{id}/content": {"get": _op("an output's bytes, streamed from the store (Range supported)",
+                                                       {"200": {"description": "the bytes"},
+                                                        "206": {"description": "the range"}},
+                                                       params=[{**_JOB_ID, "schema": {"type": "string"}}])},
+        },
+    }
