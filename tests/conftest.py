@@ -1,7 +1,9 @@
 """Shared fixtures: the session's ComfyUI servers, one per environment (tests/harness.py, ``ComfyServers``).
 
-The order of the run: modules that need no ComfyUI first, while the plain server starts in the
-background; then the modules that use a server, each module's tests together.
+The order of the run: modules that need no ComfyUI first, while the servers start in the
+background (the plain one, and one for each module's ``COMFY_ENV``: a module whose server's
+environment is known when it is imported names it there and asks ``comfy_servers.get(env=COMFY_ENV)``);
+then the modules that use a server, each module's tests together.
 
 Tests marked ``slow`` (the measurements against real local models) are opt-in: ``pytest -m slow``
 (or any ``-m`` expression naming ``slow``), or ``ADREEL_SLOW_TESTS=1``; otherwise they are skipped.
@@ -41,12 +43,20 @@ def pytest_collection_modifyitems(session, config, items):
         needs[module] = needs.get(module, False) or _uses_comfy(item)
     rank = {m: (needs[m], i) for i, m in enumerate(needs)}
     items.sort(key=lambda item: rank[getattr(item, "module", None)])
-    if not config.option.collectonly and any("comfy" in getattr(item, "fixturenames", ()) and
-                                             not item.get_closest_marker("skip") for item in items):
-        try:
-            SERVERS.launch()  # the plain server loads while the first modules run
-        except Exception:  # noqa: BLE001 - no runtime here: the tests that need it say so when they ask
-            pass
+    if config.option.collectonly:
+        return
+    wanted = []  # the servers to load while the first modules run
+    if any("comfy" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip") for item in items):
+        wanted.append(None)
+    for module in needs:
+        env = getattr(module, "COMFY_ENV", None)
+        if isinstance(env, dict) and env not in wanted:
+            wanted.append(env)
+    try:
+        for env in wanted:
+            SERVERS.launch(env)
+    except Exception:  # noqa: BLE001 - no runtime here: the tests that need it say so when they ask
+        pass
 
 
 def pytest_sessionfinish(session, exitstatus):

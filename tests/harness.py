@@ -17,6 +17,9 @@ for that environment::
     def server(comfy_servers):
         return comfy_servers.get(env={"ADREEL_MAX_MEDIA_SECONDS": "30"})
 
+A module whose environment is known when it is imported names it ``COMFY_ENV``
+(a dict) and asks ``comfy_servers.get(env=COMFY_ENV)``: the session then starts
+that server in the background while the modules without ComfyUI run.
 ``comfy`` (the plain fixture) is ``comfy_servers.get()``: no extra env. The
 servers stop at the end of the session; each one's canary check runs then.
 A module that kills, restarts or re-configures its server, or needs fresh

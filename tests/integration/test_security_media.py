@@ -37,6 +37,7 @@ pytestmark = pytest.mark.comfy
 TONE = 1000.0
 LIMITS = {"ADREEL_MAX_PIXEL_FRAMES": "3e8", "ADREEL_MAX_INPUT_PIXELS": "4000000",
           "ADREEL_MAX_FRAMES_BYTES": "200000000"}
+COMFY_ENV = LIMITS  # the session starts this server early (tests/conftest.py)
 
 
 def ffmpeg(*args):
@@ -56,7 +57,7 @@ def private(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(comfy_servers):
     """The session's server with these ceilings (stopped, and its canary checked, at the end of the session)."""
-    return comfy_servers.get(env=LIMITS)
+    return comfy_servers.get(env=COMFY_ENV)
 
 
 @pytest.fixture(autouse=True)
