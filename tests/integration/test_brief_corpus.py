@@ -22,6 +22,7 @@ aspect) are also rendered by the shipped workflow in a real ComfyUI and
 checked the same way from the files (ffprobe, the decoded audio, the
 manifest, the .srt): the renders show the engine's plan is what ComfyUI
 makes, and the MP4 lasts the asked length (±0.1 s, container, video and audio).
+They are queued when the module starts and render while the engine checks run.
 """
 from __future__ import annotations
 
@@ -176,13 +177,23 @@ def expected_storyboard(case: Case):
     return build_storyboard(b, write_template_script(b, case.seed), fps=FPS, resolution=RESOLUTION)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def queued(request):
+    """The rendered cases, queued when the module starts (when this run includes their test), so ComfyUI
+    renders them while the engine checks run here: prompt ids by case name."""
+    if not any(item.module is request.module and "rendered" in item.fixturenames for item in request.session.items):
+        return {}
+    comfy = request.getfixturevalue("comfy")
+    return {c.name: comfy.queue(workflow(c, i)) for i, c in enumerate(CASES) if c.name in RENDERED}
+
+
 @pytest.fixture(scope="module")
-def rendered(comfy):
-    """The rendered cases, queued at once; each result is the MP4's path or the error."""
-    cases = [(i, c) for i, c in enumerate(CASES) if c.name in RENDERED]
-    queued = {case.name: comfy.queue(workflow(case, i)) for i, case in cases}
+def rendered(comfy, queued):
+    """Each rendered case's MP4 path, or the error."""
     out = {}
-    for i, case in cases:
+    for i, case in enumerate(CASES):
+        if case.name not in queued:
+            continue
         try:
             entry = comfy.wait(queued[case.name], timeout=1200)
             asm_id, _ = node_by_type(workflow(case, i), "FFmpegAssemble")
