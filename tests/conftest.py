@@ -1,4 +1,13 @@
-"""Shared fixtures: one real ComfyUI server per test session (started on first use)."""
+"""Shared fixtures: the session's ComfyUI servers, one per environment (tests/harness.py, ``ComfyServers``).
+
+The order of the run: modules that need no ComfyUI first, while the servers start in the
+background (the plain one, and one for each module's ``COMFY_ENV``: a module whose server's
+environment is known when it is imported names it there and asks ``comfy_servers.get(env=COMFY_ENV)``);
+then the modules that use a server, each module's tests together.
+
+Tests marked ``slow`` (the measurements against real local models) are opt-in: ``pytest -m slow``
+(or any ``-m`` expression naming ``slow``), or ``ADREEL_SLOW_TESTS=1``; otherwise they are skipped.
+"""
 from __future__ import annotations
 
 import os
@@ -6,20 +15,68 @@ import os
 import pytest
 
 import fakes
-from harness import CANARY, ComfyServer
+from harness import CANARY, PLAIN_ENV, ComfyServers
+
+SERVERS = ComfyServers()
+SLOW_ENV = "ADREEL_SLOW_TESTS"
+
+
+def _uses_comfy(item) -> bool:
+    return item.get_closest_marker("comfy") is not None or "comfy" in getattr(item, "fixturenames", ())
+
+
+def _slow_opted_in(config) -> bool:
+    return "slow" in (config.option.markexpr or "") or os.environ.get(SLOW_ENV) == "1"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    if not _slow_opted_in(config):
+        skip = pytest.mark.skip(reason=f"a slow measurement: run with `pytest -m slow` or {SLOW_ENV}=1")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip)
+    # whole modules keep their order and stay together (their module fixtures are set up once)
+    needs = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        needs[module] = needs.get(module, False) or _uses_comfy(item)
+    rank = {m: (needs[m], i) for i, m in enumerate(needs)}
+    items.sort(key=lambda item: rank[getattr(item, "module", None)])
+    if config.option.collectonly:
+        return
+    wanted = []  # the servers to load while the first modules run
+    if any("comfy" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip") for item in items):
+        wanted.append(PLAIN_ENV)
+    for module in needs:
+        env = getattr(module, "COMFY_ENV", None)
+        if isinstance(env, dict) and env not in wanted:
+            wanted.append(env)
+    try:
+        for env in wanted:
+            SERVERS.launch(env)
+    except Exception:  # noqa: BLE001 - no runtime here: the tests that need it say so when they ask
+        pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    SERVERS.close(keep_folders=os.environ.get("ADREEL_KEEP_TEST_SERVER") == "1", check_canary=False)
 
 
 @pytest.fixture(scope="session")
-def comfy():
-    """A real ComfyUI 0.3.75 (or $COMFYUI_PATH) with AdReel, on 127.0.0.1, fresh folders."""
-    # the operator allows LLM servers on loopback (the fakes and llama-server listen there); keyless LLM calls
-    # to loopback are off otherwise (tests/integration/test_security_round2_echo.py)
-    server = ComfyServer(env={"ADREEL_LLM_ALLOWED_HOSTS": "127.0.0.1"})
-    server.start()
-    yield server
-    server.stop()
-    if os.environ.get("ADREEL_KEEP_TEST_SERVER") != "1":
-        server.cleanup()
+def comfy_servers():
+    """One real ComfyUI (0.3.75, or $ADREEL_COMFYUI) with AdReel per environment, for the whole session:
+    ``comfy_servers.get(env={...}, extra_args=[...])``. At the end every server's canary check runs."""
+    yield SERVERS
+    SERVERS.close(keep_folders=os.environ.get("ADREEL_KEEP_TEST_SERVER") == "1")
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_servers):
+    """The plain server: AdReel on 127.0.0.1, fresh folders; its operator allows LLM servers on loopback
+    (the fakes and llama-server listen there; keyless LLM calls to loopback are off otherwise, see
+    tests/integration/test_security_round2_echo.py)."""
+    return comfy_servers.get(env=PLAIN_ENV)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,26 @@ Starts ``main.py --cpu`` on 127.0.0.1 with its own base directory (custom_nodes
 holding only a link to this checkout; fresh input / output / temp / user
 folders), submits API-format prompts to ``/prompt`` and waits for the result
 through ``/history``. A failing prompt raises with ComfyUI's own error text.
+
+One server per environment for the whole test session
+-----------------------------------------------------
+Starting ComfyUI costs 30-60 s on a small machine, so tests share servers:
+``ComfyServers`` (the session fixture ``comfy_servers`` in tests/conftest.py)
+keeps one server for each distinct environment (extra env vars + extra
+command-line arguments) and hands the same one to every module that asks
+for that environment::
+
+    @pytest.fixture(scope="module")
+    def server(comfy_servers):
+        return comfy_servers.get(env={"ADREEL_MAX_MEDIA_SECONDS": "30"})
+
+A module whose environment is known when it is imported names it ``COMFY_ENV``
+(a dict) and asks ``comfy_servers.get(env=COMFY_ENV)``: the session then starts
+that server in the background while the modules without ComfyUI run.
+``comfy`` (the plain fixture) is ``comfy_servers.get()``: no extra env. The
+servers stop at the end of the session; each one's canary check runs then.
+A module that kills, restarts or re-configures its server, or needs fresh
+folders of its own, still makes a ``ComfyServer(...)`` itself.
 """
 from __future__ import annotations
 
@@ -17,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -114,6 +135,11 @@ class ComfyServer:
 
     # lifecycle -------------------------------------------------------------
     def start(self, timeout: float = 240) -> "ComfyServer":
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> "ComfyServer":
+        """Start the process and return at once (``wait_ready`` waits until AdReel's nodes are served)."""
         self._prepare()
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", self.base, "--disable-auto-launch", "--log-stdout",
@@ -124,6 +150,9 @@ class ComfyServer:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 240) -> "ComfyServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -291,6 +320,61 @@ class ComfyServer:
 
     def interrupt(self) -> None:
         self.post_json("/interrupt", {})
+
+
+# The plain test server's environment: its operator allows LLM servers on loopback (the fake LLMs and
+# llama-server listen there).
+PLAIN_ENV = {"ADREEL_LLM_ALLOWED_HOSTS": "127.0.0.1"}
+
+
+class ComfyServers:
+    """The session's ComfyUI servers: one per environment (extra env vars + extra arguments), started on
+    first use (or ahead of it with ``launch``) and shared by every test that asks for the same one."""
+
+    def __init__(self):
+        self._servers: dict[tuple, ComfyServer] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(env: dict | None = None, extra_args: list[str] | tuple = ()) -> tuple:
+        return tuple(sorted((str(k), str(v)) for k, v in (env or {}).items())), tuple(extra_args or ())
+
+    def launch(self, env: dict | None = None, extra_args: list[str] | tuple = ()) -> ComfyServer:
+        """The server for this environment, its process started but perhaps not serving yet."""
+        key = self.key(env, extra_args)
+        with self._lock:
+            server = self._servers.get(key)
+            if server is None:
+                server = ComfyServer(env=dict(env or {}), extra_args=list(extra_args or ()))
+                self._servers[key] = server
+                server.launch()
+            elif server.proc is not None and server.proc.poll() is not None:
+                # a shared server must not be killed by a test; if one was, serve the rest on a fresh process
+                server.stop(check_canary=False)
+                server.launch()
+        return server
+
+    def get(self, env: dict | None = None, extra_args: list[str] | tuple = (), timeout: float = 240) -> ComfyServer:
+        """The server for this environment, serving AdReel."""
+        return self.launch(env, extra_args).wait_ready(timeout)
+
+    def __len__(self) -> int:
+        return len(self._servers)
+
+    def close(self, keep_folders: bool = False, check_canary: bool = True) -> None:
+        """Stop every server (each one's canary check runs); then remove their folders."""
+        leaks = []
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            try:
+                server.stop(check_canary=check_canary)
+            except CanaryLeak as e:
+                leaks.append(f"{server.base}: {e}")
+            if not keep_folders:
+                shutil.rmtree(server.base, ignore_errors=True)
+        if leaks:
+            raise CanaryLeak("; ".join(leaks))
 
 
 def describe_rejection(body: dict) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from harness import ROOT, PACK_LINK_NAME, ComfyServer, provider_planning_env
+from harness import ROOT, PACK_LINK_NAME, provider_planning_env
 from workflow_format import shipped_workflows, strip_meta
 
 pytestmark = [pytest.mark.comfy, pytest.mark.cores]
@@ -78,18 +78,15 @@ def current_frontend() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module", params=FRONTENDS)
-def comfy(request, comfy):
+def comfy(request, comfy, comfy_servers):
     """The editor tests run twice: on the frontend the pinned ComfyUI ships, and on the current one."""
     if request.param == "pinned":
         comfy.frontend_version = PINNED_FRONTEND
-        yield comfy
-        return
+        return comfy
     version, static = current_frontend()
-    server = ComfyServer(extra_args=["--front-end-root", static])
+    server = comfy_servers.get(extra_args=["--front-end-root", static])
     server.frontend_version = version
-    server.start()
-    yield server
-    server.cleanup()
+    return server
 
 
 def load(*parts):

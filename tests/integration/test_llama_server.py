@@ -16,7 +16,7 @@ import pytest
 
 from llama_server import LlamaServer, runtime_paths
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.slow]  # opt-in: `pytest -m slow`
 
 CONTEXT = 4096
 BINARY, MODEL = runtime_paths()

@@ -1,7 +1,6 @@
 """Hostile media and hostile numbers, made the way a network user makes them, through a real ComfyUI.
 
-Security review findings H2, H3, M6, M7, L1, L2, L7, L8. Every attack file is
-uploaded with ComfyUI's own ``POST /upload/image`` (any name, ``type=input`` or
+Every attack file is uploaded with ComfyUI's own ``POST /upload/image`` (any name, ``type=input`` or
 ``temp``), every workflow is POSTed to ``/prompt``, and the result is checked
 from the outside: the error a user sees, the output folder, the ad's pixels and
 spectrum, the server's peak RSS (VmHWM, reset before each attack), wall time,
@@ -30,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import ComfyServer, PromptError, load_api_workflow, node_by_type, output_files
+from harness import PromptError, load_api_workflow, node_by_type, output_files
 from media import decode_audio, decode_frames, ffprobe, stream
 
 pytestmark = pytest.mark.comfy
@@ -38,6 +37,7 @@ pytestmark = pytest.mark.comfy
 TONE = 1000.0
 LIMITS = {"ADREEL_MAX_PIXEL_FRAMES": "3e8", "ADREEL_MAX_INPUT_PIXELS": "4000000",
           "ADREEL_MAX_FRAMES_BYTES": "200000000"}
+COMFY_ENV = LIMITS  # the session starts this server early (tests/conftest.py)
 
 
 def ffmpeg(*args):
@@ -55,11 +55,9 @@ def private(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = ComfyServer(base_dir=str(tmp_path_factory.mktemp("comfy")), env=LIMITS)
-    s.start()
-    yield s
-    s.stop()
+def server(comfy_servers):
+    """The session's server with these ceilings (stopped, and its canary checked, at the end of the session)."""
+    return comfy_servers.get(env=COMFY_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -176,9 +174,9 @@ def test_a_normal_small_render_works(server, baseline):
     assert (stream(info, "video")["width"], stream(info, "video")["height"]) == (720, 1280)
 
 
-# --- H2: files that claim to be audio/video but are HLS playlists naming a private file ----------------------
+# --- files that claim to be audio/video but are HLS playlists naming a private file ----------------------
 
-def test_h2_a_playlist_named_mp3_as_music_bed_is_refused(server, baseline, private):
+def test_a_playlist_named_mp3_as_music_bed_is_refused(server, baseline, private):
     upload(server, "evil.mp3", playlist(private))
     before = outputs_now(server)
     prompt = demo()
@@ -214,7 +212,7 @@ def one_scene_clips_prompt(video_file: str) -> dict:
     return prompt
 
 
-def test_h2_a_playlist_named_mp4_as_a_clip_is_refused(server, baseline, private):
+def test_a_playlist_named_mp4_as_a_clip_is_refused(server, baseline, private):
     upload(server, "evil.mp4", playlist(private))
     before = outputs_now(server)
     run_fails(server, one_scene_clips_prompt("evil.mp4"), "clips[0]:", "'evil.mp4' is an HLS playlist")
@@ -230,14 +228,14 @@ def test_h2_a_playlist_named_mp4_as_a_clip_is_refused(server, baseline, private)
     assert frame[2] > frame[0] + 60, frame  # blue, not red
 
 
-def test_h2_a_playlist_named_mp4_as_a_reference_is_refused(server, private):
+def test_a_playlist_named_mp4_as_a_reference_is_refused(server, private):
     upload(server, "ref.mp4", playlist(private))
     prompt = {"1": {"class_type": "ReferenceAnalyze", "inputs": {"file": "ref.mp4"}},
               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}}
     run_fails(server, prompt, "'ref.mp4' is an HLS playlist")
 
 
-# --- H3: audio bombs ---------------------------------------------------------------------------------------
+# --- audio bombs ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def normal_growth(server, baseline):
@@ -248,7 +246,7 @@ def normal_growth(server, baseline):
     return peak.growth
 
 
-def test_h3_a_playlist_of_200000_segments_is_refused_at_once(server, normal_growth, private):
+def test_a_playlist_of_200000_segments_is_refused_at_once(server, normal_growth, private):
     upload(server, "bomb.ogg", playlist(private, repeat=200000))
     prompt = demo()
     node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/bomb.ogg"
@@ -258,7 +256,7 @@ def test_h3_a_playlist_of_200000_segments_is_refused_at_once(server, normal_grow
     assert peak.growth < normal_growth + 200 * 2**20, (peak.growth, normal_growth)
 
 
-def test_h3_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, normal_growth, tmp_path):
+def test_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, normal_growth, tmp_path):
     long = tmp_path / "long.mp3"
     ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1800:sample_rate=8000", "-c:a", "libmp3lame", "-b:a", "8k",
            "-ac", "1", str(long))
@@ -277,9 +275,9 @@ def test_h3_a_30_minute_music_file_decodes_only_what_the_ad_needs(server, normal
     assert tone_db(audio, 48000, 440) > tone_db(audio, 48000, 300) + 15  # the bed is in the ad
 
 
-# --- M6: work per prompt ------------------------------------------------------------------------------------
+# --- work per prompt ------------------------------------------------------------------------------------
 
-def test_m6_200_copies_of_an_aspect_render_it_once(server, baseline):
+def test_200_copies_of_an_aspect_render_it_once(server, baseline):
     prompt = demo(extra_aspects=", ".join(["1:1"] * 200))
     result = server.run(prompt)
     mp4 = output_files(server, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
@@ -290,7 +288,7 @@ def test_m6_200_copies_of_an_aspect_render_it_once(server, baseline):
         assert json.load(f)["encode"]["aspects"] == ["9:16", "1:1"]
 
 
-def test_m6_too_much_work_is_refused_before_any_encode(server, baseline):
+def test_too_much_work_is_refused_before_any_encode(server, baseline):
     before = outputs_now(server)
     prompt = demo(webm=True, mov=True, extra_aspects="1:1, 16:9")
     with PeakRSS(server) as peak:
@@ -301,7 +299,7 @@ def test_m6_too_much_work_is_refused_before_any_encode(server, baseline):
     assert peak.seconds < 240
 
 
-def test_m6_get_components_of_a_lazy_clip_is_bounded(server, baseline):
+def test_get_components_of_a_lazy_clip_is_bounded(server, baseline):
     prompt = demo()
     m_id, _ = node_by_type(prompt, "MotionClip")
     prompt["30"] = {"class_type": "GetVideoComponents", "inputs": {"video": [m_id, 0]}}
@@ -312,7 +310,7 @@ def test_m6_get_components_of_a_lazy_clip_is_bounded(server, baseline):
     assert peak.growth < 300 * 2**20, peak.growth
 
 
-def test_m6_a_2x16384_frame_batch_is_fitted_without_absurd_allocations(server, baseline):
+def test_a_2x16384_frame_batch_is_fitted_without_absurd_allocations(server, baseline):
     tall = np.zeros((16384, 2, 3), np.uint8)
     tall[:, :, 0] = np.linspace(0, 255, 16384)[:, None]
     path = os.path.join(server.folder("input"), "tall.png")
@@ -328,7 +326,7 @@ def test_m6_a_2x16384_frame_batch_is_fitted_without_absurd_allocations(server, b
     assert abs(float(ffprobe(mp4)["format"]["duration"]) - 3.0) < 0.1
 
 
-# --- M7: non-finite numbers at /prompt ------------------------------------------------------------------------
+# --- non-finite numbers at /prompt ------------------------------------------------------------------------
 
 def post_raw(server, text: str) -> tuple[int, dict]:
     req = urllib.request.Request(server.url + "/prompt", data=text.encode(), headers={"Content-Type": "application/json"})
@@ -344,7 +342,7 @@ def post_raw(server, text: str) -> tuple[int, dict]:
                                         ("MotionClip", "source_fps"), ("BrandBrief", "duration_seconds"),
                                         ("ScriptLLM", "temperature")])
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
-def test_m7_non_finite_floats_are_refused_at_prompt(server, node, field, token):
+def test_non_finite_floats_are_refused_at_prompt(server, node, field, token):
     prompt = demo()
     node_id, n = node_by_type(prompt, node)
     n["inputs"][field] = "__TOKEN__"
@@ -359,14 +357,14 @@ def test_m7_non_finite_floats_are_refused_at_prompt(server, node, field, token):
     assert not server.get_json("/queue")["queue_pending"]
 
 
-def test_m7_reference_floats_are_refused_too(server):
+def test_reference_floats_are_refused_too(server):
     prompt = {"1": {"class_type": "ReferenceAnalyze", "inputs": {"file": "(video input)", "threshold": "__T__"}},
               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}}
     status, body = post_raw(server, json.dumps({"prompt": prompt}).replace('"__T__"', "NaN"))
     assert status == 400 and "threshold: must be a finite number" in json.dumps(body), body
 
 
-def test_m7_a_nan_in_one_output_never_reaches_history_through_the_others(server, baseline):
+def test_a_nan_in_one_output_never_reaches_history_through_the_others(server, baseline):
     """ComfyUI queues a prompt whose other outputs are valid and stores the whole prompt in /history:
     AssetUpload(url_expiry_hours=NaN) next to a valid FFmpegAssemble must not put NaN there."""
     prompt = demo()
@@ -385,7 +383,7 @@ def test_m7_a_nan_in_one_output_never_reaches_history_through_the_others(server,
     assert "NaN" not in json.dumps(server.get_json("/queue"))
 
 
-def test_m7_a_value_in_range_still_passes_and_out_of_range_is_named(server):
+def test_a_value_in_range_still_passes_and_out_of_range_is_named(server):
     prompt = demo()
     node_by_type(prompt, "MotionClip")[1]["inputs"]["strength"] = 99.0
     status, body = post_raw(server, json.dumps({"prompt": prompt}))
@@ -399,9 +397,9 @@ def test_m7_a_value_in_range_still_passes_and_out_of_range_is_named(server):
     assert status == 400 and "intro_seconds: -1 is smaller than the minimum 0" in json.dumps(body), body
 
 
-# --- L1: a poisoned or truncated cached input PNG -------------------------------------------------------------
+# --- a poisoned or truncated cached input PNG -------------------------------------------------------------
 
-def test_l1_a_truncated_cached_logo_is_rewritten(server, baseline, tmp_path):
+def test_a_truncated_cached_logo_is_rewritten(server, baseline, tmp_path):
     logo = np.zeros((64, 128, 3), np.uint8)
     logo[:, :64] = (230, 20, 20)
     logo[:, 64:] = (20, 20, 230)
@@ -422,9 +420,9 @@ def test_l1_a_truncated_cached_logo_is_rewritten(server, baseline, tmp_path):
     assert not [f for f in os.listdir(os.path.dirname(cached)) if f.endswith(".part")]
 
 
-# --- L2: fonts -----------------------------------------------------------------------------------------------
+# --- fonts -----------------------------------------------------------------------------------------------
 
-def test_l2_an_uploaded_font_file_is_refused(server):
+def test_an_uploaded_font_file_is_refused(server):
     src = subprocess.run(["fc-match", "-f", "%{file}", "DejaVu Sans"], capture_output=True, text=True).stdout
     assert src.endswith(".ttf"), f"fonts-dejavu-core (installed by the set-up) is missing: fc-match gave {src!r}"
     with open(src, "rb") as f:
@@ -436,9 +434,9 @@ def test_l2_an_uploaded_font_file_is_refused(server):
         run_fails(server, prompt, "font:", needle)
 
 
-# --- L7: degenerate images and audio --------------------------------------------------------------------------
+# --- degenerate images and audio --------------------------------------------------------------------------
 
-def test_l7_a_1x1_key_image_is_a_field_error(server):
+def test_a_1x1_key_image_is_a_field_error(server):
     prompt = demo()
     prompt["60"] = {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}}
     node_by_type(prompt, "MotionClip")[1]["inputs"]["images"] = ["60", 0]
@@ -446,7 +444,7 @@ def test_l7_a_1x1_key_image_is_a_field_error(server):
     assert "cv2.error" not in msg and "ZeroDivisionError" not in msg
 
 
-def test_l7_an_oversized_logo_is_a_field_error(server):
+def test_an_oversized_logo_is_a_field_error(server):
     prompt = demo()
     prompt["61"] = {"class_type": "EmptyImage", "inputs": {"width": 2500, "height": 2500, "batch_size": 1,
                                                            "color": 0xFF0000}}
@@ -459,7 +457,7 @@ def test_l7_an_oversized_logo_is_a_field_error(server):
     run_fails(server, prompt, "logo:", "ADREEL_MAX_INPUT_PIXELS")
 
 
-def test_l7_music_with_nan_samples_is_a_field_error(server, tmp_path):
+def test_music_with_nan_samples_is_a_field_error(server, tmp_path):
     assert "LoadAudio" in server.get_json("/object_info/LoadAudio"), "ComfyUI's audio nodes did not load (torchaudio)"
     path = tmp_path / "nan.wav"
     data = np.full(48000 * 2, np.nan, "<f4")
@@ -477,9 +475,9 @@ def test_l7_music_with_nan_samples_is_a_field_error(server, tmp_path):
     run_fails(server, prompt, "music:", "NaN")
 
 
-# --- L8: % in the name with HLS, a failing render leaves nothing behind -----------------------------------------
+# --- % in the name with HLS, a failing render leaves nothing behind -----------------------------------------
 
-def test_l8_a_percent_in_the_prefix_with_hls_works(server, baseline):
+def test_a_percent_in_the_prefix_with_hls_works(server, baseline):
     prompt = demo(hls=True, filename_prefix=f"AdReel/pc{uuid.uuid4().hex[:6]}%d")
     result = server.run(prompt)
     mp4 = output_files(server, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
@@ -490,7 +488,7 @@ def test_l8_a_percent_in_the_prefix_with_hls_works(server, baseline):
     ffprobe(os.path.join(folder, segments[0]))
 
 
-def test_l8_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseline):
+def test_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseline):
     """The font fails after the subtitles were written and while the 8 s mix runs."""
     prefix = f"AdReel/fail{uuid.uuid4().hex[:6]}"
     prompt = demo(duration=8.0, filename_prefix=prefix, font="/nonexistent/font.ttf")

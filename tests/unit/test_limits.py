@@ -1,15 +1,39 @@
 """Server ceilings come from the environment; no value can make them unlimited."""
 import math
+import os
+import re
 
 import pytest
 
 from nodes.engine import limits
 
 
-def test_defaults_apply_when_unset():
-    assert limits.MAX_COST_USD.read({}) == 5.0
-    assert limits.MAX_LLM_ANSWER_BYTES.read({}) == 262144
-    assert not limits.paid_providers_enabled({})
+def documented_ceilings() -> dict[str, str]:
+    """The README's table of server ceilings: variable → the default it documents."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
+    table = readme[readme.index("**Server ceilings.**"):]
+    table = table[:table.index("\n\n", table.index("| variable |"))]
+    out = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = re.findall(r"`(ADREEL_[A-Z_]+)`", cells[0])
+        if names:
+            out.update(zip(names, [v.strip() for v in cells[1].split(",")], strict=True))
+    return out
+
+
+def documented_value(text: str) -> float:
+    number, _, unit = text.partition(" ")
+    return float(number) * {"GiB": 1024 ** 3, "MiB": 1024 ** 2, "s": 1, "": 1}[unit]
+
+
+def test_an_unset_ceiling_is_the_default_the_readme_documents():
+    documented = documented_ceilings()
+    ceilings = {c.env: c for c in vars(limits).values() if isinstance(c, limits.Ceiling)}
+    assert set(ceilings) == set(documented) - {limits.PAID_PROVIDERS_ENV}, "a ceiling the README does not list"
+    for env, ceiling in ceilings.items():
+        assert ceiling.read({}) == documented_value(documented[env]), env
+    assert documented[limits.PAID_PROVIDERS_ENV] == "off" and not limits.paid_providers_enabled({})
 
 
 @pytest.mark.parametrize("raw", ["nan", "inf", "-1", "abc", "1e999"])

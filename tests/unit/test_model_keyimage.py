@@ -215,7 +215,7 @@ def test_composed_key_image_draws_no_brand_mark_and_no_logo(aspect):
 def test_product_photo_is_framed_whole_unstretched_and_steady(aspect, segment, move):
     """The real photograph (found by template matching) is in the key image at its own
     proportions, whole, inside the slot that stays in the hero zone through the move."""
-    W, H = (v * 2 for v in ASPECTS[aspect])
+    W, H = ASPECTS[aspect]  # the draft size: the slot and the fit scale with the frame
     sc = scene(segment=segment, camera=move)
     photo = _coffee()
     key = np.asarray(compose_key_image(sc, W, H, "Acme", "Daybreak Espresso", product_image=photo))
@@ -224,7 +224,7 @@ def test_product_photo_is_framed_whole_unstretched_and_steady(aspect, segment, m
     # the photo is fitted inside the slot minus its white border: try the widths it can have
     best = (-1.0, None, None)
     top = min(slot.w, slot.h * ref.shape[1] // ref.shape[0])
-    for w in range(int(top * 0.3), top + 1, 2):
+    for w in range(int(top * 0.3), top + 1):
         h = round(w * ref.shape[0] / ref.shape[1])
         t = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
         res = cv2.matchTemplate(key, t, cv2.TM_CCOEFF_NORMED)
@@ -233,7 +233,7 @@ def test_product_photo_is_framed_whole_unstretched_and_steady(aspect, segment, m
             best = (score, loc, (w, h))
     score, (x, y), (w, h) = best
     assert score > 0.9, score                                 # the photograph itself, unretouched
-    assert abs((w / h) - ref.shape[1] / ref.shape[0]) < 0.02  # never stretched
+    assert abs((w / h) - ref.shape[1] / ref.shape[0]) < 0.02 + 1 / h  # never stretched (a pixel's rounding aside)
     assert slot.contains(Box(x, y, w, h))
     room = 0.45 if segment == "proof" else 0.75               # (the proof shares its slot with five stars)
     assert w >= slot.w * room or h >= slot.h * room           # and as large as the slot allows
@@ -318,7 +318,7 @@ def test_corner_logo_sits_in_the_safe_zone_clear_of_the_product(aspect, position
 
 @pytest.mark.parametrize("aspect", ASPECTS)
 def test_end_card_shows_logo_packshot_and_cta_inside_the_safe_zone(aspect):
-    W, H = (v * 5 for v in ASPECTS[aspect])
+    W, H = ASPECTS[aspect]  # the layout scales with the frame: a draft-sized card shows the same geometry
     lay = frame_layout(W, H)
     logo = load_image_file(LOGO, "logo")
     card = np.asarray(end_card(demo_brief(), W, H, logo))
@@ -327,7 +327,7 @@ def test_end_card_shows_logo_packshot_and_cta_inside_the_safe_zone(aspect):
     ref = np.asarray(_coffee().convert("RGB"))
     best = max((cv2.minMaxLoc(cv2.matchTemplate(card, cv2.resize(ref, (w, round(w * 2 / 3)), interpolation=cv2.INTER_AREA),
                                                 cv2.TM_CCOEFF_NORMED))[1], w)
-               for w in range(W // 8, lay.safe.w, 4) if round(w * 2 / 3) < H)
+               for w in range(W // 8, lay.safe.w) if round(w * 2 / 3) < H)
     assert best[0] > 0.95, best
     # everything drawn (logo, photo, type; not the soft light behind the photo) differs from the
     # bare gradient only inside the safe zone, above the subtitles

@@ -133,21 +133,6 @@ def test_replicate_prices_are_known_given_or_explicitly_unknown():
     assert cost.summarize([cost.CostEstimate(0.5, ""), unknown, cost.CostEstimate(0.25, "")]) == (0.75, 1)
 
 
-# --------------------------------------------------------------------------- retry hints
-
-
-def test_retry_after_forms():
-    assert parse_retry_after({"Retry-After": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "0.5"}) == 0.5
-    assert parse_retry_after({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25  # ms wins, as in the SDKs
-    now = time.time()
-    date = email.utils.formatdate(now + 30, usegmt=True)
-    assert 28 <= parse_retry_after({"Retry-After": date}, now=now) <= 31
-    assert parse_retry_after({"Retry-After": email.utils.formatdate(now - 60, usegmt=True)}, now=now) == 0.0
-    assert parse_retry_after({"Retry-After": "soon"}) is None
-    assert parse_retry_after({}) is None
-
-
 def test_proto_duration():
     assert parse_proto_duration("27s") == 27.0
     assert parse_proto_duration("0.5s") == 0.5

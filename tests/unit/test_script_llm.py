@@ -18,7 +18,7 @@ from nodes.engine.models import AdReelInputError, Brief, ReferenceStyle, Scene, 
 from nodes.engine.script import write_template_script
 from nodes.engine.script.backends import LLMError
 from nodes.engine.script.generate import generate_script, parse_edited_script, raise_for_user
-from nodes.engine.script.language import language_problem, narration_fits, speech_seconds
+from nodes.engine.script.language import language_problem
 from nodes.engine.script.ollama_backend import OllamaBackend, parse_keep_alive
 from nodes.engine.script.openai_backend import OpenAIBackend
 from nodes.engine.script.quality import check_script, plan_pacing, structure_for
@@ -390,13 +390,18 @@ def test_the_bar_names_what_is_wrong():
     assert any(i.startswith("scenes[0].narration:") and "words take about" in i for i in found)
 
 
-def test_speaking_rates_and_languages():
-    assert speech_seconds("one two three four five six", "en") == pytest.approx(2.0)
-    assert speech_seconds("Shop now at acme.com", "en") == pytest.approx(5 / 3)  # "acme dot com"
-    assert speech_seconds("지금 바로 구매하세요", "ko") == pytest.approx(9 / 6.5)
-    # a voice needs a lead-in and a breath inside its scene
-    assert narration_fits("one two three four five six", "en", 2.4)
-    assert not narration_fits("one two three four five six", "en", 2.2)
+def test_a_line_the_bar_passes_is_said_inside_its_scene_and_languages_are_told_apart():
+    from nodes.engine.speech.fit import narration_fits, narration_seconds, scene_seconds_for, speak_line, speech_room
+    from nodes.engine.speech.voice import default_voice
+    for text, lang in [("one two three four five six", "en"), ("Shop now at acme.com", "en"),
+                       ("지금 바로 구매하세요", "ko")]:
+        scene = scene_seconds_for(narration_seconds(text, lang))  # the line at its voice's pace, lead-in and breath
+        assert narration_fits(text, lang, scene) and not narration_fits(text, lang, scene / 2)
+        # the voice SceneNarration speaks with says it inside that scene, leaving the lead-in and breath free
+        said = speak_line(text, lang, default_voice(lang), scene).speech.duration
+        assert 0 < said <= speech_room(scene) + 1e-6, (text, said, scene)
+    # an address is said as words ("acme dot com"): it takes longer than the name alone
+    assert narration_seconds("Shop now at acme.com", "en") > narration_seconds("Shop now at acme", "en") + 0.2
     assert language_problem("Buy the best vacuum for your home today", "ko")
     assert language_problem("지금 바로 아크미에서 만나보세요", "ko") is None
     assert language_problem("Acme 로보청소기 X2, 지금 만나보세요", "ko", ["Acme"]) is None
@@ -438,7 +443,12 @@ def test_json_schema_is_derived_from_the_scene_model():
         with pytest.raises(AnswerProblem) as exc:
             to_script(trial, b, "llm")
         assert f"scenes[1].{field}" in str(exc.value)
-    assert scene["properties"]["narration"]["maxLength"] == Scene.model_fields["narration"].metadata[0].max_length
+    # a narration longer than the schema tells the LLM is refused, naming the field
+    trial = json.loads(json.dumps(answer))
+    trial["scenes"][1]["narration"] = "word " * (scene["properties"]["narration"]["maxLength"] // 5 + 1)
+    with pytest.raises(AnswerProblem) as exc:
+        to_script(trial, b, "llm")
+    assert "scenes[1].narration" in str(exc.value)
     assert schema["properties"]["scenes"]["minItems"] == 4 and schema["properties"]["scenes"]["maxItems"] == 6
     assert "maxLength" not in json.dumps(json_schema(None, portable=True))
 
