@@ -20,7 +20,7 @@ for that environment::
 A module whose environment is known when it is imported names it ``COMFY_ENV``
 (a dict) and asks ``comfy_servers.get(env=COMFY_ENV)``: the session then starts
 that server in the background while the modules without ComfyUI run.
-``comfy`` (the plain fixture) is ``comfy_servers.get()``: no extra env. The
+``comfy`` (the plain fixture) is ``comfy_servers.get(env=PLAIN_ENV)``. The
 servers stop at the end of the session; each one's canary check runs then.
 A module that kills, restarts or re-configures its server, or needs fresh
 folders of its own, still makes a ``ComfyServer(...)`` itself.
