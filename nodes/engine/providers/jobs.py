@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import Storyboard, StoryboardScene
+from ..models import StoryboardScene
 
 
 def _sentence(text: str) -> str:
@@ -52,30 +52,6 @@ class RenderJob:
 
     def negative(self) -> str:
         return (self.negative_prompt if self.negative_prompt is not None else self.scene.negative_prompt).strip()
-
-
-def jobs_from_storyboard(
-    storyboard: Storyboard,
-    provider: str,
-    model: str,
-    image_paths: Optional[list[Optional[str]]] = None,
-    options: Optional[dict[str, Any]] = None,
-) -> list[RenderJob]:
-    """One job per storyboard scene, at the brief's aspect ratio."""
-    paths = list(image_paths or [])
-    jobs = []
-    for i, scene in enumerate(storyboard.scenes):
-        jobs.append(
-            RenderJob(
-                scene=scene,
-                provider=provider,
-                model=model,
-                image_path=paths[i] if i < len(paths) else None,
-                aspect_ratio=storyboard.brief.aspect_ratio,
-                options=dict(options or {}),
-            )
-        )
-    return jobs
 
 
 @dataclass(frozen=True)
