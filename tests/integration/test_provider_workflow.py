@@ -209,7 +209,7 @@ def scene_sample_times(manifest: dict, end_card_seconds: float) -> list[tuple[in
     out = []
     for s in scenes:
         t = min(s["start"] + s["duration"] / 2, total - end_card_seconds - 0.25)
-        assert t >= s["start"] + 0.3, "the end card covers this scene"
+        assert t >= s["start"] + 0.2, "the end card covers this scene"
         out.append((s["index"], t, t - s["start"]))
     return out
 

@@ -112,7 +112,9 @@ def test_ollama_workflow_falls_back_visibly_when_no_ollama_runs(comfy):
     text = summary_of(result, script_id)
     assert text.startswith("FELL BACK TO THE TEMPLATE — the Ollama server in ollama_host") and "not reachable" in text
     script = script_of(result, script_id)
-    brief = Brief(**{**BRIEF, "duration_seconds": 5.0, "channels": ["tiktok"]})
+    # the template's words for the brief the workflow really sent (its own fields and channels)
+    sent = node_by_type(prompt, "BrandBrief")[1]["inputs"]
+    brief = Brief(**{**{k: sent[k] for k in BRIEF}, "channels": [c.strip() for c in sent["channels"].split(",")]})
     expected = write_template_script(brief, 7)
     assert script["source"] == "template" and script["notes"][0].startswith("fallback:")
     assert [s["on_screen_text"] for s in script["scenes"]] == [s.on_screen_text for s in expected.scenes]

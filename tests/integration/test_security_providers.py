@@ -330,8 +330,9 @@ def _leaves(value):
     ({"github_token": "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"}, "options_json.github_token"),
     ({"fal": {"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}}, "options_json.fal.aws_secret_access_key"),
     ({"veo": {"private_key": "-----BEGIN PRIVATE KEY-----"}}, "options_json.veo.private_key"),
-    ({"runway": {"extra": ["sk-proj-" + "q1W2e3R4t5Y6u7I8o9P0"]}}, "options_json.runway.extra[0]"),
-    ({"replicate": {"input": {"prompt_extra": "r8_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3"}}}, "options_json.replicate.input.prompt_extra"),
+    # option names AdReel does not know are not repeated either: they are numbered
+    ({"runway": {"extra": ["sk-proj-" + "q1W2e3R4t5Y6u7I8o9P0"]}}, "options_json.runway.<option 1>[0]"),
+    ({"replicate": {"input": {"prompt_extra": "r8_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3"}}}, "options_json.replicate.input.<option 1>"),
 ])
 def test_l9_credentials_in_options_are_refused_at_prompt_without_echoing_them(paid, options, field):
     text = json.dumps(options)
