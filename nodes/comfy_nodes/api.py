@@ -221,10 +221,7 @@ def input_file_path(name: str) -> str | None:
     if not name or not folder_paths.exists_annotated_filepath(name):
         return None
     path = os.path.realpath(folder_paths.get_annotated_filepath(name))
-    allowed = [os.path.realpath(folder_paths.get_directory_by_type(t)) for t in ("input", "output", "temp")]
-    if not any(os.path.commonpath([path, a]) == a for a in allowed if a):
-        return None
-    return path
+    return path if _inside_comfy_folders(path) else None
 
 
 def metadata_disabled() -> bool:
@@ -556,6 +553,8 @@ _private_lock = threading.Lock()
 
 
 def _inside_comfy_folders(path: str) -> bool:
+    """Whether ``path`` (links resolved) lies in ComfyUI's input, output or temp folder: the one check for
+    a file AdReel may read from there, and for a folder AdReel must not write its own files in."""
     import os
     try:
         import folder_paths
