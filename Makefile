@@ -5,6 +5,9 @@ PORT ?= 8188
 RUNTIME := .runtime
 ENV_FILE := $(RUNTIME)/env.sh
 PYTEST_ARGS ?=
+# the tests run in two worker processes (pytest-xdist), each taking whole modules (see tests/conftest.py)
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder,)
 
 .PHONY: setup setup-demo setup-fleet setup-llm demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio bench-api
 
@@ -31,13 +34,13 @@ test: setup
 	@source $(ENV_FILE) && ADREEL_PYTHON=$$ADREEL_PYTHON ADREEL_COMFYUI=$$ADREEL_COMFYUI \
 	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
 	  ADREEL_NEXT_COMFYUI=$$ADREEL_NEXT_COMFYUI ADREEL_NEXT_PYTHON=$$ADREEL_NEXT_PYTHON \
-	  $$ADREEL_PYTHON -m pytest tests $(PYTEST_ARGS)
+	  $$ADREEL_PYTHON -m pytest tests $(PARALLEL) $(PYTEST_ARGS)
 	@source $(ENV_FILE) && if [ -z "$$ADREEL_NEXT_COMFYUI" ]; then \
 	  echo "[test] ComfyUI 0.33.0 is not set up (no ../shared/comfyui/ComfyUI-0.33.0.tar.gz): the suite ran on 0.3.75 alone"; \
 	  else echo "[test] the integration tests marked 'cores' on ComfyUI 0.33.0 ($$ADREEL_NEXT_COMFYUI)"; \
 	  ADREEL_TEST_PASS=next-core ADREEL_PYTHON=$$ADREEL_NEXT_PYTHON ADREEL_COMFYUI=$$ADREEL_NEXT_COMFYUI \
 	  ADREEL_CURRENT_FRONTEND=$$ADREEL_CURRENT_FRONTEND \
-	  $$ADREEL_NEXT_PYTHON -m pytest tests -m cores $(PYTEST_ARGS); fi
+	  $$ADREEL_NEXT_PYTHON -m pytest tests -m cores $(PARALLEL) $(PYTEST_ARGS); fi
 
 serve: setup-demo
 	@source $(ENV_FILE) && cd $$ADREEL_COMFYUI && $$ADREEL_PYTHON main.py --cpu --listen 127.0.0.1 --port $(PORT)

@@ -7,9 +7,16 @@ then the modules that use a server, each module's tests together.
 
 Tests marked ``slow`` (the measurements against real local models) are opt-in: ``pytest -m slow``
 (or any ``-m`` expression naming ``slow``), or ``ADREEL_SLOW_TESTS=1``; otherwise they are skipped.
+
+In parallel (``pytest -n 2 --dist loadscope --no-loadscope-reorder``, as ``make test`` runs it) each worker
+takes whole modules in the order above; the modules that use a server go heaviest first (by
+``tests/module_seconds.json``, the seconds each took in a recent run: only an order, never a bound), so
+the last module to finish is a short one. Each worker starts the plain server early and the others
+when a module of its own asks for them.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -19,6 +26,21 @@ from harness import CANARY, PLAIN_ENV, ComfyServers
 
 SERVERS = ComfyServers()
 SLOW_ENV = "ADREEL_SLOW_TESTS"
+_SECONDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "module_seconds.json")
+
+
+def _module_seconds() -> dict:
+    """Seconds per test module in a recent run (relative paths under tests/), for the order only."""
+    try:
+        with open(_SECONDS_FILE, encoding="utf-8") as f:
+            return {str(k): float(v) for k, v in json.load(f).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _module_path(module) -> str:
+    path = getattr(module, "__file__", "") or ""
+    return os.path.relpath(path, os.path.dirname(_SECONDS_FILE)) if path else ""
 
 
 def _uses_comfy(item) -> bool:
@@ -41,14 +63,16 @@ def pytest_collection_modifyitems(session, config, items):
     for item in items:
         module = getattr(item, "module", None)
         needs[module] = needs.get(module, False) or _uses_comfy(item)
-    rank = {m: (needs[m], i) for i, m in enumerate(needs)}
+    seconds = _module_seconds()
+    rank = {m: (needs[m], -seconds.get(_module_path(m), 0.0) if needs[m] else 0.0, i) for i, m in enumerate(needs)}
     items.sort(key=lambda item: rank[getattr(item, "module", None)])
     if config.option.collectonly:
         return
     wanted = []  # the servers to load while the first modules run
     if any("comfy" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip") for item in items):
         wanted.append(PLAIN_ENV)
-    for module in needs:
+    in_worker = hasattr(config, "workerinput")  # under pytest-xdist each worker asks for the others itself
+    for module in needs if not in_worker else ():
         env = getattr(module, "COMFY_ENV", None)
         if isinstance(env, dict) and env not in wanted:
             wanted.append(env)
