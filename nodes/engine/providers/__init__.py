@@ -55,7 +55,7 @@ from .errors import (
 from .fal import FalProvider
 from .heygen import HeyGenProvider
 from .http import CA_BUNDLE_ENV, RetryPolicy
-from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
+from .jobs import ClipResult, ProgressEvent, RenderJob, RenderTimings
 from .luma import LumaProvider
 from .replicate import ReplicateProvider
 from .registry import PROVIDERS, get_provider, list_models, provider_info
@@ -80,7 +80,7 @@ __all__ = [
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
     "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RenderJob",
-    "RenderResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
+    "ClipResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
     "estimate_scenes", "get_api_key", "get_provider", "list_models", "plan_jobs",
     "plan_routes", "provider_info", "render_routes", "run_job", "check_budget",
 ]

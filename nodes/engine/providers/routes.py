@@ -38,7 +38,7 @@ billed, so its estimate stays counted). Only when a scene has no candidate
 left does the run stop: the other jobs are cancelled where the provider can,
 and that failure is raised naming its scene. A user interrupt stops everything
 at once (remote jobs cancelled). Results come back in scene order; a scene
-that ends on ``camera`` comes back without a ``RenderResult`` and the caller
+that ends on ``camera`` comes back without a ``ClipResult`` and the caller
 renders the camera move.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ from .errors import (
     ProviderInterrupted,
 )
 from .http import RetryPolicy, open_session
-from .jobs import ProgressEvent, RenderJob, RenderResult
+from .jobs import ClipResult, ProgressEvent, RenderJob
 from .journal import JobJournal, job_key
 from .log import logger
 from ..cloud.redaction import redact
@@ -451,7 +451,7 @@ def _no_candidate(r: SceneRoute, max_cost_usd: Optional[float], budget_note: str
 
 
 @dataclass
-class Attempt:
+class RouteAttempt:
     candidate: str
     outcome: str  # "rendered" | "failed"
     reason: str = ""
@@ -469,9 +469,9 @@ class SceneOutcome:
 
     scene_index: int
     route: str
-    result: Optional[RenderResult] = None
+    result: Optional[ClipResult] = None
     position: int = 0  # the scene's place in the requests given to plan_routes
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[RouteAttempt] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -606,7 +606,7 @@ async def render_routes(
                     raise
                 except ProviderError as exc:
                     exc.for_scene(route.scene.index)
-                    outcome.attempts.append(Attempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
+                    outcome.attempts.append(RouteAttempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
                     if exc.job_id is None and not exc.maybe_billed:  # refused outright: nothing billed
                         ledger.release(opt.cost)
                     elif exc.job_id is None:
@@ -622,7 +622,7 @@ async def render_routes(
                     outcome.notes.append(f"{opt.candidate} failed, fell back to {target}: {exc}")
                     await note(route, f"scene {route.scene.index}: {opt.candidate} failed ({exc}); falling back to {target}")
                     continue
-                outcome.attempts.append(Attempt(str(opt.candidate), "rendered", "", result.job_id, opt.cost))
+                outcome.attempts.append(RouteAttempt(str(opt.candidate), "rendered", "", result.job_id, opt.cost))
                 outcome.route = str(opt.candidate)
                 outcome.result = result
                 return outcome
