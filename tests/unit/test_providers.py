@@ -39,6 +39,7 @@ from nodes.engine.providers import (
     ProviderServerError,
     ProviderTimeoutError,
     RenderJob,
+    RenderSettings,
     RetryPolicy,
     SceneRequest,
     estimate_scenes,
@@ -166,7 +167,7 @@ async def render(jobs, *, max_cost_usd=None, image_host=None, **kw):
     """What ProviderRender runs for one provider and ``fallback: error``, one job per scene."""
     plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=max_cost_usd,
                        image_host=image_host)
-    outcomes = await render_routes(plan, image_host=image_host, **kw)
+    outcomes = await render_routes(plan, RenderSettings(image_host=image_host, **kw))
     return [o.result for o in outcomes]
 
 
@@ -969,11 +970,12 @@ def test_partial_downloads_left_by_a_stopped_run_are_removed_at_the_next(fakes, 
 CHILD = r"""
 import asyncio, pickle, sys
 sys.path.insert(0, sys.argv[1])
-from nodes.engine.providers import RetryPolicy, SceneRequest, plan_routes, render_routes
+from nodes.engine.providers import RenderSettings, RetryPolicy, SceneRequest, plan_routes, render_routes
 jobs = pickle.load(open(sys.argv[2], "rb"))
 plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True)
-asyncio.run(render_routes(plan, output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
-                          retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0)))
+asyncio.run(render_routes(plan, RenderSettings(
+    output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
+    retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0))))
 """
 
 
