@@ -316,7 +316,7 @@ def test_image_host_from_environment(s3, tmp_path):
     assert missing[0] is None and "no bucket" in missing[1]
 
 
-# --------------------------------------------------------------------------- security review H1: budgets
+# --------------------------------------------------------------------------- budgets the workflow cannot raise
 
 
 @pytest.mark.parametrize("failure", [

@@ -887,7 +887,7 @@ def test_blocking_image_host_runs_off_the_event_loop(fakes, tmp_path):
     assert fakes["luma"].calls("create")[0].body["keyframes"]["frame0"]["url"].endswith("/media/key.png")
 
 
-# --------------------------------------------------------------------------- security review M5: time and space
+# --------------------------------------------------------------------------- downloads bounded in time and space
 
 
 def _no_parts(folder: Path) -> list:
@@ -965,7 +965,7 @@ def test_partial_downloads_left_by_a_stopped_run_are_removed_at_the_next(fakes, 
     assert sorted(p.name for p in out.glob("*.part")) == ["notes.part"]
 
 
-# --------------------------------------------------------------------------- security review M10: restarts
+# --------------------------------------------------------------------------- restarts: resume or cancel, never pay twice
 
 CHILD = r"""
 import asyncio, pickle, sys

@@ -28,7 +28,7 @@ logger = logging.getLogger("adreel.providers")
 POLL_ENV = "ADREEL_PROVIDER_POLL_SECONDS"  # override every provider's poll interval (tests, rate-limited gateways)
 MAX_OPTION_DEPTH = 16
 
-# --- what a credential looks like (L9): by its name, or by its value
+# --- what a credential looks like: by its name, or by its value
 # Words that make an option name a credential wherever they appear ("hf_token", "aws_secret_access_key",
 # "private_key", "key", "X-Api-Key", "githubToken"); names are split on _ - . spaces and camelCase.
 _SECRET_WORDS = frozenset({
@@ -47,7 +47,7 @@ _KEY_VALUE = re.compile(
     r"|AIza[0-9A-Za-z_-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|key_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"
     r")")
-_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0 (review H1 c)
+_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=:.-]{24,}")
 _PIECES = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
