@@ -9,6 +9,10 @@ its error bodies look. ``run_job`` does the rest, the same way for everyone:
     ``poll_interval`` until done (progress callback each time) → download
     (https, capped, checked) → ``ClipResult``
 
+One run is a ``JobRun``; it tells its observers each change of the remote
+job's state, and the jobs journal (``journal.JournalRecorder``) is the
+observer that lets a restart resume the job instead of paying for it twice.
+
 A stop — user interrupt, the job's timeout, or a sibling scene's failure —
 is noticed within ~50 ms while waiting; the remote job is then cancelled where
 the provider has a cancel endpoint, and a clear ``ProviderInterrupted`` /
