@@ -1056,6 +1056,21 @@ def test_an_interrupted_job_without_a_cancel_endpoint_is_resumed_by_the_next_run
     assert result.job_id == remote.id and len(server.calls("create")) == 1
 
 
+def test_a_job_whose_cancel_was_refused_is_resumed_by_the_next_run(fakes, tmp_path):
+    server = fakes["runway"]  # the cancel endpoint answers 403: the job keeps running, so it stays open
+    server.outcome = "never"
+    server.script("cancel", Reply(403, {"error": "You do not have access to this task"}))
+    job = make_job(fakes, "runway")
+    with pytest.raises(ProviderInterrupted) as err:
+        run(fakes, [job], tmp_path, cancel=lambda: len(server.calls("status")) >= 1)
+    assert "failed (HTTP 403)" in str(err.value) and "dashboard" in str(err.value)
+    [remote] = server.jobs.values()
+    assert not remote.cancelled
+    remote.outcome, remote.latency = "success", 0.0
+    [result] = run(fakes, [job], tmp_path)
+    assert result.job_id == remote.id and len(server.calls("create")) == 1
+
+
 def test_a_recorded_job_the_provider_no_longer_knows_is_submitted_again(fakes, tmp_path):
     server = fakes["runway"]
     server.outcome = "never"
