@@ -175,7 +175,7 @@ class ProviderRender(io.ComfyNode):
     @classmethod
     async def execute(cls, scenes, key_images=None, **widgets) -> io.NodeOutput:
         w = RenderWidgets.from_values({name: _first(v) for name, v in widgets.items()})
-        provider, specs = w.provider, list(scenes or [])
+        provider, timeout_s, specs = w.provider, int(w.timeout_s), list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
         per_scene, paths = key_image_files(key_images, specs, private_directory())
@@ -196,7 +196,7 @@ class ProviderRender(io.ComfyNode):
         try:
             outcomes = await render_routes(plan, RenderSettings(
                 output_dir=clips_dir, on_progress=board, cancel=board.interrupted, image_host=host,
-                poll_interval=poll_interval(), timeout=int(w.timeout_s), allowance=allowance))
+                poll_interval=poll_interval(), timeout=timeout_s, allowance=allowance))
         except ProviderInterrupted as exc:
             if board.interrupted():
                 board.footer = f"interrupted: {exc}"
