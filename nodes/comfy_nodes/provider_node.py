@@ -10,6 +10,7 @@ secrets file only — never from a widget.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -23,9 +24,9 @@ from ..engine.limits import require_finite
 from ..engine.models import AdReelInputError, SceneSpec
 from ..engine.motion.camera import CameraMoveClip
 from ..engine.providers import PROVIDERS, ProgressEvent, ProviderInterrupted, list_models
-from ..engine.providers.routes import QUALITIES, RoutePlan, render_routes
-from ..engine.providers.request import (ProgressLines, aspect_for, plan_run, poll_interval, provider_report_json,
-                                        report_text, widget_problem)
+from ..engine.providers.routes import QUALITIES, RenderSettings, RoutePlan, render_routes
+from ..engine.providers.request import (ProgressLines, RenderWidgets, aspect_for, plan_run, poll_interval,
+                                        provider_report_json, report_text, widget_problem)
 from ..engine.storage.hosting import image_host_from_environment
 from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, private_directory,
                   progress_bar, prompt_allowance, raise_if_interrupted, send_progress_text, update_bar_keeping_interrupt)
@@ -104,6 +105,11 @@ def private_clip(result) -> str:
 
 
 # ------------------------------------------------------------------ the node
+def _first(value):
+    """The node takes its inputs as lists (``is_input_list``): a widget's value is the first item."""
+    return value[0] if isinstance(value, list) and value else value
+
+
 class ProviderRender(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -160,27 +166,25 @@ class ProviderRender(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, provider, model, fallback, quality, max_cost_usd=None, chain=None, options_json=None):
-        first = lambda v: v[0] if isinstance(v, list) and v else v  # noqa: E731
         combos = check_combo_inputs(cls, provider=provider, model=model, fallback=fallback, quality=quality)
         if combos is not True:
             return combos
-        return widget_problem(first(provider), first(model), first(fallback), first(quality), first(max_cost_usd),
-                              first(chain), first(options_json)) or True
+        return widget_problem(_first(provider), _first(model), _first(fallback), _first(quality), _first(max_cost_usd),
+                              _first(chain), _first(options_json)) or True
 
     @classmethod
-    async def execute(cls, scenes, provider, model, max_cost_usd, fallback, quality, chain, timeout_s,
-                      key_images=None, options_json=None) -> io.NodeOutput:
-        provider, timeout_s, specs = provider[0], int(timeout_s[0]), list(scenes or [])
+    async def execute(cls, scenes, key_images=None, **widgets) -> io.NodeOutput:
+        w = RenderWidgets.from_values({name: _first(v) for name, v in widgets.items()})
+        provider, timeout_s, specs = w.provider, int(w.timeout_s), list(scenes or [])
         if not specs:
             raise AdReelInputError("scenes", "no scenes: connect StoryboardSplit's scenes output")
         per_scene, paths = key_image_files(key_images, specs, private_directory())
         host, host_problem = image_host_from_environment()
         allowance = prompt_allowance(limits.MAX_COST_USD)  # shared by every ProviderRender of this prompt
-        plan, cands = plan_run(
-            [s.scene for s in specs], paths, aspect_ratio=aspect_for(specs[0].width, specs[0].height),
-            provider=provider, model=model[0], fallback=fallback[0], quality=quality[0], chain=chain[0],
-            max_cost_usd=require_finite(max_cost_usd[0], "max_cost_usd"), options_json=(options_json or [""])[0],
-            image_host=host, image_host_problem=host_problem, allowance=allowance)
+        w = dataclasses.replace(w, max_cost_usd=require_finite(w.max_cost_usd, "max_cost_usd"))
+        plan, cands = plan_run([s.scene for s in specs], paths, w,
+                               aspect_ratio=aspect_for(specs[0].width, specs[0].height), image_host=host,
+                               image_host_problem=host_problem, allowance=allowance)
 
         node_id = cls.hidden.unique_id if cls.hidden else None
         title = f"ProviderRender — {provider}" + ("" if provider == "auto" else f" {cands[0].model}")
@@ -190,9 +194,9 @@ class ProviderRender(io.ComfyNode):
         t0 = time.monotonic()
         clips_dir = os.path.join(output_directory(), CLIP_SUBFOLDER)
         try:
-            outcomes = await render_routes(plan, output_dir=clips_dir, on_progress=board, cancel=board.interrupted,
-                                           image_host=host, poll_interval=poll_interval(), timeout=timeout_s,
-                                           allowance=allowance)
+            outcomes = await render_routes(plan, RenderSettings(
+                output_dir=clips_dir, on_progress=board, cancel=board.interrupted, image_host=host,
+                poll_interval=poll_interval(), timeout=timeout_s, allowance=allowance))
         except ProviderInterrupted as exc:
             if board.interrupted():
                 board.footer = f"interrupted: {exc}"

@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from fakes.provider_servers import FakeTLS, RunwayFake, make_sample_mp4  # noqa: E402
 from nodes.engine.models import StoryboardScene  # noqa: E402
-from nodes.engine.providers import RenderJob, SceneRequest, plan_routes, render_routes  # noqa: E402
+from nodes.engine.providers import RenderJob, RenderSettings, SceneRequest, plan_routes, render_routes  # noqa: E402
 
 
 def jobs(n: int, image: Path) -> list[RenderJob]:
@@ -41,7 +41,8 @@ def jobs(n: int, image: Path) -> list[RenderJob]:
 async def timed(batch, out_dir: Path, concurrency) -> tuple[float, list]:
     t0 = time.perf_counter()
     plan = plan_routes([SceneRequest.for_job(j) for j in batch], strict=True)
-    outcomes = await render_routes(plan, output_dir=out_dir, poll_interval=0.1, concurrency=concurrency, timeout=120)
+    outcomes = await render_routes(plan, RenderSettings(output_dir=out_dir, poll_interval=0.1, concurrency=concurrency,
+                                                        timeout=120))
     return time.perf_counter() - t0, [o.result for o in outcomes]
 
 

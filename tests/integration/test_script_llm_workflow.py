@@ -144,7 +144,7 @@ def test_a_missing_model_is_a_clear_error_listing_the_servers_models(comfy, olla
 
 
 def test_the_models_route_never_asks_a_host_the_request_names(comfy, ollama):
-    """Only the configured OLLAMA_HOST is listed (the listing itself: test_security_llm.py, M1)."""
+    """Only the configured OLLAMA_HOST is listed (the listing itself: test_security_llm.py, the models route)."""
     import urllib.error
     import urllib.request
     with pytest.raises(urllib.error.HTTPError) as exc:

@@ -10,8 +10,6 @@ outside: the requests each fake received (headers and bodies), what
 wall-time bounds, and that the server still answers. The last test checks that
 no canary went to any host but its own, nor into history, logs or outputs, and
 that a normal ad still renders.
-
-Findings held here: C1, M1, M2, M3, M4, H4, L10, L5 (security-review.md).
 """
 from __future__ import annotations
 
@@ -126,8 +124,8 @@ def get(server, path):
         return e.code, json.loads(e.read())
 
 
-# ------------------------------------------------------------------ C1
-def test_c1_a_workflow_cannot_send_a_storage_secret_to_its_own_host(comfy, hosts):
+# ------------------------------------------------------------------ a workflow cannot send a key to a host it picks
+def test_a_workflow_cannot_send_a_storage_secret_to_its_own_host(comfy, hosts):
     evil = hosts.attacker.url + "/v1"
     with pytest.raises(PromptError) as exc:  # refused at /prompt: never queued
         comfy.queue(script_prompt(backend="openai", openai_model="evil:latest", openai_base_url=evil,
@@ -146,11 +144,11 @@ def test_c1_a_workflow_cannot_send_a_storage_secret_to_its_own_host(comfy, hosts
     assert comfy.alive()
 
 
-# ------------------------------------------------------------------ M3
+# ------------------------------------------------------------------ keys pasted into widgets
 @pytest.mark.parametrize("pasted", ["gsk_" + "Zq8mN4vR7tLp2xWcYb6Hd3Jf9Ks1Ag5Ue0Io7Py4Tr2Ew8Qm6Nb3Vc1Xz",
                                     "hf_QwErTyUiOpAsDfGhJkLzXcVbNm123456", "r8_QwErTyUiOpAsDfGhJkLzXcVbNm1234567",
                                     "Xk3mP9qR2sT7vW4yZ6aB8cD1eF5gH0jK"])
-def test_m3_a_pasted_key_is_refused_at_prompt_without_echo(comfy, hosts, pasted):
+def test_a_pasted_key_is_refused_at_prompt_without_echo(comfy, hosts, pasted):
     with pytest.raises(PromptError) as exc:
         comfy.queue(script_prompt(backend="openai", openai_model="m", api_key_env=pasted))
     assert exc.value.status == 400 and "looks like an API key itself" in str(exc.value)
@@ -159,7 +157,7 @@ def test_m3_a_pasted_key_is_refused_at_prompt_without_echo(comfy, hosts, pasted)
     assert hosts.own.requests == [] and hosts.attacker.requests == []
 
 
-def test_m3_a_key_pasted_into_any_llm_widget_is_refused_at_prompt(comfy, hosts):
+def test_a_key_pasted_into_any_llm_widget_is_refused_at_prompt(comfy, hosts):
     pasted = "sk-proj-" + uuid.uuid4().hex
     for inputs in ({"backend": "ollama", "api_key_env": pasted},
                    {"backend": "openai", "openai_model": "m", "openai_base_url": f"https://me:{pasted}@gw.example/v1"},
@@ -170,7 +168,7 @@ def test_m3_a_key_pasted_into_any_llm_widget_is_refused_at_prompt(comfy, hosts):
     assert pasted[:12] not in json.dumps(comfy.get_json("/history")) and pasted[:12] not in comfy.log_text()
 
 
-def test_m3_the_default_key_is_not_sent_to_a_third_party_base_url(comfy, hosts):
+def test_the_default_key_is_not_sent_to_a_third_party_base_url(comfy, hosts):
     with pytest.raises(PromptError) as exc:
         comfy.run(script_prompt(backend="openai", openai_model="m", openai_base_url=hosts.attacker.url + "/v1"),
                   timeout=60)
@@ -182,8 +180,8 @@ def test_m3_the_default_key_is_not_sent_to_a_third_party_base_url(comfy, hosts):
     assert hosts.own.chats()[0].headers["Authorization"] == f"Bearer {CANARY_OPENAI}"
 
 
-# ------------------------------------------------------------------ M1
-def test_m1_the_models_route_asks_only_the_configured_ollama(comfy, hosts):
+# ------------------------------------------------------------------ the models route
+def test_the_models_route_asks_only_the_configured_ollama(comfy, hosts):
     hosts.attacker.tags_override = [{"name": f"spam{i}", "model": f"spam{i}"} for i in range(200_000)]
     for host in (hosts.attacker.url, "http://10.0.0.5:9200", "http://169.254.169.254"):
         t0 = time.monotonic()
@@ -206,8 +204,8 @@ def test_m1_the_models_route_asks_only_the_configured_ollama(comfy, hosts):
     assert comfy.alive()
 
 
-# ------------------------------------------------------------------ M2
-def test_m2_metadata_and_private_hosts_are_refused(comfy, hosts):
+# ------------------------------------------------------------------ private hosts, redirects, reflected bodies, caps
+def test_metadata_and_private_hosts_are_refused(comfy, hosts):
     # (private ranges are open on this server, ADREEL_LLM_ALLOW_PRIVATE=1; metadata stays refused even so)
     for host, words in (("http://169.254.169.254", "cloud-metadata"), ("http://[fe80::1]:11434", "link-local"),
                         (hosts.attacker.url + "/api/../admin", "without a path")):
@@ -218,7 +216,7 @@ def test_m2_metadata_and_private_hosts_are_refused(comfy, hosts):
     assert comfy.alive()
 
 
-def test_m2_a_redirect_from_the_attacker_is_not_followed(comfy, hosts):
+def test_a_redirect_from_the_attacker_is_not_followed(comfy, hosts):
     hosts.attacker.models.append("qwen2.5:7b")
     hosts.attacker.script(Redirect(hosts.internal.url + "/api/chat", 307))
     with pytest.raises(PromptError) as exc:
@@ -228,7 +226,7 @@ def test_m2_a_redirect_from_the_attacker_is_not_followed(comfy, hosts):
     assert all("Authorization" not in r.headers for r in hosts.attacker.requests)
 
 
-def test_m2_error_bodies_are_not_reflected_whole(comfy, hosts):
+def test_error_bodies_are_not_reflected_whole(comfy, hosts):
     hosts.attacker.models.append("qwen2.5:7b")
     secret_page = "ami-id instance-id " + "INTERNAL-" * 2000
     hosts.attacker.script(Reply(400, {"error": secret_page}))
@@ -239,14 +237,14 @@ def test_m2_error_bodies_are_not_reflected_whole(comfy, hosts):
     assert "INTERNAL-" * 30 not in json.dumps(comfy.get_json("/history"))
 
 
-def test_m2_keep_alive_and_context_are_capped_server_side(comfy, hosts):
+def test_keep_alive_and_context_are_capped_server_side(comfy, hosts):
     comfy.run(script_prompt(keep_alive="-1", context_size=262144, seed=2), timeout=60)
     body = hosts.ollama.chats()[-1].body
     assert body["keep_alive"] == 3600 and body["options"]["num_ctx"] == 32768
 
 
-# ------------------------------------------------------------------ M4
-def test_m4_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, hosts):
+# ------------------------------------------------------------------ keys in history and logs
+def test_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, hosts):
     with pytest.raises(PromptError) as exc:
         comfy.run(script_prompt(backend="openai", openai_model="m", api_key_env="ADREEL_LLM_KEY_GW"), timeout=60)
     err = execution_error(exc.value)
@@ -259,7 +257,7 @@ def test_m4_a_key_echoed_by_its_own_server_reaches_no_history_and_no_log(comfy, 
     assert "Incorrect API key provided" in log and no_canary(log, CANARY_GW)
 
 
-def test_m4_the_log_filter_covers_other_libraries_in_the_comfyui_process(comfy, hosts):
+def test_the_log_filter_covers_other_libraries_in_the_comfyui_process(comfy, hosts):
     """httpx (not AdReel) logs each request URL at INFO through ComfyUI's root handler: a signature in it is
     masked, so the filter is installed process-wide, not only on AdReel's loggers."""
     signature = "f00dfacecafe" + uuid.uuid4().hex
@@ -274,8 +272,8 @@ def test_m4_the_log_filter_covers_other_libraries_in_the_comfyui_process(comfy, 
     assert signature[:12] not in log
 
 
-# ------------------------------------------------------------------ H4
-def test_h4_a_huge_or_quadratic_answer_does_not_pin_the_worker(comfy, hosts):
+# ------------------------------------------------------------------ huge, quadratic or dripped answers
+def test_a_huge_or_quadratic_answer_does_not_pin_the_worker(comfy, hosts):
     hosts.ollama.script("```{" * 250_000)  # 1 MB: over the answer cap, not read whole
     t0 = time.monotonic()
     result = comfy.run(script_prompt(seed=3, max_attempts=1), timeout=60)
@@ -287,7 +285,7 @@ def test_h4_a_huge_or_quadratic_answer_does_not_pin_the_worker(comfy, hosts):
     assert comfy.alive()
 
 
-def test_h4_interrupt_stops_a_slowly_dripped_answer(comfy, hosts):
+def test_interrupt_stops_a_slowly_dripped_answer(comfy, hosts):
     answer = PlanModel()  # a good answer, sent 64 bytes a second: minutes to arrive
     hosts.ollama.script(lambda body: Drip(answer(body), 64, 1.0))
     pid = comfy.queue(script_prompt(seed=5, timeout_seconds=600.0))
@@ -304,8 +302,8 @@ def test_h4_interrupt_stops_a_slowly_dripped_answer(comfy, hosts):
     assert comfy.alive()
 
 
-# ------------------------------------------------------------------ L10
-def test_l10_deep_nesting_is_a_field_error_and_an_llm_answer_falls_back(comfy, hosts):
+# ------------------------------------------------------------------ deep nesting
+def test_deep_nesting_is_a_field_error_and_an_llm_answer_falls_back(comfy, hosts):
     with pytest.raises(PromptError) as exc:
         comfy.run(script_prompt(backend="template", edited_script="[" * 100_000), timeout=60)
     err = execution_error(exc.value)
@@ -322,7 +320,7 @@ def test_l10_deep_nesting_is_a_field_error_and_an_llm_answer_falls_back(comfy, h
     assert comfy.alive()
 
 
-# ------------------------------------------------------------------ L5
+# ------------------------------------------------------------------ cloud TTS redirects
 def narration_prompt() -> dict:
     return {"1": {"class_type": "BrandBrief", "inputs": dict(BRIEF, duration_seconds=10.0)},
             "2": {"class_type": "ScriptLLM", "inputs": {"brief": ["1", 0], "backend": "template", "seed": 1}},
@@ -333,7 +331,7 @@ def narration_prompt() -> dict:
             "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}
 
 
-def test_l5_a_tts_redirect_does_not_carry_the_key(comfy, hosts):
+def test_a_tts_redirect_does_not_carry_the_key(comfy, hosts):
     hosts.tts.redirect_to = hosts.attacker_tts.url
     hosts.tts.script = ["redirect"] * 20
     try:

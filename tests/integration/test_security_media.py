@@ -501,7 +501,7 @@ def test_a_failing_render_stops_the_mix_and_leaves_no_sidecars(server, baseline)
     # the render's work folder went with it (assembly works in AdReel's own folder, never in temp/)
     assert not [d for d in os.listdir(server.private_folder()) if d.startswith("assemble_")]
     assert not [d for d in os.listdir(server.folder("temp"))
-                if d.startswith("adreel_") and d not in ("adreel_inputs", "adreel_keyimages")]  # L1 uploads there
+                if d.startswith("adreel_") and d not in ("adreel_inputs", "adreel_keyimages")]  # uploads of inputs go there
 
 
 # --- and at the end: the server still renders a normal ad -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Security review, provider findings (H1, M5, M10, L9), attacked through a real ComfyUI.
+"""Attacks on the paid providers — spending, hanging, restarts, keys in options — through a real ComfyUI.
 
 Each test does what any network user of a shared ComfyUI can do — POST an
 API-format prompt to ``/prompt``, press Interrupt — against contract-faithful
@@ -6,7 +6,7 @@ HTTPS fakes of Runway and fal.ai (tests/fakes/provider_servers.py, trusted
 through ADREEL_CA_BUNDLE), and checks from the outside: how many jobs the
 fakes were asked to create (what was paid for), the node's error text,
 ``/history`` parsed strictly (no NaN), wall-time bounds where something must
-not hang, the clips folder (no ``.part`` left), and, for M10, a SIGKILL of the
+not hang, the clips folder (no ``.part`` left), and, for a restart, a SIGKILL of the
 ComfyUI process mid-job followed by a fresh start and a re-queue. After each
 test the server still answers; the last test renders a normal ad and checks
 that no canary key reached a history entry, an output or a log line.
@@ -176,10 +176,10 @@ def the_mp4(stack: Stack, prompt: dict, result) -> str:
     return mp4
 
 
-# ------------------------------------------------------------------ H1: spending
+# ------------------------------------------------------------------ spending
 
 
-def test_h1_paid_providers_are_off_unless_the_operator_enables_them(unpaid):
+def test_paid_providers_are_off_unless_the_operator_enables_them(unpaid):
     message = failed(unpaid, cloud_prompt(options_json='{"seed": 101}'))
     assert "paid cloud providers are turned off on this server" in message
     assert "ADREEL_PAID_PROVIDERS=1" in message
@@ -188,7 +188,7 @@ def test_h1_paid_providers_are_off_unless_the_operator_enables_them(unpaid):
 
 
 @pytest.mark.parametrize("widget", [0.0, 10000.0])
-def test_h1_no_widget_can_raise_the_server_spending_ceiling(paid, widget):
+def test_no_widget_can_raise_the_server_spending_ceiling(paid, widget):
     # Runway veo3: 8 s × 40 credits/s = $3.20 a scene, far above the operator's $1.00 ceiling
     message = failed(paid, cloud_prompt(model="veo3", max_cost_usd=widget, options_json='{"seed": 102}'))
     assert f"above the budget of ${CEILING:.2f}, the server ceiling ADREEL_MAX_COST_USD" in message, message
@@ -213,7 +213,7 @@ def test_h1_no_widget_can_raise_the_server_spending_ceiling(paid, widget):
     ({"provider": "heygen", "model": "avatar",
       "options_json": '{"heygen": {"usd_per_credit": Infinity}}'}, "options_json.heygen.usd_per_credit: must be a finite"),
 ])
-def test_h1_nan_negative_and_infinite_prices_are_refused_at_prompt(paid, inputs, expect):
+def test_nan_negative_and_infinite_prices_are_refused_at_prompt(paid, inputs, expect):
     # the prompt is POSTed with real NaN / -Infinity tokens (Python's JSON and ComfyUI's accept them)
     message = rejected(paid, cloud_prompt(**inputs))
     assert expect in message, message
@@ -224,7 +224,7 @@ def test_h1_nan_negative_and_infinite_prices_are_refused_at_prompt(paid, inputs,
     still_serving(paid)
 
 
-def test_h1_an_ambiguous_create_failure_stays_counted_so_the_fallback_cannot_overspend(paid):
+def test_an_ambiguous_create_failure_stays_counted_so_the_fallback_cannot_overspend(paid):
     # What the run would cost on Runway alone (the refusal lists it; nothing is sent)
     message = failed(paid, cloud_prompt(max_cost_usd=0.01, options_json='{"seed": 103}'))
     total = float(re.search(r"would cost about \$(\d+\.\d\d)", message).group(1))
@@ -249,10 +249,10 @@ def test_h1_an_ambiguous_create_failure_stays_counted_so_the_fallback_cannot_ove
     still_serving(paid)
 
 
-# ------------------------------------------------------------------ M5: time and Interrupt
+# ------------------------------------------------------------------ time and Interrupt
 
 
-def test_m5_a_dripping_result_url_is_stopped_at_the_total_download_time(paid):
+def test_a_dripping_result_url_is_stopped_at_the_total_download_time(paid):
     paid.runway.media_drip = 100.0  # the 64-byte ftyp head, then 1 byte per 100 s
     t0 = time.monotonic()
     message = failed(paid, cloud_prompt(options_json='{"seed": 104}'))
@@ -264,7 +264,7 @@ def test_m5_a_dripping_result_url_is_stopped_at_the_total_download_time(paid):
     still_serving(paid)
 
 
-def test_m5_interrupt_stops_a_dripping_download_at_once(paid):
+def test_interrupt_stops_a_dripping_download_at_once(paid):
     paid.runway.media_drip = 100.0
     pid = paid.comfy.queue(cloud_prompt(options_json='{"seed": 105}'))
     deadline = time.monotonic() + 300
@@ -281,10 +281,10 @@ def test_m5_interrupt_stops_a_dripping_download_at_once(paid):
     still_serving(paid)
 
 
-# ------------------------------------------------------------------ M10: a restart mid-job
+# ------------------------------------------------------------------ a restart mid-job
 
 
-def test_m10_a_restart_mid_job_resumes_instead_of_paying_twice(paid):
+def test_a_restart_mid_job_resumes_instead_of_paying_twice(paid):
     paid.runway.outcome = "never"
     prompt = cloud_prompt(options_json='{"seed": 106}')
     paid.comfy.queue(prompt)
@@ -310,7 +310,7 @@ def test_m10_a_restart_mid_job_resumes_instead_of_paying_twice(paid):
     still_serving(paid)
 
 
-# ------------------------------------------------------------------ L9: keys in options_json
+# ------------------------------------------------------------------ keys in options_json
 
 
 def _leaves(value):
@@ -334,7 +334,7 @@ def _leaves(value):
     ({"runway": {"extra": ["sk-proj-" + "q1W2e3R4t5Y6u7I8o9P0"]}}, "options_json.runway.<option 1>[0]"),
     ({"replicate": {"input": {"prompt_extra": "r8_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3"}}}, "options_json.replicate.input.<option 1>"),
 ])
-def test_l9_credentials_in_options_are_refused_at_prompt_without_echoing_them(paid, options, field):
+def test_credentials_in_options_are_refused_at_prompt_without_echoing_them(paid, options, field):
     text = json.dumps(options)
     message = rejected(paid, cloud_prompt(options_json=text))
     assert field in message and "never taken from a workflow" in message, message

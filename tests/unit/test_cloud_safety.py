@@ -1,5 +1,5 @@
 """The one safety layer (nodes/engine/cloud): redaction, log filter, key lookup, https and destination
-policy, LLM key binding, Retry-After, capped reads — and the LLM-answer parsing it protects (H4, L10)."""
+policy, LLM key binding, Retry-After, capped reads — and the LLM-answer parsing it protects (size, depth)."""
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +35,7 @@ BRIEF = Brief(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", au
               duration_seconds=10)
 
 
-# ============================================================ M4: every mask pattern
+# ============================================================ masking: every pattern
 @pytest.mark.parametrize("text,leak", [
     ("GET https://b.s3.amazonaws.com/k.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F2025"
      "&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0&X-Amz-Security-Token=FwoGZXIvYXdzEJr", ["AKIAEXAMPLE",
@@ -69,7 +69,7 @@ def test_ordinary_text_is_left_alone():
         assert redact(text) == text
 
 
-# ============================================================ M4: registered keys, partial and encoded
+# ============================================================ masking: registered keys, partial and encoded
 SECRET = "canary-Zx9Qw8Er7Ty6Ui5Op4As3Df2"
 
 
@@ -111,7 +111,7 @@ def test_a_secret_registered_once_is_masked_in_every_layers_errors():
         assert "x " in str(err) and " y" in str(err)  # the rest of the message stays readable
 
 
-# ============================================================ M4: logs and tracebacks
+# ============================================================ masking: logs and tracebacks
 @pytest.fixture
 def root_stream():
     """A handler on the root logger, added AFTER the filter was installed (as ComfyUI's may be)."""
@@ -210,7 +210,7 @@ def test_a_name_that_resolves_to_a_metadata_address_is_refused():
         check_destination("http://metadata.attacker.example/", "x", resolver=resolver)
 
 
-# ============================================================ C1 / M3: key names and key binding
+# ============================================================ key names and key binding
 @pytest.mark.parametrize("value", [
     "gsk_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7sU9wY1aC3eG5",
     "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345", "r8_AbCdEfGhIjKlMnOpQrStUvWxYz01234", "ghp_AbCdEfGhIjKlMnOpQrStUvWx0123456789",
@@ -270,7 +270,7 @@ def test_a_key_goes_only_to_its_configured_host():
           ("http://127.0.0.1:9999/v1", "GROQ_API_KEY"), ("http://attacker.example:8000/v1", None)]
     for url, key in ok:
         check_llm_destination(url, key, environ=env)
-    refused = [("http://attacker.example:8000/v1", "OPENAI_API_KEY"),        # C1: a host of the workflow's choice
+    refused = [("http://attacker.example:8000/v1", "OPENAI_API_KEY"),        # a host of the workflow's choice
                ("https://api.openai.com/v1", "OPENAI_API_KEY"),               # not the configured one any more
                ("http://127.0.0.1:8001/v1", "ADREEL_LLM_KEY_LAB"),            # another port
                ("https://gw.example.com/v1", "ADREEL_LLM_KEY_LAB"),           # another key's host
@@ -341,7 +341,7 @@ def test_backends_refuse_before_sending(monkeypatch):
         resolve_host("http://127.0.0.1:11434/api/../admin")
 
 
-# ============================================================ M2: redirects, reflection, keep_alive, num_ctx
+# ============================================================ redirects, reflection, keep_alive, num_ctx
 @pytest.fixture(scope="module")
 def fake():
     with FakeOllama(models=("qwen2.5:7b",), hang_seconds=20) as f:
@@ -392,7 +392,7 @@ def test_the_ollama_api_key_goes_only_to_the_configured_host(ollama, monkeypatch
     assert ollama.chats()[-1].headers["Authorization"] == "Bearer ollama-cloud-key-ABCDEF123456"
 
 
-# ============================================================ H4: answer size, linear parse, interrupt
+# ============================================================ answer size, linear parse, interrupt
 def test_an_oversized_answer_is_not_read(ollama, monkeypatch):
     monkeypatch.setenv("ADREEL_MAX_LLM_ANSWER_BYTES", "20000")
     ollama.script(json.dumps({"title": "x" * 50000}))
@@ -429,7 +429,7 @@ def test_an_answer_over_the_cap_is_an_answer_problem(monkeypatch):
         parse_answer("{" + " " * 2000 + "}")
 
 
-# ============================================================ L10: depth and bounds
+# ============================================================ depth and bounds
 def test_deep_nesting_is_a_field_error_not_a_recursion_error():
     with pytest.raises(AnswerProblem, match="not JSON"):
         parse_answer("[" * 100000)

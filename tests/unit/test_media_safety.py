@@ -1,7 +1,7 @@
 """Hostile media and hostile numbers, engine level, with the real ffmpeg/ffprobe/fontconfig.
 
-Security review findings H2, H3, M6, L2, L7, L8 (the node-level and /prompt
-cases run through a real ComfyUI in tests/integration/test_security_media.py).
+The node-level and /prompt cases run through a real ComfyUI in
+tests/integration/test_security_media.py.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def real_media(tmp_path_factory):
     return out
 
 
-# --- H2: an HLS playlist that claims to be mp3/mp4 ------------------------------------------------------
+# --- an HLS playlist that claims to be mp3/mp4 ------------------------------------------------------
 
 def test_an_hls_playlist_named_mp3_is_refused_naming_the_file_and_the_format(tmp_path, private):
     evil = hls_playlist(tmp_path / "evil.mp3", private)
@@ -165,7 +165,7 @@ def test_a_file_name_with_a_colon_is_a_file_not_a_protocol(tmp_path, real_media)
     assert input_args(str(odd), "ogg")[-1].startswith("file:/")
 
 
-# --- H3: an audio bomb ----------------------------------------------------------------------------------
+# --- an audio bomb ----------------------------------------------------------------------------------
 
 def test_a_playlist_of_200000_segments_is_refused_at_once(tmp_path, private):
     evil = hls_playlist(tmp_path / "bomb.mp3", private, repeat=200000)
@@ -190,7 +190,7 @@ def test_the_music_bound_is_the_longest_ad_plus_a_margin(monkeypatch):
     assert music_seconds_cap() == 60.0
 
 
-# --- L7: bad AUDIO, tiny images ------------------------------------------------------------------------
+# --- bad AUDIO, tiny images ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("samples,sr,needle", [
     (np.zeros((1, 100), np.float32), 0, "sample_rate is not a whole number"),
@@ -234,7 +234,7 @@ def test_non_finite_strength_and_source_fps_are_refused(value):
                          width=64, height=64)
 
 
-# --- M6: cover_fit of absurd aspects, frame caps ------------------------------------------------------------
+# --- cover_fit of absurd aspects, frame caps ------------------------------------------------------------
 
 def test_cover_fit_of_a_1x100000_frame_never_scales_past_the_output(monkeypatch):
     sizes = []
@@ -329,7 +329,7 @@ def test_the_work_cap_is_checked_before_any_audio_pass_or_encode(tmp_path, monke
     assert not os.path.exists(work / "mix.wav") and not os.path.exists(work / "music.wav")
 
 
-# --- L8: the mix thread, sidecars, % in the HLS name ------------------------------------------------------------
+# --- the mix thread, sidecars, % in the HLS name ------------------------------------------------------------
 
 def test_an_error_stops_and_joins_the_mix_and_leaves_no_sidecars(tmp_path):
     """A brand glyph no font has fails the end card while the mix is still running (60 s of audio)."""
@@ -375,7 +375,7 @@ def test_a_nan_mix_setting_is_refused_before_ffmpeg(tmp_path):
         RenderOptions(end_card_seconds=float("nan"))
 
 
-# --- L2: fonts ------------------------------------------------------------------------------------------------
+# --- fonts ------------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def a_system_font():
@@ -429,7 +429,7 @@ def test_a_newline_in_a_family_name_cannot_split_the_style_line(tmp_path, a_syst
     resolve_font.cache_clear()
 
 
-# --- L1, L7 in the node layer: other packs' IMAGE / AUDIO (convert.py, loaded without ComfyUI) ------------------
+# --- in the node layer: other packs' IMAGE / AUDIO (convert.py, loaded without ComfyUI) ------------------
 # ``nodes/comfy_nodes/convert.py`` needs only torch, numpy and PIL; its package's ``__init__`` imports
 # ComfyUI's API, so the module is loaded on its own here.
 

@@ -14,7 +14,7 @@ from nodes.engine.budget import Allowance, PromptLedger
 from nodes.engine.limits import LimitExceeded
 from nodes.engine.models import StoryboardScene
 from nodes.engine.providers.errors import BudgetExceededError
-from nodes.engine.providers.request import plan_run
+from nodes.engine.providers.request import RenderWidgets, plan_run
 
 
 def test_nodes_of_one_prompt_share_the_ceiling_and_the_refusal_says_how_much_is_used(monkeypatch):
@@ -111,10 +111,10 @@ def _scenes(n):
 
 
 def _plan(key, allowance, **kw):
-    values = dict(aspect_ratio="9:16", provider="runway", model="gen4_turbo", fallback="error", quality="best",
+    values = dict(provider="runway", model="gen4_turbo", fallback="error", quality="best",
                   chain="", max_cost_usd=0.0, options_json="")
     values.update(kw)
-    return plan_run(_scenes(1), [key], allowance=allowance, **values)
+    return plan_run(_scenes(1), [key], RenderWidgets(**values), aspect_ratio="9:16", allowance=allowance)
 
 
 def test_five_provider_nodes_of_one_prompt_plan_no_more_than_the_ceiling(runway_env):

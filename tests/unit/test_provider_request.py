@@ -9,7 +9,7 @@ import pytest
 
 from nodes.engine.models import AdReelInputError, StoryboardScene
 from nodes.engine.providers import MissingApiKeyError, ProgressEvent
-from nodes.engine.providers.request import ProgressLines, aspect_for, plan_run, widget_problem
+from nodes.engine.providers.request import ProgressLines, RenderWidgets, aspect_for, plan_run, widget_problem
 
 
 @pytest.fixture(autouse=True)
@@ -37,10 +37,10 @@ def key_image(tmp_path):
 
 
 def widgets(**kw):
-    values = dict(aspect_ratio="9:16", provider="auto", model="gen4_turbo", fallback="camera move", quality="balanced",
+    values = dict(provider="auto", model="gen4_turbo", fallback="camera move", quality="balanced",
                   chain="camera", max_cost_usd=2.0, options_json="")
     values.update(kw)
-    return values
+    return RenderWidgets(**values)
 
 
 def test_aspect_for_picks_the_nearest_provider_ratio():
@@ -52,28 +52,28 @@ def test_aspect_for_picks_the_nearest_provider_ratio():
 
 def test_auto_with_only_the_camera_plans_every_scene_locally_for_nothing():
     sc = scenes()
-    plan, cands = plan_run(sc, [None] * 3, **widgets())
+    plan, cands = plan_run(sc, [None] * 3, widgets(), aspect_ratio="9:16")
     assert [str(c) for c in cands] == ["camera"]
     assert [r.pick.candidate.is_camera for r in plan.routes] == [True] * 3
     assert plan.total_usd == 0.0 and plan.paid == []
 
 
 def test_a_missing_key_falls_back_to_the_camera_and_says_why(key_image):
-    plan, _ = plan_run(scenes(2), [key_image] * 2, **widgets(provider="runway", chain="", quality="best"))
+    plan, _ = plan_run(scenes(2), [key_image] * 2, widgets(provider="runway", chain="", quality="best"), aspect_ratio="9:16")
     assert all(r.pick.candidate.is_camera for r in plan.routes)
     assert all(any("RUNWAY_API_KEY" in n for n in r.notes) for r in plan.routes)
 
 
 def test_one_provider_and_fallback_error_plans_strictly(key_image):
     with pytest.raises(MissingApiKeyError) as err:
-        plan_run(scenes(2), [key_image] * 2, **widgets(provider="runway", fallback="error", chain=""))
+        plan_run(scenes(2), [key_image] * 2, widgets(provider="runway", fallback="error", chain=""), aspect_ratio="9:16")
     assert "RUNWAY_API_KEY" in str(err.value)
 
 
 def test_a_key_pasted_into_the_options_is_refused_without_echoing_it():
     key = "sk-" + "Ab3dE6gH9jK2mN5pQ8sT1vW4"
     with pytest.raises(AdReelInputError) as err:
-        plan_run(scenes(1), [None], **widgets(options_json='{"api_key": "%s"}' % key))
+        plan_run(scenes(1), [None], widgets(options_json='{"api_key": "%s"}' % key), aspect_ratio="9:16")
     assert err.value.field.startswith("options_json") and key not in str(err.value)
 
 
@@ -104,7 +104,8 @@ def event(index, status, *, fraction=None, remaining=None, elapsed=10.0, job="j1
 
 
 def test_progress_lines_show_the_engines_time_left_and_count_completion(key_image):
-    plan, _ = plan_run(scenes(2), [key_image] * 2, **widgets(provider="runway", chain=""))  # both: camera (no key)
+    # both scenes: the camera (no key)
+    plan, _ = plan_run(scenes(2), [key_image] * 2, widgets(provider="runway", chain=""), aspect_ratio="9:16")
     lines = ProgressLines(plan, "ProviderRender — runway")
     assert lines.done() == 2.0  # camera scenes are done from the start
     lines.lines[0], lines.fractions[0] = "runway gen4_turbo: waiting", 0.0  # as if scene 0 went to Runway
@@ -130,7 +131,7 @@ def test_the_provider_report_carries_the_records_to_the_manifest(key_image):
     from nodes.engine.providers.request import provider_records, provider_report_json, report_text
     from nodes.engine.providers.routes import SceneOutcome
 
-    plan, _ = plan_run(scenes(2), [key_image] * 2, **widgets())
+    plan, _ = plan_run(scenes(2), [key_image] * 2, widgets(), aspect_ratio="9:16")
     outcomes = [SceneOutcome(i, "camera", position=i) for i in range(2)]
     _, summary = report_text(plan, outcomes, 1.0)
     text = provider_report_json(summary)

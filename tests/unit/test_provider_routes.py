@@ -29,6 +29,7 @@ from nodes.engine.providers import (
 from nodes.engine.providers.routes import (
     CAMERA_MOVE,
     Candidate,
+    RenderSettings,
     SceneRequest,
     parse_chain,
     plan_routes,
@@ -96,7 +97,7 @@ def render(plan, tmp_path, **kw):
     kw.setdefault("retry", FAST)
     kw.setdefault("timeout", 20)
     kw.setdefault("image_host", host)
-    return asyncio.run(render_routes(plan, output_dir=tmp_path / "clips", **kw))
+    return asyncio.run(render_routes(plan, RenderSettings(output_dir=tmp_path / "clips", **kw)))
 
 
 def total_requests(fakes) -> int:
@@ -315,7 +316,7 @@ def test_image_host_from_environment(s3, tmp_path):
     assert missing[0] is None and "no bucket" in missing[1]
 
 
-# --------------------------------------------------------------------------- security review H1: budgets
+# --------------------------------------------------------------------------- budgets the workflow cannot raise
 
 
 @pytest.mark.parametrize("failure", [

@@ -39,6 +39,7 @@ from nodes.engine.providers import (
     ProviderServerError,
     ProviderTimeoutError,
     RenderJob,
+    RenderSettings,
     RetryPolicy,
     SceneRequest,
     estimate_scenes,
@@ -166,7 +167,7 @@ async def render(jobs, *, max_cost_usd=None, image_host=None, **kw):
     """What ProviderRender runs for one provider and ``fallback: error``, one job per scene."""
     plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=max_cost_usd,
                        image_host=image_host)
-    outcomes = await render_routes(plan, image_host=image_host, **kw)
+    outcomes = await render_routes(plan, RenderSettings(image_host=image_host, **kw))
     return [o.result for o in outcomes]
 
 
@@ -886,7 +887,7 @@ def test_blocking_image_host_runs_off_the_event_loop(fakes, tmp_path):
     assert fakes["luma"].calls("create")[0].body["keyframes"]["frame0"]["url"].endswith("/media/key.png")
 
 
-# --------------------------------------------------------------------------- security review M5: time and space
+# --------------------------------------------------------------------------- downloads bounded in time and space
 
 
 def _no_parts(folder: Path) -> list:
@@ -964,16 +965,17 @@ def test_partial_downloads_left_by_a_stopped_run_are_removed_at_the_next(fakes, 
     assert sorted(p.name for p in out.glob("*.part")) == ["notes.part"]
 
 
-# --------------------------------------------------------------------------- security review M10: restarts
+# --------------------------------------------------------------------------- restarts: resume or cancel, never pay twice
 
 CHILD = r"""
 import asyncio, pickle, sys
 sys.path.insert(0, sys.argv[1])
-from nodes.engine.providers import RetryPolicy, SceneRequest, plan_routes, render_routes
+from nodes.engine.providers import RenderSettings, RetryPolicy, SceneRequest, plan_routes, render_routes
 jobs = pickle.load(open(sys.argv[2], "rb"))
 plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True)
-asyncio.run(render_routes(plan, output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
-                          retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0)))
+asyncio.run(render_routes(plan, RenderSettings(
+    output_dir=sys.argv[3], poll_interval=0.05, timeout=600,
+    retry=RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, request_timeout=10.0))))
 """
 
 
@@ -1049,6 +1051,21 @@ def test_an_interrupted_job_without_a_cancel_endpoint_is_resumed_by_the_next_run
         run(fakes, [job], tmp_path, cancel=lambda: len(server.calls("status")) >= 1)
     assert "no cancel endpoint" in str(err.value)
     [remote] = server.jobs.values()
+    remote.outcome, remote.latency = "success", 0.0
+    [result] = run(fakes, [job], tmp_path)
+    assert result.job_id == remote.id and len(server.calls("create")) == 1
+
+
+def test_a_job_whose_cancel_was_refused_is_resumed_by_the_next_run(fakes, tmp_path):
+    server = fakes["runway"]  # the cancel endpoint answers 403: the job keeps running, so it stays open
+    server.outcome = "never"
+    server.script("cancel", Reply(403, {"error": "You do not have access to this task"}))
+    job = make_job(fakes, "runway")
+    with pytest.raises(ProviderInterrupted) as err:
+        run(fakes, [job], tmp_path, cancel=lambda: len(server.calls("status")) >= 1)
+    assert "failed (HTTP 403)" in str(err.value) and "dashboard" in str(err.value)
+    [remote] = server.jobs.values()
+    assert not remote.cancelled
     remote.outcome, remote.latency = "success", 0.0
     [result] = run(fakes, [job], tmp_path)
     assert result.job_id == remote.id and len(server.calls("create")) == 1

@@ -340,7 +340,7 @@ def test_every_listed_model_plans(monkeypatch, tmp_path):
             assert plan.cost.usd is not None and plan.cost.usd > 0, (provider, model)
 
 
-# --------------------------------------------------------------------------- security review H1 (b)/(c): prices
+# --------------------------------------------------------------------------- prices the user may set: finite, >= 0
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.01, -100, "NaN", "-1", True, [1]])
@@ -390,7 +390,7 @@ def test_report_and_ui_summary_never_carry_nan():
     json.dumps(data, allow_nan=False)
 
 
-# --------------------------------------------------------------------------- security review L9: keys in options
+# --------------------------------------------------------------------------- keys pasted into the options
 
 
 @pytest.mark.parametrize("name", [

@@ -712,7 +712,7 @@ def test_the_retry_thread_applies_retention_when_asked(tmp_path):
     assert not old.exists() and fresh.exists()
 
 
-# ---------------------------------------------------------------- hostile input (issue 11: C2, L3, L4, L6, M8, M9)
+# ---------------------------------------------------------------- hostile input (issue 11)
 CANARY = "canary-0f3c9a1e-never-in-the-bucket"
 
 
@@ -903,7 +903,7 @@ def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s
     forged = SpoolEntry.from_file(entry.record_path)
     forged.name = "01-forged.mp4"
     forged.key = "k/forged-x.txt"
-    forged.local_path = str(precious)  # with the matching sha256, as L3 describes
+    forged.local_path = str(precious)  # with the matching sha256: a forged record pointing at a file it must not upload
     forged.source_path = None
     forged.sha256, forged.bytes = sha256(precious), precious.stat().st_size
     forged.save()
@@ -983,7 +983,7 @@ def _down_config(cfg, tmp_path):
     ("manifest-uploaded", True, 1),
     ("history-written", True, 1),
     ("spool-copied", False, 2),      # store down: a copy fsynced as .part, not renamed yet
-    ("spool-replaced", False, 1),    # renamed, the record not yet updated (M9 a)
+    ("spool-replaced", False, 1),    # renamed, the record not yet updated
     ("spool-recorded", False, 3),
 ])
 def test_a_crash_at_any_step_is_finished_by_the_next_retry_cycle(s3, bucket, media, tmp_path, monkeypatch, step,

@@ -91,7 +91,7 @@ def test_an_overrunning_line_is_asked_again_faster(fake):
     assert s.duration > 0
 
 
-# ------------------------------------------------------------------ L5: redirects, slow drip, decode bomb
+# ------------------------------------------------------------------ redirects, slow drip, decode bomb
 @pytest.mark.parametrize("provider,header", [("elevenlabs", "xi-api-key"), ("openai", "authorization")])
 def test_a_redirect_is_not_followed_and_the_key_never_reaches_the_other_host(fake, provider, header):
     with FakeTTS("other-host-key") as other:

@@ -9,7 +9,7 @@ Entry points for the node layer (``routes``)::
 
     estimate = estimate_scenes(jobs, max_cost_usd=5.0)          # no network
     plan = plan_routes([SceneRequest.for_job(j) for j in jobs], strict=True, max_cost_usd=5.0)  # no network
-    outcomes = await render_routes(plan, output_dir=..., on_progress=cb, cancel=is_interrupted)
+    outcomes = await render_routes(plan, RenderSettings(output_dir=..., on_progress=cb, cancel=is_interrupted))
 
 ``plan_routes`` also takes one chain of candidates for every scene (``provider=auto``,
 a fallback to the local camera move); ``registry.PROVIDERS`` names every provider.
@@ -55,11 +55,12 @@ from .errors import (
 from .fal import FalProvider
 from .heygen import HeyGenProvider
 from .http import CA_BUNDLE_ENV, RetryPolicy
-from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
+from .jobs import ClipResult, ProgressEvent, RenderJob, RenderTimings
 from .luma import LumaProvider
 from .replicate import ReplicateProvider
 from .registry import PROVIDERS, get_provider, list_models, provider_info
 from .routes import (
+    RenderSettings,
     RoutePlan,
     RunEstimate,
     SceneOutcome,
@@ -80,7 +81,7 @@ __all__ = [
     "ProviderCreditError", "ProviderDownloadError", "ProviderError", "ProviderForbiddenError", "ProviderInterrupted",
     "ProviderJobFailed", "ProviderProtocolError", "ProviderRateLimitError", "ProviderRequestError",
     "ProviderSafetyError", "ProviderServerError", "ProviderTimeoutError", "RenderJob",
-    "RenderResult", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
+    "ClipResult", "RenderSettings", "RenderTimings", "RetryPolicy", "RoutePlan", "RunEstimate", "SceneOutcome", "SceneRequest", "SECRETS_FILE_ENV", "choose_duration",
     "estimate_scenes", "get_api_key", "get_provider", "list_models", "plan_jobs",
     "plan_routes", "provider_info", "render_routes", "run_job", "check_budget",
 ]

@@ -7,7 +7,11 @@ its error bodies look. ``run_job`` does the rest, the same way for everyone:
 
     plan (local checks, no network) → submit (bounded retries) → poll every
     ``poll_interval`` until done (progress callback each time) → download
-    (https, capped, checked) → ``RenderResult``
+    (https, capped, checked) → ``ClipResult``
+
+One run is a ``JobRun``; it tells its observers each change of the remote
+job's state, and the jobs journal (``journal.JournalRecorder``) is the
+observer that lets a restart resume the job instead of paying for it twice.
 
 A stop — user interrupt, the job's timeout, or a sibling scene's failure —
 is noticed within ~50 ms while waiting; the remote job is then cancelled where
@@ -18,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Union
+from typing import Any, Awaitable, Callable, ClassVar, Mapping, Optional, Sequence, Union
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -33,7 +38,7 @@ from .. import limits
 from ..models import AdReelInputError
 from . import cost as costs
 from .cancellation import SIBLING_FAILED, TIMEOUT, JobStop, Overtime, RunSignal, Stopped
-from .download import DEFAULT_MAX_BYTES, ByteBudget, ProbeInfo, download_video
+from .download import DEFAULT_MAX_BYTES, ByteBudget, Download, DownloadedFile, ProbeInfo
 from .errors import (
     PaidProvidersDisabledError,
     ProviderAuthError,
@@ -54,8 +59,8 @@ from .errors import (
 )
 from .http import HttpCall, HttpReply, RetryPolicy, call_with_retries, origin, require_https
 from .images import ImageInfo, load_image
-from .journal import JobJournal, claim, job_key, release
-from .jobs import ProgressEvent, RenderJob, RenderResult, RenderTimings
+from .journal import Entry, JobEvent, JobJournal, JournalRecorder
+from .jobs import ClipResult, ProgressEvent, RenderJob, RenderTimings
 from .log import logger
 from ..cloud.redaction import redact
 from .secrets import ApiKey, get_api_key, secrets_file_path
@@ -544,27 +549,6 @@ async def _resolve_image(plan: JobPlan, ctx: RunContext) -> Optional[ImageRef]:
     return ref
 
 
-async def _cancel_remote(plan: JobPlan, handle: Optional[JobHandle], ctx: RunContext, auth: dict) -> str:
-    """Cancel the remote job if there is one; a sentence saying what happened."""
-    if handle is None:
-        return "nothing had been submitted yet"
-    call = plan.provider.cancel_call(plan, handle)
-    if call is None:
-        return (f"{plan.provider.label} has no cancel endpoint: job {handle.id} keeps running on their side "
-                "and may still be billed")
-    policy = RetryPolicy(max_retries=2, base_delay=min(ctx.retry.base_delay, 0.5), max_delay=2.0,
-                         max_retry_after=5.0, request_timeout=min(ctx.retry.request_timeout, 20.0))
-    try:
-        reply = await call_with_retries(ctx.session, call, label=plan.label, auth=auth, policy=policy)
-    except ProviderError as exc:
-        return f"cancelling job {handle.id} failed ({exc}); cancel it in the {plan.provider.label} dashboard"
-    if reply.ok:
-        logger.info("%s: cancelled job %s", plan.label, handle.id)
-        return f"the remote job {handle.id} was cancelled"
-    return (f"cancelling job {handle.id} failed (HTTP {reply.status}); cancel it in the "
-            f"{plan.provider.label} dashboard")
-
-
 CREATE_GRACE_S = 10.0  # on a stop during the create request, how long its answer (the job id, to cancel) is awaited
 _RESUME_STALE = (400, 403, 404, 410, 422)  # a recorded job the provider no longer knows: create a new one
 
@@ -574,226 +558,324 @@ def _http_policy(policy: RetryPolicy) -> RetryPolicy:
     return dataclasses.replace(policy, request_timeout=min(policy.request_timeout, limits.HTTP_TOTAL_SECONDS.read()))
 
 
-async def run_job(plan: JobPlan, ctx: RunContext) -> RenderResult:
-    """Submit (or resume), poll and download one planned job. See the module doc."""
-    provider = plan.provider
-    stop = JobStop(ctx.signal, ctx.timeout)
-    report = _Reporter(plan, ctx, stop)
-    auth = provider.auth_headers(plan.key.reveal())
-    interval = ctx.poll_interval if ctx.poll_interval is not None else provider.default_poll_interval
-    policy = _http_policy(ctx.retry)
-    timings = RenderTimings()
-    handle: Optional[JobHandle] = None
-    phase_since = time.monotonic()
-    last_phase = "submitting"
-    journal = ctx.journal
-    key = job_key(plan) if journal is not None else ""
-    claimed = bool(key) and claim(key)
-    resumed_note: Optional[str] = None
+@dataclass(frozen=True)
+class Cancellation:
+    """What stopping a run did to its remote job."""
 
-    def record(event: str, **fields) -> None:
-        if journal is not None and claimed:
-            journal.append(event, key, provider=provider.name, model=plan.spec.id, scene_index=plan.scene_index,
-                           **fields)
+    cancelled: bool  # the provider confirmed the cancel
+    sentence: str  # for the error message: what happened, and what the user should do
 
-    def retries(call: HttpCall):
-        async def on_wait(reason: str, delay: float):
-            timings.retries += 1
-            await report("retrying", detail=f"{call.what}: {reason}, retrying in {delay:.1f} s")
 
-        return call_with_retries(ctx.session, call, label=plan.label, auth=auth, policy=policy, stop=stop,
-                                 hint=provider.retry_hint, on_wait=on_wait)
+JobObserver = Callable[..., None]  # observer(event: JobEvent, **fields): told each change of the job's state
 
-    async def request(call: HttpCall) -> HttpReply:
-        return await stop.run(retries(call))  # Interrupt / the job timeout end even a request in flight
 
-    async def create(call: HttpCall) -> HttpReply:
-        """The create request: on a stop, its answer is awaited a little so the new job can be cancelled."""
-        task = asyncio.ensure_future(retries(call))
+class JobRun:
+    """One planned job: submit (or resume), poll, download and bill it — or, on a stop, cancel it.
+
+    The run tells its observers each change of the remote job's state (a ``JobEvent`` and its fields: job id,
+    how to cancel it, the clip's hash). The jobs journal is one observer (``journal.JournalRecorder``):
+    it is what lets a restart resume the job instead of paying for it twice.
+    """
+
+    def __init__(self, plan: JobPlan, ctx: RunContext, observers: Sequence[JobObserver] = ()):
+        self.plan, self.ctx, self.provider = plan, ctx, plan.provider
+        self.observers = list(observers)
+        self.stop = JobStop(ctx.signal, ctx.timeout)
+        self.report = _Reporter(plan, ctx, self.stop)
+        self.auth = self.provider.auth_headers(plan.key.reveal())
+        self.policy = _http_policy(ctx.retry)
+        self.timings = RenderTimings()
+        self.handle: Optional[JobHandle] = None  # set once the remote job is known to exist
+        self.resumed = False
+        self.phase, self.phase_since = "submitting", time.monotonic()
+
+    def _tell(self, event: JobEvent, **fields: Any) -> None:
+        for observer in self.observers:
+            observer(event, **fields)
+
+    async def run(self, earlier: Optional[Entry] = None) -> ClipResult:
+        """``earlier``: what an earlier run recorded for this very request, when its job can be resumed."""
         try:
-            return await stop.run(asyncio.shield(task))
+            state = await self._start(earlier)
+            state = await self._poll_until_done(state)
+            return await self._deliver(state, await self._download(state))
+        except Stopped as stopped:
+            raise await self._stopped(stopped) from None
+        except ProviderError as exc:
+            if self.handle is not None and not isinstance(exc, ProviderDownloadError):
+                self._tell(JobEvent.FAILED, job_id=self.handle.id)
+            raise
+        except asyncio.CancelledError:
+            if self.handle is not None:
+                try:
+                    self._closed_by(await asyncio.shield(self._cancel_remote()))
+                except BaseException:
+                    pass
+            raise
+
+    # ---- submit or resume
+    async def _start(self, earlier: Optional[Entry]) -> Optional[PollState]:
+        """The remote job: the earlier run's, when it can still be resumed, else a new one. Its first state
+        when already polled (a resumed job), else None."""
+        self.stop.raise_if_stopped()
+        self.provider.require_enabled()  # checked again here: a run may start without planning through the node
+        handle, state = await self._resume(earlier) if earlier is not None else (None, None)
+        self.resumed = handle is not None
+        self.handle = handle or await self._submit()
+        self.report.job_id = self.handle.id
+        self.stop.raise_if_stopped()  # a stop during the create: the job exists now, and is cancelled then
+        self.phase, self.phase_since = "queued", time.monotonic()
+        return state
+
+    async def _resume(self, earlier: Entry) -> tuple[Optional[JobHandle], Optional[PollState]]:
+        """Poll the job an earlier run left unfinished (or undelivered) for this very request; pay nothing."""
+        plan, provider = self.plan, self.provider
+        handle = JobHandle(earlier.job_id, dict(earlier.handle_data))
+        self.report.job_id = handle.id
+        await self.report("resuming", detail=f"resuming job {handle.id} from an earlier run")
+        try:
+            reply = await self._send(provider.poll_call(plan, handle))
+            self.timings.polls += 1
+            state = provider.parse_poll(plan, handle, reply.body) if reply.ok else None
+        except ProviderProtocolError:
+            state, reply = None, None
+        if state is None and reply is not None and reply.status not in _RESUME_STALE:
+            raise provider.error_for(reply, plan, "status", job_id=handle.id)
+        if state is None or state.phase in ("failed", "canceled"):
+            self._tell(JobEvent.STALE, job_id=handle.id)
+            logger.info("%s: recorded job %s can no longer be resumed; submitting a new one", plan.label, handle.id)
+            self.report.job_id = None
+            return None, None
+        self._tell(JobEvent.RESUMED, job_id=handle.id, handle_data=handle.data, cancel=earlier.cancel)
+        logger.info("%s: scene %d resumes job %s from an earlier run instead of paying for a new one",
+                    plan.label, plan.scene_index, handle.id)
+        return handle, state
+
+    async def _submit(self) -> JobHandle:
+        """Create the remote job: the one request that costs money."""
+        plan, provider = self.plan, self.provider
+        call = await provider.submit_call(plan, await _resolve_image(plan, self.ctx))
+        await self.report("submitting")
+        t0 = time.monotonic()
+        self._tell(JobEvent.SUBMITTING)
+        # Whether a failed create may have been billed is decided here, by how it failed:
+        # - it never reached the provider (``maybe_billed`` left False where http.call_with_retries gives up
+        #   on connecting): nothing can exist remotely;
+        # - the connection dropped mid-request (marked by http.call_with_retries), or the run stopped while
+        #   it was in flight: a job may exist that we know no id for;
+        # - a 4xx is a refusal; a 5xx does not prove nothing was made;
+        # - accepted (2xx) but unreadable: the job probably exists.
+        # A job that may exist keeps its estimate counted against the budget (routes.render_routes).
+        try:
+            reply = await self._create(call)
+        except ProviderConnectionError as exc:
+            self._tell(JobEvent.CREATE_UNKNOWN if exc.maybe_billed else JobEvent.REFUSED)
+            raise
+        except Stopped:
+            self._tell(JobEvent.CREATE_UNKNOWN)
+            raise
+        if not reply.ok:
+            err = provider.error_for(reply, plan, "create")
+            err.maybe_billed = reply.status >= 500
+            self._tell(JobEvent.CREATE_UNKNOWN if err.maybe_billed else JobEvent.REFUSED)
+            raise err
+        try:
+            handle = provider.parse_submit(plan, reply.body)
+        except ProviderError as exc:
+            exc.maybe_billed = True
+            self._tell(JobEvent.CREATE_UNKNOWN)
+            raise
+        cancel = provider.cancel_call(plan, handle)
+        self._tell(JobEvent.SUBMITTED, job_id=handle.id, handle_data=handle.data,
+                   cancel=None if cancel is None else {"method": cancel.method, "url": cancel.url})
+        self.timings.submit_s = round(time.monotonic() - t0, 3)
+        logger.info("%s: scene %d submitted as job %s", plan.label, plan.scene_index, handle.id)
+        return handle
+
+    # ---- HTTP
+    def _with_retries(self, call: HttpCall) -> Awaitable[HttpReply]:
+        return call_with_retries(self.ctx.session, call, label=self.plan.label, auth=self.auth, policy=self.policy,
+                                 stop=self.stop, hint=self.provider.retry_hint,
+                                 on_wait=functools.partial(self._retrying, call.what))
+
+    async def _retrying(self, what: str, reason: str, delay: float) -> None:
+        self.timings.retries += 1
+        await self.report("retrying", detail=f"{what}: {reason}, retrying in {delay:.1f} s")
+
+    async def _send(self, call: HttpCall) -> HttpReply:
+        """An API call with bounded retries; an interrupt or the job's timeout ends it even in flight."""
+        return await self.stop.run(self._with_retries(call))
+
+    async def _create(self, call: HttpCall) -> HttpReply:
+        """The create request: on a stop, its answer is awaited a little so the new job can be cancelled."""
+        task = asyncio.ensure_future(self._with_retries(call))
+        try:
+            return await self.stop.run(asyncio.shield(task))
         except Stopped:
             if task.done() and (task.cancelled() or isinstance(task.exception(), Stopped)):
                 raise  # stopped between attempts: nothing in flight
             try:
-                return await asyncio.wait_for(asyncio.shield(task), CREATE_GRACE_S)  # then cancelled below
+                return await asyncio.wait_for(asyncio.shield(task), CREATE_GRACE_S)  # then cancelled by the caller
             except Exception:
                 task.cancel()
-                raise Stopped(stop.reason() or "interrupted") from None
+                raise Stopped(self.stop.reason() or "interrupted") from None
 
-    async def submit() -> JobHandle:
-        image = await _resolve_image(plan, ctx)
-        call = await provider.submit_call(plan, image)
-        await report("submitting")
-        t0 = time.monotonic()
-        record("submitting")
-        try:
-            reply = await create(call)
-        except ProviderConnectionError as exc:
-            # "cannot reach": no attempt got through, nothing can exist remotely. Any other failure
-            # (a drop mid-request) may have created a job we know no id for.
-            exc.maybe_billed = "cannot reach" not in exc.message
-            record("create_unknown" if exc.maybe_billed else "refused")
-            raise
-        except Stopped:
-            record("create_unknown")
-            raise
-        if not reply.ok:
-            err = provider.error_for(reply, plan, "create")
-            err.maybe_billed = reply.status >= 500  # a 4xx is a refusal; a 5xx does not prove nothing was made
-            record("create_unknown" if err.maybe_billed else "refused")
-            raise err
-        try:
-            h = provider.parse_submit(plan, reply.body)
-        except ProviderError as exc:
-            exc.maybe_billed = True  # accepted (2xx) but unreadable: the job probably exists
-            record("create_unknown")
-            raise
-        cancel = provider.cancel_call(plan, h)
-        record("submitted", job_id=h.id, handle_data=h.data,
-               cancel=None if cancel is None else {"method": cancel.method, "url": cancel.url})
-        timings.submit_s = round(time.monotonic() - t0, 3)
-        logger.info("%s: scene %d submitted as job %s", plan.label, plan.scene_index, h.id)
-        return h
-
-    async def resume() -> tuple[Optional[JobHandle], Optional[PollState]]:
-        """An unfinished (or undelivered) job of an earlier run for this very request: poll it, pay nothing."""
-        prior = journal.lookup(key) if (journal is not None and claimed) else None
-        if prior is None or not prior.resumable:
-            return None, None
-        h = JobHandle(prior.job_id, dict(prior.handle_data))
-        report.job_id = h.id
-        await report("resuming", detail=f"resuming job {h.id} from an earlier run")
-        try:
-            reply = await request(provider.poll_call(plan, h))
-            timings.polls += 1
-            st = provider.parse_poll(plan, h, reply.body) if reply.ok else None
-        except ProviderProtocolError:
-            st, reply = None, None
-        if st is None and reply is not None and reply.status not in _RESUME_STALE:
-            raise provider.error_for(reply, plan, "status", job_id=h.id)
-        if st is None or st.phase in ("failed", "canceled"):
-            record("stale", job_id=h.id)
-            logger.info("%s: recorded job %s can no longer be resumed; submitting a new one", plan.label, h.id)
-            report.job_id = None
-            return None, None
-        record("resumed", job_id=h.id, handle_data=h.data, cancel=prior.cancel)
-        logger.info("%s: scene %d resumes job %s from an earlier run instead of paying for a new one",
-                    plan.label, plan.scene_index, h.id)
-        return h, st
-
-    try:
-        stop.raise_if_stopped()
-        provider.require_enabled()  # checked again here: run_job may be called without planning through the node
-        handle, state = await resume()
-        if handle is not None:
-            resumed_note = (f"resumed job {handle.id}, created by an earlier run (ComfyUI restarted): no new job "
-                            "was paid for")
-        else:
-            handle = await submit()
-        report.job_id = handle.id
-        stop.raise_if_stopped()  # a stop during the create: the job exists now, and is cancelled below
-        phase_since, last_phase = time.monotonic(), "queued"
+    # ---- poll
+    async def _poll_until_done(self, state: Optional[PollState]) -> PollState:
+        """Poll every ``poll_interval`` until the job succeeded; ``state``: one already read (a resumed job)."""
+        interval = self.ctx.poll_interval if self.ctx.poll_interval is not None else self.provider.default_poll_interval
         while True:
             if state is None:
-                await stop.sleep(interval)
-                reply = await request(provider.poll_call(plan, handle))
-                timings.polls += 1
-                if not reply.ok:
-                    raise provider.error_for(reply, plan, "status", job_id=handle.id)
-                state = provider.parse_poll(plan, handle, reply.body)
-            now = time.monotonic()
-            if state.phase != last_phase:
-                _account(timings, last_phase, now - phase_since)
-                phase_since, last_phase = now, state.phase
-                if state.phase == "running" and report.running_since is None:
-                    report.running_since = now
+                state = await self._poll(interval)
+            self._enter_phase(state.phase)
             if state.phase == "succeeded":
-                break
-            if state.phase == "failed":
-                err = state.error or ProviderJobFailed(f"{plan.label}: job {handle.id} failed ({state.raw_status})")
-                err.job_id = err.job_id or handle.id
-                raise err
-            if state.phase == "canceled":
-                raise ProviderJobFailed(
-                    f"{plan.label}: job {handle.id} ended as {state.raw_status} on the provider's side "
-                    "(cancelled there, or its deadline passed); queue the scene again",
-                    provider=provider.name, job_id=handle.id,
-                )
-            await report(state.phase, fraction=state.fraction, detail=state.raw_status)
+                _account(self.timings, self.phase, time.monotonic() - self.phase_since)
+                return state
+            self._raise_if_ended(state)
+            await self.report(state.phase, fraction=state.fraction, detail=state.raw_status)
             state = None
-        _account(timings, last_phase, time.monotonic() - phase_since)
-        url = await stop.run(provider.result_url(plan, handle, state, request))
-        await report("downloading")
-        stem = ctx.output_dir / (
+
+    async def _poll(self, interval: float) -> PollState:
+        await self.stop.sleep(interval)
+        reply = await self._send(self.provider.poll_call(self.plan, self.handle))
+        self.timings.polls += 1
+        if not reply.ok:
+            raise self.provider.error_for(reply, self.plan, "status", job_id=self.handle.id)
+        return self.provider.parse_poll(self.plan, self.handle, reply.body)
+
+    def _enter_phase(self, phase: str) -> None:
+        """Time spent queued and running, for the timings; the start of running, for the time left."""
+        if phase == self.phase:
+            return
+        now = time.monotonic()
+        _account(self.timings, self.phase, now - self.phase_since)
+        self.phase, self.phase_since = phase, now
+        if phase == "running" and self.report.running_since is None:
+            self.report.running_since = now
+
+    def _raise_if_ended(self, state: PollState) -> None:
+        """A job that ended without a video: the provider's error."""
+        plan, handle = self.plan, self.handle
+        if state.phase == "failed":
+            err = state.error or ProviderJobFailed(f"{plan.label}: job {handle.id} failed ({state.raw_status})")
+            err.job_id = err.job_id or handle.id
+            raise err
+        if state.phase == "canceled":
+            raise ProviderJobFailed(
+                f"{plan.label}: job {handle.id} ended as {state.raw_status} on the provider's side "
+                "(cancelled there, or its deadline passed); queue the scene again",
+                provider=self.provider.name, job_id=handle.id,
+            )
+
+    # ---- download and bill
+    async def _download(self, state: PollState) -> DownloadedFile:
+        plan, provider, handle = self.plan, self.provider, self.handle
+        url = await self.stop.run(provider.result_url(plan, handle, state, self._send))
+        await self.report("downloading")
+        stem = self.ctx.output_dir / (
             f"scene{plan.scene_index:03d}_{provider.name}_{_safe_name(plan.spec.id)}_{_safe_name(handle.id, 40)}"
         )
-        left = stop.remaining()
+        left = self.stop.remaining()
+        fetch = Download(
+            self.ctx.session, plan.label, auth=self.auth if provider.download_with_key else None,
+            auth_origin=plan.base_url if provider.download_with_key else None,
+            max_bytes=self.ctx.max_download_bytes, policy=self.ctx.retry, stop=self.stop,
+            budget=self.ctx.download_budget,
+        )
         try:
-            dl = await download_video(
-                ctx.session, url, stem, label=plan.label,
-                auth=auth if provider.download_with_key else None,
-                auth_origin=plan.base_url if provider.download_with_key else None,
-                max_bytes=ctx.max_download_bytes, policy=ctx.retry, stop=stop,
-                total_seconds=min(limits.MAX_DOWNLOAD_SECONDS.read(), left) if left is not None else None,
-                budget=ctx.download_budget,
-            )
+            clip = await fetch(url, stem, min(limits.MAX_DOWNLOAD_SECONDS.read(), left) if left is not None else None)
         except ProviderError as exc:
             exc.job_id = exc.job_id or handle.id
-            record("download_failed", job_id=handle.id)  # done and paid: a re-queue downloads it again
+            self._tell(JobEvent.DOWNLOAD_FAILED, job_id=handle.id)  # done and paid: a re-queue downloads it again
             raise
-        timings.download_s = round(dl.seconds, 3)
+        self.timings.download_s = round(clip.seconds, 3)
+        return clip
+
+    def _actual_cost(self, state: PollState, clip: DownloadedFile) -> costs.CostEstimate:
         try:
-            actual = provider.actual_cost(plan, state, dl.probe)
+            return self.provider.actual_cost(self.plan, state, clip.probe)
         except (ValueError, TypeError, ArithmeticError):  # a non-finite or negative figure from a response
-            actual = costs.CostEstimate(None, "unknown: the provider's reported length could not be priced")
-        timings.total_s = round(time.monotonic() - stop.started, 3)
-        notes = plan.notes + dl.notes + ([resumed_note] if resumed_note else [])
-        result = RenderResult(
-            scene_index=plan.scene_index, provider=provider.name, model=plan.spec.id, job_id=handle.id,
-            path=str(dl.path), bytes=dl.bytes, sha256=dl.sha256, container=dl.container,
+            return costs.CostEstimate(None, "unknown: the provider's reported length could not be priced")
+
+    async def _deliver(self, state: PollState, clip: DownloadedFile) -> ClipResult:
+        plan, handle, probe = self.plan, self.handle, clip.probe
+        actual = self._actual_cost(state, clip)
+        self.timings.total_s = round(time.monotonic() - self.stop.started, 3)
+        notes = plan.notes + clip.notes
+        if self.resumed:
+            notes.append(f"resumed job {handle.id}, created by an earlier run (ComfyUI restarted): no new job "
+                         "was paid for")
+        result = ClipResult(
+            scene_index=plan.scene_index, provider=self.provider.name, model=plan.spec.id, job_id=handle.id,
+            path=str(clip.path), bytes=clip.bytes, sha256=clip.sha256, container=clip.container,
             requested_duration=plan.duration, scene_duration=plan.job.scene.duration,
-            duration=dl.probe.duration if dl.probe else None,
-            width=dl.probe.width if dl.probe else None, height=dl.probe.height if dl.probe else None,
+            duration=probe.duration if probe else None,
+            width=probe.width if probe else None, height=probe.height if probe else None,
             estimated_cost_usd=plan.cost.usd, actual_cost_usd=actual.usd, cost_basis=redact(actual.basis),
-            result_host=dl.host, timings=timings, notes=[redact(n) for n in notes],
+            result_host=clip.host, timings=self.timings, notes=[redact(n) for n in notes],
         )
-        record("downloaded", job_id=handle.id, sha256=dl.sha256, bytes=dl.bytes)
-        await report("done", fraction=1.0, cost=actual.usd)
+        self._tell(JobEvent.DOWNLOADED, job_id=handle.id, sha256=clip.sha256, bytes=clip.bytes)
+        await self.report("done", fraction=1.0, cost=actual.usd)
         return result
-    except Stopped as stopped:
-        outcome = await _cancel_remote(plan, handle, ctx, auth)
-        if handle is not None:
-            # cancelled: closed. No cancel endpoint (or it failed): left open, so a re-queue resumes the job
-            # instead of paying for a new one.
-            record("cancelled" if outcome.startswith("the remote job") else "stopped", job_id=handle.id)
-        await report("cancelled", detail=f"stopped ({stopped.reason})")
+
+    # ---- stop and cancel
+    async def _stopped(self, stopped: Stopped) -> ProviderError:
+        """Cancel the remote job after a stop; the error that says why the scene stopped and what became of it."""
+        plan, job_id = self.plan, self.handle.id if self.handle else None
+        outcome = await self._cancel_remote()
+        self._closed_by(outcome)
+        await self.report("cancelled", detail=f"stopped ({stopped.reason})")
         if stopped.reason == TIMEOUT:
-            raise ProviderTimeoutError(
-                f"{plan.label}: scene {plan.scene_index} did not finish within {ctx.timeout:g} s; {outcome}. "
-                "Raise the timeout if the provider is just slow.",
-                provider=provider.name, job_id=handle.id if handle else None,
-            ) from None
+            return ProviderTimeoutError(
+                f"{plan.label}: scene {plan.scene_index} did not finish within {self.ctx.timeout:g} s; "
+                f"{outcome.sentence}. Raise the timeout if the provider is just slow.",
+                provider=self.provider.name, job_id=job_id,
+            )
         why = "another scene failed" if stopped.reason == SIBLING_FAILED else "the run was interrupted"
-        raise ProviderInterrupted(
-            f"{plan.label}: scene {plan.scene_index} stopped because {why}; {outcome}.",
-            provider=provider.name, job_id=handle.id if handle else None,
-        ) from None
-    except ProviderError as exc:
-        if handle is not None and not isinstance(exc, ProviderDownloadError):
-            record("failed", job_id=handle.id)
-        raise
-    except asyncio.CancelledError:
-        if handle is not None:
-            try:
-                outcome = await asyncio.shield(_cancel_remote(plan, handle, ctx, auth))
-                record("cancelled" if outcome.startswith("the remote job") else "stopped", job_id=handle.id)
-            except BaseException:
-                pass
-        raise
+        return ProviderInterrupted(f"{plan.label}: scene {plan.scene_index} stopped because {why}; {outcome.sentence}.",
+                                   provider=self.provider.name, job_id=job_id)
+
+    def _closed_by(self, outcome: Cancellation) -> None:
+        if self.handle is not None:
+            # Cancelled: closed. No cancel endpoint (or the cancel failed): left open, so a re-queue resumes the
+            # job instead of paying for a new one.
+            self._tell(JobEvent.CANCELLED if outcome.cancelled else JobEvent.STOPPED, job_id=self.handle.id)
+
+    async def _cancel_remote(self) -> Cancellation:
+        plan, handle, label = self.plan, self.handle, self.provider.label
+        if handle is None:
+            return Cancellation(False, "nothing had been submitted yet")
+        call = self.provider.cancel_call(plan, handle)
+        if call is None:
+            return Cancellation(False, f"{label} has no cancel endpoint: job {handle.id} keeps running on their "
+                                       "side and may still be billed")
+        retry = self.ctx.retry
+        policy = RetryPolicy(max_retries=2, base_delay=min(retry.base_delay, 0.5), max_delay=2.0,
+                             max_retry_after=5.0, request_timeout=min(retry.request_timeout, 20.0))
+        try:
+            reply = await call_with_retries(self.ctx.session, call, label=plan.label, auth=self.auth, policy=policy)
+        except ProviderError as exc:
+            return Cancellation(False, f"cancelling job {handle.id} failed ({exc}); cancel it in the {label} dashboard")
+        if reply.ok:
+            logger.info("%s: cancelled job %s", plan.label, handle.id)
+            return Cancellation(True, f"the remote job {handle.id} was cancelled")
+        return Cancellation(False, f"cancelling job {handle.id} failed (HTTP {reply.status}); cancel it in the "
+                                   f"{label} dashboard")
+
+
+async def run_job(plan: JobPlan, ctx: RunContext) -> ClipResult:
+    """Submit (or resume), poll and download one planned job, the jobs journal observing. See the module doc.
+
+    The journal is kept when ``ctx.journal`` is set and this process is not already running the very same
+    request (the second of two identical runs is neither recorded nor resumed).
+    """
+    recorder = JournalRecorder.open(ctx.journal, plan)
+    if recorder is None:
+        return await JobRun(plan, ctx).run()
+    try:
+        return await JobRun(plan, ctx, [recorder]).run(recorder.earlier_job())
     finally:
-        if claimed:
-            release(key)
+        recorder.close()
 
 
 async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext,
@@ -811,11 +893,11 @@ async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext,
         provider = providers.get(e.provider)
         what = f"{e.provider or '?'} job {e.job_id or '(no id)'} for scene {e.scene_index}"
         if not e.job_id:
-            journal.append("abandoned", e.key, job_id=None)
+            journal.append(JobEvent.ABANDONED, e.key, job_id=None)
             done.append(f"{what}: its create request never answered; it may have been billed — check the dashboard")
             continue
         if provider is None or not e.cancel or not isinstance(e.cancel.get("url"), str):
-            journal.append("abandoned", e.key, job_id=e.job_id)
+            journal.append(JobEvent.ABANDONED, e.key, job_id=e.job_id)
             done.append(f"{what}: no cancel endpoint; it may still be billed")
             continue
         try:
@@ -833,7 +915,7 @@ async def recover_orphans(journal: JobJournal, keep: set, ctx: RunContext,
         else:
             done.append(f"{what}: cancelled (left unfinished by an earlier ComfyUI process)" if ok else
                         f"{what}: cancelling failed (HTTP {reply.status}); cancel it in the dashboard")
-        journal.append("cancelled" if ok else "abandoned", e.key, job_id=e.job_id)
+        journal.append(JobEvent.CANCELLED if ok else JobEvent.ABANDONED, e.key, job_id=e.job_id)
     for line in done:
         logger.warning("provider jobs journal: %s", line)
     journal.compact()

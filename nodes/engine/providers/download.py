@@ -10,7 +10,7 @@
   stream in it. Without ffprobe only the magic bytes are checked, and the
   result says so.
 - The file appears under its final name only when complete and checked.
-- Bounded in time and space (security review M5): the whole download — every
+- Bounded in time and space: the whole download — every
   redirect and retry — must finish within ``ADREEL_MAX_DOWNLOAD_SECONDS`` (and
   the job's own timeout), and stops within ~50 ms on Interrupt, however slowly
   the server drips its bytes; one prompt's clips together may not exceed
@@ -167,107 +167,102 @@ def _is_same_origin(a: str, b: str) -> bool:
     return (pa.scheme, (pa.hostname or "").lower(), pa.port or 443) == (pb.scheme, (pb.hostname or "").lower(), pb.port or 443)
 
 
-async def download_video(
-    session: aiohttp.ClientSession,
-    url: str,
-    dest_stem: Path,
-    *,
-    label: str,
-    auth: Optional[Mapping[str, str]] = None,
-    auth_origin: Optional[str] = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    policy: Optional[RetryPolicy] = None,
-    stop: Optional[JobStop] = None,
-    read_timeout: float = 120.0,
-    total_seconds: Optional[float] = None,
-    budget: Optional[ByteBudget] = None,
-) -> DownloadedFile:
-    """Fetch ``url`` to ``dest_stem`` + the container's extension; see the module doc.
+@dataclass
+class Download:
+    """How a result is fetched: by whom, with which key for which origin, and within which limits.
 
-    ``total_seconds`` (default ``ADREEL_MAX_DOWNLOAD_SECONDS``) bounds the whole download; ``stop`` ends it
-    at once with ``cancellation.Stopped``; ``budget`` is the run's shared byte cap.
+    Call it with the URL, the destination stem and the time allowed; see the module doc.
     """
-    policy = policy or RetryPolicy()
-    stop = stop or JobStop(RunSignal(), None)
-    total = limits.MAX_DOWNLOAD_SECONDS.read() if total_seconds is None else float(total_seconds)
-    max_bytes = min(int(max_bytes), limits.MAX_DOWNLOAD_BYTES.read())
-    try:
-        return await stop.run(
-            _download(session, url, dest_stem, label, auth, auth_origin, max_bytes, policy, stop, read_timeout,
-                      total, budget),
-            total,
-        )
-    except Overtime:
-        raise ProviderDownloadError(
-            f"{label}: downloading the result did not finish within {total:g} s (the server's "
-            f"{limits.MAX_DOWNLOAD_SECONDS.env}); stopped, and the partial file was removed"
-        ) from None
 
+    session: aiohttp.ClientSession
+    label: str  # names the job in every message
+    auth: Optional[Mapping[str, str]] = None  # the provider's key headers, sent only to ``auth_origin``
+    auth_origin: Optional[str] = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    policy: Optional[RetryPolicy] = None
+    stop: Optional[JobStop] = None  # ends the download at once with ``cancellation.Stopped``
+    read_timeout: float = 120.0
+    budget: Optional[ByteBudget] = None  # the run's shared byte cap
 
-async def _download(session, url, dest_stem, label, auth, auth_origin, max_bytes, policy, stop, read_timeout,
-                    total, budget) -> DownloadedFile:
-    start = time.monotonic()
-    attempt = 0
-    while True:
+    async def __call__(self, url: str, dest_stem: Path, total_seconds: Optional[float] = None) -> DownloadedFile:
+        """Fetch ``url`` to ``dest_stem`` + the container's extension, within ``total_seconds`` (default
+        ``ADREEL_MAX_DOWNLOAD_SECONDS``) for the whole download."""
+        stop = self.stop or JobStop(RunSignal(), None)
+        total = limits.MAX_DOWNLOAD_SECONDS.read() if total_seconds is None else float(total_seconds)
         try:
-            left = max(1.0, total - (time.monotonic() - start))
-            return await _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes,
-                                        min(read_timeout, left), start, left, budget)
-        except _Retryable as exc:
-            if attempt >= policy.max_retries:
-                raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}) after {attempt + 1} attempts; queue again to retry") from None
-            delay = exc.retry_after if exc.retry_after is not None else min(policy.max_delay, policy.base_delay * 2 ** attempt)
-            if delay > policy.max_retry_after:
-                raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}); the server asks to wait {delay:.0f} s") from None
-            logger.info("%s download: %s; retrying in %.2fs", label, exc.reason, delay)
-            await stop.sleep(delay)
-            attempt += 1
+            return await stop.run(self._with_retries(url, dest_stem, stop, total), total)
+        except Overtime:
+            raise ProviderDownloadError(
+                f"{self.label}: downloading the result did not finish within {total:g} s (the server's "
+                f"{limits.MAX_DOWNLOAD_SECONDS.env}); stopped, and the partial file was removed"
+            ) from None
+
+    async def _with_retries(self, url: str, dest_stem: Path, stop: JobStop, total: float) -> DownloadedFile:
+        label, policy = self.label, self.policy or RetryPolicy()
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                left = max(1.0, total - (time.monotonic() - start))
+                return await self._once(url, dest_stem, start, left)
+            except _Retryable as exc:
+                if attempt >= policy.max_retries:
+                    raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}) after {attempt + 1} attempts; queue again to retry") from None
+                delay = exc.retry_after if exc.retry_after is not None else min(policy.max_delay, policy.base_delay * 2 ** attempt)
+                if delay > policy.max_retry_after:
+                    raise ProviderDownloadError(f"{label}: downloading the result failed ({exc.reason}); the server asks to wait {delay:.0f} s") from None
+                logger.info("%s download: %s; retrying in %.2fs", label, exc.reason, delay)
+                await stop.sleep(delay)
+                attempt += 1
+
+    async def _once(self, url: str, dest_stem: Path, start: float, total_left: float) -> DownloadedFile:
+        label, max_bytes = self.label, self._max_bytes()
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(current)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ProviderDownloadError(
+                    f"{label}: refusing to download the result from a non-https URL ({redact_url(current)}); "
+                    "only https downloads are allowed"
+                )
+            headers = {}
+            if self.auth and self.auth_origin and _is_same_origin(current, self.auth_origin):
+                headers.update(self.auth)
+            timeout = aiohttp.ClientTimeout(total=total_left, sock_connect=30,
+                                            sock_read=min(self.read_timeout, total_left))
+            try:
+                async with self.session.get(current, headers=headers, allow_redirects=False, timeout=timeout) as resp:
+                    if resp.status in (301, 302, 303, 307, 308):
+                        loc = resp.headers.get("Location")
+                        if not loc:
+                            raise ProviderDownloadError(f"{label}: the result URL redirected without a Location")
+                        current = urljoin(current, loc)
+                        continue
+                    if resp.status in RETRY_IDEMPOTENT:
+                        raise _Retryable(f"HTTP {resp.status}", parse_retry_after(resp.headers))
+                    if resp.status != 200:
+                        hint = " (presigned result URLs expire; queue the scene again)" if resp.status in (401, 403, 404, 410) else ""
+                        raise ProviderDownloadError(
+                            f"{label}: downloading the result from {redact_url(current)} failed with HTTP {resp.status}{hint}"
+                        )
+                    length = resp.headers.get("Content-Length")
+                    if length and length.isdigit() and int(length) > max_bytes:
+                        raise ProviderDownloadError(
+                            f"{label}: the result is {int(length) / 1e6:.1f} MB, above the {max_bytes / 1e6:.0f} MB download cap"
+                        )
+                    return await _stream_to_file(resp, current, dest_stem, label, max_bytes, start, self.budget)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+        raise ProviderDownloadError(f"{label}: the result URL redirected more than {MAX_REDIRECTS} times")
+
+    def _max_bytes(self) -> int:
+        return min(int(self.max_bytes), limits.MAX_DOWNLOAD_BYTES.read())
 
 
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: Optional[float] = None):
         self.reason = reason
         self.retry_after = retry_after
-
-
-async def _download_once(session, url, dest_stem, label, auth, auth_origin, max_bytes, read_timeout, start,
-                         total_left, budget) -> DownloadedFile:
-    current = url
-    for _hop in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(current)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ProviderDownloadError(
-                f"{label}: refusing to download the result from a non-https URL ({redact_url(current)}); "
-                "only https downloads are allowed"
-            )
-        headers = {}
-        if auth and auth_origin and _is_same_origin(current, auth_origin):
-            headers.update(auth)
-        timeout = aiohttp.ClientTimeout(total=total_left, sock_connect=30, sock_read=read_timeout)
-        try:
-            async with session.get(current, headers=headers, allow_redirects=False, timeout=timeout) as resp:
-                if resp.status in (301, 302, 303, 307, 308):
-                    loc = resp.headers.get("Location")
-                    if not loc:
-                        raise ProviderDownloadError(f"{label}: the result URL redirected without a Location")
-                    current = urljoin(current, loc)
-                    continue
-                if resp.status in RETRY_IDEMPOTENT:
-                    raise _Retryable(f"HTTP {resp.status}", parse_retry_after(resp.headers))
-                if resp.status != 200:
-                    hint = " (presigned result URLs expire; queue the scene again)" if resp.status in (401, 403, 404, 410) else ""
-                    raise ProviderDownloadError(
-                        f"{label}: downloading the result from {redact_url(current)} failed with HTTP {resp.status}{hint}"
-                    )
-                length = resp.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > max_bytes:
-                    raise ProviderDownloadError(
-                        f"{label}: the result is {int(length) / 1e6:.1f} MB, above the {max_bytes / 1e6:.0f} MB download cap"
-                    )
-                return await _stream_to_file(resp, current, dest_stem, label, max_bytes, start, budget)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from None
-    raise ProviderDownloadError(f"{label}: the result URL redirected more than {MAX_REDIRECTS} times")
 
 
 async def _stream_to_file(resp, url, dest_stem: Path, label, max_bytes, start, budget=None) -> DownloadedFile:

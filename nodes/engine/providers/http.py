@@ -180,11 +180,13 @@ async def call_with_retries(
             reply = None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if not call.idempotent:
-                raise ProviderConnectionError(
+                err = ProviderConnectionError(
                     f"{label}: the connection failed during the {call.what} request "
                     f"({type(exc).__name__}); the job may or may not have been created — check the "
                     f"{label} dashboard before queueing again",
-                ) from None
+                )
+                err.maybe_billed = True  # the request may have reached the provider: a job may exist
+                raise err from None
             reason = f"connection failed ({type(exc).__name__})"
             reply = None
         if reply is not None:
@@ -203,7 +205,7 @@ async def call_with_retries(
         if attempt >= policy.max_retries:
             if reply is not None:
                 return reply
-            raise ProviderConnectionError(
+            raise ProviderConnectionError(  # no attempt got through (``maybe_billed`` stays False)
                 f"{label}: cannot reach {redact_url(call.url)} ({reason}) after {attempt + 1} attempts; "
                 "check the network, a proxy, or the base URL setting",
             )

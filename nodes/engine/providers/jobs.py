@@ -1,6 +1,6 @@
 """What goes into a provider render and what comes out of it.
 
-``RenderJob`` is one scene to render; ``RenderResult`` is the local clip plus
+``RenderJob`` is one scene to render; ``ClipResult`` is the local clip plus
 an audit record (job id, costs, timings, notes) that holds no secret and no
 presigned URL, so it can go straight into the ``RenderManifest``.
 """
@@ -81,7 +81,7 @@ class RenderTimings(BaseModel):
     retries: int = 0
 
 
-class RenderResult(BaseModel):
+class ClipResult(BaseModel):
     """A rendered clip on disk and everything needed to audit it. Secret-free."""
 
     model_config = ConfigDict(extra="forbid")

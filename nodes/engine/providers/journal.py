@@ -1,9 +1,14 @@
-"""The provider jobs journal: a restart never pays twice for a job (security review M10).
+"""The provider jobs journal: a restart never pays twice for a job.
 
 Every paid job is recorded before and after it is submitted — an append-only
 JSON-lines file, flushed and fsynced at each step:
 
     submitting → submitted (job id, how to cancel it) → downloaded | failed | cancelled
+
+The events are ``JobEvent``'s. ``base.JobRun`` does not write them itself: it
+tells its observers each change of the remote job's state, and a
+``JournalRecorder`` (one per run, made by ``JournalRecorder.open``) is the
+observer that writes them here.
 
 A ComfyUI restart (or kill -9) during ProviderRender leaves ``submitted``
 entries with no end. The next run then:
@@ -43,6 +48,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -57,8 +63,29 @@ PROCESS_ID = uuid.uuid4().hex  # this ComfyUI process: entries of another one wh
 HOST = socket.gethostname()
 RESUME_MAX_AGE_S = 48 * 3600  # result URLs and tasks expire after about this long (Runway 24–48 h)
 MAX_JOURNAL_BYTES = 8 * 1024 * 1024  # read at most this much; compacted when larger
-OPEN = ("submitting", "submitted", "resumed", "stopped")  # may still be running (and billed) remotely
-RESUMABLE = ("submitted", "resumed", "stopped", "downloaded", "download_failed")
+
+
+class JobEvent(str, Enum):
+    """A change in what is known about one paid job; the journal's record of it carries the value."""
+
+    SUBMITTING = "submitting"  # the create request is about to go out
+    SUBMITTED = "submitted"  # the provider answered with a job id
+    REFUSED = "refused"  # the create request was refused, or never got through: nothing exists remotely
+    CREATE_UNKNOWN = "create_unknown"  # the create request failed without a clear answer: a job may exist
+    RESUMED = "resumed"  # a job recorded by an earlier run is polled instead of a new one created
+    STALE = "stale"  # a recorded job the provider no longer knows (or that ended badly): not resumed
+    DOWNLOADED = "downloaded"
+    DOWNLOAD_FAILED = "download_failed"  # done and paid, not delivered: a re-queue downloads it again
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the provider confirmed the cancel
+    STOPPED = "stopped"  # stopped here, but the remote job could not be cancelled: left open to resume
+    ABANDONED = "abandoned"  # an orphan nobody could cancel; closed, it may still be billed
+
+
+OPEN = tuple(e.value for e in (JobEvent.SUBMITTING, JobEvent.SUBMITTED, JobEvent.RESUMED, JobEvent.STOPPED))
+"""Events after which the job may still be running (and billed) remotely."""
+RESUMABLE = tuple(e.value for e in (JobEvent.SUBMITTED, JobEvent.RESUMED, JobEvent.STOPPED, JobEvent.DOWNLOADED,
+                                    JobEvent.DOWNLOAD_FAILED))
 _active: set[str] = set()  # job keys being run in this process right now
 _lock = threading.Lock()
 
@@ -153,7 +180,7 @@ class Entry:
             return False
         # A clip this process delivered is not fetched again: queueing the same request again here asks for
         # a new take. Delivered by a process that died before its prompt finished: fetched, not paid again.
-        return not (self.event == "downloaded" and self.proc == PROCESS_ID)
+        return not (self.event == JobEvent.DOWNLOADED.value and self.proc == PROCESS_ID)
 
 
 class JobJournal:
@@ -165,11 +192,12 @@ class JobJournal:
         return cls(journal_path(output_dir))
 
     # ---- writing
-    def append(self, event: str, key: str, **fields: Any) -> None:
+    def append(self, event: JobEvent, key: str, **fields: Any) -> None:
         """One record, on disk (fsynced) before this returns. A journal that cannot be written is logged,
         never a reason to lose a paid job."""
+        event = JobEvent(event)
         record = {"t": round(time.time(), 3), "proc": PROCESS_ID, "pid": os.getpid(), "host": HOST,
-                  "event": event, "key": key,
+                  "event": event.value, "key": key,
                   **{k: v for k, v in fields.items() if v is not None}}
         line = json.dumps(record, sort_keys=True, default=str, allow_nan=False) + "\n"
         try:
@@ -184,7 +212,8 @@ class JobJournal:
                 finally:
                     os.close(fd)
         except (OSError, ValueError) as exc:
-            logger.warning("provider jobs journal %s: cannot record %s (%s)", self.path, event, type(exc).__name__)
+            logger.warning("provider jobs journal %s: cannot record %s (%s)", self.path, event.value,
+                           type(exc).__name__)
 
     # ---- reading
     def entries(self) -> dict[str, Entry]:
@@ -225,9 +254,9 @@ class JobJournal:
                 e.handle_data = rec["handle_data"]
             if isinstance(rec.get("cancel"), dict):
                 e.cancel = rec["cancel"]
-            if rec["event"] == "submitted":
+            if rec["event"] == JobEvent.SUBMITTED.value:
                 e.submitted_at = e.t
-            if rec["event"] == "submitting":  # a new attempt for this key: forget the previous job
+            if rec["event"] == JobEvent.SUBMITTING.value:  # a new attempt for this key: forget the previous job
                 e.job_id, e.handle_data, e.cancel, e.submitted_at = None, {}, None, 0.0
             out[e.key] = e
         return out
@@ -277,3 +306,33 @@ def claim(key: str) -> bool:
 def release(key: str) -> None:
     with _lock:
         _active.discard(key)
+
+
+class JournalRecorder:
+    """Observes one ``JobRun`` and writes each change of its job's state to the journal.
+
+    Made only for a run that holds its job key (``claim``): the same request run twice at once in this
+    process is neither recorded nor resumed by the second run. ``close`` gives the key back.
+    """
+
+    def __init__(self, journal: JobJournal, plan, key: str):
+        self.journal, self.key = journal, key
+        self.about = {"provider": plan.provider.name, "model": plan.spec.id, "scene_index": plan.scene_index}
+
+    @classmethod
+    def open(cls, journal: Optional[JobJournal], plan) -> Optional["JournalRecorder"]:
+        if journal is None:
+            return None
+        key = job_key(plan)
+        return cls(journal, plan, key) if claim(key) else None
+
+    def earlier_job(self) -> Optional[Entry]:
+        """What an earlier run recorded for this very request, if its job can still be resumed."""
+        entry = self.journal.lookup(self.key)
+        return entry if entry is not None and entry.resumable else None
+
+    def __call__(self, event: JobEvent, **fields: Any) -> None:
+        self.journal.append(event, self.key, **self.about, **fields)
+
+    def close(self) -> None:
+        release(self.key)

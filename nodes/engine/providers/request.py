@@ -11,9 +11,9 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from .. import limits
 from ..models import AdReelInputError, StoryboardScene
@@ -28,7 +28,7 @@ logger = logging.getLogger("adreel.providers")
 POLL_ENV = "ADREEL_PROVIDER_POLL_SECONDS"  # override every provider's poll interval (tests, rate-limited gateways)
 MAX_OPTION_DEPTH = 16
 
-# --- what a credential looks like (L9): by its name, or by its value
+# --- what a credential looks like: by its name, or by its value
 # Words that make an option name a credential wherever they appear ("hf_token", "aws_secret_access_key",
 # "private_key", "key", "X-Api-Key", "githubToken"); names are split on _ - . spaces and camelCase.
 _SECRET_WORDS = frozenset({
@@ -47,7 +47,7 @@ _KEY_VALUE = re.compile(
     r"|AIza[0-9A-Za-z_-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|key_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"
     r")")
-_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0 (review H1 c)
+_PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=:.-]{24,}")
 _PIECES = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
@@ -242,10 +242,28 @@ def widget_problem(provider, model, fallback, quality, max_cost_usd=None, chain=
     return None
 
 
-def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[str]], *, aspect_ratio: str,
-             provider: str, model: str, fallback: str, quality: str, chain: str, max_cost_usd: float,
-             options_json: str | None, image_host: Optional[ImageHost] = None,
-             image_host_problem: Optional[str] = None, allowance=None) -> tuple[RoutePlan, list[Candidate]]:
+@dataclass(frozen=True)
+class RenderWidgets:
+    """ProviderRender's widget values, one value each."""
+
+    provider: str
+    model: str
+    fallback: str
+    quality: str
+    chain: str = ""
+    max_cost_usd: float = 0.0  # 0: the server's ceiling
+    options_json: str = ""
+    timeout_s: int = 900
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "RenderWidgets":
+        """From the node's input values (the scenes and key images, which are not widgets, are left out)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
+
+
+def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[str]], widgets: RenderWidgets, *,
+             aspect_ratio: str, image_host: Optional[ImageHost] = None, image_host_problem: Optional[str] = None,
+             allowance=None) -> tuple[RoutePlan, list[Candidate]]:
     """ProviderRender's widgets → the priced plan of the run (and its candidates), before anything is sent.
 
     ``allowance``: the prompt's share of ``ADREEL_MAX_COST_USD`` (``budget.Allowance``); the plan fits what
@@ -254,15 +272,16 @@ def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[s
     One provider with ``fallback: error`` plans strictly (the first problem raises as it is); otherwise each
     scene walks the candidates. Never above the server ceiling ``ADREEL_MAX_COST_USD``.
     """
-    opts = parse_options(options_json)
-    cands = candidates(provider, model, fallback, quality, chain, opts)
+    w = widgets
+    opts = parse_options(w.options_json)
+    cands = candidates(w.provider, w.model, w.fallback, w.quality, w.chain, opts)
     requests = [SceneRequest(scene=sc, aspect_ratio=aspect_ratio, image_path=p, seed=opts.seed,
                              options=opts.shared, provider_options=opts.per_provider)
                 for sc, p in zip(scenes, image_paths)]
-    plan = plan_routes(requests, cands, quality=quality, max_cost_usd=max_cost_usd, image_host=image_host,
-                       image_host_problem=image_host_problem, strict=provider != "auto" and fallback == "error",
+    plan = plan_routes(requests, cands, quality=w.quality, max_cost_usd=w.max_cost_usd, image_host=image_host,
+                       image_host_problem=image_host_problem, strict=w.provider != "auto" and w.fallback == "error",
                        allowance=allowance)
-    raw = options_json or ""
+    raw = w.options_json or ""
     if redact(raw) != raw:  # the keys read while planning are known to redact() now
         raise AdReelInputError("options_json", "contains an API key or credential; remove it (keys are read from "
                                                "the environment or the secrets file only). Nothing was sent.")

@@ -38,7 +38,7 @@ billed, so its estimate stays counted). Only when a scene has no candidate
 left does the run stop: the other jobs are cancelled where the provider can,
 and that failure is raised naming its scene. A user interrupt stops everything
 at once (remote jobs cancelled). Results come back in scene order; a scene
-that ends on ``camera`` comes back without a ``RenderResult`` and the caller
+that ends on ``camera`` comes back without a ``ClipResult`` and the caller
 renders the camera move.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ from .errors import (
     ProviderInterrupted,
 )
 from .http import RetryPolicy, open_session
-from .jobs import ProgressEvent, RenderJob, RenderResult
+from .jobs import ClipResult, ProgressEvent, RenderJob
 from .journal import JobJournal, job_key
 from .log import logger
 from ..cloud.redaction import redact
@@ -451,7 +451,7 @@ def _no_candidate(r: SceneRoute, max_cost_usd: Optional[float], budget_note: str
 
 
 @dataclass
-class Attempt:
+class RouteAttempt:
     candidate: str
     outcome: str  # "rendered" | "failed"
     reason: str = ""
@@ -469,9 +469,9 @@ class SceneOutcome:
 
     scene_index: int
     route: str
-    result: Optional[RenderResult] = None
+    result: Optional[ClipResult] = None
     position: int = 0  # the scene's place in the requests given to plan_routes
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[RouteAttempt] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -518,127 +518,144 @@ class _Ledger:
         return None if self.max is None else max(0.0, self.max - self.committed)
 
 
-async def render_routes(
-    plan: RoutePlan,
-    *,
-    output_dir: Union[str, Path],
-    on_progress: Optional[ProgressCallback] = None,
-    cancel: CancelSource = None,
-    image_host: Optional[ImageHost] = None,
-    concurrency: Union[None, int, dict[str, int]] = None,
-    poll_interval: Optional[float] = None,
-    timeout: Optional[float] = 900.0,
-    retry: Optional[RetryPolicy] = None,
-    ca_bundle: Optional[str] = None,
-    max_download_bytes: int = DEFAULT_MAX_BYTES,
-    journal: bool = True,
-    allowance=None,
-) -> list[SceneOutcome]:
+@dataclass
+class RenderSettings:
+    """How ``render_routes`` runs a plan: where the clips go, who is told, what stops it, and its limits."""
+
+    output_dir: Union[str, Path]
+    on_progress: Optional[ProgressCallback] = None  # called (sync or async) with each job's ``ProgressEvent``
+    cancel: CancelSource = None  # an ``asyncio.Event``, ``threading.Event`` or a callable True on interrupt
+    image_host: Optional[ImageHost] = None  # path → https URL (sync or async), for hosted-image-only providers
+    concurrency: Union[None, int, dict[str, int]] = None  # jobs at once per provider: one int, or {"runway": 2}
+    poll_interval: Optional[float] = None  # seconds between status polls; None: each provider's default
+    timeout: Optional[float] = 900.0  # seconds per job
+    retry: Optional[RetryPolicy] = None
+    ca_bundle: Optional[str] = None
+    max_download_bytes: int = DEFAULT_MAX_BYTES
+    journal: bool = True  # keep the jobs journal (``journal.py``): a restart resumes or cancels, never pays twice
+    allowance: Any = None  # the prompt's share of ADREEL_MAX_COST_USD that plan_routes' total was reserved in
+
+    def cap(self, provider: Provider) -> int:
+        if isinstance(self.concurrency, int):
+            return self.concurrency
+        if isinstance(self.concurrency, dict) and provider.name in self.concurrency:
+            return self.concurrency[provider.name]
+        return provider.default_concurrency
+
+
+async def render_routes(plan: RoutePlan, settings: RenderSettings) -> list[SceneOutcome]:
     """Run a ``plan_routes`` plan; outcomes in scene order (``SceneOutcome.position`` is each scene's place in
-    the requests). See the module doc.
-
-    - ``on_progress``: called (sync or async) with a ``ProgressEvent`` at each step of each job.
-    - ``cancel``: an ``asyncio.Event``, ``threading.Event`` or a callable returning True on interrupt.
-    - ``image_host``: path → https URL (sync or async), for providers that take hosted images only.
-    - ``concurrency``: jobs at once per provider (an int for all, or ``{"runway": 2}``); default per provider.
-    - ``poll_interval``: seconds between status polls (default per provider); ``timeout``: seconds per job.
-
-    ``journal``: keep the jobs journal (``journal.py``) so a restart resumes or cancels instead of paying twice.
-    ``allowance``: the prompt's share of ``ADREEL_MAX_COST_USD`` that ``plan_routes``' total was reserved in.
-    """
+    the requests). See the module doc."""
     if not plan.routes:
         return []
-    out = Path(output_dir)
+    out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    signal = RunSignal(cancel)
-    ledger = _Ledger(plan, allowance)
-    caps: dict[str, asyncio.Semaphore] = {}
-
-    def limit(provider) -> asyncio.Semaphore:
-        name = provider.name
-        if name not in caps:
-            if isinstance(concurrency, int):
-                cap = concurrency
-            elif isinstance(concurrency, dict) and name in concurrency:
-                cap = concurrency[name]
-            else:
-                cap = provider.default_concurrency
-            caps[name] = asyncio.Semaphore(max(1, int(cap)))
-        return caps[name]
-
-    async def note(route: SceneRoute, text: str, status: str = "fallback") -> None:
-        logger.info("scene %d: %s", route.scene.index, text)
-        await notify(on_progress, ProgressEvent(
-            scene_index=route.scene.index, provider="", model="", job_id=None, status=status, elapsed=0.0,
-            remaining=None, fraction=None, cost_usd=None, message=redact(text)))
-
     logger.info("provider render: %s", plan.describe().replace("\n", " | "))
     if not plan.paid:  # nothing to send: no session, no network
         return _in_scene_order([SceneOutcome(r.scene.index, CAMERA, notes=list(r.notes), position=r.position)
                                 for r in plan.routes])
-
-    async with open_session(ca_bundle) as session:
+    signal = RunSignal(settings.cancel)
+    async with open_session(settings.ca_bundle) as session:
         ctx = RunContext(
-            session=session, output_dir=out, signal=signal, retry=retry or RetryPolicy(), on_progress=on_progress,
-            image_host=image_host, poll_interval=poll_interval, timeout=timeout, max_download_bytes=max_download_bytes,
-            journal=JobJournal.for_output(out) if journal else None, download_budget=ByteBudget(),
+            session=session, output_dir=out, signal=signal, retry=settings.retry or RetryPolicy(),
+            on_progress=settings.on_progress, image_host=settings.image_host, poll_interval=settings.poll_interval,
+            timeout=settings.timeout, max_download_bytes=settings.max_download_bytes,
+            journal=JobJournal.for_output(out) if settings.journal else None, download_budget=ByteBudget(),
         )
         if ctx.journal is not None:  # what a restart left: resume ours (in run_job), cancel the rest, drop .part
             sweep_parts(out)
             await recover_orphans(ctx.journal, {job_key(o.plan) for r in plan.routes for o in r.options
                                                 if o.plan is not None}, ctx, PROVIDERS)
+        tasks = await _SceneRunner(plan, settings, ctx).run_all()
+    _raise_first_failure(plan, tasks)
+    return _in_scene_order([t.result() for t in tasks])
 
-        async def one(route: SceneRoute) -> SceneOutcome:
-            outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes), position=route.position)
-            k = route.chosen
-            while True:
-                opt = route.options[k]
-                if opt.candidate.is_camera:
-                    outcome.route = CAMERA
-                    return outcome
-                jp: JobPlan = opt.plan
-                try:
-                    async with limit(jp.provider):
-                        if signal.reason():
-                            raise ProviderInterrupted(f"{jp.label}: scene {jp.scene_index} was not started ({signal.reason()})")
-                        result = await run_job(jp, ctx)
-                except ProviderInterrupted:
-                    raise
-                except ProviderError as exc:
-                    exc.for_scene(route.scene.index)
-                    outcome.attempts.append(Attempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
-                    if exc.job_id is None and not exc.maybe_billed:  # refused outright: nothing billed
-                        ledger.release(opt.cost)
-                    elif exc.job_id is None:
-                        outcome.notes.append(f"{opt.candidate}: the create request failed without a clear refusal, "
-                                             f"so the job may exist and be billed; its estimate "
-                                             f"${opt.cost or 0:.2f} stays counted against the budget")
-                    nxt = _next_option(route, k, ledger)
-                    if nxt is None:
-                        raise
-                    k = nxt
-                    target = route.options[k].candidate
-                    ledger.commit(route.options[k].cost)
-                    outcome.notes.append(f"{opt.candidate} failed, fell back to {target}: {exc}")
-                    await note(route, f"scene {route.scene.index}: {opt.candidate} failed ({exc}); falling back to {target}")
-                    continue
-                outcome.attempts.append(Attempt(str(opt.candidate), "rendered", "", result.job_id, opt.cost))
-                outcome.route = str(opt.candidate)
-                outcome.result = result
-                return outcome
 
-        tasks = [asyncio.create_task(one(r)) for r in plan.routes]
+class _SceneRunner:
+    """Runs every scene's route at once: its pick, then its fallbacks, under per-provider caps and one ledger."""
+
+    def __init__(self, plan: RoutePlan, settings: RenderSettings, ctx: RunContext):
+        self.plan, self.settings, self.ctx = plan, settings, ctx
+        self.ledger = _Ledger(plan, settings.allowance)
+        self.caps: dict[str, asyncio.Semaphore] = {}
+
+    async def run_all(self) -> list[asyncio.Task]:
+        """One task per scene; the first scene that runs out of candidates stops the others."""
+        tasks = [asyncio.create_task(self.scene(r)) for r in self.plan.routes]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             if pending:
-                signal.trip()  # a scene ran out of candidates: stop the others (they cancel their remote jobs)
+                self.ctx.signal.trip()  # a scene ran out of candidates: stop the others (they cancel their jobs)
                 await asyncio.wait(pending)
         except asyncio.CancelledError:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        return tasks
 
+    async def scene(self, route: SceneRoute) -> SceneOutcome:
+        outcome = SceneOutcome(route.scene.index, "", notes=list(route.notes), position=route.position)
+        k = route.chosen
+        while True:
+            opt = route.options[k]
+            if opt.candidate.is_camera:
+                outcome.route = CAMERA
+                return outcome
+            try:
+                result = await self._render(opt.plan)
+            except ProviderInterrupted:
+                raise
+            except ProviderError as exc:
+                k = await self._fall_back(route, k, exc, outcome)  # raises when nothing is left
+                continue
+            outcome.attempts.append(RouteAttempt(str(opt.candidate), "rendered", "", result.job_id, opt.cost))
+            outcome.route = str(opt.candidate)
+            outcome.result = result
+            return outcome
+
+    async def _render(self, jp: JobPlan) -> ClipResult:
+        async with self._cap(jp.provider):
+            reason = self.ctx.signal.reason()
+            if reason:
+                raise ProviderInterrupted(f"{jp.label}: scene {jp.scene_index} was not started ({reason})")
+            return await run_job(jp, self.ctx)
+
+    async def _fall_back(self, route: SceneRoute, k: int, exc: ProviderError, outcome: SceneOutcome) -> int:
+        """After candidate ``k`` failed: the next one that fits what is left of the budget; re-raises ``exc``
+        when there is none."""
+        opt = route.options[k]
+        exc.for_scene(route.scene.index)
+        outcome.attempts.append(RouteAttempt(str(opt.candidate), "failed", str(exc), exc.job_id, opt.cost))
+        if exc.job_id is None and not exc.maybe_billed:  # refused outright: nothing billed
+            self.ledger.release(opt.cost)
+        elif exc.job_id is None:
+            outcome.notes.append(f"{opt.candidate}: the create request failed without a clear refusal, so the job "
+                                 f"may exist and be billed; its estimate ${opt.cost or 0:.2f} stays counted against "
+                                 "the budget")
+        nxt = _next_option(route, k, self.ledger)
+        if nxt is None:
+            raise exc
+        target = route.options[nxt].candidate
+        self.ledger.commit(route.options[nxt].cost)
+        outcome.notes.append(f"{opt.candidate} failed, fell back to {target}: {exc}")
+        await self._note(route, f"scene {route.scene.index}: {opt.candidate} failed ({exc}); falling back to {target}")
+        return nxt
+
+    def _cap(self, provider: Provider) -> asyncio.Semaphore:
+        if provider.name not in self.caps:
+            self.caps[provider.name] = asyncio.Semaphore(max(1, int(self.settings.cap(provider))))
+        return self.caps[provider.name]
+
+    async def _note(self, route: SceneRoute, text: str, status: str = "fallback") -> None:
+        logger.info("scene %d: %s", route.scene.index, text)
+        await notify(self.settings.on_progress, ProgressEvent(
+            scene_index=route.scene.index, provider="", model="", job_id=None, status=status, elapsed=0.0,
+            remaining=None, fraction=None, cost_usd=None, message=redact(text)))
+
+
+def _raise_first_failure(plan: RoutePlan, tasks: list[asyncio.Task]) -> None:
+    """Raise the failure that stopped the run, preferring it over the siblings it interrupted."""
     first: Optional[BaseException] = None
     for route, task in zip(plan.routes, tasks):
         exc = task.exception()
@@ -646,12 +663,10 @@ async def render_routes(
             continue
         if isinstance(exc, ProviderError):
             exc.for_scene(route.scene.index)
-        # Prefer the failure that caused the stop over the siblings it interrupted.
         if first is None or (isinstance(first, ProviderInterrupted) and not isinstance(exc, ProviderInterrupted)):
             first = exc
     if first is not None:
         raise first
-    return _in_scene_order([t.result() for t in tasks])
 
 
 def _in_scene_order(outcomes: list[SceneOutcome]) -> list[SceneOutcome]:
