@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -215,18 +214,8 @@ def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[s
 
 
 def poll_interval() -> float | None:
-    raw = os.environ.get(POLL_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        if value <= 0:
-            raise ValueError
-        return value
-    except ValueError:
-        logger.warning("%s must be a positive number of seconds (got %r); using each provider's default", POLL_ENV, raw)
-        return None
-
+    """``ADREEL_PROVIDER_POLL_SECONDS`` (above 0), or None: each provider's own interval."""
+    return limits.env_number(POLL_ENV, None, 0, above=True, otherwise="using each provider's default")
 
 
 def finite_or_none(value):
