@@ -5,6 +5,8 @@ A future API version (``comfy_api.v0_0_x`` / ``latest``) is a change here only.
 from comfy_api.latest import ComfyExtension, Input, InputImpl, Types, io, ui  # noqa: F401
 from comfy_api.latest import ComfyAPI  # noqa: F401
 
+from ..engine.media.files import is_inside
+
 # Custom types that carry AdReel's engine objects between nodes.
 BriefType = io.Custom("ADREEL_BRIEF")
 ScriptType = io.Custom("ADREEL_SCRIPT")
@@ -555,14 +557,12 @@ _private_lock = threading.Lock()
 def _inside_comfy_folders(path: str) -> bool:
     """Whether ``path`` (links resolved) lies in ComfyUI's input, output or temp folder: the one check for
     a file AdReel may read from there, and for a folder AdReel must not write its own files in."""
-    import os
     try:
         import folder_paths
         roots = [folder_paths.get_directory_by_type(t) for t in ("input", "output", "temp")]
     except Exception:  # no ComfyUI (a script run)
         return False
-    real = os.path.realpath(path)
-    return any(r and os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r) for r in roots)
+    return is_inside(path, *roots)
 
 
 def private_directory(*parts: str) -> str:

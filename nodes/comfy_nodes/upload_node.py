@@ -26,7 +26,8 @@ from ..engine.storage import (
     upload_ad,
 )
 from ..engine.storage.keys import check_not_reserved, kind_for
-from ..engine.storage.local import given_video, inside, shown_path
+from ..engine.media.files import is_inside
+from ..engine.storage.local import given_video, shown_path
 from ..engine.storage.manifest import manifest_beside
 from ..engine.storage.spool import check_spool_dir
 from .api import (
@@ -71,7 +72,7 @@ def video_file(video, path: str | None) -> Path:
         src = video.get_stream_source()
         if isinstance(src, str) and os.path.isfile(src):
             p = Path(src).resolve()
-            if inside(p, comfy_folders().values()) and kind_for(p) == "video":
+            if is_inside(p, *comfy_folders().values()) and kind_for(p) == "video":
                 return p
     width, height = video.get_dimensions()
     folder, filename, counter, _subfolder, _ = save_path("AdReel/upload", width, height)
