@@ -34,7 +34,6 @@ from .api import (
     CATEGORY,
     Input,
     Progress,
-    check_combo_inputs,
     input_directory,
     interrupted,
     io,
@@ -125,10 +124,7 @@ class AssetUpload(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, url_mode, prefix_pattern):
-        ok = check_combo_inputs(cls, url_mode=url_mode)
-        if ok is not True:
-            return ok
+    def validate_inputs(cls, prefix_pattern):
         if isinstance(prefix_pattern, str):
             try:
                 check_not_reserved(render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS}))
