@@ -45,6 +45,7 @@ def test_a_key_shape_is_masked_in_text_and_refused_in_options_and_as_a_key_name(
     "8f14e45f-ceea-467f-a0e6-1b2c3d4e5f60",                # a UUID
     "Angela-inblackskirt-20220820", "kling-v2-master", "SceneKeyImageFallbackCamera",
     "/out/still_5e8b2d7c91f04a6b3c2d1e0f_1080x1920.png",   # the pack's own key-image file name
+    "/tmp/pytest-7/test_key_lookup_order_and_mess0/secrets.json", "key_name_from_widget",
 ])
 def test_ids_and_names_in_options_are_not_keys(text):
     assert not looks_like_key(text)

@@ -36,7 +36,9 @@ _SHAPES = (
     (r"(?:AKIA|ASIA)[0-9A-Z]{8}", r"[0-9A-Z]{4,}"),      # AWS access key ids
     (r"xox[abprs]-", r"[A-Za-z0-9-]{10,}"),              # Slack
     (r"glpat-", r"[A-Za-z0-9_\-]{20,}"),                 # GitLab
-    (r"key_", r"[A-Za-z0-9_\-]{16,}"),                   # Runway
+    # Runway: one unbroken run with a digit in it, so that names and paths ("key_name_from_widget",
+    # "test_key_lookup_order_0") are no keys
+    (r"key_", r"(?=[A-Za-z0-9\-]*[0-9])[A-Za-z0-9\-]{16,}"),
     # a JWT (header.payload); it starts a whole run (no "_" / "-" before it), so a long run of "eyJ-eyJ-…"
     # is tried once, not from every "eyJ" in it (redaction stays linear in the text)
     (r"(?<![_\-])eyJ", r"[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}"),
