@@ -1,6 +1,10 @@
-"""One ComfyUI server, driven over its HTTP API and followed on its websocket.
+"""The one ComfyUI client: a server driven over its HTTP API and followed on its websocket.
 
-``ComfyServer.check`` is the worker's start-up check (reachable, AdReel
+The fleet's workers and the tests' harness (``tests/harness.py``) both talk to ComfyUI through
+``ComfyClient``: ``get`` / ``post`` (JSON), ``call`` (any request, the status and the answer, errors
+included), ``upload``, ``queue``, ``history_entry``, ``interrupt`` / ``interrupt_running``.
+
+``ComfyClient.check`` is the worker's start-up check (reachable, AdReel
 loaded). ``run_prompt`` queues one prompt under the id the runner derives (a
 canonical lowercase UUID: ComfyUI 0.25 and later refuse any other spelling),
 with this worker's ``client_id``, follows ``executing`` / ``progress`` /
@@ -16,8 +20,8 @@ which it has (``jobs_api``), never its version. Progress is monotonic and
 needs no particular event: core 0.33 sends a node's ``progress`` at most every
 100 ms (the first and last always), and nodes done count the rest.
 
-Plain HTTP goes through the standard library (``urllib``); the websocket and
-the run through aiohttp.
+Plain HTTP goes through the standard library (``urllib``); the websocket
+through aiohttp.
 """
 from __future__ import annotations
 
@@ -80,34 +84,57 @@ class Stopped(Exception):
         self.reason = reason
 
 
-class HttpError(Exception):
-    """The server could not be reached, or answered with an error status or a body that is not JSON."""
+class HttpError(OSError):
+    """The server could not be reached, or answered with an error status or a body that is not JSON.
+    An ``OSError``, as the standard library's own URL errors are."""
 
     def __init__(self, message: str, status: int = 0):
         super().__init__(message)
         self.status = status
 
 
-def http_json(method: str, url: str, body=None, timeout: float = 10):
-    """One JSON request with the standard library: the parsed answer; ``HttpError`` otherwise."""
-    data = None if body is None else json.dumps(body).encode("utf-8")
+MAX_ANSWER_BYTES = 64 << 20
+
+
+def http_call(method: str, url: str, body=None, *, data: Optional[bytes] = None,
+              content_type: str = "application/json", timeout: float = 10) -> tuple[int, object]:
+    """One request with the standard library: ``(status, answer)``, error statuses included. ``body`` is sent
+    as JSON, or ``data`` as it is (with ``content_type``). The answer is the parsed JSON (None when empty; an
+    error status's text that is not JSON as ``{"error": text}``); ``HttpError`` when the server cannot be
+    reached or a successful answer is not JSON."""
+    if data is None and body is not None:
+        data = json.dumps(body).encode("utf-8")
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"} if data is not None else {})
+                                 headers={"Content-Type": content_type} if data is not None else {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read(64 << 20)
+            status, raw = r.status, r.read(MAX_ANSWER_BYTES)
     except urllib.error.HTTPError as exc:
-        exc.close()
-        raise HttpError(f"HTTP {exc.code}", exc.code) from None
+        try:
+            status, raw = exc.code, exc.read(MAX_ANSWER_BYTES)
+        except OSError:
+            status, raw = exc.code, b""
+        finally:
+            exc.close()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise HttpError(type(getattr(exc, "reason", exc)).__name__) from None
     try:
-        return json.loads(raw) if raw.strip() else None
+        return status, (json.loads(raw) if raw.strip() else None)
     except ValueError:
-        raise HttpError("not JSON") from None
+        if status < 400:
+            raise HttpError("not JSON", status) from None
+        return status, {"error": raw.decode("utf-8", "replace")}
 
 
-class ComfyServer:
+def http_json(method: str, url: str, body=None, timeout: float = 10):
+    """One JSON request: the parsed answer; ``HttpError`` for an error status too."""
+    status, answer = http_call(method, url, body, timeout=timeout)
+    if status >= 400:
+        raise HttpError(f"HTTP {status}", status)
+    return answer
+
+
+class ComfyClient:
     def __init__(self, url: str):
         url = (url or "").strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -120,6 +147,34 @@ class ComfyServer:
 
     def post(self, path: str, body, timeout: float = 10):
         return http_json("POST", self.url + path, body, timeout=timeout)
+
+    def call(self, method: str, path: str, body=None, *, data: Optional[bytes] = None,
+             content_type: str = "application/json", timeout: float = 60) -> tuple[int, object]:
+        """Any request: ``(status, answer)``, error statuses included (see ``http_call``)."""
+        return http_call(method, self.url + path, body, data=data, content_type=content_type, timeout=timeout)
+
+    def upload(self, name: str, data: bytes, kind: str = "input", subfolder: str = "",
+               timeout: float = 60) -> tuple[int, object]:
+        """ComfyUI's own upload route (``/upload/image``, multipart, overwrite on): ``(status, answer)``."""
+        boundary = uuid.uuid4().hex
+        fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+                        for k, v in fields)
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        return self.call("POST", "/upload/image", data=body, content_type=f"multipart/form-data; boundary={boundary}",
+                         timeout=timeout)
+
+    def queue(self, prompt: dict, *, client_id: str, prompt_id: Optional[str] = None,
+              extra_data: Optional[dict] = None, timeout: float = 120) -> tuple[int, object]:
+        """``POST /prompt``: ``(status, answer)`` — 200 with its ``prompt_id``, or 400 with ComfyUI's reasons
+        (``describe_rejection``)."""
+        payload: dict = {"prompt": prompt, "client_id": client_id}
+        if prompt_id:
+            payload["prompt_id"] = prompt_id
+        if extra_data:
+            payload["extra_data"] = extra_data
+        return self.call("POST", "/prompt", payload, timeout=timeout)
 
     def healthy(self, timeout: float = 10) -> bool:
         try:
@@ -183,6 +238,19 @@ class ComfyServer:
             except HttpError:
                 pass
 
+    def interrupt_running(self) -> None:
+        """Interrupt whatever prompt runs now (``/interrupt`` without an id): for a test's own server only —
+        the fleet always names its prompt (``interrupt``)."""
+        self.post("/interrupt", {})
+
+    def history_entry(self, prompt_id: str, timeout: float = 60):
+        """The prompt's ``/history`` entry once it has ended (``status.completed`` set), else None."""
+        hist = self.get(f"/history/{quote(prompt_id, safe='')}", timeout=timeout)
+        entry = (hist or {}).get(prompt_id) if isinstance(hist, dict) else None
+        if entry and (entry.get("status") or {}).get("completed") is not None:
+            return entry
+        return None
+
     def finished_entry(self, prompt_id: str):
         """The prompt's end as a ``/history`` entry (``outputs``, ``status``), or None while it is queued or
         running (or unknown)."""
@@ -200,11 +268,7 @@ class ComfyServer:
                 status = {"status_str": "success" if job.get("status") == "completed" else "error",
                           "completed": job.get("status") == "completed", "messages": []}
             return {"outputs": job.get("outputs") or {}, "status": status}
-        hist = self.get(f"/history/{quote(prompt_id, safe='')}", timeout=60)
-        entry = (hist or {}).get(prompt_id) if isinstance(hist, dict) else None
-        if entry and (entry.get("status") or {}).get("completed") is not None:
-            return entry
-        return None
+        return self.history_entry(prompt_id)
 
 
 def describe_rejection(body) -> str:
@@ -229,7 +293,7 @@ def describe_execution_error(data: dict) -> tuple[str, bool]:
     return msg[:4000], short in TRANSIENT_TYPES
 
 
-async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[str], None],
+async def run_prompt(server: ComfyClient, prompt: dict, *, on_queued: Callable[[str], None],
                      on_progress: Callable[[float, str], None], should_stop: Callable[[], Optional[str]],
                      deadline_s: float, prompt_id: Optional[str] = None) -> dict:
     """Queue ``prompt`` (as ``prompt_id``, a canonical UUID; a fresh one when not given) and follow it to its
@@ -243,18 +307,12 @@ async def run_prompt(server: ComfyServer, prompt: dict, *, on_queued: Callable[[
     try:
         async with aiohttp.ClientSession(timeout=timeout) as s:
             ws = await s.ws_connect(f"{server.url}/ws?clientId={client_id}", heartbeat=30, max_msg_size=64 << 20)
-            async with s.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id,
-                                                            "prompt_id": prompt_id},
-                              timeout=aiohttp.ClientTimeout(total=120)) as r:
-                text = await r.text()
-                try:
-                    body = json.loads(text)
-                except ValueError:
-                    body = text
-                if r.status == 400:
-                    raise PromptRejected(f"ComfyUI rejected the prompt: {describe_rejection(body)}")
-                if r.status != 200 or not isinstance(body, dict) or body.get("prompt_id") != prompt_id:
-                    raise Transient(f"ComfyUI at {server.url} answered /prompt with HTTP {r.status}")
+            # an unreachable server is an HttpError, an OSError: ComfyGone below
+            status, body = await asyncio.to_thread(server.queue, prompt, client_id=client_id, prompt_id=prompt_id)
+            if status == 400:
+                raise PromptRejected(f"ComfyUI rejected the prompt: {describe_rejection(body)}")
+            if status != 200 or not isinstance(body, dict) or body.get("prompt_id") != prompt_id:
+                raise Transient(f"ComfyUI at {server.url} answered /prompt with HTTP {status}")
             on_queued(prompt_id)
             last_poll = time.monotonic()
             while True:
@@ -344,7 +402,7 @@ class Progress:
         return False
 
 
-async def _finished(server: ComfyServer, prompt_id: str, final: bool = True):
+async def _finished(server: ComfyClient, prompt_id: str, final: bool = True):
     """The prompt's end (``/api/jobs/{id}`` or ``/history/{id}``, whichever the server has); with ``final``,
     asked for up to 10 s after the websocket said it ended."""
     for _ in range(20 if final else 1):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, TypeVar
 
 from . import objects
-from .comfy import ComfyGone, ComfyServer, JobError, PromptFailed, PromptRejected, Stopped, Transient, run_prompt
+from .comfy import ComfyClient, ComfyGone, JobError, PromptFailed, PromptRejected, Stopped, Transient, run_prompt
 from .config import MAX_ATTEMPTS, FleetError, Settings, require_extra
 from .jobs import JOB_ID_OK, nodes_of
 from .records import Records, SpecRefused
@@ -65,7 +65,7 @@ def prompt_id_for(job_id: str, created: str, delivery: int, retry: int = 0) -> s
 class Context:
     settings: Settings
     records: Records
-    server: ComfyServer
+    server: ComfyClient
     worker_id: str
     owner: str = ""
     #: the ComfyUI servers this worker may contact: its own and ADREEL_FLEET_COMFY_URLS (never one from Redis)
@@ -301,7 +301,7 @@ def _stop_orphan(ctx: Context, job_id: str, previous_comfy: str, orphan_prompts:
         log.warning("job %s: its previous worker's ComfyUI is not one this worker knows (not in --comfy or "
                     "ADREEL_FLEET_COMFY_URLS); its orphaned prompt, if any, is left alone", job_id)
         return
-    server = ctx.server if url == ctx.server.url else ComfyServer(url)
+    server = ctx.server if url == ctx.server.url else ComfyClient(url)
     for prompt_id in orphan_prompts:
         server.interrupt(prompt_id)
 

@@ -19,7 +19,7 @@ import uuid
 
 from . import objects, runner
 from .broker import make_broker
-from .comfy import ComfyServer
+from .comfy import ComfyClient
 from .config import Settings, normalize_comfy_url, require_extra
 from .records import Records
 
@@ -32,7 +32,7 @@ UNHEALTHY_AFTER = 2  # failed probes in a row, while idle
 
 def run_worker(settings: Settings, comfy_url: str, name: str = "", wait_comfy: float = 0) -> int:
     settings.signing_key()  # FleetError (exit 2): a worker without the fleet's secret could verify nothing
-    server = ComfyServer(normalize_comfy_url(comfy_url))
+    server = ComfyClient(normalize_comfy_url(comfy_url))
     records = Records(settings)
     records.ping()  # Redis answers, and only with its password (or --insecure on loopback)
     server.check(wait_seconds=wait_comfy)  # FleetError (exit 2) with the reason

@@ -45,6 +45,9 @@ import uuid
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # the fleet's ComfyUI client is the harness's too
+    sys.path.insert(0, ROOT)
+from fleet.comfy import ComfyClient, describe_rejection  # noqa: E402
 PACK_LINK_NAME = "ComfyUI-AdReel"
 ADREEL_NODES = ("BrandBrief", "ScriptLLM", "StoryboardSplit", "SceneKeyImage", "MotionClip", "FFmpegAssemble")
 
@@ -259,40 +262,26 @@ class ComfyServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def client(self) -> ComfyClient:
+        """This server through the one ComfyUI client (fleet/comfy.py); its errors are ``OSError``s."""
+        return ComfyClient(self.url)
+
     def get_json(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as r:
-            return json.loads(r.read())
+        return self.client.get(path, timeout=30)
 
     def post_json(self, path: str, payload, data: bytes | None = None,
                   content_type: str = "application/json") -> tuple[int, dict]:
-        body = json.dumps(payload).encode() if data is None else data
-        req = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                body = r.read()
-                return r.status, (json.loads(body) if body else {})
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            try:
-                return e.code, json.loads(body)
-            except ValueError:
-                return e.code, {"error": body.decode(errors="replace")}
+        status, body = self.client.call("POST", path, payload, data=data, content_type=content_type)
+        return status, ({} if body is None else body)
 
     def upload(self, name: str, data: bytes, kind: str = "input", subfolder: str = "") -> tuple[int, dict]:
         """ComfyUI's own upload route, as any network user calls it (multipart, overwrite on)."""
-        boundary = uuid.uuid4().hex
-        fields = [("type", kind), ("subfolder", subfolder), ("overwrite", "true")]
-        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                        for k, v in fields)
-        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        return self.post_json("/upload/image", None, body, f"multipart/form-data; boundary={boundary}")
+        status, body = self.client.upload(name, data, kind, subfolder)
+        return status, ({} if body is None else body)
 
     def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
-        payload = {"prompt": prompt, "client_id": self.client_id}
-        if extra_data:
-            payload["extra_data"] = extra_data
-        status, body = self.post_json("/prompt", payload)
+        status, body = self.client.queue(prompt, client_id=self.client_id, extra_data=extra_data)
         if status != 200:
             raise PromptError(f"ComfyUI rejected the prompt ({status}): {describe_rejection(body)}", body, status)
         return body["prompt_id"]
@@ -300,9 +289,8 @@ class ComfyServer:
     def wait(self, prompt_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            hist = self.get_json(f"/history/{prompt_id}")
-            entry = hist.get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None:
+            entry = self.client.history_entry(prompt_id)
+            if entry:
                 st = entry["status"]
                 if st.get("status_str") == "error" or not st.get("completed"):
                     raise PromptError(f"the prompt failed: {describe_execution_error(entry)}", entry)
@@ -319,7 +307,7 @@ class ComfyServer:
         return PromptResult(pid, entry, time.monotonic() - t0)
 
     def interrupt(self) -> None:
-        self.post_json("/interrupt", {})
+        self.client.interrupt_running()
 
 
 # The plain test server's environment: its operator allows LLM servers on loopback (the fake LLMs and
@@ -375,17 +363,6 @@ class ComfyServers:
                 shutil.rmtree(server.base, ignore_errors=True)
         if leaks:
             raise CanaryLeak("; ".join(leaks))
-
-
-def describe_rejection(body: dict) -> str:
-    parts = []
-    err = body.get("error")
-    if isinstance(err, dict):
-        parts.append(f"{err.get('message', '')} {err.get('details', '')}".strip())
-    for node_id, info in (body.get("node_errors") or {}).items():
-        for e in info.get("errors", []):
-            parts.append(f"node {node_id} ({info.get('class_type')}): {e.get('message')}: {e.get('details')}")
-    return "; ".join(p for p in parts if p) or json.dumps(body)[:2000]
 
 
 def describe_execution_error(entry: dict) -> str:

@@ -1,7 +1,7 @@
 """AdReel's ComfyUI node layer: thin V3 node classes over the engine."""
 from ..engine.cloud.redaction import install_log_filter
 from ..engine.cloud.secrets import register_environment_secrets
-from .api import ComfyExtension, guard_numbers, guard_texts, io
+from .api import ComfyExtension, guard, io
 
 # Every log record of the ComfyUI process (AdReel's loggers, their children and ComfyUI's own
 # ``logging.error(traceback.format_exc())``) is redacted from the moment the pack loads.
@@ -28,11 +28,11 @@ class AdReelExtension(ComfyExtension):
         from . import routes  # noqa: F401 - the cost badge's estimate and ScriptLLM's model list
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers), every STRING input
-        # refuses a text over ADREEL_MAX_TEXT_CHARS at /prompt and when the node runs (api.guard_texts)
-        return [guard_texts(guard_numbers(n)) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage,
-                                                        MotionClip, FFmpegAssemble, AssetUpload, SceneNarration,
-                                                        MusicBed, ReferenceAnalyze, ProviderRender, BrandImage,
-                                                        ProductPage)]
+        # refuses a text over ADREEL_MAX_TEXT_CHARS at /prompt and when the node runs (api.guard_texts), every
+        # combo refuses a value its schema does not list (api.guard_combos)
+        return [guard(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
+                                   FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
+                                   ProviderRender, BrandImage, ProductPage)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

@@ -5,6 +5,8 @@ A future API version (``comfy_api.v0_0_x`` / ``latest``) is a change here only.
 from comfy_api.latest import ComfyExtension, Input, InputImpl, Types, io, ui  # noqa: F401
 from comfy_api.latest import ComfyAPI  # noqa: F401
 
+from ..engine.media.files import is_inside
+
 # Custom types that carry AdReel's engine objects between nodes.
 BriefType = io.Custom("ADREEL_BRIEF")
 ScriptType = io.Custom("ADREEL_SCRIPT")
@@ -110,11 +112,11 @@ def combo_options(node_cls) -> dict[str, list]:
 
 
 def check_combo_inputs(node_cls, **values) -> bool | str:
-    """Submit-time check of combo values against the node's own schema (ComfyUI 0.3.75 skips V3 combos).
+    """Submit-time check of combo values against the node's own schema, as it lists them now.
 
-    For a node's ``validate_inputs``: ``check_combo_inputs(cls, fps=fps, resolution=resolution)`` → True, or
-    a message naming the field. Linked inputs arrive as None and are left to the run; lists (``is_input_list``
-    nodes) are checked item by item.
+    ``check_combo_inputs(cls, fps=fps, resolution=resolution)`` → True, or a message naming the field (never
+    the value). Linked inputs arrive as None and are left to the run; lists (``is_input_list`` nodes) are
+    checked item by item. Every node gets it through ``guard_combos``.
     """
     options = combo_options(node_cls)
     for name, val in values.items():
@@ -123,6 +125,38 @@ def check_combo_inputs(node_cls, **values) -> bool | str:
             if v is not None and v not in allowed:
                 return f"{name}: is not one of {', '.join(map(str, allowed))}"
     return True
+
+
+def guard_combos(node_cls):
+    """``node_cls`` with a ``validate_inputs`` that first checks every combo of its schema against the options
+    the schema lists at that moment (a file list or a voice list may have changed), then runs the node's own
+    check. Idempotent.
+
+    ComfyUI 0.3.75 does not check V3 combos at all, and later cores answer with the value itself ("'x' not
+    in [...]"): so each combo is named in the signature (ComfyUI then leaves it to us) and a refusal names
+    the field and its options, never what was sent. A combo that takes values beyond its list (a model
+    name an API prompt may give, an uploaded file) is named in the node's ``OPEN_COMBOS`` and left to the
+    node's own ``validate_inputs``."""
+    if getattr(node_cls, "_adreel_combos_guarded", False):
+        return node_cls
+    names = list(combo_options(node_cls))
+    checked = [n for n in names if n not in getattr(node_cls, "OPEN_COMBOS", ())]
+    if names:
+        check_first(node_cls, names, lambda values: _combo_problem(node_cls, checked, values),
+                    guard_combos.__doc__)
+    node_cls._adreel_combos_guarded = True
+    return node_cls
+
+
+def _combo_problem(node_cls, names: list[str], values: dict) -> str | None:
+    found = check_combo_inputs(node_cls, **{n: values.get(n) for n in names}) if names else True
+    return None if found is True else found
+
+
+def guard(node_cls):
+    """A node as AdReel registers it: texts (``guard_texts``), numbers (``guard_numbers``) and combos
+    (``guard_combos``) checked at ``/prompt`` in that order, then the node's own ``validate_inputs``."""
+    return guard_texts(guard_numbers(guard_combos(node_cls)))
 
 
 # Sampling with the user's own models: the code ComfyUI's KSampler runs.
@@ -555,14 +589,12 @@ _private_lock = threading.Lock()
 def _inside_comfy_folders(path: str) -> bool:
     """Whether ``path`` (links resolved) lies in ComfyUI's input, output or temp folder: the one check for
     a file AdReel may read from there, and for a folder AdReel must not write its own files in."""
-    import os
     try:
         import folder_paths
         roots = [folder_paths.get_directory_by_type(t) for t in ("input", "output", "temp")]
     except Exception:  # no ComfyUI (a script run)
         return False
-    real = os.path.realpath(path)
-    return any(r and os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r) for r in roots)
+    return is_inside(path, *roots)
 
 
 def private_directory(*parts: str) -> str:

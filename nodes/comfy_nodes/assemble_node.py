@@ -16,7 +16,7 @@ from ..engine.models import AdReelInputError
 from ..engine.assembly.metadata import workflow_tags
 from ..engine.providers.request import provider_records
 from ..engine.assembly.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
-from .api import (CATEGORY, InputImpl, Progress, StoryboardType, check_combo_inputs, io, metadata_disabled,
+from .api import (CATEGORY, InputImpl, Progress, StoryboardType, io, metadata_disabled,
                   private_directory, prompt_allowance, raise_if_interrupted, save_path, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
 from .video import RenderOnDemandVideo
@@ -119,11 +119,6 @@ class FFmpegAssemble(io.ComfyNode):
             outputs=[io.Video.Output(display_name="video"), io.String.Output(display_name="path")],
             hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
-
-    @classmethod
-    def validate_inputs(cls, preset, subtitles, subtitle_style, logo_position, framing):
-        return check_combo_inputs(cls, preset=preset, subtitles=subtitles, subtitle_style=subtitle_style,
-                                  logo_position=logo_position, framing=framing)
 
     @classmethod
     def workflow_metadata(cls, embed: bool) -> dict[str, str] | None:

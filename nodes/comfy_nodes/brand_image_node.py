@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..engine.keyimage.composed import load_image_file
-from .api import CATEGORY, check_combo_inputs, io
+from .api import CATEGORY, io
 from .convert import pil_to_image
 from .choices import file_fingerprint, input_choices, resolve_choice
 
@@ -40,10 +40,6 @@ class BrandImage(io.ComfyNode):
             inputs=[io.Combo.Input("image", options=choices, default=choices[0] if choices else None)],
             outputs=[io.Image.Output(display_name="image"), io.Mask.Output(display_name="mask")],
         )
-
-    @classmethod
-    def validate_inputs(cls, image):
-        return check_combo_inputs(cls, image=image)
 
     @classmethod
     def fingerprint_inputs(cls, image):

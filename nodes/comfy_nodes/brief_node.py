@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
-from .api import CATEGORY, BriefType, check_combo_inputs, io, private_directory
+from .api import CATEGORY, BriefType, io, private_directory
 from .convert import save_image_input
 
 
@@ -37,10 +37,6 @@ class BrandBrief(io.ComfyNode):
             ],
             outputs=[BriefType.Output(display_name="brief")],
         )
-
-    @classmethod
-    def validate_inputs(cls, aspect_ratio):
-        return check_combo_inputs(cls, aspect_ratio=aspect_ratio)
 
     @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from ..engine.media.files import is_inside
 from ..engine.models import AdReelInputError
 from .api import input_directory
 
@@ -36,7 +37,7 @@ def resolve_choice(name: str, field: str, bundled_dir: str, bundled: Iterable[st
     else:
         base, rel = None, None
     path = os.path.realpath(os.path.join(base, rel)) if base else ""
-    if not base or not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
+    if not base or not is_inside(path, base) or not os.path.isfile(path):
         raise AdReelInputError(field, f"is not {what} AdReel can see (bundled: "
                                       f"{', '.join(bundled) or 'none'}; or input/<file> from ComfyUI's input folder)")
     return path

@@ -32,7 +32,7 @@ from ..engine.keyimage.sampled import (
     scene_seed,
 )
 from . import api
-from .api import CATEGORY, SceneType, check_combo_inputs, io, private_directory, temp_directory
+from .api import CATEGORY, SceneType, io, private_directory, temp_directory
 from .convert import image_to_rgb, rgb_to_image
 from .lazy_image import StillTensor
 
@@ -106,11 +106,6 @@ class SceneKeyImage(io.ComfyNode):
                                                                     "fallback).")],
             hidden=[io.Hidden.unique_id],
         )
-
-    @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None, product_image=None, fallback=None):
-        return check_combo_inputs(cls, sampler_name=sampler_name, scheduler=scheduler, product_image=product_image,
-                                  fallback=fallback)
 
     @classmethod
     def execute(cls, scene, seed, font="", model=None, clip=None, vae=None, steps=20, cfg=7.0, sampler_name="euler",

@@ -5,7 +5,7 @@ from ..engine.motion.frame_batch import FIT_MODES, INTERPOLATIONS, FittedFrameBa
 from ..engine.media.frames import FRAMINGS
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion.camera import CameraMoveClip
-from .api import CATEGORY, SceneType, check_combo_inputs, io, send_progress_text
+from .api import CATEGORY, SceneType, io, send_progress_text
 from .convert import check_image, image_to_rgb
 from .lazy_image import still_of
 from .video import RenderOnDemandVideo
@@ -63,11 +63,6 @@ class MotionClip(io.ComfyNode):
                      io.String.Output(display_name="info", tooltip="What made this clip (and any fallback).")],
             hidden=[io.Hidden.unique_id],
         )
-
-    @classmethod
-    def validate_inputs(cls, camera, fit, interpolation=None, framing=None, fallback=None):
-        return check_combo_inputs(cls, camera=camera, fit=fit, interpolation=interpolation, framing=framing,
-                                  fallback=fallback)
 
     @classmethod
     def execute(cls, images, scene, camera, strength, source_fps, fit, interpolation="motion", framing="cover",

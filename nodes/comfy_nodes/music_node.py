@@ -5,7 +5,7 @@ import os
 
 from ..engine.audio.mix import decode_audio_file
 from ..engine import limits
-from .api import CATEGORY, check_combo_inputs, io, prompt_allowance
+from .api import CATEGORY, io, prompt_allowance
 from .choices import file_fingerprint, input_choices, resolve_choice
 from .convert import clip_to_audio
 
@@ -39,10 +39,6 @@ class MusicBed(io.ComfyNode):
             inputs=[io.Combo.Input("track", options=choices, default=choices[0] if choices else None)],
             outputs=[io.Audio.Output(display_name="audio")],
         )
-
-    @classmethod
-    def validate_inputs(cls, track):
-        return check_combo_inputs(cls, track=track)
 
     @classmethod
     def fingerprint_inputs(cls, track):

@@ -7,7 +7,7 @@ from ..engine.speech.fit import speak_line
 from ..engine.speech.piper_voice import piper_voice_names
 from ..engine.speech.voice import VOICE_BACKENDS, voice_for
 from ..engine import limits
-from .api import (CATEGORY, SceneType, check_combo_inputs, interrupted, io, prompt_allowance,
+from .api import (CATEGORY, SceneType, interrupted, io, prompt_allowance,
                   raise_if_interrupted)
 from .convert import clip_to_audio
 
@@ -62,10 +62,6 @@ class SceneNarration(io.ComfyNode):
             ],
             outputs=[io.Audio.Output(display_name="audio")],
         )
-
-    @classmethod
-    def validate_inputs(cls, backend, piper_voice=None):
-        return check_combo_inputs(cls, backend=backend, piper_voice=piper_voice)
 
     @classmethod
     def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None, voice="", tts_model="",

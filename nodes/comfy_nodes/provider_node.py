@@ -28,7 +28,7 @@ from ..engine.providers.routes import QUALITIES, RenderSettings, RoutePlan, rend
 from ..engine.providers.request import (ProgressLines, RenderWidgets, aspect_for, plan_run, poll_interval,
                                         provider_report_json, report_text, widget_problem)
 from ..engine.storage.hosting import image_host_from_environment
-from .api import (CATEGORY, InputImpl, SceneType, check_combo_inputs, interrupted, io, output_directory, private_directory,
+from .api import (CATEGORY, InputImpl, SceneType, interrupted, io, output_directory, private_directory,
                   progress_bar, prompt_allowance, raise_if_interrupted, send_progress_text, update_bar_keeping_interrupt)
 from .convert import image_to_rgb, key_image_files
 from .lazy_image import still_of
@@ -166,9 +166,6 @@ class ProviderRender(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, provider, model, fallback, quality, max_cost_usd=None, chain=None, options_json=None):
-        combos = check_combo_inputs(cls, provider=provider, model=model, fallback=fallback, quality=quality)
-        if combos is not True:
-            return combos
         return widget_problem(_first(provider), _first(model), _first(fallback), _first(quality), _first(max_cost_usd),
                               _first(chain), _first(options_json)) or True
 

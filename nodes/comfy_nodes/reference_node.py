@@ -34,6 +34,8 @@ def _video_path(video, workdir: str) -> str:
 
 
 class ReferenceAnalyze(io.ComfyNode):
+    OPEN_COMBOS = ("file",)  # any video in the input folder (an upload, a subfolder): validate_inputs checks it
+
     @classmethod
     def define_schema(cls):
         return io.Schema(

@@ -44,6 +44,8 @@ def _state_key(values: dict) -> str:
 
 
 class ScriptLLM(io.ComfyNode):
+    OPEN_COMBOS = ("model",)  # an API prompt may name any model the server has (api.guard_combos)
+
     @classmethod
     def define_schema(cls):
         models = model_options()

@@ -5,7 +5,7 @@ from ..engine.models import SceneSpec
 from ..engine.storyboard import RESOLUTION_CHOICES, build_storyboard
 
 RESOLUTION_OPTIONS = list(RESOLUTION_CHOICES)
-from .api import CATEGORY, SceneType, ScriptType, StoryboardType, check_combo_inputs, io, ui
+from .api import CATEGORY, SceneType, ScriptType, StoryboardType, io, ui
 
 
 class StoryboardSplit(io.ComfyNode):
@@ -31,10 +31,6 @@ class StoryboardSplit(io.ComfyNode):
                 io.Float.Output(display_name="durations", is_output_list=True),
             ],
         )
-
-    @classmethod
-    def validate_inputs(cls, fps, resolution):
-        return check_combo_inputs(cls, fps=fps, resolution=resolution)
 
     @classmethod
     def execute(cls, script, fps, resolution) -> io.NodeOutput:

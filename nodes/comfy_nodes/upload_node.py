@@ -26,14 +26,14 @@ from ..engine.storage import (
     upload_ad,
 )
 from ..engine.storage.keys import check_not_reserved, kind_for
-from ..engine.storage.local import given_video, inside, shown_path
+from ..engine.media.files import is_inside
+from ..engine.storage.local import given_video, shown_path
 from ..engine.storage.manifest import manifest_beside
 from ..engine.storage.spool import check_spool_dir
 from .api import (
     CATEGORY,
     Input,
     Progress,
-    check_combo_inputs,
     input_directory,
     interrupted,
     io,
@@ -71,7 +71,7 @@ def video_file(video, path: str | None) -> Path:
         src = video.get_stream_source()
         if isinstance(src, str) and os.path.isfile(src):
             p = Path(src).resolve()
-            if inside(p, comfy_folders().values()) and kind_for(p) == "video":
+            if is_inside(p, *comfy_folders().values()) and kind_for(p) == "video":
                 return p
     width, height = video.get_dimensions()
     folder, filename, counter, _subfolder, _ = save_path("AdReel/upload", width, height)
@@ -124,10 +124,7 @@ class AssetUpload(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, url_mode, prefix_pattern):
-        ok = check_combo_inputs(cls, url_mode=url_mode)
-        if ok is not True:
-            return ok
+    def validate_inputs(cls, prefix_pattern):
         if isinstance(prefix_pattern, str):
             try:
                 check_not_reserved(render_prefix(prefix_pattern, {p: "x" for p in PLACEHOLDERS}))

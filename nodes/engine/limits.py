@@ -48,6 +48,38 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
+def env_number(name: str, default, minimum: Optional[float] = None, maximum: Optional[float] = None, *,
+               kind=float, above: bool = False, otherwise: Optional[str] = None,
+               environ: Optional[Mapping[str, str]] = None):
+    """The number in the environment variable ``name``, as ``kind`` (``float`` or ``int``): read at each call.
+
+    Unset or blank: ``default``. A value that is not a finite number, or lies below ``minimum`` (at or below
+    it with ``above=True``) or above ``maximum``, is refused: one warning names the variable, what it must
+    be and what is used instead (``otherwise``, e.g. "retention stays off"; by default "the default …"),
+    and ``default`` is returned — never an unlimited or a zero value.
+    """
+    env = os.environ if environ is None else environ
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    low_ok = minimum is None or (value > minimum if above else value >= minimum)
+    if math.isfinite(value) and low_ok and (maximum is None or value <= maximum):
+        return int(value) if kind is int else value
+    if minimum is not None and maximum is not None:
+        rule = f"between {minimum:g} and {maximum:g}"
+    elif minimum is not None:
+        rule = f"{'above' if above else 'at least'} {minimum:g}"
+    else:
+        rule = f"at most {maximum:g}" if maximum is not None else "finite"
+    logger.warning("%s=%r is not a number %s: %s", name, raw, rule,
+                   otherwise or (f"using the default {default:g}" if default is not None else "left unset"))
+    return default
+
+
 @dataclass(frozen=True)
 class Ceiling:
     env: str
@@ -56,19 +88,8 @@ class Ceiling:
     allow_zero: bool = False
 
     def read(self, environ: Optional[Mapping[str, str]] = None) -> float:
-        env = os.environ if environ is None else environ
-        raw = (env.get(self.env) or "").strip()
-        if not raw:
-            return self.default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0 or (value == 0 and not self.allow_zero):
-            logger.warning("%s=%r is not a %s number: using the default %s", self.env, raw,
-                           "non-negative" if self.allow_zero else "positive", self.default)
-            return self.default
-        return int(value) if self.integer else value
+        return env_number(self.env, self.default, 0, above=not self.allow_zero,
+                          kind=int if self.integer else float, environ=environ)
 
 
 PAID_PROVIDERS_ENV = "ADREEL_PAID_PROVIDERS"

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from fleet.comfy import ComfyServer as FleetComfy
+from fleet.comfy import ComfyClient
 from fleet.comfy import run_prompt
 from fleet.runner import prompt_id_for
 from harness import ComfyServer
@@ -45,7 +45,7 @@ def tiny_prompt(tag: str) -> dict:
 
 def test_the_client_detects_the_jobs_api_queues_under_a_derived_uuid_and_reads_the_end(core):
     name, server, has_jobs_api = core
-    client = FleetComfy(server.url)
+    client = ComfyClient(server.url)
     client.check()
     assert client.jobs_api() is has_jobs_api, name  # asked of the server, not read from a version number
     pid = prompt_id_for("0123456789abcdef0123", "1700000000.000", 1)

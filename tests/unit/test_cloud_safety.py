@@ -20,7 +20,8 @@ import pytest
 from fakes.llm_servers import Drip, FakeOllama, FakeOpenAICompatible, Redirect, Reply
 from nodes.engine.cloud.http import (InsecureURL, ReadDeadline, ResponseTooLarge, check_destination,
                                      parse_retry_after, read_capped, require_https)
-from nodes.engine.cloud.llm_policy import PolicyError, check_key_name, check_llm_destination, looks_like_key
+from nodes.engine.cloud.credentials import looks_like_key
+from nodes.engine.cloud.llm_policy import PolicyError, check_key_name, check_llm_destination
 from nodes.engine.cloud.redaction import redact, register_secret
 from nodes.engine.cloud.secrets import find_key
 from nodes.engine.models import AdReelInputError, Brief
@@ -219,7 +220,7 @@ def test_a_name_that_resolves_to_a_metadata_address_is_refused():
     "0123456789abcdef0123456789abcdef",
 ])
 def test_a_pasted_key_is_refused_without_echo(value):
-    assert looks_like_key(value)
+    assert looks_like_key(value, name_expected=True)
     with pytest.raises(PolicyError) as exc:
         check_key_name(value)
     assert exc.value.field == "api_key_env" and "looks like an API key" in str(exc.value)

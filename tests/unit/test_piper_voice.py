@@ -193,9 +193,11 @@ def test_the_node_lists_the_voices_of_models_tts(tts_dir):
     schema = node.SceneNarration.define_schema()
     (combo,) = [i for i in schema.inputs if i.id == "piper_voice"]
     assert combo.options[:2] == ["default", "en_US-joe-medium"] and "en_GB-listed-medium" in combo.options
-    # as ComfyUI calls it: by keyword
-    assert node.SceneNarration.validate_inputs(backend="auto", piper_voice="en_GB-listed-medium") is True
-    bad = node.SceneNarration.validate_inputs(backend="auto", piper_voice="fr_FR-gone-medium")
+    # as ComfyUI calls it: by keyword, on the node as the pack registers it
+    from nodes.comfy_nodes.api import guard
+    registered = guard(node.SceneNarration)
+    assert registered.validate_inputs(backend="auto", piper_voice="en_GB-listed-medium") is True
+    bad = registered.validate_inputs(backend="auto", piper_voice="fr_FR-gone-medium")
     assert isinstance(bad, str) and bad.startswith("piper_voice:") and "en_GB-listed-medium" in bad
 
 

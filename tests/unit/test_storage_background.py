@@ -12,7 +12,8 @@ import pytest
 
 from nodes.engine.models import AdReelInputError
 from nodes.engine.storage import UploadedFile, UploadResult, background, progress_line
-from nodes.engine.storage.local import given_video, inside, shown_path
+from nodes.engine.media.files import is_inside
+from nodes.engine.storage.local import given_video, shown_path
 
 
 @pytest.mark.parametrize("raw, expected, warned", [
@@ -87,7 +88,7 @@ def test_given_video_inside_the_folders_only(folders, tmp_path):
 def test_a_link_out_of_the_folders_is_not_inside(folders, tmp_path):
     link = Path(folders["input"], "link.mp4")
     os.symlink(tmp_path / "elsewhere.mp4", link)
-    assert not inside(link, folders.values())
+    assert not is_inside(link, *folders.values())
     with pytest.raises(AdReelInputError, match="must be a file inside"):
         given_video(str(link), folders)
 

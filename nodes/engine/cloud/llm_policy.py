@@ -34,14 +34,13 @@ A workflow (anyone who can POST to ``/prompt``) chooses the endpoint and the
 """
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from .credentials import looks_like_key
 from .http import InsecureURL, check_destination, host_port, require_https
 
 ALLOWED_HOSTS_ENV = "ADREEL_LLM_ALLOWED_HOSTS"
@@ -63,8 +62,6 @@ KNOWN_KEYS: dict[str, tuple[str, str]] = {
     "DEEPSEEK_API_KEY": ("DEEPSEEK_BASE_URL", "https://api.deepseek.com/v1"),
 }
 _KEY_NAME = re.compile(r"^ADREEL_LLM_KEY_[A-Z0-9_]{1,48}$")
-_PASTED = re.compile(r"^(sk-|sk_|gsk_|hf_|r8_|gh[pousr]_|github_pat_|fw_|AIza|xai-|pplx-|nvapi-|AKIA[0-9A-Z]{8}|"
-                     r"ASIA[0-9A-Z]{8}|[Bb]earer\s)")
 _TRUE = {"1", "true", "yes", "on"}
 HOW_TO_ALLOW = (f"the operator allows the host in {ALLOWED_HOSTS_ENV} (or configures it as OLLAMA_HOST / a base "
                 f"URL; {ALLOW_PRIVATE_ENV}=1 opens every loopback and private address)")
@@ -82,28 +79,6 @@ def allowed_key_names() -> str:
     return ", ".join(KNOWN_KEYS) + f", {KEY_PREFIX}<NAME> or {NO_KEY}"
 
 
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
-
-
-def looks_like_key(value: str) -> bool:
-    """True for a value shaped like a pasted credential rather than a variable name."""
-    v = (value or "").strip()
-    if not v:
-        return False
-    if _PASTED.match(v):
-        return True
-    if len(v) >= 20 and not re.fullmatch(r"[A-Z][A-Z0-9_]*", v):
-        # mixed case / digits / dashes and no structure of a NAME: a key
-        classes = sum(bool(re.search(p, v)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
-        if classes >= 2 and _entropy(v) > 3.5:
-            return True
-    if len(v) >= 32 and re.fullmatch(r"[0-9a-fA-F\-]+", v):
-        return True  # a hex / uuid key (ElevenLabs, fal)
-    return False
-
-
 def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Optional[str]:
     """The allowed variable name for ``value`` (None for "none"); ``PolicyError('api_key_env')`` otherwise."""
     v = (value or "").strip()
@@ -111,7 +86,7 @@ def check_key_name(value: Optional[str], default: str = "OPENAI_API_KEY") -> Opt
         return default
     if v.lower() == NO_KEY:
         return None
-    if looks_like_key(v):
+    if looks_like_key(v, name_expected=True):
         raise PolicyError("api_key_env", "looks like an API key itself (not shown here): put the key in the "
                                          "environment of the ComfyUI server (or the AdReel secrets file) and "
                                          f"name its variable here — one of {allowed_key_names()}")
@@ -126,7 +101,7 @@ def widget_problem(backend: str, api_key_env: Optional[str] = None, openai_base_
                    ollama_host: Optional[str] = None) -> Optional[str]:
     """What ``/prompt`` must refuse before a workflow is queued (and stored in the history): a pasted key in
     any of these widgets, whatever the backend, and a key variable that is not allowed for ``openai``."""
-    if api_key_env and looks_like_key(api_key_env):
+    if api_key_env and looks_like_key(api_key_env, name_expected=True):
         return "api_key_env: looks like an API key itself (not shown here); name its variable instead"
     for name, url in (("openai_base_url", openai_base_url), ("ollama_host", ollama_host)):
         if url and "@" in url:

@@ -23,7 +23,8 @@ token AdReel reads. ``redact(text)`` then masks, wherever they appear:
   ``X-Amz-Security-Token``, ``X-Goog-Signature``, ``X-Goog-Credential``),
   ``password=``, ``client_secret=``, ``aws_secret_access_key=`` … and the known
   key shapes (``sk-…``, ``gsk_…``, ``hf_…``, ``r8_…``, ``ghp_…``, ``fw_…``,
-  ``AIza…``).
+  ``AIza…``, ``key_…``, a JWT …: ``credentials.KEY_SHAPES``, the same the
+  workflow checks refuse).
 
 ``install_log_filter()`` makes every log record of the process pass through
 ``redact`` when it is created — message, arguments, the traceback of
@@ -42,6 +43,8 @@ import threading
 from typing import Iterable, Optional
 from urllib.parse import quote, urlsplit
 
+from .credentials import KEY_SHAPE
+
 MASK = "***"
 MIN_SECRET_CHARS = 4      # shorter values are not registered (they would mask ordinary words)
 MIN_PREFIX_CHARS = 8      # a leaked run this long of a secret's start is masked
@@ -57,9 +60,6 @@ _NAME_VALUE_KEYS = (r"password|passwd|pwd|client_secret|aws_secret_access_key|se
 _QUERY_KEYS = (r"key|api_key|apikey|token|access_token|sig|signature|password|client_secret|"
                r"aws_secret_access_key|secret|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
                r"X-Goog-Signature|X-Goog-Credential|X-Goog-Security-Token|Signature|Policy|Key-Pair-Id")
-_KEY_SHAPES = (r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{16,}|r8_[A-Za-z0-9]{16,}|"
-               r"gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}|fw_[A-Za-z0-9]{12,}|AIza[0-9A-Za-z_\-]{20,}|"
-               r"xai-[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{12,}|ASIA[0-9A-Z]{12,}")
 
 # Group 1 is kept, the value after it is masked.
 _PATTERNS = [
@@ -72,7 +72,7 @@ _PATTERNS = [
     re.compile(r"(\b(?:Key|Token)\s+)(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{16,}"),
     re.compile(r"(?i)([?&;](?:" + _QUERY_KEYS + r")=)[^&\s'\"#]+"),
     re.compile(r"(?i)(\b(?:" + _NAME_VALUE_KEYS + r")['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)[^\s'\",;&}]+"),
-    re.compile(r"()\b(?:" + _KEY_SHAPES + r")"),
+    re.compile(r"()" + KEY_SHAPE.pattern),  # the known key formats (credentials.KEY_SHAPES)
 ]
 
 

@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from ..media.layout import Box, frame_layout
 from ..models import AdReelInputError, StoryboardScene
 from ..media.text import TextLayout, hex_rgb, readable_on, wrap_text
+from ..media.files import write_atomic
 from ..media.fonts import font_chain
 from ..limits import MAX_INPUT_PIXELS
 from ..media.imaging import fit_into, gradient, mix, shade
@@ -230,12 +231,10 @@ class StillImage:
         rgb = image.convert("RGB")
         digest = hashlib.sha256(rgb.tobytes()).hexdigest()
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"key_{digest[:24]}_{rgb.width}x{rgb.height}.png")
+        path = os.path.join(folder, f"still_{digest[:24]}_{rgb.width}x{rgb.height}.png")  # not key_…: a key's shape
         still = cls(path, rgb.width, rgb.height, digest)
-        if not still.intact():  # missing, or not these pixels: (re)written, atomically
-            tmp = f"{path}.{os.getpid()}.{id(rgb)}.part"
-            rgb.save(tmp, format="PNG", compress_level=1)
-            os.replace(tmp, path)
+        if not still.intact():  # missing, or not these pixels: (re)written, atomically (a cache: no fsync)
+            write_atomic(path, lambda fh: rgb.save(fh, format="PNG", compress_level=1), durable=False)
         return still
 
     def intact(self) -> bool:

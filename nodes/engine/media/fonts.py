@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from ..models import AdReelInputError
+from .files import is_inside
 
 DEFAULT_FAMILY = "Noto Sans CJK KR"  # the family text and subtitles use when no font is given
 # Tried after the requested font, in order; missing ones are skipped.
@@ -86,13 +87,6 @@ def _fontconfig_files() -> frozenset[str]:
     return frozenset(os.path.realpath(line) for line in out.splitlines() if line.strip())
 
 
-def _inside(path: str, folder: str) -> bool:
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:
-        return False
-
-
 def _allowed_font_file(spec: str) -> str:
     """The resolved path of a font file a workflow may name, or an AdReelInputError saying why not."""
     dirs = font_dirs()
@@ -101,7 +95,7 @@ def _allowed_font_file(spec: str) -> str:
         candidates = [spec] if os.path.isabs(spec) else [os.path.join(d, spec) for d in dirs]
         for cand in candidates:
             real = os.path.realpath(cand)
-            if os.path.isfile(real) and (real in known or any(_inside(real, d) for d in dirs)):
+            if os.path.isfile(real) and (real in known or is_inside(real, *dirs)):
                 return real
         if not os.path.isabs(spec) and os.sep not in spec:  # a bare name of a file fontconfig knows
             for real in sorted(known):

@@ -52,6 +52,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
+from ..media.files import write_atomic
 from .log import logger
 
 try:  # POSIX: an advisory lock so two processes sharing a clips folder do not interleave lines
@@ -278,18 +279,14 @@ class JobJournal:
         except OSError:
             return
         keep = [e for e in self.entries().values() if e.open or e.resumable]
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        text = "".join(json.dumps({"t": e.t, "proc": e.proc, "pid": e.pid, "host": e.host,
+                                   "event": e.event, "key": e.key,
+                                   "provider": e.provider, "model": e.model, "scene_index": e.scene_index,
+                                   "job_id": e.job_id, "handle_data": e.handle_data, "cancel": e.cancel},
+                                  sort_keys=True, default=str) + "\n" for e in keep)
         try:
-            with _lock, open(tmp, "w", encoding="utf-8") as f:
-                for e in keep:
-                    f.write(json.dumps({"t": e.t, "proc": e.proc, "pid": e.pid, "host": e.host,
-                                        "event": e.event, "key": e.key,
-                                        "provider": e.provider, "model": e.model, "scene_index": e.scene_index,
-                                        "job_id": e.job_id, "handle_data": e.handle_data, "cancel": e.cancel},
-                                       sort_keys=True, default=str) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-                os.replace(tmp, self.path)
+            with _lock:
+                write_atomic(self.path, text)
         except OSError as exc:
             logger.warning("provider jobs journal %s: compaction failed (%s)", self.path, type(exc).__name__)
 

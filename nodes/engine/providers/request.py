@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass, field, fields
 
@@ -21,6 +20,7 @@ from .registry import PROVIDERS
 from .base import ImageHost
 from .routes import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, SceneRequest, parse_chain, plan_routes
 from .jobs import ProgressEvent
+from ..cloud.credentials import is_secret_name, looks_like_key
 from ..cloud.redaction import redact
 
 logger = logging.getLogger("adreel.providers")
@@ -28,68 +28,10 @@ logger = logging.getLogger("adreel.providers")
 POLL_ENV = "ADREEL_PROVIDER_POLL_SECONDS"  # override every provider's poll interval (tests, rate-limited gateways)
 MAX_OPTION_DEPTH = 16
 
-# --- what a credential looks like: by its name, or by its value
-# Words that make an option name a credential wherever they appear ("hf_token", "aws_secret_access_key",
-# "private_key", "key", "X-Api-Key", "githubToken"); names are split on _ - . spaces and camelCase.
-_SECRET_WORDS = frozenset({
-    "key", "keys", "apikey", "token", "secret", "secrets", "password", "passwd", "passphrase", "pwd",
-    "authorization", "auth", "bearer", "credential", "credentials", "cookie", "privatekey", "accesskey",
-    "secretkey", "authtoken", "accesstoken", "apitoken",
-})
-# The same inside one unbroken word ("hftoken", "openaikey" is not caught, "openai_key" is).
-_SECRET_INFIX = re.compile(r"token|secret|passw(or)?d|api_?key|private_?key|access_?key")
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-# Values shaped like a provider's key, wherever they sit in the options (and in option names).
-_KEY_VALUE = re.compile(
-    r"(?:^|[^A-Za-z0-9])("
-    r"hf_[A-Za-z0-9]{20,}|r8_[A-Za-z0-9_]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
-    r"|sk-[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}|gsk_[A-Za-z0-9]{20,}|fw_[A-Za-z0-9]{16,}"
-    r"|AIza[0-9A-Za-z_-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
-    r"|key_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"
-    r")")
 _PRICE_NAME = re.compile(r"(?i)price|usd|cost|credit")  # price options: finite and >= 0
-_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-_TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=:.-]{24,}")
-_PIECES = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NO_KEYS = ("API keys and tokens are never taken from a workflow (it is saved in files, PNG/MP4 metadata and "
             "history). Set the provider's environment variable (e.g. RUNWAY_API_KEY) for the ComfyUI process "
             "or put it in the secrets file (ADREEL_SECRETS_FILE)")
-
-
-def is_secret_name(name: str) -> bool:
-    """True for an option name that would carry a credential (``hf_token``, ``key``, ``private_key``…)."""
-    text = str(name)
-    words = [w.lower() for w in _WORD_SPLIT.split(text) if w]
-    if any(w in _SECRET_WORDS for w in words):
-        return True
-    return any(_SECRET_INFIX.search(w) and not w.endswith("tokens") for w in words)
-
-
-def _random_looking(run: str) -> bool:
-    """A long run mixing upper case, lower case and digits many times over: a token, not a name or an id.
-
-    Hex digests, lowercase ids ("2d5b0e6c…"), UUIDs, camelCase names and names such as
-    "Angela-inblackskirt-20220820" pass.
-    """
-    if _UUID.match(run) or "://" in run:
-        return False
-    core = re.sub(r"[^A-Za-z0-9]", "", run)
-    if len(core) < 24:
-        return False
-    if not (any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)):
-        return False
-    # natural pieces ("Kling", "2", "Master", "CANARY", "48"): a token breaks into many very short ones
-    pieces = _PIECES.findall(core)
-    return len(core) / max(1, len(pieces)) < 3.0
-
-
-def looks_like_key(value: str) -> bool:
-    """True when ``value`` holds something shaped like an API key or token (never echoed by the caller)."""
-    text = str(value)
-    if _KEY_VALUE.search(text) or _PEM.search(text):
-        return True
-    return any(_random_looking(m.group(0)) for m in _TOKEN_RUN.finditer(text))
 
 
 @dataclass
@@ -291,18 +233,8 @@ def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[s
 
 
 def poll_interval() -> float | None:
-    raw = os.environ.get(POLL_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        if value <= 0:
-            raise ValueError
-        return value
-    except ValueError:
-        logger.warning("%s must be a positive number of seconds (got %r); using each provider's default", POLL_ENV, raw)
-        return None
-
+    """``ADREEL_PROVIDER_POLL_SECONDS`` (above 0), or None: each provider's own interval."""
+    return limits.env_number(POLL_ENV, None, 0, above=True, otherwise="using each provider's default")
 
 
 def finite_or_none(value):

@@ -12,13 +12,13 @@ A bad value is logged and the default used: a typo must not stop uploads.
 """
 from __future__ import annotations
 
-import os
 import threading
 from typing import Iterable, Optional
 
 from .config import StorageConfig, load_storage_config
 from .errors import StorageError, logger
 from ..cloud.redaction import redact
+from ..limits import env_number
 from .retention import MIN_RETENTION_HOURS, clean_retention
 from .spool import RetryReport, check_spool_dir, list_spooled, retry_spooled
 
@@ -29,35 +29,13 @@ RETENTION_ENV = "ADREEL_RETENTION_HOURS"
 
 def retry_interval() -> float:
     """``ADREEL_SPOOL_RETRY_SECONDS``, at least 1; unset or bad: 300."""
-    raw = os.environ.get(RETRY_INTERVAL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETRY_SECONDS
-    try:
-        value = float(raw)
-        if not value >= 1:  # also NaN
-            raise ValueError
-        return value
-    except ValueError:
-        logger.warning("%s must be a number of seconds ≥ 1 (got %r); using %g", RETRY_INTERVAL_ENV, raw,
-                       DEFAULT_RETRY_SECONDS)
-        return DEFAULT_RETRY_SECONDS
+    return env_number(RETRY_INTERVAL_ENV, DEFAULT_RETRY_SECONDS, 1)
 
 
 def retention_hours() -> Optional[float]:
     """``ADREEL_RETENTION_HOURS``: unset → None (nothing is ever removed); below 24 h (a copy or upload could
     still be running) or not a number → refused with a warning, retention stays off."""
-    raw = os.environ.get(RETENTION_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        if not value >= MIN_RETENTION_HOURS:  # also NaN
-            raise ValueError
-        return value
-    except ValueError:
-        logger.warning("%s must be a number of hours ≥ %g (got %r); retention is off", RETENTION_ENV,
-                       MIN_RETENTION_HOURS, raw)
-        return None
+    return env_number(RETENTION_ENV, None, MIN_RETENTION_HOURS, otherwise="retention stays off")
 
 
 class SpoolRetryThread(threading.Thread):

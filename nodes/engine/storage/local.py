@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Union
+from typing import Mapping, Union
 
+from ..media.files import is_inside
 from ..models import AdReelInputError
 from .keys import kind_for
 
 PathLike = Union[str, os.PathLike]
-
-
-def inside(path: PathLike, roots: Iterable[PathLike]) -> bool:
-    """True when the resolved ``path`` lies inside one of ``roots`` (resolved too: links lead nowhere else)."""
-    p = Path(path).resolve()
-    for root in roots:
-        try:
-            p.relative_to(Path(root).resolve())
-            return True
-        except ValueError:
-            continue
-    return False
 
 
 def given_video(raw: str, folders: Mapping[str, PathLike], field: str = "path") -> Path:
@@ -37,7 +26,7 @@ def given_video(raw: str, folders: Mapping[str, PathLike], field: str = "path") 
     if not p.is_absolute():
         p = Path(roots[0]) / p
     p = p.resolve()
-    if not inside(p, roots):
+    if not is_inside(p, *roots):
         names = list(folders)
         where = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
         raise AdReelInputError(field, f"must be a file inside the server's {where} folder "

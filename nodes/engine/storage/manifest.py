@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Mapping, Optional
 
 from ..models import AdReelInputError, RenderManifest, parse_model
-from .atomic import write_text_atomic
+from ..media.files import write_atomic
 from .keys import UPLOAD_EXTS
 
 MAX_MANIFEST_BYTES = 20 * 1024 * 1024
@@ -174,7 +174,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def write_manifest(path, manifest: RenderManifest) -> None:
     """Atomically replace ``path`` with ``manifest`` (a reader never sees half a file)."""
     path = Path(path)
-    write_text_atomic(path, manifest.model_dump_json(indent=2) + "\n", keep_mode=True)
+    write_atomic(path, manifest.model_dump_json(indent=2) + "\n", keep_mode=True)
 
 
 def set_manifest_urls(manifest: RenderManifest, manifest_path, urls: Mapping[str, str]) -> int:

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
+from ..media.files import is_inside
 from .errors import logger
 from .spool import RECORD_SUFFIX, SPOOL_MARKER, SpoolEntry, spool_lock
 
@@ -76,12 +77,6 @@ def _refuse(root: Path) -> Optional[str]:
     return None
 
 
-def _inside(root: Path, path: Path) -> bool:
-    """``path``'s folder, with links resolved, is ``root`` or below it (the last component itself is not followed)."""
-    parent = Path(os.path.realpath(path.parent))
-    return parent == root or parent.is_relative_to(root)
-
-
 def _size(path: Path) -> int:
     try:
         st = path.lstat()
@@ -96,7 +91,7 @@ class _Cleaner:
         self.removed: set[str] = set(report.removed)
 
     def remove(self, path: Path) -> bool:
-        if not _inside(self.root, path) or path == self.root:
+        if not is_inside(path.parent, self.root) or path == self.root:  # the last component is not followed
             self.report.errors.append(f"refused to remove {path}: outside {self.root}")
             return False
         size = _size(path)
