@@ -40,7 +40,7 @@ from nodes.engine.storage import (
     upload_ad,
 )
 from nodes.engine.models import AdReelInputError
-from nodes.engine.storage.spool import RECORD_SUFFIX, SPOOL_MARKER, spool_file
+from nodes.engine.storage.spool import DB_NAME, LOCK_NAME, SPOOL_MARKER, SpoolEntry, spool_file
 from fakes.seaweedfs import ACCESS_KEY, PUBLIC_BUCKET, SECRET_KEY, SeaweedFS
 
 pytestmark = pytest.mark.timeout(120)
@@ -120,14 +120,15 @@ def config_for(s3: SeaweedFS, bucket: str, tmp_path: Path, env_extra=None, **fil
 def spool_files_on_disk(spool: Path) -> list[Path]:
     if not spool.exists():
         return []
-    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (SPOOL_MARKER, ".lock")]
+    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (SPOOL_MARKER, LOCK_NAME)
+            and not p.name.startswith(DB_NAME)]  # the spool's table: list_spooled tells what it holds
 
 
 # ---------------------------------------------------------------- uploads
 def test_upload_ad_with_companions_content_types_and_manifest_urls(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
-    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg,
-                       prefix_pattern="{brand}/{date}/{run}/")
+    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"],
+                       config=cfg.with_choices(prefix_pattern="{brand}/{date}/{run}/"))
     assert result.status == "uploaded", result.reason
     client = s3.client()
     expected_types = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".srt": "application/x-subrip; charset=utf-8",
@@ -203,7 +204,7 @@ def test_multipart_above_threshold(s3, bucket, tmp_path):
 
 def test_presigned_url_downloads_then_expires(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
-    result = upload_ad(media["video"], config=cfg, url_mode="presigned", url_expiry_seconds=3, write_history=False)
+    result = upload_ad(media["video"], config=cfg.with_choices(url_mode="presigned", url_expiry_seconds=3), write_history=False)
     url = result.url
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=3" in url
     assert SECRET_KEY not in url
@@ -221,7 +222,7 @@ def test_public_base_url_and_hls_playlist_with_segments(s3, media, tmp_path):
     prefix = f"pub-{uuid.uuid4().hex[:8]}/"
     cfg = config_for(s3, PUBLIC_BUCKET, tmp_path, env_extra={"ADREEL_S3_PUBLIC_BASE_URL": f"{s3.endpoint}/{PUBLIC_BUCKET}"})
     playlist = media["dir"] / "hls" / "ad.m3u8"
-    result = upload_ad(media["video"], [playlist], config=cfg, prefix_pattern=prefix + "{run}/", write_history=False)
+    result = upload_ad(media["video"], [playlist], config=cfg.with_choices(prefix_pattern=prefix + "{run}/"), write_history=False)
     assert result.status == "uploaded"
     assert result.url == f"{s3.endpoint}/{PUBLIC_BUCKET}/{[f for f in result.files if f.path.endswith('.mp4')][0].key}"
     purl = result.urls["ad.m3u8"]
@@ -260,7 +261,7 @@ def test_wrong_secret_is_a_clear_error_and_files_are_spooled(s3, bucket, media, 
             assert e.key and e.content_type and e.last_error
     # no secret anywhere: message, logs, manifest, result, spool records
     texts = [msg, caplog.text, media["manifest"].read_text(), json.dumps(dataclasses.asdict(result), default=str),
-             repr(cfg), str(cfg)] + [p.read_text() for p in Path(cfg.spool_dir).rglob("*" + RECORD_SUFFIX)]
+             repr(cfg), str(cfg), (Path(cfg.spool_dir) / DB_NAME).read_bytes().decode("utf-8", "replace")]
     for text in texts:
         assert wrong not in text
         assert SECRET_KEY not in text
@@ -483,9 +484,10 @@ def test_history_from_store_and_local_folder(s3, bucket, media, tmp_path):
     os.utime(second_manifest, (now - 200, now - 200))
     os.utime(unuploaded, (now - 100, now - 100))
     # a spooled copy of a manifest (the spool lives under the scanned folder here) is not a run of its own
-    spool_file(cfg.spool_dir, "b-x", 0, second_manifest, role="manifest", key="k/m.json", kind="manifest",
-               content_type="application/json", cache_control=None, sha256=sha256(second_manifest),
-               size=second_manifest.stat().st_size, bucket=bucket, reason="test", attempts=0)
+    spool_file(cfg.spool_dir, SpoolEntry("b-x", "manifest", "k/m.json", kind="manifest",
+                                         content_type="application/json", sha256=sha256(second_manifest),
+                                         bytes=second_manifest.stat().st_size, bucket=bucket),
+               second_manifest, reason="test", attempts=0)
     assert Path(cfg.spool_dir).is_relative_to(local_root)
     local = list_history_local(local_root)
     assert [e.brand for e in local] == ["Gamma", "Beta Brew", "Acme Co"]
@@ -509,13 +511,13 @@ def test_retention_never_drops_waiting_uploads_and_cleans_only_adreel_folders(tm
     old_f, new_f = src / "old.mp4", src / "new.mp4"
     old_f.write_bytes(b"old" * 100)
     new_f.write_bytes(b"new" * 100)
-    common = dict(role="output", kind="video", content_type="video/mp4", cache_control=None, bucket="b", reason="down", attempts=1)
-    old_entry = spool_file(spool, "b-old", 0, old_f, key="k/old.mp4", sha256=sha256(old_f), size=300, **common)
-    new_entry = spool_file(spool, "b-new", 0, new_f, key="k/new.mp4", sha256=sha256(new_f), size=300, **common)
-    data = json.loads(old_entry.record_path.read_text())
-    data["created"] = "2020-01-01T00:00:00+00:00"  # waiting for years: the store has been down that long
-    old_entry.record_path.write_text(json.dumps(data))
-    _backdate(old_entry.record_path)
+    common = dict(role="output", kind="video", content_type="video/mp4", bucket="b", bytes=300)
+    old_entry = spool_file(spool, SpoolEntry("b-old", key="k/old.mp4", sha256=sha256(old_f), **common), old_f,
+                           reason="down", attempts=1)
+    new_entry = spool_file(spool, SpoolEntry("b-new", key="k/new.mp4", sha256=sha256(new_f), **common), new_f,
+                           reason="down", attempts=1)
+    old_entry.created = "2020-01-01T00:00:00+00:00"  # waiting for years: the store has been down that long
+    old_entry.save()
     _backdate(Path(old_entry.local_path))
     partial = spool / "b-new" / "01-x.mp4.part"  # a copy cut short by a crash
     partial.write_bytes(b"half")
@@ -554,7 +556,8 @@ def test_retention_never_drops_waiting_uploads_and_cleans_only_adreel_folders(tm
     assert set(dry.removed) == removed
     assert removed == {str(partial), str(orphan), str(old_tmp), str(temp / "failed_run"), str(link)}
     # the old entry was never uploaded: record and copy stay, byte for byte
-    assert old_entry.record_path.exists() and Path(old_entry.local_path).read_bytes() == b"old" * 100
+    assert (old_entry.batch, old_entry.name) in {(e.batch, e.name) for e in list_spooled(spool)}
+    assert Path(old_entry.local_path).read_bytes() == b"old" * 100
     assert Path(new_entry.local_path).exists() and fresh_part.exists() and new_tmp.exists()
     assert sorted(e.key for e in list_spooled(spool)) == ["k/new.mp4", "k/old.mp4"]
     assert outside.read_bytes() == b"keep me"  # the link's target is outside: untouched
@@ -579,9 +582,9 @@ def test_retention_waits_for_a_running_retry(tmp_path):
     spool = tmp_path / "spool"
     src = tmp_path / "a.mp4"
     src.write_bytes(b"a" * 10)
-    entry = spool_file(spool, "b1", 0, src, role="output", key="k/a.mp4", kind="video", content_type="video/mp4",
-                       cache_control=None, sha256=sha256(src), size=10, bucket="b", reason="down", attempts=0)
-    part = Path(entry._dir) / "09-z.mp4.part"
+    entry = spool_file(spool, SpoolEntry("b1", "output", "k/a.mp4", kind="video", content_type="video/mp4",
+                                         sha256=sha256(src), bytes=10, bucket="b"), src, reason="down", attempts=0)
+    part = entry.folder / "09-z.mp4.part"
     part.write_bytes(b"z")
     _backdate(part)
     with spool_lock(spool) as locked:
@@ -851,12 +854,12 @@ def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp
     cfg = config_for(s3, bucket, tmp_path)
     for pattern in ("history/", "history/{run}/", "/history//x/", "key-images/{brand}/"):
         with pytest.raises(AdReelInputError, match="reserves"):
-            upload_ad(render["video"], config=cfg, prefix_pattern=pattern, write_history=False)
+            upload_ad(render["video"], config=cfg.with_choices(prefix_pattern=pattern), write_history=False)
     data = json.loads(render["manifest"].read_text())
     data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "History"
     render["manifest"].write_text(json.dumps(data))
     with pytest.raises(AdReelInputError, match="prefix_pattern"):  # a placeholder cannot lead there either
-        upload_ad(render["video"], manifest_path=render["manifest"], config=cfg, prefix_pattern="{brand}/")
+        upload_ad(render["video"], manifest_path=render["manifest"], config=cfg.with_choices(prefix_pattern="{brand}/"))
     assert s3.list_keys(bucket) == []
 
     data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "Acme Co"
@@ -870,7 +873,7 @@ def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp
     copy = forged_dir / "ad_00001_.mp4"
     shutil.copy(render["video"], copy)
     forged = make_manifest(forged_dir, [copy], brand="Evil Corp", name="ad_00001_.json")
-    second = upload_ad(copy, manifest_path=forged, config=cfg, prefix_pattern="evil/{run}/")
+    second = upload_ad(copy, manifest_path=forged, config=cfg.with_choices(prefix_pattern="evil/{run}/"))
     assert second.run == first.run and any("already exists" in n for n in second.notes)
     assert s3.client().get_object(Bucket=bucket, Key=hist_key)["Body"].read() == before
     (entry,) = [e for e in list_history_from_store(cfg) if e.run == first.run]
@@ -890,17 +893,15 @@ def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp
 
 
 def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s3, bucket, tmp_path):
-    from nodes.engine.storage.spool import SpoolEntry
-
     cfg = config_for(s3, bucket, tmp_path)
     precious = tmp_path / "precious.txt"
     precious.write_text(CANARY)
     src = tmp_path / "real.mp4"
     src.write_bytes(b"r" * 50)
-    entry = spool_file(cfg.spool_dir, "b-1", 0, src, role="output", key="k/real-x.mp4", kind="video",
-                       content_type="video/mp4", cache_control=None, sha256=sha256(src), size=50, bucket=bucket,
-                       reason="down", attempts=1)
-    forged = SpoolEntry.from_file(entry.record_path)
+    entry = spool_file(cfg.spool_dir, SpoolEntry("b-1", "output", "k/real-x.mp4", kind="video",
+                                                 content_type="video/mp4", sha256=sha256(src), bytes=50, bucket=bucket),
+                       src, reason="down", attempts=1)
+    forged = dataclasses.replace(entry)  # a second row of the same batch, written by someone else
     forged.name = "01-forged.mp4"
     forged.key = "k/forged-x.txt"
     forged.local_path = str(precious)  # with the matching sha256, as L3 describes
