@@ -23,6 +23,7 @@ import requests
 
 from nodes.engine.models import Brief, OutputFile, RenderManifest, Storyboard, StoryboardScene
 from nodes.engine.storage import (
+    S3Store,
     StorageConfigError,
     StorageCredentialsError,
     StorageNotConfigured,
@@ -431,13 +432,15 @@ class _BrokenS3:
 
 @pytest.mark.parametrize("mode,reason_code,words", [("503", "server-error", "HTTP 503 ServiceUnavailable"),
                                                     ("hang", "unreachable", "read timed out")])
-def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, words):
+def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, words, monkeypatch):
     with _BrokenS3(mode) as broken:
         cfg_file = tmp_path / "storage.json"
         cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "read_timeout": 0.5, "connect_timeout": 1}))
-        env = {"AWS_ENDPOINT_URL_S3": broken.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-               "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "ADREEL_S3_BUCKET": "ads"}
-        cfg = load_storage_config(environ=env, config_path=cfg_file)
+        # boto3's own variables, which boto3 reads from the process environment itself
+        for var, value in {"AWS_ENDPOINT_URL_S3": broken.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                           "AWS_SECRET_ACCESS_KEY": SECRET_KEY}.items():
+            monkeypatch.setenv(var, value)
+        cfg = load_storage_config(environ={"ADREEL_S3_BUCKET": "ads"}, config_path=cfg_file)
         t0 = time.monotonic()
         result = upload_ad(media["video"], media["extras"], config=cfg, write_history=False)
         assert time.monotonic() - t0 < 20
@@ -586,7 +589,7 @@ def test_unconfigured_storage_names_what_to_set(tmp_path):
         load_storage_config(environ={"MINIO_BUCKET": "ads"}, config_path=tmp_path / "none.json")
 
 
-def test_config_precedence(tmp_path):
+def test_config_precedence(tmp_path, monkeypatch):
     file = tmp_path / "storage.json"
     file.write_text(json.dumps({"bucket": "file-bucket", "endpoint_url": "http://file:9000", "access_key": "FILEKEY0001",
                                 "secret_key": "file-secret-xyz", "prefix": "file/{run}/", "url_mode": "public",
@@ -594,21 +597,34 @@ def test_config_precedence(tmp_path):
     # file only
     cfg = load_storage_config(environ={}, config_path=file)
     assert (cfg.bucket, cfg.endpoint_url, cfg.access_key, cfg.prefix_pattern) == ("file-bucket", "http://file:9000", "FILEKEY0001", "file/{run}/")
-    # environment beats the file; ADREEL_ > MINIO_ > AWS_; credentials as a pair
+    # AdReel's environment beats the file (ADREEL_ > MINIO_); boto3's AWS_* (read by boto3 from the process
+    # environment) only fill in what both leave unset; credentials as a pair
+    for var, value in {"AWS_ENDPOINT_URL_S3": "https://aws.example", "AWS_ACCESS_KEY_ID": "AWSKEY0001",
+                       "AWS_SECRET_ACCESS_KEY": "aws-secret-abc"}.items():
+        monkeypatch.setenv(var, value)
     env = {"ADREEL_S3_BUCKET": "adreel-bucket", "MINIO_BUCKET": "minio-bucket", "MINIO_ENDPOINT": "minio.local:9000",
-           "MINIO_SECURE": "false", "AWS_ENDPOINT_URL_S3": "https://aws.example", "AWS_ACCESS_KEY_ID": "AWSKEY0001",
-           "AWS_SECRET_ACCESS_KEY": "aws-secret-abc", "AWS_REGION": "eu-west-1", "ADREEL_S3_PREFIX": "env/{brand}/"}
+           "MINIO_SECURE": "false", "AWS_REGION": "eu-west-1", "ADREEL_S3_PREFIX": "env/{brand}/"}
     cfg = load_storage_config(environ=env, config_path=file)
     assert cfg.bucket == "adreel-bucket" and cfg.endpoint_url == "http://minio.local:9000"
-    assert (cfg.access_key, cfg.secret_key) == ("AWSKEY0001", "aws-secret-abc") and cfg.region == "eu-west-1"
+    assert (cfg.access_key, cfg.secret_key) == ("FILEKEY0001", "file-secret-xyz") and cfg.region == "eu-west-1"
     assert cfg.prefix_pattern == "env/{brand}/" and cfg.url_mode == "public"  # url_mode only in the file
-    assert cfg.sources["credentials"] == "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+    assert cfg.sources["credentials"] == f"config file {file} (access_key + secret_key)"
+    # nothing of AdReel's own: boto3 resolves the keys and the endpoint, and the source is named
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"bucket": "file-bucket"}))
+    cfg = load_storage_config(environ={}, config_path=bare)
+    assert cfg.access_key is None and cfg.sources["credentials"] == "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+    assert S3Store(cfg).endpoint == "https://aws.example"
     env.update({"MINIO_ACCESS_KEY": "MINIOKEY01", "MINIO_SECRET_KEY": "minio-secret-def"})
     cfg = load_storage_config(environ=env, config_path=file)
     assert (cfg.access_key, cfg.secret_key) == ("MINIOKEY01", "minio-secret-def")
     # a half pair is an error, never mixed with another source
     with pytest.raises(StorageConfigError, match="MINIO_SECRET_KEY"):
-        load_storage_config(environ={"MINIO_ACCESS_KEY": "K0000001", "AWS_SECRET_ACCESS_KEY": "s"}, config_path=file)
+        load_storage_config(environ={"MINIO_ACCESS_KEY": "K0000001"}, config_path=file)
+    file_half = tmp_path / "half.json"
+    file_half.write_text(json.dumps({"bucket": "b-1", "access_key": "FILEKEY0001"}))
+    with pytest.raises(StorageConfigError, match="sets only one of access_key"):
+        load_storage_config(environ={}, config_path=file_half)
     # MINIO_ENDPOINT without scheme is https unless MINIO_SECURE says otherwise
     cfg = load_storage_config(environ={"MINIO_ENDPOINT": "s3.example:9000"}, config_path=file)
     assert cfg.endpoint_url == "https://s3.example:9000"
@@ -670,6 +686,24 @@ def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypat
     cfg = config_for(s3, name, tmp_path)
     result = upload_ad(media["video"], config=cfg, write_history=False)
     assert result.status == "uploaded", result.reason
+
+
+def test_boto3_resolves_the_aws_variables_itself(s3, media, tmp_path, monkeypatch):
+    """Only the bucket is AdReel's: the endpoint (AWS_ENDPOINT_URL_S3, answered path-style) and the keys
+    (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY) are boto3's own, and the upload lands there."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    for var, value in {"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                       "AWS_SECRET_ACCESS_KEY": SECRET_KEY}.items():
+        monkeypatch.setenv(var, value)
+    cfg_file = tmp_path / "storage.json"
+    cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "url_mode": "public"}))
+    cfg = load_storage_config(environ={"ADREEL_S3_BUCKET": name}, config_path=cfg_file)
+    result = upload_ad(media["video"], config=cfg, write_history=False)
+    assert result.status == "uploaded", result.reason
+    (stored,) = s3.list_keys(name)
+    assert result.url == f"{s3.endpoint}/{name}/{stored['Key']}"
+    assert stored["Size"] == media["video"].stat().st_size
 
 
 def test_the_retry_thread_applies_retention_when_asked(tmp_path):

@@ -443,7 +443,7 @@ class _Upload:
         self.emit = _progress_sink(progress, len(plan.items) + (1 if plan.manifest is not None else 0),
                                    sum(it.digest.size for it in plan.items))
         self.result = UploadResult(
-            status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=plan.run,
+            status="uploaded", bucket=cfg.bucket, endpoint=store.endpoint or "AWS S3", run=plan.run,
             prefix=plan.prefix, manifest_path=str(plan.manifest_path) if plan.manifest_path else None,
             manifest_key=plan.manifest_key, spool_dir=str(cfg.spool_dir), notes=list(plan.notes))
         self.intents: dict = {}  # id(item) or "manifest" / "history" -> its spool entry
