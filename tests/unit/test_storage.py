@@ -919,6 +919,30 @@ def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s
     assert_no_canary(s3, bucket)
 
 
+def test_a_spool_left_by_the_json_record_version_is_uploaded_after_the_update(s3, bucket, tmp_path):
+    """An upload spooled before the spool became a table (one ``*.spool.json`` record beside each copy)
+    is not lost: the next retry reads it, uploads it once and leaves nothing behind."""
+    cfg = config_for(s3, bucket, tmp_path)
+    src = tmp_path / "old.mp4"
+    src.write_bytes(b"o" * 64)
+    batch = Path(cfg.spool_dir) / "20260101T000000-abc-1234"
+    batch.mkdir(parents=True)
+    (Path(cfg.spool_dir) / SPOOL_MARKER).write_text("AdReel upload spool")
+    copy = batch / "00-ad-old.mp4"
+    shutil.copy(src, copy)
+    record = {"batch": batch.name, "name": "00-ad-old.mp4", "role": "output", "key": "k/ad-old.mp4", "kind": "video",
+              "content_type": "video/mp4", "cache_control": None, "sha256": sha256(src), "bytes": 64,
+              "source_path": str(src), "local_path": str(copy), "bucket": bucket, "created": "2026-01-01T00:00:00+00:00",
+              "attempts": 2, "last_error": "down", "last_attempt": None, "reason": "down", "url_mode": "auto",
+              "url_expiry_seconds": 86400, "output_keys": {}, "manifest_identity": None, "payload": None,
+              "state": "spooled", "owner_pid": None, "version": 2}
+    (batch / "00-ad-old.mp4.spool.json").write_text(json.dumps(record))
+    report = retry_spooled(cfg)
+    assert report.ok and [u["key"] for u in report.uploaded] == ["k/ad-old.mp4"], report
+    assert [o["Key"] for o in s3.list_keys(bucket)] == ["k/ad-old.mp4"]
+    assert list_spooled(cfg.spool_dir) == [] and spool_files_on_disk(Path(cfg.spool_dir)) == []
+
+
 def test_the_spool_is_never_someone_elses_folder(tmp_path):
     from nodes.engine.storage.spool import check_spool_dir, ensure_spool_dir
 
