@@ -788,7 +788,7 @@ def evil_outputs(render) -> list[dict]:
     outside.write_text(CANARY)
     deep = d.parent.parent / "home" / f"{render['stem']}_x.mp4"
     deep.write_text(CANARY)
-    paths = ["/etc/passwd", str(render["secret"]), "../storage.json", f"../../home/.aws/credentials", "/etc/hostname",
+    paths = ["/etc/passwd", str(render["secret"]), "../storage.json", "../../home/.aws/credentials", "/etc/hostname",
              str(link), f"{render['stem']}.html", f"{render['stem']}.svg", "~/.aws/credentials", str(outside),
              f"../{render['stem']}.jpg", f"../../home/{render['stem']}_x.mp4", f"{render['stem']}_hls/../../{outside.name}"]
     out = []

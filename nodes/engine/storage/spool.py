@@ -363,11 +363,12 @@ def record_intent(spool_dir, entry: SpoolEntry, source: Optional[Path]) -> Spool
 
 
 def find_spooled(spool_dir, key: str, sha256: str) -> Optional[SpoolEntry]:
-    for entry in list_spooled(spool_dir):
-        if (entry.role == "output" and entry.state == "spooled" and entry.key == key and entry.sha256 == sha256
-                and entry.copy_path() is not None and entry.copy_path().is_file()):
-            return entry
-    return None
+    """An output with this key and content already spooled (its copy on disk), if any."""
+    with closing(_connect(spool_dir)) as db:
+        rows = db.execute("SELECT * FROM entries WHERE role = 'output' AND state = 'spooled' AND key = ? AND sha256 = ? "
+                          "ORDER BY rowid", (key, sha256)).fetchall()
+    entries = (_row_entry(row, spool_dir) for row in rows)
+    return next((e for e in entries if e.copy_path() is not None and e.copy_path().is_file()), None)
 
 
 def spool_file(spool_dir, entry: SpoolEntry, source: Path, *, reason: str, attempts: int) -> SpoolEntry:
@@ -459,8 +460,7 @@ def spool_lock(spool_dir) -> Iterator[bool]:
     process or another). The lock is an exclusive SQLite transaction on ``.lock``: the operating system
     drops it when its holder dies, however it dies."""
     spool = ensure_spool_dir(spool_dir)
-    with closing(sqlite3.connect(str(spool / LOCK_NAME), timeout=0, isolation_level=None,
-                                 check_same_thread=False)) as lock:
+    with closing(sqlite3.connect(str(spool / LOCK_NAME), timeout=0, isolation_level=None)) as lock:
         try:
             lock.execute("BEGIN EXCLUSIVE")
         except sqlite3.OperationalError:  # "database is locked"
