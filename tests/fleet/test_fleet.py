@@ -23,6 +23,7 @@ import redis
 import requests
 
 from fakes.seaweedfs import SECRET_KEY
+from nodes.engine.storage.spool import list_spooled
 
 from fleet_stack import BUCKET, fast_workflow, start_fleet, write_json
 
@@ -503,7 +504,7 @@ def test_a_job_whose_first_upload_was_spooled_completes_with_each_object_stored_
     (job,) = status(fleet, sub["batch"])["jobs"]
     assert job["state"] == "completed" and job["attempts"] >= 2, job
     spool = fleet.base / "spool"
-    wait_for(lambda: not list(spool.rglob("*.spool.json")), 120, "the spool to drain")
+    wait_for(lambda: not list_spooled(spool), 120, "the spool to drain")
     time.sleep(4)  # a background spool retry (every 3 s here) that would still upload something has run
     assert_stored_exactly_once(fleet, job)
     # the retry ran where the render was cached, so it stored the very same objects: nothing to prune

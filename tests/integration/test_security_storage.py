@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from fakes.seaweedfs import SeaweedFS
+from nodes.engine.storage.spool import DB_NAME, list_spooled
 from harness import ComfyServer, PromptError, load_api_workflow, node_by_type
 
 pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1500)]
@@ -317,17 +318,16 @@ def test_what_a_network_user_sees_of_an_upload(sec, victim):
 # ------------------------------------------------------------------ retention and the spool
 def _backdate_spool(spool: Path, days: float = 10) -> None:
     past = time.time() - days * 86400
+    for entry in list_spooled(spool):
+        entry.created = "2020-01-01T00:00:00+00:00"
+        entry.save()
     for p in spool.rglob("*"):
-        if p.is_file() and p.name.endswith(".spool.json"):
-            data = json.loads(p.read_text())
-            data["created"] = "2020-01-01T00:00:00+00:00"
-            p.write_text(json.dumps(data))
         os.utime(p, (past, past), follow_symlinks=False)
 
 
 def spooled_copies(spool: Path) -> list[Path]:
     return [p for p in spool.rglob("*") if p.is_file() and not p.name.startswith(".")
-            and not p.name.endswith(".spool.json")]
+            and not p.name.startswith(DB_NAME)]
 
 
 def retention_passes(sec: Sec, passes: int, timeout: float = 120) -> None:
@@ -408,16 +408,16 @@ def test_kill_9_during_an_upload_is_finished_after_the_restart(sec):
     comes back, ComfyUI restarts: the write-ahead records make the background retry finish the upload —
     with no prompt queued — exactly once."""
     prompt = frames_upload("killed/{run}/", color=0xCC3366, frames=24)
-    assert not list(sec.spool.rglob("*.spool.json"))
+    assert not list_spooled(sec.spool)
     os.killpg(sec.s3.proc.pid, signal.SIGSTOP)
     try:
         sec.comfy.queue(prompt)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(sec.spool.rglob("*.spool.json")):
+        while time.monotonic() < deadline and not list_spooled(sec.spool):
             time.sleep(0.2)
-        records = list(sec.spool.rglob("*.spool.json"))
+        records = list_spooled(sec.spool)
         assert records, sec.comfy.log_tail()
-        assert all(json.loads(p.read_text())["state"] == "intent" for p in records)
+        assert all(e.state == "intent" for e in records)
         os.killpg(sec.comfy.proc.pid, signal.SIGKILL)
         sec.comfy.proc.wait(30)
     finally:
@@ -436,11 +436,11 @@ def test_kill_9_during_an_upload_is_finished_after_the_restart(sec):
             history = [k for k in objects if k.startswith("history/")]
         except Exception:  # noqa: BLE001 - the store settling after SIGCONT
             found, history = [], []
-        if found and not list(sec.spool.rglob("*.spool.json")) and any(found[0].split("/")[1] in k for k in history):
+        if found and not list_spooled(sec.spool) and any(found[0].split("/")[1] in k for k in history):
             break
         time.sleep(1)
     assert len(found) == 1, (found, sec.comfy.log_tail())
-    assert not list(sec.spool.rglob("*.spool.json"))
+    assert not list_spooled(sec.spool)
     assert any(found[0].split("/")[1] in k for k in history), history
     still_serves(sec)
 

@@ -124,7 +124,7 @@ def the_output(manifest: dict, data: bytes) -> dict:
 
 def spooled_copies(spool: Path) -> list[Path]:
     return [p for p in spool.rglob("*") if p.is_file() and p.name not in (".lock", ".adreel-spool")
-            and not p.name.endswith(".spool.json")]
+            and not p.name.startswith("spool.sqlite3")]  # (the spool's table of records)
 
 
 @pytest.fixture(scope="module")

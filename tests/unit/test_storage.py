@@ -23,13 +23,12 @@ import requests
 
 from nodes.engine.models import Brief, OutputFile, RenderManifest, Storyboard, StoryboardScene
 from nodes.engine.storage import (
+    S3Store,
     StorageConfigError,
     StorageCredentialsError,
     StorageNotConfigured,
     clean_retention,
     content_type_for,
-    list_history_from_store,
-    list_history_local,
     list_spooled,
     load_manifest,
     load_storage_config,
@@ -40,7 +39,7 @@ from nodes.engine.storage import (
     upload_ad,
 )
 from nodes.engine.models import AdReelInputError
-from nodes.engine.storage.spool import RECORD_SUFFIX, SPOOL_MARKER, spool_file
+from nodes.engine.storage.spool import DB_NAME, LOCK_NAME, SPOOL_MARKER, SpoolEntry, spool_file
 from fakes.seaweedfs import ACCESS_KEY, PUBLIC_BUCKET, SECRET_KEY, SeaweedFS
 
 pytestmark = pytest.mark.timeout(120)
@@ -120,14 +119,15 @@ def config_for(s3: SeaweedFS, bucket: str, tmp_path: Path, env_extra=None, **fil
 def spool_files_on_disk(spool: Path) -> list[Path]:
     if not spool.exists():
         return []
-    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (SPOOL_MARKER, ".lock")]
+    return [p for p in spool.rglob("*") if p.is_file() and p.name not in (SPOOL_MARKER, LOCK_NAME)
+            and not p.name.startswith(DB_NAME)]  # the spool's table: list_spooled tells what it holds
 
 
 # ---------------------------------------------------------------- uploads
 def test_upload_ad_with_companions_content_types_and_manifest_urls(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
-    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg,
-                       prefix_pattern="{brand}/{date}/{run}/")
+    result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"],
+                       config=cfg.with_choices(prefix_pattern="{brand}/{date}/{run}/"))
     assert result.status == "uploaded", result.reason
     client = s3.client()
     expected_types = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".srt": "application/x-subrip; charset=utf-8",
@@ -203,7 +203,7 @@ def test_multipart_above_threshold(s3, bucket, tmp_path):
 
 def test_presigned_url_downloads_then_expires(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
-    result = upload_ad(media["video"], config=cfg, url_mode="presigned", url_expiry_seconds=3, write_history=False)
+    result = upload_ad(media["video"], config=cfg.with_choices(url_mode="presigned", url_expiry_seconds=3), write_history=False)
     url = result.url
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=3" in url
     assert SECRET_KEY not in url
@@ -221,7 +221,7 @@ def test_public_base_url_and_hls_playlist_with_segments(s3, media, tmp_path):
     prefix = f"pub-{uuid.uuid4().hex[:8]}/"
     cfg = config_for(s3, PUBLIC_BUCKET, tmp_path, env_extra={"ADREEL_S3_PUBLIC_BASE_URL": f"{s3.endpoint}/{PUBLIC_BUCKET}"})
     playlist = media["dir"] / "hls" / "ad.m3u8"
-    result = upload_ad(media["video"], [playlist], config=cfg, prefix_pattern=prefix + "{run}/", write_history=False)
+    result = upload_ad(media["video"], [playlist], config=cfg.with_choices(prefix_pattern=prefix + "{run}/"), write_history=False)
     assert result.status == "uploaded"
     assert result.url == f"{s3.endpoint}/{PUBLIC_BUCKET}/{[f for f in result.files if f.path.endswith('.mp4')][0].key}"
     purl = result.urls["ad.m3u8"]
@@ -260,7 +260,7 @@ def test_wrong_secret_is_a_clear_error_and_files_are_spooled(s3, bucket, media, 
             assert e.key and e.content_type and e.last_error
     # no secret anywhere: message, logs, manifest, result, spool records
     texts = [msg, caplog.text, media["manifest"].read_text(), json.dumps(dataclasses.asdict(result), default=str),
-             repr(cfg), str(cfg)] + [p.read_text() for p in Path(cfg.spool_dir).rglob("*" + RECORD_SUFFIX)]
+             repr(cfg), str(cfg), (Path(cfg.spool_dir) / DB_NAME).read_bytes().decode("utf-8", "replace")]
     for text in texts:
         assert wrong not in text
         assert SECRET_KEY not in text
@@ -432,13 +432,15 @@ class _BrokenS3:
 
 @pytest.mark.parametrize("mode,reason_code,words", [("503", "server-error", "HTTP 503 ServiceUnavailable"),
                                                     ("hang", "unreachable", "read timed out")])
-def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, words):
+def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, words, monkeypatch):
     with _BrokenS3(mode) as broken:
         cfg_file = tmp_path / "storage.json"
         cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "read_timeout": 0.5, "connect_timeout": 1}))
-        env = {"AWS_ENDPOINT_URL_S3": broken.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-               "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "ADREEL_S3_BUCKET": "ads"}
-        cfg = load_storage_config(environ=env, config_path=cfg_file)
+        # boto3's own variables, which boto3 reads from the process environment itself
+        for var, value in {"AWS_ENDPOINT_URL_S3": broken.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                           "AWS_SECRET_ACCESS_KEY": SECRET_KEY}.items():
+            monkeypatch.setenv(var, value)
+        cfg = load_storage_config(environ={"ADREEL_S3_BUCKET": "ads"}, config_path=cfg_file)
         t0 = time.monotonic()
         result = upload_ad(media["video"], media["extras"], config=cfg, write_history=False)
         assert time.monotonic() - t0 < 20
@@ -450,7 +452,7 @@ def test_store_errors_and_timeouts_spool(tmp_path, media, mode, reason_code, wor
 
 
 # ---------------------------------------------------------------- history
-def test_history_from_store_and_local_folder(s3, bucket, media, tmp_path):
+def test_each_run_leaves_one_history_record_naming_its_objects(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
     result = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
     other = tmp_path / "other"
@@ -463,35 +465,18 @@ def test_history_from_store_and_local_folder(s3, bucket, media, tmp_path):
     second = upload_ad(clip, manifest_path=second_manifest, config=cfg)
     assert result.run != second.run
 
-    entries = list_history_from_store(cfg)
-    assert [e.run for e in entries] == [second.run, result.run]
-    first = entries[1]
-    assert first.status == "uploaded" and first.brand == "Acme Co" and "Rocket Shoes" in first.summary
-    assert first.costs_usd == pytest.approx(0.42) and entries[0].costs_usd == pytest.approx(1.5)
-    assert len(first.outputs) == 4
-    video = next(o for o in first.outputs if o["name"] == "ad_9x16.mp4")
-    r = requests.get(video["url"], timeout=10)  # a fresh presigned URL from the listing
-    assert r.status_code == 200 and r.content == media["video"].read_bytes()
-
-    # local: manifests found under a folder, other JSON ignored
-    local_root = tmp_path
-    (tmp_path / "notes.json").write_text('{"hello": 1}')
-    (tmp_path / "broken.json").write_text("{not json")
-    unuploaded = make_manifest(tmp_path / "out", [media["video"]], brand="Gamma", name="gamma.json")
-    now = time.time()
-    os.utime(media["manifest"], (now - 300, now - 300))
-    os.utime(second_manifest, (now - 200, now - 200))
-    os.utime(unuploaded, (now - 100, now - 100))
-    # a spooled copy of a manifest (the spool lives under the scanned folder here) is not a run of its own
-    spool_file(cfg.spool_dir, "b-x", 0, second_manifest, role="manifest", key="k/m.json", kind="manifest",
-               content_type="application/json", cache_control=None, sha256=sha256(second_manifest),
-               size=second_manifest.stat().st_size, bucket=bucket, reason="test", attempts=0)
-    assert Path(cfg.spool_dir).is_relative_to(local_root)
-    local = list_history_local(local_root)
-    assert [e.brand for e in local] == ["Gamma", "Beta Brew", "Acme Co"]
-    assert local[0].status == "rendered" and local[2].status == "uploaded"
-    assert all(o["url"] for o in local[2].outputs) and local[2].run == result.run
-    assert all(e.source == "local" for e in local)
+    client = s3.client()
+    keys = {o["Key"] for o in s3.list_keys(bucket)}
+    assert {k for k in keys if k.startswith("history/")} == {f"history/{result.run}.json", f"history/{second.run}.json"}
+    first = json.loads(client.get_object(Bucket=bucket, Key=f"history/{result.run}.json")["Body"].read())
+    assert first["status"] == "uploaded" and first["brief"]["brand"] == "Acme Co" and "Rocket Shoes" in first["summary"]
+    assert first["costs_usd"] == pytest.approx(0.42) and first["manifest_key"] == result.manifest_key
+    assert len(first["outputs"]) == 4 and {o["key"] for o in first["outputs"]} <= keys
+    video = next(o for o in first["outputs"] if o["name"] == "ad_9x16.mp4")
+    body = client.get_object(Bucket=bucket, Key=video["key"])["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == video["sha256"] == sha256(media["video"])
+    beta = json.loads(client.get_object(Bucket=bucket, Key=f"history/{second.run}.json")["Body"].read())
+    assert beta["brief"]["brand"] == "Beta Brew" and beta["costs_usd"] == pytest.approx(1.5)
 
 
 # ---------------------------------------------------------------- retention
@@ -509,13 +494,13 @@ def test_retention_never_drops_waiting_uploads_and_cleans_only_adreel_folders(tm
     old_f, new_f = src / "old.mp4", src / "new.mp4"
     old_f.write_bytes(b"old" * 100)
     new_f.write_bytes(b"new" * 100)
-    common = dict(role="output", kind="video", content_type="video/mp4", cache_control=None, bucket="b", reason="down", attempts=1)
-    old_entry = spool_file(spool, "b-old", 0, old_f, key="k/old.mp4", sha256=sha256(old_f), size=300, **common)
-    new_entry = spool_file(spool, "b-new", 0, new_f, key="k/new.mp4", sha256=sha256(new_f), size=300, **common)
-    data = json.loads(old_entry.record_path.read_text())
-    data["created"] = "2020-01-01T00:00:00+00:00"  # waiting for years: the store has been down that long
-    old_entry.record_path.write_text(json.dumps(data))
-    _backdate(old_entry.record_path)
+    common = dict(role="output", kind="video", content_type="video/mp4", bucket="b", bytes=300)
+    old_entry = spool_file(spool, SpoolEntry("b-old", key="k/old.mp4", sha256=sha256(old_f), **common), old_f,
+                           reason="down", attempts=1)
+    new_entry = spool_file(spool, SpoolEntry("b-new", key="k/new.mp4", sha256=sha256(new_f), **common), new_f,
+                           reason="down", attempts=1)
+    old_entry.created = "2020-01-01T00:00:00+00:00"  # waiting for years: the store has been down that long
+    old_entry.save()
     _backdate(Path(old_entry.local_path))
     partial = spool / "b-new" / "01-x.mp4.part"  # a copy cut short by a crash
     partial.write_bytes(b"half")
@@ -554,7 +539,8 @@ def test_retention_never_drops_waiting_uploads_and_cleans_only_adreel_folders(tm
     assert set(dry.removed) == removed
     assert removed == {str(partial), str(orphan), str(old_tmp), str(temp / "failed_run"), str(link)}
     # the old entry was never uploaded: record and copy stay, byte for byte
-    assert old_entry.record_path.exists() and Path(old_entry.local_path).read_bytes() == b"old" * 100
+    assert (old_entry.batch, old_entry.name) in {(e.batch, e.name) for e in list_spooled(spool)}
+    assert Path(old_entry.local_path).read_bytes() == b"old" * 100
     assert Path(new_entry.local_path).exists() and fresh_part.exists() and new_tmp.exists()
     assert sorted(e.key for e in list_spooled(spool)) == ["k/new.mp4", "k/old.mp4"]
     assert outside.read_bytes() == b"keep me"  # the link's target is outside: untouched
@@ -579,9 +565,9 @@ def test_retention_waits_for_a_running_retry(tmp_path):
     spool = tmp_path / "spool"
     src = tmp_path / "a.mp4"
     src.write_bytes(b"a" * 10)
-    entry = spool_file(spool, "b1", 0, src, role="output", key="k/a.mp4", kind="video", content_type="video/mp4",
-                       cache_control=None, sha256=sha256(src), size=10, bucket="b", reason="down", attempts=0)
-    part = Path(entry._dir) / "09-z.mp4.part"
+    entry = spool_file(spool, SpoolEntry("b1", "output", "k/a.mp4", kind="video", content_type="video/mp4",
+                                         sha256=sha256(src), bytes=10, bucket="b"), src, reason="down", attempts=0)
+    part = entry.folder / "09-z.mp4.part"
     part.write_bytes(b"z")
     _backdate(part)
     with spool_lock(spool) as locked:
@@ -603,7 +589,7 @@ def test_unconfigured_storage_names_what_to_set(tmp_path):
         load_storage_config(environ={"MINIO_BUCKET": "ads"}, config_path=tmp_path / "none.json")
 
 
-def test_config_precedence(tmp_path):
+def test_config_precedence(tmp_path, monkeypatch):
     file = tmp_path / "storage.json"
     file.write_text(json.dumps({"bucket": "file-bucket", "endpoint_url": "http://file:9000", "access_key": "FILEKEY0001",
                                 "secret_key": "file-secret-xyz", "prefix": "file/{run}/", "url_mode": "public",
@@ -611,21 +597,34 @@ def test_config_precedence(tmp_path):
     # file only
     cfg = load_storage_config(environ={}, config_path=file)
     assert (cfg.bucket, cfg.endpoint_url, cfg.access_key, cfg.prefix_pattern) == ("file-bucket", "http://file:9000", "FILEKEY0001", "file/{run}/")
-    # environment beats the file; ADREEL_ > MINIO_ > AWS_; credentials as a pair
+    # AdReel's environment beats the file (ADREEL_ > MINIO_); boto3's AWS_* (read by boto3 from the process
+    # environment) only fill in what both leave unset; credentials as a pair
+    for var, value in {"AWS_ENDPOINT_URL_S3": "https://aws.example", "AWS_ACCESS_KEY_ID": "AWSKEY0001",
+                       "AWS_SECRET_ACCESS_KEY": "aws-secret-abc"}.items():
+        monkeypatch.setenv(var, value)
     env = {"ADREEL_S3_BUCKET": "adreel-bucket", "MINIO_BUCKET": "minio-bucket", "MINIO_ENDPOINT": "minio.local:9000",
-           "MINIO_SECURE": "false", "AWS_ENDPOINT_URL_S3": "https://aws.example", "AWS_ACCESS_KEY_ID": "AWSKEY0001",
-           "AWS_SECRET_ACCESS_KEY": "aws-secret-abc", "AWS_REGION": "eu-west-1", "ADREEL_S3_PREFIX": "env/{brand}/"}
+           "MINIO_SECURE": "false", "AWS_REGION": "eu-west-1", "ADREEL_S3_PREFIX": "env/{brand}/"}
     cfg = load_storage_config(environ=env, config_path=file)
     assert cfg.bucket == "adreel-bucket" and cfg.endpoint_url == "http://minio.local:9000"
-    assert (cfg.access_key, cfg.secret_key) == ("AWSKEY0001", "aws-secret-abc") and cfg.region == "eu-west-1"
+    assert (cfg.access_key, cfg.secret_key) == ("FILEKEY0001", "file-secret-xyz") and cfg.region == "eu-west-1"
     assert cfg.prefix_pattern == "env/{brand}/" and cfg.url_mode == "public"  # url_mode only in the file
-    assert cfg.sources["credentials"] == "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+    assert cfg.sources["credentials"] == f"config file {file} (access_key + secret_key)"
+    # nothing of AdReel's own: boto3 resolves the keys and the endpoint, and the source is named
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"bucket": "file-bucket"}))
+    cfg = load_storage_config(environ={}, config_path=bare)
+    assert cfg.access_key is None and cfg.sources["credentials"] == "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+    assert S3Store(cfg).endpoint == "https://aws.example"
     env.update({"MINIO_ACCESS_KEY": "MINIOKEY01", "MINIO_SECRET_KEY": "minio-secret-def"})
     cfg = load_storage_config(environ=env, config_path=file)
     assert (cfg.access_key, cfg.secret_key) == ("MINIOKEY01", "minio-secret-def")
     # a half pair is an error, never mixed with another source
     with pytest.raises(StorageConfigError, match="MINIO_SECRET_KEY"):
-        load_storage_config(environ={"MINIO_ACCESS_KEY": "K0000001", "AWS_SECRET_ACCESS_KEY": "s"}, config_path=file)
+        load_storage_config(environ={"MINIO_ACCESS_KEY": "K0000001"}, config_path=file)
+    file_half = tmp_path / "half.json"
+    file_half.write_text(json.dumps({"bucket": "b-1", "access_key": "FILEKEY0001"}))
+    with pytest.raises(StorageConfigError, match="sets only one of access_key"):
+        load_storage_config(environ={}, config_path=file_half)
     # MINIO_ENDPOINT without scheme is https unless MINIO_SECURE says otherwise
     cfg = load_storage_config(environ={"MINIO_ENDPOINT": "s3.example:9000"}, config_path=file)
     assert cfg.endpoint_url == "https://s3.example:9000"
@@ -687,6 +686,24 @@ def test_explicit_keys_ignore_a_stale_aws_profile(s3, media, tmp_path, monkeypat
     cfg = config_for(s3, name, tmp_path)
     result = upload_ad(media["video"], config=cfg, write_history=False)
     assert result.status == "uploaded", result.reason
+
+
+def test_boto3_resolves_the_aws_variables_itself(s3, media, tmp_path, monkeypatch):
+    """Only the bucket is AdReel's: the endpoint (AWS_ENDPOINT_URL_S3, answered path-style) and the keys
+    (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY) are boto3's own, and the upload lands there."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    for var, value in {"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                       "AWS_SECRET_ACCESS_KEY": SECRET_KEY}.items():
+        monkeypatch.setenv(var, value)
+    cfg_file = tmp_path / "storage.json"
+    cfg_file.write_text(json.dumps({"spool_dir": str(tmp_path / "spool"), "url_mode": "public"}))
+    cfg = load_storage_config(environ={"ADREEL_S3_BUCKET": name}, config_path=cfg_file)
+    result = upload_ad(media["video"], config=cfg, write_history=False)
+    assert result.status == "uploaded", result.reason
+    (stored,) = s3.list_keys(name)
+    assert result.url == f"{s3.endpoint}/{name}/{stored['Key']}"
+    assert stored["Size"] == media["video"].stat().st_size
 
 
 def test_the_retry_thread_applies_retention_when_asked(tmp_path):
@@ -771,7 +788,7 @@ def evil_outputs(render) -> list[dict]:
     outside.write_text(CANARY)
     deep = d.parent.parent / "home" / f"{render['stem']}_x.mp4"
     deep.write_text(CANARY)
-    paths = ["/etc/passwd", str(render["secret"]), "../storage.json", f"../../home/.aws/credentials", "/etc/hostname",
+    paths = ["/etc/passwd", str(render["secret"]), "../storage.json", "../../home/.aws/credentials", "/etc/hostname",
              str(link), f"{render['stem']}.html", f"{render['stem']}.svg", "~/.aws/credentials", str(outside),
              f"../{render['stem']}.jpg", f"../../home/{render['stem']}_x.mp4", f"{render['stem']}_hls/../../{outside.name}"]
     out = []
@@ -851,12 +868,12 @@ def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp
     cfg = config_for(s3, bucket, tmp_path)
     for pattern in ("history/", "history/{run}/", "/history//x/", "key-images/{brand}/"):
         with pytest.raises(AdReelInputError, match="reserves"):
-            upload_ad(render["video"], config=cfg, prefix_pattern=pattern, write_history=False)
+            upload_ad(render["video"], config=cfg.with_choices(prefix_pattern=pattern), write_history=False)
     data = json.loads(render["manifest"].read_text())
     data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "History"
     render["manifest"].write_text(json.dumps(data))
     with pytest.raises(AdReelInputError, match="prefix_pattern"):  # a placeholder cannot lead there either
-        upload_ad(render["video"], manifest_path=render["manifest"], config=cfg, prefix_pattern="{brand}/")
+        upload_ad(render["video"], manifest_path=render["manifest"], config=cfg.with_choices(prefix_pattern="{brand}/"))
     assert s3.list_keys(bucket) == []
 
     data["brief"]["brand"] = data["storyboard"]["brief"]["brand"] = "Acme Co"
@@ -870,37 +887,22 @@ def test_reserved_prefixes_and_first_writer_wins_history(s3, bucket, render, tmp
     copy = forged_dir / "ad_00001_.mp4"
     shutil.copy(render["video"], copy)
     forged = make_manifest(forged_dir, [copy], brand="Evil Corp", name="ad_00001_.json")
-    second = upload_ad(copy, manifest_path=forged, config=cfg, prefix_pattern="evil/{run}/")
+    second = upload_ad(copy, manifest_path=forged, config=cfg.with_choices(prefix_pattern="evil/{run}/"))
     assert second.run == first.run and any("already exists" in n for n in second.notes)
     assert s3.client().get_object(Bucket=bucket, Key=hist_key)["Body"].read() == before
-    (entry,) = [e for e in list_history_from_store(cfg) if e.run == first.run]
-    assert entry.brand == "Acme Co"
-
-    # a record naming objects AdReel did not make for it gets no URL for them
-    s3.client().put_object(Bucket=bucket, Key="private/payroll.csv", Body=b"secret numbers")
-    forged_record = {"schema": "adreel.history/1", "run": "f" * 12, "status": "uploaded", "created_at": "2025-01-01T00:00:00+00:00",
-                     "outputs": [{"kind": "video", "name": "x", "key": "private/payroll.csv", "sha256": "a" * 64}]}
-    s3.client().put_object(Bucket=bucket, Key=f"history/{'f' * 12}.json", Body=json.dumps(forged_record).encode())
-    s3.client().put_object(Bucket=bucket, Key="history/other-name.json",
-                           Body=json.dumps({**forged_record, "run": first.run}).encode())
-    entries = {e.location: e for e in list_history_from_store(cfg)}
-    assert "history/other-name.json" not in entries  # its run does not match its key
-    assert [o["url"] for o in entries[f"history/{'f' * 12}.json"].outputs] == [None]
-    assert all(o["url"] for o in entries[hist_key].outputs)
+    assert json.loads(before)["brief"]["brand"] == "Acme Co"
 
 
 def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s3, bucket, tmp_path):
-    from nodes.engine.storage.spool import SpoolEntry
-
     cfg = config_for(s3, bucket, tmp_path)
     precious = tmp_path / "precious.txt"
     precious.write_text(CANARY)
     src = tmp_path / "real.mp4"
     src.write_bytes(b"r" * 50)
-    entry = spool_file(cfg.spool_dir, "b-1", 0, src, role="output", key="k/real-x.mp4", kind="video",
-                       content_type="video/mp4", cache_control=None, sha256=sha256(src), size=50, bucket=bucket,
-                       reason="down", attempts=1)
-    forged = SpoolEntry.from_file(entry.record_path)
+    entry = spool_file(cfg.spool_dir, SpoolEntry("b-1", "output", "k/real-x.mp4", kind="video",
+                                                 content_type="video/mp4", sha256=sha256(src), bytes=50, bucket=bucket),
+                       src, reason="down", attempts=1)
+    forged = dataclasses.replace(entry)  # a second row of the same batch, written by someone else
     forged.name = "01-forged.mp4"
     forged.key = "k/forged-x.txt"
     forged.local_path = str(precious)  # with the matching sha256: a forged record pointing at a file it must not upload
@@ -915,6 +917,30 @@ def test_a_forged_spool_record_cannot_delete_or_upload_files_outside_its_batch(s
     assert any("outside its batch" in f["error"] for f in report.failed), report.failed
     assert precious.read_text() == CANARY
     assert_no_canary(s3, bucket)
+
+
+def test_a_spool_left_by_the_json_record_version_is_uploaded_after_the_update(s3, bucket, tmp_path):
+    """An upload spooled before the spool became a table (one ``*.spool.json`` record beside each copy)
+    is not lost: the next retry reads it, uploads it once and leaves nothing behind."""
+    cfg = config_for(s3, bucket, tmp_path)
+    src = tmp_path / "old.mp4"
+    src.write_bytes(b"o" * 64)
+    batch = Path(cfg.spool_dir) / "20260101T000000-abc-1234"
+    batch.mkdir(parents=True)
+    (Path(cfg.spool_dir) / SPOOL_MARKER).write_text("AdReel upload spool")
+    copy = batch / "00-ad-old.mp4"
+    shutil.copy(src, copy)
+    record = {"batch": batch.name, "name": "00-ad-old.mp4", "role": "output", "key": "k/ad-old.mp4", "kind": "video",
+              "content_type": "video/mp4", "cache_control": None, "sha256": sha256(src), "bytes": 64,
+              "source_path": str(src), "local_path": str(copy), "bucket": bucket, "created": "2026-01-01T00:00:00+00:00",
+              "attempts": 2, "last_error": "down", "last_attempt": None, "reason": "down", "url_mode": "auto",
+              "url_expiry_seconds": 86400, "output_keys": {}, "manifest_identity": None, "payload": None,
+              "state": "spooled", "owner_pid": None, "version": 2}
+    (batch / "00-ad-old.mp4.spool.json").write_text(json.dumps(record))
+    report = retry_spooled(cfg)
+    assert report.ok and [u["key"] for u in report.uploaded] == ["k/ad-old.mp4"], report
+    assert [o["Key"] for o in s3.list_keys(bucket)] == ["k/ad-old.mp4"]
+    assert list_spooled(cfg.spool_dir) == [] and spool_files_on_disk(Path(cfg.spool_dir)) == []
 
 
 def test_the_spool_is_never_someone_elses_folder(tmp_path):

@@ -2,13 +2,12 @@
 
 Plain Python (boto3), no ComfyUI. The node layer calls:
 
-* ``upload_ad(video, extras, manifest_path=…, prefix_pattern=…, url_mode=…, url_expiry_seconds=…)``
+* ``upload_ad(video, extras, manifest_path=…, config=load_storage_config(prefix_pattern=…, url_mode=…))``
   → ``UploadResult`` (``status`` "uploaded" or "spooled", ``url``, ``urls``, ``files``, ``describe()``,
   ``payload()``);
 * ``retry_spooled()`` → ``RetryReport``; ``background.ensure_retry_thread()``: the process's one retry (and
   retention) thread, configured from the environment; ``start_retry_thread(interval)`` for another;
 * ``update_manifest_urls(manifest_path, {path_or_sha256: url})``;
-* ``list_history_from_store()`` / ``list_history_local(folder)`` → ``HistoryEntry`` list;
 * ``clean_retention([spool_dir, claimed_dir], max_age_hours)`` → ``RetentionReport`` (at least 24 h; never
   removes what waits for upload; cleans only folders AdReel created — ``claim_folder``);
 * ``manifest_beside(video)``: the render's manifest, by exact name; ``check_spool_dir(spool, forbidden)``.
@@ -36,7 +35,6 @@ from .errors import (
     StorageUnavailable,
     StorageVerificationError,
 )
-from .history import HistoryEntry, list_history_from_store, list_history_local
 from .keys import PLACEHOLDERS, content_type_for, render_prefix
 from .manifest import load_manifest, manifest_beside, update_manifest_urls
 from .retention import RetentionReport, claim_folder, clean_retention
@@ -53,7 +51,6 @@ __all__ = [
     "retry_spooled", "RetryReport", "SpoolEntry", "SpoolRetryThread", "start_retry_thread", "list_spooled",
     "ensure_retry_thread", "resume_waiting_uploads",
     "update_manifest_urls", "load_manifest", "manifest_beside", "check_spool_dir", "claim_folder",
-    "HistoryEntry", "list_history_from_store", "list_history_local",
     "RetentionReport", "clean_retention",
     "content_type_for", "render_prefix",
 ]

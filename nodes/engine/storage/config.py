@@ -1,16 +1,14 @@
-"""Where AdReel stores its outputs: S3 settings from the environment or a local file.
+"""Where AdReel stores its outputs: S3 settings from the environment, a local file and boto3.
 
 Sources, and which one wins
 ---------------------------
-Settings come from three places. **For each setting, the first place that sets
-it wins:**
+**For each setting, the first place that sets it wins:**
 
 1. **The caller** — only the non-secret choices a workflow may carry: the key
    prefix pattern, the URL mode, the presigned-URL expiry and the spool folder.
    Endpoint, bucket and credentials are never taken from a node widget, so they
    never land in workflow JSON, PNG/MP4 metadata or ComfyUI's history.
-2. **The environment.** Within it, AdReel's own variables come first, then the
-   MinIO-style ones of the seed specs, then boto3's standard ones:
+2. **AdReel's environment variables** (and the MinIO-style ones of the seed specs):
 
    ========================  ====================================================
    setting                   variables, first set (non-empty) wins
@@ -18,21 +16,19 @@ it wins:**
    bucket                    ``ADREEL_S3_BUCKET``, ``MINIO_BUCKET``
    endpoint                  ``MINIO_ENDPOINT`` (``host:port`` or a URL; without a
                              scheme ``MINIO_SECURE`` picks https — the default —
-                             or http), ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``
-   credentials               ``MINIO_ACCESS_KEY`` + ``MINIO_SECRET_KEY``, then
-                             ``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY``
-                             (+ ``AWS_SESSION_TOKEN``), then ``AWS_PROFILE`` (a
-                             profile of ``~/.aws/credentials``)
-   region                    ``AWS_REGION``, ``AWS_DEFAULT_REGION``
+                             or http)
+   credentials               ``MINIO_ACCESS_KEY`` + ``MINIO_SECRET_KEY``
    public / CDN base URL     ``ADREEL_S3_PUBLIC_BASE_URL``
    key prefix pattern        ``ADREEL_S3_PREFIX``
    URL mode                  ``ADREEL_S3_URL_MODE`` (auto | presigned | public | s3)
    presigned URL expiry      ``ADREEL_S3_URL_EXPIRY`` (seconds)
    spool folder              ``ADREEL_SPOOL_DIR``
+   region                    ``AWS_REGION`` (botocore reads only ``AWS_DEFAULT_REGION``)
    ========================  ====================================================
 
 3. **The config file** — JSON at ``$ADREEL_STORAGE_CONFIG``, else
-   ``$XDG_CONFIG_HOME/adreel/storage.json`` (``~/.config/adreel/storage.json``)::
+   ``$XDG_CONFIG_HOME/adreel/storage.json`` (``~/.config/adreel/storage.json``),
+   read into ``StorageFile`` (unknown keys and bad values are errors naming the key)::
 
        {"endpoint_url": "http://127.0.0.1:9000", "bucket": "ads",
         "access_key": "…", "secret_key": "…", "region": "us-east-1",
@@ -45,16 +41,22 @@ it wins:**
 
    Keep it readable by you only (``chmod 600``): a group/world-readable file
    that holds a secret is still used, with a warning in the log.
+4. **boto3's own settings**, for the endpoint, the credentials and the region
+   left unset above: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``,
+   ``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY`` (+ ``AWS_SESSION_TOKEN``),
+   ``AWS_PROFILE`` and ``~/.aws/``, ``AWS_DEFAULT_REGION`` —
+   boto3 resolves them itself, as it documents.
 
-Then the built-in defaults: AWS S3 itself (no endpoint), region ``us-east-1``,
-prefix ``{brand}/{date}/{run}/``, URL mode ``auto`` (the public base URL when
-one is set, else a presigned URL), 24 h expiry, multipart above 64 MiB.
+Then the built-in defaults: AWS S3 itself (no endpoint), prefix
+``{brand}/{date}/{run}/``, URL mode ``auto`` (the public base URL when one is
+set, else a presigned URL), 24 h expiry, multipart above 64 MiB, path-style
+addressing for any endpoint other than AWS S3.
 
-The access key and the secret are resolved **as a pair** from the first source
-that sets either of them — a MinIO key is never combined with an AWS secret,
-nor an environment key with a file secret; a pair missing its other half is an
-error naming the missing variable. Without a bucket, or without credentials,
-``load_storage_config`` raises ``StorageNotConfigured`` listing what to set.
+AdReel's access key and secret are taken **as a pair** from one source — a
+MinIO key is never combined with a secret from the file; a pair missing its
+other half is an error naming what is missing. Without a bucket, or without
+credentials (AdReel's or any boto3 finds), ``load_storage_config`` raises
+``StorageNotConfigured`` listing what to set.
 
 The secret key is never printed: ``repr`` masks it, every message and log line
 of the storage package is redacted, and the access key id appears only as
@@ -67,8 +69,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..cloud.secrets import config_file_path, warn_if_shared
 from .errors import StorageConfigError, StorageNotConfigured, logger, mask_access_key
@@ -83,13 +87,6 @@ MAX_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 URL_MODES = ("auto", "presigned", "public", "s3")
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's smallest multipart part
-
-_FILE_KEYS = {
-    "endpoint_url", "bucket", "access_key", "secret_key", "session_token", "profile", "region",
-    "public_base_url", "prefix", "url_mode", "url_expiry_seconds", "multipart_threshold_mb",
-    "multipart_chunksize_mb", "max_concurrency", "addressing_style", "spool_dir", "history_prefix",
-    "connect_timeout", "read_timeout", "verify_tls",
-}
 
 _HELP = (
     "Set ADREEL_S3_BUCKET (or MINIO_BUCKET) and credentials — MINIO_ACCESS_KEY + MINIO_SECRET_KEY "
@@ -115,11 +112,12 @@ def default_spool_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Resolved storage settings. ``sources`` names where each came from (never values)."""
+    """Resolved storage settings. ``sources`` names where each came from (never values). ``None`` for the
+    endpoint, the region or the credentials: boto3 resolves them itself (``AWS_*``, profiles)."""
 
     bucket: str
     endpoint_url: Optional[str] = None
-    region: str = DEFAULT_REGION
+    region: Optional[str] = None
     access_key: Optional[str] = field(default=None, repr=False)
     secret_key: Optional[str] = field(default=None, repr=False)
     session_token: Optional[str] = field(default=None, repr=False)
@@ -131,7 +129,7 @@ class StorageConfig:
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
     max_concurrency: int = 4
-    addressing_style: str = "auto"
+    addressing_style: Optional[str] = None  # None: path-style for any endpoint but AWS S3's
     spool_dir: Path = field(default_factory=default_spool_dir)
     history_prefix: str = "history/"
     connect_timeout: float = 5.0
@@ -159,7 +157,7 @@ class StorageConfig:
         """A dict fit for a log line or a UI: no secret, the access key masked."""
         return {
             "bucket": self.bucket,
-            "endpoint_url": self.endpoint_url or "AWS S3",
+            "endpoint_url": self.endpoint_url or "boto3's (AWS S3 unless AWS_ENDPOINT_URL_S3 says otherwise)",
             "region": self.region,
             "access_key": mask_access_key(self.access_key) if self.access_key else None,
             "credentials": self.credentials_source,
@@ -180,79 +178,98 @@ class StorageConfig:
         spool_dir=None,
     ) -> "StorageConfig":
         """A copy with the caller's non-secret choices applied (they win over every other source)."""
-        changes: dict[str, Any] = {}
-        sources = dict(self.sources)
-        if prefix_pattern is not None and str(prefix_pattern).strip():
-            changes["prefix_pattern"] = str(prefix_pattern).strip()
-            sources["prefix_pattern"] = "caller"
-        if url_mode is not None and str(url_mode).strip():
-            changes["url_mode"] = _url_mode(str(url_mode).strip().lower(), "url_mode")
-            sources["url_mode"] = "caller"
-        if url_expiry_seconds is not None:
-            changes["url_expiry_seconds"] = _expiry(url_expiry_seconds, "url_expiry_seconds")
-            sources["url_expiry_seconds"] = "caller"
-        if spool_dir is not None and str(spool_dir).strip():
-            changes["spool_dir"] = Path(spool_dir).expanduser()
-            sources["spool_dir"] = "caller"
-        if not changes:
+        given = {"prefix": prefix_pattern, "url_mode": url_mode, "url_expiry_seconds": url_expiry_seconds,
+                 "spool_dir": spool_dir}
+        given = {k: v if isinstance(v, (int, float)) else str(v) for k, v in given.items()
+                 if v is not None and str(v).strip()}
+        if not given:
             return self
+        checked = _validated(given, {k: k for k in given})
+        changes = {_CONFIG_NAME.get(k, k): getattr(checked, k) for k in given}
+        if "spool_dir" in changes:
+            changes["spool_dir"] = Path(changes["spool_dir"]).expanduser()
+        sources = {**self.sources, **{name: "caller" for name in changes}}
         return dataclasses.replace(self, sources=sources, **changes)
 
 
-def _clean(value) -> Optional[str]:
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
+_CONFIG_NAME = {"prefix": "prefix_pattern"}  # StorageFile's name -> StorageConfig's
 
 
-def _bool(value, source: str) -> bool:
-    if isinstance(value, bool):
+class StorageFile(BaseModel):
+    """The config file's settings (also the shape AdReel's environment variables are checked against)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    endpoint_url: Optional[str] = None
+    bucket: Optional[str] = None
+    access_key: Optional[str] = None
+    secret_key: Optional[str] = None
+    session_token: Optional[str] = None
+    profile: Optional[str] = None
+    region: Optional[str] = None
+    public_base_url: Optional[str] = None
+    prefix: Optional[str] = None
+    url_mode: Literal[URL_MODES] = "auto"
+    url_expiry_seconds: int = Field(DEFAULT_EXPIRY_SECONDS, ge=1, le=MAX_EXPIRY_SECONDS)
+    multipart_threshold_mb: float = Field(64, ge=MIN_PART_BYTES // MIB)
+    multipart_chunksize_mb: float = Field(16, ge=MIN_PART_BYTES // MIB)
+    max_concurrency: int = Field(4, ge=1, le=32)
+    addressing_style: Optional[Literal["auto", "path", "virtual"]] = None
+    spool_dir: Optional[str] = None
+    history_prefix: str = "history/"
+    connect_timeout: float = Field(5.0, ge=0.1, le=600)
+    read_timeout: float = Field(60.0, ge=0.1, le=3600)
+    verify_tls: bool = True
+
+    @field_validator("url_mode", "addressing_style", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("endpoint_url", "public_base_url")
+    @classmethod
+    def _http_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        if parts.username or parts.password:  # (never echoed: the user part may be a credential)
+            raise ValueError("must not contain a user name or password; set the credentials separately")
+        return value.rstrip("/")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not 3 <= len(value) <= 63 or any(c.isspace() or c == "/" for c in value)):
+            raise ValueError("is not a valid bucket name (3 to 63 characters, no space or /)")
         return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise StorageConfigError(f"{source} must be true or false (got {text!r})")
+
+    @field_validator("history_prefix")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        value = (value.strip("/") or "history") + "/"
+        if value.startswith(".") or ".." in value.split("/"):
+            raise ValueError("must be a plain folder name like history/")
+        return value
 
 
-def _number(value, source: str, *, minimum: float, maximum: Optional[float] = None, integer=False):
+def _validated(values: dict, origin: dict) -> StorageFile:
+    """``values`` checked as ``StorageFile``; an error names where the bad value came from (``origin``:
+    setting -> variable or file key), never the value itself (it may be a secret)."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise StorageConfigError(f"{source} must be a number (got {value!r})") from None
-    if number != number or number < minimum or (maximum is not None and number > maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise StorageConfigError(f"{source} must be {bound} (got {value!r})")
-    return int(number) if integer else number
-
-
-def _expiry(value, source: str) -> int:
-    return _number(value, source, minimum=1, maximum=MAX_EXPIRY_SECONDS, integer=True)
-
-
-def _url_mode(value: str, source: str) -> str:
-    if value not in URL_MODES:
-        raise StorageConfigError(f"{source} must be one of {', '.join(URL_MODES)} (got {value!r})")
-    return value
-
-
-def _http_url(value: str, source: str, *, what: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageConfigError(f"{source} must be an http(s) URL for the {what} (got {value!r})")
-    if parts.username or parts.password:
-        # never echo it: the user part may be a credential
-        raise StorageConfigError(f"{source} must not contain a user name or password; set the credentials separately")
-    return value.rstrip("/")
-
-
-def _minio_endpoint(value: str, secure: Optional[str], source: str) -> str:
-    if "://" in value:
-        return _http_url(value, source, what="S3 endpoint")
-    use_tls = True if secure is None else _bool(secure, "MINIO_SECURE")
-    return _http_url(("https://" if use_tls else "http://") + value, source, what="S3 endpoint")
+        return StorageFile.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{origin.get(name, repr(name))} is not a known setting "
+                                f"(known keys: {sorted(StorageFile.model_fields)})")
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+                problems.append(f"{origin.get(name, name)}: {message}")
+        raise StorageConfigError("bad storage setting: " + "; ".join(problems)) from None
 
 
 def _read_file(path: Path) -> dict:
@@ -269,14 +286,85 @@ def _read_file(path: Path) -> dict:
         ) from None
     if not isinstance(data, dict):
         raise StorageConfigError(f"the storage config file {path} must hold a JSON object")
-    unknown = sorted(set(data) - _FILE_KEYS)
-    if unknown:
-        raise StorageConfigError(
-            f"the storage config file {path} has unknown keys {unknown}; known keys: {sorted(_FILE_KEYS)}"
-        )
     if data.get("secret_key"):
         warn_if_shared(path, "storage config", logger)
-    return data
+    return {k: v for k, v in data.items() if v is not None and (not isinstance(v, str) or v.strip())}
+
+
+# StorageFile's setting -> AdReel's variables for it, first set wins (the credentials go as a pair, below)
+_ENV = {
+    "bucket": ("ADREEL_S3_BUCKET", "MINIO_BUCKET"),
+    "public_base_url": ("ADREEL_S3_PUBLIC_BASE_URL",),
+    "prefix": ("ADREEL_S3_PREFIX",),
+    "url_mode": ("ADREEL_S3_URL_MODE",),
+    "url_expiry_seconds": ("ADREEL_S3_URL_EXPIRY",),
+    "spool_dir": (SPOOL_DIR_ENV,),
+    "region": ("AWS_REGION",),  # (botocore itself reads only AWS_DEFAULT_REGION; the other AWS SDKs read this)
+}
+
+
+def _from_environment(env: Mapping[str, str]) -> tuple[dict, dict]:
+    """AdReel's variables that are set: (setting -> value, setting -> variable)."""
+    values, origin = {}, {}
+    for name, names in _ENV.items():
+        var = next((v for v in names if str(env.get(v) or "").strip()), None)
+        if var is not None:
+            values[name], origin[name] = env[var].strip(), var
+    endpoint = str(env.get("MINIO_ENDPOINT") or "").strip()
+    if endpoint:
+        if "://" not in endpoint:
+            tls = _validated({"verify_tls": env.get("MINIO_SECURE") or "true"}, {"verify_tls": "MINIO_SECURE"})
+            endpoint = ("https://" if tls.verify_tls else "http://") + endpoint  # (MINIO_SECURE: a bool)
+        values["endpoint_url"], origin["endpoint_url"] = endpoint, "MINIO_ENDPOINT"
+    key, secret = (str(env.get(v) or "").strip() for v in ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
+    if key or secret:
+        if not (key and secret):
+            have, missing = ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY") if key else ("MINIO_SECRET_KEY", "MINIO_ACCESS_KEY")
+            raise StorageConfigError(f"{have} is set but {missing} is not: set both (or neither)")
+        values.update(access_key=key, secret_key=secret)
+        origin.update(access_key="MINIO_ACCESS_KEY", secret_key="MINIO_SECRET_KEY")
+    return values, origin
+
+
+def _credentials(values: dict, origin: dict, file: dict, file_src: str) -> dict:
+    """AdReel's credentials, as a pair from one source (the environment's, else the file's), or the file's
+    profile; {} leaves them to boto3. Adds ``origin["credentials"]``."""
+    if "access_key" in values:
+        origin["credentials"] = "MINIO_ACCESS_KEY + MINIO_SECRET_KEY"
+        return {"access_key": values["access_key"], "secret_key": values["secret_key"]}
+    if "access_key" in file or "secret_key" in file:
+        if not ("access_key" in file and "secret_key" in file):
+            missing = "secret_key" if "access_key" in file else "access_key"
+            raise StorageConfigError(f"the {file_src} sets only one of access_key / secret_key: {missing} is missing")
+        origin["credentials"] = f"{file_src} (access_key + secret_key)"
+        return {k: file[k] for k in ("access_key", "secret_key", "session_token") if k in file}
+    if "profile" in file:
+        origin["credentials"] = f"{file_src} (profile)"
+        return {"profile": file["profile"]}
+    return {}
+
+
+_CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "profile")
+_BOTO3_METHODS = {"env": "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY", "shared-credentials-file": "~/.aws/credentials",
+                  "config-file": "~/.aws/config"}
+
+
+def boto3_credentials_source() -> Optional[str]:
+    """Where boto3 finds credentials by itself (``AWS_*``, ``AWS_PROFILE``, ``~/.aws``, SSO, a container or
+    instance role…), or None when it finds none."""
+    import botocore.session
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    try:
+        found = botocore.session.Session().get_credentials()
+    except ProfileNotFound:
+        raise StorageConfigError("AWS_PROFILE names a profile that does not exist") from None
+    except BotoCoreError as exc:
+        logger.debug("boto3 found no credentials: %s", type(exc).__name__)
+        return None
+    if found is None:
+        return None
+    return _BOTO3_METHODS.get(found.method, f"boto3 ({found.method})")
 
 
 def load_storage_config(
@@ -290,130 +378,43 @@ def load_storage_config(
 ) -> StorageConfig:
     """Resolve the storage settings (see the module docstring for the precedence rule).
 
-    ``environ`` defaults to ``os.environ``; ``config_path`` to ``default_config_path()``.
-    The keyword arguments are the caller's non-secret choices; they win.
+    ``environ`` (AdReel's variables) defaults to ``os.environ``; ``config_path`` to ``default_config_path()``;
+    boto3 reads its own ``AWS_*`` from the process. The keyword arguments are the caller's non-secret
+    choices; they win.
     """
     env = os.environ if environ is None else environ
     path = Path(config_path).expanduser() if config_path else default_config_path(env)
     file = _read_file(path)
     file_src = f"config file {path}"
-    sources: dict[str, str] = {}
-
-    def pick(name: str, env_vars: tuple[str, ...], file_key: Optional[str]):
-        for var in env_vars:
-            value = _clean(env.get(var))
-            if value is not None:
-                sources[name] = var
-                return value, var
-        if file_key is not None:
-            value = file.get(file_key)
-            if value is not None and (not isinstance(value, str) or value.strip()):
-                sources[name] = f"{file_src} ({file_key})"
-                return value, f"{file_key} in {path}"
-        return None, None
-
-    bucket, bucket_src = pick("bucket", ("ADREEL_S3_BUCKET", "MINIO_BUCKET"), "bucket")
-
-    # endpoint
-    endpoint = None
-    minio = _clean(env.get("MINIO_ENDPOINT"))
-    if minio is not None:
-        endpoint = _minio_endpoint(minio, _clean(env.get("MINIO_SECURE")), "MINIO_ENDPOINT")
-        sources["endpoint_url"] = "MINIO_ENDPOINT"
-    else:
-        value, src = pick("endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "endpoint_url")
-        if value is not None:
-            endpoint = _http_url(str(value).strip(), src, what="S3 endpoint")
-
-    # credentials, as a pair from one source
-    access_key = secret_key = session_token = profile = None
-    cred_src = None
-    for a_var, s_var, t_var in (
-        ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", None),
-        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
-    ):
-        a, s = _clean(env.get(a_var)), _clean(env.get(s_var))
-        if a or s:
-            if not (a and s):
-                missing = s_var if a else a_var
-                raise StorageConfigError(f"{a_var if a else s_var} is set but {missing} is not: set both (or neither)")
-            access_key, secret_key = a, s
-            session_token = _clean(env.get(t_var)) if t_var else None
-            cred_src = f"{a_var} + {s_var}"
-            break
-    if cred_src is None:
-        a, s = _clean(file.get("access_key")), _clean(file.get("secret_key"))
-        if a or s:
-            if not (a and s):
-                missing = "secret_key" if a else "access_key"
-                raise StorageConfigError(f"the storage config file {path} sets only one of access_key / secret_key: {missing} is missing")
-            access_key, secret_key = a, s
-            session_token = _clean(file.get("session_token"))
-            cred_src = f"{file_src} (access_key + secret_key)"
-    if cred_src is None:
-        profile_env = _clean(env.get("AWS_PROFILE"))
-        profile_file = _clean(file.get("profile"))
-        if profile_env or profile_file:
-            profile = profile_env or profile_file
-            cred_src = "AWS_PROFILE" if profile_env else f"{file_src} (profile)"
-    if cred_src:
-        sources["credentials"] = cred_src
-
-    if not bucket:
+    values, origin = _from_environment(env)
+    for name in file:
+        origin.setdefault(name, f"{name} in {path}")
+    merged = {k: v for k, v in {**file, **values}.items() if k not in _CREDENTIAL_KEYS}
+    merged.update(_credentials(values, origin, file, file_src))
+    settings = _validated(merged, origin)
+    if not settings.bucket:
         raise StorageNotConfigured("storage is not configured: no bucket. " + _HELP.format(path=path))
-    if not cred_src:
-        raise StorageNotConfigured(
-            f"storage is not configured: no credentials for bucket {bucket!r}. " + _HELP.format(path=path)
-        )
-    bucket = str(bucket).strip()
-    if not (3 <= len(bucket) <= 63) or any(c.isspace() or c == "/" for c in bucket):
-        raise StorageConfigError(f"{bucket_src} is not a valid bucket name (got {bucket!r})")
-
-    region, _ = pick("region", ("AWS_REGION", "AWS_DEFAULT_REGION"), "region")
-    public, public_src = pick("public_base_url", ("ADREEL_S3_PUBLIC_BASE_URL",), "public_base_url")
-    if public is not None:
-        public = _http_url(str(public).strip(), public_src, what="public base URL")
-    prefix, _ = pick("prefix_pattern", ("ADREEL_S3_PREFIX",), "prefix")
-    mode, mode_src = pick("url_mode", ("ADREEL_S3_URL_MODE",), "url_mode")
-    expiry, expiry_src = pick("url_expiry_seconds", ("ADREEL_S3_URL_EXPIRY",), "url_expiry_seconds")
-    spool, _ = pick("spool_dir", (SPOOL_DIR_ENV,), "spool_dir")
-
-    def file_number(key, default, **kw):
-        if file.get(key) is None:
-            return default
-        return _number(file[key], f"{key} in {path}", **kw)
-
-    threshold = file_number("multipart_threshold_mb", 64, minimum=MIN_PART_BYTES // MIB) * MIB
-    chunk = file_number("multipart_chunksize_mb", 16, minimum=MIN_PART_BYTES // MIB) * MIB
-    addressing = str(file.get("addressing_style") or ("path" if endpoint else "auto")).lower()
-    if addressing not in ("auto", "path", "virtual"):
-        raise StorageConfigError(f"addressing_style in {path} must be auto, path or virtual (got {addressing!r})")
-    history_prefix = str(file.get("history_prefix") or "history/").strip().strip("/") + "/"
-    if history_prefix.startswith(".") or ".." in history_prefix.split("/"):
-        raise StorageConfigError(f"history_prefix in {path} must be a plain folder name like history/")
-
+    if "credentials" not in origin:
+        found = boto3_credentials_source()
+        if found is None:
+            raise StorageNotConfigured(f"storage is not configured: no credentials for bucket {settings.bucket!r}. "
+                                       + _HELP.format(path=path))
+        origin["credentials"] = found
+    sources = {_CONFIG_NAME.get(k, k): v if v.isupper() or k == "credentials" else f"{file_src} ({k})"
+               for k, v in origin.items() if k not in ("access_key", "secret_key")}
     config = StorageConfig(
-        bucket=bucket,
-        endpoint_url=endpoint,
-        region=str(region or DEFAULT_REGION),
-        access_key=access_key,
-        secret_key=secret_key,
-        session_token=session_token,
-        profile=profile,
-        public_base_url=public,
-        prefix_pattern=str(prefix) if prefix is not None else DEFAULT_PREFIX,
-        url_mode=_url_mode(str(mode).strip().lower(), mode_src) if mode is not None else "auto",
-        url_expiry_seconds=_expiry(expiry, expiry_src) if expiry is not None else DEFAULT_EXPIRY_SECONDS,
-        multipart_threshold=int(threshold),
-        multipart_chunksize=int(chunk),
-        max_concurrency=int(file_number("max_concurrency", 4, minimum=1, maximum=32, integer=True)),
-        addressing_style=addressing,
-        spool_dir=Path(str(spool)).expanduser() if spool is not None else default_spool_dir(env),
-        history_prefix=history_prefix,
-        connect_timeout=float(file_number("connect_timeout", 5.0, minimum=0.1, maximum=600)),
-        read_timeout=float(file_number("read_timeout", 60.0, minimum=0.1, maximum=3600)),
-        verify_tls=_bool(file["verify_tls"], f"verify_tls in {path}") if "verify_tls" in file else True,
-        sources=sources,
+        bucket=settings.bucket, endpoint_url=settings.endpoint_url, region=settings.region,
+        access_key=settings.access_key, secret_key=settings.secret_key, session_token=settings.session_token,
+        profile=settings.profile, public_base_url=settings.public_base_url,
+        prefix_pattern=settings.prefix if settings.prefix is not None else DEFAULT_PREFIX,
+        url_mode=settings.url_mode, url_expiry_seconds=settings.url_expiry_seconds,
+        multipart_threshold=int(settings.multipart_threshold_mb * MIB),
+        multipart_chunksize=int(settings.multipart_chunksize_mb * MIB),
+        max_concurrency=settings.max_concurrency,
+        addressing_style=settings.addressing_style or ("path" if settings.endpoint_url else None),
+        spool_dir=Path(settings.spool_dir).expanduser() if settings.spool_dir else default_spool_dir(env),
+        history_prefix=settings.history_prefix, connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout, verify_tls=settings.verify_tls, sources=sources,
     )
     return config.with_choices(
         prefix_pattern=prefix_pattern, url_mode=url_mode, url_expiry_seconds=url_expiry_seconds, spool_dir=spool_dir

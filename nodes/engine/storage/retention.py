@@ -10,7 +10,7 @@ upload in progress.
   writes into a new or empty folder) is cleaned under the spool lock (a retry
   in progress: skipped this time). A file that waits for upload is **never**
   removed, however old: its record stays until the store holds it. What goes
-  is what is left over: partial copies (``.part``), temporary record files,
+  is what is left over: partial copies (``.part``),
   copies whose record is gone (the record goes first once a file is
   uploaded), and empty batch folders.
 * Any **other folder** is cleaned only when it holds the ``.adreel-owned``
@@ -33,9 +33,7 @@ from typing import Iterable, Optional, Union
 
 from ..media.files import is_inside
 from .errors import logger
-from .spool import RECORD_SUFFIX, SPOOL_MARKER, SpoolEntry, spool_lock
-
-_KEEP_IN_SPOOL = {SPOOL_MARKER, ".lock"}
+from .spool import SPOOL_MARKER, list_spooled, spool_lock
 MIN_RETENTION_HOURS = 24.0
 OWNED_MARKER = ".adreel-owned"
 
@@ -147,33 +145,28 @@ class _Cleaner:
 
     def clean_spool(self) -> None:
         root = self.root
-        waiting = 0
+        entries = list_spooled(root)
+        named: dict[str, set[str]] = {}  # batch folder -> the names its entries use (their copies)
+        for entry in entries:
+            names = named.setdefault(entry.batch, set())
+            names.add(entry.name)
+            if entry.local_path:
+                names.add(Path(entry.local_path).name)
+        self.report.kept += len(entries)
         for batch in sorted(p for p in root.iterdir()):
-            if batch.name in _KEEP_IN_SPOOL or batch.is_symlink() or not batch.is_dir():
-                continue  # top-level files are not batches: left alone
-            named: set[str] = set()
-            for record in sorted(batch.glob("*" + RECORD_SUFFIX)):
-                named.add(record.name)
-                named.add(record.name[: -len(RECORD_SUFFIX)])  # its copy's name
-                try:
-                    entry = SpoolEntry.from_file(record)
-                    if entry.local_path:
-                        named.add(Path(entry.local_path).name)
-                except (OSError, ValueError, TypeError):
-                    pass  # unreadable: kept, with the copy of the same name
-                waiting += 1
-                self.report.kept += 1
+            if batch.is_symlink() or not batch.is_dir():
+                continue  # top-level files (the marker, the table, the lock) are not batches: left alone
             for leftover in sorted(batch.iterdir()):
-                if leftover.name in named or (leftover.is_dir() and not leftover.is_symlink()):
+                if leftover.name in named.get(batch.name, ()) or (leftover.is_dir() and not leftover.is_symlink()):
                     continue
                 if self.old(leftover):
-                    self.remove(leftover)  # a partial copy, a temp record, or the copy of an uploaded file
+                    self.remove(leftover)  # a partial copy, or the copy of an uploaded file
                 else:
                     self.report.kept += 1
             self._maybe_rmdir(batch, self.old(batch))
-        if waiting:
+        if entries:
             logger.info("retention: %d spooled item(s) wait for upload and are kept (never removed before the "
-                        "store holds them)", waiting)
+                        "store holds them)", len(entries))
 
 
 def clean_retention(

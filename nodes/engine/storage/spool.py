@@ -2,54 +2,54 @@
 
 Layout (``spool_dir`` defaults to ``~/.local/state/adreel/spool``, see config)::
 
-    <spool_dir>/.adreel-spool                 marker: retention treats this folder as a spool
-    <spool_dir>/.lock                         one retry at a time (also across processes)
-    <spool_dir>/<batch>/03-ad_9x16.mp4        a copy of the file (the original stays where it was)
-    <spool_dir>/<batch>/03-ad_9x16.mp4.spool.json
-                                              its record: source and spool paths, intended key,
-                                              content type, sha256, bytes, attempts, last error
-    <spool_dir>/<batch>/90-history.spool.json the run's history index, written once its files are up
+    <spool_dir>/.adreel-spool              marker: retention treats this folder as a spool
+    <spool_dir>/spool.sqlite3              the records: one row per waiting file (table ``entries``)
+    <spool_dir>/.lock                      one retry at a time (also across processes)
+    <spool_dir>/<batch>/3f9a1c-ad_9x16.mp4 a copy of the file (the original stays where it was)
 
-A batch is one run's upload. Its records are written **before** the upload
+A batch is one run's upload. Its rows are written **before** the upload
 starts (a write-ahead intent: ``state == "intent"``, no copy yet, the source
-path and sha256 recorded); an item's record is removed once the store holds it.
-So a crash or ``kill -9`` at any point leaves records that the next retry
-cycle finishes: from the spooled copy, or — when the copy is missing or does
-not match its sha256 — from a fresh copy of the intact source. A copy is
-flushed to disk (fsync of the file and its folder) before its record says it
-is there. Incomplete multipart uploads AdReel left for a key it retries are
-aborted first.
+path and sha256 recorded); an item's row is deleted once the store holds it.
+Each write is one ``BEGIN IMMEDIATE`` transaction of SQLite (``synchronous =
+FULL``): committed means on disk. So a crash or ``kill -9`` at any point leaves
+rows that the next retry cycle finishes: from the spooled copy, or — when the
+copy is missing or does not match its sha256 — from a fresh copy of the intact
+source. A copy is flushed to disk (fsync of the file and its folder) before its
+row says it is there. Incomplete multipart uploads AdReel left for a key it
+retries are aborted first.
 
-``retry_spooled`` uploads the outputs of each
-batch first, then its manifest (with the URLs filled in, also in the original
-manifest file when it is unchanged), then its history record. Keys are derived
-from content and every upload is HEAD-first, so a retry never makes a second
-object; an entry leaves the spool only after the store reports the same size
-and sha256 (and MD5 ETag where it has one). A failed attempt keeps the entry
-and records the error.
+``retry_spooled`` uploads the outputs of each batch first, then its manifest
+(with the URLs filled in, also in the original manifest file when it is
+unchanged), then its history record. Keys are derived from content and every
+upload is HEAD-first, so a retry never makes a second object; an entry leaves
+the spool only after the store reports the same size and sha256 (and MD5 ETag
+where it has one). A failed attempt keeps the entry and records the error.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import shutil
+import sqlite3
 import threading
 import uuid
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .atomic import fsync_dir, write_text_atomic  # noqa: F401  (fsync_dir: spool's callers)
+from .atomic import fsync_dir
 from .config import StorageConfig, load_storage_config
 from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger
 from ..cloud.redaction import redact
 from .keys import digest_file
 
 SPOOL_MARKER = ".adreel-spool"
-RECORD_SUFFIX = ".spool.json"
-RECORD_VERSION = 2
+DB_NAME = "spool.sqlite3"
+LOCK_NAME = ".lock"
 # an intent of another live process is left to it for this long (then it is taken as abandoned)
 FOREIGN_INTENT_GRACE_SECONDS = 6 * 3600
 _active_lock = threading.Lock()
@@ -77,8 +77,6 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True  # exists, owned by someone else
     return True
-_locks_guard = threading.Lock()
-_dir_locks: dict[str, threading.Lock] = {}
 
 
 def _now() -> datetime:
@@ -87,12 +85,15 @@ def _now() -> datetime:
 
 @dataclass
 class SpoolEntry:
-    """One spooled file (or, for ``role == "history"``, one index record with no file)."""
+    """One spooled file (or, for ``role == "history"``, one index record with no file): one row.
+
+    A caller fills in what the upload is (``batch``, ``role``, ``key``, ``kind``, ``content_type``,
+    ``sha256``, ``bytes``, …); the spool names it and keeps the rest (state, attempts, errors)."""
 
     batch: str
-    name: str  # record file name without the suffix, unique in its batch
     role: str  # "output" | "manifest" | "history"
     key: str
+    name: str = ""  # unique in its batch; also the copy's file name. Given by the spool
     kind: str = "file"
     content_type: str = "application/octet-stream"
     cache_control: Optional[str] = None
@@ -111,51 +112,39 @@ class SpoolEntry:
     output_keys: dict = field(default_factory=dict)  # manifest: sha256 -> key of each output of the run
     manifest_identity: Optional[str] = None
     payload: Optional[dict] = None  # history: the index object
-    state: str = "spooled"  # "intent": recorded before the upload, no copy yet | "spooled": the copy is on disk
+    state: str = "intent"  # "intent": recorded before the upload, no copy yet | "spooled": the copy is on disk
     owner_pid: Optional[int] = None
-    version: int = RECORD_VERSION
+    bad_copy: Optional[str] = None  # "size:mtime" of a copy found corrupt (not re-hashed while unchanged)
+    spool: str = field(default="", repr=False, compare=False)  # the spool folder (not stored)
 
     @property
-    def record_path(self) -> Path:
-        return Path(self._dir) / (self.name + RECORD_SUFFIX)
-
-    _dir: str = field(default="", repr=False)
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("_dir", None)
-        return data
-
-    @classmethod
-    def from_file(cls, path: Path) -> "SpoolEntry":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = {f for f in cls.__dataclass_fields__ if f != "_dir"}
-        entry = cls(**{k: v for k, v in data.items() if k in known})
-        entry._dir = str(path.parent)
-        return entry
+    def folder(self) -> Path:
+        return Path(self.spool) / self.batch
 
     def save(self) -> None:
-        _write_json_atomic(self.record_path, self.to_json())
+        """Write this row (insert or replace), in one transaction."""
+        with _transaction(self.spool) as db:
+            _put(db, self)
 
     def created_at(self) -> datetime:
         try:
             t = datetime.fromisoformat(self.created)
             return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
         except (TypeError, ValueError):
-            return datetime.fromtimestamp(self.record_path.stat().st_mtime, tz=timezone.utc)
+            return _now()
 
     def copy_path(self) -> Optional[Path]:
-        """The spooled copy, only when the record names a file directly inside its own batch folder.
+        """The spooled copy, only when the row names a file directly inside its own batch folder.
 
-        A record (forged, or from a spool someone else can write to) that points anywhere else gets
+        A row (forged, or from a spool someone else can write to) that points anywhere else gets
         ``None``: nothing outside the batch folder is ever read, uploaded or deleted through it."""
         if not self.local_path:
             return None
         p = Path(self.local_path)
-        batch = Path(os.path.realpath(self._dir))
+        batch = Path(os.path.realpath(self.folder))
         if p.name in ("", ".", "..") or Path(os.path.realpath(p.parent)) != batch or p.is_symlink():
             return None
-        if p.name.endswith(RECORD_SUFFIX) or p.name.startswith("."):
+        if p.name.startswith(".") or p.name.endswith(".part"):
             return None
         return batch / p.name
 
@@ -173,12 +162,10 @@ class SpoolEntry:
         return age > FOREIGN_INTENT_GRACE_SECONDS
 
     def remove(self) -> None:
-        """Delete the record first, then the copy (a crash between leaves an orphan copy of an uploaded
-        file, never a dangling record). Only the copy inside its own batch folder is ever unlinked."""
-        try:
-            self.record_path.unlink()
-        except FileNotFoundError:
-            pass
+        """Delete the row first, then the copy (a crash between leaves an orphan copy of an uploaded
+        file, never a dangling row). Only the copy inside its own batch folder is ever unlinked."""
+        with _transaction(self.spool) as db:
+            db.execute("DELETE FROM entries WHERE batch = ? AND name = ?", (self.batch, self.name))
         copy = self.copy_path()
         if copy is not None:
             try:
@@ -188,13 +175,69 @@ class SpoolEntry:
         elif self.local_path:
             logger.warning("spool record %s named %s, outside its batch folder: not deleted", self.name, self.local_path)
         try:
-            Path(self._dir).rmdir()  # only when empty
+            self.folder.rmdir()  # only when empty
         except OSError:
             pass
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2))
+# ---------------------------------------------------------------- the table
+_FIELDS = [f.name for f in dataclasses.fields(SpoolEntry) if f.name != "spool"]
+_JSON_FIELDS = ("output_keys", "payload")
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS entries (" + ", ".join(_FIELDS) + ", PRIMARY KEY (batch, name))")
+
+
+def _connect(spool) -> sqlite3.Connection:
+    path = Path(spool) / DB_NAME
+    new = not path.exists()
+    db = sqlite3.connect(str(path), timeout=60, isolation_level=None)  # transactions are explicit
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before it returns
+    db.execute(_SCHEMA)
+    if new:
+        os.chmod(path, 0o600)
+        _import_json_records(db, Path(spool))
+    return db
+
+
+@contextmanager
+def _transaction(spool) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front (``BEGIN IMMEDIATE``): no other writer in between."""
+    with closing(_connect(spool)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _put(db: sqlite3.Connection, entry: SpoolEntry) -> None:
+    values = [getattr(entry, f) for f in _FIELDS]
+    for f in _JSON_FIELDS:
+        values[_FIELDS.index(f)] = json.dumps(getattr(entry, f), ensure_ascii=False)
+    db.execute(f"INSERT OR REPLACE INTO entries ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})",
+               values)
+
+
+def _row_entry(row: sqlite3.Row, spool) -> SpoolEntry:
+    data = {f: row[f] for f in _FIELDS}
+    for f in _JSON_FIELDS:
+        data[f] = json.loads(data[f]) if data[f] else None
+    data["output_keys"] = data["output_keys"] or {}
+    return SpoolEntry(**data, spool=str(spool))
+
+
+def _import_json_records(db: sqlite3.Connection, spool: Path) -> None:
+    """A spool from before the table kept one ``*.spool.json`` record per file: its rows, once."""
+    for record in sorted(spool.glob("*/*.spool.json")):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            entry = SpoolEntry(**{k: v for k, v in data.items() if k in _FIELDS})
+            _put(db, entry)
+            record.unlink()
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("unreadable spool record %s (%s): left in place", record, type(exc).__name__)
 
 
 def _refused_location(spool: Path) -> Optional[str]:
@@ -263,26 +306,13 @@ def new_batch_id(run: str, now: Optional[datetime] = None) -> str:
 
 
 def list_spooled(spool_dir) -> list[SpoolEntry]:
-    """Every spool record, oldest batch first. Unreadable records are logged and skipped (never deleted)."""
+    """Every spool entry, in the order they were recorded."""
     spool = Path(spool_dir).expanduser()
-    if not spool.is_dir():
+    if not (spool / DB_NAME).is_file() and not any(spool.glob("*/*.spool.json")):
         return []
-    entries = []
-    for batch in sorted(p for p in spool.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")):
-        for record in sorted(batch.glob("*" + RECORD_SUFFIX)):
-            try:
-                entries.append(SpoolEntry.from_file(record))
-            except (OSError, ValueError, TypeError) as exc:
-                logger.warning("unreadable spool record %s (%s): left in place", record, type(exc).__name__)
-    return entries
-
-
-def find_spooled(spool_dir, key: str, sha256: str) -> Optional[SpoolEntry]:
-    for entry in list_spooled(spool_dir):
-        if (entry.role == "output" and entry.state == "spooled" and entry.key == key and entry.sha256 == sha256
-                and entry.copy_path() is not None and entry.copy_path().is_file()):
-            return entry
-    return None
+    with closing(_connect(spool)) as db:
+        _import_json_records(db, spool)
+        return [_row_entry(row, spool) for row in db.execute("SELECT * FROM entries ORDER BY rowid")]
 
 
 def _copy_durably(source: Path, folder: Path, name: str, size: int, sha256: Optional[str] = None) -> Path:
@@ -290,6 +320,7 @@ def _copy_durably(source: Path, folder: Path, name: str, size: int, sha256: Opti
     fsynced after it: once this returns, the copy is on disk, whatever happens next."""
     target = folder / name
     part = folder / (name + ".part")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # (a batch folder goes when its last copy does)
     with open(source, "rb") as src, open(part, "wb") as dst:
         shutil.copyfileobj(src, dst, 1024 * 1024)
         dst.flush()
@@ -304,162 +335,114 @@ def _copy_durably(source: Path, folder: Path, name: str, size: int, sha256: Opti
     return target
 
 
-def _record_name(folder: Path, index: int, key: str) -> str:
-    name = f"{index:02d}-{Path(key).name}"
-    if (folder / name).exists() or (folder / (name + RECORD_SUFFIX)).exists():
-        name = f"{index:02d}-{uuid.uuid4().hex[:6]}-{Path(key).name}"  # never overwrite a waiting file
-    return name
-
-
-def record_intent(
-    spool_dir,
-    batch: str,
-    index: int,
-    source: Optional[Path],
-    *,
-    role: str,
-    key: str,
-    kind: str,
-    content_type: str,
-    cache_control: Optional[str],
-    sha256: str = "",
-    size: int = 0,
-    bucket: str,
-    url_mode: Optional[str] = None,
-    url_expiry_seconds: Optional[int] = None,
-    output_keys: Optional[dict] = None,
-    manifest_identity: Optional[str] = None,
-    payload: Optional[dict] = None,
-) -> SpoolEntry:
-    """Write the record of an upload that is about to start (no copy yet): if the process dies before the
-    store holds the file, the next retry cycle finds this record and finishes the upload from the source."""
-    spool = ensure_spool_dir(spool_dir)
-    folder = spool / batch
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"{index:02d}-{role}" if role == "history" else _record_name(folder, index, key)
-    entry = SpoolEntry(
-        batch=batch, name=name, role=role, key=key, kind=kind, content_type=content_type, cache_control=cache_control,
-        sha256=sha256, bytes=size, source_path=str(Path(source).resolve()) if source else None,
-        local_path=str((folder / name).resolve()) if role != "history" else None, bucket=bucket,
-        created=_now().isoformat(), url_mode=url_mode, url_expiry_seconds=url_expiry_seconds,
-        output_keys=dict(output_keys or {}), manifest_identity=manifest_identity, payload=payload,
-        state="intent", owner_pid=os.getpid(), reason="upload in progress",
-    )
-    entry._dir = str(folder)
-    entry.save()
+def _insert_new(entry: SpoolEntry, spool: Path) -> SpoolEntry:
+    """Name ``entry`` (unique in its batch, never a file already there), create its batch folder and insert it."""
+    entry.spool = str(spool)
+    entry.created = entry.created or _now().isoformat()
+    entry.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = "history" if entry.role == "history" else Path(entry.key).name
+    with _transaction(spool) as db:
+        while True:
+            entry.name = f"{secrets.token_hex(3)}-{base}"
+            taken = db.execute("SELECT 1 FROM entries WHERE batch = ? AND name = ?", (entry.batch, entry.name)).fetchone()
+            if not taken and not (entry.folder / entry.name).exists():
+                break
+        if entry.role != "history":
+            entry.local_path = str((entry.folder / entry.name).resolve())
+        _put(db, entry)
     return entry
 
 
-def spool_file(
-    spool_dir,
-    batch: str,
-    index: int,
-    source: Path,
-    *,
-    role: str,
-    key: str,
-    kind: str,
-    content_type: str,
-    cache_control: Optional[str],
-    sha256: str,
-    size: int,
-    bucket: str,
-    reason: str,
-    attempts: int,
-    url_mode: Optional[str] = None,
-    url_expiry_seconds: Optional[int] = None,
-    output_keys: Optional[dict] = None,
-    manifest_identity: Optional[str] = None,
-    dedupe: bool = True,
-    intent: Optional[SpoolEntry] = None,
-) -> SpoolEntry:
-    """Copy ``source`` into the spool and record it (turning ``intent``, when given, into the spooled entry).
-
-    The copy is on disk (fsynced) before the record says so. An identical output already spooled by another
-    run is reused (and ``intent`` is dropped: that entry covers it)."""
+def record_intent(spool_dir, entry: SpoolEntry, source: Optional[Path]) -> SpoolEntry:
+    """Record an upload that is about to start (no copy yet): if the process dies before the store holds
+    the file, the next retry cycle finds this row and finishes the upload from ``source``."""
     spool = ensure_spool_dir(spool_dir)
-    if dedupe and role == "output":
-        existing = find_spooled(spool, key, sha256)
-        if existing is not None and (intent is None or existing.record_path != intent.record_path):
-            if intent is not None:
-                intent.remove()
+    entry.source_path = str(Path(source).resolve()) if source else None
+    entry.state, entry.owner_pid, entry.reason = "intent", os.getpid(), "upload in progress"
+    return _insert_new(entry, spool)
+
+
+def find_spooled(spool_dir, key: str, sha256: str) -> Optional[SpoolEntry]:
+    """An output with this key and content already spooled (its copy on disk), if any."""
+    with closing(_connect(spool_dir)) as db:
+        rows = db.execute("SELECT * FROM entries WHERE role = 'output' AND state = 'spooled' AND key = ? AND sha256 = ? "
+                          "ORDER BY rowid", (key, sha256)).fetchall()
+    entries = (_row_entry(row, spool_dir) for row in rows)
+    return next((e for e in entries if e.copy_path() is not None and e.copy_path().is_file()), None)
+
+
+def spool_file(spool_dir, entry: SpoolEntry, source: Path, *, reason: str, attempts: int) -> SpoolEntry:
+    """Copy ``source`` into the spool and record it as ``entry`` (an intent already recorded by
+    ``record_intent``, or a new entry). The copy is on disk (fsynced) before the row says so. An identical
+    output already spooled by another run is reused (and ``entry`` is dropped: that one covers it)."""
+    spool = ensure_spool_dir(spool_dir)
+    if entry.role == "output":
+        existing = find_spooled(spool, entry.key, entry.sha256)
+        if existing is not None and (existing.batch, existing.name) != (entry.batch, entry.name):
+            if entry.name:
+                entry.remove()
             return existing  # (not rewritten: a retry may be removing it right now, after its upload)
-    if intent is not None:
-        entry = intent
-        folder = Path(entry._dir)
-        name = entry.name
-    else:
-        folder = spool / batch
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = _record_name(folder, index, key)
-        entry = SpoolEntry(batch=batch, name=name, role=role, key=key, bucket=bucket, created=_now().isoformat())
-        entry._dir = str(folder)
-    target = _copy_durably(Path(source), folder, name, size, sha256 if role == "output" else None)
-    entry.kind, entry.content_type, entry.cache_control = kind, content_type, cache_control
-    entry.sha256, entry.bytes = sha256, size
-    entry.source_path, entry.local_path = str(Path(source).resolve()), str(target.resolve())
+    entry.source_path = str(Path(source).resolve())
+    if not entry.name:
+        _insert_new(entry, spool)
+    target = _copy_durably(Path(source), entry.folder, entry.name, entry.bytes,
+                           entry.sha256 if entry.role == "output" else None)
+    entry.local_path = str(target.resolve())
     entry.attempts, entry.last_error, entry.reason = attempts, redact(reason), redact(reason)
     entry.last_attempt = _now().isoformat() if attempts else None
-    entry.url_mode, entry.url_expiry_seconds = url_mode, url_expiry_seconds
-    entry.output_keys, entry.manifest_identity = dict(output_keys or {}), manifest_identity
     entry.state, entry.owner_pid = "spooled", None
     entry.save()
     crash_point("spool-recorded")
     return entry
 
 
-def spool_record(spool_dir, batch: str, index: int, *, role: str, key: str, bucket: str, reason: str, payload: dict,
-                 intent: Optional[SpoolEntry] = None) -> SpoolEntry:
-    """Spool an index object (no file): the run's history record."""
-    if intent is not None:
-        entry = intent
-    else:
-        spool = ensure_spool_dir(spool_dir)
-        folder = spool / batch
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        entry = SpoolEntry(batch=batch, name=f"{index:02d}-{role}", role=role, key=key, kind=role,
-                           content_type="application/json", bucket=bucket, created=_now().isoformat())
-        entry._dir = str(folder)
-    entry.payload = payload
+def spool_record(spool_dir, entry: SpoolEntry, reason: str) -> SpoolEntry:
+    """Spool an index object (no file): the run's history record, ``entry.payload``."""
+    spool = ensure_spool_dir(spool_dir)
     entry.last_error = entry.reason = redact(reason)
     entry.state, entry.owner_pid = "spooled", None
-    entry.save()
+    if entry.name:
+        entry.save()
+    else:
+        _insert_new(entry, spool)
     return entry
+
+
+def _good_copy(entry: SpoolEntry, copy: Path, chunk: int) -> bool:
+    """The copy is there and (for an output) has its size and sha256; a copy found bad is remembered by
+    its size and mtime, so a broken file is not re-hashed every cycle."""
+    if not copy.is_file():
+        return False
+    if entry.role != "output":
+        return True
+    st = copy.stat()
+    stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    if entry.bad_copy == stamp:
+        return False
+    if st.st_size == entry.bytes and digest_file(copy, chunk).sha256 == entry.sha256:
+        return True
+    entry.bad_copy = stamp
+    return False
 
 
 def materialize(entry: SpoolEntry, chunk: int) -> Path:
     """The entry's spooled copy, verified; re-copied from its intact source when the copy is missing, cut
     short or corrupt (a power loss, a crash mid-copy, an intent whose upload never finished).
 
-    Raises ``StorageError`` (``spool-corrupt`` / ``spool-missing``) when neither copy nor source is good;
-    the verdict on an unchanged copy is remembered, so a broken file is not re-hashed every cycle."""
+    Raises ``StorageError`` (``spool-corrupt`` / ``spool-missing``) when neither copy nor source is good."""
     copy = entry.copy_path()
     if entry.local_path and copy is None:
         raise StorageError(f"the spool record {entry.name} points outside its batch folder: refused", reason="spool-forged")
     if copy is None:
-        copy = Path(entry._dir) / entry.name
-    good = False
-    if copy.is_file():
-        if entry.role != "output":
-            good = True
-        else:
-            st = copy.stat()
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-            if entry.payload and entry.payload.get("bad_copy") == stamp:
-                good = False
-            elif st.st_size == entry.bytes and digest_file(copy, chunk).sha256 == entry.sha256:
-                good = True
-            else:
-                entry.payload = {**(entry.payload or {}), "bad_copy": stamp}
-    if good:
+        copy = entry.folder / entry.name
+    if _good_copy(entry, copy, chunk):
         return copy
     src = Path(entry.source_path or "")
     if entry.source_path and src.is_file() and not src.is_symlink():
         if entry.role != "output" or (src.stat().st_size == entry.bytes and digest_file(src, chunk).sha256 == entry.sha256):
-            target = _copy_durably(src, Path(entry._dir), copy.name, src.stat().st_size,
+            target = _copy_durably(src, entry.folder, copy.name, src.stat().st_size,
                                    entry.sha256 if entry.role == "output" else None)
-            if entry.payload:
-                entry.payload.pop("bad_copy", None)
+            entry.bad_copy = None
             entry.local_path, entry.state, entry.owner_pid = str(target.resolve()), "spooled", None
             entry.save()
             logger.info("spool: %s re-copied from its source %s", entry.key, src.name)
@@ -473,33 +456,20 @@ def materialize(entry: SpoolEntry, chunk: int) -> Path:
 
 @contextmanager
 def spool_lock(spool_dir) -> Iterator[bool]:
-    """Yield True when this caller holds the spool lock, False when another retry is running."""
+    """Yield True when this caller holds the spool lock, False when another retry is running (in this
+    process or another). The lock is an exclusive SQLite transaction on ``.lock``: the operating system
+    drops it when its holder dies, however it dies."""
     spool = ensure_spool_dir(spool_dir)
-    with _locks_guard:
-        thread_lock = _dir_locks.setdefault(str(spool.resolve()), threading.Lock())
-    if not thread_lock.acquire(blocking=False):
-        yield False
-        return
-    fh = None
-    try:
-        fh = open(spool / ".lock", "a+")
+    with closing(sqlite3.connect(str(spool / LOCK_NAME), timeout=0, isolation_level=None)) as lock:
         try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            lock.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError:  # "database is locked"
             yield False
             return
-        yield True
-    finally:
-        if fh is not None:
-            fh.close()  # releases the lock
-        thread_lock.release()
+        try:
+            yield True
+        finally:
+            lock.execute("ROLLBACK")
 
 
 @dataclass
@@ -530,7 +500,7 @@ def _attempt_failed(entry: SpoolEntry, error: BaseException, report: RetryReport
     report.failed.append({"key": entry.key, "local_path": entry.local_path, "error": entry.last_error})
 
 
-def _upload_entry(store, entry: SpoolEntry, url_cache: dict) -> dict:
+def _upload_entry(store, entry: SpoolEntry, report: RetryReport) -> dict:
     """Upload one output or manifest entry; raise StorageError on failure."""
     from .manifest import durable_urls, load_manifest, manifest_identity, set_manifest_urls, update_manifest_urls, write_manifest
 
@@ -554,7 +524,7 @@ def _upload_entry(store, entry: SpoolEntry, url_cache: dict) -> dict:
                 original = load_manifest(src)
                 if manifest_identity(original) == entry.manifest_identity:
                     update_manifest_urls(src, urls)
-                    url_cache.setdefault("_manifests", []).append(str(src))
+                    report.manifests_updated.append(str(src))
             except Exception as exc:  # noqa: BLE001 - the store copy is what matters here
                 logger.warning("could not update %s with URLs: %s", src.name, redact(exc))
     digest = digest_file(local, chunk)
@@ -574,55 +544,63 @@ def _record_attempt(entries: list[SpoolEntry], message: str) -> None:
         entry.last_attempt = _now().isoformat()
         try:
             entry.save()
-        except OSError:
+        except (OSError, sqlite3.Error):
             pass
 
 
-def _retry_pass(ordered: list[list[SpoolEntry]], store, pending: set, report: RetryReport, tried: set[int],
-                cache: dict) -> tuple[bool, bool]:
-    """One pass over every batch, oldest first: (anything uploaded, stop)."""
-    moved = False
-    for items in ordered:
-        batch_moved, stop = _retry_batch(items, store, pending, report, tried, cache)
-        moved = moved or batch_moved
-        if stop:
-            return moved, True
-    return moved, False
+@dataclass
+class _RetryRun:
+    """One ``retry_spooled`` call: the store, what it reports, which output keys still wait (a manifest or
+    history record never goes up before the objects it names) and the entries tried so far (each at most
+    once per call: id → uploaded)."""
 
+    store: object
+    report: RetryReport
+    pending: set
+    tried: dict = field(default_factory=dict)
 
-def _retry_batch(items: list[SpoolEntry], store, pending: set, report: RetryReport, tried: set[int],
-                 cache: dict) -> tuple[bool, bool]:
-    """One pass over one batch's entries (outputs first): (anything uploaded, stop every batch).
-
-    The manifest and history record wait for every output of their run, here and in other batches
-    (``pending``); each entry is tried at most once per retry call (``tried``)."""
-    batch_ok, moved = True, False
-    for entry in items:
-        if id(entry) in tried:  # done in an earlier pass: uploaded (record gone) or failed
-            batch_ok = batch_ok and not (entry.role == "output" and entry.record_path.exists())
-            continue
-        if entry.role != "output" and (not batch_ok or _names(entry) & pending):
-            break  # an output of this run has not gone up (or waits in another batch: the same file spooled twice)
-        tried.add(id(entry))
-        try:
-            result = _retry_entry(entry, store, cache)
-        except StorageError as exc:
-            _attempt_failed(entry, exc, report)
-            batch_ok = False
-            if isinstance(exc, (StorageUnavailable, StorageCredentialsError)) or exc.reason == "bucket-missing":
-                report.error = exc.message
+    def run_pass(self, ordered: list[list[SpoolEntry]]) -> tuple[bool, bool]:
+        """One pass over every batch, oldest first: (anything uploaded, stop)."""
+        moved = False
+        for items in ordered:
+            batch_moved, stop = self.run_batch(items)
+            moved = moved or batch_moved
+            if stop:
                 return moved, True
-            continue
-        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
-            _attempt_failed(entry, exc, report)
-            batch_ok = False
-            continue
-        entry.remove()
-        pending.discard(entry.key)
-        moved = True
-        report.uploaded.append(result)
-        logger.info("uploaded spooled %s (%s)", entry.key, result["status"])
-    return moved, False
+        return moved, False
+
+    def run_batch(self, items: list[SpoolEntry]) -> tuple[bool, bool]:
+        """One pass over one batch's entries (outputs first): (anything uploaded, stop every batch).
+
+        The manifest and history record wait for every output of their run, here and in other batches."""
+        batch_ok, moved = True, False
+        for entry in items:
+            if id(entry) in self.tried:  # done in an earlier pass: uploaded or failed
+                batch_ok = batch_ok and (entry.role != "output" or self.tried[id(entry)])
+                continue
+            if entry.role != "output" and (not batch_ok or _names(entry) & self.pending):
+                break  # an output of this run has not gone up (or waits in another batch: the same file spooled twice)
+            self.tried[id(entry)] = False
+            try:
+                result = _retry_entry(entry, self.store, self.report)
+            except StorageError as exc:
+                _attempt_failed(entry, exc, self.report)
+                batch_ok = False
+                if isinstance(exc, (StorageUnavailable, StorageCredentialsError)) or exc.reason == "bucket-missing":
+                    self.report.error = exc.message
+                    return moved, True
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
+                _attempt_failed(entry, exc, self.report)
+                batch_ok = False
+                continue
+            entry.remove()
+            self.tried[id(entry)] = True
+            self.pending.discard(entry.key)
+            moved = True
+            self.report.uploaded.append(result)
+            logger.info("uploaded spooled %s (%s)", entry.key, result["status"])
+        return moved, False
 
 
 def _names(entry: SpoolEntry) -> set:
@@ -632,16 +610,32 @@ def _names(entry: SpoolEntry) -> set:
     return {o.get("key") for o in (entry.payload or {}).get("outputs", []) if isinstance(o, dict)}
 
 
-def _retry_entry(entry: SpoolEntry, store, cache: dict) -> dict:
+def _retry_entry(entry: SpoolEntry, store, report: RetryReport) -> dict:
     """Upload one spooled entry; a history record is written once, never over another run's."""
     if entry.role != "history":
-        return _upload_entry(store, entry, cache)
+        return _upload_entry(store, entry, report)
     payload = dict(entry.payload or {})
     payload["status"] = "uploaded"
     payload["uploaded_at"] = _now().isoformat()
     payload["spooled_reason"] = entry.reason
     outcome = store.put_json(entry.key, payload, if_absent=True)
     return {"key": entry.key, "url": None, "source_path": None, "status": outcome.status, "role": "history"}
+
+
+_ROLE_ORDER = {"output": 0, "manifest": 1, "history": 2}
+
+
+def _batches(entries: list[SpoolEntry], max_batches: Optional[int]) -> list[list[SpoolEntry]]:
+    """The entries by batch, oldest batch first, each batch's outputs first (in their recorded order)."""
+    batches: dict[str, list[SpoolEntry]] = {}
+    for entry in entries:
+        batches.setdefault(entry.batch, []).append(entry)
+    ordered = sorted(batches.values(), key=lambda items: min(e.created for e in items))
+    if max_batches is not None:
+        ordered = ordered[: max(0, int(max_batches))]
+    for items in ordered:
+        items.sort(key=lambda e: _ROLE_ORDER.get(e.role, 3))  # (a stable sort: the recorded order stays)
+    return ordered
 
 
 def retry_spooled(
@@ -665,13 +659,11 @@ def retry_spooled(
     if not spool.is_dir():
         return report
     with spool_lock(spool) as locked:
-        if not locked:
-            report.busy = True
-            report.remaining = len(list_spooled(spool))
-            return report
-        entries = [e for e in list_spooled(spool) if e.abandoned()]  # an upload still running keeps its records
+        everything = list_spooled(spool)
+        entries = [e for e in everything if e.abandoned()] if locked else []  # a running upload keeps its rows
+        report.busy = not locked
+        report.remaining = len(everything)
         if not entries:
-            report.remaining = len(list_spooled(spool))
             return report
         store = S3Store(config)
         try:
@@ -681,22 +673,11 @@ def retry_spooled(
             report.remaining = len(entries)
             _record_attempt(entries, exc.message)
             return report
-        batches: dict[str, list[SpoolEntry]] = {}
-        for entry in entries:
-            batches.setdefault(entry.batch, []).append(entry)
-        ordered = sorted(batches.values(), key=lambda items: min(e.created for e in items))
-        if max_batches is not None:
-            ordered = ordered[: max(0, int(max_batches))]
-        order = {"output": 0, "manifest": 1, "history": 2}
-        for items in ordered:
-            items.sort(key=lambda e: (order.get(e.role, 3), e.name))
-        # keys still waiting: a manifest or history record never goes up before the objects it names
-        pending = {e.key for e in list_spooled(spool) if e.role == "output"}
-        tried: set[int] = set()  # each entry is attempted at most once per call
-        cache: dict = {}
+        run = _RetryRun(store, report, {e.key for e in everything if e.role == "output"})
+        ordered = _batches(entries, max_batches)
         progress, stop = True, False
         while progress and not stop:  # passes: a run's records may wait for a file spooled by a later run
-            progress, stop = _retry_pass(ordered, store, pending, report, tried, cache)
-        report.manifests_updated.extend(dict.fromkeys(cache.get("_manifests", [])))
+            progress, stop = run.run_pass(ordered)
+        report.manifests_updated[:] = dict.fromkeys(report.manifests_updated)
         report.remaining = len(list_spooled(spool))
         return report

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .config import StorageConfig
 from .errors import (
@@ -56,6 +56,11 @@ class PutOutcome:
     size: int
 
 
+def _on_aws(endpoint: Optional[str]) -> bool:
+    host = (urlsplit(endpoint).hostname or "") if endpoint else ""
+    return host == "amazonaws.com" or host.endswith(".amazonaws.com")
+
+
 def _client_error(exc: BaseException):
     """The botocore ClientError / BotoCoreError behind ``exc`` (boto3 wraps some in S3UploadFailedError)."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -87,52 +92,60 @@ class S3Store:
 
     def _make_client(self):
         import boto3
+        import botocore.session
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ProfileNotFound
 
         cfg = self.config
-        options = dict(
-            signature_version="s3v4",
-            s3={"addressing_style": cfg.addressing_style},
-            retries={"total_max_attempts": 3, "mode": "standard"},
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
-            user_agent_extra="AdReel-storage",
-        )
-        try:
-            # Newer botocore adds CRC checksums to every PUT; several S3-compatible stores reject them.
-            boto_config = Config(
-                request_checksum_calculation="when_required", response_checksum_validation="when_required", **options
+
+        def client(addressing: str):
+            options = dict(
+                signature_version="s3v4",
+                s3={"addressing_style": addressing},
+                retries={"total_max_attempts": 3, "mode": "standard"},
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
+                user_agent_extra="AdReel-storage",
+                # newer botocore adds CRC checksums to every PUT; several S3-compatible stores reject them
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
             )
-        except TypeError:
-            boto_config = Config(**options)
-        try:
-            if cfg.profile:
+            keys = {}
+            if cfg.access_key:  # AdReel's own keys: an AWS_PROFILE in the environment (maybe stale) is ignored
+                core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+                session = boto3.session.Session(botocore_session=core)
+                keys = dict(aws_access_key_id=cfg.access_key, aws_secret_access_key=cfg.secret_key,
+                            aws_session_token=cfg.session_token)
+            else:  # the file's profile, or whatever boto3 resolves itself (AWS_*, AWS_PROFILE, ~/.aws, roles)
                 session = boto3.session.Session(profile_name=cfg.profile)
-                return session.client("s3", endpoint_url=cfg.endpoint_url, region_name=cfg.region,
-                                      verify=cfg.verify_tls, config=boto_config)
-            # explicit keys: ignore an AWS_PROFILE in the environment (a stale one would break the client)
-            import botocore.session
-            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-            session = boto3.session.Session(botocore_session=core)
-            return session.client(
-                "s3",
-                endpoint_url=cfg.endpoint_url,
-                region_name=cfg.region,
-                aws_access_key_id=cfg.access_key,
-                aws_secret_access_key=cfg.secret_key,
-                aws_session_token=cfg.session_token,
-                verify=cfg.verify_tls,
-                config=boto_config,
-            )
+            return session.client("s3", endpoint_url=cfg.endpoint_url, region_name=cfg.region, verify=cfg.verify_tls,
+                                  config=Config(**options), **keys)
+
+        try:
+            made = client(cfg.addressing_style or "auto")
+            if cfg.addressing_style is None and not _on_aws(made.meta.endpoint_url):
+                made = client("path")  # an endpoint from AWS_ENDPOINT_URL_S3: MinIO, SeaweedFS, R2 … answer path-style
+            return made
         except ProfileNotFound:
             raise StorageConfigError(f"the AWS profile {cfg.profile!r} ({cfg.credentials_source}) does not exist") from None
         except BotoCoreError as exc:
             raise StorageConfigError(f"cannot set up the S3 client: {type(exc).__name__}: {redact(exc)}") from None
 
+    @property
+    def endpoint(self) -> Optional[str]:
+        """The endpoint in use: AdReel's, or the one boto3 resolved (None: AWS S3 itself)."""
+        if self.config.endpoint_url:
+            return self.config.endpoint_url
+        resolved = self.client.meta.endpoint_url
+        return None if _on_aws(resolved) else resolved.rstrip("/")
+
     # -- errors ---------------------------------------------------------
     def where(self) -> str:
-        return f"bucket {self.config.bucket!r} at {self.config.endpoint_url or 'AWS S3'}"
+        try:
+            endpoint = self.endpoint
+        except StorageError:
+            endpoint = self.config.endpoint_url
+        return f"bucket {self.config.bucket!r} at {endpoint or 'AWS S3'}"
 
     def classify(self, exc: BaseException, action: str) -> StorageError:
         """A storage error for ``exc`` raised while doing ``action`` (e.g. 'upload ad.mp4')."""
@@ -398,9 +411,9 @@ class S3Store:
             quoted = quote(key, safe="/-_.~")
             if cfg.public_base_url:
                 return f"{cfg.public_base_url.rstrip('/')}/{quoted}"
-            if cfg.endpoint_url:
-                return f"{cfg.endpoint_url.rstrip('/')}/{cfg.bucket}/{quoted}"
-            return f"https://{cfg.bucket}.s3.{cfg.region}.amazonaws.com/{quoted}"
+            if self.endpoint:
+                return f"{self.endpoint}/{cfg.bucket}/{quoted}"
+            return f"https://{cfg.bucket}.s3.{self.client.meta.region_name}.amazonaws.com/{quoted}"
         if mode != "presigned":
             raise StorageConfigError(f"unknown URL mode {mode!r}")
         try:

@@ -25,13 +25,14 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
-from ..models import AdReelInputError, Brief, RenderManifest, parse_model
+from ..models import AdReelInputError, Brief, RenderManifest
 from .config import StorageConfig, load_storage_config
 from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger
 from ..cloud.redaction import redact
@@ -49,7 +50,6 @@ from .keys import (
     kind_for,
     render_prefix,
     safe_filename,
-    slug,
 )
 from .manifest import (
     confined_outputs,
@@ -62,6 +62,7 @@ from .manifest import (
 )
 from .spool import (
     RetryReport,
+    SpoolEntry,
     crash_point,
     list_spooled,
     mark_active,
@@ -207,12 +208,6 @@ def _progress_sink(progress: Optional[ProgressFn], total_files: int, total_bytes
     return emit
 
 
-def _as_brief(brief) -> Optional[Brief]:
-    if brief is None or isinstance(brief, Brief):
-        return brief
-    return parse_model(Brief, brief, "brief")
-
-
 def _collect(video_path, extra_files, manifest_path, include_manifest_outputs):
     """Validated local files (resolved, deduplicated), the primary one, the manifest, and what the manifest
     says each listed file is (kind, sha256). Manifest outputs are confined (``manifest.confined_outputs``)."""
@@ -278,45 +273,30 @@ def upload_ad(
     extra_files: Iterable[Union[str, Path]] = (),
     *,
     manifest_path: Union[str, Path, None] = None,
-    brief: Union[Brief, dict, None] = None,
-    run_id: Optional[str] = None,
-    prefix_pattern: Optional[str] = None,
-    url_mode: Optional[str] = None,
-    url_expiry_seconds: Optional[int] = None,
     config: Optional[StorageConfig] = None,
-    spool_dir: Union[str, Path, None] = None,
-    include_manifest_outputs: bool = True,
     write_history: bool = True,
-    retry_spool: bool = True,
-    now: Optional[datetime] = None,
     progress: Optional[ProgressFn] = None,
 ) -> UploadResult:
     """Upload a finished ad and its companion files; see the module docstring.
 
-    ``prefix_pattern``, ``url_mode``, ``url_expiry_seconds`` and ``spool_dir`` are
-    the caller's non-secret choices (they may come from node widgets); endpoint,
-    bucket and credentials come from ``config`` or ``load_storage_config()``.
-    ``run_id`` defaults to the first 12 hex digits of the video's sha256 and
-    ``{date}`` is the video's render date (file modification time, UTC), so the
-    same video maps to the same keys whenever it is uploaded (a caller that
-    passes a per-queue ``run_id`` gets a new prefix, and new objects, per run).
-    With ``retry_spool`` a successful upload then retries whatever waits in the
-    spool (``result.retry``). ``progress`` receives dicts with ``stage``,
+    ``config`` defaults to ``load_storage_config()``; the caller's non-secret choices (prefix pattern,
+    URL mode and expiry, spool folder: they may come from node widgets) go in through
+    ``load_storage_config(prefix_pattern=…, …)`` or ``config.with_choices(…)``. The run id is the first
+    12 hex digits of the video's sha256 and ``{date}`` is the video's render date (file modification
+    time, UTC), so the same video maps to the same keys whenever it is uploaded. A successful upload then
+    retries whatever waits in the spool (``result.retry``). ``progress`` receives dicts with ``stage``,
     ``file``, ``files_done``, ``files_total``, ``bytes_done``, ``bytes_total``.
 
     Raises ``AdReelInputError`` for a missing file or a bad prefix pattern,
     ``StorageNotConfigured`` / ``StorageConfigError`` when the store is not set
     up, ``StorageCredentialsError`` (after spooling) for rejected credentials.
     """
-    cfg = (config or load_storage_config(spool_dir=spool_dir)).with_choices(
-        prefix_pattern=prefix_pattern, url_mode=url_mode, url_expiry_seconds=url_expiry_seconds, spool_dir=spool_dir
-    )
-    files = collect_files(video_path, extra_files, manifest_path, include_manifest_outputs)
-    plan = plan_upload(files, files.manifest, cfg, brief=brief, run_id=run_id)
+    cfg = config or load_storage_config()
+    files = collect_files(video_path, extra_files, manifest_path)
+    plan = plan_upload(files, files.manifest, cfg)
     store = S3Store(cfg)
     store.client  # a configuration problem (unknown profile, …) raises here, before anything is spooled
-    return execute_upload(plan, store, now=now, progress=progress, write_history=write_history,
-                          retry_spool=retry_spool)
+    return execute_upload(plan, store, progress=progress, write_history=write_history)
 
 
 @dataclass
@@ -359,8 +339,7 @@ def collect_files(video_path, extra_files=(), manifest_path=None, include_manife
     return UploadFiles(*_collect(video_path, extra_files, manifest_path, include_manifest_outputs))
 
 
-def plan_upload(files: UploadFiles, manifest: Optional[RenderManifest], cfg: StorageConfig, *,
-                brief: Union[Brief, dict, None] = None, run_id: Optional[str] = None) -> UploadPlan:
+def plan_upload(files: UploadFiles, manifest: Optional[RenderManifest], cfg: StorageConfig) -> UploadPlan:
     """The upload's objects and keys, from local files only (no store is asked): each file hashed and
     checked against what ``manifest`` records, HLS playlists grouped with their segments, the prefix
     rendered from ``cfg.prefix_pattern``. The manifest file is rewritten in its public form here."""
@@ -368,7 +347,7 @@ def plan_upload(files: UploadFiles, manifest: Optional[RenderManifest], cfg: Sto
     notes = list(files.notes)
     if manifest is None:
         manifest_path = None
-    brief_obj = _as_brief(brief) or (manifest.brief if manifest is not None else None)
+    brief_obj = manifest.brief if manifest is not None else None
 
     chunk = cfg.multipart_chunksize
     digests = {p: digest_file(p, chunk) for p in paths}
@@ -390,7 +369,7 @@ def plan_upload(files: UploadFiles, manifest: Optional[RenderManifest], cfg: Sto
     for m in members - set(digests):
         digests[m] = digest_file(m, chunk)
 
-    run = slug(run_id, fallback="run", max_len=48) if run_id else run_id_for(digests[primary].sha256)
+    run = run_id_for(digests[primary].sha256)
     # {date} is the day the video was rendered (its modification time, UTC), not the upload day:
     # uploading the same file again — or from the spool days later — gives the same keys.
     made = datetime.fromtimestamp(primary.stat().st_mtime, tz=timezone.utc)
@@ -441,171 +420,225 @@ def execute_upload(plan: UploadPlan, store: S3Store, *, now: Optional[datetime] 
                    retry_spool: bool = True) -> UploadResult:
     """Send ``plan`` to ``store``: intents first, each object HEAD-first, the manifest, the history
     record; whatever fails is spooled (see the module docstring)."""
-    cfg = plan.cfg
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    total_bytes = sum(it.digest.size for it in plan.items)
-    emit = _progress_sink(progress, len(plan.items) + (1 if plan.manifest is not None else 0), total_bytes)
-    result = UploadResult(status="uploaded", bucket=cfg.bucket, endpoint=cfg.endpoint_url or "AWS S3", run=plan.run,
-                          prefix=plan.prefix, manifest_path=str(plan.manifest_path) if plan.manifest_path else None,
-                          manifest_key=plan.manifest_key, spool_dir=str(cfg.spool_dir), notes=list(plan.notes))
-    batch = new_batch_id(plan.run, now)
-    mark_active(batch, True)
+    upload = _Upload(plan, store, new_batch_id(plan.run, now), progress)
+    mark_active(upload.batch, True)
     try:
-        return _run_upload(cfg, store, batch, result, plan.items, plan.primary, plan.manifest, plan.manifest_path,
-                           plan.manifest_key, plan.groups, plan.brief, plan.run, now, emit, cfg.multipart_chunksize,
-                           write_history, retry_spool)
+        upload.prepare(now, write_history)
+        upload.send_outputs()
+        upload.send_manifest()
+        upload.send_history()
+        return upload.finish(retry_spool)
     finally:
-        mark_active(batch, False)
+        mark_active(upload.batch, False)
 
 
-def _write_intents(cfg, batch, items, manifest_path, manifest_key, identity, output_keys, hist_key, payload):
-    """The batch's write-ahead records (see ``spool.record_intent``): {id(item) or "manifest"/"history": entry}."""
-    intents: dict = {}
-    for index, it in enumerate(items):
-        intents[id(it)] = record_intent(
-            cfg.spool_dir, batch, index, it.path, role="output", key=it.key, kind=it.kind, content_type=it.content_type,
-            cache_control=it.cache_control, sha256=it.digest.sha256, size=it.digest.size, bucket=cfg.bucket,
-            url_mode=cfg.url_mode, url_expiry_seconds=cfg.url_expiry_seconds)
-    if manifest_path is not None:
-        intents["manifest"] = record_intent(
-            cfg.spool_dir, batch, 80, manifest_path, role="manifest", key=manifest_key, kind="manifest",
-            content_type="application/json", cache_control="no-cache", bucket=cfg.bucket, url_mode=cfg.url_mode,
-            url_expiry_seconds=cfg.url_expiry_seconds, output_keys=output_keys, manifest_identity=identity)
-    if hist_key is not None:
-        intents["history"] = record_intent(
-            cfg.spool_dir, batch, 90, None, role="history", key=hist_key, kind="history",
-            content_type="application/json", cache_control="no-cache", bucket=cfg.bucket, payload=payload)
-    return intents
+class _Upload:
+    """One ``execute_upload``: its plan, the store, the spool batch, the result as it grows, the
+    write-ahead records still open and what is left for the spool (item, attempts made)."""
 
+    def __init__(self, plan: UploadPlan, store: S3Store, batch: str, progress: Optional[ProgressFn]):
+        cfg = plan.cfg
+        self.plan, self.cfg, self.store, self.batch = plan, cfg, store, batch
+        self.emit = _progress_sink(progress, len(plan.items) + (1 if plan.manifest is not None else 0),
+                                   sum(it.digest.size for it in plan.items))
+        self.result = UploadResult(
+            status="uploaded", bucket=cfg.bucket, endpoint=store.endpoint or "AWS S3", run=plan.run,
+            prefix=plan.prefix, manifest_path=str(plan.manifest_path) if plan.manifest_path else None,
+            manifest_key=plan.manifest_key, spool_dir=str(cfg.spool_dir), notes=list(plan.notes))
+        self.intents: dict = {}  # id(item) or "manifest" / "history" -> its spool entry
+        self.to_spool: list[tuple[_Item, int]] = []
+        self.failure: Optional[StorageError] = None
+        self.manifest = plan.manifest
+        self.output_keys = {it.digest.sha256: it.key for it in plan.items}
+        self.hist_key: Optional[str] = None
+        self.payload: Optional[dict] = None
 
-def _run_upload(cfg, store, batch, result, items, primary, manifest, manifest_path, manifest_key, groups, brief_obj,
-                run, now, emit, chunk, write_history, retry_spool):
-    output_keys = {it.digest.sha256: it.key for it in items}
-    hist_key = history_key(cfg, run) if write_history else None
-    payload = None
-    if write_history:
-        outputs = [{"kind": it.kind, "name": it.path.name, "key": it.key, "bytes": it.digest.size,
-                    "sha256": it.digest.sha256, "content_type": it.content_type} for it in items if it.role == "output"]
-        payload = history_payload(run=run, brief=brief_obj, manifest=manifest, outputs=outputs, manifest_key=manifest_key,
-                                  status="uploaded", created=now)
-    identity = manifest_identity(manifest) if manifest is not None else None
-    try:
-        intents = _write_intents(cfg, batch, items, manifest_path, manifest_key, identity, output_keys, hist_key, payload)
-    except OSError as exc:
-        intents = {}
-        result.notes.append(f"could not record the upload in the spool first ({type(exc).__name__}): a crash now "
-                            "would need a re-queue")
-    crash_point("intents-recorded")
-    failure: Optional[StorageError] = None
-    try:
-        note = store.probe()
-        if note:
-            result.notes.append(note)
-    except StorageError as exc:
-        failure = exc
-    if groups and (cfg.url_mode == "presigned" or (cfg.url_mode == "auto" and not cfg.public_base_url)):
-        result.notes.append("HLS playback needs public URLs: a presigned playlist URL does not sign its segments")
+    def entry(self, it: _Item, role: str) -> SpoolEntry:
+        """The spool entry ``it`` becomes (recorded as an intent now, spooled if its upload fails)."""
+        cfg, manifest = self.cfg, role == "manifest"
+        return SpoolEntry(
+            batch=self.batch, role=role, key=it.key, kind=it.kind, content_type=it.content_type,
+            cache_control=it.cache_control, sha256="" if manifest else it.digest.sha256,
+            bytes=0 if manifest else it.digest.size, bucket=cfg.bucket, url_mode=cfg.url_mode,
+            url_expiry_seconds=cfg.url_expiry_seconds, output_keys=dict(self.output_keys) if manifest else {},
+            manifest_identity=manifest_identity(self.manifest) if manifest else None)
 
-    to_spool: list[tuple[_Item, int]] = []
-    for it in items:
-        attempted = 0
-        if failure is None:
-            try:
-                outcome = store.upload_file(
-                    it.path, it.key, it.digest, content_type=it.content_type, cache_control=it.cache_control,
-                    progress=lambda n, _name=it.path.name: emit("upload", _name, n),
-                )
-                crash_point("uploaded")
-                url = store.url_for(it.key) if it.role == "output" else None
-                result.files.append(UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size,
-                                                 it.digest.sha256, outcome.status, url=url, etag=outcome.etag))
-                _done(intents.pop(id(it), None))
-                emit("file_done", it.path.name, 0, True)
-                continue
-            except StorageError as exc:
-                attempted = 1
-                if _fatal(exc):
-                    failure = exc
-                else:
-                    to_spool.append((it, attempted))
-                    result.files.append(_spooled_placeholder(it, exc))
-                    result.notes.append(exc.message)
-                    emit("file_done", it.path.name, 0, True)
+    def history_entry(self) -> SpoolEntry:
+        return SpoolEntry(batch=self.batch, role="history", key=self.hist_key, kind="history",
+                          content_type="application/json", cache_control="no-cache", bucket=self.cfg.bucket,
+                          payload=self.payload)
+
+    def manifest_item(self, digest: Optional[FileDigest] = None) -> _Item:
+        plan = self.plan
+        return _Item(plan.manifest_path, "manifest", "manifest", digest or FileDigest(0, "", "", 0),
+                     plan.manifest_key, "application/json", cache_control="no-cache")
+
+    def prepare(self, now: datetime, write_history: bool) -> None:
+        """The history record to write, and the batch's write-ahead records (``spool.record_intent``)."""
+        plan, spool_dir = self.plan, self.cfg.spool_dir
+        if write_history:
+            self.hist_key = history_key(self.cfg, plan.run)
+            outputs = [{"kind": it.kind, "name": it.path.name, "key": it.key, "bytes": it.digest.size,
+                        "sha256": it.digest.sha256, "content_type": it.content_type}
+                       for it in plan.items if it.role == "output"]
+            self.payload = history_payload(run=plan.run, brief=plan.brief, manifest=plan.manifest, outputs=outputs,
+                                           manifest_key=plan.manifest_key, status="uploaded", created=now)
+        try:
+            for it in plan.items:
+                self.intents[id(it)] = record_intent(spool_dir, self.entry(it, "output"), it.path)
+            if plan.manifest_path is not None:
+                self.intents["manifest"] = record_intent(spool_dir, self.entry(self.manifest_item(), "manifest"),
+                                                         plan.manifest_path)
+            if self.hist_key is not None:
+                self.intents["history"] = record_intent(spool_dir, self.history_entry(), None)
+        except (OSError, sqlite3.Error) as exc:
+            self.result.notes.append(f"could not record the upload in the spool first ({type(exc).__name__}): a "
+                                     "crash now would need a re-queue")
+        crash_point("intents-recorded")
+        try:
+            note = self.store.probe()
+            if note:
+                self.result.notes.append(note)
+        except StorageError as exc:
+            self.failure = exc
+        cfg = self.cfg
+        if plan.groups and (cfg.url_mode == "presigned" or (cfg.url_mode == "auto" and not cfg.public_base_url)):
+            self.result.notes.append("HLS playback needs public URLs: a presigned playlist URL does not sign its segments")
+
+    def send_outputs(self) -> None:
+        """Each output HEAD-first, until an error that every further request would hit too."""
+        for it in self.plan.items:
+            attempted = 0
+            if self.failure is None:
+                try:
+                    self._send(it)
                     continue
-        to_spool.append((it, attempted))
-        result.files.append(_spooled_placeholder(it, failure))
-        emit("file_done", it.path.name, 0, True)
+                except StorageError as exc:
+                    attempted = 1
+                    if _fatal(exc):
+                        self.failure = exc
+                    else:
+                        self._keep(it, attempted, exc)
+                        self.result.notes.append(exc.message)
+                        continue
+            self._keep(it, attempted, self.failure)
 
-    # URLs into the manifest (for what is up; durable ones only), then the manifest itself
-    if manifest is not None:
-        urls: dict[str, str] = {}
-        for f in result.files:
-            if f.url and f.role == "output":
-                urls[f.path] = durable_url(store, f.key)
+    def _send(self, it: _Item) -> None:
+        outcome = self.store.upload_file(
+            it.path, it.key, it.digest, content_type=it.content_type, cache_control=it.cache_control,
+            progress=lambda n, _name=it.path.name: self.emit("upload", _name, n),
+        )
+        crash_point("uploaded")
+        url = self.store.url_for(it.key) if it.role == "output" else None
+        self.result.files.append(UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size,
+                                              it.digest.sha256, outcome.status, url=url, etag=outcome.etag))
+        _done(self.intents.pop(id(it), None))
+        self.emit("file_done", it.path.name, 0, True)
+
+    def _keep(self, it: _Item, attempted: int, error: Optional[StorageError]) -> None:
+        """``it`` waits for the spool (copied there at the end)."""
+        self.to_spool.append((it, attempted))
+        self.result.files.append(_spooled_placeholder(it, error))
+        if it.role != "manifest":
+            self.emit("file_done", it.path.name, 0, True)
+
+    def send_manifest(self) -> None:
+        """The URLs of what is up (durable ones only) into the manifest, then the manifest itself."""
+        plan = self.plan
+        if self.manifest is None:
+            return
+        urls = {f.path: durable_url(self.store, f.key) for f in self.result.files if f.url and f.role == "output"}
         if urls:
-            manifest = update_manifest_urls(manifest_path, urls)
-        mdigest = digest_file(manifest_path, chunk)
-        mitem = _Item(manifest_path, "manifest", "manifest", mdigest, manifest_key, "application/json", cache_control="no-cache")
-        if failure is None and not to_spool:
+            self.manifest = update_manifest_urls(plan.manifest_path, urls)
+        mitem = self.manifest_item(digest_file(plan.manifest_path, self.cfg.multipart_chunksize))
+        if self.failure is None and not self.to_spool:
             try:
-                outcome = store.upload_file(manifest_path, manifest_key, mdigest, content_type="application/json",
-                                            cache_control="no-cache")
-                result.files.append(UploadedFile(str(manifest_path), manifest_key, "manifest", "manifest", "application/json",
-                                                 mdigest.size, mdigest.sha256, outcome.status, url=store.url_for(manifest_key),
-                                                 etag=outcome.etag))
+                outcome = self.store.upload_file(mitem.path, mitem.key, mitem.digest, content_type=mitem.content_type,
+                                                 cache_control=mitem.cache_control)
+                self.result.files.append(UploadedFile(
+                    str(mitem.path), mitem.key, "manifest", "manifest", mitem.content_type, mitem.digest.size,
+                    mitem.digest.sha256, outcome.status, url=self.store.url_for(mitem.key), etag=outcome.etag))
                 crash_point("manifest-uploaded")
-                _done(intents.pop("manifest", None))
+                _done(self.intents.pop("manifest", None))
             except StorageError as exc:
-                failure = failure or exc
-                to_spool.append((mitem, 1))
-                result.files.append(_spooled_placeholder(mitem, exc))
+                self.failure = self.failure or exc
+                self._keep(mitem, 1, exc)
         else:
-            to_spool.append((mitem, 0))
-            result.files.append(_spooled_placeholder(mitem, failure or _first_error(result)))
-        emit("file_done", manifest_path.name, 0, True)
+            self._keep(mitem, 0, self.failure or _first_error(self.result))
+        self.emit("file_done", mitem.path.name, 0, True)
 
-    # the run's history record: written once, never over another run's record of the same video
-    if write_history:
-        if failure is None and not to_spool:
+    def send_history(self) -> None:
+        """The run's history record: written once, never over another run's record of the same video."""
+        if self.hist_key is None:
+            return
+        if self.failure is not None or self.to_spool:
+            self.payload["status"] = "spooled"
+            return
+        try:
+            self.payload["uploaded_at"] = datetime.now(timezone.utc).isoformat()
+            outcome = self.store.put_json(self.hist_key, self.payload, if_absent=True)
+            self.result.history_key = self.hist_key
+            if outcome.status == "exists":
+                self.result.notes.append(f"the history record {self.hist_key} already exists (an earlier upload of "
+                                         "this video): left unchanged")
+            crash_point("history-written")
+            _done(self.intents.pop("history", None))
+        except StorageError as exc:
+            self.failure = exc
+
+    def finish(self, retry_spool: bool) -> UploadResult:
+        """Spool what is left (and say why), or — all is up — retry what earlier runs left in the spool."""
+        result, failure = self.result, self.failure
+        if failure is not None or self.to_spool:
+            self.spool_rest()
+        main = next((f for f in result.files if Path(f.path) == self.plan.primary), None)
+        result.url = main.url if main else None
+        if result.status == "spooled":
+            logger.warning("upload to %s incomplete: %s", self.store.where(), result.reason)
+            if isinstance(failure, StorageCredentialsError):
+                raise StorageCredentialsError(
+                    f"{failure.message}. {len(result.spooled)} file(s) were kept in the local spool (ADREEL_SPOOL_DIR) "
+                    "and will be uploaded by retry_spooled() once the credentials are fixed",
+                    reason=failure.reason, result=result,
+                )
+            return result
+        mark_active(self.batch, False)  # this batch is done: the retry below may take whatever it left
+        if retry_spool and list_spooled(self.cfg.spool_dir):
             try:
-                payload["uploaded_at"] = datetime.now(timezone.utc).isoformat()
-                outcome = store.put_json(hist_key, payload, if_absent=True)
-                result.history_key = hist_key
-                if outcome.status == "exists":
-                    result.notes.append(f"the history record {hist_key} already exists (an earlier upload of this "
-                                        "video): left unchanged")
-                crash_point("history-written")
-                _done(intents.pop("history", None))
+                result.retry = retry_spooled(self.cfg)
+                if result.retry.uploaded:
+                    result.notes.append(result.retry.summary())
             except StorageError as exc:
-                failure = exc
-        else:
-            payload["status"] = "spooled"
-
-    if failure is not None or to_spool:
-        _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload,
-                   intents)
-
-    main = next((f for f in result.files if Path(f.path) == primary), None)
-    result.url = main.url if main else None
-    if result.status == "spooled":
-        logger.warning("upload to %s incomplete: %s", store.where(), result.reason)
-        if isinstance(failure, StorageCredentialsError):
-            raise StorageCredentialsError(
-                f"{failure.message}. {len(result.spooled)} file(s) were kept in the local spool (ADREEL_SPOOL_DIR) and will be "
-                "uploaded by retry_spooled() once the credentials are fixed",
-                reason=failure.reason, result=result,
-            )
+                result.notes.append(f"spool retry: {exc.message}")
         return result
 
-    mark_active(batch, False)  # this batch is done: the retry below may take whatever it left
-    if retry_spool and list_spooled(cfg.spool_dir):
+    def spool_rest(self) -> None:
+        """Copy what did not go up into the spool (each intent becomes its spooled entry)."""
+        result, spool_dir = self.result, self.cfg.spool_dir
+        reason_exc = self.failure or _first_error(result) or StorageError("upload failed")
+        reason = reason_exc.message
+        result.status, result.reason, result.reason_code = "spooled", reason, reason_exc.reason
+        by_path = {(f.path, f.key): f for f in result.files if f.status == "spooled"}
         try:
-            result.retry = retry_spooled(cfg)
-            if result.retry.uploaded:
-                result.notes.append(result.retry.summary())
-        except StorageError as exc:
-            result.notes.append(f"spool retry: {exc.message}")
-    return result
+            for it, attempted in self.to_spool:
+                role = "manifest" if it.role == "manifest" else "output"
+                entry = self.intents.pop("manifest" if role == "manifest" else id(it), None) or self.entry(it, role)
+                if role == "manifest":  # the URLs written since the intent: its size and sha256 now
+                    entry.sha256, entry.bytes = it.digest.sha256, it.digest.size
+                entry = spool_file(spool_dir, entry, it.path, reason=reason, attempts=attempted)
+                placeholder = by_path.get((str(it.path), it.key))
+                if placeholder is not None:
+                    placeholder.spool_path = entry.local_path
+            if self.hist_key is not None and result.history_key is None:
+                entry = self.intents.pop("history", None) or self.history_entry()
+                entry.payload = self.payload
+                spool_record(spool_dir, entry, reason)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(
+                f"could not upload ({reason}) and could not spool the files either ({type(exc).__name__}); "
+                "the original files were left where they are, and their upload records stay in the spool"
+            ) from None
 
 
 def _done(entry) -> None:
@@ -613,7 +646,7 @@ def _done(entry) -> None:
     if entry is not None:
         try:
             entry.remove()
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             logger.warning("could not remove the spool record %s: %s", entry.name, type(exc).__name__)
 
 
@@ -634,37 +667,3 @@ def _first_error(result: UploadResult) -> Optional[StorageError]:
 def _spooled_placeholder(it: _Item, error: Optional[StorageError]) -> UploadedFile:
     return UploadedFile(str(it.path), it.key, it.kind, it.role, it.content_type, it.digest.size, it.digest.sha256, "spooled",
                         error=error.message if error is not None else None)
-
-
-def _spool_all(cfg, batch, to_spool, result, failure, output_keys, manifest, write_history, hist_key, payload,
-               intents=None):
-    intents = intents if intents is not None else {}
-    reason_exc = failure or _first_error(result) or StorageError("upload failed")
-    reason = reason_exc.message
-    result.status = "spooled"
-    result.reason = reason
-    result.reason_code = reason_exc.reason
-    by_path = {(f.path, f.key): f for f in result.files if f.status == "spooled"}
-    identity = manifest_identity(manifest) if manifest is not None else None
-    try:
-        for index, (it, attempted) in enumerate(to_spool):
-            entry = spool_file(
-                cfg.spool_dir, batch, index, it.path, role="manifest" if it.role == "manifest" else "output", key=it.key,
-                kind=it.kind, content_type=it.content_type, cache_control=it.cache_control,
-                sha256=it.digest.sha256, size=it.digest.size, bucket=cfg.bucket, reason=reason, attempts=attempted,
-                url_mode=cfg.url_mode, url_expiry_seconds=cfg.url_expiry_seconds,
-                output_keys=output_keys if it.role == "manifest" else None,
-                manifest_identity=identity if it.role == "manifest" else None,
-                intent=intents.pop("manifest" if it.role == "manifest" else id(it), None),
-            )
-            placeholder = by_path.get((str(it.path), it.key))
-            if placeholder is not None:
-                placeholder.spool_path = entry.local_path
-        if write_history and payload is not None and result.history_key is None:
-            spool_record(cfg.spool_dir, batch, 90, role="history", key=hist_key, bucket=cfg.bucket, reason=reason,
-                         payload=payload, intent=intents.pop("history", None))
-    except OSError as exc:
-        raise StorageError(
-            f"could not upload ({reason}) and could not spool the files either ({type(exc).__name__}); "
-            "the original files were left where they are, and their upload records stay in the spool"
-        ) from None
