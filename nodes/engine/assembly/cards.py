@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 
 from ..media.imaging import fit_into, gradient, mix, shade
 from ..keyimage.composed import framed_product, load_image_file, paste_product
-from ..media.layout import Box, frame_layout
+from ..channels import brief_layout
+from ..media.layout import Box
 from ..models import Brief
 from ..media.text import hex_rgb, render_text_card
 
@@ -29,7 +30,7 @@ def wordmark(brand: str, colour: str, height: int, font: str | None = None) -> I
 def logo_overlay(brief: Brief, logo: Image.Image | None, width: int, height: int, size: float, opacity: float,
                  position: str, font: str | None = None) -> tuple[Image.Image, int, int]:
     """The corner logo as RGBA (opacity baked into alpha) and its top-left corner."""
-    lay = frame_layout(width, height)
+    lay = brief_layout(brief, width, height)
     short, safe, band = lay.short, lay.safe, lay.brand_bar
     target_w = max(8, min(int(width * size), safe.w // 2))
     max_h = max(8, band.h)  # never taller than the brand band: it stays clear of the product and the headline
@@ -56,7 +57,7 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
     pal = [hex_rgb(c) for c in brief.brand_colors]
     c0, c1 = shade(pal[0], -0.1), pal[1 % len(pal)]
     canvas = Image.fromarray(gradient(width, height, c0, mix(c0, c1, 0.35), 120)).convert("RGBA")
-    lay = frame_layout(width, height)
+    lay = brief_layout(brief, width, height)
     short, safe = lay.short, lay.safe
     gap = int(short * 0.035)
     scale = 1.2 if lay.portrait else 1.0
