@@ -48,8 +48,11 @@ class Channel:
     recommended: tuple[float, float]              # the length it recommends, seconds
 
     def limits(self) -> str:
-        top = f"{self.max_seconds:g} s" if self.max_seconds else "no maximum"
-        return f"{self.min_seconds:g}–{top}" if self.min_seconds else f"up to {top}"
+        if self.min_seconds and self.max_seconds:
+            return f"{self.min_seconds:g}–{self.max_seconds:g} s"
+        if self.max_seconds:
+            return f"up to {self.max_seconds:g} s"
+        return f"at least {self.min_seconds:g} s" if self.min_seconds else "any length"
 
 
 _FEED = SafeZone(top=0.05, right=0.06, bottom=0.05, left=0.06)  # the whole frame is seen; 64 px title-safe

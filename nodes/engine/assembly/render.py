@@ -102,7 +102,8 @@ def render_plan(sb: Storyboard, extra_aspects: tuple[str, ...]) -> list[tuple[st
     aspects = list(dict.fromkeys([sb.brief.aspect_ratio, *chosen, *extra_aspects]))
     cap = limits.MAX_EXTRA_ASPECTS.read()
     if len(aspects) - 1 > cap:
-        raise limits.LimitExceeded(f"extra_aspects: {len(aspects) - 1} distinct extra aspects "
+        field = "channels and extra_aspects" if len(chosen) > 1 else "extra_aspects"
+        raise limits.LimitExceeded(f"{field}: {len(aspects) - 1} distinct extra aspects "
                                    f"({', '.join(aspects[1:])}); this server renders at most {cap} "
                                    "(ADREEL_MAX_EXTRA_ASPECTS)")
     short = min(sb.width, sb.height)

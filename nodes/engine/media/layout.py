@@ -21,6 +21,7 @@ Without a zone the layout is the aspect's own (the one above).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -69,8 +70,10 @@ class SafeZone:
                 raise ValueError(f"SafeZone.{name} must be a fraction in [0, 0.5)")
 
     def box(self, width: int, height: int) -> Box:
-        x0, y0 = int(width * self.left), int(height * self.top)
-        return Box(x0, y0, int(width * (1 - self.right)) - x0, int(height * (1 - self.bottom)) - y0)
+        """The part of a ``width``×``height`` frame no UI covers (whole pixels, rounded inwards)."""
+        x0, y0 = math.ceil(width * self.left - 1e-6), math.ceil(height * self.top - 1e-6)
+        x1, y1 = math.floor(width * (1 - self.right) + 1e-6), math.floor(height * (1 - self.bottom) + 1e-6)
+        return Box(x0, y0, x1 - x0, y1 - y0)
 
     def union(self, other: "SafeZone") -> "SafeZone":
         """The zone clear of both UIs: the larger margin at each edge."""
