@@ -23,7 +23,7 @@ from PIL import Image
 from harness import PromptError, node_by_type
 from media import ffprobe, normalise_text, stream
 from nodes.engine.media.layout import Box
-from test_demo_visuals import DOWN, demo_prompt, find_logo, find_photo, frame, render, scene_frames
+from test_demo_visuals import DOWN, demo_prompt, frame, photo_and_logo, render, scene_frames
 
 pytestmark = pytest.mark.comfy
 
@@ -95,13 +95,9 @@ def test_every_brand_element_lies_inside_the_channels_safe_zone(channel_ad):
     frames = [(f"scene {sc.index}", mid) for sc, _, mid, _, _, _ in scene_frames(d)]
     for where, k in frames + [("end card", d["sb"].total_frames - 3)]:
         img = frame(d, k)
-        score, (x, y, w, h) = find_photo(img)
-        photo = Box(x * DOWN, y * DOWN, w * DOWN, h * DOWN)
+        (score, photo), (mark, logo) = photo_and_logo(img)
         assert score > 0.75 and slack.contains(photo), f"{d['aspect']} {where}: photo {photo} ({score:.2f}), zone {zone}"
-        score, (x, y, w, h) = find_logo(img)
-        gx, gy = round(w * 0.12 / 0.76), round(h * 0.2 / 0.6)  # the matched core → the whole logo
-        logo = Box((x - gx) * DOWN, (y - gy) * DOWN, (w + 2 * gx) * DOWN, (h + 2 * gy) * DOWN)
-        assert score > 0.7 and slack.contains(logo), f"{d['aspect']} {where}: logo {logo} ({score:.2f}), zone {zone}"
+        assert mark > 0.7 and slack.contains(logo), f"{d['aspect']} {where}: logo {logo} ({mark:.2f}), zone {zone}"
         read = [(t, b) for t, b in ocr_words(img) if normalise_text(t) in expected]
         read_total += len(read)
         for text, box in read:
