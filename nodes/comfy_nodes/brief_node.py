@@ -14,7 +14,8 @@ class BrandBrief(io.ComfyNode):
             node_id="BrandBrief",
             display_name="Brand Brief",
             category=CATEGORY,
-            description="The ad's brief: brand, product, audience, goal, length, tone, aspect, colours and call to action.",
+            description="The ad's brief: brand, product, audience, goal, length, tone, aspect (auto: its channels "
+                        "choose), colours and call to action.",
             inputs=[
                 io.String.Input("brand", default="Acme"),
                 io.String.Input("product", default="RoboVac X2"),
