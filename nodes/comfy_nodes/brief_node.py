@@ -1,6 +1,7 @@
 """BrandBrief: the brief as widgets → ADREEL_BRIEF."""
 from __future__ import annotations
 
+from ..engine.channels import AUTO
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
 from .api import CATEGORY, BriefType, io, private_directory
 from .convert import save_image_input
@@ -13,7 +14,8 @@ class BrandBrief(io.ComfyNode):
             node_id="BrandBrief",
             display_name="Brand Brief",
             category=CATEGORY,
-            description="The ad's brief: brand, product, audience, goal, length, tone, aspect, colours and call to action.",
+            description="The ad's brief: brand, product, audience, goal, length, tone, aspect (auto: its channels "
+                        "choose), colours and call to action.",
             inputs=[
                 io.String.Input("brand", default="Acme"),
                 io.String.Input("product", default="RoboVac X2"),
@@ -22,12 +24,17 @@ class BrandBrief(io.ComfyNode):
                 io.Float.Input("duration_seconds", default=15.0, min=0.5, max=MAX_DURATION_SECONDS, step=0.5,
                                tooltip="Length of the ad in seconds (at most 180)."),
                 io.String.Input("tone", default="confident"),
-                io.Combo.Input("aspect_ratio", options=list(ASPECT_RATIOS), default="9:16"),
+                io.Combo.Input("aspect_ratio", options=[AUTO, *ASPECT_RATIOS], default=AUTO,
+                               tooltip="auto: the channels choose the aspect, the length's limits and the safe "
+                                       "zone (TikTok, Reels, Shorts 9:16; feeds 4:5; YouTube 16:9). An aspect "
+                                       "set here wins: the ad keeps that aspect's own layout."),
                 io.String.Input("language", default="en", tooltip="Language code, e.g. en, ko."),
                 io.String.Input("brand_colors", default="#1E3A8A, #F59E0B",
                                 tooltip="Hex colours, comma separated; the first is the main brand colour."),
                 io.String.Input("cta", default="Shop now at acme.com", tooltip="Call to action."),
-                io.String.Input("channels", default="tiktok, reels", optional=True),
+                io.String.Input("channels", default="tiktok, reels", optional=True,
+                                tooltip="Where the ad runs, comma separated: TikTok, Reels, Shorts, YouTube, "
+                                        "Instagram feed, Facebook feed."),
                 io.String.Input("price", default="", optional=True,
                                 tooltip="The price as the shop writes it (e.g. ₩12,900); ProductPage fills it."),
                 io.String.Input("description", default="", optional=True, multiline=True,
@@ -45,7 +52,7 @@ class BrandBrief(io.ComfyNode):
         brief = parse_model(Brief, dict(
             brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
             tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
-            channels=[c.strip() for c in (channels or "").split(",") if c.strip()],
+            channels=channels or "",  # the brief splits and checks the names
             price=price or "", description=description or "",
             logo_path=save_image_input(logo, folder, "logo", "logo"),
             product_image_path=save_image_input(product_image, folder, "product", "product_image"),

@@ -119,7 +119,7 @@ class SceneKeyImage(io.ComfyNode):
         def composed(with_product=True) -> Image.Image:
             return compose_key_image(sc, scene.width, scene.height, scene.brand, scene.product,
                                      product_image=product if with_product else None, logo=logo, seed=seed,
-                                     font=font or None)
+                                     font=font or None, zone=scene.zone())
 
         def say(text: str) -> None:
             if node_id:
@@ -182,7 +182,7 @@ class SceneKeyImage(io.ComfyNode):
             raise RuntimeError(problem)
         sampled = image_to_rgb(decoded[:1])
         img = finish_sampled(sampled, sc, scene.width, scene.height, product_image=product, logo=logo,
-                             composite_product=product_mode == "composite")
+                             composite_product=product_mode == "composite", zone=scene.zone())
         return img, sampling_note(sc.index, sampled.shape[1], sampled.shape[0], family.label, s_seed, steps,
                                   sampler_name, scheduler, cfg, denoise, (scene.width, scene.height),
                                   product_mode if product is not None else None, positive_text, negative_text)

@@ -78,7 +78,7 @@ def camera_clip(spec: SceneSpec, image) -> RenderOnDemandVideo:
         product = load_image_file(spec.product_image_path, "brief.product_image") if spec.product_image_path else None
         logo = load_image_file(spec.logo_path, "brief.logo") if spec.logo_path else None
         rgb = np.asarray(compose_key_image(sc, spec.width, spec.height, spec.brand, spec.product,
-                                           product_image=product, logo=logo, seed=0))
+                                           product_image=product, logo=logo, seed=0, zone=spec.zone()))
     clip = CameraMoveClip(rgb, sc.camera, sc.frame_count, spec.fps, spec.width, spec.height)
     return RenderOnDemandVideo(clip, f"scene {sc.index} {clip.move} (camera fallback)")
 

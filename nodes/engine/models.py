@@ -9,6 +9,9 @@ import re
 from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from . import channels as channel_table
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "9:16": (1080, 1920),
@@ -102,6 +105,10 @@ class ReferenceStyle(_Model):
     tone: Optional[str] = None
 
 
+def _split_names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
 class Brief(_Model):
     brand: str = Field(max_length=80)
     product: str = Field(max_length=200)
@@ -113,7 +120,8 @@ class Brief(_Model):
     language: str = Field(default="en", max_length=16)
     brand_colors: list[str] = Field(default_factory=lambda: ["#1E3A8A", "#F59E0B"])
     cta: str = Field(max_length=120)
-    channels: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)   # where the ad runs (channels.py), as the user wrote them
+    formats_from_channels: bool = False  # aspect_ratio was "auto": the channels chose aspect, length, safe zone
     price: str = Field(default="", max_length=40)          # as the shop writes it, e.g. ₩12,900 (ProductPage)
     description: str = Field(default="", max_length=1000)  # the product's own description (ProductPage)
     logo_path: Optional[str] = None
@@ -126,6 +134,38 @@ class Brief(_Model):
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channels_choose_the_aspect(cls, data):
+        """``aspect_ratio`` ``auto``: the first named channel's aspect (9:16 when none is named)."""
+        if isinstance(data, dict) and str(data.get("aspect_ratio", "")).strip().lower() == channel_table.AUTO:
+            names = data.get("channels") or []
+            chosen = channel_table.known(_split_names(names) if isinstance(names, str) else names)
+            data = {**data, "aspect_ratio": (channel_table.output_aspects(chosen) or ["9:16"])[0],
+                    "formats_from_channels": True}
+        return data
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channel_list(cls, v):
+        return _split_names(v) if isinstance(v, str) else v
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, v: list[str]) -> list[str]:
+        channel_table.resolve(v)
+        return v
+
+    @model_validator(mode="after")
+    def _channel_lengths(self):
+        if self.formats_from_channels:
+            problem = channel_table.length_problem(channel_table.known(self.channels), self.duration_seconds)
+            if problem:
+                raise ValidationError.from_exception_data("Brief", [InitErrorDetails(
+                    type=PydanticCustomError("channel_length", problem), loc=("duration_seconds",),
+                    input=self.duration_seconds)])
+        return self
 
     @field_validator("duration_seconds")
     @classmethod
@@ -260,6 +300,11 @@ class SceneSpec(_Model):
     language: str = "en"
     product_image_path: Optional[str] = None
     logo_path: Optional[str] = None
+    safe_zone: Optional[tuple[float, float, float, float]] = None  # the channels' (top, right, bottom, left)
+
+    def zone(self) -> Optional[channel_table.SafeZone]:
+        """The channels' safe zone of this scene's frame (None: the aspect's own layout)."""
+        return None if self.safe_zone is None else channel_table.SafeZone(*self.safe_zone)
 
 
 class OutputFile(_Model):

@@ -5,6 +5,7 @@ up to exactly ``round(total_duration * fps)`` whatever the individual lengths.
 """
 from __future__ import annotations
 
+from .channels import notes as channel_notes
 from .models import ASPECT_RATIOS, RESOLUTIONS, AdReelInputError, Brief, Script, Storyboard, StoryboardScene
 from .speech.fit import BREATH_SECONDS, LEAD_IN_SECONDS
 
@@ -58,7 +59,7 @@ def build_storyboard(brief: Brief, script: Script, fps: int = 30, resolution: st
     return Storyboard(
         brief=brief, title=script.title, language=script.language, width=width, height=height,
         fps=fps, total_duration=script.total_duration, total_frames=total_frames, scenes=scenes,
-        script_source=script.source, notes=list(script.notes),
+        script_source=script.source, notes=list(dict.fromkeys([*script.notes, *channel_notes(brief)])),
     )
 
 

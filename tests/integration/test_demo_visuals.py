@@ -137,6 +137,16 @@ def find_logo(img: np.ndarray):
     return best_match(s, LOGO_CORE, geometric(s.shape[1] * 0.08, s.shape[1] * 0.7, 1.045))
 
 
+def photo_and_logo(img: np.ndarray) -> tuple[tuple[float, Box], tuple[float, Box]]:
+    """The product photo and the whole logo found in a frame: (score, box in frame pixels) each."""
+    score, (x, y, w, h) = find_photo(img)
+    photo = (score, Box(x * DOWN, y * DOWN, w * DOWN, h * DOWN))
+    score, (x, y, w, h) = find_logo(img)
+    # the matched core is the logo's middle 60 % of height and 76 % of width: grow it to the whole logo
+    gx, gy = round(w * 0.12 / 0.76), round(h * 0.2 / 0.6)
+    return photo, (score, Box((x - gx) * DOWN, (y - gy) * DOWN, (w + 2 * gx) * DOWN, (h + 2 * gy) * DOWN))
+
+
 def fuzzy_contains(read: str, text: str) -> float:
     """How well ``text`` appears somewhere in ``read`` (1.0: exactly), ignoring case and punctuation."""
     r, t = normalise_text(read), normalise_text(text)
@@ -221,15 +231,9 @@ def test_every_brand_element_lies_inside_the_safe_zone(demo):
     slack = lay.safe.inset(-DOWN)
     frames = [(f"scene {sc.index}", mid) for sc, _, mid, _, _, _ in scene_frames(demo)]
     for where, k in frames + [("end card", demo["sb"].total_frames - 3)]:
-        img = frame(demo, k)
-        score, (x, y, w, h) = find_photo(img)
-        photo = Box(x * DOWN, y * DOWN, w * DOWN, h * DOWN)
+        (score, photo), (mark, logo) = photo_and_logo(frame(demo, k))
         assert score > 0.75 and slack.contains(photo), f"{demo['aspect']} {where}: photo {photo} ({score:.2f}), safe {lay.safe}"
-        score, (x, y, w, h) = find_logo(img)
-        # the matched core is the logo's middle 60 % of height and 76 % of width: grow it to the whole logo
-        gx, gy = round(w * 0.12 / 0.76), round(h * 0.2 / 0.6)
-        logo = Box((x - gx) * DOWN, (y - gy) * DOWN, (w + 2 * gx) * DOWN, (h + 2 * gy) * DOWN)
-        assert score > 0.7 and slack.contains(logo), f"{demo['aspect']} {where}: logo {logo} ({score:.2f}), safe {lay.safe}"
+        assert mark > 0.7 and slack.contains(logo), f"{demo['aspect']} {where}: logo {logo} ({mark:.2f}), safe {lay.safe}"
 
 
 BRAND_WORD = re.compile(r"\bacme\b(?!\s*[.,]\s*com)", re.IGNORECASE)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..media.ffmpeg import file_url, find_ffmpeg, input_args
-from ..media.layout import frame_layout
+from ..channels import brief_layout
 from ..models import AdReelInputError, OutputFile, Storyboard
 from .metadata import write_ffmetadata
 from ..media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420
@@ -237,7 +237,7 @@ def still_card(image: Image.Image, start: int, end: int, fade_frames: int) -> Ca
 def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None,
                          until: float | None = None) -> list[Overlay]:
     """One PNG card per scene with on-screen text, placed in the headline zone."""
-    lay = frame_layout(sb.width, sb.height)
+    lay = brief_layout(sb.brief, sb.width, sb.height)
     box = lay.headline
     overlays = []
     for sc in sb.scenes:

@@ -22,6 +22,7 @@ from .encode import AssemblyExtras, EncodeSettings, Overlay, assemble, describe_
 from ..audio.mix import AudioClip, MixSettings, mix_audio, narration_track
 from ..cloud.redaction import redact
 from .cards import LOGO_POSITIONS, end_card, intro_card, logo_overlay
+from .. import channels as channel_table
 from .. import limits
 from ..motion.clip_sources import refit
 from ..media.frames import FRAMINGS
@@ -94,11 +95,15 @@ ENCODED_FORMATS = ("mp4", "webm", "mov")  # HLS is cut from the MP4 without an e
 
 
 def render_plan(sb: Storyboard, extra_aspects: tuple[str, ...]) -> list[tuple[str, int, int]]:
-    """(aspect, width, height) of every aspect one render encodes, the brief's first."""
-    aspects = [sb.brief.aspect_ratio] + [a for a in dict.fromkeys(extra_aspects) if a != sb.brief.aspect_ratio]
+    """(aspect, width, height) of every aspect one render encodes, the brief's first, then those its
+    channels choose (when they chose the formats), then ``extra_aspects``."""
+    chosen = channel_table.output_aspects(channel_table.known(sb.brief.channels)) \
+        if sb.brief.formats_from_channels else []
+    aspects = list(dict.fromkeys([sb.brief.aspect_ratio, *chosen, *extra_aspects]))
     cap = limits.MAX_EXTRA_ASPECTS.read()
     if len(aspects) - 1 > cap:
-        raise limits.LimitExceeded(f"extra_aspects: {len(aspects) - 1} distinct extra aspects "
+        field = "channels and extra_aspects" if len(chosen) > 1 else "extra_aspects"
+        raise limits.LimitExceeded(f"{field}: {len(aspects) - 1} distinct extra aspects "
                                    f"({', '.join(aspects[1:])}); this server renders at most {cap} "
                                    "(ADREEL_MAX_EXTRA_ASPECTS)")
     short = min(sb.width, sb.height)
@@ -125,9 +130,12 @@ def check_work(sb: Storyboard, plan: list[tuple[str, int, int]], formats: tuple[
     return work
 
 
-def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]]) -> list[Cue]:
-    """Cues of what was written (URLs shortened to host and path), timed to the voice."""
-    units = max_line_units(sb.width, sb.height)
+def subtitle_cues(sb: Storyboard, spans: list[tuple[float, float]],
+                  plan: list[tuple[str, int, int]] | None = None) -> list[Cue]:
+    """Cues of what was written (URLs shortened to host and path), timed to the voice; their lines fit
+    the main aspect's subtitle box (and, when the channels chose the formats, every aspect's in ``plan``)."""
+    sizes = [(w, h) for _, w, h in plan] if (plan and sb.brief.formats_from_channels) else [(sb.width, sb.height)]
+    units = min(max_line_units(w, h, channel_table.brief_zone(sb.brief, w, h)) for w, h in sizes)
     cues = []
     for sc, (a, b) in zip(sb.scenes, spans):
         if b > a and sc.narration.strip():
@@ -256,7 +264,7 @@ def _render_aspects(sb, plan, clips, out_path, work_dir, opt, speech, spans, log
     import time
     stem = os.path.splitext(out_path)[0]
     # 3. subtitles (the sidecars are written as .part files and take their names after the encode)
-    cues = subtitle_cues(sb, spans) if (speech and opt.subtitles != "off") else []
+    cues = subtitle_cues(sb, spans, plan) if (speech and opt.subtitles != "off") else []
     sidecars = {}
     if cues:
         sidecars = {"srt": f"{stem}.srt", "vtt": f"{stem}.vtt"}
@@ -311,7 +319,8 @@ def render_aspect(sb: Storyboard, clips: list, size: tuple[int, int], framing: s
             extras.fonts_dir = os.path.join(adir, "fonts")
             os.makedirs(extras.fonts_dir, exist_ok=True)
             shutil.copy(font_file, extras.fonts_dir)
-        write_ass(cues, W, H, extras.subtitles_path, font=family, style=opt.subtitle_style)
+        write_ass(cues, W, H, extras.subtitles_path, font=family, style=opt.subtitle_style,
+                  zone=channel_table.brief_zone(sb.brief, W, H))
     end_frames = min(int(round(opt.end_card_seconds * sb.fps)), sb.total_frames // 2)
     intro_frames = min(int(round(opt.intro_seconds * sb.fps)), sb.total_frames // 3)
     end_start = sb.total_frames - end_frames

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from ..media.fonts import DEFAULT_FAMILY, clean_family
-from ..media.layout import frame_layout
+from ..media.layout import SafeZone, frame_layout
 
 WORD_JOINER = "\u2060"
 
@@ -92,17 +92,20 @@ def subtitle_font_px(width: int, height: int) -> int:
     return round(min(width, height) * 0.05)
 
 
-def max_line_units(width: int, height: int) -> float:
-    lay = frame_layout(width, height)
+def max_line_units(width: int, height: int, zone: SafeZone | None = None) -> float:
+    lay = frame_layout(width, height, zone)
     return lay.subtitles.w / (subtitle_font_px(width, height) * 0.55)
 
 
 def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = DEFAULT_FAMILY,
-              style: str = "box", text_colour: str = "#FFFFFF", box_colour: str = "#000000") -> None:
-    lay = frame_layout(width, height)
+              style: str = "box", text_colour: str = "#FFFFFF", box_colour: str = "#000000",
+              zone: SafeZone | None = None) -> None:
+    """``zone``: the channels' safe zone the subtitles keep inside (None: the aspect's own layout)."""
+    lay = frame_layout(width, height, zone)
     size = subtitle_font_px(width, height)
     margin_v = height - (lay.subtitles.y + lay.subtitles.h)
     margin_h = lay.subtitles.x
+    margin_r = margin_h if zone is None else width - lay.subtitles.right  # a channel's zone may be lopsided
     border_style, outline, shadow = (3, max(4, size // 5), 0) if style == "box" else (1, max(2, size // 14), 1)
     back = _ass_colour(box_colour, 0x50) if style == "box" else _ass_colour("#000000", 0x80)
     outline_colour = _ass_colour(box_colour, 0x50) if style == "box" else _ass_colour("#000000")
@@ -114,7 +117,7 @@ def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = D
         "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
         "MarginR, MarginV, Encoding",
         f"Style: Default,{clean_family(font) or DEFAULT_FAMILY},{size},{_ass_colour(text_colour)},{_ass_colour(text_colour)},"
-        f"{outline_colour},{back},1,0,0,0,100,100,0,0,{border_style},{outline},{shadow},2,{margin_h},{margin_h},"
+        f"{outline_colour},{back},1,0,0,0,100,100,0,0,{border_style},{outline},{shadow},2,{margin_h},{margin_r},"
         f"{margin_v},1",
         "", "[Events]", "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from ..media.layout import Box, frame_layout
+from ..media.layout import Box, SafeZone, frame_layout
 from ..models import AdReelInputError, StoryboardScene
 from ..media.text import TextLayout, hex_rgb, readable_on, wrap_text
 from ..media.files import write_atomic
@@ -100,10 +100,12 @@ def framed_product(photo: Image.Image, short: int) -> Image.Image:
     return _rounded(card, max(2, short // 45))
 
 
-def product_slot(scene: StoryboardScene, width: int, height: int, strength: float = 1.0) -> Box:
-    """Where the product goes in a frame-sized key image: inside the hero zone and
-    steady through the scene's own camera move (at ``strength``, MotionClip's default 1)."""
-    lay = frame_layout(width, height)
+def product_slot(scene: StoryboardScene, width: int, height: int, strength: float = 1.0,
+                 zone: SafeZone | None = None) -> Box:
+    """Where the product goes in a frame-sized key image: inside the hero zone (of the layout fitted
+    into the channels' safe ``zone``, when they chose it) and steady through the scene's own camera
+    move (at ``strength``, MotionClip's default 1)."""
+    lay = frame_layout(width, height, zone)
     slot = steady_box(lay.hero, width, height, (scene.camera,), strength)
     pad = max(4, lay.short // 45) * 2  # room for the soft shadow
     return slot.inset(min(pad, slot.w // 6, slot.h // 6))
@@ -126,15 +128,16 @@ def paste_product(canvas: Image.Image, photo: Image.Image, slot: Box, short: int
 
 def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: str, product: str,
                       product_image: Image.Image | None = None, logo: Image.Image | None = None,
-                      seed: int = 0, font: str | None = None) -> Image.Image:
+                      seed: int = 0, font: str | None = None, zone: SafeZone | None = None) -> Image.Image:
     """The composed key image of ``scene`` at ``width``×``height`` (RGB).
 
     ``brand`` and ``logo`` are not drawn: the assembler shows the brand once, as
     the corner logo over the moving picture (they stay in the signature for
-    callers that pass them).
+    callers that pass them). ``zone``: the channels' safe zone (``SceneSpec.zone()``), None for the
+    aspect's own layout.
     """
     rng = random.Random(f"{seed}:{scene.index}:{scene.segment}")
-    lay = frame_layout(width, height)
+    lay = frame_layout(width, height, zone)
     pal = [hex_rgb(c) for c in (scene.palette or ["#1E3A8A", "#F59E0B"])]
     c0, c1 = pal[0], pal[1 % len(pal)]
     if scene.segment == "problem":  # a muted, darker take on the palette
@@ -158,7 +161,7 @@ def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: st
     canvas.alpha_composite(deco.filter(ImageFilter.GaussianBlur(lay.short // 40)))
 
     # hero: the product photo, or the product name set large — steady through the camera move
-    slot = product_slot(scene, width, height)
+    slot = product_slot(scene, width, height, zone=zone)
     stars_r = lay.short * 0.035
     if scene.segment == "proof":  # five stars under the product, inside the same steady slot
         row = int(stars_r * 2.6)

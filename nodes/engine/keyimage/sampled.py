@@ -11,7 +11,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from ..media.layout import frame_layout
+from ..media.layout import SafeZone, frame_layout
 from .composed import paste_product, product_slot
 from ..models import AdReelInputError, StoryboardScene
 from ..media.frames import cover_fit
@@ -110,7 +110,7 @@ def sampled_problem(image: np.ndarray) -> str | None:
 
 def finish_sampled(sampled: np.ndarray, scene: StoryboardScene, width: int, height: int,
                    product_image: Image.Image | None = None, logo: Image.Image | None = None,
-                   composite_product: bool = True) -> Image.Image:
+                   composite_product: bool = True, zone: SafeZone | None = None) -> Image.Image:
     """The sampled image cover-fitted to the output frame, with the product photo
     on top (exact pixels, framed, soft shadow), in the same steady slot of the
     hero zone as the composed key image.
@@ -123,7 +123,8 @@ def finish_sampled(sampled: np.ndarray, scene: StoryboardScene, width: int, heig
     canvas = Image.fromarray(np.ascontiguousarray(cover_fit(np.ascontiguousarray(sampled[..., :3]), width, height)))
     canvas = canvas.convert("RGBA")
     if product_image is not None and composite_product:
-        paste_product(canvas, product_image, product_slot(scene, width, height), frame_layout(width, height).short)
+        paste_product(canvas, product_image, product_slot(scene, width, height, zone=zone),
+                      frame_layout(width, height).short)
     return canvas.convert("RGB")
 
 

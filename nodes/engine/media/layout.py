@@ -12,9 +12,16 @@ assembler, and whatever the key image itself carries (the product photo, or
 the product's name when there is no photo) is placed inside the
 ``steady_box`` (the motion stage's): the part of the image that stays inside its zone through the
 whole camera move.
+
+A channel (``nodes/engine/channels.py``) may name its own safe zone, as the
+margins its app's UI covers (``SafeZone``): ``frame_layout(w, h, zone)`` then
+fits the aspect's layout into that zone, every box moved and scaled with it,
+so the design is the same and every element lies inside the channel's zone.
+Without a zone the layout is the aspect's own (the one above).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -50,6 +57,31 @@ class Box:
 
 
 @dataclass(frozen=True)
+class SafeZone:
+    """A channel's safe zone as the fractions of the frame its UI covers at each edge."""
+    top: float
+    right: float
+    bottom: float
+    left: float
+
+    def __post_init__(self):
+        for name in ("top", "right", "bottom", "left"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise ValueError(f"SafeZone.{name} must be a fraction in [0, 0.5)")
+
+    def box(self, width: int, height: int) -> Box:
+        """The part of a ``width``×``height`` frame no UI covers (whole pixels, rounded inwards)."""
+        x0, y0 = math.ceil(width * self.left - 1e-6), math.ceil(height * self.top - 1e-6)
+        x1, y1 = math.floor(width * (1 - self.right) + 1e-6), math.floor(height * (1 - self.bottom) + 1e-6)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
+    def union(self, other: "SafeZone") -> "SafeZone":
+        """The zone clear of both UIs: the larger margin at each edge."""
+        return SafeZone(max(self.top, other.top), max(self.right, other.right),
+                        max(self.bottom, other.bottom), max(self.left, other.left))
+
+
+@dataclass(frozen=True)
 class FrameLayout:
     width: int
     height: int
@@ -59,6 +91,7 @@ class FrameLayout:
     headline: Box       # on-screen text (top of box = where the card sits)
     subtitles: Box      # burned-in subtitles
     font_px: int        # headline size
+    zone: SafeZone | None = None  # the channel's zone the layout was fitted into (None: the aspect's own)
 
     @property
     def short(self) -> int:
@@ -73,7 +106,31 @@ class FrameLayout:
         return self.width > self.height * 1.3
 
 
-def frame_layout(width: int, height: int) -> FrameLayout:
+def frame_layout(width: int, height: int, zone: SafeZone | None = None) -> FrameLayout:
+    """Where things go in a ``width``×``height`` frame: the aspect's own layout, or, given a
+    channel's ``zone``, that layout fitted into the zone."""
+    own = _aspect_layout(width, height)
+    return own if zone is None else _fit_into(own, zone)
+
+
+def _fit_into(lay: FrameLayout, zone: SafeZone) -> FrameLayout:
+    """``lay`` moved and scaled so that its safe box becomes ``zone``'s: every box keeps its place
+    relative to the safe box, the headline type shrinks with the zone (never grows)."""
+    old, new = lay.safe, zone.box(lay.width, lay.height)
+    sx, sy = new.w / old.w, new.h / old.h
+
+    def fit(b: Box) -> Box:
+        x0 = new.x + round((b.x - old.x) * sx)
+        y0 = new.y + round((b.y - old.y) * sy)
+        x1 = min(new.right, new.x + round((b.right - old.x) * sx))
+        y1 = min(new.bottom, new.y + round((b.bottom - old.y) * sy))
+        return Box(x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+    return FrameLayout(lay.width, lay.height, new, fit(lay.brand_bar), fit(lay.hero), fit(lay.headline),
+                       fit(lay.subtitles), max(8, round(lay.font_px * min(1.0, sx, sy))), zone)
+
+
+def _aspect_layout(width: int, height: int) -> FrameLayout:
     W, H = width, height
     s = min(W, H)
 
