@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..brand.rules import kit_issues
 from ..models import Brief, ReferenceStyle, Script
 from ..speech.fit import BAR_MAX_SPEED, OVERHEAD_SECONDS, fit_speed, speech_room
 from ..speech.spoken import spoken_form
@@ -252,5 +253,5 @@ def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | No
                                     f"{problem}: write it in {language_name(brief.language)}"))
         if not sc.image_prompt.strip():
             issues.append(Issue(f"scenes[{i}].image_prompt", "is empty"))
-    return issues
+    return issues + [Issue(f, m) for f, m in kit_issues(script, brief)]  # the brand kit's rules
 
