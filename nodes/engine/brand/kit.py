@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Annotated, Iterable, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ..models import AdReelInputError, normalise_hex, parse_model
+from ..storage.atomic import write_text_atomic
 from ..storage.local import inside
 
 KIT_FILE = "brand.json"
@@ -219,22 +219,10 @@ def save_kit(root: str, kit: BrandKit) -> str:
     os.makedirs(folder, exist_ok=True)
     if not inside(folder, [root]):
         raise AdReelInputError("name", "must be a kit folder inside the brands folder")
-    data = kit.model_dump_json(indent=2).encode("utf-8")
-    if len(data) > MAX_KIT_BYTES:
-        raise AdReelInputError("brand_kit", f"would be {len(data)} bytes; a brand kit is at most {MAX_KIT_BYTES}")
-    fd, part = tempfile.mkstemp(prefix=".brand.", suffix=".json.part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, os.path.join(folder, KIT_FILE))
-    except BaseException:
-        try:
-            os.remove(part)
-        except OSError:
-            pass
-        raise
+    text = kit.model_dump_json(indent=2)
+    if len(text.encode("utf-8")) > MAX_KIT_BYTES:
+        raise AdReelInputError("brand_kit", f"would be more than {MAX_KIT_BYTES} bytes; a brand kit is at most that")
+    write_text_atomic(os.path.join(folder, KIT_FILE), text)
     return os.path.join(folder, KIT_FILE)
 
 
