@@ -209,7 +209,7 @@ def load_kit(roots: Iterable[str], name: str, field: str = "brand") -> tuple[Bra
     path = os.path.join(folder, KIT_FILE)
     with open(path, "rb") as f:
         raw = f.read(MAX_KIT_BYTES + 1)
-    return parse_kit(raw, name, f"{field} kit"), folder
+    return parse_kit(raw, name, "brand_kit"), folder
 
 
 def save_kit(root: str, kit: BrandKit) -> str:
