@@ -3,6 +3,10 @@ names and bodies refused there, naming the field), and the shipped demo workflow
 the kit's name — as the fleet and the job API send it — renders an ad whose colours, logo, voice and CTA
 come from the kit: the end card's pixels are the kit's palette, the kit's logo is found by template
 matching where the demo's own logo would be, the manifest's voices are the kit's, and OCR reads the kit's CTA.
+
+Its script is asked of an OpenAI-compatible LLM (the contract-faithful fake on loopback): the passage of the
+kit's guideline document relevant to the brief reaches it, within ``context_size``; its answers leave the
+kit's legal line out, the repair names the line, and the template that takes over honours the kit.
 """
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from fakes.llm_servers import FakeOpenAICompatible
 from harness import ComfyServer, load_api_workflow, node_by_type, output_files
+from nodes.engine.script.context import estimate_messages
 from media import ffprobe, frame_at, stream
 from test_demo_visuals import best_match, geometric, read_text, small
 
@@ -25,6 +31,15 @@ KIT = {"name": "Zephyr", "palette": ["#0A7E3D", "#F2C500"], "logo": "logo.png", 
        "tone": "calm", "cta": "Visit zephyr.example today", "words_never": ["cheap"],
        "legal_lines": ["Terms apply."]}
 GREEN = np.array([10, 126, 61])
+GUIDE = """# Zephyr guidelines
+
+## Coffee
+Daybreak Espresso is roasted in small batches every Monday; early risers should hear that it is ready
+before sunrise.
+
+## Vacuum cleaners
+RoboVac claims must cite the 55 dB night mode and never promise a spotless home.
+"""
 
 
 def kit_logo() -> Image.Image:
@@ -40,8 +55,14 @@ def kit_logo() -> Image.Image:
 
 
 @pytest.fixture(scope="module")
+def llm():
+    with FakeOpenAICompatible(models=("local-model",)) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def server():
-    comfy = ComfyServer()
+    comfy = ComfyServer(env={"ADREEL_LLM_ALLOWED_HOSTS": "127.0.0.1"})  # the operator allows the local LLM
     comfy.start()
     yield comfy
     comfy.stop()
@@ -67,7 +88,10 @@ def saved(server):
     """The kit, saved as the editor saves it (PUT), its logo put beside it by the operator."""
     answer = request(server, "PUT", "/adreel/brands/Zephyr", json.dumps(KIT).encode())
     if answer[0] == 200:
-        kit_logo().save(os.path.join(server.folder("models"), "brands", "Zephyr", "logo.png"))
+        folder = os.path.join(server.folder("models"), "brands", "Zephyr")
+        kit_logo().save(os.path.join(folder, "logo.png"))
+        with open(os.path.join(folder, "guidelines.md"), "w", encoding="utf-8") as f:
+            f.write(GUIDE)
     return answer
 
 
@@ -100,11 +124,14 @@ def test_kits_are_saved_and_hostile_ones_refused_over_http(server, saved):
     assert server.alive()
 
 
-def test_the_demo_with_the_brand_set_to_a_kit_renders_the_kits_look_voice_and_cta(server, saved):
+def test_the_demo_with_the_brand_set_to_a_kit_renders_the_kits_look_voice_and_cta(server, saved, llm):
     assert saved[0] == 200
     prompt = copy.deepcopy(load_api_workflow("brief_to_ad.json"))
     _, brief = node_by_type(prompt, "BrandBrief")
     brief["inputs"].update(brand="Zephyr", duration_seconds=8.0)      # nothing else: the kit does the rest
+    node_by_type(prompt, "ScriptLLM")[1]["inputs"].update(
+        backend="openai", openai_base_url=llm.url + "/v1", openai_model="local-model", api_key_env="none",
+        context_size=4096, max_attempts=2)
     node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
     node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "veryfast"
     result = server.run(prompt, timeout=1800)
@@ -117,6 +144,14 @@ def test_the_demo_with_the_brand_set_to_a_kit_renders_the_kits_look_voice_and_ct
     # the voice: the kit's (espeak-ng), where the demo speaks with Piper
     assert manifest["voices"] and all(v["voice"].startswith("espeak-ng en") for v in manifest["voices"]), \
         manifest["voices"]
+    # the LLM got the guideline's passage on coffee (the brief's product), not the one on vacuums, within
+    # its context; its answers lacked the legal line, the repair named it, and the template took over
+    first, repair = (r.body for r in llm.chats()[:2])
+    sent = "\n".join(m["content"] for m in first["messages"])
+    assert "roasted in small batches every Monday" in sent and "55 dB" not in sent
+    assert estimate_messages(first["messages"]) + first["max_tokens"] <= 4096
+    assert 'leaves out the required legal line "Terms apply."' in repair["messages"][-1]["content"]
+    assert any(n.startswith("fallback:") for n in manifest["storyboard"]["notes"]), manifest["storyboard"]["notes"]
     # the script honours the kit: its CTA closes it, its legal line is on the last card, no banned word
     scenes = manifest["storyboard"]["scenes"]
     assert KIT["cta"] in scenes[-1]["on_screen_text"] and "Terms apply." in scenes[-1]["on_screen_text"]
