@@ -26,7 +26,7 @@ from nodes.engine.script.context import estimate_messages
 from media import ffprobe, frame_at, stream
 from test_demo_visuals import best_match, geometric, read_text, small
 
-pytestmark = pytest.mark.comfy
+pytestmark = [pytest.mark.comfy, pytest.mark.cores]  # the brands folder is registered with each core
 KIT = {"name": "Zephyr", "palette": ["#0A7E3D", "#F2C500"], "logo": "logo.png", "voice": "espeak-ng",
        "tone": "calm", "cta": "Visit zephyr.example today", "words_never": ["cheap"],
        "legal_lines": ["Terms apply."]}

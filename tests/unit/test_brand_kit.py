@@ -301,3 +301,11 @@ def test_passages_that_do_not_fit_are_left_out_best_kept(oai):
     assert "empties itself for sixty days" in prompt and "Guideline 6" not in prompt
     assert estimate_messages(body["messages"]) + body["max_tokens"] <= 4096
     assert any("relevant passages fit context_size" in n for n in gen.script.notes)
+
+
+def test_an_english_legal_line_on_a_korean_ad_is_not_a_language_problem():
+    kit = BrandKit(name="한빛커피", legal_lines=["Terms and conditions apply to every order."])
+    b = kit_brief(kit, brand="한빛커피", product="콜드브루", cta="지금 주문하세요", language="ko", audience="직장인")
+    s = write_template_script(b, seed=2)
+    assert "Terms and conditions apply to every order." in s.scenes[-1].on_screen_text
+    assert check_script(s, b, plan_pacing(b)) == []

@@ -3,8 +3,9 @@ a brief, and how many of them fit the LLM's context.
 
 * **Documents** are the ``.md``, ``.markdown``, ``.txt`` and ``.pdf`` files in the kit's folder (and its
   ``docs/`` folder): at most ``MAX_DOCUMENTS`` files of ``MAX_DOCUMENT_BYTES`` each; a PDF's text is read
-  with ``pypdf``, at most ``MAX_PDF_PAGES`` pages; at most ``MAX_TEXT_CHARS`` characters in all. A file
-  that cannot be read is skipped with a note naming it, never an error that stops the ad.
+  with ``pypdf``, at most ``MAX_PDF_PAGES`` pages; at most ``MAX_TEXT_CHARS`` characters in all, within
+  ``READ_SECONDS`` (checked between pages and files). A file that cannot be read is skipped with a note
+  naming it, never an error that stops the ad.
 * **Passages**: paragraphs (blank lines, Markdown headings), long ones cut at sentence ends, short ones
   joined, up to ``PASSAGE_CHARS`` characters.
 * **Tokens** (no model, no download): Latin-script words lower-cased, a few English stop words dropped;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional
 
@@ -25,6 +27,7 @@ MAX_DOCUMENTS = 32
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 MAX_PDF_PAGES = 200
 MAX_TEXT_CHARS = 2_000_000
+READ_SECONDS = 30.0          # reading all of a kit's documents: what is not read by then is left out
 PASSAGE_CHARS = 400
 TOP_K = 4
 
@@ -92,11 +95,13 @@ def split_passages(text: str, size: int = PASSAGE_CHARS) -> list[str]:
     return out
 
 
-def _pdf_text(path: str, budget: int) -> str:
+def _pdf_text(path: str, budget: int, deadline: float) -> str:
     from pypdf import PdfReader
     reader = PdfReader(path)
     parts, n = [], 0
-    for page in reader.pages[:MAX_PDF_PAGES]:
+    for i, page in enumerate(reader.pages):
+        if i >= MAX_PDF_PAGES or time.monotonic() > deadline:
+            break
         text = page.extract_text() or ""
         parts.append(text)
         n += len(text)
@@ -149,14 +154,18 @@ class Knowledge:
 def read_knowledge(folder: str) -> Knowledge:
     """Every document of the kit in ``folder``, split into passages and indexed."""
     passages, notes, left = [], [], MAX_TEXT_CHARS
+    deadline = time.monotonic() + READ_SECONDS
     for path in document_files(folder):
         name = os.path.basename(path)
+        if time.monotonic() > deadline:
+            notes.append(f"documents from {name} on were left out: reading took more than {READ_SECONDS:g} s")
+            break
         try:
             if os.path.getsize(path) > MAX_DOCUMENT_BYTES:
                 notes.append(f"{name}: skipped, larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
                 continue
             if name.lower().endswith(".pdf"):
-                text = _pdf_text(path, left)
+                text = _pdf_text(path, left, deadline)
             else:
                 with open(path, "rb") as f:
                     text = f.read(min(left * 4, MAX_DOCUMENT_BYTES)).decode("utf-8", errors="replace")[:left]

@@ -241,7 +241,7 @@ def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | No
 
     voice = voice or default_voice(brief.language)
     voice.measure_many(spoken_form(sc.narration, brief.language) for sc in scenes)
-    names = [brief.brand, brief.product, brief.cta]
+    names = [brief.brand, brief.product, brief.cta, *(brief.brand_kit.legal_lines if brief.brand_kit else [])]
     for i, sc in enumerate(scenes):
         problem = narration_issue(i, sc.narration, sc.duration, brief.language, voice)
         if problem:
