@@ -126,6 +126,12 @@ class BrandKitSave(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, name):
+        """A name that is not a plain name is refused at /prompt, naming the input (never repeating it)."""
+        problem = name_problem(name) if isinstance(name, str) else None
+        return f"name: {problem}" if problem else True
+
+    @classmethod
     def execute(cls, name, palette, logo, fonts, voice, music, tone, cta, words_to_use, words_never,
                 legal_lines) -> io.NodeOutput:
         kit = parse_model(BrandKit, dict(

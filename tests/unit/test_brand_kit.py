@@ -252,6 +252,10 @@ def kit_folder(tmp_path):
     (folder / "docs" / "legal.pdf").write_bytes(tiny_pdf("Warranty: two years on every RoboVac motor."))
     (folder / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
     (folder / "notes.exe").write_bytes(b"MZ")
+    with open(folder / "docs" / "huge.txt", "wb") as f:  # sparse: 9 MiB on paper, nothing on disk
+        f.truncate(9 * 1024 * 1024)
+    (tmp_path / "elsewhere.md").write_text("The server's secret plans for RoboVac.")
+    os.symlink(tmp_path / "elsewhere.md", folder / "docs" / "linked.md")
     return folder
 
 
@@ -259,6 +263,8 @@ def test_documents_are_split_indexed_and_searched(kit_folder):
     k = read_knowledge(str(kit_folder))
     assert any("Warranty: two years" in p for p in k.passages)          # the PDF's text, read with pypdf
     assert any("broken.pdf: skipped" in n for n in k.notes)              # a broken file is skipped, named
+    assert any("huge.txt: skipped, larger than 8 MiB" in n for n in k.notes)
+    assert not any("secret plans" in p for p in k.passages)               # a link out of the kit leads nowhere
     assert all(len(p) <= 400 for p in k.passages)
     b = Brief(**EN, description="a robot vacuum that maps the house")
     found = k.search(brief_query(b))
