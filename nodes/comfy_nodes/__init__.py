@@ -25,6 +25,7 @@ class AdReelExtension(ComfyExtension):
         from .provider_node import ProviderRender
         from .reference_node import ReferenceAnalyze
         from .product_page_node import ProductPage
+        from .brand_kit_node import BrandKitSave
         from . import routes  # noqa: F401 - the cost badge's estimate and ScriptLLM's model list
 
         # every FLOAT input of every node refuses NaN/inf at /prompt (api.guard_numbers), every STRING input
@@ -32,7 +33,7 @@ class AdReelExtension(ComfyExtension):
         # combo refuses a value its schema does not list (api.guard_combos)
         return [guard(n) for n in (BrandBrief, ScriptLLM, StoryboardSplit, SceneKeyImage, MotionClip,
                                    FFmpegAssemble, AssetUpload, SceneNarration, MusicBed, ReferenceAnalyze,
-                                   ProviderRender, BrandImage, ProductPage)]
+                                   ProviderRender, BrandImage, ProductPage, BrandKitSave)]
 
 
 async def comfy_entrypoint() -> AdReelExtension:

@@ -48,6 +48,32 @@ def _register_tts_folder() -> None:
 _register_tts_folder()
 
 
+def _register_brands_folder() -> None:
+    """Brand kits (``<brands>/<name>/brand.json`` + the kit's files): ComfyUI's ``models/brands`` as the
+    ``brands`` folder (extra_model_paths.yaml may add more). Font files in a kit's folder may be named."""
+    try:
+        import os
+        import folder_paths
+        from ..engine.media.fonts import register_font_dir
+        folder_paths.add_model_folder_path("brands", os.path.join(folder_paths.models_dir, "brands"), is_default=True)
+        for path in folder_paths.get_folder_paths("brands"):
+            register_font_dir(path)
+    except Exception:  # no ComfyUI (a script run): no kits
+        pass
+
+
+_register_brands_folder()
+
+
+def brand_roots() -> list[str]:
+    """The folders that hold brand kits, the one kits are saved in first."""
+    try:
+        import folder_paths
+        return list(folder_paths.get_folder_paths("brands"))
+    except Exception:
+        return []
+
+
 # ComfyUI services the nodes use: folders, progress, interrupts.
 def output_directory() -> str:
     import folder_paths
@@ -274,6 +300,16 @@ def add_get_route(path: str, handler) -> bool:
         PromptServer.instance.routes.get(path)(handler)
         return True
     except Exception:  # no server (a script run, tests of the engine)
+        return False
+
+
+def add_put_route(path: str, handler) -> bool:
+    """Serve ``PUT path`` from ComfyUI's own server; False without a server."""
+    try:
+        from server import PromptServer
+        PromptServer.instance.routes.put(path)(handler)
+        return True
+    except Exception:
         return False
 
 

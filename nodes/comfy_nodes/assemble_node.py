@@ -8,7 +8,7 @@ import tempfile
 
 from ..engine import limits
 from ..engine.assembly.encode import PRESETS, EncodeSettings
-from ..engine.audio.mix import MixSettings
+from ..engine.audio.mix import MixSettings, decode_audio_file
 from ..engine.assembly.cards import LOGO_POSITIONS
 from ..engine.motion.clip_sources import VideoFileSource
 from ..engine.motion.frame_batch import FrameBatchClip
@@ -136,6 +136,9 @@ class FFmpegAssemble(io.ComfyNode):
         if len(storyboard) != 1:
             raise AdReelInputError("storyboard", f"connect exactly one storyboard (got {len(storyboard)})")
         sb = storyboard[0]
+        kit = sb.brief.brand_kit  # the brand kit's font (unless font is set here) and music (over the music input)
+        if kit and kit.font and not _first(font):
+            font = kit.font
         if len(clips) != len(sb.scenes):
             raise AdReelInputError("clips", f"{len(clips)} clips for {len(sb.scenes)} storyboard scenes: "
                                    "connect MotionClip (or a video node) fed by StoryboardSplit's scenes")
@@ -157,6 +160,9 @@ class FFmpegAssemble(io.ComfyNode):
             else:
                 raise AdReelInputError("narration", f"{len(clips_audio)} narration clips for {len(sb.scenes)} scenes")
         music_clip = audio_to_clip(music[0], "music") if music else None
+        if kit and kit.music_path:
+            music_clip = decode_audio_file(kit.music_path, "brand_kit.music",
+                                           allowance=prompt_allowance(limits.MAX_MEDIA_SECONDS))
         logo_img = None
         if logo:
             logo_img = image_to_pil(logo[0], "logo").convert("RGBA")

@@ -4,7 +4,10 @@ from __future__ import annotations
 from ..engine.channels import AUTO
 from ..engine.models import ASPECT_RATIOS, MAX_DURATION_SECONDS, Brief, parse_model
 from .api import CATEGORY, BriefType, io, private_directory
+from .brand_kit_node import AUTO, apply_kit, chosen_kit, kit_choices, kit_fingerprint
 from .convert import save_image_input
+
+CTA_DEFAULT = "Shop now at acme.com"
 
 
 class BrandBrief(io.ComfyNode):
@@ -31,7 +34,7 @@ class BrandBrief(io.ComfyNode):
                 io.String.Input("language", default="en", tooltip="Language code, e.g. en, ko."),
                 io.String.Input("brand_colors", default="#1E3A8A, #F59E0B",
                                 tooltip="Hex colours, comma separated; the first is the main brand colour."),
-                io.String.Input("cta", default="Shop now at acme.com", tooltip="Call to action."),
+                io.String.Input("cta", default=CTA_DEFAULT, tooltip="Call to action."),
                 io.String.Input("channels", default="tiktok, reels", optional=True,
                                 tooltip="Where the ad runs, comma separated: TikTok, Reels, Shorts, YouTube, "
                                         "Instagram feed, Facebook feed."),
@@ -41,20 +44,34 @@ class BrandBrief(io.ComfyNode):
                                 tooltip="The product's description; ProductPage fills it."),
                 io.Image.Input("logo", optional=True),
                 io.Image.Input("product_image", optional=True),
+                io.Combo.Input("brand_kit", options=kit_choices(), default=AUTO, optional=True,
+                               tooltip="A brand kit from the brands folder (BrandKitSave). auto: the kit named like "
+                                       "brand, if there is one; none: no kit. The kit's name, palette, logo, fonts, "
+                                       "voice, music and tone replace the widgets and images here; its CTA is used "
+                                       "when cta is left at its default. Its rules and documents reach the script."),
             ],
             outputs=[BriefType.Output(display_name="brief")],
         )
 
     @classmethod
+    def fingerprint_inputs(cls, brand=None, brand_kit=None, **_):
+        """A kit (or its documents) changed on disk: the brief is made again."""
+        return kit_fingerprint(brand_kit, brand)
+
+    @classmethod
     def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
-                brand_colors, cta, channels="", price="", description="", logo=None, product_image=None) -> io.NodeOutput:
+                brand_colors, cta, channels="", price="", description="", logo=None, product_image=None,
+                brand_kit=AUTO) -> io.NodeOutput:
         folder = private_directory("inputs")  # never temp/: anyone may upload there under any name
-        brief = parse_model(Brief, dict(
+        values = dict(
             brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
             tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
             channels=channels or "",  # the brief splits and checks the names
             price=price or "", description=description or "",
             logo_path=save_image_input(logo, folder, "logo", "logo"),
             product_image_path=save_image_input(product_image, folder, "product", "product_image"),
-        ), "brief")
-        return io.NodeOutput(brief)
+        )
+        kit, kit_folder = chosen_kit(brand_kit, brand)
+        if kit is not None:
+            values = apply_kit(values, kit, kit_folder, CTA_DEFAULT)
+        return io.NodeOutput(parse_model(Brief, values, "brief"))

@@ -7,6 +7,7 @@ from ..engine.speech.fit import speak_line
 from ..engine.speech.piper_voice import piper_voice_names
 from ..engine.speech.voice import VOICE_BACKENDS, voice_for
 from ..engine import limits
+from ..engine.brand.kit import voice_settings as kit_voice_settings
 from .api import (CATEGORY, SceneType, interrupted, io, prompt_allowance,
                   raise_if_interrupted)
 from .convert import clip_to_audio
@@ -67,6 +68,10 @@ class SceneNarration(io.ComfyNode):
     def execute(cls, scene, backend, rate_wpm, fit_to_scene, text=None, voice="", tts_model="",
                 piper_voice="default") -> io.NodeOutput:
         line = scene.scene.narration if text is None else text
+        if scene.voice and backend == "auto" and (piper_voice or "default") == "default" and not voice:
+            # the brand kit's voice, unless this node chose one (engine/brand/kit.py: BrandKit.voice_settings)
+            kit_voice = kit_voice_settings(scene.voice)
+            backend, voice, piper_voice = kit_voice["backend"], kit_voice["voice"], kit_voice["piper_voice"]
         speaker = voice_for(backend, scene.language, rate_wpm, voice or "", tts_model or "", piper_voice or "default")
         seconds = scene.scene.frame_count / scene.fps
         # the prompt's media seconds (all its nodes): the scene's length before synthesis, any overrun after

@@ -8,11 +8,16 @@ a secret). Nothing is sent to a provider, no key is read and nothing is stored.
 
 ``GET /adreel/ollama/models`` — ScriptLLM's model list: the models of the Ollama server configured with
 ``OLLAMA_HOST`` (never a host the request names).
+
+``GET /adreel/brands`` — the brand kits' names; ``GET /adreel/brands/{name}`` — one kit as JSON;
+``PUT /adreel/brands/{name}`` — save a kit (the body: the kit's JSON, at most 64 KiB) into the first
+``brands`` folder. The name is a plain name; a bad kit gets 400 naming the field, never repeating it.
 """
 from __future__ import annotations
 
 import logging
 
+from ..engine.brand.kit import MAX_KIT_BYTES, check_name, list_kits, load_kit, parse_kit, save_kit
 from ..engine.models import AdReelInputError
 from ..engine.providers.estimate import estimate_query
 from ..engine.script.backends import LLMConfigError
@@ -56,4 +61,56 @@ async def models_route(request):
     return web.json_response({"host": host, "models": models})
 
 
-ROUTES_ADDED = all([api.add_get_route(ESTIMATE_ROUTE, estimate_route), api.add_get_route(MODELS_ROUTE, models_route)])
+def _field_error(exc: AdReelInputError, status: int = 400):
+    from aiohttp import web
+    return web.json_response({"error": redact(str(exc)), "field": redact(exc.field)}, status=status)
+
+
+async def brands_route(request):
+    """GET /adreel/brands → {"brands": [names]}."""
+    from aiohttp import web
+    return web.json_response({"brands": list_kits(api.brand_roots())}, headers={"Cache-Control": "no-store"})
+
+
+async def brand_get_route(request):
+    """GET /adreel/brands/{name} → the kit (404 when there is none of that name)."""
+    from aiohttp import web
+    try:
+        name = check_name(request.match_info.get("name", ""), "name")
+        kit, _ = load_kit(api.brand_roots(), name, "name")
+    except AdReelInputError as exc:
+        return _field_error(exc, 404 if "no brand kit of that name" in str(exc) else 400)
+    return web.json_response(kit.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+async def brand_put_route(request):
+    """PUT /adreel/brands/{name} with the kit's JSON → {"name", "saved": true}; 400 naming the field, 413 when
+    the body is over the size cap (read no further than it)."""
+    from aiohttp import web
+    try:
+        name = check_name(request.match_info.get("name", ""), "name")
+        if request.content_length is not None and request.content_length > MAX_KIT_BYTES:
+            return web.json_response({"error": f"a brand kit is at most {MAX_KIT_BYTES} bytes", "field": "body"},
+                                     status=413)
+        raw = await request.content.read(MAX_KIT_BYTES + 1)
+        if len(raw) > MAX_KIT_BYTES:
+            return web.json_response({"error": f"a brand kit is at most {MAX_KIT_BYTES} bytes", "field": "body"},
+                                     status=413)
+        kit = parse_kit(raw, name, "body")
+        roots = api.brand_roots()
+        if not roots:
+            return web.json_response({"error": "no brands folder is configured", "field": "name"}, status=500)
+        save_kit(roots[0], kit)
+    except AdReelInputError as exc:
+        return _field_error(exc)
+    except OSError as exc:
+        logger.error("AdReel: could not save a brand kit (%s)", type(exc).__name__)
+        return web.json_response({"error": "the kit could not be written on the server"}, status=500)
+    return web.json_response({"name": kit.name, "saved": True})
+
+
+BRANDS_ROUTE = "/adreel/brands"
+ROUTES_ADDED = all([api.add_get_route(ESTIMATE_ROUTE, estimate_route), api.add_get_route(MODELS_ROUTE, models_route),
+                    api.add_get_route(BRANDS_ROUTE, brands_route),
+                    api.add_get_route(BRANDS_ROUTE + "/{name}", brand_get_route),
+                    api.add_put_route(BRANDS_ROUTE + "/{name}", brand_put_route)])

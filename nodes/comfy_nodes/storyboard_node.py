@@ -40,7 +40,8 @@ class StoryboardSplit(io.ComfyNode):
         specs = [SceneSpec(scene=sc, width=sb.width, height=sb.height, fps=sb.fps, brand=brief.brand,
                            product=brief.product, language=brief.language,
                            product_image_path=brief.product_image_path, logo_path=brief.logo_path,
-                           safe_zone=zone_margins(brief_zone(brief, sb.width, sb.height)))
+                           safe_zone=zone_margins(brief_zone(brief, sb.width, sb.height)),
+                           voice=brief.brand_kit.voice if brief.brand_kit else "")
                  for sc in sb.scenes]
         table = [f"{sb.width}x{sb.height} @ {sb.fps} fps, {sb.total_frames} frames"] + [
             f"#{s.index} {s.segment} {s.start:.2f}s+{s.duration:.2f}s ({s.frame_count}f) {s.camera} {s.transition}: {s.on_screen_text}"

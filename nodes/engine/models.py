@@ -109,6 +109,28 @@ def _split_names(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+class BrandRules(_Model):
+    """What a brand kit (engine/brand/kit.py) brings to a brief beyond its widgets: the kit's name, the
+    voice, font and music the ad uses, the script's rules, and the passages of the brand's documents
+    relevant to this brief (BrandKnowledge)."""
+
+    name: str = Field(max_length=64)
+    voice: str = Field(default="", max_length=120)
+    font: str = Field(default="", max_length=4096)
+    music_path: Optional[str] = None
+    words_to_use: list[str] = Field(default_factory=list, max_length=50)
+    words_never: list[str] = Field(default_factory=list, max_length=50)
+    legal_lines: list[str] = Field(default_factory=list, max_length=3)
+    passages: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("passages")
+    @classmethod
+    def _passages(cls, v: list[str]) -> list[str]:
+        if any(len(p) > 1200 for p in v):
+            raise ValueError("a passage is at most 1200 characters")
+        return v
+
+
 class Brief(_Model):
     brand: str = Field(max_length=80)
     product: str = Field(max_length=200)
@@ -127,6 +149,7 @@ class Brief(_Model):
     logo_path: Optional[str] = None
     product_image_path: Optional[str] = None
     reference_style: Optional[ReferenceStyle] = None
+    brand_kit: Optional[BrandRules] = None                 # the brand kit applied (BrandBrief's brand_kit)
 
     @field_validator("brand", "product", "cta")
     @classmethod
@@ -305,6 +328,7 @@ class SceneSpec(_Model):
     def zone(self) -> Optional[channel_table.SafeZone]:
         """The channels' safe zone of this scene's frame (None: the aspect's own layout)."""
         return None if self.safe_zone is None else channel_table.SafeZone(*self.safe_zone)
+    voice: str = ""   # the brand kit's voice (BrandKit.voice), for SceneNarration left at its defaults
 
 
 class OutputFile(_Model):

@@ -100,6 +100,16 @@ def low_text_cap(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
 
 
+@pytest.fixture(autouse=True)
+def own_brands_folder(monkeypatch, tmp_path_factory):
+    """BrandKitSave writes kits: into a folder of this test's, never the runtime's shared models/brands."""
+    if COMFYUI not in sys.path:
+        sys.path.append(COMFYUI)
+    import folder_paths
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "brands",
+                        ([str(tmp_path_factory.mktemp("brands"))], set()))
+
+
 def schema_inputs(node):
     return list(node.define_schema().inputs or [])
 

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable, Optional
 from pydantic import ValidationError
 
 from .. import limits
+from ..brand.knowledge import fit_passages, passages_note
 from ..cloud.redaction import redact
 from ..models import AdScript, AdReelInputError, Brief, ReferenceStyle, Script
 from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
@@ -116,6 +117,11 @@ async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperat
     attempts: list[Attempt] = []
     fixed: list[str] = []
     notes_ctx: list[str] = []
+    # the brand kit's passages (BrandKnowledge): as many as fit the context with the answer's room
+    fitted = await fit_passages(brief, lambda b, c: build_messages(b, pacing, schema, reference, seed, compact=c),
+                                budget, tokens)
+    notes_ctx += [n for n in [passages_note(brief, fitted)] if n]
+    brief = fitted
     reason = None
     max_attempts = max(1, int(max_attempts))
     first, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..brand.rules import prompt_lines as kit_lines
 from ..models import Brief, ReferenceStyle
 from ..speech.fit import speech_room
 from ..speech.voice import unit_budget
@@ -78,6 +79,7 @@ def user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: Reference
         "",
         *_pacing_lines(brief, pacing),
         *_reference_lines(reference),
+        *kit_lines(brief),
         "",
         "Rules:",
         f"- narration and on_screen_text are in {lang}; image_prompt, negative_prompt and visual_direction "
@@ -130,6 +132,7 @@ def compact_user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: R
         f"Goal: {brief.goal or 'sell the product'}. Tone: {brief.tone}. Colours: {', '.join(brief.brand_colors)}.",
         f"{count} scenes adding up to exactly {brief.duration_seconds:g} s. Plan: {plan}.",
         *_reference_lines(reference),
+        *kit_lines(brief, compact=True),
         f"narration and on_screen_text in {lang}; image_prompt, negative_prompt, visual_direction in English.",
         f"Scene 1 is the hook. The last scene is the cta; its on_screen_text is exactly "
         f"{json.dumps(brief.cta, ensure_ascii=False)}. Name {brief.brand} and {brief.product}. Variant {seed}.",

@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..brand.rules import kit_issues
 from ..models import Brief, ReferenceStyle, Script
 from ..speech.fit import BAR_MAX_SPEED, OVERHEAD_SECONDS, fit_speed, speech_room
 from ..speech.spoken import spoken_form
@@ -240,7 +241,7 @@ def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | No
 
     voice = voice or default_voice(brief.language)
     voice.measure_many(spoken_form(sc.narration, brief.language) for sc in scenes)
-    names = [brief.brand, brief.product, brief.cta]
+    names = [brief.brand, brief.product, brief.cta, *(brief.brand_kit.legal_lines if brief.brand_kit else [])]
     for i, sc in enumerate(scenes):
         problem = narration_issue(i, sc.narration, sc.duration, brief.language, voice)
         if problem:
@@ -252,5 +253,5 @@ def check_script(script: Script, brief: Brief, pacing: Pacing, voice: Voice | No
                                     f"{problem}: write it in {language_name(brief.language)}"))
         if not sc.image_prompt.strip():
             issues.append(Issue(f"scenes[{i}].image_prompt", "is empty"))
-    return issues
+    return issues + [Issue(f, m) for f, m in kit_issues(script, brief)]  # the brand kit's rules
 

@@ -18,6 +18,7 @@ import math
 import random
 import re
 
+from ..brand.rules import allowed, honour_kit
 from ..models import Brief, Scene, Script
 from ..speech.fit import scene_seconds_for
 from ..speech.spoken import spoken_form
@@ -154,7 +155,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     """
     # the brief's words and settings choose the phrasing, not where its logo or photo happens to lie on disk
     # (ComfyUI's temp names differ per run): the same brief and seed write the same script everywhere
-    rng = random.Random(f"{seed}:{brief.model_dump_json(exclude={'logo_path', 'product_image_path'})}")
+    rng = random.Random(f"{seed}:{brief.model_dump_json(exclude={'logo_path', 'product_image_path', 'brand_kit'})}")
     lang = brief.base_language
     notes = []
     if lang not in _PHRASES:
@@ -176,6 +177,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     for i, ((segment, _), dur) in enumerate(zip(plan, durations)):
         options = phrases.get(segment) or phrases["solution"]
         choices = [o for o in options if (segment, o) not in used] or options
+        choices = [o for o in choices if allowed(" ".join(o).format(**fields), brief)] or choices  # brand kit
         text, narration = rng.choice(choices)
         used.add((segment, (text, narration)))
         end = round(t + dur, 6) if i < len(plan) - 1 else brief.duration_seconds
@@ -196,14 +198,14 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
     bounds = scene_length_bounds(brief.duration_seconds, len(scenes), list(shot_seconds) if exact else None)
     scenes = _meet_the_bar(scenes, phrases, fields, brief, voice or default_voice(brief.language),
                            bounds, lend=not exact)
-    return Script(
+    return honour_kit(Script(
         title=f"{brief.brand} — {brief.product}"[:200],
         language=brief.language,
         total_duration=brief.duration_seconds,
         scenes=scenes,
         source="template",
         notes=notes,
-    )
+    ), brief)
 
 
 def _norm(s: str) -> str:
@@ -270,7 +272,7 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
 
     def options(segment: str, slot: int, must: str = "") -> list[str]:
         return [fmt(pair[slot], 1000 if slot else 200) for pair in (phrases.get(segment) or phrases["solution"])
-                if not must or must in pair[slot]]
+                if (not must or must in pair[slot]) and allowed(fmt(pair[slot], 1000), brief)]
 
     candidates = []
     for sc in scenes:
