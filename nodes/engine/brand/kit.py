@@ -3,7 +3,7 @@
 A kit is untrusted data like any upload: its name and every file name in it are plain names (no folder, no
 ``..``), the JSON is at most ``MAX_KIT_BYTES``, and :class:`BrandKit` checks every field, naming it
 (``brand_kit.palette[1]: is not a colour like #1E3A8A``). Files a kit names are found only inside the kit's
-own folder, or ``input/<file>`` in ComfyUI's input folder, links resolved (``storage.local.inside``).
+own folder, or ``input/<file>`` in ComfyUI's input folder, links resolved (``media.files.is_inside``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from ..models import AdReelInputError, normalise_hex, parse_model
 from ..storage.atomic import write_text_atomic
-from ..storage.local import inside
+from ..media.files import is_inside
 
 KIT_FILE = "brand.json"
 MAX_KIT_BYTES = 64 * 1024
@@ -157,7 +157,7 @@ def kit_dir(roots: Iterable[str], name: str, field: str = "brand") -> Optional[s
     check_name(name, field)
     for root in roots:
         folder = os.path.join(root, name)
-        if os.path.isfile(os.path.join(folder, KIT_FILE)) and inside(folder, [root]):
+        if os.path.isfile(os.path.join(folder, KIT_FILE)) and is_inside(folder, root):
             return folder
     return None
 
@@ -217,7 +217,7 @@ def save_kit(root: str, kit: BrandKit) -> str:
     check_name(kit.name, "name")
     folder = os.path.join(root, kit.name)
     os.makedirs(folder, exist_ok=True)
-    if not inside(folder, [root]):
+    if not is_inside(folder, root):
         raise AdReelInputError("name", "must be a kit folder inside the brands folder")
     text = kit.model_dump_json(indent=2)
     if len(text.encode("utf-8")) > MAX_KIT_BYTES:
@@ -237,7 +237,7 @@ def kit_file(folder: str, name: str, input_dir: Optional[str], field: str,
     else:
         base, rel = folder, name
     path = os.path.realpath(os.path.join(base, rel)) if base else ""
-    if not base or not inside(path, [base]) or not os.path.isfile(path):
+    if not base or not is_inside(path, base) or not os.path.isfile(path):
         raise AdReelInputError(field, "names a file that is not in the kit's folder (or input/<file> in "
                                       "ComfyUI's input folder)")
     return path

@@ -113,7 +113,7 @@ def _pdf_text(path: str, budget: int, deadline: float) -> str:
 def document_files(folder: str) -> list[str]:
     """The kit's documents: regular files with a document extension in ``folder`` and ``folder/docs``,
     inside the folder (links resolved), sorted, at most ``MAX_DOCUMENTS``."""
-    from ..storage.local import inside
+    from ..media.files import is_inside
     found = []
     for sub in (folder, os.path.join(folder, "docs")):
         try:
@@ -122,7 +122,7 @@ def document_files(folder: str) -> list[str]:
             continue
         for name in names:
             path = os.path.join(sub, name)
-            if name.lower().endswith(DOC_EXT) and os.path.isfile(path) and inside(path, [folder]):
+            if name.lower().endswith(DOC_EXT) and os.path.isfile(path) and is_inside(path, folder):
                 found.append(path)
     return found[:MAX_DOCUMENTS]
 
