@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 
 from ..models import ReferenceStyle
 from .backends import Completion, LLMContextExceeded, LLMRejected, LLMUnavailable
-from .context import budget_for, estimate_messages
+from .context import answer_cap, budget_for, estimate_messages, max_scenes
 from .prompting import SYSTEM_COMPACT, messages as build_messages, repair_messages
 from .quality import Bar, Issue
 
@@ -73,6 +73,7 @@ class Conversation:
         self.label = llm.label
         self.max_attempts = max(1, int(options.max_attempts))
         self.budget = budget_for(getattr(llm, "context_size", 0), schema)
+        self.answer_cap = answer_cap(max_scenes(schema))
         self.tries: list[LLMTry] = []
         self.notes: list[str] = []    # what the context made of the requests
         self.reason: str | None = None
@@ -101,7 +102,8 @@ class Conversation:
 
     async def _tokens(self, msgs: list[dict]) -> int:
         count = getattr(self.llm, "count_tokens", None)
-        return await self.wait(count(msgs)) if count else estimate_messages(msgs)
+        counted = await self.wait(count(msgs)) if count else None
+        return counted if counted is not None else estimate_messages(msgs)
 
     def _messages(self, compact: bool) -> list[dict]:
         return build_messages(self.bar, self.schema, self.options.reference, self.options.seed, compact=compact)
@@ -145,6 +147,7 @@ class Conversation:
             try:
                 return await self.wait(self.llm.complete(
                     self._msgs, self.schema, seed=self.options.seed, temperature=self.options.temperature,
+                    answer_cap=self.answer_cap,
                     **({"max_tokens": budget.max_tokens(prompt_tokens)} if budget else {})))
             except LLMContextExceeded as e:
                 self._fail(number, "too_long", e)

@@ -56,15 +56,10 @@ class Plan:
     count_range: tuple[int, int]
     bounds: dict[int, list[tuple[float, float]]]
     notes: list[str] = field(default_factory=list)
+    scene_count: int = field(init=False)
 
-    @property
-    def scene_count(self) -> int:
-        return len(self.shot_seconds)
-
-    def describe(self) -> str:
-        lengths = ", ".join(f"{s:.2f}" for s in self.shot_seconds)
-        return (f"{self.scene_count} scenes ({self.source} pacing): {', '.join(self.structure)}; "
-                f"lengths {lengths} s")
+    def __post_init__(self):
+        object.__setattr__(self, "scene_count", len(self.shot_seconds))
 
 
 def dice_for(brief: Brief, seed: int) -> random.Random:
