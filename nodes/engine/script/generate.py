@@ -60,7 +60,7 @@ def write_template_script(brief: Brief, seed: int = 0, voice: Voice | None = Non
     return template_generation(brief, ScriptOptions(seed=seed), voice).script
 
 
-def _prepare(brief: Brief, options: ScriptOptions, voice: Voice | None) -> tuple[Bar, random.Random]:
+def _prepare(brief: Brief, options: ScriptOptions, voice: Voice | None = None) -> tuple[Bar, random.Random]:
     """The bar (plan and measure) of this brief and variant, and the variant's dice after the plan's rolls."""
     dice = dice_for(brief, options.seed)
     return bar_for(brief, voice=voice, plan=plan_for(brief, options.reference, options.shot_seconds, dice)), dice
@@ -73,11 +73,10 @@ def template_generation(brief: Brief, options: ScriptOptions, voice: Voice | Non
     return Generation(_with_notes(script, bar.plan.notes + _bar_notes(script, bar)), bar)
 
 
-def _with_notes(script: Script, notes: list[str], source: str | None = None) -> Script:
+def _with_notes(script: Script, notes: list[str]) -> Script:
     # notes quote servers and answers: they travel into the node's ui, the manifest and the history
     notes = [redact(n) for n in notes]
-    return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes))),
-                                     **({"source": source} if source else {})})
+    return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes)))})
 
 
 def _read(text: str, bar: Bar, label: str) -> tuple[Script, list[str], list[Issue]]:
@@ -87,14 +86,13 @@ def _read(text: str, bar: Bar, label: str) -> tuple[Script, list[str], list[Issu
     return script, repairs, bar.check(script)
 
 
-async def generate_script(brief: Brief, llm=None, options: ScriptOptions | None = None,
-                          voice: Voice | None = None) -> Generation:
+async def generate_script(brief: Brief, llm=None, options: ScriptOptions | None = None) -> Generation:
     """The script for ``brief``: plan → write (``llm``, an Ollama / OpenAI backend, or, when None, the
     template) → check → repair → fall back to the template."""
     options = options or ScriptOptions()
     if llm is None:
-        return template_generation(brief, options, voice)
-    bar, dice = _prepare(brief, options, voice)
+        return template_generation(brief, options)
+    bar, dice = _prepare(brief, options)
     conversation = Conversation(bar, llm, json_schema(bar.plan, portable=getattr(llm, "portable_schema", False)),
                                 options)
     try:
