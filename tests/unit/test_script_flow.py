@@ -123,13 +123,9 @@ BRIEF = Brief(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", au
               duration_seconds=15)
 
 
-@pytest.fixture(autouse=True)
-def loopback_llms_allowed(monkeypatch):
-    monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def ollama():
+@pytest.fixture
+def ollama(monkeypatch):
+    monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")  # the fakes listen on loopback
     with FakeOllama(hang_seconds=30) as fake:
         yield fake
 
@@ -149,7 +145,7 @@ def test_the_template_path_plans_writes_and_checks_in_one_pass():
 
 
 def test_an_llm_answer_repaired_once_passes_through_each_module_once(ollama):
-    ollama.fresh().script(PlanModel("long_narration"))  # the first answer overruns its scenes, the next is good
+    ollama.script(PlanModel("long_narration"))  # the first answer overruns its scenes, the next is good
     trace, gen = traced(OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), seed=1)
     assert [a.outcome for a in gen.attempts] == ["invalid", "ok"] and not gen.fell_back
     assert trace.reentries() == []
@@ -158,20 +154,21 @@ def test_an_llm_answer_repaired_once_passes_through_each_module_once(ollama):
 
 
 def test_repairs_that_never_meet_the_bar_fall_back_in_one_pass(ollama):
-    ollama.fresh().model = PlanModel("durations")  # every answer is 20 % short
+    ollama.model = PlanModel("durations")  # every answer is 20 % short
     trace, gen = traced(OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), seed=1, max_attempts=2)
     assert gen.fell_back and gen.script.source == "template"
     assert trace.reentries() == []
     assert "template" in trace.modules()
 
 
-def test_a_small_context_goes_compact_and_repairs_in_one_pass():
+def test_a_small_context_goes_compact_and_repairs_in_one_pass(monkeypatch):
     """An OpenAI-compatible server with a small context: the conversation's budget picks the compact
     prompt; a first answer that misses is repaired, within the same budget."""
     good = generate.write_template_script(BRIEF, seed=3)
     scenes = [{k: round(sc.duration, 3) if k == "duration" else getattr(sc, k) for k in SCENE_FIELDS}
               for sc in good.scenes]
     answer = json.dumps({"title": good.title, "scenes": scenes}, ensure_ascii=False)
+    monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
     with FakeOpenAICompatible(models=("local-model",), hang_seconds=30) as fake:
         fake.script(answer.replace("Shop now at acme.com", "Buy it"), answer)  # the first misses the CTA
         llm = OpenAIBackend("local-model", fake.url + "/v1", "none", timeout=10, context_size=2560)
