@@ -112,7 +112,7 @@ def check_script(prompt: dict, script: Any) -> str:
     takes a reference's pacing, ScriptLLM checks that part itself when the render starts."""
     from nodes.engine.models import AdReelInputError
     from nodes.engine.script.generate import parse_edited_script
-    from nodes.engine.script.quality import plan_pacing
+    from nodes.engine.script.plan import plan_for
 
     if not isinstance(script, dict):
         raise AdReelInputError("script", "must be a script object with a \"scenes\" list (as GET …/script gives it)")
@@ -128,7 +128,7 @@ def check_script(prompt: dict, script: Any) -> str:
         if not isinstance(script.get("scenes"), list) or not script["scenes"]:
             raise AdReelInputError("script.scenes", "must be a non-empty list of scenes")
         return text
-    parse_edited_script(text, brief, plan_pacing(brief, None, shot), field_name="script")
+    parse_edited_script(text, brief, plan_for(brief, None, shot), field_name="script")
     return text
 
 

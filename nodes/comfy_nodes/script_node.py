@@ -14,11 +14,11 @@ from ..engine.cloud.llm_policy import widget_problem
 from ..engine.cloud.redaction import redact
 from ..engine.models import AdReelInputError, AdScript
 from ..engine.script.backends import LLMConfigError, LLMError
-from ..engine.script.generate import (BACKENDS, GenerationCancelled, generate_script, parse_edited_script,
-                                      raise_for_user, script_summary)
+from ..engine.script.generate import BACKENDS, generate_script, parse_edited_script, raise_for_user, script_summary
+from ..engine.script.llm import GenerationCancelled, ScriptOptions
 from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_models, refresh_in_background
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
-from ..engine.script.quality import plan_pacing
+from ..engine.script.plan import plan_for
 from . import api
 from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combo_inputs, io, ui
 
@@ -130,57 +130,57 @@ class ScriptLLM(io.ComfyNode):
         return state["token"]
 
     @classmethod
-    async def execute(cls, brief, backend, seed, reference=None, model=DEFAULT_MODEL, ollama_host="",
-                      openai_model=DEFAULT_OPENAI_MODEL, openai_base_url="", api_key_env=DEFAULT_KEY_ENV,
-                      temperature=0.8, context_size=8192, keep_alive="10m", timeout_seconds=180.0,
-                      max_attempts=3, shot_seconds=0.0, edited_script="") -> io.NodeOutput:
+    async def execute(cls, brief, backend, seed, reference=None, **widgets) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
-        widgets = {k: v for k, v in locals().items() if k in WIDGET_DEFAULTS}
+        w = {**WIDGET_DEFAULTS, **widgets, "backend": backend, "seed": seed}
         if backend not in BACKENDS:
             raise AdReelInputError("backend", f"is not one of {', '.join(BACKENDS)}")
         ref = reference if reference is not None else brief.reference_style
         if ref is not None:
             brief = brief.model_copy(update={"reference_style": ref})
 
-        if (edited_script or "").strip():
-            pacing = plan_pacing(brief, ref, shot_seconds)
-            script = parse_edited_script(edited_script, brief, pacing)
+        if (w["edited_script"] or "").strip():
+            script = parse_edited_script(w["edited_script"], brief, plan_for(brief, ref, w["shot_seconds"]))
             fell_back = False
         else:
-            try:
-                llm = cls._backend(backend, model, ollama_host, openai_model, openai_base_url, api_key_env,
-                                   context_size, keep_alive, timeout_seconds)
-                gen = await generate_script(
-                    brief, llm, seed=seed, temperature=temperature, max_attempts=max_attempts, reference=ref,
-                    shot_seconds=shot_seconds, cancelled=api.interrupted,
-                    progress=(lambda msg: api.send_progress_text(msg, node_id)) if node_id else None)
-            except GenerationCancelled:
-                api.raise_if_interrupted()
-                raise
-            except LLMError as e:
-                raise_for_user(e)
-            except Exception as e:  # an unexpected failure: its text still never carries a secret
-                if api.is_interrupt(e) or redact(str(e)) == str(e):
-                    raise
-                raise RuntimeError(redact(str(e))) from None
+            options = ScriptOptions(
+                seed=seed, temperature=w["temperature"], max_attempts=w["max_attempts"], reference=ref,
+                shot_seconds=w["shot_seconds"], cancelled=api.interrupted,
+                progress=(lambda msg: api.send_progress_text(msg, node_id)) if node_id else None)
+            gen = await cls._generate(brief, w, options)
             script, fell_back = gen.script, gen.fell_back
             if fell_back and node_id:
                 api.send_progress_text(f"fell back to the template: {gen.reason}", node_id)
-        _RETRY_STATE.setdefault(_state_key(widgets), {"retry": False, "token": ""})["retry"] = fell_back
+        _RETRY_STATE.setdefault(_state_key(w), {"retry": False, "token": ""})["retry"] = fell_back
 
         ad = AdScript(brief=brief, script=script)
         return io.NodeOutput(ad, script.model_dump_json(indent=2), ui={**ui.PreviewText(script_summary(ad)).as_dict(), "adreel_script": [script.model_dump(mode="json")]})
 
-    @staticmethod
-    def _backend(backend, model, ollama_host, openai_model, openai_base_url, api_key_env, context_size,
-                 keep_alive, timeout_seconds):
+    @classmethod
+    async def _generate(cls, brief, w: dict, options: ScriptOptions):
+        """The LLM's (or the template's) script; what only the user can fix is an error naming the widget,
+        and no error text carries a secret."""
         try:
-            if backend == "ollama":
-                return OllamaBackend(model, ollama_host, keep_alive=keep_alive, context_size=context_size,
-                                     timeout=timeout_seconds)
-            if backend == "openai":
-                return OpenAIBackend(openai_model, openai_base_url, api_key_env, timeout=timeout_seconds,
-                                     context_size=context_size)
+            return await generate_script(brief, cls._backend(w), options)
+        except GenerationCancelled:
+            api.raise_if_interrupted()
+            raise
+        except LLMError as e:
+            raise_for_user(e)
+        except Exception as e:  # an unexpected failure: its text still never carries a secret
+            if api.is_interrupt(e) or redact(str(e)) == str(e):
+                raise
+            raise RuntimeError(redact(str(e))) from None
+
+    @staticmethod
+    def _backend(w: dict):
+        try:
+            if w["backend"] == "ollama":
+                return OllamaBackend(w["model"], w["ollama_host"], keep_alive=w["keep_alive"],
+                                     context_size=w["context_size"], timeout=w["timeout_seconds"])
+            if w["backend"] == "openai":
+                return OpenAIBackend(w["openai_model"], w["openai_base_url"], w["api_key_env"],
+                                     timeout=w["timeout_seconds"], context_size=w["context_size"])
         except LLMConfigError as e:
             raise AdReelInputError(e.field, str(e)) from None
         return None

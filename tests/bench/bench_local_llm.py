@@ -34,7 +34,7 @@ from llama_server import LlamaServer, runtime_paths  # noqa: E402
 from nodes.engine.models import Brief  # noqa: E402
 from nodes.engine.script.generate import generate_script  # noqa: E402
 from nodes.engine.script.openai_backend import OpenAIBackend  # noqa: E402
-from nodes.engine.script.quality import check_script  # noqa: E402
+from nodes.engine.script.llm import ScriptOptions  # noqa: E402
 from nodes.engine.script.schema import AnswerProblem, parse_answer, to_script  # noqa: E402
 
 CONTEXT = 4096
@@ -183,12 +183,12 @@ def run_model(name: str, path: str, binary: str, briefs: list, attempts: int, th
             recording = Recording(backend)
             before = server.log_text().count("exceeds the available context size")
             t0 = time.monotonic()
-            gen = asyncio.run(generate_script(b, recording, seed=1, max_attempts=attempts))
+            gen = asyncio.run(generate_script(b, recording, ScriptOptions(seed=1, max_attempts=attempts)))
             seconds = time.monotonic() - t0
             refusals = server.log_text().count("exceeds the available context size") - before
             row = record(name, b, gen, seconds, recording.texts, attempts, threads, refusals)
             if gen.fell_back:
-                row["rescaled_problems"] = rescaled_problems(row["last_answer"], b, gen.pacing)
+                row["rescaled_problems"] = rescaled_problems(row["last_answer"], b, gen.bar)
             on_row(row)
 
 
@@ -218,8 +218,8 @@ def main() -> int:
     templates = []
     for b in briefs:
         t0 = time.monotonic()
-        gen = asyncio.run(generate_script(b, None, seed=1))
-        templates.append(dict(script=gen.script, pacing=gen.pacing, seconds=time.monotonic() - t0))
+        gen = asyncio.run(generate_script(b, None, ScriptOptions(seed=1)))
+        templates.append(dict(script=gen.script, bar=gen.bar, seconds=time.monotonic() - t0))
     # the models side by side, each on its own server with its share of the cores
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(names))
     keys = {brief_key(b) for b in briefs}
@@ -230,7 +230,7 @@ def main() -> int:
             if r["model"] in results and r["brief"] in keys and r["attempts_allowed"] == args.attempts:
                 if r["fell_back"] and "rescaled_problems" not in r:
                     i = [brief_key(b) for b in briefs].index(r["brief"])
-                    r["rescaled_problems"] = rescaled_problems(r["last_answer"], briefs[i], templates[i]["pacing"])
+                    r["rescaled_problems"] = rescaled_problems(r["last_answer"], briefs[i], templates[i]["bar"])
                 results[r["model"]] = [x for x in results[r["model"]] if x["brief"] != r["brief"]] + [r]
     else:
         open(args.results, "w").close()
@@ -257,7 +257,7 @@ def main() -> int:
     return 0 if all(len(results[m]) == len(briefs) for m in names) else 1
 
 
-def rescaled_problems(answer: str | None, b: Brief, pacing) -> list[str] | None:
+def rescaled_problems(answer: str | None, b: Brief, bar) -> list[str] | None:
     """A missed answer given the benefit of the doubt on arithmetic: its scene durations scaled to add up to
     the ad, then held to the same bar. [] = it would pass; None = not a script at all (not JSON, or fields
     the schema refuses)."""
@@ -274,7 +274,7 @@ def rescaled_problems(answer: str | None, b: Brief, pacing) -> list[str] | None:
         script = to_script(data, b, "llm")
     except (AnswerProblem, ValueError, TypeError, AttributeError):
         return None
-    return [str(i) for i in check_script(script, b, pacing)]
+    return [str(i) for i in bar.check(script)]
 
 
 def rescaled_note(r: dict) -> str:
@@ -312,7 +312,7 @@ def write_doc(args, names, briefs, templates, results) -> None:
     threads = "/".join(map(str, used)) or "?"
     nt = len(briefs)
     t_secs = [t["seconds"] for t in templates]
-    t_pass = sum(not check_script(t["script"], b, t["pacing"]) for t, b in zip(templates, briefs))
+    t_pass = sum(not t["bar"].check(t["script"]) for t, b in zip(templates, briefs))
     out = [
         "# A small local model as the script writer: measured",
         "",

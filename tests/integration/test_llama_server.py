@@ -110,15 +110,16 @@ def test_the_offline_token_estimate_never_undercounts_the_real_tokenizer(llama, 
     from nodes.engine.models import Brief
     from nodes.engine.script.context import estimate_tokens
     from nodes.engine.script.prompting import messages, repair_messages
-    from nodes.engine.script.quality import Issue, plan_pacing
+    from nodes.engine.script.generate import bar_for
+    from nodes.engine.script.quality import Issue
     from nodes.engine.script.schema import json_schema
 
     kw = dict(BRIEFS[lang], brand_colors=[c.strip() for c in BRIEFS[lang]["brand_colors"].split(",")],
               channels=[BRIEFS[lang]["channels"]])
     b = Brief(**kw)
-    pacing = plan_pacing(b, None, 0)
-    schema = json_schema(pacing, portable=True)
-    full, compact = messages(b, pacing, schema), messages(b, pacing, schema, compact=True)
+    bar = bar_for(b)
+    schema = json_schema(bar.plan, portable=True)
+    full, compact = messages(bar, schema), messages(bar, schema, compact=True)
     repair = repair_messages(compact, json.dumps({"title": b.product, "scenes": []}, ensure_ascii=False),
                              [Issue("scenes[0].narration", "is 4.10 s of speech; the scene has room for 2.35 s")], b)
     for msgs in (full, compact, repair):

@@ -24,10 +24,9 @@ from nodes.engine.brand.knowledge import brief_query, knowledge_for, read_knowle
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.script import write_template_script
 from nodes.engine.script.context import estimate_messages
-from nodes.engine.script.generate import generate_script
+from nodes.engine.script.generate import bar_for, generate_script
+from nodes.engine.script.llm import ScriptOptions
 from nodes.engine.script.openai_backend import OpenAIBackend
-from nodes.engine.script.quality import check_script, plan_pacing
-from nodes.engine.script.schema import script_to_llm_json
 
 EN = dict(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audience="busy parents",
           duration_seconds=15)
@@ -62,7 +61,11 @@ def kit_brief(kit: BrandKit, passages=(), **over) -> Brief:
 
 
 def answer_saying(b: Brief, index: int, narration: str) -> str:
-    data = script_to_llm_json(write_template_script(b.model_copy(update={"brand_kit": None}), seed=3))
+    data = json.loads(write_template_script(b.model_copy(update={"brand_kit": None}), seed=3)
+                      .model_dump_json(include={"title", "scenes"}))
+    for sc in data["scenes"]:  # the LLM's shape: a duration, no times or index
+        sc["duration"] = round(sc.pop("end") - sc.pop("start"), 3)
+        sc.pop("index")
     data["scenes"][index]["narration"] = narration
     return json.dumps(data, ensure_ascii=False)
 
@@ -157,7 +160,7 @@ def test_a_banned_word_in_the_llm_answer_is_repaired_naming_the_word(oai):
     kit = BrandKit(name="Acme", words_never=["miracle"])
     b = kit_brief(kit)
     oai.script(answer_saying(b, 2, "A miracle for busy parents."))  # then PlanModel answers the repair
-    gen = asyncio.run(generate_script(b, llm(oai, context_size=8192), seed=3))
+    gen = asyncio.run(generate_script(b, llm(oai, context_size=8192), ScriptOptions(seed=3)))
     sent = [r.body for r in oai.chats()]
     assert len(sent) == 2
     assert "Never use these words anywhere in narration or on_screen_text: miracle." in \
@@ -173,20 +176,20 @@ def test_when_the_repair_fails_the_template_honours_the_kit(oai):
                    legal_lines=["Terms apply. See acme.com/terms"])
     b = kit_brief(kit)
     oai.model = lambda body: answer_saying(b, 1, "Thousands trust Acme.")  # never learns
-    gen = asyncio.run(generate_script(b, llm(oai, context_size=8192), seed=3, max_attempts=2))
-    assert gen.fell_back and 'uses "thousands"' in gen.reason
+    gen = asyncio.run(generate_script(b, llm(oai, context_size=8192), ScriptOptions(seed=3, max_attempts=2)))
+    assert gen.fell_back and "a word the brand never uses (brand kit Acme)" in gen.reason
     repair = oai.chats()[1].body["messages"][-1]["content"]
     assert 'leaves out the required legal line "Terms apply. See acme.com/terms"' in repair
     text = all_text(gen.script)
     assert not any(w in text for w in ("trust", "thousands", "changes"))
     assert "terms apply. see acme.com/terms" in gen.script.scenes[-1].on_screen_text.casefold()
     assert b.cta.casefold() in gen.script.scenes[-1].on_screen_text.casefold()
-    assert check_script(gen.script, b, plan_pacing(b)) == []
+    assert bar_for(b).check(gen.script) == []
     # every seed: the template never writes a banned word and always shows the legal line
     for seed in range(6):
         s = write_template_script(b, seed=seed)
         assert not any(w in all_text(s) for w in ("trust", "thousands", "changes")), seed
-        assert check_script(s, b, plan_pacing(b)) == [], seed
+        assert bar_for(b).check(s) == [], seed
 
 
 def test_korean_banned_words_match_inside_a_word_with_its_particle():
@@ -195,7 +198,7 @@ def test_korean_banned_words_match_inside_a_word_with_its_particle():
     s = write_template_script(b, seed=1)
     bad = s.model_copy(update={"scenes": [s.scenes[0].model_copy(update={"narration": "최저가로 만나는 콜드브루."}),
                                           *s.scenes[1:]]})
-    issues = [str(i) for i in check_script(bad, b, plan_pacing(b))]
+    issues = [str(i) for i in bar_for(b).check(bad)]
     assert any(i.startswith('scenes[0].narration: uses "최저가"') for i in issues), issues
 
 
@@ -287,7 +290,7 @@ def test_the_relevant_passage_reaches_the_llm_within_the_context_budget(oai, kit
     k = knowledge_for(str(kit_folder))
     passages = k.search(brief_query(Brief(**EN, description="a robot vacuum that maps the house")))
     b = kit_brief(kit, passages, description="a robot vacuum that maps the house")
-    gen = asyncio.run(generate_script(b, llm(oai, context_size=4096), seed=3))
+    gen = asyncio.run(generate_script(b, llm(oai, context_size=4096), ScriptOptions(seed=3)))
     body = oai.chats()[0].body
     prompt = "\n".join(m["content"] for m in body["messages"])
     assert "maps every room in one pass" in prompt
@@ -301,7 +304,7 @@ def test_passages_that_do_not_fit_are_left_out_best_kept(oai):
     filler = [f"Guideline {i}: " + "keep sentences short and friendly, and show the product in use. " * 5
               for i in range(7)]
     b = kit_brief(kit, [best[:1200], *[f[:1200] for f in filler]])
-    gen = asyncio.run(generate_script(b, llm(oai, context_size=4096), seed=3))
+    gen = asyncio.run(generate_script(b, llm(oai, context_size=4096), ScriptOptions(seed=3)))
     body = oai.chats()[0].body
     prompt = "\n".join(m["content"] for m in body["messages"])
     assert "empties itself for sixty days" in prompt and "Guideline 6" not in prompt
@@ -314,4 +317,4 @@ def test_an_english_legal_line_on_a_korean_ad_is_not_a_language_problem():
     b = kit_brief(kit, brand="한빛커피", product="콜드브루", cta="지금 주문하세요", language="ko", audience="직장인")
     s = write_template_script(b, seed=2)
     assert "Terms and conditions apply to every order." in s.scenes[-1].on_screen_text
-    assert check_script(s, b, plan_pacing(b)) == []
+    assert bar_for(b).check(s) == []

@@ -108,10 +108,10 @@ def test_output_sizes(aspect, res, size):
 def test_the_longest_names_briefbrand_accepts_make_a_valid_script():
     """80-character brand, 200-character product, 120-character CTA, in a 5 s ad: a valid script
     whose narration fits, the brand and product shown where they are not said."""
-    from nodes.engine.script.quality import check_script, plan_pacing
+    from nodes.engine.script.generate import bar_for
     b = brief(brand="B" * 40 + " Brand " + "b" * 33, product="P" * 100 + " Product " + "p" * 91,
               cta="Call 010-1234-5678 or visit https://acme.example/deal?utm=1 " + "x" * 60, duration_seconds=5)
     assert len(b.brand) == 80 and len(b.product) == 200 and len(b.cta) == 120
     s = write_template_script(b, seed=0)
     Script.model_validate_json(s.model_dump_json())
-    assert [i for i in check_script(s, b, plan_pacing(b)) if i.field.endswith("narration")] == []
+    assert [i for i in bar_for(b).check(s) if i.field.endswith("narration")] == []

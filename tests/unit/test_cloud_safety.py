@@ -29,7 +29,8 @@ from nodes.engine.script.backends import LLMConfigError
 from nodes.engine.script.generate import generate_script, parse_edited_script
 from nodes.engine.script.ollama_backend import OllamaBackend, parse_keep_alive, resolve_host
 from nodes.engine.script.openai_backend import OpenAIBackend
-from nodes.engine.script.quality import plan_pacing
+from nodes.engine.script.llm import ScriptOptions
+from nodes.engine.script.plan import plan_for
 from nodes.engine.script.schema import AnswerProblem, parse_answer
 
 BRIEF = Brief(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audience="busy parents",
@@ -397,7 +398,7 @@ def test_the_ollama_api_key_goes_only_to_the_configured_host(ollama, monkeypatch
 def test_an_oversized_answer_is_not_read(ollama, monkeypatch):
     monkeypatch.setenv("ADREEL_MAX_LLM_ANSWER_BYTES", "20000")
     ollama.script(json.dumps({"title": "x" * 50000}))
-    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), max_attempts=3))
+    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), ScriptOptions(max_attempts=3)))
     assert gen.fell_back and "larger than 20000 bytes" in gen.reason
     assert len(ollama.chats()) == 1  # not retried: the same server would send the same
 
@@ -406,7 +407,7 @@ def test_a_slow_drip_ends_at_the_total_time(ollama, monkeypatch):
     monkeypatch.setenv("ADREEL_HTTP_TOTAL_SECONDS", "2")
     ollama.script(Drip("{}", 4, 0.5))  # about 150 bytes at 8 B/s
     t0 = time.monotonic()
-    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=60), max_attempts=1))
+    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=60), ScriptOptions(max_attempts=1)))
     assert gen.fell_back and "no answer within 2 s" in gen.reason
     assert time.monotonic() - t0 < 30  # generous: the drip alone would take about a minute
 
@@ -437,13 +438,13 @@ def test_deep_nesting_is_a_field_error_not_a_recursion_error():
     with pytest.raises(AnswerProblem):
         parse_answer('{"title": ' + "[" * 100000)
     with pytest.raises(AdReelInputError) as exc:
-        parse_edited_script("[" * 100000, BRIEF, plan_pacing(BRIEF))
+        parse_edited_script("[" * 100000, BRIEF, plan_for(BRIEF))
     assert exc.value.field == "edited_script"
 
 
 def test_an_llm_answer_nested_deep_falls_back(ollama):
     ollama.script("[" * 100000, "[" * 100000)
-    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), max_attempts=2))
+    gen = asyncio.run(generate_script(BRIEF, OllamaBackend("qwen2.5:7b", ollama.url, timeout=10), ScriptOptions(max_attempts=2)))
     assert gen.fell_back and gen.script.source == "template"
 
 
@@ -457,14 +458,14 @@ def test_edited_script_fields_are_bounded(change, field):
     data = json.loads(write_template_script(BRIEF, seed=1).model_dump_json())
     change(data)
     with pytest.raises(AdReelInputError) as exc:
-        parse_edited_script(json.dumps(data), BRIEF, plan_pacing(BRIEF))
+        parse_edited_script(json.dumps(data), BRIEF, plan_for(BRIEF))
     assert exc.value.field == f"edited_script.{field}"
 
 
 def test_an_edited_script_over_the_text_cap_is_refused(monkeypatch):
     monkeypatch.setenv("ADREEL_MAX_TEXT_CHARS", "5000")
     with pytest.raises(AdReelInputError, match="ADREEL_MAX_TEXT_CHARS") as exc:
-        parse_edited_script('{"scenes": []}' + " " * 6000, BRIEF, plan_pacing(BRIEF))
+        parse_edited_script('{"scenes": []}' + " " * 6000, BRIEF, plan_for(BRIEF))
     assert exc.value.field == "edited_script"
 
 

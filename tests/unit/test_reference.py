@@ -10,7 +10,7 @@ import pytest
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.script.reference import analyze_reference
 from nodes.engine.script.generate import generate_script
-from nodes.engine.script.quality import check_script
+from nodes.engine.script.llm import ScriptOptions
 
 FPS = 25
 # shots of known frame counts, each a different picture with motion of its own
@@ -97,7 +97,7 @@ def test_a_script_follows_the_reference_pacing(clip):
     ref = analyze_reference(clip, structure="hook, problem, solution, proof, cta")
     brief = Brief(brand="Acme", product="RoboVac X2", cta="Shop now", duration_seconds=ref.duration_seconds,
                   reference_style=ref)
-    gen = asyncio.run(generate_script(brief, None, seed=3, reference=ref))
+    gen = asyncio.run(generate_script(brief, None, ScriptOptions(seed=3, reference=ref)))
     scenes = gen.script.scenes
     assert [sc.segment for sc in scenes] == ref.structure
     shots = [n / FPS for _, n in SHOTS]
@@ -106,15 +106,15 @@ def test_a_script_follows_the_reference_pacing(clip):
     cuts = [sc.start for sc in scenes[1:]]
     for cut, want in zip(cuts, expected_cuts(SHOTS)):
         assert abs(cut - want) <= 1.0 / FPS + 0.01
-    assert check_script(gen.script, brief, gen.pacing) == []
+    assert gen.bar.check(gen.script) == []
 
 
 def test_a_longer_ad_keeps_the_reference_shot_length(clip):
     ref = analyze_reference(clip)
     brief = Brief(brand="Acme", product="RoboVac X2", cta="Shop now", duration_seconds=round(ref.duration_seconds * 2, 2))
-    gen = asyncio.run(generate_script(brief, None, seed=1, reference=ref))
+    gen = asyncio.run(generate_script(brief, None, ScriptOptions(seed=1, reference=ref)))
     n = len(gen.script.scenes)
     assert n == round(brief.duration_seconds / ref.mean_shot_seconds) == 2 * ref.shot_count
     mean = brief.duration_seconds / n
     assert mean == pytest.approx(ref.mean_shot_seconds, rel=0.05)
-    assert check_script(gen.script, brief, gen.pacing) == []
+    assert gen.bar.check(gen.script) == []

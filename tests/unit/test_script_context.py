@@ -15,11 +15,11 @@ from fakes.llm_servers import FakeOpenAICompatible, PlanModel, Reply
 from nodes.engine.models import Brief
 from nodes.engine.script import write_template_script
 from nodes.engine.script.context import Budget, budget_for, estimate_messages, estimate_tokens
-from nodes.engine.script.generate import generate_script
+from nodes.engine.script.generate import bar_for, generate_script
+from nodes.engine.script.llm import ScriptOptions
 from nodes.engine.script.openai_backend import OpenAIBackend
 from nodes.engine.script.prompting import SYSTEM, SYSTEM_COMPACT, messages
-from nodes.engine.script.quality import plan_pacing
-from nodes.engine.script.schema import json_schema, script_to_llm_json
+from nodes.engine.script.schema import SCENE_FIELDS, json_schema
 
 EN = dict(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audience="busy parents",
           duration_seconds=15)
@@ -56,11 +56,14 @@ def backend(fake, **kw) -> OpenAIBackend:
 
 
 def run(b: Brief, llm, **kw):
-    return asyncio.run(generate_script(b, llm, **kw))
+    return asyncio.run(generate_script(b, llm, ScriptOptions(**kw)))
 
 
 def good_answer(b: Brief) -> str:
-    return json.dumps(script_to_llm_json(write_template_script(b, seed=3)), ensure_ascii=False)
+    """The template's script, written as an LLM answers (each scene's duration, no start / end)."""
+    s = write_template_script(b, seed=3)
+    scenes = [{k: round(sc.duration, 3) if k == "duration" else getattr(sc, k) for k in SCENE_FIELDS} for sc in s.scenes]
+    return json.dumps({"title": s.title, "scenes": scenes}, ensure_ascii=False)
 
 
 def fits(body: dict, context_size: int) -> bool:
@@ -80,17 +83,17 @@ def test_the_estimate_is_the_stated_rule():
 @pytest.mark.parametrize("kw", [EN, LONG_KO], ids=["en-15s", "ko-30s-long-names"])
 def test_a_4096_context_gets_a_first_request_with_room_for_the_answer(kw):
     b = Brief(**kw)
-    pacing = plan_pacing(b, None, 0)
-    schema = json_schema(pacing, portable=True)
+    bar = bar_for(b)
+    schema = json_schema(bar.plan, portable=True)
     budget = budget_for(4096, schema)
-    compact = messages(b, pacing, schema, compact=True)
+    compact = messages(bar, schema, compact=True)
     assert budget.fits(estimate_messages(compact)), budget.describe(estimate_messages(compact))
     text = compact[1]["content"]
     # the compact prompt still carries what the bar checks: brand, product, exact CTA, plan, language
     for s in (b.brand, b.product, json.dumps(b.cta, ensure_ascii=False), "Korean" if b.language == "ko" else "English"):
         assert s in text
-    assert all(seg in text for seg in pacing.structure)
-    assert estimate_messages(compact) < estimate_messages(messages(b, pacing, schema)) / 2
+    assert all(seg in text for seg in bar.plan.structure)
+    assert estimate_messages(compact) < estimate_messages(messages(bar, schema)) / 2
 
 
 # ------------------------------------------------------------------ what is sent

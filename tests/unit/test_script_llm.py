@@ -17,11 +17,12 @@ from fakes.llm_servers import HANG, FakeOllama, FakeOpenAICompatible, PlanModel,
 from nodes.engine.models import AdReelInputError, Brief, ReferenceStyle, Scene, Script
 from nodes.engine.script import write_template_script
 from nodes.engine.script.backends import LLMError
-from nodes.engine.script.generate import generate_script, parse_edited_script, raise_for_user
+from nodes.engine.script.generate import bar_for, generate_script, parse_edited_script, raise_for_user
 from nodes.engine.script.language import language_problem
 from nodes.engine.script.ollama_backend import OllamaBackend, parse_keep_alive
 from nodes.engine.script.openai_backend import OpenAIBackend
-from nodes.engine.script.quality import check_script, plan_pacing, structure_for
+from nodes.engine.script.llm import ScriptOptions
+from nodes.engine.script.plan import plan_for, structure_for
 from nodes.engine.script.schema import AnswerProblem, json_schema, to_script
 
 EN = dict(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audience="busy parents",
@@ -70,7 +71,7 @@ def oai(oai_server, monkeypatch):
 
 
 def run(b: Brief, backend, **kw):
-    return asyncio.run(generate_script(b, backend, **kw))
+    return asyncio.run(generate_script(b, backend, ScriptOptions(**kw)))
 
 
 def ollama_backend(fake, model="qwen2.5:7b", **kw):
@@ -99,7 +100,7 @@ def assert_valid(gen, b: Brief):
     s = gen.script
     Script.model_validate_json(s.model_dump_json())
     assert abs(sum(sc.duration for sc in s.scenes) - b.duration_seconds) <= 0.05
-    assert check_script(s, b, gen.pacing) == [], check_script(s, b, gen.pacing)
+    assert gen.bar.check(s) == [], gen.bar.check(s)
 
 
 def sent_messages(fake) -> list[list[dict]]:
@@ -118,7 +119,7 @@ def test_ollama_good_answer_and_the_request_it_got(ollama):
     body = req.body
     assert req.path == "/api/chat"
     assert body["stream"] is False  # Ollama would stream otherwise
-    assert body["format"] == json_schema(gen.pacing)  # the script's JSON schema
+    assert body["format"] == json_schema(gen.bar.plan)  # the script's JSON schema
     assert body["keep_alive"] == "15m"
     assert body["options"]["temperature"] == 0.4 and body["options"]["seed"] == 5
     assert body["options"]["num_ctx"] == 4096
@@ -136,7 +137,7 @@ def test_openai_compatible_good_answer_and_the_request_it_got(oai):
     assert req.path == "/v1/chat/completions"
     assert req.headers["Authorization"] == "Bearer " + oai.api_key  # from the environment
     rf = req.body["response_format"]
-    assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] == json_schema(gen.pacing, portable=True)
+    assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] == json_schema(gen.bar.plan, portable=True)
     assert req.body["seed"] == 9 and req.body["stream"] is False
 
 
@@ -379,13 +380,13 @@ def test_seed_decides_the_llm_script(ollama):
 def test_the_bar_names_what_is_wrong():
     b = brief(duration_seconds=10)
     s = write_template_script(b, seed=0)
-    pacing = plan_pacing(b)
-    assert check_script(s, b, pacing) == []
+    bar = bar_for(b)
+    assert bar.check(s) == []
     bad = s.model_copy(deep=True)
     bad.scenes[-1].on_screen_text = "Buy it"
     bad.scenes[-1].narration = "Buy it."
     bad.scenes[0].narration = "This is a far too long narration that nobody could ever say in a few seconds " * 2
-    found = {str(i) for i in check_script(bad, b, pacing)}
+    found = {str(i) for i in bar.check(bad)}
     assert any(i.startswith("scenes[2].on_screen_text: the brief's call to action") for i in found)
     assert any(i.startswith("scenes[0].narration:") and "words take about" in i for i in found)
 
@@ -417,12 +418,12 @@ def test_structure_rules():
     s = write_template_script(b, seed=0)
     swapped = s.model_copy(deep=True)
     swapped.scenes[0].segment, swapped.scenes[-1].segment = "cta", "hook"
-    msgs = " ".join(map(str, check_script(swapped, b, plan_pacing(b))))
+    msgs = " ".join(map(str, bar_for(b).check(swapped)))
     assert "open on a hook" in msgs and "close on the cta" in msgs
 
 
 def test_json_schema_is_derived_from_the_scene_model():
-    schema = json_schema(plan_pacing(brief()))
+    schema = json_schema(plan_for(brief()))
     scene = schema["properties"]["scenes"]["items"]
     fields = set(Scene.model_fields) - {"index", "start", "end"} | {"duration"}
     assert set(scene["properties"]) == fields == set(scene["required"])
@@ -468,7 +469,7 @@ def test_llm_script_follows_a_reference_pacing_and_structure(ollama):
     b = brief(duration_seconds=8.5)
     gen = run(b, ollama_backend(ollama), reference=ref, seed=0)
     assert_valid(gen, b)
-    assert not gen.fell_back and gen.pacing.source == "reference"
+    assert not gen.fell_back and gen.bar.plan.source == "reference"
     assert [sc.segment for sc in gen.script.scenes] == ref.structure
     assert [round(sc.duration, 2) for sc in gen.script.scenes] == pytest.approx([1.1, 2.1, 0.8, 3.0, 1.5], abs=0.11)
     assert "exactly 5 scenes" in sent_messages(ollama)[0][1]["content"]
@@ -478,10 +479,10 @@ def test_llm_script_follows_a_reference_pacing_and_structure(ollama):
 def test_template_follows_a_reference_pacing_at_another_length():
     ref = reference([1.0, 2.0, 3.0, 4.0, 5.0], 6.0)  # 1 s shots
     b = brief(duration_seconds=12)
-    gen = asyncio.run(generate_script(b, None, reference=ref))
+    gen = asyncio.run(generate_script(b, None, ScriptOptions(reference=ref)))
     assert [sc.duration for sc in gen.script.scenes] == pytest.approx([1.0] * 12, abs=0.011)
     assert gen.script.scenes[0].segment == "hook" and gen.script.scenes[-1].segment == "cta"
-    assert check_script(gen.script, b, gen.pacing) == []
+    assert gen.bar.check(gen.script) == []
 
 
 def test_an_llm_ignoring_the_reference_pacing_is_sent_back(ollama):
@@ -508,11 +509,11 @@ def test_given_shot_length(ollama):
 # ------------------------------------------------------------------ editing
 def test_an_edited_script_replaces_the_generation():
     b = brief()
-    pacing = plan_pacing(b)
+    plan = plan_for(b)
     s = write_template_script(b, seed=2)
     data = json.loads(s.model_dump_json())
     data["scenes"][1]["on_screen_text"] = "Edited: hours back every week"
-    edited = parse_edited_script(json.dumps(data), b, pacing)
+    edited = parse_edited_script(json.dumps(data), b, plan)
     assert edited.source == "edited" and edited.scenes[1].on_screen_text == "Edited: hours back every week"
     assert edited.notes == ["edited by hand: this script replaces the generated one"]
 
@@ -531,14 +532,14 @@ def test_a_bad_edit_names_the_scene_and_field(change, field, fragment):
     data = json.loads(write_template_script(b, seed=2).model_dump_json())
     change(data)
     with pytest.raises(AdReelInputError) as exc:
-        parse_edited_script(json.dumps(data), b, plan_pacing(b))
+        parse_edited_script(json.dumps(data), b, plan_for(b))
     assert exc.value.field == field, str(exc.value)
     assert fragment in str(exc.value)
 
 
 def test_an_edit_that_is_not_json():
     with pytest.raises(AdReelInputError) as exc:
-        parse_edited_script("{scenes: [", brief(), plan_pacing(brief()))
+        parse_edited_script("{scenes: [", brief(), plan_for(brief()))
     assert exc.value.field == "edited_script" and "is not JSON" in str(exc.value)
 
 

@@ -18,8 +18,8 @@ import pytest
 from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.audio.narration import espeak_voice, speak_espeak
 from nodes.engine.script import write_template_script
-from nodes.engine.script.generate import parse_edited_script
-from nodes.engine.script.quality import check_script, plan_pacing
+from nodes.engine.script.generate import bar_for, parse_edited_script
+from nodes.engine.script.plan import plan_for
 from nodes.engine.speech.fit import (BREATH_SECONDS, LEAD_IN_SECONDS, fit_speed, narration_fits, speak_line,
                                      speech_room)
 from nodes.engine.speech.spoken import display_form, spoken_form
@@ -142,7 +142,7 @@ def test_the_bar_the_narration_node_and_the_assembler_agree(kw):
     as SceneNarration speaks it, fits its scene; the assembler needs no retiming."""
     b = Brief(**kw)
     script = write_template_script(b, seed=0)
-    assert check_script(script, b, plan_pacing(b)) == []
+    assert bar_for(b).check(script) == []
     sb = build_storyboard(b, script, fps=24)
     voice = voice_for("auto", b.language)  # SceneNarration's default: Piper for English, espeak-ng for Korean
     durations = []
@@ -169,7 +169,7 @@ def test_the_template_never_writes_what_it_cannot_say():
                 b = Brief(brand="The Extraordinarily Long Brand Name Company" if i % 2 else "Acme", product=product,
                           cta=cta, language=lang, duration_seconds=duration)
                 s = write_template_script(b, seed=i)
-                issues = [str(x) for x in check_script(s, b, plan_pacing(b)) if "write it in" not in str(x)]
+                issues = [str(x) for x in bar_for(b).check(s) if "write it in" not in str(x)]
                 assert issues == [], (lang, duration, product, cta, issues)
 
 
@@ -191,7 +191,7 @@ def test_a_brief_too_short_to_say_it_all_drops_optional_lines_and_shows_the_name
     b = Brief(brand="The Extraordinarily Long Brand Name Company", product="Ultra Deluxe Robot X2000 Pro Max",
               cta="Call +1 (555) 123-4567 or visit https://acme.example.com", duration_seconds=3)
     s = write_template_script(b, seed=0)
-    assert check_script(s, b, plan_pacing(b)) == []
+    assert bar_for(b).check(s) == []
     screen = " ".join(sc.on_screen_text for sc in s.scenes)
     assert b.brand in screen + " ".join(sc.narration for sc in s.scenes) and b.product in screen
     assert s.scenes[-1].on_screen_text.startswith(b.cta)
@@ -201,7 +201,7 @@ def test_an_llm_line_that_does_not_fit_is_sent_back_with_the_scene_and_the_measu
     b = Brief(brand="Acme", product="RoboVac X2", cta="Shop now", duration_seconds=10)
     s = write_template_script(b, seed=0).model_copy(deep=True)
     s.scenes[1].narration = "Call 1796190515 today and hear all about RoboVac X2, the vacuum that does it all."
-    (issue,) = [i for i in check_script(s, b, plan_pacing(b)) if i.field == "scenes[1].narration"]
+    (issue,) = [i for i in bar_for(b).check(s) if i.field == "scenes[1].narration"]
     voice = default_voice("en")
     measured = voice.measure(spoken_form(s.scenes[1].narration, "en"))
     assert "scene 1" in issue.message and f"{measured:.1f} s to say (measured with {voice.describe()}" in issue.message
@@ -214,7 +214,7 @@ def test_an_edited_line_that_cannot_fit_names_the_scene_and_the_seconds():
     data["scenes"][0]["narration"] = "Call 1796190515 or 1796190516 or 1796190517 now for RoboVac X2, from Acme."
     import json
     with pytest.raises(AdReelInputError) as exc:
-        parse_edited_script(json.dumps(data), b, plan_pacing(b))
+        parse_edited_script(json.dumps(data), b, plan_for(b))
     assert exc.value.field == "edited_script.scenes[0].narration"
     msg = str(exc.value)
     measured = default_voice("en").measure(spoken_form(data["scenes"][0]["narration"], "en"))

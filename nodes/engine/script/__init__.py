@@ -1,9 +1,10 @@
 """The script stage: brief → timed Script.
 
-``template`` writes the deterministic script; ``generate`` asks an LLM
-(``ollama_backend`` / ``openai_backend``) with the JSON schema of ``schema``,
-checks the answer against the bar in ``quality`` and falls back to the template.
+``generate`` is the flow: ``plan`` makes the brief's plan, the ``template``
+writes it or ``llm`` asks an LLM (``ollama_backend`` / ``openai_backend``) for
+it in the JSON of ``schema``; the bar in ``quality`` checks the script, and the
+template takes over when the LLM cannot meet it.
 """
-from .template import write_template_script, segment_plan, split_duration, template_languages
+from .generate import write_template_script
 
-__all__ = ["write_template_script", "segment_plan", "split_duration", "template_languages"]
+__all__ = ["write_template_script"]

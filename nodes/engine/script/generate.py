@@ -1,4 +1,11 @@
-"""Brief → script through an LLM: ask, validate, send the errors back (bounded), else the template.
+"""The script stage's flow, top to bottom: plan → write → check → repair → fall back.
+
+* plan.py makes the brief's one plan; speech enters once, as the measure of the
+  voice that will say the lines; quality.Bar holds both (what a script must meet);
+* template.py writes that plan, or llm.Conversation asks the LLM for it (the
+  answer's JSON Schema from schema.py; the context budget is the conversation's);
+* schema.py reads the answer, the bar checks it; what misses goes back to the
+  LLM with the problems (bounded tries), else the template writes the script.
 
 Every way out gives a valid Script, and says what happened in ``Script.source``
 and ``Script.notes``: the model that wrote it, the repairs it needed, or the
@@ -9,228 +16,115 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import random
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Optional
+from typing import Optional
 
 from pydantic import ValidationError
 
 from .. import limits
-from ..brand.knowledge import fit_passages, passages_note
 from ..cloud.redaction import redact
 from ..models import AdScript, AdReelInputError, Brief, ReferenceStyle, Script
-from .backends import (LLMAuthError, LLMConfigError, LLMContextExceeded, LLMModelMissing, LLMRejected,
-                       LLMUnavailable)
-from .context import budget_for, estimate_messages
-from .prompting import SYSTEM_COMPACT, messages as build_messages, repair_messages
-from .quality import Issue, Pacing, check_script, plan_pacing
+from ..speech.fit import Measure
+from ..speech.voice import Voice
+from .backends import LLMAuthError, LLMConfigError, LLMModelMissing
+from .llm import Conversation, Fallback, LLMTry, ScriptOptions
+from .plan import Plan, dice_for, plan_for
+from .quality import Bar, Issue
 from .schema import AnswerProblem, edit_bound_issues, json_schema, parse_answer, to_script, validation_issues
-from .template import write_template_script
+from .template import write_template
 
 BACKENDS = ("ollama", "openai", "template")
-MAX_RETRY_WAIT = 10.0
-
-
-class GenerationCancelled(Exception):
-    pass
-
-
-@dataclass
-class Attempt:
-    number: int
-    outcome: str                      # ok | invalid | unavailable | rejected | too_long
-    seconds: float
-    issues: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Generation:
     script: Script
-    pacing: Pacing
+    bar: Bar
     fell_back: bool = False
     reason: Optional[str] = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[LLMTry] = field(default_factory=list)
 
 
-def template_for(brief: Brief, seed: int, pacing: Pacing) -> Script:
-    """The template's script, following ``pacing`` (auto pacing = the template's own plan)."""
-    if pacing.source == "auto":
-        return write_template_script(brief, seed=seed)
-    return write_template_script(brief, seed=seed, structure=pacing.structure, shot_seconds=pacing.shot_seconds)
+def bar_for(brief: Brief, reference: ReferenceStyle | None = None, shot_seconds: float = 0.0,
+            voice: Voice | None = None, plan: Plan | None = None) -> Bar:
+    """What a script for ``brief`` must meet: its plan (made here unless given), its narration measured with
+    ``voice`` (default: the voice SceneNarration speaks the language with). Speech enters the stage here."""
+    plan = plan or plan_for(brief, reference, shot_seconds)
+    return Bar(brief, plan, Measure(brief.language, voice))
 
 
-def _with_notes(script: Script, notes: list[str], source: str | None = None) -> Script:
+def write_template_script(brief: Brief, seed: int = 0, voice: Voice | None = None) -> Script:
+    """The template's script for ``brief`` and ``seed`` alone (the standard pacing), as ScriptLLM's template
+    backend writes it."""
+    return template_generation(brief, ScriptOptions(seed=seed), voice).script
+
+
+def _prepare(brief: Brief, options: ScriptOptions, voice: Voice | None = None) -> tuple[Bar, random.Random]:
+    """The bar (plan and measure) of this brief and variant, and the variant's dice after the plan's rolls."""
+    dice = dice_for(brief, options.seed)
+    return bar_for(brief, voice=voice, plan=plan_for(brief, options.reference, options.shot_seconds, dice)), dice
+
+
+def template_generation(brief: Brief, options: ScriptOptions, voice: Voice | None = None) -> Generation:
+    """The template's script: plan → write → check (what misses the bar is noted, never refused)."""
+    bar, dice = _prepare(brief, options, voice)
+    script = write_template(brief, bar.plan, dice, bar.measure)
+    return Generation(_with_notes(script, bar.plan.notes + _bar_notes(script, bar)), bar)
+
+
+def _with_notes(script: Script, notes: list[str]) -> Script:
     # notes quote servers and answers: they travel into the node's ui, the manifest and the history
     notes = [redact(n) for n in notes]
-    return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes))),
-                                     **({"source": source} if source else {})})
+    return script.model_copy(update={"notes": list(dict.fromkeys(notes + list(script.notes)))})
 
 
-def _bar_notes(script: Script, brief: Brief, pacing: Pacing) -> list[str]:
-    return [f"below the bar: {i}" for i in check_script(script, brief, pacing)]
-
-
-async def _await(coro: Awaitable, cancelled: Callable[[], bool] | None):
-    """Await ``coro``, giving up (and cancelling it) as soon as ``cancelled()`` says so."""
-    if cancelled is None:
-        return await coro
-    task = asyncio.ensure_future(coro)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=0.2)
-        if done:
-            return task.result()
-        if cancelled():
-            task.cancel()
-            raise GenerationCancelled()
-
-
-def _read_answer(text: str, brief: Brief, label: str, pacing: Pacing):
+def _read(text: str, bar: Bar, label: str) -> tuple[Script, list[str], list[Issue]]:
+    """The answer as a Script, the repairs needed to find it, and where it misses the bar."""
     data, repairs = parse_answer(text)
-    script = to_script(data, brief, label)
-    return script, repairs, check_script(script, brief, pacing)
+    script = to_script(data, bar.brief, label)
+    return script, repairs, bar.check(script)
 
 
-def _summary(issues: list[Issue] | list[str], limit: int = 3) -> str:
-    items = [str(i) for i in issues]
-    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-    return "; ".join(items[:limit]) + more
-
-
-async def generate_script(brief: Brief, backend=None, *, seed: int = 0, temperature: float = 0.8,
-                          max_attempts: int = 3, reference: ReferenceStyle | None = None, shot_seconds: float = 0.0,
-                          cancelled: Callable[[], bool] | None = None,
-                          progress: Callable[[str], None] | None = None) -> Generation:
-    """The script for ``brief``: from ``backend`` (an Ollama / OpenAI backend) or, when None, the template."""
-    pacing = plan_pacing(brief, reference, shot_seconds)
-    say = progress or (lambda _msg: None)
-    if backend is None:
-        script = template_for(brief, seed, pacing)
-        return Generation(_with_notes(script, pacing.notes + _bar_notes(script, brief, pacing)), pacing)
-
-    schema = json_schema(pacing, portable=getattr(backend, "portable_schema", False))
-    budget = budget_for(getattr(backend, "context_size", 0), schema)
-    count = getattr(backend, "count_tokens", None)
-
-    async def tokens(msgs: list[dict]) -> int:
-        return await _await(count(msgs), cancelled) if count else estimate_messages(msgs)
-
-    attempts: list[Attempt] = []
-    fixed: list[str] = []
-    notes_ctx: list[str] = []
-    # the brand kit's passages (BrandKnowledge): as many as fit the context with the answer's room
-    fitted = await fit_passages(brief, lambda b, c: build_messages(b, pacing, schema, reference, seed, compact=c),
-                                budget, tokens)
-    notes_ctx += [n for n in [passages_note(brief, fitted)] if n]
-    brief = fitted
-    reason = None
-    max_attempts = max(1, int(max_attempts))
-    first, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens)
-    msgs = first
-    if compact:
-        notes_ctx.append(f"context: the full prompt does not fit context_size {budget.context_size} with room "
-                         "for the answer: sent the compact prompt")
-    n = 0
-    while n < max_attempts:
-        n += 1
-        prompt_tokens = await tokens(msgs) if budget else 0
-        if budget and not budget.fits(prompt_tokens):
-            reason = ((reason + "; the repair ") if reason else "the request ") + (
-                f"does not fit the model's context ({budget.describe(prompt_tokens)}): raise context_size "
-                "(and the server's context, llama-server -c) or use a larger model")
-            break
-        say(f"{backend.label}: writing the script (try {n}/{max_attempts})")
-        t0 = time.monotonic()
-        try:
-            completion = await _await(backend.complete(msgs, schema, seed=seed, temperature=temperature,
-                                                       **({"max_tokens": budget.max_tokens(prompt_tokens)}
-                                                          if budget else {})), cancelled)
-        except LLMContextExceeded as e:
-            # never sent again as it was: adopt the server's real context, shrink once, else the template
-            attempts.append(Attempt(n, "too_long", time.monotonic() - t0, [str(e)]))
-            server_ctx = e.n_ctx or (budget.context_size if budget else 0)
-            smaller = server_ctx if (not budget or server_ctx < budget.context_size) else budget.context_size * 3 // 4
-            budget = budget_for(smaller, schema)
-            shrunk, compact = await _first_request(brief, pacing, schema, reference, seed, budget, tokens,
-                                                   force_compact=True)
-            figures = f" (the server's context is {e.n_ctx} tokens)" if e.n_ctx else ""
-            if shrunk != msgs:
-                notes_ctx.append(f"context: {backend.label} refused a request as too long for its context"
-                                 f"{figures}: sent the compact prompt within {budget.context_size} tokens")
-                msgs = first = shrunk
-                n -= 1  # the shrunk request is the same try
+async def generate_script(brief: Brief, llm=None, options: ScriptOptions | None = None) -> Generation:
+    """The script for ``brief``: plan → write (``llm``, an Ollama / OpenAI backend, or, when None, the
+    template) → check → repair → fall back to the template."""
+    options = options or ScriptOptions()
+    if llm is None:
+        return template_generation(brief, options)
+    bar, dice = _prepare(brief, options)
+    conversation = Conversation(bar, llm, json_schema(bar.plan, portable=getattr(llm, "portable_schema", False)),
+                                options)
+    try:
+        await conversation.open()
+        for number in range(1, conversation.max_attempts + 1):
+            completion = await conversation.ask(number)
+            if completion is None:
                 continue
-            reason = (f"{e}{figures}; the request cannot be made smaller: raise the server's context "
-                      "(llama-server -c) and context_size")
-            break
-        except LLMUnavailable as e:
-            attempts.append(Attempt(n, "unavailable", time.monotonic() - t0, [str(e)]))
-            reason = str(e)
-            if e.transient and n < max_attempts:
-                wait = min(MAX_RETRY_WAIT, e.retry_after if e.retry_after is not None else 1.0)
-                say(f"{backend.label}: {e} — trying again in {wait:g} s")
-                await _await(asyncio.sleep(wait), cancelled)
-                continue
-            break
-        except LLMRejected as e:
-            attempts.append(Attempt(n, "rejected", time.monotonic() - t0, [str(e)]))
-            reason = str(e)
-            break
-        try:
-            # off the event loop, so an Interrupt is seen while a long answer is read (the parse is linear
-            # and the answer capped, so the thread ends soon after)
-            script, repairs, issues = await _await(
-                asyncio.to_thread(_read_answer, completion.text, brief, backend.label, pacing), cancelled)
-        except AnswerProblem as p:
-            issues, repairs = p.issues, []
-        if completion.truncated and issues:
-            issues = [Issue("answer", "was cut off at the model's output limit: write shorter texts")] + issues
-        if not issues:
-            attempts.append(Attempt(n, "ok", time.monotonic() - t0))
-            notes = list(pacing.notes) + notes_ctx
-            if fixed:
-                notes.append(f"repaired: {backend.label} fixed its answer on try {n} of {max_attempts} "
-                             f"after: {_summary(fixed)}")
-            notes += [f"repaired: {r}" for r in repairs]
-            return Generation(_with_notes(script, notes), pacing, attempts=attempts)
-        attempts.append(Attempt(n, "invalid", time.monotonic() - t0, [str(i) for i in issues]))
-        fixed += [str(i) for i in issues if str(i) not in fixed]
-        reason = f"{backend.label} missed the brief in {n} tries: {_summary(issues)}"
-        say(f"{backend.label}: {_summary(issues, 2)} — asking for a fix")
-        firsts = [first]
-        if budget is not None and first[0]["content"] != SYSTEM_COMPACT:
-            firsts.append(build_messages(brief, pacing, schema, reference, seed, compact=True))
-        msgs = await _repair_request(firsts, completion.text, issues, brief, budget, tokens)
-
-    script = template_for(brief, seed, pacing)
-    notes = [f"fallback: {reason} — wrote the template script instead"] + pacing.notes + notes_ctx
-    notes += _bar_notes(script, brief, pacing)
-    say(f"fell back to the template: {reason}")
-    return Generation(_with_notes(script, notes), pacing, fell_back=True, reason=reason, attempts=attempts)
+            try:
+                # off the event loop, so an Interrupt is seen while a long answer is read and measured (the
+                # parse is linear and the answer capped, so the thread ends soon after)
+                script, repairs, issues = await conversation.wait(
+                    asyncio.to_thread(_read, completion.text, bar, llm.label))
+            except AnswerProblem as p:
+                issues, repairs = p.issues, []
+            if completion.truncated and issues:
+                issues = [Issue("answer", "was cut off at the model's output limit: write shorter texts")] + issues
+            if not issues:
+                notes = bar.plan.notes + conversation.answered(number, repairs)
+                return Generation(_with_notes(script, notes), bar, attempts=conversation.tries)
+            await conversation.repair(number, completion.text, issues)
+        raise Fallback(conversation.reason)
+    except Fallback as f:
+        script = write_template(brief, bar.plan, dice, bar.measure)
+        notes = [f"fallback: {f.reason} — wrote the template script instead"] + bar.plan.notes + conversation.notes
+        conversation.say(f"fell back to the template: {f.reason}")
+        return Generation(_with_notes(script, notes + _bar_notes(script, bar)), bar, fell_back=True,
+                          reason=f.reason, attempts=conversation.tries)
 
 
-async def _first_request(brief, pacing, schema, reference, seed, budget, tokens, force_compact: bool = False):
-    """(messages, compact): the full prompt when it fits ``budget`` (or there is none), else the compact one
-    (which the caller checks against the budget too)."""
-    if budget is None:
-        return build_messages(brief, pacing, schema, reference, seed, compact=force_compact), force_compact
-    if not force_compact:
-        full = build_messages(brief, pacing, schema, reference, seed)
-        if budget.fits(await tokens(full)):
-            return full, False
-    return build_messages(brief, pacing, schema, reference, seed, compact=True), True
-
-
-async def _repair_request(firsts, answer, issues, brief, budget, tokens) -> list[dict]:
-    """The next try's messages: a first request + the last answer + its problems — never the whole history,
-    so a repair is as long as one exchange. The first of these that fits: the request as sent with the answer,
-    without it, then the compact request with and without it (the caller checks the last one too)."""
-    msgs: list[dict] = []
-    for first in firsts:
-        for shown in (answer, None):
-            msgs = repair_messages(first, shown, issues, brief)
-            if budget is None or budget.fits(await tokens(msgs)):
-                return msgs
-    return msgs
+def _bar_notes(script: Script, bar: Bar) -> list[str]:
+    return [f"below the bar: {i}" for i in bar.check(script)]
 
 
 def raise_for_user(err: Exception) -> None:
@@ -245,7 +139,7 @@ def raise_for_user(err: Exception) -> None:
 
 
 # ----------------------------------------------------------------- editing
-def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str = "edited_script") -> Script:
+def parse_edited_script(text: str, brief: Brief, plan: Plan, field_name: str = "edited_script") -> Script:
     """A script edited by hand (the node's script JSON, changed), checked like any other.
 
     Errors name the scene and field: ``edited_script.scenes[2].narration: …``.
@@ -292,7 +186,7 @@ def parse_edited_script(text: str, brief: Brief, pacing: Pacing, field_name: str
             script = Script.model_validate(body)
         except ValidationError as e:
             fail(validation_issues(e, root="scenes"))
-    issues = check_script(script, brief, pacing)
+    issues = bar_for(brief, plan=plan).check(script)
     if script.language.split("-")[0] != brief.base_language:
         issues.insert(0, Issue("language", f"is not the brief's language ({brief.base_language})"))
     if issues:

@@ -36,7 +36,7 @@ from .. import limits
 from ..cloud.http import ResponseTooLarge, host_port, is_loopback_host
 from ..cloud.llm_policy import PolicyError, check_llm_destination
 from ..cloud.secrets import SecretsFileError, find_key
-from .context import answer_cap, cap_context, estimate_messages, max_scenes
+from .context import cap_context
 from .backends import Completion, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable
 from .transport import BrokeOff, TimedOut, Unreachable, exchange, exchange_answer, total_seconds
 
@@ -263,14 +263,11 @@ class OllamaBackend:
         remember_models(self.host, models)
         return models
 
-    async def count_tokens(self, messages: list[dict]) -> int:
-        return estimate_messages(messages)
-
     async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float,
-                       max_tokens: int | None = None) -> Completion:
-        # enough output for the longest script the schema allows (about 250 tokens a scene), no runaway;
-        # within a known context, what the prompt leaves of it (``max_tokens``, context.py)
-        limit = self.max_output_tokens or max_tokens or answer_cap(max_scenes(schema))
+                       max_tokens: int | None = None, answer_cap: int = 2048) -> Completion:
+        # within a known context, what the prompt leaves of it (``max_tokens``); else enough output for the
+        # longest script the schema allows (``answer_cap``), no runaway (context.py)
+        limit = self.max_output_tokens or max_tokens or answer_cap
         options = {"temperature": float(temperature), "seed": int(seed), "num_predict": limit}
         if self.context_size > 0:
             options["num_ctx"] = self.context_size

@@ -19,7 +19,7 @@ import os
 
 from ..cloud.llm_policy import KNOWN_KEYS, NO_KEY, PolicyError, check_key_name, check_llm_destination, configured_base_url
 from ..cloud.secrets import SecretsFileError, find_key
-from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, cap_context, estimate_messages
+from .context import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, cap_context
 from .backends import (LLMContextExceeded, Completion, LLMAuthError, LLMConfigError, LLMModelMissing, LLMRejected, LLMUnavailable,
                        retry_after_seconds)
 from ..cloud.redaction import redact
@@ -125,10 +125,10 @@ class OpenAIBackend:
         except Exception:  # a too-large list: no list
             return None
 
-    async def count_tokens(self, messages: list[dict]) -> int:
+    async def count_tokens(self, messages: list[dict]) -> int | None:
         """The prompt's tokens: the server's own count (llama-server's ``/tokenize``, next to ``/v1``) plus the
-        chat template's overhead, else the conservative estimate (context.py). Asked once; a server without
-        it (404, anything else) is not asked again."""
+        chat template's overhead; None when the server cannot count (the conversation estimates, context.py).
+        Asked once; a server without it (404, anything else) is not asked again."""
         if self._tokenize is not False and self.base_url.endswith("/v1"):
             text = "\n".join(str(m.get("content", "")) for m in messages)
             try:
@@ -142,10 +142,12 @@ class OpenAIBackend:
             except Exception:  # refused destination, unreachable, not JSON, a too-large answer: no count here
                 pass
             self._tokenize = False
-        return estimate_messages(messages)
+        return None
 
     async def complete(self, messages: list[dict], schema: dict, *, seed: int, temperature: float,
-                       max_tokens: int | None = None) -> Completion:
+                       max_tokens: int | None = None, answer_cap: int = 2048) -> Completion:
+        # ``answer_cap`` (the longest script the schema allows) is not sent: without a known context
+        # (``max_tokens``) the server decides
         payload = {
             "model": self.model,
             "messages": messages,

@@ -1,14 +1,12 @@
-"""The messages sent to an LLM: the brief, the pacing plan, the rules, the fixes."""
+"""The messages sent to an LLM: the brief, its plan and bar (quality.Bar: read, never worked out here),
+the rules, the fixes."""
 from __future__ import annotations
 
 import json
 
 from ..brand.rules import prompt_lines as kit_lines
 from ..models import Brief, ReferenceStyle
-from ..speech.fit import speech_room
-from ..speech.voice import unit_budget
-from .language import language_name
-from .quality import Issue, Pacing
+from .quality import Bar, Issue
 
 SYSTEM = (
     "You are a senior copywriter and director of short video ads. You write timed scripts that sell: "
@@ -18,7 +16,8 @@ SYSTEM = (
 )
 
 
-def _brief_lines(brief: Brief) -> list[str]:
+def _brief_lines(bar: Bar) -> list[str]:
+    brief = bar.brief
     lines = [
         f"- brand: {brief.brand}",
         f"- product: {brief.product}",
@@ -27,7 +26,7 @@ def _brief_lines(brief: Brief) -> list[str]:
         f"- tone: {brief.tone}",
         f"- length: {brief.duration_seconds:g} seconds",
         f"- aspect ratio: {brief.aspect_ratio}",
-        f"- language: {language_name(brief.language)} ({brief.language})",
+        f"- language: {bar.language_name} ({brief.language})",
         f"- call to action (CTA): {brief.cta}",
         f"- brand colours: {', '.join(brief.brand_colors)}",
     ]
@@ -40,19 +39,18 @@ def _brief_lines(brief: Brief) -> list[str]:
     return lines
 
 
-def _pacing_lines(brief: Brief, pacing: Pacing) -> list[str]:
-    unit, _ = unit_budget(1.0, brief.language)
-    lo, hi = pacing.count_range()
+def _pacing_lines(bar: Bar) -> list[str]:
+    plan, unit = bar.plan, bar.unit
+    lo, hi = plan.count_range
     if lo == hi:
         head = f"Write exactly {lo} scenes, in this order and with these durations (seconds):"
     else:
-        head = (f"Write {lo} to {hi} scenes. This plan of {pacing.scene_count} is a good start "
+        head = (f"Write {lo} to {hi} scenes. This plan of {plan.scene_count} is a good start "
                 f"(segments and seconds; adjust within the range if the story needs it):")
     lines = [head]
-    for i, (seg, sec) in enumerate(zip(pacing.structure, pacing.shot_seconds)):
-        lines.append(f"  {i + 1}. {seg}: {sec:.2f} s — narration at most "
-                     f"{unit_budget(speech_room(sec), brief.language)[1]} {unit}")
-    lines.append(f"The durations must add up to exactly {brief.duration_seconds:g} seconds.")
+    for i, (seg, sec, budget) in enumerate(zip(plan.structure, plan.shot_seconds, bar.budgets)):
+        lines.append(f"  {i + 1}. {seg}: {sec:.2f} s — narration at most {budget} {unit}")
+    lines.append(f"The durations must add up to exactly {plan.duration:g} seconds.")
     lines.append("Each narration is measured with the voice that reads it (numbers, prices, phone numbers and "
                  "URLs as they are said): keep each scene's narration within its budget (shorter is fine).")
     return lines
@@ -70,14 +68,13 @@ def _reference_lines(ref: ReferenceStyle | None) -> list[str]:
     return lines
 
 
-def user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
-                seed: int = 0) -> str:
-    lang = language_name(brief.language)
+def user_prompt(bar: Bar, schema: dict, reference: ReferenceStyle | None = None, seed: int = 0) -> str:
+    brief, lang = bar.brief, bar.language_name
     parts = [
         "Write the script of a short video ad for this brief:",
-        *_brief_lines(brief),
+        *_brief_lines(bar),
         "",
-        *_pacing_lines(brief, pacing),
+        *_pacing_lines(bar),
         *_reference_lines(reference),
         *kit_lines(brief),
         "",
@@ -90,6 +87,7 @@ def user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: Reference
         "- on_screen_text is a few words; narration is natural speech, not a list.",
         "- image_prompt describes one photographable frame in the brand colours; no text in the image.",
         "- camera is a move the key image gets; transition is how the scene begins (the first scene: cut).",
+        *(f"- {rule}" for rule in bar.extra_rules),
         f"- this is variant {seed}: make your own creative choices.",
         "",
         "Answer with one JSON object that follows this JSON Schema:",
@@ -119,14 +117,12 @@ def _skeleton(schema: dict) -> str:
     return '{"title":"...","scenes":[{' + ",".join(fields) + "}, ...]}"
 
 
-def compact_user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
-                        seed: int = 0) -> str:
-    lang = language_name(brief.language)
-    lo, hi = pacing.count_range()
+def compact_user_prompt(bar: Bar, schema: dict, reference: ReferenceStyle | None = None, seed: int = 0) -> str:
+    brief, lang = bar.brief, bar.language_name
+    lo, hi = bar.plan.count_range
     count = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
-    unit, _ = unit_budget(1.0, brief.language)
-    plan = "; ".join(f"{seg} {sec:.2f}s (narration <= {unit_budget(speech_room(sec), brief.language)[1]} {unit})"
-                     for seg, sec in zip(pacing.structure, pacing.shot_seconds))
+    plan = "; ".join(f"{seg} {sec:.2f}s (narration <= {budget} {bar.unit})"
+                     for seg, sec, budget in zip(bar.plan.structure, bar.plan.shot_seconds, bar.budgets))
     parts = [
         f"Ad for {brief.brand} {brief.product}. Audience: {brief.audience or 'general'}. "
         f"Goal: {brief.goal or 'sell the product'}. Tone: {brief.tone}. Colours: {', '.join(brief.brand_colors)}.",
@@ -136,6 +132,7 @@ def compact_user_prompt(brief: Brief, pacing: Pacing, schema: dict, reference: R
         f"narration and on_screen_text in {lang}; image_prompt, negative_prompt, visual_direction in English.",
         f"Scene 1 is the hook. The last scene is the cta; its on_screen_text is exactly "
         f"{json.dumps(brief.cta, ensure_ascii=False)}. Name {brief.brand} and {brief.product}. Variant {seed}.",
+        *bar.extra_rules,
         "JSON: " + _skeleton(schema),
     ]
     return "\n".join(parts)
@@ -151,13 +148,13 @@ def repair_prompt(issues: list[Issue], brief: Brief, limit: int = 8) -> str:
     return "\n".join(lines)
 
 
-def messages(brief: Brief, pacing: Pacing, schema: dict, reference: ReferenceStyle | None = None,
-             seed: int = 0, compact: bool = False) -> list[dict]:
+def messages(bar: Bar, schema: dict, reference: ReferenceStyle | None = None, seed: int = 0,
+             compact: bool = False) -> list[dict]:
     if compact:
         return [{"role": "system", "content": SYSTEM_COMPACT},
-                {"role": "user", "content": compact_user_prompt(brief, pacing, schema, reference, seed)}]
+                {"role": "user", "content": compact_user_prompt(bar, schema, reference, seed)}]
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": user_prompt(brief, pacing, schema, reference, seed)}]
+            {"role": "user", "content": user_prompt(bar, schema, reference, seed)}]
 
 
 def repair_messages(first: list[dict], answer: str | None, issues: list[Issue], brief: Brief) -> list[dict]:

@@ -15,7 +15,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..models import CAMERA_MOVES, SEGMENTS, TRANSITIONS, Brief, Scene, SceneContent, Script
-from .quality import DURATION_TOLERANCE, Issue, Pacing
+from .plan import Plan
+from .quality import DURATION_TOLERANCE, Issue
 
 MAX_BRAND_ELEMENTS = 20
 MAX_BRAND_ELEMENT_CHARS = 100
@@ -97,7 +98,7 @@ class LLMScript(BaseModel):
     scenes: list[LLMScene] = Field(min_length=1, max_length=60)
 
 
-def json_schema(pacing: Pacing | None = None, portable: bool = False) -> dict:
+def json_schema(plan: Plan | None = None, portable: bool = False) -> dict:
     """The JSON Schema sent as Ollama's ``format`` / OpenAI's ``json_schema``.
 
     Scene properties are models.Scene's (types, lengths) minus index / start /
@@ -120,8 +121,8 @@ def json_schema(pacing: Pacing | None = None, portable: bool = False) -> dict:
     props["transition"]["enum"] = list(TRANSITIONS)
     scene = {"type": "object", "properties": props, "required": list(SCENE_FIELDS), "additionalProperties": False}
     scenes = {"type": "array", "items": scene, "description": "the scenes in order"}
-    if pacing is not None:
-        lo, hi = pacing.count_range()
+    if plan is not None:
+        lo, hi = plan.count_range
         scenes["minItems"], scenes["maxItems"] = lo, hi
     title = {"type": "string", "description": "a short working title for the ad"}
     if not portable:
@@ -297,10 +298,3 @@ def edit_bound_issues(data: dict) -> list[Issue]:
                 issues.append(Issue(f"scenes[{i}].{key}", "is far too long for a name"))
     return issues
 
-
-def script_to_llm_json(script: Script) -> dict:
-    """A Script in the LLM's shape (for examples and for showing what to fix)."""
-    return {"title": script.title, "scenes": [
-        {"segment": sc.segment, "duration": round(sc.duration, 3),
-         **{k: getattr(sc, k) for k in SCENE_FIELDS if k not in ("segment", "duration")}}
-        for sc in script.scenes]}

@@ -1,10 +1,12 @@
 """The deterministic script writer: a brief (+ seed) → a valid, timed Script.
 
-Used when asked for, and as the fallback when no LLM answers. The same brief and
-seed always give the same script; another seed picks other phrasings, camera
-moves and pacing within the same structure.
+Used when asked for, and as the fallback when no LLM answers. It writes the
+brief's plan (plan.py) and never plans again. The same brief and seed always
+give the same script; another seed picks other phrasings, camera moves and
+(through the plan) pacing within the same structure.
 
-Every line is measured with the voice that will say it (speech/), so the
+Every line is measured with the voice that will say it (the measure the flow
+hands in, speech/fit.py), so the
 template never writes narration that cannot be spoken in its scene. When a
 line does not fit, the template picks a shorter phrasing; then (with its own
 pacing) a scene that says less lends its time to one that needs more; then
@@ -17,21 +19,14 @@ from __future__ import annotations
 import math
 import random
 import re
+from typing import TYPE_CHECKING
 
 from ..brand.rules import allowed, honour_kit
 from ..models import Brief, Scene, Script
-from ..speech.fit import scene_seconds_for
-from ..speech.spoken import spoken_form
-from ..speech.voice import Voice, default_voice
 
-# Segment structures by ad length; weights share out the duration.
-_STRUCTURES: list[tuple[float, list[tuple[str, float]]]] = [
-    (8.0, [("hook", 0.4), ("cta", 0.6)]),
-    (12.0, [("hook", 0.3), ("solution", 0.4), ("cta", 0.3)]),
-    (24.0, [("hook", 0.2), ("problem", 0.2), ("solution", 0.25), ("proof", 0.15), ("cta", 0.2)]),
-    (45.0, [("hook", 0.14), ("problem", 0.16), ("solution", 0.2), ("benefit", 0.18), ("proof", 0.16), ("cta", 0.16)]),
-]
-_LONG_SHOT_SECONDS = 6.0  # past 45 s: middle segments repeat so shots stay short
+if TYPE_CHECKING:  # handed in by the flow (generate.py): the template never plans or picks a voice
+    from ..speech.fit import Measure
+    from .plan import Plan
 
 _PHRASES: dict[str, dict[str, list[tuple[str, str]]]] = {
     # segment → [(on-screen text, narration)], with {brand} {product} {audience} {goal} {cta}
@@ -103,84 +98,31 @@ _CAMERAS = {
 _NEGATIVE = "blurry, low quality, distorted text, watermark, extra fingers, deformed"
 
 
-def template_languages() -> list[str]:
-    return sorted(_PHRASES)
-
-
-def segment_plan(duration: float, structure: list[str] | None = None) -> list[tuple[str, float]]:
-    """Segments and their share of the duration."""
-    if structure:
-        return [(seg, 1.0 / len(structure)) for seg in structure]
-    for limit, plan in _STRUCTURES:
-        if duration <= limit:
-            return list(plan)
-    plan = list(_STRUCTURES[-1][1])
-    extra = int(duration // _LONG_SHOT_SECONDS) - len(plan)
-    middle = ["solution", "benefit", "proof", "offer"]
-    for i in range(max(0, extra)):
-        plan.insert(-1, (middle[i % len(middle)], plan[-2][1]))
-    total = sum(w for _, w in plan)
-    return [(s, w / total) for s, w in plan]
-
-
-def split_duration(total: float, weights: list[float], step: float = 0.01) -> list[float]:
-    """Share ``total`` by ``weights`` in ``step`` units; the parts add up exactly."""
-    units = round(total / step)
-    wsum = sum(weights)
-    raw = [units * w / wsum for w in weights]
-    parts = [int(r) for r in raw]
-    for i in sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)[: units - sum(parts)]:
-        parts[i] += 1
-    if any(p <= 0 for p in parts):
-        raise ValueError(f"{total:g}s is too short for {len(weights)} scenes")
-    return [p * step for p in parts]
-
-
-def scene_length_bounds(total: float, count: int, targets: list[float] | None = None,
-                        tolerance: float = 0.25) -> list[tuple[float, float]]:
-    """The length each of ``count`` scenes may have: around ``targets`` (a given or reference
-    pacing) or, for the standard structure, between half and 2.2× the mean shot."""
-    if targets is not None and len(targets) == count:
-        return [(max(0.04, t - max(0.3, tolerance * t)), t + max(0.3, tolerance * t)) for t in targets]
-    m = total / count
-    return [(min(1.0, 0.5 * m), max(2.2 * m, 2.0))] * count
-
-
-def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | None = None,
-                          shot_seconds: list[float] | None = None, voice: Voice | None = None) -> Script:
-    """Write the deterministic script for ``brief``.
-
-    ``structure`` / ``shot_seconds`` come from a reference style when one is given;
-    ``voice`` is the voice that will speak it (default: the language's default voice).
-    """
-    # the brief's words and settings choose the phrasing, not where its logo or photo happens to lie on disk
-    # (ComfyUI's temp names differ per run): the same brief and seed write the same script everywhere
-    rng = random.Random(f"{seed}:{brief.model_dump_json(exclude={'logo_path', 'product_image_path', 'brand_kit'})}")
+def write_template(brief: Brief, plan: "Plan", dice: random.Random, measure: "Measure") -> Script:
+    """Write the deterministic script for ``brief`` along ``plan``: its segments, its ``scene_seconds``
+    and bounds. ``dice`` (plan.dice_for, after the plan's own rolls) choose the phrasing, camera moves
+    and transitions; ``measure`` is the voice that will say the lines."""
+    rng = dice
     lang = brief.base_language
     notes = []
     if lang not in _PHRASES:
         notes.append("the template has no phrasing in the brief's language; it wrote English text")
         lang = "en"
     phrases = _PHRASES[lang]
-    plan = segment_plan(brief.duration_seconds, structure)
-    exact = bool(shot_seconds) and len(shot_seconds) == len(plan)
-    if exact:
-        weights = list(shot_seconds)
-    else:
-        weights = [w * rng.uniform(0.9, 1.1) for _, w in plan]
-    durations = split_duration(brief.duration_seconds, weights)
+    durations = plan.scene_seconds
+    n = len(plan.structure)
     audience = brief.audience or phrases["_audience_default"][0][0]
     fields = dict(brand=brief.brand, product=brief.product, audience=audience, goal=brief.goal, cta=brief.cta)
     style = f"{brief.tone} advertising photography, palette {' '.join(brief.brand_colors)}"
 
     scenes, t, used = [], 0.0, set()
-    for i, ((segment, _), dur) in enumerate(zip(plan, durations)):
+    for i, (segment, dur) in enumerate(zip(plan.structure, durations)):
         options = phrases.get(segment) or phrases["solution"]
         choices = [o for o in options if (segment, o) not in used] or options
         choices = [o for o in choices if allowed(" ".join(o).format(**fields), brief)] or choices  # brand kit
         text, narration = rng.choice(choices)
         used.add((segment, (text, narration)))
-        end = round(t + dur, 6) if i < len(plan) - 1 else brief.duration_seconds
+        end = round(t + dur, 6) if i < n - 1 else brief.duration_seconds
         visual = _VISUALS.get(segment, _VISUALS["scene"]).format(**fields)
         scenes.append(Scene(
             index=i, start=round(t, 6), end=end, segment=segment,
@@ -195,9 +137,7 @@ def write_template_script(brief: Brief, seed: int = 0, structure: list[str] | No
             brand_elements=["logo"] if segment in ("hook", "cta") else [],
         ))
         t = end
-    bounds = scene_length_bounds(brief.duration_seconds, len(scenes), list(shot_seconds) if exact else None)
-    scenes = _meet_the_bar(scenes, phrases, fields, brief, voice or default_voice(brief.language),
-                           bounds, lend=not exact)
+    scenes = _meet_the_bar(scenes, phrases, fields, brief, measure, plan.bounds[n], lend=not plan.exact_count)
     return honour_kit(Script(
         title=f"{brief.brand} — {brief.product}"[:200],
         language=brief.language,
@@ -255,16 +195,15 @@ def allot(needs: list[float], base: list[float], bounds: list[tuple[float, float
 _DROP_ORDER = ["problem", "proof", "benefit", "offer", "solution", "scene", "intro", "outro", "hook", "cta"]
 
 
-def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief, voice: Voice,
+def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief, measure: "Measure",
                   bounds: list[tuple[float, float]], lend: bool = True) -> list[Scene]:
-    """Make the template's script speakable with ``voice`` and complete (quality.py's bar).
+    """Make the template's script speakable with ``measure``'s voice and complete (quality.py's bar).
 
     Scenes whose narration fits are left as written. A line that does not fit gets a
     shorter phrasing; then (``lend``) the scenes' lengths are re-shared so that each
     narration has its time; then optional lines are dropped, least important first.
     A brand or product named nowhere is worked into a narration that fits, or shown.
     """
-    lang = brief.language
     total = brief.duration_seconds
 
     def fmt(template: str, limit: int) -> str:
@@ -278,14 +217,13 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
     for sc in scenes:
         opts = [sc.narration] + options(sc.segment, 1)
         opts += [f"{fields['cta']}.", f"{fields['brand']}."] if sc.segment == "cta" else [sc.on_screen_text]
-        candidates.append(list(dict.fromkeys(o for o in opts if o and spoken_form(o, lang))))
-    voice.measure_many(spoken_form(o, lang) for opts in candidates for o in opts)
+        candidates.append(list(dict.fromkeys(o for o in opts if measure.says_something(o))))
+    measure.prefetch(o for opts in candidates for o in opts)
 
-    def need(text: str) -> float:
-        return scene_seconds_for(voice.measure(spoken_form(text, lang))) if text else 0.0
+    need = measure.scene_need
 
     base = [sc.duration for sc in scenes]
-    chosen = [sc.narration if sc.narration and spoken_form(sc.narration, lang) else "" for sc in scenes]
+    chosen = [sc.narration if measure.says_something(sc.narration) else "" for sc in scenes]
 
     def layout(lines: list[str]) -> list[float] | None:
         needs = [need(t) for t in lines]

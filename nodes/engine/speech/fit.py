@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..audio.narration import DEFAULT_RATE_WPM, Speech
 from .spoken import spoken_form
-from .voice import EspeakVoice, Voice, default_voice
+from .voice import EspeakVoice, Voice, default_voice, unit_budget
 
 LEAD_IN_SECONDS = 0.1     # the voice starts this long after its scene starts
 BREATH_SECONDS = 0.25     # and ends at least this long before the scene ends
@@ -118,3 +118,45 @@ def speak_to_fit(text: str, language: str, seconds: float, rate_wpm: int = DEFAU
     voice = EspeakVoice(language, rate_wpm)
     fit = speak_line(text, language, voice, seconds)
     return fit.speech, voice.rate_for(fit.speed)
+
+
+class Measure:
+    """How long lines take to say in one language, with the voice that will say them: what the script
+    stage is handed (once) to write, budget and check narration by. The same spoken form, room and fit
+    as SceneNarration's."""
+
+    overhead = OVERHEAD_SECONDS
+    max_speed = BAR_MAX_SPEED
+
+    def __init__(self, language: str, voice: Voice | None = None):
+        self.language = language
+        self.voice = voice_or_default(voice, language)
+        self.unit = unit_budget(1.0, language)[0]
+
+    def says_something(self, text: str) -> bool:
+        return bool(text) and bool(spoken_form(text, self.language))
+
+    def prefetch(self, texts) -> None:
+        """Measure ``texts`` together (a neural voice measures a batch faster than one line at a time)."""
+        self.voice.measure_many(spoken_form(t, self.language) for t in texts)
+
+    def scene_need(self, text: str) -> float:
+        """The shortest scene that holds ``text`` said at the voice's normal pace (0 for nothing to say)."""
+        return scene_seconds_for(self.voice.measure(spoken_form(text, self.language))) if text else 0.0
+
+    def overrun(self, text: str, scene_seconds: float) -> tuple[float, float] | None:
+        """(seconds to say ``text``, seconds of room) when it does not fit a scene of ``scene_seconds`` even
+        ``max_speed`` times faster; None when it fits."""
+        spoken = spoken_form(text, self.language)
+        room = speech_room(scene_seconds)
+        if not spoken or fit_speed(self.voice, spoken, room, BAR_MAX_SPEED) is not None:
+            return None
+        return self.voice.measure(spoken), room
+
+    def budget(self, scene_seconds: float) -> int:
+        """About how many units (``unit``: words, syllables …) a writer may give a scene of ``scene_seconds``."""
+        return unit_budget(speech_room(scene_seconds), self.language)[1]
+
+    def describe(self) -> str:
+        return ("measured" if self.voice.measured else "estimated") + f" with {self.voice.describe()}"
+
