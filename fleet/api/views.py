@@ -544,10 +544,6 @@ class Views:
     def reserving_key(self, owner: str) -> str:
         return f"{self.ns}:reserving:{owner}"
 
-    def waiting_of(self, owner: str) -> int:
-        """This key's jobs waiting for a worker now."""
-        return int(self.r.sintercard(2, [self.records.queued_key, self.fleet_ids_key(owner)]))
-
     def _reserve(self, owner: str, fleet_ids: list[str]) -> None:
         """Count ``fleet_ids`` as this key's (its quota, ``ADREEL_API_MAX_QUEUED_PER_KEY``), or a 429 saying how
         many of its jobs wait. Atomic: two requests of one key at once cannot both pass the quota."""
