@@ -113,7 +113,7 @@ def main() -> int:
             assert r.status_code == 201 and len(r.json()["jobs"]) == 100, r.text[:300]
             for job in r.json()["jobs"]:
                 s.post(f"{api.url}/api/v2/jobs/{job['id']}/cancel", headers=H)
-        print(f"POST /api/v2/batches, 100 CSV rows in one request (3 runs): "
+        print("POST /api/v2/batches, 100 CSV rows in one request (3 runs): "
               + ", ".join(f"{b * 1000:.0f} ms" for b in batches))
         return 0
     finally:
