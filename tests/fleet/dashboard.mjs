@@ -104,7 +104,8 @@ try {
   await page.click("#lang");
   out.korean = { lang: await page.getAttribute("html", "lang"), brief: await page.textContent("#brief h2"),
                  jobs: await page.textContent("#jobs h2"), status: await page.textContent(`${row} .badge`),
-                 play: await page.textContent(`${row} button.play`) };
+                 play: await page.textContent(`${row} button.play`),
+                 downloads: await page.$$eval("#downloads button", (bs) => bs.map((b) => b.textContent)) };
   await shot(page, "dashboard-ko.png");
 
   // a batch from a CSV file, on the Korean page: the file goes through the file picker, as a user gives it

@@ -116,6 +116,7 @@ def test_the_dashboard_speaks_korean(report):
     ko = report["korean"]
     assert ko["lang"] == "ko" and ko["brief"] == "광고 브리프" and ko["jobs"] == "작업"
     assert ko["status"] == "완료" and ko["play"] == "재생"
+    assert ko["downloads"] and all(d.startswith("다운로드 ") for d in ko["downloads"])
     for name in ("dashboard.png", "dashboard-ko.png", "dashboard-approval.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, name)) > 10_000
 

@@ -88,6 +88,7 @@ function applyLang() {
   document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
   document.querySelectorAll("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder); });
   $("#lang").textContent = state.lang === "ko" ? "English" : "한국어";
+  document.querySelectorAll("#downloads button").forEach((b) => { b.textContent = `${t("download")} ${b.dataset.name}`; });
   renderJobs();
   if (state.review) renderReview();
 }
@@ -288,7 +289,7 @@ async function openPlayer(id) {
   state.videoUrl = await blobOf(videos.find((o) => o.content_type === "video/mp4") || videos[0]);
   $("#video").src = state.videoUrl;
   $("#downloads").replaceChildren(...job.outputs.filter((o) => o.type === "video" || o.type === "image").map((o) =>
-    el("li", {}, el("button", { class: "secondary", text: `${t("download")} ${o.name}`, onclick: async () => {
+    el("li", {}, el("button", { class: "secondary", "data-name": o.name, text: `${t("download")} ${o.name}`, onclick: async () => {
       const a = el("a", { href: await blobOf(o), download: o.name });
       a.click();
     } }))));
