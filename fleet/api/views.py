@@ -510,6 +510,9 @@ class Views:
                                "key; keys are single-use: poll or list what it made", details=details)
         fleet_ids = [spec.id for spec in specs]
         try:
+            waiting, cap = self.records.waiting(), self.settings.fleet.max_queued
+            if waiting + len(fleet_ids) > cap:  # the fleet's cap first (``admit`` holds it atomically below)
+                raise self._queue_full(QueueFull(waiting, len(fleet_ids), cap))
             self._reserve(owner, fleet_ids)
         except ApiError:
             if claim:

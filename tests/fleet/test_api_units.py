@@ -270,6 +270,11 @@ def test_each_key_has_its_own_queue_quota_and_the_429_says_how_many_of_its_jobs_
     others = [call(queue_api, "POST", "/api/v2/jobs", key=OTHER, json=brief(brand=f"O{n}")) for n in range(4)]
     assert [r.status_code for r in others] == [201] * 4
     assert len(call(queue_api, "GET", "/api/v2/jobs?status=queued").json()["jobs"]) == 4
+    # past both, the fleet's cap answers: 8 jobs wait in all, 3 more would pass its 10
+    both = call(queue_api, "POST", "/api/v2/batches", json={"workflow_name": "brief_to_ad_upload",
+                                                            "rows": [{"brand": f"S{n}"} for n in range(3)]})
+    err = both.json()["error"]
+    assert both.status_code == 429 and err["code"] == "queue_full" and "8 job(s) are waiting" in err["message"]
     # a job that leaves the queue frees its place: the refused request's Idempotency-Key is free as well
     first = made[0].json()["id"]
     assert call(queue_api, "POST", f"/api/v2/jobs/{first}/cancel").json()["status"] == "canceled"
