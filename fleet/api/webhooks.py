@@ -263,7 +263,7 @@ class Hooks:
                         room = MAX_IN_FLIGHT - len(inflight)
                         due = await asyncio.to_thread(self.claim, room) if room > 0 else []
                         for delivery, msg in due:
-                            task = asyncio.create_task(self._deliver(client, delivery, msg, secrets_by_owner,
+                            task = asyncio.create_task(self._guarded(client, delivery, msg, secrets_by_owner,
                                                                      allow_private, retry_s))
                             inflight.add(task)
                             task.add_done_callback(inflight.discard)
@@ -275,6 +275,24 @@ class Hooks:
             finally:
                 for task in inflight:
                     task.cancel()
+
+    @staticmethod
+    async def _post(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        resp = await client.send(request, stream=True)
+        try:
+            async for _ in resp.aiter_bytes():  # the answer is not used: read a little, then let go
+                break
+        finally:
+            await resp.aclose()
+        return resp
+
+    async def _guarded(self, *args) -> None:
+        try:
+            await self._deliver(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — Redis away: the delivery's lease lapses and it is sent again
+            log.warning("webhook %s: %s; it is tried again when its lease lapses", args[1], type(exc).__name__)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: str, msg: dict, secrets_by_owner: dict,
                        allow_private: bool, retry_s: float) -> None:
@@ -298,18 +316,13 @@ class Hooks:
             headers = {"Content-Type": "application/json", "webhook-id": event_id,
                        "webhook-timestamp": str(stamp), "webhook-signature": sign(secret, event_id, stamp, msg["body"])}
             request = pinned_request(client, msg["url"], address, host, msg["body"].encode("utf-8"), headers)
-            resp = await client.send(request, stream=True)
-            try:
-                async for _ in resp.aiter_bytes():  # the answer is not used: read a little, then let go
-                    break
-            finally:
-                await resp.aclose()
+            resp = await asyncio.wait_for(self._post(client, request), TIMEOUT_S)  # 10 s in all, however slow
             if 200 <= resp.status_code < 300:
                 await asyncio.to_thread(self.done, delivery)
                 log.info("webhook %s delivered (attempt %d)", delivery, attempts)
                 return
             outcome = f"HTTP {resp.status_code}"
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
             outcome = type(exc).__name__
         delay = await asyncio.to_thread(self.again, delivery, attempts, retry_s)
         if delay is None:

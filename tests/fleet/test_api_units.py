@@ -177,7 +177,9 @@ def queue_api(tmp_path_factory):
     fleet = Fleet(base=base, redis=red, s3=None, fleet_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                                                             "ADREEL_FLEET_SECRET": fleet_secret(),
                                                             "ADREEL_FLEET_MAX_QUEUED": "10",
-                                                            "ADREEL_API_MAX_QUEUED_PER_KEY": "4"})
+                                                            "ADREEL_API_MAX_QUEUED_PER_KEY": "4",
+                                                            "ADREEL_API_WEBHOOK_ALLOW_PRIVATE": "1",
+                                                            "ADREEL_API_WEBHOOK_RETRY_SECONDS": "1"})
     api = ApiServer(fleet, [KEY, OTHER])
     try:
         yield api.wait_healthy()
@@ -359,4 +361,49 @@ def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_ho
         with pytest.raises(Refused, match="private"):
             checked_address(url, allow_private=False, resolver=resolver({"receiver.example": ["10.9.9.9"]}))
     finally:
+        server.shutdown()
+
+
+def test_a_slow_webhook_receiver_holds_up_only_its_own_delivery(queue_api):
+    """Two jobs with their own webhooks, one receiver that never answers in time: the other receiver gets its
+    event at once; the slow one's delivery is given up after 10 s and sent again (the same event id)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got = {"slow": [], "fast": []}
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            name = self.path.strip("/")
+            got[name].append((time.monotonic(), self.headers["webhook-id"]))
+            if name == "slow":
+                release.wait(40)  # longer than the API waits for an answer
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        ids = {}
+        for name in ("slow", "fast"):
+            r = call(queue_api, "POST", "/api/v2/jobs", json={**brief(brand=name), "webhook_url": f"{base}/{name}"})
+            assert r.status_code == 201, r.text
+            ids[name] = r.json()["id"]
+        start = time.monotonic()
+        call(queue_api, "POST", f"/api/v2/jobs/{ids['slow']}/cancel")  # its event is filed first
+        call(queue_api, "POST", f"/api/v2/jobs/{ids['fast']}/cancel")
+        deadline = start + 60
+        while time.monotonic() < deadline and not (got["fast"] and len(got["slow"]) >= 2):
+            time.sleep(0.2)
+        assert [i for _, i in got["fast"]] == [f"evt_{ids['fast']}_canceled"]
+        assert got["fast"][0][0] - start < 8  # not behind the slow receiver's 10 s
+        assert [i for _, i in got["slow"][:2]] == [f"evt_{ids['slow']}_canceled"] * 2
+        assert got["slow"][1][0] - got["slow"][0][0] >= 10  # given up after 10 s, then sent again
+    finally:
+        release.set()
         server.shutdown()
