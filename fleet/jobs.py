@@ -95,43 +95,57 @@ def brief_fields(workflow: dict) -> dict[str, Any]:
 
 def read_briefs(path: str, workflow: dict) -> list[tuple[int, dict[str, Any]]]:
     """(row number, values) for each brief in a CSV (header = BrandBrief's input names) or JSON Lines file."""
-    allowed = brief_fields(workflow)
     text = _read_text(path, MAX_BRIEF_FILE_BYTES, "briefs")
+    return parse_briefs(text, workflow, jsonl=path.lower().endswith((".jsonl", ".ndjson", ".json")),
+                        source=f"briefs {path}")
+
+
+def parse_briefs(text: str, workflow: dict, jsonl: bool, source: str = "briefs",
+                 name_columns: bool = True) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, values) for each brief in CSV text (header = BrandBrief's input names) or JSON Lines text:
+    the one parser of a batch's rows (``submit --briefs`` and the job API's ``POST /api/v2/batches``).
+    ``name_columns=False`` leaves an unknown column's name out of the error (the API never repeats what a
+    visitor sent)."""
+    allowed = brief_fields(workflow)
     rows: list[tuple[int, dict]] = []
-    lower = path.lower()
-    if lower.endswith((".jsonl", ".ndjson", ".json")):
+    if jsonl:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_constant=_no_constant)
             except ValueError as exc:
-                raise FleetError(f"briefs {path} line {n}: not valid JSON ({exc})") from None
+                raise FleetError(f"{source} line {n}: not valid JSON ({exc})") from None
             if not isinstance(obj, dict):
-                raise FleetError(f"briefs {path} line {n}: each line must be a JSON object of BrandBrief inputs")
+                raise FleetError(f"{source} line {n}: each line must be a JSON object of BrandBrief inputs")
             rows.append((n, obj))
         where = "line"
     else:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames:
-            raise FleetError(f"briefs {path}: empty file (the first line names BrandBrief's inputs)")
+            raise FleetError(f"{source}: empty (the first line names BrandBrief's inputs)")
         for n, rec in enumerate(reader, start=1):
             if None in rec:
-                raise FleetError(f"briefs {path} row {n}: more cells than the header has columns")
+                raise FleetError(f"{source} row {n}: more cells than the header has columns")
             rows.append((n, {k.strip(): v for k, v in rec.items() if k is not None}))
         where = "row"
     if not rows:
-        raise FleetError(f"briefs {path}: no briefs in it")
+        raise FleetError(f"{source}: no briefs in it")
     out = []
     for n, rec in rows:
         values = {}
         for key, value in rec.items():
             if key not in allowed:
-                raise FleetError(f"briefs {path} {where} {n}: unknown column {key!r}; BrandBrief's inputs are "
+                named = f" {key!r}" if name_columns else ""
+                raise FleetError(f"{source} {where} {n}: unknown column{named}; BrandBrief's inputs are "
                                  + ", ".join(allowed))
             values[key] = _coerce(value, allowed[key])
         out.append((n, values))
     return out
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _coerce(value, default):

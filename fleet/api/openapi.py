@@ -5,7 +5,7 @@ what AdReel adds is marked ``x-adreel-extension``.
 """
 from __future__ import annotations
 
-from .views import DEFAULT_LIST, MAX_LIST, V2_STATUSES
+from .views import DEFAULT_LIST, MAX_LIST, MAX_VARIANTS, V2_STATUSES
 
 
 def _ref(name: str) -> dict:
@@ -19,9 +19,15 @@ def _answer(schema: str, what: str) -> dict:
 _ERRORS = {str(code): _answer("ErrorEnvelope", what) for code, what in (
     (400, "malformed request"), (401, "no or unknown API key"), (404, "no such job for this key"),
     (422, "invalid workflow, brief, metadata, or a reused Idempotency-Key"),
-    (429, "the fleet's queue is full (queue_full, with Retry-After and how many jobs wait)"),
+    (429, "the fleet's queue is full (queue_full, with Retry-After and how many jobs wait), or this key's "
+          "(key_queue_full: how many of its jobs wait, ADREEL_API_MAX_QUEUED_PER_KEY), or too many requests "
+          "this minute (rate_limited)"),
     (409, "not in the state this route needs (e.g. not awaiting_approval)"),
-    (503, "Redis or the store does not answer"))}
+    (413, "the body (or its rows) is too large"), (503, "Redis or the store does not answer"))}
+
+_BRAND = {"type": "string", "maxLength": 64, "x-adreel-extension": True,
+          "description": "the brand (kit) by its plain name, set as BrandBrief's brand; no slash, backslash, "
+                         "leading dot or control character"}
 
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{20}$"}}
 
@@ -103,8 +109,32 @@ def document() -> dict:
                                                 "(status awaiting_approval) until POST …/approve; nothing is "
                                                 "rendered or paid for before"},
                     "webhook_url": {"type": "string", "format": "uri", "x-adreel-extension": True,
-                                    "description": "signed (Standard Webhooks) events: job.succeeded, job.failed, "
-                                                   "job.canceled, job.awaiting_approval"}}},
+                                    "description": "this job's own webhook (beside its key's): signed (Standard "
+                                                   "Webhooks) events job.succeeded, job.failed, job.canceled, "
+                                                   "job.awaiting_approval"},
+                    "brand": _BRAND}},
+                "BatchSubmit": {"type": "object", "x-adreel-extension": True,
+                                "description": "one job per row × variant, all queued or none; the job fields "
+                                               "(workflow_name or workflow, node_inputs, approval, webhook_url, "
+                                               "metadata, brand) apply to every job",
+                                "properties": {
+                    "workflow_name": {"type": "string"}, "workflow": {"type": "object"},
+                    "node_inputs": {"type": "object"},
+                    "csv": {"type": "string", "description": "CSV text: a header of BrandBrief's inputs, a brief per "
+                                                             "row (as python -m fleet submit --briefs reads it)"},
+                    "jsonl": {"type": "string", "description": "JSON Lines text: a BrandBrief object per line"},
+                    "rows": {"type": "array", "items": {"type": "object"}, "description": "BrandBrief objects"},
+                    "variants": {"type": "integer", "minimum": 1, "maximum": MAX_VARIANTS, "default": 1,
+                                 "description": "variant k sets ScriptLLM's seed to the workflow's seed + k"},
+                    "approval": {"type": "boolean"}, "webhook_url": {"type": "string", "format": "uri"},
+                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "brand": _BRAND}},
+                "Batch": {"type": "object", "x-adreel-extension": True, "properties": {
+                    "id": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                    "rows": {"type": "integer"}, "variants": {"type": "integer"},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                               "description": "jobs per status"},
+                    "jobs": {"type": "array", "items": _ref("Job")}}},
                 "Review": {"type": "object", "x-adreel-extension": True, "properties": {
                     "id": {"type": "string"}, "status": {"enum": list(V2_STATUSES)},
                     "script": {"type": "object", "description": "the script the render will use: as edited, "
@@ -138,7 +168,11 @@ def document() -> dict:
                                    {"name": "limit", "in": "query",
                                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST,
                                                "default": DEFAULT_LIST}},
-                                   {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                                   {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                                   {"name": "brand", "in": "query", "schema": {"type": "string"},
+                                    "x-adreel-extension": True, "description": "jobs of this brand (any case)"},
+                                   {"name": "batch", "in": "query", "schema": {"type": "string"},
+                                    "x-adreel-extension": True, "description": "jobs of this batch"}],
                            errors=("400", "401"))},
             "/api/v2/jobs/{id}": {
                 "get": _op("the job: status, progress, outputs, error", job_ok, params=[_JOB_ID]),
@@ -174,6 +208,16 @@ def document() -> dict:
             "/api/v2/jobs/{id}/discard": {"post": _op(
                 "discard: the job ends canceled, nothing is rendered", job_ok, params=[_JOB_ID],
                 errors=("401", "404", "409"), extension=True)},
+            "/api/v2/batches": {"post": _op(
+                "submit a batch: CSV or JSON Lines rows (or a list) × variants, one job each, all queued or none",
+                {"201": _answer("Batch", "the batch and its jobs")},
+                params=[{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                body={"required": True, "content": {"application/json": {"schema": _ref("BatchSubmit")}}},
+                errors=("400", "401", "413", "422", "429", "503"), extension=True)},
+            "/api/v2/batches/{id}": {"get": _op(
+                "a batch: its jobs and how many are in each status", {"200": _answer("Batch", "the batch")},
+                params=[{"name": "id", "in": "path", "required": True,
+                         "schema": {"type": "string", "pattern": "^b[0-9a-f]{20}$"}}], extension=True)},
             "/api/v2/assets/{id}": {"get": _op("an output's metadata", {"200": {"description": "the output"}},
                                                params=[{**_JOB_ID, "schema": {"type": "string"}}])},
             "/api/v2/assets/{id}/content": {"get": _op("an output's bytes, streamed from the store (Range supported)",

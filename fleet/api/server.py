@@ -112,6 +112,20 @@ async def submit(request: web.Request) -> web.Response:
     return web.json_response(job, status=201, headers={"Location": job["urls"]["self"]})
 
 
+async def submit_batch(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    owner = request[OWNER]
+    batch = await _call(request, request.app[VIEWS].submit_batch, owner, body,
+                        request.headers.get("Idempotency-Key"), _base(request))
+    log.info("batch %s (%d jobs) submitted by key %s", batch["id"], len(batch["jobs"]), owner)
+    return web.json_response(batch, status=201, headers={"Location": f"/api/v2/batches/{batch['id']}"})
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    return web.json_response(await _call(request, request.app[VIEWS].batch, request[OWNER], request.match_info["id"],
+                                         _base(request)))
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
@@ -124,7 +138,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         if m:
             metadata[m.group(1)] = v
     page = await _call(request, request.app[VIEWS].list, request[OWNER], _base(request), limit=q.get("limit"),
-                       cursor=q.get("cursor"), statuses=q.get("status"), metadata=metadata)
+                       cursor=q.get("cursor"), statuses=q.get("status"), metadata=metadata,
+                       brand=q.get("brand"), batch=q.get("batch"))
     return web.json_response(page)
 
 
@@ -375,6 +390,8 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
         web.get("/api/v2/jobs/{id}/key_images/{n}", key_image),
         web.post("/api/v2/jobs/{id}/approve", approve_job),
         web.post("/api/v2/jobs/{id}/discard", discard_job),
+        web.post("/api/v2/batches", submit_batch),
+        web.get("/api/v2/batches/{id}", get_batch),
         web.get("/api/v2/assets/{id}", get_asset),
         web.get("/api/v2/assets/{id}/content", asset_content),
     ])

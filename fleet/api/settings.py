@@ -3,7 +3,8 @@
 | variable | default | what it sets |
 |---|---|---|
 | ``ADREEL_API_KEYS`` | — | comma-separated API keys (at least 16 characters each) |
-| ``ADREEL_API_KEYS_FILE`` | — | a file with one API key per line (``#`` comments), read with ``ADREEL_API_KEYS`` |
+| ``ADREEL_API_KEYS_FILE`` | — | a file with one API key per line (``#`` comments), read with ``ADREEL_API_KEYS``; a line may add the key's own webhook: ``KEY webhook=https://…`` |
+| ``ADREEL_API_MAX_QUEUED_PER_KEY`` | 100 | jobs of one API key that may wait for a worker at once (beside the fleet's cap, ``ADREEL_FLEET_MAX_QUEUED``) |
 | ``ADREEL_API_MAX_STREAMS`` | 200 | event streams open at once (past it, 429: poll instead) |
 | ``ADREEL_API_RATE_PER_MINUTE`` | 1200 | requests per minute of one API key, over all API processes (then 429) |
 | ``ADREEL_API_WEBHOOK_ALLOW_PRIVATE`` | off | ``1``: webhooks may go to loopback and private addresses too |
@@ -33,6 +34,7 @@ KEYS_ENV = "ADREEL_API_KEYS"
 KEYS_FILE_ENV = "ADREEL_API_KEYS_FILE"
 MAX_STREAMS = Ceiling("ADREEL_API_MAX_STREAMS", 200, integer=True)
 RATE_PER_MINUTE = Ceiling("ADREEL_API_RATE_PER_MINUTE", 1200, integer=True)
+MAX_QUEUED_PER_KEY = Ceiling("ADREEL_API_MAX_QUEUED_PER_KEY", 100, integer=True)
 WEBHOOK_RETRY_SECONDS = Ceiling("ADREEL_API_WEBHOOK_RETRY_SECONDS", 5.0)
 WEBHOOK_PRIVATE_ENV = "ADREEL_API_WEBHOOK_ALLOW_PRIVATE"
 MIN_KEY_LENGTH = 16
@@ -52,6 +54,10 @@ class ApiSettings:
     webhook_secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     webhook_allow_private: bool = False
     webhook_retry_seconds: float = 5.0
+    #: jobs of one key that may wait for a worker at once (``ADREEL_API_MAX_QUEUED_PER_KEY``)
+    max_queued_per_key: int = 100
+    #: owner id → the key's own webhook URL (``KEY webhook=URL`` in the keys file): every job of that key
+    key_webhooks: Mapping[str, str] = field(default_factory=dict)
 
     def owner_of(self, token: str) -> Optional[str]:
         """The owner id of a presented bearer token, or None (compared in constant time, hash against hash)."""
@@ -70,13 +76,29 @@ def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mappin
     and the environment: Redis URL and password, queue cap, signing secret; loaded here when not given)."""
     env = os.environ if environ is None else environ
     keys = [k.strip() for k in (env.get(KEYS_ENV) or "").split(",") if k.strip()]
+    hooks: dict[str, str] = {}
     path = (env.get(KEYS_FILE_ENV) or "").strip()
     if path:
+        from .webhooks import Refused, check_shape
+
         try:
             with open(path, encoding="utf-8") as f:
-                keys += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+                lines = f.read().splitlines()
         except OSError as exc:
             raise FleetError(f"{KEYS_FILE_ENV}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            key, *rest = line.split()
+            keys.append(key)
+            for word in rest:  # never quoted in an error: the line holds a key
+                name, _, url = word.partition("=")
+                if name != "webhook" or not url:
+                    raise FleetError(f"{KEYS_FILE_ENV} line {n}: after the key, only 'webhook=https://…' may follow")
+                try:
+                    hooks[key_hash(key)[:16]] = check_shape(url)
+                except Refused as exc:
+                    raise FleetError(f"{KEYS_FILE_ENV} line {n}: {exc.message}") from None
     if not keys:
         raise FleetError(f"no API keys: set {KEYS_ENV} (comma-separated) or {KEYS_FILE_ENV} (one key per line)")
     short = sum(1 for k in keys if len(k) < MIN_KEY_LENGTH)
@@ -91,4 +113,5 @@ def load_api_settings(fleet: Optional[Settings] = None, environ: Optional[Mappin
                        max_streams=int(MAX_STREAMS.read(env)), rate_per_minute=int(RATE_PER_MINUTE.read(env)),
                        webhook_secrets={key_hash(k)[:16]: secret_for(k) for k in keys},
                        webhook_allow_private=(env.get(WEBHOOK_PRIVATE_ENV) or "").strip() == "1",
-                       webhook_retry_seconds=float(WEBHOOK_RETRY_SECONDS.read(env)))
+                       webhook_retry_seconds=float(WEBHOOK_RETRY_SECONDS.read(env)),
+                       max_queued_per_key=int(MAX_QUEUED_PER_KEY.read(env)), key_webhooks=hooks)

@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 from .. import objects
 from ..config import FleetError
-from ..jobs import JobSpec, batch_id_for, brief_fields, load_workflow, nodes_of, prepare_prompt
+from ..jobs import JobSpec, batch_id_for, brief_fields, load_workflow, nodes_of, parse_briefs, prepare_prompt
 from ..records import QueueFull, Records, SpecRefused, public_record, sign_spec
 from . import approval
 from .settings import ApiSettings
@@ -62,6 +62,11 @@ MAX_LIST = 100
 DEFAULT_LIST = 50
 SCAN_CAP = 2000
 _JOB_ID = re.compile(r"^[0-9a-f]{20}$")
+_BATCH_ID = re.compile(r"^b[0-9a-f]{20}$")
+MAX_VARIANTS = 20
+MAX_ROWS_TEXT = 4 * 1024 * 1024
+#: how long a quota reservation holds before its job is admitted (a process that died leaves it to lapse)
+RESERVE_S = 60
 _ASSET_ID = re.compile(r"^([0-9a-f]{20})-(\d{1,4})$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -97,9 +102,26 @@ def iso(t: Optional[float]) -> Optional[str]:
 # ------------------------------------------------------------------ submissions
 def parse_submission(body: Any) -> tuple[dict, str]:
     """(the API-format prompt, the workflow's name) from a POST body: v2's ``workflow``, or AdReel's
-    ``brief`` + ``workflow_name`` (+ ``node_inputs``)."""
+    ``brief`` + ``workflow_name`` (+ ``node_inputs``); ``brand`` (a brand kit's name) goes into its BrandBrief."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    if "brief" in body or "workflow_name" in body:
+        if "workflow" in body:
+            raise ApiError(400, "invalid_request", "give either 'workflow' or 'brief' with 'workflow_name', not both")
+        brief = body.get("brief")
+        if not isinstance(brief, dict) or not brief:
+            raise ApiError(422, "invalid_request", "'brief' must be a JSON object of BrandBrief's fields")
+        prompt, name = parse_template(body)
+        apply_brief(prompt, brief, "brief")
+    else:
+        prompt, name = parse_template(body)
+    apply_brand(prompt, body.get("brand"))
+    return prompt, name
+
+
+def parse_template(body: dict) -> tuple[dict, str]:
+    """The workflow a job (or each row of a batch) starts from, with ``node_inputs`` applied: a shipped workflow
+    by ``workflow_name``, or v2's ``workflow`` graph."""
     extra = body.get("extra_data")
     if extra is not None and (not isinstance(extra, dict) or set(extra) - {"api_key_comfy_org"}):
         raise ApiError(400, "invalid_request", "'extra_data' accepts only the 'api_key_comfy_org' field")
@@ -107,10 +129,10 @@ def parse_submission(body: Any) -> tuple[dict, str]:
         # the fleet's workers queue the prompt without per-job extra data: a partner key would be dropped
         raise ApiError(422, "invalid_request", "'extra_data.api_key_comfy_org' is not supported by the fleet: "
                                                "configure provider keys in the workers' environment")
-    if "workflow" in body and ("brief" in body or "workflow_name" in body):
-        raise ApiError(400, "invalid_request", "give either 'workflow' or 'brief' with 'workflow_name', not both")
-    if "brief" in body or "workflow_name" in body:
-        return _from_brief(body), str(body.get("workflow_name"))
+    if "workflow" in body and "workflow_name" in body:
+        raise ApiError(400, "invalid_request", "give either 'workflow' or 'workflow_name', not both")
+    if "workflow_name" in body:
+        return _shipped(body), str(body["workflow_name"])
     workflow = body.get("workflow")
     if not isinstance(workflow, dict) or not workflow:
         raise ApiError(422, "invalid_workflow", "missing 'workflow' (an API-format graph), or 'brief' with "
@@ -118,9 +140,60 @@ def parse_submission(body: Any) -> tuple[dict, str]:
     if isinstance(workflow.get("nodes"), list) or all(k in workflow for k in ("links", "last_node_id")):
         raise ApiError(422, "workflow_format_ui", "this is a UI-format workflow (what the editor saves); "
                                                   "export it in API format")
+    if "node_inputs" in body:
+        raise ApiError(422, "invalid_request", "'node_inputs' goes with 'workflow_name'; set a 'workflow' graph's "
+                                               "widgets in the graph itself")
     prompt = copy.deepcopy(workflow)
     _check_graph(prompt)
     return prompt, "api"
+
+
+#: BrandBrief's input that names the brand (and, with brand kits, the kit in ``brands/``)
+BRAND_INPUT = "brand"
+MAX_BRAND = 64
+_BRAND_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_brand(value: Any, where: str = "brand") -> str:
+    """A brand (kit) name: a plain name, never a path (no slash, no backslash, no leading dot, no control
+    character), 1-64 characters without surrounding spaces."""
+    if not isinstance(value, str) or not value or len(value) > MAX_BRAND or value.strip() != value \
+            or value.startswith(".") or _BRAND_BAD.search(value):
+        raise ApiError(422, "invalid_request", f"'{where}' must be a brand's plain name: 1-{MAX_BRAND} characters, "
+                                               "no slash, backslash, leading dot or control character")
+    return value
+
+
+def apply_brand(prompt: dict, brand: Any) -> None:
+    """Put the request's ``brand`` into the workflow's BrandBrief (a brief that names another brand is refused)."""
+    if brand is None:
+        return
+    name = check_brand(brand)
+    briefs = nodes_of(prompt, "BrandBrief")
+    if len(briefs) != 1:
+        raise ApiError(422, "invalid_request", "'brand' needs a workflow with exactly one BrandBrief node")
+    inputs = briefs[0][1]["inputs"]
+    given = inputs.get(BRAND_INPUT)
+    if isinstance(given, list):
+        raise ApiError(422, "invalid_request", f"'brand': the workflow's BrandBrief takes its {BRAND_INPUT} "
+                                               "from another node")
+    inputs[BRAND_INPUT] = name
+
+
+def apply_brief(workflow: dict, brief: dict, where: str) -> None:
+    """Set BrandBrief's widgets from ``brief`` (an unknown field is refused, listing the valid ones)."""
+    briefs = nodes_of(workflow, "BrandBrief")
+    if len(briefs) != 1:
+        raise ApiError(422, "invalid_request", f"'{where}' needs a workflow with exactly one BrandBrief node")
+    allowed = brief_fields(workflow)
+    brief_node = briefs[0][1]
+    for key, value in brief.items():
+        if key not in allowed:
+            raise ApiError(422, "invalid_request", f"'{where}' has an unknown field; BrandBrief's fields are "
+                                                   + ", ".join(allowed))
+        brief_node["inputs"][key] = _typed(value, allowed[key], f"{where}.{key}")
+    if BRAND_INPUT in brief:
+        check_brand(brief_node["inputs"][BRAND_INPUT], f"{where}.{BRAND_INPUT}")
 
 
 def _check_graph(prompt: dict) -> None:
@@ -141,7 +214,8 @@ def _safe_id(node_id: Any) -> str:
     return s if re.fullmatch(r"[A-Za-z0-9_:.-]{1,32}", s) else "?"
 
 
-def _from_brief(body: dict) -> dict:
+def _shipped(body: dict) -> dict:
+    """A shipped workflow (``example_workflows/api/<workflow_name>.json``) with ``node_inputs`` applied."""
     name = body.get("workflow_name")
     if not isinstance(name, str) or not _WORKFLOW_NAME.match(name):
         raise ApiError(422, "invalid_request", "'workflow_name' must name a shipped workflow: "
@@ -154,16 +228,6 @@ def _from_brief(body: dict) -> dict:
         workflow = load_workflow(str(path))
     except FleetError as exc:  # a shipped file: names only our own path
         raise ApiError(500, "internal", str(exc)) from None
-    brief = body.get("brief")
-    if not isinstance(brief, dict) or not brief:
-        raise ApiError(422, "invalid_request", "'brief' must be a JSON object of BrandBrief's fields")
-    allowed = brief_fields(workflow)
-    (brief_id, brief_node), = nodes_of(workflow, "BrandBrief")
-    for key, value in brief.items():
-        if key not in allowed:
-            raise ApiError(422, "invalid_request", "'brief' has an unknown field; BrandBrief's fields are "
-                                                   + ", ".join(allowed))
-        brief_node["inputs"][key] = _typed(value, allowed[key], f"brief.{key}")
     overrides = body.get("node_inputs") or {}
     if not isinstance(overrides, dict):
         raise ApiError(422, "invalid_request", "'node_inputs' must map a node class to {input: value}")
@@ -185,6 +249,32 @@ def _from_brief(body: dict) -> dict:
     for node in workflow.values():
         node.pop("_meta", None)
     return workflow
+
+
+def parse_rows(body: dict, workflow: dict) -> list[tuple[int, dict]]:
+    """A batch's rows: ``csv`` or ``jsonl`` text (the fleet's own parser, ``fleet.jobs.parse_briefs``, as for
+    ``python -m fleet submit --briefs``), or ``rows``, a JSON list of BrandBrief objects."""
+    given = [k for k in ("csv", "jsonl", "rows") if k in body]
+    if len(given) != 1:
+        raise ApiError(422, "invalid_request", "a batch needs exactly one of 'csv' (text, a header of BrandBrief's "
+                                               "inputs), 'jsonl' (text, a JSON object per line) or 'rows' (a list)")
+    what = given[0]
+    if len(nodes_of(workflow, "BrandBrief")) != 1:
+        raise ApiError(422, "invalid_request", "a batch needs a workflow with exactly one BrandBrief node")
+    raw = body[what]
+    if what == "rows":
+        if not isinstance(raw, list) or not raw or not all(isinstance(r, dict) for r in raw):
+            raise ApiError(422, "invalid_request", "'rows' must be a non-empty list of BrandBrief objects")
+        return [(n, r) for n, r in enumerate(raw, start=1)]
+    if not isinstance(raw, str) or not raw.strip():
+        raise ApiError(422, "invalid_request", f"'{what}' must be non-empty text")
+    if len(raw.encode("utf-8")) > MAX_ROWS_TEXT:
+        raise ApiError(413, "too_large", f"'{what}' is larger than {MAX_ROWS_TEXT} bytes")
+    try:
+        return parse_briefs(raw.lstrip("\ufeff"), workflow, jsonl=what == "jsonl", source=f"'{what}'",
+                            name_columns=False)
+    except FleetError as exc:  # names the row and the field, never a value or a column the visitor sent
+        raise ApiError(422, "invalid_rows", str(exc)) from None
 
 
 def _typed(value: Any, default: Any, where: str) -> Any:
@@ -229,6 +319,21 @@ def make_spec(job_id: str, prompt: dict, workflow_name: str) -> JobSpec:
                    brand=str(brief.get("brand", "")), workflow=workflow_name)
 
 
+# KEYS: the fleet's queued set, the owner's fleet ids, the owner's reservations · ARGV: limit, now, lease, id…
+# A reservation covers a job between this check and its admission; one left by a dead process lapses.
+_QUOTA = """
+local now = tonumber(ARGV[2])
+redis.call('zremrangebyscore', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+local waiting = redis.call('sintercard', 2, KEYS[1], KEYS[2]) + redis.call('zcard', KEYS[3])
+if waiting + (#ARGV - 3) > tonumber(ARGV[1]) then return {-1, waiting} end
+for i = 4, #ARGV do
+  redis.call('sadd', KEYS[2], ARGV[i])
+  redis.call('zadd', KEYS[3], now, ARGV[i])
+end
+return {1, waiting}
+"""
+
+
 # ------------------------------------------------------------------ the records
 class Views:
     def __init__(self, settings: ApiSettings, records: Optional[Records] = None, actor=None):
@@ -238,6 +343,7 @@ class Views:
         self.ns = f"{settings.fleet.namespace}:api"
         self._actor = actor
         self._store = None
+        self._quota = self.r.register_script(_QUOTA)
 
     def meta_key(self, job_id: str) -> str:
         return f"{self.ns}:job:{job_id}"
@@ -278,6 +384,79 @@ class Views:
     # submit ---------------------------------------------------------------------
     def submit(self, owner: str, body: Any, idempotency_key: Optional[str], base: str = "") -> str:
         prompt, name = parse_submission(body)
+        options = self._options(body)
+        return self._admit(owner, [(prompt, name, {})], options, idempotency_key, base)[0]
+
+    def submit_batch(self, owner: str, body: Any, idempotency_key: Optional[str], base: str = "") -> dict:
+        """A batch: one job per row × variant (rows as CSV or JSON Lines text, as ``python -m fleet submit
+        --briefs`` reads them, or a JSON list), all admitted or none."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_request", "the body must be a JSON object")
+        if "brief" in body:
+            raise ApiError(422, "invalid_request", "a batch takes its briefs from 'csv', 'jsonl' or 'rows', not "
+                                                   "'brief'")
+        template, name = parse_template(body)
+        rows = parse_rows(body, template)
+        variants = body.get("variants", 1)
+        if isinstance(variants, bool) or not isinstance(variants, int) or not 1 <= variants <= MAX_VARIANTS:
+            raise ApiError(422, "invalid_request", f"'variants' must be a whole number from 1 to {MAX_VARIANTS}")
+        cap = self.settings.fleet.max_queued
+        if len(rows) * variants > cap:
+            raise ApiError(422, "batch_too_large", f"this batch has {len(rows) * variants} jobs, more than the "
+                           f"{cap} the queue may hold (ADREEL_FLEET_MAX_QUEUED); split it",
+                           details={"jobs": len(rows) * variants, "max_queued": cap})
+        brand = body.get("brand")
+        scripts = nodes_of(template, "ScriptLLM")
+        if variants > 1 and not scripts:
+            raise ApiError(422, "invalid_request", "'variants': the workflow has no ScriptLLM node whose seed could "
+                                                   "make variants")
+        s = scripts[0][1]["inputs"].get("seed", 0) if scripts else 0
+        base_seed = int(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else 0
+        jobs = []
+        for row, values in rows:
+            for v in range(variants):
+                prompt = copy.deepcopy(template)
+                apply_brief(prompt, values, f"row {row}")
+                try:
+                    apply_brand(prompt, brand)
+                except ApiError as exc:
+                    raise ApiError(exc.status, exc.code, f"row {row}: {exc.message}") from None
+                for node_id, _ in scripts:  # variant k: ScriptLLM's seed + k, as `python -m fleet submit`
+                    prompt[node_id]["inputs"]["seed"] = base_seed + v
+                jobs.append((prompt, name, {"row": str(row), "variant": str(v)}))
+        batch = "b" + secrets.token_hex(10)
+        options = self._options(body)
+        ids = self._admit(owner, jobs, options, idempotency_key, base, batch=batch)
+        now = time.time()
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.batch_key(batch), mapping={"owner": owner, "created": f"{now:.3f}", "jobs": json.dumps(ids),
+                                                  "variants": variants, "rows": len(rows)})
+        pipe.execute()
+        return self.batch(owner, batch, base)
+
+    def batch(self, owner: str, batch: str, base: str) -> dict:
+        if not isinstance(batch, str) or not _BATCH_ID.match(batch):
+            raise not_found("batch")
+        rec = self.r.hgetall(self.batch_key(batch))
+        if not rec or rec.get("owner") != owner:
+            raise not_found("batch")
+        jobs = []
+        for job_id in json.loads(rec["jobs"]):
+            try:
+                jobs.append(self.job(owner, job_id, base, position=False))
+            except ApiError:  # deleted since
+                continue
+        counts: dict[str, int] = {}
+        for j in jobs:
+            counts[j["status"]] = counts.get(j["status"], 0) + 1
+        return {"id": batch, "created_at": iso(float(rec["created"])), "rows": int(rec.get("rows") or 0),
+                "variants": int(rec.get("variants") or 1), "counts": counts, "jobs": jobs}
+
+    def batch_key(self, batch: str) -> str:
+        return f"{self.ns}:batch:{batch}"
+
+    def _options(self, body: dict) -> dict:
+        """What applies to every job of a request: metadata, webhook, approval."""
         metadata = parse_metadata(body.get("metadata"))
         hook = body.get("webhook_url")
         if hook is not None:
@@ -287,20 +466,35 @@ class Views:
         wants_approval = body.get("approval", False)
         if not isinstance(wants_approval, bool):
             raise ApiError(422, "invalid_request", "'approval' must be true or false")
-        job_id = secrets.token_hex(10)
-        spec = make_spec(job_id, prompt, name)
-        held: dict[str, str] = {}
-        if wants_approval:
-            try:
-                prefix = approval.prefix_prompt(prompt)
-            except approval.NoPrefix as exc:
-                raise ApiError(422, "invalid_request", str(exc)) from None
-            prefix_id = secrets.token_hex(10)
-            text = json.dumps(prompt, ensure_ascii=False, allow_nan=False, sort_keys=True)
-            held = {"approval": "pending", "prefix": prefix_id, "held": text,
-                    "held_sig": self._held_sig(job_id, text),
-                    "prefix_classes": json.dumps({k: v["class_type"] for k, v in prefix.items()})}
-            spec = make_spec(prefix_id, prefix, name)
+        return {"metadata": metadata, "hook": hook, "approval": wants_approval}
+
+    def _admit(self, owner: str, jobs: list, options: dict, idempotency_key: Optional[str], base: str,
+               batch: str = "") -> list[str]:
+        """Queue ``jobs`` ((prompt, workflow name, labels) each) for ``owner``, all or none: within this key's
+        quota and the fleet's cap, signed as every fleet job. Their ids, in order."""
+        specs, metas = [], []
+        for prompt, name, labels in jobs:
+            job_id = secrets.token_hex(10)
+            spec = make_spec(job_id, prompt, name)
+            held: dict[str, str] = {}
+            if options["approval"]:
+                try:
+                    prefix = approval.prefix_prompt(prompt)
+                except approval.NoPrefix as exc:
+                    raise ApiError(422, "invalid_request", str(exc)) from None
+                prefix_id = secrets.token_hex(10)
+                text = json.dumps(prompt, ensure_ascii=False, allow_nan=False, sort_keys=True)
+                held = {"approval": "pending", "prefix": prefix_id, "held": text,
+                        "held_sig": self._held_sig(job_id, text),
+                        "prefix_classes": json.dumps({k: v["class_type"] for k, v in prefix.items()})}
+                spec = make_spec(prefix_id, prefix, name)
+            classes = {k: v["class_type"] for k, v in prepare_prompt(prompt, job_id).items()}
+            specs.append(spec)
+            metas.append((job_id, {"owner": owner, "metadata": json.dumps(options["metadata"]), "workflow_name": name,
+                                   "classes": json.dumps(classes), "base": base, **held, **labels,
+                                   **({"batch": batch} if batch else {}),
+                                   **({"webhook_url": options["hook"]} if options["hook"] else {})}))
+        ids = [job_id for job_id, _ in metas]
         claim = None
         if idempotency_key is not None:
             if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY \
@@ -308,31 +502,65 @@ class Views:
                 raise ApiError(400, "invalid_request",
                                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
             claim = self.idem_key(owner, idempotency_key)
-            if not self.r.set(claim, job_id, nx=True, ex=IDEMPOTENCY_TTL_S):
-                made = self.r.get(claim)
+            if not self.r.set(claim, batch or ids[0], nx=True, ex=IDEMPOTENCY_TTL_S):
+                made = self.r.get(claim) or ""
+                details = {"job_id": made} if _JOB_ID.match(made) else {"batch_id": made} \
+                    if _BATCH_ID.match(made) else None
                 raise ApiError(422, "idempotency_key_reuse", "this Idempotency-Key was already used with this API "
-                               "key; keys are single-use: poll or list the job it made",
-                               details={"job_id": made} if made and _JOB_ID.match(made) else None)
+                               "key; keys are single-use: poll or list what it made", details=details)
+        fleet_ids = [spec.id for spec in specs]
+        try:
+            waiting, cap = self.records.waiting(), self.settings.fleet.max_queued
+            if waiting + len(fleet_ids) > cap:  # the fleet's cap first (``admit`` holds it atomically below)
+                raise self._queue_full(QueueFull(waiting, len(fleet_ids), cap))
+            self._reserve(owner, fleet_ids)
+        except ApiError:
+            if claim:
+                self.r.delete(claim)  # nothing was made: the same key may be sent again
+            raise
         now = time.time()
-        classes = {k: v["class_type"] for k, v in prepare_prompt(prompt, job_id).items()}
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.meta_key(job_id), mapping={"owner": owner, "created": f"{now:.3f}",
-                                                  "metadata": json.dumps(metadata), "workflow_name": name,
-                                                  "classes": json.dumps(classes), "base": base, **held,
-                                                  **({"webhook_url": hook} if hook else {})})
-        pipe.zadd(self.owner_key(owner), {job_id: now})
+        for n, (job_id, meta) in enumerate(metas):
+            pipe.hset(self.meta_key(job_id), mapping={**meta, "created": f"{now + n * 1e-6:.6f}"})
+            pipe.zadd(self.owner_key(owner), {job_id: now + n * 1e-6})
         pipe.execute()
         try:
-            self.records.admit(batch_id_for([spec.id]), [spec], self.settings.fleet.max_queued)
+            self.records.admit(batch_id_for(fleet_ids), specs, self.settings.fleet.max_queued)
         except QueueFull as exc:
-            self._forget(owner, job_id)
+            for job_id in ids:
+                self._forget(owner, job_id)
+            self.r.srem(self.fleet_ids_key(owner), *fleet_ids)
             if claim:
                 self.r.delete(claim)  # nothing was made: the same key may be sent again (the SDK retries a 429)
             raise self._queue_full(exc) from None
-        if hook:
-            self.r.sadd(f"{self.ns}:hooks:watch", job_id)
-        self.actor().send(spec.id)
-        return job_id
+        finally:
+            self.r.zrem(self.reserving_key(owner), *fleet_ids)
+        if options["hook"] or self.settings.key_webhooks.get(owner):
+            self.r.sadd(f"{self.ns}:hooks:watch", *ids)
+        for fleet_id in fleet_ids:
+            self.actor().send(fleet_id)
+        return ids
+
+    def fleet_ids_key(self, owner: str) -> str:
+        return f"{self.ns}:fleetids:{owner}"
+
+    def reserving_key(self, owner: str) -> str:
+        return f"{self.ns}:reserving:{owner}"
+
+    def _reserve(self, owner: str, fleet_ids: list[str]) -> None:
+        """Count ``fleet_ids`` as this key's (its quota, ``ADREEL_API_MAX_QUEUED_PER_KEY``), or a 429 saying how
+        many of its jobs wait. Atomic: two requests of one key at once cannot both pass the quota."""
+        limit = self.settings.max_queued_per_key
+        res = self._quota(keys=[self.records.queued_key, self.fleet_ids_key(owner), self.reserving_key(owner)],
+                          args=[limit, f"{time.time():.3f}", RESERVE_S, *fleet_ids])
+        if int(res[0]) < 0:
+            waiting = int(res[1])
+            raise ApiError(429, "key_queue_full",
+                           f"this API key has {waiting} job(s) waiting for a worker and may have at most {limit} "
+                           f"(ADREEL_API_MAX_QUEUED_PER_KEY); this request would add {len(fleet_ids)}; nothing was "
+                           "submitted. Retry when your jobs have started.",
+                           details={"waiting_for_key": waiting, "max_queued_per_key": limit,
+                                    "adding": len(fleet_ids)}, headers={"Retry-After": "10"})
 
     def _held_sig(self, job_id: str, text: str) -> str:
         """The held workflow's signature: the fleet's own (``records.sign_spec``, its secret), bound to this job."""
@@ -525,14 +753,20 @@ class Views:
             if not written:
                 raise ApiError(409, "record_refused", "the prefix recorded no script to approve")
             text = json.dumps(written, ensure_ascii=False, allow_nan=False)
-        if not self.r.set(self.decided_key(job_id), "approved", nx=True):
-            raise ApiError(409, "not_awaiting_approval", "this job was approved or discarded already")
-        spec = make_spec(job_id, approval.with_script(prompt, text), meta.get("workflow_name") or "api")
+        self._reserve(owner, [job_id])  # the render waits for a worker: within this key's quota
         try:
-            self.records.admit(batch_id_for([job_id]), [spec], self.settings.fleet.max_queued)
-        except QueueFull as exc:
-            self.r.delete(self.decided_key(job_id))  # nothing was started: it may be approved again
-            raise self._queue_full(exc) from None
+            if not self.r.set(self.decided_key(job_id), "approved", nx=True):
+                self.r.srem(self.fleet_ids_key(owner), job_id)
+                raise ApiError(409, "not_awaiting_approval", "this job was approved or discarded already")
+            spec = make_spec(job_id, approval.with_script(prompt, text), meta.get("workflow_name") or "api")
+            try:
+                self.records.admit(batch_id_for([job_id]), [spec], self.settings.fleet.max_queued)
+            except QueueFull as exc:
+                self.r.delete(self.decided_key(job_id))  # nothing was started: it may be approved again
+                self.r.srem(self.fleet_ids_key(owner), job_id)
+                raise self._queue_full(exc) from None
+        finally:
+            self.r.zrem(self.reserving_key(owner), job_id)
         self.r.hset(self.meta_key(job_id), "approval", "approved")
         self.actor().send(job_id)
         return self.job(owner, job_id, base)
@@ -545,7 +779,8 @@ class Views:
         return self.job(owner, job_id, base)
 
     def list(self, owner: str, base: str, *, limit: Any = None, cursor: Optional[str] = None,
-             statuses: Optional[str] = None, metadata: Optional[dict] = None) -> dict:
+             statuses: Optional[str] = None, metadata: Optional[dict] = None, brand: Optional[str] = None,
+             batch: Optional[str] = None) -> dict:
         try:
             limit = DEFAULT_LIST if limit in (None, "") else int(limit)
         except (TypeError, ValueError):
@@ -558,6 +793,10 @@ class Views:
             if wanted - set(V2_STATUSES):
                 raise ApiError(400, "invalid_request", "'status' takes a comma-separated list of "
                                                        + ", ".join(V2_STATUSES))
+        if brand is not None and (not brand or len(brand) > MAX_BRAND):
+            raise ApiError(400, "invalid_request", f"'brand' must be 1-{MAX_BRAND} characters")
+        if batch is not None and not _BATCH_ID.match(batch):
+            raise ApiError(400, "invalid_request", "'batch' is not a batch id this server gave")
         max_score, after = "+inf", None
         if cursor:
             try:
@@ -600,6 +839,10 @@ class Views:
                     continue
                 if metadata and any(job["metadata"].get(k) != v for k, v in metadata.items()):
                     continue
+                if brand and job["adreel"]["brand"].casefold() != brand.casefold():
+                    continue
+                if batch and meta.get("batch") != batch:
+                    continue
                 out.append(job)
             max_score, after = last
         page: dict[str, Any] = {"jobs": out}
@@ -626,6 +869,7 @@ class Views:
         if meta.get("prefix"):
             removed += objects.delete_job(self.records, meta["prefix"]) or []
         self.r.delete(self.decided_key(job_id))
+        self.r.srem(self.fleet_ids_key(owner), *[i for i in (job_id, meta.get("prefix")) if i])
         self._forget(owner, job_id)
         return {"id": job_id, "deleted": True, "objects_removed": len(removed)}
 
@@ -696,6 +940,9 @@ def shape(job_id: str, meta: dict, raw: dict, base: str, queue_position: Optiona
         "error": error, "metrics": metrics, "urls": urls,
         "metadata": json.loads(meta.get("metadata") or "{}"),
         "adreel": {"stage": stage, "brand": rec["brand"], "workflow_name": meta.get("workflow_name") or "",
+                   "batch": meta.get("batch") or None,
+                   "row": int(meta["row"]) if meta.get("row") else None,
+                   "variant": int(meta["variant"]) if meta.get("variant") else None,
                    "attempts": rec["attempts"], "worker": rec["worker"] or None,
                    "cost_usd": float(cost) if cost not in (None, "") else None,
                    "note": rec["error"] if status in ("queued", "running") and rec["error"] else None,

@@ -1,5 +1,6 @@
-"""Signed webhooks: a job submitted with ``webhook_url`` is announced there when it ends (succeeded, failed,
-canceled) and when it waits for its approval (``job.awaiting_approval``).
+"""Signed webhooks: a job is announced when it ends (succeeded, failed, canceled) and when it waits for its
+approval (``job.awaiting_approval``) at the job's own ``webhook_url`` (given with the job) and at its API key's
+webhook (``KEY webhook=URL`` in the keys file), each endpoint once.
 
 The scheme is Standard Webhooks (standardwebhooks.com), which libraries in many
 languages verify: headers ``webhook-id`` (the event id, the same on every
@@ -15,9 +16,16 @@ set and files the delivery (``<ns>:api:hooks:msg:<id>``, due in
 ``<ns>:api:hooks:due``). A process claims due deliveries with a lease, so a
 process that dies mid-delivery leaves them to another one after the lease.
 A failed delivery (no 2xx within 10 s) is retried with backoff; the workers
-never wait for a receiver. A receiver on a loopback, private or link-local
-address is refused unless the operator allows private addresses
+never wait for a receiver, and a slow receiver holds up only its own
+delivery (each runs as its own task). A receiver on a loopback, private or
+link-local address is refused unless the operator allows private addresses
 (``ADREEL_API_WEBHOOK_ALLOW_PRIVATE=1``; cloud metadata addresses never).
+
+The host is resolved once per delivery, every address is checked, and the
+connection goes to the checked address with the name kept for the Host header
+and TLS (SNI and certificate), as ``nodes/engine/cloud/page_fetch.py`` reads a
+product page: a name cannot resolve to a public address for the check and a
+private one for the request (DNS rebinding). No redirect is followed.
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ import time
 from typing import Optional
 from urllib.parse import urlsplit
 
-import aiohttp
+import httpx
 
 from nodes.engine.cloud.http import address_kind, host_port, resolve
 
@@ -48,12 +56,32 @@ MAX_BACKOFF_S = 3600.0
 LEASE_S = 60.0
 TIMEOUT_S = 10.0
 TICK_S = 1.0
+MAX_IN_FLIGHT = 64
+USER_AGENT = "AdReel-Webhooks/1"
 MAX_URL = 2048
 
 _CLAIM = """
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do redis.call('zadd', KEYS[1], ARGV[2], id) end
 return ids
+"""
+
+
+# KEYS: filed marker, due, watch · ARGV: event id, body, owner, job id, now, ttl, terminal, (delivery id, url)…
+_FILE = """
+if not redis.call('set', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[6])) then
+  if ARGV[7] == '1' then redis.call('srem', KEYS[3], ARGV[4]) end
+  return 0
+end
+if ARGV[7] == '1' then redis.call('srem', KEYS[3], ARGV[4]) end
+for i = 8, #ARGV, 2 do
+  local key = '<NS>:msg:' .. ARGV[i]
+  redis.call('hset', key, 'event', ARGV[1], 'owner', ARGV[3], 'url', ARGV[i + 1], 'body', ARGV[2], 'attempts', 0,
+             'job_id', ARGV[4])
+  redis.call('expire', key, tonumber(ARGV[6]))
+  redis.call('zadd', KEYS[2], ARGV[5], ARGV[i])
+end
+return 1
 """
 
 
@@ -76,9 +104,8 @@ class Refused(ApiError):
         super().__init__(422, "webhook_url_refused", message)
 
 
-def check_url(url, allow_private: bool, resolver=resolve) -> str:
-    """``url`` when a webhook may go there: http(s), no credentials in it, and every address its host
-    resolves to public (loopback and private too when ``allow_private``; link-local / metadata never)."""
+def check_shape(url) -> str:
+    """``url`` when it is an http(s) URL with a host and no credentials (its addresses are checked apart)."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
         raise Refused(f"'webhook_url' must be an http(s) URL of at most {MAX_URL} characters")
     try:
@@ -90,6 +117,13 @@ def check_url(url, allow_private: bool, resolver=resolve) -> str:
         raise Refused("'webhook_url' must be an http(s) URL with a host")
     if parts.username or parts.password:
         raise Refused("'webhook_url' must not carry a user name or password")
+    return url
+
+
+def checked_address(url, allow_private: bool, resolver=resolve) -> tuple[str, int, str]:
+    """(host, port, the address to connect to) of a webhook URL: resolved once, and every address it resolves
+    to public (loopback and private too when ``allow_private``; link-local / metadata never)."""
+    check_shape(url)
     host, port = host_port(url)
     try:
         addresses = resolver(host, port)
@@ -103,7 +137,23 @@ def check_url(url, allow_private: bool, resolver=resolve) -> str:
             what = "link-local / cloud-metadata" if kind == "metadata" else kind
             unless = "" if kind == "metadata" else " unless the operator sets ADREEL_API_WEBHOOK_ALLOW_PRIVATE=1"
             raise Refused(f"'webhook_url' resolves to a {what} address; webhooks go only to public addresses{unless}")
+    return host, port, str(addresses[0])
+
+
+def check_url(url, allow_private: bool, resolver=resolve) -> str:
+    """``url`` when a webhook may go there (``checked_address``), else ``Refused``."""
+    checked_address(url, allow_private, resolver)
     return url
+
+
+def pinned_request(client: httpx.AsyncClient, url: str, address: str, host: str, body: bytes,
+                   headers: dict) -> httpx.Request:
+    """A POST to ``url`` that connects to ``address`` (the one checked), with the name in the Host header and
+    in TLS (SNI, certificate): page_fetch's way of pinning a fetch, for the webhooks' client."""
+    target = httpx.URL(url)
+    extensions = {"sni_hostname": host} if target.scheme == "https" else {}
+    return client.build_request("POST", target.copy_with(host=address), content=body, extensions=extensions,
+                                headers={**headers, "Host": target.netloc.decode("ascii")})
 
 
 class Hooks:
@@ -114,6 +164,7 @@ class Hooks:
         self.r = views.r
         self.ns = f"{views.ns}:hooks"
         self._claim = self.r.register_script(_CLAIM)
+        self._file = self.r.register_script(_FILE.replace("<NS>", self.ns))
 
     @property
     def watch_key(self) -> str:
@@ -123,10 +174,18 @@ class Hooks:
     def due_key(self) -> str:
         return f"{self.ns}:due"
 
-    def msg_key(self, event_id: str) -> str:
-        return f"{self.ns}:msg:{event_id}"
+    def msg_key(self, delivery: str) -> str:
+        return f"{self.ns}:msg:{delivery}"
 
     # ---- file deliveries for jobs that ended
+    def endpoints(self, owner: str, job_url: Optional[str]) -> list[tuple[str, str]]:
+        """(delivery kind, URL) of a job's event: the job's own webhook and its key's, each URL once."""
+        out = [("job", job_url)] if job_url else []
+        key_url = self.views.settings.key_webhooks.get(owner)
+        if key_url and key_url != job_url:
+            out.append(("key", key_url))
+        return out
+
     def scan(self) -> int:
         ids = list(self.r.smembers(self.watch_key))
         if not ids:
@@ -137,7 +196,8 @@ class Hooks:
         got = pipe.execute()
         filed = 0
         for job_id, (owner, url, base) in zip(ids, got):
-            if not owner or not url:  # deleted
+            targets = self.endpoints(owner, url) if owner else []
+            if not targets:  # deleted, or its key no longer has a webhook
                 self.r.srem(self.watch_key, job_id)
                 continue
             try:
@@ -149,22 +209,14 @@ class Hooks:
             if not event:
                 continue  # still active
             event_id = f"evt_{job_id}_{event.split('.')[1]}"
-            # each event is filed once, by whichever API process gets here first
-            if not self.r.set(f"{self.ns}:filed:{event_id}", "1", nx=True, ex=7 * 86400):
-                if event in TERMINAL_EVENTS:
-                    self.r.srem(self.watch_key, job_id)
-                continue
-            if event in TERMINAL_EVENTS:
-                self.r.srem(self.watch_key, job_id)
             body = json.dumps({"id": event_id, "type": event, "created_at": iso(time.time()), "data": job},
                               ensure_ascii=False, separators=(",", ":"))
-            pipe = self.r.pipeline(transaction=True)
-            pipe.hset(self.msg_key(event_id), mapping={"owner": owner, "url": url, "body": body, "attempts": 0,
-                                                       "job_id": job_id})
-            pipe.expire(self.msg_key(event_id), 7 * 86400)
-            pipe.zadd(self.due_key, {event_id: time.time()})
-            pipe.execute()
-            filed += 1
+            args = [event_id, body, owner, job_id, f"{time.time():.3f}", 7 * 86400, int(event in TERMINAL_EVENTS)]
+            for kind, target in targets:
+                args += [f"{event_id}/{kind}", target]
+            # each event is filed once (every endpoint in one step), by whichever API process gets here first
+            filed += int(self._file(keys=[f"{self.ns}:filed:{event_id}", self.due_key, self.watch_key],
+                                    args=args))
         return filed
 
     def claim(self, n: int = 16) -> list[tuple[str, dict]]:
@@ -199,51 +251,81 @@ class Hooks:
 
     # ---- the loop, one per API process
     async def run(self, secrets_by_owner: dict, allow_private: bool, retry_s: float) -> None:
-        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                try:
-                    await asyncio.to_thread(self.scan)
-                    due = await asyncio.to_thread(self.claim)
-                    await asyncio.gather(*(self._deliver(session, e, m, secrets_by_owner, allow_private, retry_s)
-                                           for e, m in due))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 — Redis away: the next tick tries again
-                    log.warning("webhooks: %s", type(exc).__name__)
-                await asyncio.sleep(TICK_S)
+        """File and send deliveries until cancelled. Each delivery is its own task: a slow receiver holds up
+        nothing but its own delivery (at most ``MAX_IN_FLIGHT`` at once per process)."""
+        inflight: set[asyncio.Task] = set()
+        async with httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT_S), follow_redirects=False, trust_env=False,
+                                     headers={"User-Agent": USER_AGENT}) as client:
+            try:
+                while True:
+                    try:
+                        await asyncio.to_thread(self.scan)
+                        room = MAX_IN_FLIGHT - len(inflight)
+                        due = await asyncio.to_thread(self.claim, room) if room > 0 else []
+                        for delivery, msg in due:
+                            task = asyncio.create_task(self._guarded(client, delivery, msg, secrets_by_owner,
+                                                                     allow_private, retry_s))
+                            inflight.add(task)
+                            task.add_done_callback(inflight.discard)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 — Redis away: the next tick tries again
+                        log.warning("webhooks: %s", type(exc).__name__)
+                    await asyncio.sleep(TICK_S)
+            finally:
+                for task in inflight:
+                    task.cancel()
 
-    async def _deliver(self, session, event_id: str, msg: dict, secrets_by_owner: dict, allow_private: bool,
-                       retry_s: float) -> None:
+    @staticmethod
+    async def _post(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        resp = await client.send(request, stream=True)
+        try:
+            async for _ in resp.aiter_bytes():  # the answer is not used: read a little, then let go
+                break
+        finally:
+            await resp.aclose()
+        return resp
+
+    async def _guarded(self, *args) -> None:
+        try:
+            await self._deliver(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — Redis away: the delivery's lease lapses and it is sent again
+            log.warning("webhook %s: %s; it is tried again when its lease lapses", args[1], type(exc).__name__)
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: str, msg: dict, secrets_by_owner: dict,
+                       allow_private: bool, retry_s: float) -> None:
         attempts = int(msg.get("attempts") or 0) + 1
+        event_id = msg.get("event") or delivery
         secret = secrets_by_owner.get(msg.get("owner"))
         if secret is None:  # the key was removed from the configuration: nobody to sign for
-            await asyncio.to_thread(self.done, event_id)
-            log.warning("webhook %s dropped: its API key is no longer configured", event_id)
+            await asyncio.to_thread(self.done, delivery)
+            log.warning("webhook %s dropped: its API key is no longer configured", delivery)
             return
         outcome = ""
         try:
-            await asyncio.to_thread(check_url, msg["url"], allow_private)  # again: DNS may have changed
+            try:
+                # resolved once and checked again (DNS may have changed); the connection goes to that address
+                host, _port, address = await asyncio.to_thread(checked_address, msg["url"], allow_private)
+            except Refused as exc:
+                await asyncio.to_thread(self.done, delivery)
+                log.warning("webhook %s dropped: %s", delivery, exc.message)
+                return
             stamp = int(time.time())
-            headers = {"Content-Type": "application/json", "User-Agent": "AdReel-Webhooks/1",
-                       "webhook-id": event_id, "webhook-timestamp": str(stamp),
-                       "webhook-signature": sign(secret, event_id, stamp, msg["body"])}
-            async with session.post(msg["url"], data=msg["body"].encode("utf-8"), headers=headers,
-                                    allow_redirects=False) as resp:
-                await resp.content.read(4096)
-                if 200 <= resp.status < 300:
-                    await asyncio.to_thread(self.done, event_id)
-                    log.info("webhook %s delivered (attempt %d)", event_id, attempts)
-                    return
-                outcome = f"HTTP {resp.status}"
-        except Refused as exc:
-            await asyncio.to_thread(self.done, event_id)
-            log.warning("webhook %s dropped: %s", event_id, exc.message)
-            return
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            headers = {"Content-Type": "application/json", "webhook-id": event_id,
+                       "webhook-timestamp": str(stamp), "webhook-signature": sign(secret, event_id, stamp, msg["body"])}
+            request = pinned_request(client, msg["url"], address, host, msg["body"].encode("utf-8"), headers)
+            resp = await asyncio.wait_for(self._post(client, request), TIMEOUT_S)  # 10 s in all, however slow
+            if 200 <= resp.status_code < 300:
+                await asyncio.to_thread(self.done, delivery)
+                log.info("webhook %s delivered (attempt %d)", delivery, attempts)
+                return
+            outcome = f"HTTP {resp.status_code}"
+        except (httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
             outcome = type(exc).__name__
-        delay = await asyncio.to_thread(self.again, event_id, attempts, retry_s)
+        delay = await asyncio.to_thread(self.again, delivery, attempts, retry_s)
         if delay is None:
-            log.warning("webhook %s: gave up after %d attempts (%s)", event_id, attempts, outcome)
+            log.warning("webhook %s: gave up after %d attempts (%s)", delivery, attempts, outcome)
         else:
-            log.info("webhook %s: attempt %d failed (%s); again in %gs", event_id, attempts, outcome, delay)
+            log.info("webhook %s: attempt %d failed (%s); again in %gs", delivery, attempts, outcome, delay)

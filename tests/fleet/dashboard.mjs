@@ -2,7 +2,7 @@
 //
 //   node dashboard.mjs <input.json> <output.json>
 //
-// input.json: {url, key, artifacts, brand, product, edit, timeoutMs}. output.json: what the page showed.
+// input.json: {url, key, artifacts, brand, product, edit, timeoutMs, csvPath, csvRows}. output.json: what the page showed.
 // Only loopback is reachable: every other request is aborted (and recorded).
 import fs from "node:fs";
 import path from "node:path";
@@ -104,8 +104,24 @@ try {
   await page.click("#lang");
   out.korean = { lang: await page.getAttribute("html", "lang"), brief: await page.textContent("#brief h2"),
                  jobs: await page.textContent("#jobs h2"), status: await page.textContent(`${row} .badge`),
-                 play: await page.textContent(`${row} button.play`) };
+                 play: await page.textContent(`${row} button.play`),
+                 downloads: await page.$$eval("#downloads button", (bs) => bs.map((b) => b.textContent)) };
   await shot(page, "dashboard-ko.png");
+
+  // a batch from a CSV file, on the Korean page: the file goes through the file picker, as a user gives it
+  out.batchForm = { title: await page.textContent("#batchForm h3"), button: await page.textContent("#batchForm button"),
+                    file: await page.textContent("#batchForm label:first-of-type span") };
+  await page.setInputFiles("#batchForm [name=file]", input.csvPath);
+  await page.fill("#batchForm [name=variants]", "1");
+  await page.click("#batchForm button[type=submit]");
+  await page.waitForFunction(() => /b[0-9a-f]{20}/.test(document.querySelector("#notice").textContent), null, { timeout: 30000 });
+  out.batchNotice = await page.textContent("#notice");
+  out.batchId = out.batchNotice.match(/b[0-9a-f]{20}/)[0];
+  await page.waitForFunction((n) => document.querySelectorAll("#jobRows tr[data-job]").length >= n, input.csvRows + 1,
+                             { timeout: 30000 });
+  out.batchRows = await page.$$eval("#jobRows tr[data-job]", (rows) => rows.map((r) => ({
+    id: r.dataset.job, status: r.dataset.status, brand: r.querySelector("td").textContent })));
+  await shot(page, "dashboard-batch.png");
   step("done");
 } catch (e) {
   out.error = String(e && e.stack || e);

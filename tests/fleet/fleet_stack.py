@@ -7,8 +7,10 @@ workers, the command line and the job API — run from the pack's folder as a us
 """
 from __future__ import annotations
 
+import base64
 import copy
 from concurrent.futures import ThreadPoolExecutor
+import hashlib
 import json
 import os
 import secrets
@@ -289,3 +291,41 @@ class ApiServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def stop_and_report(self, fleet: Fleet, worker_chars: int = 3000) -> None:
+        """Stop the API, and print its log's tail and each worker's (what a failed test needs to be read)."""
+        self.stop()
+        print("--- api log tail ---\n" + self.log_tail())
+        for w in fleet.workers:
+            print(f"--- {w.name} log tail ---\n{w.log_tail(worker_chars)}")
+
+
+def whsec(api_key: str) -> str:
+    """A key's webhook secret as the README tells a receiver to derive it (``standardwebhooks``' form)."""
+    return "whsec_" + base64.b64encode(hashlib.sha256(("adreel-webhook:" + api_key).encode()).digest()).decode()
+
+
+def wait_for(pred, timeout: float, what: str, every: float = 0.5):
+    """``pred()``'s first true value, asked every ``every`` seconds; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def assert_first_headline_reads(path, storyboard: dict, edited: str, written: str) -> None:
+    """The first scene's headline in the video at ``path`` reads ``edited`` (OCR, half and 70 % into the scene),
+    not ``written``: the words an approval put in place of the script's."""
+    from media import frame_at, ocr, similarity
+    from nodes.engine.media.layout import frame_layout
+
+    W, H, fps = storyboard["width"], storyboard["height"], storyboard["fps"]
+    s0 = storyboard["scenes"][0]
+    box = frame_layout(W, H).headline
+    reads = [ocr(frame_at(str(path), (s0["start_frame"] + s0["frame_count"] * at) / fps, W, H)
+                 [box.y:box.y + box.h, box.x:box.x + box.w]) for at in (0.5, 0.7)]
+    assert max(similarity(r, edited) for r in reads) >= 0.8, (reads, written)
+    assert max(similarity(r, written) for r in reads) < 0.8, (reads, written)

@@ -163,3 +163,247 @@ def test_an_edited_script_is_checked_as_scriptllm_checks_it_and_the_estimate_is_
     assert runway["provider"] == "runway" and len(runway["scenes"]) == 3 and est["total_usd"] > 0
     assert est["total_usd"] == pytest.approx(runway["total_usd"])
     assert estimate(_shipped("brief_to_ad_upload"), None)["total_usd"] == 0.0
+
+
+# ------------------------------------------------------------------ a real API on a real redis-server, no worker
+@pytest.fixture(scope="module")
+def queue_api(tmp_path_factory):
+    """`python -m fleet api` on a real redis-server with no worker: what is submitted stays queued. Key A may
+    have 4 jobs waiting (ADREEL_API_MAX_QUEUED_PER_KEY), the fleet 10 (ADREEL_FLEET_MAX_QUEUED)."""
+    from fleet_stack import ApiServer, Fleet, RedisServer, fleet_secret
+
+    base = tmp_path_factory.mktemp("queue-api")
+    red = RedisServer(base / "redis").start()
+    fleet = Fleet(base=base, redis=red, s3=None, fleet_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                                            "ADREEL_FLEET_SECRET": fleet_secret(),
+                                                            "ADREEL_FLEET_MAX_QUEUED": "10",
+                                                            "ADREEL_API_MAX_QUEUED_PER_KEY": "4",
+                                                            "ADREEL_API_WEBHOOK_ALLOW_PRIVATE": "1",
+                                                            "ADREEL_API_WEBHOOK_RETRY_SECONDS": "1"})
+    api = ApiServer(fleet, [KEY, OTHER])
+    try:
+        yield api.wait_healthy()
+    finally:
+        api.stop()
+        print("--- api log tail ---\n" + api.log_tail())
+        red.stop()
+
+
+OTHER = "k-" + "z" * 30
+
+
+def call(api, method, path, key=KEY, **kw):
+    import requests
+
+    headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
+    return requests.request(method, api.url + path, headers=headers, timeout=30, **kw)
+
+
+def brief(**values):
+    return {"workflow_name": "brief_to_ad_upload", "brief": {"product": "Tea", **values},
+            "node_inputs": {"ScriptLLM": {"backend": "template"}}}
+
+
+def cancel_all(api, key=KEY):
+    for job in call(api, "GET", "/api/v2/jobs?status=queued&limit=100", key=key).json()["jobs"]:
+        assert call(api, "POST", f"/api/v2/jobs/{job['id']}/cancel", key=key).status_code == 200
+
+
+def test_a_csv_batch_makes_a_job_per_row_and_variant_with_the_rows_values(queue_api):
+    csv_text = "brand,product,cta\nAcme,Daybreak Espresso,Shop now\n한빛,녹차 라떼,지금 구매\n"
+    r = call(queue_api, "POST", "/api/v2/batches", json={
+        "workflow_name": "brief_to_ad_upload", "csv": csv_text, "variants": 2, "metadata": {"campaign": "may"},
+        "node_inputs": {"ScriptLLM": {"backend": "template"}}})
+    assert r.status_code == 201, r.text
+    batch = r.json()
+    assert r.headers["Location"] == f"/api/v2/batches/{batch['id']}"
+    assert (batch["rows"], batch["variants"], batch["counts"]) == (2, 2, {"queued": 4})
+    got = sorted((j["adreel"]["row"], j["adreel"]["variant"], j["adreel"]["brand"]) for j in batch["jobs"])
+    assert got == [(1, 0, "Acme"), (1, 1, "Acme"), (2, 0, "한빛"), (2, 1, "한빛")]
+    for job in batch["jobs"]:
+        graph = call(queue_api, "GET", f"/api/v2/jobs/{job['id']}/workflow").json()["workflow"]
+        (b,) = [n for n in graph.values() if n["class_type"] == "BrandBrief"]
+        (s,) = [n for n in graph.values() if n["class_type"] == "ScriptLLM"]
+        row = {1: ("Acme", "Daybreak Espresso", "Shop now"), 2: ("한빛", "녹차 라떼", "지금 구매")}[job["adreel"]["row"]]
+        assert (b["inputs"]["brand"], b["inputs"]["product"], b["inputs"]["cta"]) == row
+        assert s["inputs"]["seed"] == 7 + job["adreel"]["variant"] and s["inputs"]["backend"] == "template"
+        assert job["metadata"] == {"campaign": "may"}
+    listed = call(queue_api, "GET", f"/api/v2/jobs?batch={batch['id']}").json()["jobs"]
+    assert sorted(j["id"] for j in listed) == sorted(j["id"] for j in batch["jobs"])
+    assert [j["adreel"]["brand"] for j in call(queue_api, "GET", "/api/v2/jobs?brand=acme").json()["jobs"]] \
+        == ["Acme", "Acme"]
+    assert call(queue_api, "GET", f"/api/v2/batches/{batch['id']}", key=OTHER).status_code == 404
+    assert call(queue_api, "GET", f"/api/v2/batches/{batch['id']}").json()["counts"] == {"queued": 4}
+    cancel_all(queue_api)
+    assert call(queue_api, "GET", f"/api/v2/batches/{batch['id']}").json()["counts"] == {"canceled": 4}
+
+
+@pytest.mark.parametrize("body, status, code, named", [
+    ({"csv": "brand,<colour>\nAcme,red\n"}, 422, "invalid_rows", "'csv' row 1: unknown column; BrandBrief's"),
+    ({"jsonl": '{"brand": "Acme"}\n[1]\n'}, 422, "invalid_rows", "'jsonl' line 2"),
+    ({"jsonl": '{"brand": "Acme", "cta": {"x": 1}}\n'}, 422, "invalid_request", "row 1.cta"),
+    ({"rows": [{"brand": "Acme"}], "csv": "brand\nAcme\n"}, 422, "invalid_request", "exactly one of"),
+    ({"rows": [{"brand": "../../etc"}]}, 422, "invalid_request", "row 1.brand"),
+    ({"rows": [{"brand": "Acme"}], "variants": 0}, 422, "invalid_request", "'variants'"),
+    ({"rows": [{"brand": f"B{i}"} for i in range(6)], "variants": 2}, 422, "batch_too_large", "12 jobs"),
+])
+def test_a_bad_batch_is_refused_naming_the_row_and_field_and_nothing_is_queued(queue_api, body, status, code,
+                                                                                named):
+    r = call(queue_api, "POST", "/api/v2/batches", json={"workflow_name": "brief_to_ad_upload", **body})
+    err = r.json()["error"]
+    assert (r.status_code, err["code"]) == (status, code) and named in err["message"], r.text
+    assert "<colour>" not in r.text and "etc" not in r.text
+    assert call(queue_api, "GET", "/api/v2/jobs?status=queued").json()["jobs"] == []
+
+
+def test_each_key_has_its_own_queue_quota_and_the_429_says_how_many_of_its_jobs_wait(queue_api):
+    made = [call(queue_api, "POST", "/api/v2/jobs", json=brief(brand=f"Q{n}")) for n in range(4)]
+    assert [r.status_code for r in made] == [201] * 4
+    over = call(queue_api, "POST", "/api/v2/jobs", json=brief(brand="Q4"), headers={"Idempotency-Key": "q-4"})
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) > 0
+    err = over.json()["error"]
+    assert err["code"] == "key_queue_full" and "this API key has 4 job(s) waiting" in err["message"]
+    assert "ADREEL_API_MAX_QUEUED_PER_KEY" in err["message"]
+    assert err["details"] == {"waiting_for_key": 4, "max_queued_per_key": 4, "adding": 1}
+    batch = call(queue_api, "POST", "/api/v2/batches", json={"workflow_name": "brief_to_ad_upload",
+                                                             "rows": [{"brand": "R"}]})
+    assert batch.status_code == 429 and batch.json()["error"]["code"] == "key_queue_full"
+    # another key is not held up by this one's quota, and the fleet's cap (10) still counts every key's jobs
+    others = [call(queue_api, "POST", "/api/v2/jobs", key=OTHER, json=brief(brand=f"O{n}")) for n in range(4)]
+    assert [r.status_code for r in others] == [201] * 4
+    assert len(call(queue_api, "GET", "/api/v2/jobs?status=queued").json()["jobs"]) == 4
+    # past both, the fleet's cap answers: 8 jobs wait in all, 3 more would pass its 10
+    both = call(queue_api, "POST", "/api/v2/batches", json={"workflow_name": "brief_to_ad_upload",
+                                                            "rows": [{"brand": f"S{n}"} for n in range(3)]})
+    err = both.json()["error"]
+    assert both.status_code == 429 and err["code"] == "queue_full" and "8 job(s) are waiting" in err["message"]
+    # a job that leaves the queue frees its place: the refused request's Idempotency-Key is free as well
+    first = made[0].json()["id"]
+    assert call(queue_api, "POST", f"/api/v2/jobs/{first}/cancel").json()["status"] == "canceled"
+    again = call(queue_api, "POST", "/api/v2/jobs", json=brief(brand="Q4"), headers={"Idempotency-Key": "q-4"})
+    assert again.status_code == 201, again.text
+    cancel_all(queue_api)
+    cancel_all(queue_api, key=OTHER)
+
+
+def test_a_brand_is_a_plain_name_set_in_the_brief_and_filters_the_job_list(queue_api):
+    ok = call(queue_api, "POST", "/api/v2/jobs", json={**brief(), "brand": "Blue Finch Co."})
+    assert ok.status_code == 201, ok.text
+    job_id = ok.json()["id"]
+    graph = call(queue_api, "GET", f"/api/v2/jobs/{job_id}/workflow").json()["workflow"]
+    assert [n["inputs"]["brand"] for n in graph.values() if n["class_type"] == "BrandBrief"] == ["Blue Finch Co."]
+    assert [j["id"] for j in call(queue_api, "GET", "/api/v2/jobs?brand=blue%20finch%20co.").json()["jobs"]] \
+        == [job_id]
+    for bad in ("../brands/x", "a/b", "a\\b", ".hidden", "x" * 65, " padded", "tab\there", 7, ""):
+        r = call(queue_api, "POST", "/api/v2/jobs", json={**brief(), "brand": bad})
+        assert r.status_code == 422 and "'brand' must be a brand's plain name" in r.json()["error"]["message"], bad
+        assert "brands/x" not in r.text and "hidden" not in r.text
+    cancel_all(queue_api)
+
+
+def test_a_keys_file_gives_a_key_its_own_webhook_and_never_repeats_the_key_in_an_error(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text(f"# team keys\n{KEY} webhook=https://hooks.example/adreel\n{OTHER}\n")
+    settings = load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS_FILE": str(path)})
+    assert settings.key_webhooks == {settings.owner_of(KEY): "https://hooks.example/adreel"}
+    assert settings.owner_of(OTHER) and settings.max_queued_per_key == 100
+    for line in (f"{KEY} webhook=ftp://hooks.example/", f"{KEY} hook=https://x.example/",
+                 f"{KEY} webhook=https://user:pw@x.example/"):
+        path.write_text(line + "\n")
+        with pytest.raises(FleetError, match="line 1") as err:
+            load_api_settings(environ={**FLEET_ENV, "ADREEL_API_KEYS_FILE": str(path)})
+        assert KEY not in str(err.value)
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_host(tmp_path):
+    """DNS rebinding: the name is resolved once per delivery; the connection goes to that address, with the name
+    in the Host header. A resolver that would answer a private address on a second lookup is never asked again."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from fleet.api.webhooks import checked_address, pinned_request
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.headers["Host"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    answers = iter([["127.0.0.1"], ["10.9.9.9"]])
+    lookups = []
+
+    def rebinding(host, port_):
+        lookups.append(host)
+        return [ipaddress.ip_address(a) for a in next(answers)]
+
+    url = f"http://receiver.example:{port}/hook"
+    try:
+        host, _, address = checked_address(url, allow_private=True, resolver=rebinding)
+
+        async def post():
+            async with httpx.AsyncClient(trust_env=False) as client:
+                resp = await client.send(pinned_request(client, url, address, host, b'{"ok":1}', {}))
+                return resp.status_code
+
+        assert asyncio.run(post()) == 204
+        assert seen == [(f"receiver.example:{port}", b'{"ok":1}')] and lookups == ["receiver.example"]
+        with pytest.raises(Refused, match="private"):
+            checked_address(url, allow_private=False, resolver=resolver({"receiver.example": ["10.9.9.9"]}))
+    finally:
+        server.shutdown()
+
+
+def test_a_slow_webhook_receiver_holds_up_only_its_own_delivery(queue_api):
+    """Two jobs with their own webhooks, one receiver that never answers in time: the other receiver gets its
+    event at once; the slow one's delivery is given up after 10 s and sent again (the same event id)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got = {"slow": [], "fast": []}
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            name = self.path.strip("/")
+            got[name].append((time.monotonic(), self.headers["webhook-id"]))
+            if name == "slow":
+                release.wait(40)  # longer than the API waits for an answer
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        ids = {}
+        for name in ("slow", "fast"):
+            r = call(queue_api, "POST", "/api/v2/jobs", json={**brief(brand=name), "webhook_url": f"{base}/{name}"})
+            assert r.status_code == 201, r.text
+            ids[name] = r.json()["id"]
+        start = time.monotonic()
+        call(queue_api, "POST", f"/api/v2/jobs/{ids['slow']}/cancel")  # its event is filed first
+        call(queue_api, "POST", f"/api/v2/jobs/{ids['fast']}/cancel")
+        deadline = start + 60
+        while time.monotonic() < deadline and not (got["fast"] and len(got["slow"]) >= 2):
+            time.sleep(0.2)
+        assert [i for _, i in got["fast"]] == [f"evt_{ids['fast']}_canceled"]
+        assert got["fast"][0][0] - start < 8  # not behind the slow receiver's 10 s
+        assert [i for _, i in got["slow"][:2]] == [f"evt_{ids['slow']}_canceled"] * 2
+        assert got["slow"][1][0] - got["slow"][0][0] >= 10  # given up after 10 s, then sent again
+    finally:
+        release.set()
+        server.shutdown()

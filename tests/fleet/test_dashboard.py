@@ -4,7 +4,8 @@ with its worker).
 
 The driver does what a user does — signs in (a wrong key first), fills the brief form with approval asked,
 watches the job's row change live (event stream, no reload), opens the approval view, edits the first scene's
-on-screen text, approves, plays the finished ad, switches to Korean — and reports what the page showed. The test
+on-screen text, approves, plays the finished ad, switches to Korean, uploads a CSV file of two briefs as a
+batch — and reports what the page showed. The test
 checks that report against the API, and the page's screenshots go to artifacts/.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ BROWSER = os.path.join(ROOT, "tests", "browser")
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 KEY = "studio-" + secrets.token_urlsafe(24)
 EDIT = "Edited in the studio"
+BATCH = [("한빛", "녹차 라떼"), ("Zest Two", "Ginger Fizz")]
 
 
 def driver() -> str:
@@ -49,8 +51,12 @@ def report(tmp_path_factory):
     try:
         api.wait_healthy()
         inp, outp = base / "in.json", base / "out.json"
+        csv_path = base / "briefs.csv"
+        csv_path.write_text("brand,product,duration_seconds,aspect_ratio\n"
+                            + "".join(f"{b},{p},4,1:1\n" for b, p in BATCH), encoding="utf-8")
         inp.write_text(json.dumps({"url": api.url, "key": KEY, "artifacts": ARTIFACTS, "brand": "Zest",
-                                   "product": "Lemon Soda", "edit": EDIT, "timeoutMs": 600_000}))
+                                   "product": "Lemon Soda", "edit": EDIT, "timeoutMs": 600_000,
+                                   "csvPath": str(csv_path), "csvRows": len(BATCH)}))
         proc = subprocess.run([node, os.path.join(HERE, "dashboard.mjs"), str(inp), str(outp)], cwd=HERE,
                               capture_output=True, text=True, timeout=1100)
         out = json.loads(outp.read_text()) if outp.exists() else {}
@@ -58,6 +64,8 @@ def report(tmp_path_factory):
         out["_api"] = api.url
         out["_job"] = requests.get(f"{api.url}/api/v2/jobs/{out.get('jobId')}", timeout=30,
                                    headers={"Authorization": f"Bearer {KEY}"}).json() if out.get("jobId") else None
+        out["_batch"] = requests.get(f"{api.url}/api/v2/batches/{out.get('batchId')}", timeout=30,
+                                     headers={"Authorization": f"Bearer {KEY}"}).json() if out.get("batchId") else None
         out["_review"] = requests.get(f"{api.url}/api/v2/jobs/{out.get('jobId')}/workflow", timeout=30,
                                       headers={"Authorization": f"Bearer {KEY}"}).json() if out.get("jobId") else None
         yield out
@@ -108,5 +116,20 @@ def test_the_dashboard_speaks_korean(report):
     ko = report["korean"]
     assert ko["lang"] == "ko" and ko["brief"] == "광고 브리프" and ko["jobs"] == "작업"
     assert ko["status"] == "완료" and ko["play"] == "재생"
+    assert ko["downloads"] and all(d.startswith("다운로드 ") for d in ko["downloads"])
     for name in ("dashboard.png", "dashboard-ko.png", "dashboard-approval.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, name)) > 10_000
+
+
+def test_a_csv_file_uploaded_on_the_page_becomes_a_batch_with_a_job_per_row(report):
+    assert not report.get("error"), (report.get("error"), report["steps"])
+    form = report["batchForm"]  # the form speaks Korean too
+    assert form["title"] == "CSV 파일로 광고 여러 개 만들기" and form["button"] == "업로드하고 광고 만들기"
+    assert form["file"] == "CSV 파일"
+    batch = report["_batch"]
+    assert batch["id"] == report["batchId"] and batch["rows"] == len(BATCH) and "작업 2개 제출됨" in report["batchNotice"]
+    # one job per row, with the row's brand and product, made with the page's options (approval asked)
+    assert sorted(j["adreel"]["brand"] for j in batch["jobs"]) == sorted(b for b, _ in BATCH)
+    assert all(j["adreel"]["approval"] == {"state": "pending", "script_edited": False} for j in batch["jobs"])
+    shown = {r["id"]: r["brand"] for r in report["batchRows"]}
+    assert all(shown.get(j["id"]) == j["adreel"]["brand"] for j in batch["jobs"]), (shown, batch["jobs"])

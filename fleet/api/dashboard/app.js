@@ -15,7 +15,11 @@ const T = {
     s_queued: "Queued", s_running: "Running", s_awaiting_approval: "Awaiting approval", s_succeeded: "Done",
     s_failed: "Failed", s_canceled: "Canceled", signedOut: "Enter an API key to see your jobs.",
     badKey: "This key is not accepted.", submitted: "Submitted: ", estimate: "Estimated provider cost: ",
-    free: "nothing to pay (rendered on the fleet's own servers)", stage: { pending: "waiting for a server",
+    free: "nothing to pay (rendered on the fleet's own servers)",
+    batchTitle: "Many ads from a CSV file", batchFile: "CSV file", variants: "Variants per row",
+    batchHint: "One ad per row; the first line names the brief's fields (brand, product, cta, …). The options above apply to every row.",
+    uploadBatch: "Upload and make the ads", batchSubmitted: (n, id) => `Batch ${id}: ${n} job(s) submitted`,
+    stage: { pending: "waiting for a server",
       script: "writing the script", storyboard: "storyboard and key images", rendering: "rendering",
       "post-processing": "assembling" },
   },
@@ -30,7 +34,11 @@ const T = {
     download: "다운로드", s_queued: "대기 중", s_running: "진행 중", s_awaiting_approval: "승인 대기",
     s_succeeded: "완료", s_failed: "실패", s_canceled: "취소됨", signedOut: "작업을 보려면 API 키를 입력하세요.",
     badKey: "이 키는 사용할 수 없습니다.", submitted: "제출됨: ", estimate: "예상 외부 서비스 비용: ",
-    free: "비용 없음 (자체 서버에서 렌더링)", stage: { pending: "서버 대기", script: "스크립트 작성",
+    free: "비용 없음 (자체 서버에서 렌더링)",
+    batchTitle: "CSV 파일로 광고 여러 개 만들기", batchFile: "CSV 파일", variants: "행마다 변형 수",
+    batchHint: "행마다 광고 하나. 첫 줄에는 브리프 항목 이름(brand, product, cta, …)을 적습니다. 위의 옵션이 모든 행에 적용됩니다.",
+    uploadBatch: "업로드하고 광고 만들기", batchSubmitted: (n, id) => `배치 ${id}: 작업 ${n}개 제출됨`,
+    stage: { pending: "서버 대기", script: "스크립트 작성",
       storyboard: "스토리보드와 키 이미지", rendering: "렌더링", "post-processing": "편집" },
   },
 };
@@ -80,6 +88,7 @@ function applyLang() {
   document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
   document.querySelectorAll("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder); });
   $("#lang").textContent = state.lang === "ko" ? "English" : "한국어";
+  document.querySelectorAll("#downloads button").forEach((b) => { b.textContent = `${t("download")} ${b.dataset.name}`; });
   renderJobs();
   if (state.review) renderReview();
 }
@@ -186,6 +195,28 @@ async function submitBrief(ev) {
   } catch (e) { notice(e.message); }
 }
 
+// ------------------------------------------------------------------ a batch from a CSV file
+// The file is read here and sent as text to POST /api/v2/batches, with the brief form's options (script writer,
+// size, approval); the server parses the rows as `python -m fleet submit --briefs` does and names a bad row.
+async function submitBatch(ev) {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const opts = new FormData($("#briefForm"));
+  const file = f.get("file");
+  if (!file || !file.size) return;
+  try {
+    const batch = await api("POST", "/api/v2/batches", {
+      workflow_name: "brief_to_ad_upload", csv: await file.text(), variants: Number(f.get("variants") || 1),
+      approval: opts.get("approval") === "on",
+      node_inputs: { ScriptLLM: { backend: opts.get("backend") }, StoryboardSplit: { resolution: opts.get("resolution") } },
+    });
+    notice(t("batchSubmitted")(batch.jobs.length, batch.id));
+    for (const job of batch.jobs) { state.jobs.set(job.id, job); follow(job.id); }
+    renderJobs();
+    ev.target.reset();
+  } catch (e) { notice(e.message); }
+}
+
 // ------------------------------------------------------------------ approval
 async function openReview(id) {
   state.review = { id, data: await api("GET", `/api/v2/jobs/${id}/script`) };
@@ -258,7 +289,7 @@ async function openPlayer(id) {
   state.videoUrl = await blobOf(videos.find((o) => o.content_type === "video/mp4") || videos[0]);
   $("#video").src = state.videoUrl;
   $("#downloads").replaceChildren(...job.outputs.filter((o) => o.type === "video" || o.type === "image").map((o) =>
-    el("li", {}, el("button", { class: "secondary", text: `${t("download")} ${o.name}`, onclick: async () => {
+    el("li", {}, el("button", { class: "secondary", "data-name": o.name, text: `${t("download")} ${o.name}`, onclick: async () => {
       const a = el("a", { href: await blobOf(o), download: o.name });
       a.click();
     } }))));
@@ -288,6 +319,7 @@ document.addEventListener("DOMContentLoaded", () => {
     applyLang();
   });
   $("#briefForm").addEventListener("submit", submitBrief);
+  $("#batchForm").addEventListener("submit", submitBatch);
   $("#statusFilter").addEventListener("change", () => loadJobs().catch((e) => notice(e.message)));
   $("#brandFilter").addEventListener("input", renderJobs);
   $("#approve").addEventListener("click", () => decide("approve"));
