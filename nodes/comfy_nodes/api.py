@@ -137,10 +137,10 @@ def combo_options(node_cls) -> dict[str, list]:
     return {i.id: list(i.options or []) for i in (schema.inputs or []) if isinstance(i, io.Combo.Input)}
 
 
-def check_combo_inputs(node_cls, **values) -> bool | str:
+def _check_combo_inputs(node_cls, **values) -> bool | str:
     """Submit-time check of combo values against the node's own schema, as it lists them now.
 
-    ``check_combo_inputs(cls, fps=fps, resolution=resolution)`` → True, or a message naming the field (never
+    ``_check_combo_inputs(cls, fps=fps, resolution=resolution)`` → True, or a message naming the field (never
     the value). Linked inputs arrive as None and are left to the run; lists (``is_input_list`` nodes) are
     checked item by item. Every node gets it through ``guard_combos``.
     """
@@ -175,7 +175,7 @@ def guard_combos(node_cls):
 
 
 def _combo_problem(node_cls, names: list[str], values: dict) -> str | None:
-    found = check_combo_inputs(node_cls, **{n: values.get(n) for n in names}) if names else True
+    found = _check_combo_inputs(node_cls, **{n: values.get(n) for n in names}) if names else True
     return None if found is True else found
 
 

@@ -20,7 +20,7 @@ from ..engine.script.ollama_backend import DEFAULT_MODEL, OllamaBackend, known_m
 from ..engine.script.openai_backend import DEFAULT_KEY_ENV, DEFAULT_MODEL as DEFAULT_OPENAI_MODEL, OpenAIBackend
 from ..engine.script.plan import plan_for
 from . import api
-from .api import CATEGORY, BriefType, ReferenceType, ScriptType, check_combo_inputs, io, ui
+from .api import CATEGORY, BriefType, ReferenceType, ScriptType, io, ui
 
 def model_options() -> list[str]:
     """The Ollama models to list: the configured OLLAMA_HOST's, as last fetched (no request here; a stale
@@ -112,9 +112,6 @@ class ScriptLLM(io.ComfyNode):
     def validate_inputs(cls, backend, model=None, api_key_env=None, openai_base_url=None, ollama_host=None):
         # ``model`` is listed here so ComfyUI never checks it against the editor's list:
         # an API prompt may name any model the server has.
-        checked = check_combo_inputs(cls, backend=backend)
-        if checked is not True:
-            return checked
         # refused at /prompt (so never stored in the history), never echoed: a pasted key, credentials in a
         # URL, or a variable that is not an LLM key
         return widget_problem(backend, api_key_env, openai_base_url, ollama_host) or True

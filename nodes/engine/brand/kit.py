@@ -15,7 +15,7 @@ from typing import Annotated, Iterable, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ..models import AdReelInputError, normalise_hex, parse_model
-from ..storage.atomic import write_text_atomic
+from ..media.files import write_atomic as write_text_atomic
 from ..media.files import is_inside
 
 KIT_FILE = "brand.json"

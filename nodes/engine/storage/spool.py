@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .atomic import fsync_dir
+from ..media.files import fsync_dir
 from .config import StorageConfig, load_storage_config
 from .errors import StorageCredentialsError, StorageError, StorageUnavailable, logger
 from ..cloud.redaction import redact
