@@ -43,14 +43,12 @@ class BrandBrief(io.ComfyNode):
         return check_combo_inputs(cls, aspect_ratio=aspect_ratio)
 
     @classmethod
-    def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
-                brand_colors, cta, channels="", price="", description="", logo=None, product_image=None) -> io.NodeOutput:
+    def execute(cls, logo=None, product_image=None, **widgets) -> io.NodeOutput:
         folder = private_directory("inputs")  # never temp/: anyone may upload there under any name
         brief = parse_model(Brief, dict(
-            brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
-            tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
-            channels=[c.strip() for c in (channels or "").split(",") if c.strip()],
-            price=price or "", description=description or "",
+            widgets,  # brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language, …
+            channels=[c.strip() for c in (widgets.get("channels") or "").split(",") if c.strip()],
+            price=widgets.get("price") or "", description=widgets.get("description") or "",
             logo_path=save_image_input(logo, folder, "logo", "logo"),
             product_image_path=save_image_input(product_image, folder, "product", "product_image"),
         ), "brief")
