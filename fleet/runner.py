@@ -115,7 +115,6 @@ def _best_effort(fn: Callable[[], T], default: T) -> T:
 
 
 def _handle(ctx: Context, job_id: str) -> None:
-    rec = ctx.records
     if not isinstance(job_id, str) or not JOB_ID_OK.match(job_id):
         log.warning("a message named a job id that no submit makes; refused (not run, not looked up)")
         return
@@ -126,142 +125,192 @@ def _handle(ctx: Context, job_id: str) -> None:
         log.warning("job %s: given back (this worker is %s)", job_id,
                     "shutting down" if ctx.shutting_down.is_set() else f"without its ComfyUI at {ctx.server.url}")
         raise dramatiq.Retry(delay=500)
+    spec = _verified_spec(ctx, job_id)
+    if spec is None:
+        return
+    delivery = _Delivery.claimed(ctx, job_id)
+    if delivery is not None:
+        delivery.run(spec)
 
-    # only a spec signed with the fleet's secret is run; nothing of a refused record is used or logged
+
+def _verified_spec(ctx: Context, job_id: str) -> Optional[dict]:
+    """The job's spec when it is signed with the fleet's secret; None when it is refused (recorded failed) or
+    gone. Nothing of a refused record is used or logged."""
+    rec = ctx.records
     try:
-        spec = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.verified_spec(job_id))
+        return _when_redis_answers(ctx, f"job {job_id}", lambda: rec.verified_spec(job_id))
     except SpecRefused as refused:
         if _when_redis_answers(ctx, f"job {job_id}", lambda: rec.state_of(job_id)) is None:
             tomb = rec.tombstone(job_id)
             log.info("job %s: not in Redis (deleted before it ran); dropped", job_id)
             if tomb and ctx.store_configured:
                 _quiet_remove(job_id, tomb.get("keys", []))
-            return
+            return None
         log.warning("job %s: refused: %s; not run", job_id, refused)
         rec.refuse(job_id, str(refused))
-        return
+        return None
 
-    owner = f"{ctx.owner}/{uuid.uuid4().hex[:8]}"  # this delivery's: a repeated claim or finish is recognised
-    claim = _when_redis_answers(ctx, f"job {job_id}",
-                                lambda: rec.claim(job_id, ctx.worker_id, owner, ctx.server.url))
-    prev = claim["previous_state"]
-    if prev == "missing":
-        tomb = rec.tombstone(job_id)
-        log.info("job %s: deleted before it ran; dropped", job_id)
-        if tomb and ctx.store_configured:
-            _quiet_remove(job_id, tomb.get("keys", []))
-        return
-    if prev not in ("queued", "running"):
-        log.info("job %s: already %s; dropped", job_id, prev)
-        return
-    attempts = claim["attempts"]
-    prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"])
-    if prev == "running":
-        # a redelivery: the worker that had it died. Its ComfyUI may still run the old prompt: stop it there,
-        # if that ComfyUI is one this worker was configured with (never a URL only Redis names).
-        log.warning("job %s: taken over from %s (attempt %d)", job_id, claim.get("previous_worker"), attempts)
-        _stop_orphan(ctx, job_id, claim.get("previous_comfy") or "",
-                     [prompt_id_for(job_id, claim["created"], claim["delivery"] - 1, r) for r in range(MAX_ATTEMPTS)])
-    if attempts > MAX_ATTEMPTS:
-        _finish(ctx, job_id, owner, "failed",
-                error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
-        return
-    log.info("job %s: attempt %d on %s", job_id, attempts, ctx.server.url)
 
-    last = {"t": 0.0}
+class _Delivery:
+    """This worker's delivery of one claimed job: its owner token, claim, attempt count and prompt id, the
+    callbacks ``run_prompt`` reports to, and what ends the delivery how (see the module's doc)."""
 
-    def on_queued(queued_id: str) -> None:
-        _best_effort(lambda: rec.update(job_id, owner, prompt_id=queued_id), None)
+    def __init__(self, ctx: Context, job_id: str, owner: str, claim: dict):
+        self.ctx, self.rec, self.job_id, self.owner, self.claim = ctx, ctx.records, job_id, owner, claim
+        self.attempts = claim["attempts"]
+        self.retry = 0
+        self.prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"])
+        self._progress_t = 0.0
+        self._stop_t, self._stop_reason = 0.0, None
 
-    def on_progress(frac: float, node: str) -> None:
-        now = time.monotonic()
-        if now - last["t"] >= 0.5:
-            last["t"] = now
-            _best_effort(lambda: rec.update(job_id, owner, progress=f"{frac:.3f}", node=node), None)
-
-    stop_check = {"t": 0.0, "reason": None}
-
-    def should_stop() -> Optional[str]:
-        if ctx.shutting_down.is_set():
-            return "shutdown"
-        now = time.monotonic()
-        if now - stop_check["t"] >= 1.0:
-            stop_check["t"] = now
-            state = _best_effort(lambda: rec.r.hmget(rec.job_key(job_id), "state", "owner"), None)
-            if state is not None:
-                if state[0] != "running":
-                    stop_check["reason"] = "cancelled" if state[0] == "cancelled" else "deleted"
-                elif state[1] != owner:
-                    stop_check["reason"] = "taken over by another worker"
-        return stop_check["reason"]
-
-    retry = 0
-    while True:
-        try:
-            entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=on_queued, on_progress=on_progress,
-                                           should_stop=should_stop, deadline_s=ctx.settings.job_seconds,
-                                           prompt_id=prompt_id))
-            outputs = collect_outputs(spec["prompt"], entry)
-            if outputs["keys"] and ctx.store_configured:
-                removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
-                                         keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
-                if removed:
-                    log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
-        except Stopped as stop:
-            if stop.reason == "shutdown":
-                _finish(ctx, job_id, owner, "queued", attempts_delta=-1, progress="0",
-                        error="given back by a worker that was stopping")
-                raise dramatiq.Retry(delay=0)
-            log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
-            if stop.reason.startswith("taken over"):
-                return
-            tomb = _when_redis_answers(ctx, f"job {job_id}", lambda: rec.tombstone(job_id))  # deleted: whatever the interrupted run still stored goes too
+    @classmethod
+    def claimed(cls, ctx: Context, job_id: str) -> Optional["_Delivery"]:
+        """The job claimed for this delivery, or None when it is not ours to run (deleted, finished, out of
+        attempts)."""
+        rec = ctx.records
+        owner = f"{ctx.owner}/{uuid.uuid4().hex[:8]}"  # this delivery's: a repeated claim or finish is recognised
+        claim = _when_redis_answers(ctx, f"job {job_id}",
+                                    lambda: rec.claim(job_id, ctx.worker_id, owner, ctx.server.url))
+        prev = claim["previous_state"]
+        if prev == "missing":
+            tomb = rec.tombstone(job_id)
+            log.info("job %s: deleted before it ran; dropped", job_id)
             if tomb and ctx.store_configured:
                 _quiet_remove(job_id, tomb.get("keys", []))
-            return
-        except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
-            message = exc.message if isinstance(exc, JobError) else str(exc)
-            transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
-            if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
-                ctx.unhealthy.set()
-            if not transient:
-                log.info("job %s: failed: %s", job_id, message)
-                _finish(ctx, job_id, owner, "failed", error=message)
-                return
-            if attempts >= MAX_ATTEMPTS:
-                log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
-                _finish(ctx, job_id, owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
-                return
-            delay = ctx.settings.backoff(attempts)
-            if isinstance(exc, Spooled) and not ctx.unhealthy.is_set():
-                # the render is cached on this ComfyUI and its files wait in this ComfyUI's spool: the next
-                # attempt runs here, where it uploads the very same files again (same keys), instead of a new
-                # render elsewhere whose late-spooled twin would leave a second video and manifest in the store
-                log.warning("job %s: attempt %d failed (%s); retrying in %gs on this ComfyUI", job_id, attempts,
-                            message, delay)
-                if not _wait_to_retry_here(ctx, job_id, owner, attempts, message, delay, should_stop):
-                    return
-                attempts, retry = attempts + 1, retry + 1
-                prompt_id = prompt_id_for(job_id, claim["created"], claim["delivery"], retry)
-                log.info("job %s: attempt %d on %s", job_id, attempts, ctx.server.url)
-                continue
-            log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
-            state = _finish(ctx, job_id, owner, "queued", progress="0",
-                            error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
-            if state != "ok":
-                return  # cancelled, deleted or taken over meanwhile: not ours to retry
-            raise dramatiq.Retry(delay=int(delay * 1000))
-        else:
-            break
+            return None
+        if prev not in ("queued", "running"):
+            log.info("job %s: already %s; dropped", job_id, prev)
+            return None
+        delivery = cls(ctx, job_id, owner, claim)
+        if prev == "running":
+            # a redelivery: the worker that had it died. Its ComfyUI may still run the old prompt: stop it
+            # there, if that ComfyUI is one this worker was configured with (never a URL only Redis names).
+            log.warning("job %s: taken over from %s (attempt %d)", job_id, claim.get("previous_worker"),
+                        delivery.attempts)
+            _stop_orphan(ctx, job_id, claim.get("previous_comfy") or "",
+                         [prompt_id_for(job_id, claim["created"], claim["delivery"] - 1, r)
+                          for r in range(MAX_ATTEMPTS)])
+        if delivery.attempts > MAX_ATTEMPTS:
+            _finish(ctx, job_id, owner, "failed",
+                    error=f"gave up after {MAX_ATTEMPTS} attempts: the workers running it stopped each time")
+            return None
+        log.info("job %s: attempt %d on %s", job_id, delivery.attempts, ctx.server.url)
+        return delivery
 
-    state = _finish(ctx, job_id, owner, "completed", progress="1", outputs=outputs, error="")
-    if state == "ok":
-        log.info("job %s: completed: %s", job_id, outputs.get("url") or outputs.get("paths"))
-        return
-    # cancelled or deleted while its outputs were being stored: nothing of it stays in the store
-    log.info("job %s: %s as it finished; removing its objects", job_id, state)
-    if ctx.store_configured and outputs["keys"]:
-        _quiet_remove(job_id, outputs["keys"], runs=outputs["runs"])
+    # ---------------------------------------------------------------- what run_prompt reports to
+    def on_queued(self, queued_id: str) -> None:
+        _best_effort(lambda: self.rec.update(self.job_id, self.owner, prompt_id=queued_id), None)
+
+    def on_progress(self, frac: float, node: str) -> None:
+        now = time.monotonic()
+        if now - self._progress_t >= 0.5:
+            self._progress_t = now
+            _best_effort(lambda: self.rec.update(self.job_id, self.owner, progress=f"{frac:.3f}", node=node), None)
+
+    def should_stop(self) -> Optional[str]:
+        if self.ctx.shutting_down.is_set():
+            return "shutdown"
+        now = time.monotonic()
+        if now - self._stop_t >= 1.0:
+            self._stop_t = now
+            state = _best_effort(lambda: self.rec.r.hmget(self.rec.job_key(self.job_id), "state", "owner"), None)
+            if state is not None:
+                if state[0] != "running":
+                    self._stop_reason = "cancelled" if state[0] == "cancelled" else "deleted"
+                elif state[1] != self.owner:
+                    self._stop_reason = "taken over by another worker"
+        return self._stop_reason
+
+    # ---------------------------------------------------------------- the attempts
+    def run(self, spec: dict) -> None:
+        while True:
+            try:
+                outputs = self._attempt(spec)
+            except Stopped as stop:
+                self._stopped(stop)
+                return
+            except (PromptRejected, PromptFailed, Transient, ComfyGone, FleetError) as exc:
+                if not self._failed(exc):
+                    return
+            else:
+                break
+        self._completed(outputs)
+
+    def _attempt(self, spec: dict) -> dict:
+        """One run of the prompt on this worker's ComfyUI; what it stored, once objects an earlier attempt left
+        under the job's prefix are removed."""
+        ctx, job_id = self.ctx, self.job_id
+        entry = asyncio.run(run_prompt(ctx.server, spec["prompt"], on_queued=self.on_queued,
+                                       on_progress=self.on_progress, should_stop=self.should_stop,
+                                       deadline_s=ctx.settings.job_seconds, prompt_id=self.prompt_id))
+        outputs = collect_outputs(spec["prompt"], entry)
+        if outputs["keys"] and ctx.store_configured:
+            removed = objects.remove(job_id, [], keep=outputs["keys"], keep_runs=outputs["runs"],
+                                     keep_prefixes=outputs["hls_prefixes"], bucket=outputs.get("bucket"))
+            if removed:
+                log.info("job %s: removed %d object(s) an earlier attempt left: %s", job_id, len(removed), removed)
+        return outputs
+
+    def _stopped(self, stop: Stopped) -> None:
+        ctx, job_id = self.ctx, self.job_id
+        if stop.reason == "shutdown":
+            _finish(ctx, job_id, self.owner, "queued", attempts_delta=-1, progress="0",
+                    error="given back by a worker that was stopping")
+            raise dramatiq.Retry(delay=0)
+        log.info("job %s: %s while running; its prompt was interrupted", job_id, stop.reason)
+        if stop.reason.startswith("taken over"):
+            return
+        # deleted: whatever the interrupted run still stored goes too
+        tomb = _when_redis_answers(ctx, f"job {job_id}", lambda: self.rec.tombstone(job_id))
+        if tomb and ctx.store_configured:
+            _quiet_remove(job_id, tomb.get("keys", []))
+
+    def _failed(self, exc: Exception) -> bool:
+        """After a failed attempt: True when the next attempt runs here now; False when the job failed or is no
+        longer ours; ``dramatiq.Retry`` when it goes back to the queue to be retried after a backoff."""
+        ctx, job_id, owner, attempts = self.ctx, self.job_id, self.owner, self.attempts
+        message = exc.message if isinstance(exc, JobError) else str(exc)
+        transient = isinstance(exc, FleetError) or exc.transient  # storage trouble while pruning: retry
+        if isinstance(exc, ComfyGone) or (isinstance(exc, Transient) and not ctx.server.healthy()):
+            ctx.unhealthy.set()
+        if not transient:
+            log.info("job %s: failed: %s", job_id, message)
+            _finish(ctx, job_id, owner, "failed", error=message)
+            return False
+        if attempts >= MAX_ATTEMPTS:
+            log.warning("job %s: failed after %d attempts: %s", job_id, attempts, message)
+            _finish(ctx, job_id, owner, "failed", error=f"{message} (gave up after {attempts} attempts)")
+            return False
+        delay = ctx.settings.backoff(attempts)
+        if isinstance(exc, Spooled) and not ctx.unhealthy.is_set():
+            # the render is cached on this ComfyUI and its files wait in this ComfyUI's spool: the next
+            # attempt runs here, where it uploads the very same files again (same keys), instead of a new
+            # render elsewhere whose late-spooled twin would leave a second video and manifest in the store
+            log.warning("job %s: attempt %d failed (%s); retrying in %gs on this ComfyUI", job_id, attempts,
+                        message, delay)
+            if not _wait_to_retry_here(ctx, job_id, owner, attempts, message, delay, self.should_stop):
+                return False
+            self.attempts, self.retry = attempts + 1, self.retry + 1
+            self.prompt_id = prompt_id_for(job_id, self.claim["created"], self.claim["delivery"], self.retry)
+            log.info("job %s: attempt %d on %s", job_id, self.attempts, ctx.server.url)
+            return True
+        log.warning("job %s: attempt %d failed (%s); retrying in %gs", job_id, attempts, message, delay)
+        state = _finish(ctx, job_id, owner, "queued", progress="0",
+                        error=f"attempt {attempts} failed: {message}; retrying in {delay:g}s")
+        if state != "ok":
+            return False  # cancelled, deleted or taken over meanwhile: not ours to retry
+        raise dramatiq.Retry(delay=int(delay * 1000))
+
+    def _completed(self, outputs: dict) -> None:
+        ctx, job_id = self.ctx, self.job_id
+        state = _finish(ctx, job_id, self.owner, "completed", progress="1", outputs=outputs, error="")
+        if state == "ok":
+            log.info("job %s: completed: %s", job_id, outputs.get("url") or outputs.get("paths"))
+            return
+        # cancelled or deleted while its outputs were being stored: nothing of it stays in the store
+        log.info("job %s: %s as it finished; removing its objects", job_id, state)
+        if ctx.store_configured and outputs["keys"]:
+            _quiet_remove(job_id, outputs["keys"], runs=outputs["runs"])
 
 
 def _wait_to_retry_here(ctx: Context, job_id: str, owner: str, attempts: int, message: str, delay: float,

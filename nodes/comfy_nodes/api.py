@@ -219,12 +219,15 @@ def encode_text(clip, text: str):
     return clip.encode_from_tokens_scheduled(clip.tokenize(text))
 
 
-def ksample(model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, sampler_name: str,
-            scheduler: str, denoise: float) -> dict:
-    """KSampler's own code path (``nodes.common_ksampler``: noise, latent previews, progress)."""
+def ksample(model, conditioning: tuple, latent: dict, seed: int, sampling) -> dict:
+    """KSampler's own code path (``nodes.common_ksampler``: noise, latent previews, progress).
+
+    ``conditioning``: (positive, negative); ``sampling``: its steps, cfg, sampler_name, scheduler and denoise."""
     import nodes as comfy_core_nodes  # ComfyUI's top-level nodes.py, not this pack
-    return comfy_core_nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                            latent, denoise=denoise)[0]
+    positive, negative = conditioning
+    s = sampling
+    return comfy_core_nodes.common_ksampler(model, seed, s.steps, s.cfg, s.sampler_name, s.scheduler, positive,
+                                            negative, latent, denoise=s.denoise)[0]
 
 
 def empty_latent(width: int, height: int, downscale: int = 8) -> dict:

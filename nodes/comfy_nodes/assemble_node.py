@@ -7,15 +7,16 @@ import shutil
 import tempfile
 
 from ..engine import limits
-from ..engine.assembly.encode import PRESETS, EncodeSettings
-from ..engine.audio.mix import MixSettings, decode_audio_file
+from ..engine.assembly.encode import PRESETS
+from ..engine.audio.mix import decode_audio_file
 from ..engine.assembly.cards import LOGO_POSITIONS
 from ..engine.motion.clip_sources import VideoFileSource
-from ..engine.motion.frame_batch import FrameBatchClip
+from ..engine.motion.frame_batch import BatchFit, FrameBatchClip
 from ..engine.models import AdReelInputError
 from ..engine.assembly.metadata import workflow_tags
 from ..engine.providers.request import provider_records
-from ..engine.assembly.render import FRAMINGS, SUBTITLE_MODES, RenderOptions, parse_aspects, render_ad
+from ..engine.assembly.render import (FRAMINGS, SUBTITLE_MODES, AdMedia, AssembleWidgets, RenderHooks,
+                                      render_ad)
 from .api import (CATEGORY, InputImpl, Progress, StoryboardType, io, metadata_disabled,
                   private_directory, prompt_allowance, raise_if_interrupted, save_path, ui)
 from .convert import audio_to_clip, image_to_pil, open_image_file
@@ -42,7 +43,8 @@ def scene_clip(video, sc, sb, work_dir: str, media_seconds=None):
         imgs = comp.images
         return FrameBatchClip(lambda i: (imgs[i, ..., :3].clamp(0, 1) * 255).round().byte().numpy(),
                               int(imgs.shape[0]), source_fps=float(comp.frame_rate), frame_count=sc.frame_count,
-                              fps=sb.fps, width=sb.width, height=sb.height, fit="native")
+                              fps=sb.fps, width=sb.width, height=sb.height,
+                              how=BatchFit(fit="native", interpolation="blend"))
     if media_seconds is not None:
         media_seconds.reserve(sc.frame_count / sb.fps + 1.0, f"clips[{sc.index}]: decoding a video file")
     if shows_less_than_its_stream(video):  # a trimmed or cropped core VIDEO: its own save_to applies the edits
@@ -129,27 +131,20 @@ class FFmpegAssemble(io.ComfyNode):
         return workflow_tags(cls.hidden.prompt, cls.hidden.extra_pnginfo) or None
 
     @classmethod
-    def execute(cls, storyboard, clips, filename_prefix, preset, crf, subtitles, subtitle_style, music_volume_db,
-                logo_position, logo_size, logo_opacity, end_card_seconds, intro_seconds, webm, mov, hls,
-                extra_aspects, framing, narration=None, music=None, logo=None, font=None,
-                provider_report=None, embed_workflow=None) -> io.NodeOutput:
+    def execute(cls, storyboard, clips, narration=None, music=None, logo=None, provider_report=None,
+                **widgets) -> io.NodeOutput:
         if len(storyboard) != 1:
             raise AdReelInputError("storyboard", f"connect exactly one storyboard (got {len(storyboard)})")
         sb = storyboard[0]
         kit = sb.brief.brand_kit  # the brand kit's font (unless font is set here) and music (over the music input)
-        if kit and kit.font and not _first(font):
-            font = kit.font
+        values = {name: _first(v) for name, v in widgets.items()}
+        if kit and kit.font and not values.get("font"):
+            values["font"] = kit.font
+        w = AssembleWidgets.from_values(values)
         if len(clips) != len(sb.scenes):
             raise AdReelInputError("clips", f"{len(clips)} clips for {len(sb.scenes)} storyboard scenes: "
                                    "connect MotionClip (or a video node) fed by StoryboardSplit's scenes")
-        formats = ("mp4",) + tuple(f for f, on in (("webm", _first(webm)), ("mov", _first(mov)), ("hls", _first(hls))) if on)
-        options = RenderOptions(
-            encode=EncodeSettings(preset=_first(preset), crf=_first(crf)), font=_first(font) or None,
-            subtitles=_first(subtitles), subtitle_style=_first(subtitle_style),
-            mix=MixSettings(music_gain_db=_first(music_volume_db)), logo_position=_first(logo_position),
-            logo_size=_first(logo_size), logo_opacity=_first(logo_opacity), end_card_seconds=_first(end_card_seconds),
-            intro_seconds=_first(intro_seconds), formats=formats, extra_aspects=parse_aspects(_first(extra_aspects)),
-            framing=_first(framing), metadata=cls.workflow_metadata(_first(embed_workflow, True)))
+        options = w.render_options(cls.workflow_metadata(w.embed_workflow))
         voices = None
         if narration:
             clips_audio = [audio_to_clip(a, f"narration[{i}]") for i, a in enumerate(narration)]
@@ -170,7 +165,7 @@ class FFmpegAssemble(io.ComfyNode):
             logo_img = open_image_file(sb.brief.logo_path, "brief.logo").convert("RGBA")
 
         providers = provider_records(provider_report or [])  # checked before anything is rendered
-        folder, filename, counter, subfolder, _ = save_path(_first(filename_prefix), sb.width, sb.height)
+        folder, filename, counter, subfolder, _ = save_path(w.filename_prefix, sb.width, sb.height)
         file = f"{filename}_{counter:05}_.mp4"
         out_path = os.path.join(folder, file)
         node_id = cls.hidden.unique_id if cls.hidden else None
@@ -181,8 +176,9 @@ class FFmpegAssemble(io.ComfyNode):
         with tempfile.TemporaryDirectory(prefix="assemble_", dir=private_directory()) as work:
             render_ad(
                 sb, [scene_clip(v, sc, sb, work, media_seconds) for v, sc in zip(clips, sb.scenes)],
-                out_path, work, options, narration=voices, music=music_clip, logo=logo_img,
-                progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
-                cancelled=lambda: raise_if_interrupted() or False, providers=providers, allowance=pixel_frames)
+                out_path, work, options,
+                AdMedia(narration=voices, music=music_clip, logo=logo_img, providers=providers),
+                RenderHooks(progress=lambda text, d, t: bar.update(int(100 * d / max(1, t)), text),
+                            cancelled=lambda: raise_if_interrupted() or False, allowance=pixel_frames))
         return io.NodeOutput(InputImpl.VideoFromFile(out_path), out_path,
                              ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]))

@@ -59,19 +59,17 @@ class BrandBrief(io.ComfyNode):
         return kit_fingerprint(brand_kit, brand)
 
     @classmethod
-    def execute(cls, brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language,
-                brand_colors, cta, channels="", price="", description="", logo=None, product_image=None,
-                brand_kit=AUTO) -> io.NodeOutput:
+    def execute(cls, logo=None, product_image=None, **widgets) -> io.NodeOutput:
         folder = private_directory("inputs")  # never temp/: anyone may upload there under any name
+        brand_kit = widgets.pop("brand_kit", AUTO)
         values = dict(
-            brand=brand, product=product, audience=audience, goal=goal, duration_seconds=duration_seconds,
-            tone=tone, aspect_ratio=aspect_ratio, language=language, brand_colors=brand_colors, cta=cta,
-            channels=channels or "",  # the brief splits and checks the names
-            price=price or "", description=description or "",
+            widgets,  # brand, product, audience, goal, duration_seconds, tone, aspect_ratio, language, …
+            channels=widgets.get("channels") or "",  # the brief splits and checks the names
+            price=widgets.get("price") or "", description=widgets.get("description") or "",
             logo_path=save_image_input(logo, folder, "logo", "logo"),
             product_image_path=save_image_input(product_image, folder, "product", "product_image"),
         )
-        kit, kit_folder = chosen_kit(brand_kit, brand)
+        kit, kit_folder = chosen_kit(brand_kit, widgets.get("brand"))
         if kit is not None:
             values = apply_kit(values, kit, kit_folder, CTA_DEFAULT)
         return io.NodeOutput(parse_model(Brief, values, "brief"))

@@ -25,6 +25,7 @@ from ..engine.keyimage.sampled import (
     DEFAULT_STYLE,
     ON_MODEL_ERROR,
     PRODUCT_MODES,
+    SamplingWidgets,
     finish_sampled,
     sampling_note,
     sampled_problem,
@@ -108,18 +109,17 @@ class SceneKeyImage(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, scene, seed, font="", model=None, clip=None, vae=None, steps=20, cfg=7.0, sampler_name="euler",
-                scheduler="normal", denoise=1.0, style=DEFAULT_STYLE, negative=DEFAULT_NEGATIVE, sample_size=0,
-                product_image="composite", fallback=ON_MODEL_ERROR[0]) -> io.NodeOutput:
+    def execute(cls, scene, model=None, clip=None, vae=None, **widgets) -> io.NodeOutput:
+        w = SamplingWidgets.from_values(widgets)
         sc = scene.scene
         node_id = cls.hidden.unique_id if cls.hidden else None
         product = load_image_file(scene.product_image_path, "brief.product_image") if scene.product_image_path else None
         logo = load_image_file(scene.logo_path, "brief.logo") if scene.logo_path else None
 
         def composed(with_product=True) -> Image.Image:
-            return compose_key_image(sc, scene.width, scene.height, scene.brand, scene.product,
-                                     product_image=product if with_product else None, logo=logo, seed=seed,
-                                     font=font or None, zone=scene.zone())
+            return compose_key_image(sc, scene.width, scene.height, scene.product,
+                                     product_image=product if with_product else None, seed=w.seed,
+                                     font=w.font or None, zone=scene.zone())
 
         def say(text: str) -> None:
             if node_id:
@@ -134,11 +134,9 @@ class SceneKeyImage(io.ComfyNode):
                 if missing:
                     raise AdReelInputError(missing[0], f"connect {', '.join(missing)} too: sampling needs a "
                                                        "checkpoint's MODEL, CLIP and VAE")
-                img, info = cls._sample(sc, scene, model, clip, vae, seed, steps, cfg, sampler_name, scheduler,
-                                        denoise, style, negative, sample_size, product_image, product, logo,
-                                        composed, say)
+                img, info = cls._sample(scene, (model, clip, vae), w, product, logo, composed, say)
             except Exception as exc:  # the fallback chain: anything but the user's cancel
-                if api.is_interrupt(exc) or fallback != "composed key image":
+                if api.is_interrupt(exc) or w.fallback != "composed key image":
                     raise
                 reason = exc.message if isinstance(exc, AdReelInputError) else f"{type(exc).__name__}: {exc}"
                 logging.getLogger("AdReel").warning("SceneKeyImage scene %s: model failed, composed key image "
@@ -155,26 +153,27 @@ class SceneKeyImage(io.ComfyNode):
         return io.NodeOutput(StillTensor(still), info, ui={**preview, "text": [info]})
 
     @classmethod
-    def _sample(cls, sc, scene, model, clip, vae, seed, steps, cfg, sampler_name, scheduler, denoise, style,
-                negative, short_side, product_mode, product, logo, composed, say):
+    def _sample(cls, scene, checkpoint, w: SamplingWidgets, product, logo, composed, say):
+        """The key image sampled with ``checkpoint`` (MODEL, CLIP, VAE), and what the node says of it."""
+        sc, (model, clip, vae) = scene.scene, checkpoint
         model_ch, vae_ch = api.latent_channels(model), api.vae_latent_channels(vae)
         if model_ch != vae_ch:
             raise AdReelInputError("vae", f"the VAE makes {vae_ch}-channel latents but the model samples "
                                           f"{model_ch}-channel ones: connect the VAE that belongs to the checkpoint")
         family = family_from_config_names(api.model_config_names(model))
-        w, h = sample_size(family, scene.width, scene.height, short_side)
-        s_seed = scene_seed(seed, sc.index)
-        positive_text, negative_text = scene_prompts(sc, style, negative)
-        say(f"scene {sc.index}: sampling {w}x{h} ({family.label}), seed {s_seed}, {steps} steps")
+        width, height = sample_size(family, scene.width, scene.height, w.sample_size)
+        s_seed = scene_seed(w.seed, sc.index)
+        positive_text, negative_text = scene_prompts(sc, w.style, w.negative)
+        say(f"scene {sc.index}: sampling {width}x{height} ({family.label}), seed {s_seed}, {w.steps} steps")
         positive, negative_c = api.encode_text(clip, positive_text), api.encode_text(clip, negative_text)
         down = api.vae_downscale(vae)
-        if denoise < 1.0:  # img2img from the composed layout (and the product, unless it is composited later)
-            init = np.asarray(composed(with_product=product_mode == "img2img"))
-            init = np.ascontiguousarray(cover_fit(init, w, h))
+        if w.denoise < 1.0:  # img2img from the composed layout (and the product, unless it is composited later)
+            init = np.asarray(composed(with_product=w.product_image == "img2img"))
+            init = np.ascontiguousarray(cover_fit(init, width, height))
             latent = api.vae_encode(vae, rgb_to_image(init))
         else:
-            latent = api.empty_latent(w, h, down)
-        out = api.ksample(model, positive, negative_c, latent, s_seed, steps, cfg, sampler_name, scheduler, denoise)
+            latent = api.empty_latent(width, height, down)
+        out = api.ksample(model, (positive, negative_c), latent, s_seed, w)
         decoded = api.vae_decode(vae, out)
         arr = decoded[0].float().cpu().numpy()
         problem = sampled_problem(arr)
@@ -182,7 +181,7 @@ class SceneKeyImage(io.ComfyNode):
             raise RuntimeError(problem)
         sampled = image_to_rgb(decoded[:1])
         img = finish_sampled(sampled, sc, scene.width, scene.height, product_image=product, logo=logo,
-                             composite_product=product_mode == "composite", zone=scene.zone())
-        return img, sampling_note(sc.index, sampled.shape[1], sampled.shape[0], family.label, s_seed, steps,
-                                  sampler_name, scheduler, cfg, denoise, (scene.width, scene.height),
-                                  product_mode if product is not None else None, positive_text, negative_text)
+                             composite_product=w.product_image == "composite", zone=scene.zone())
+        return img, sampling_note(sc.index, (sampled.shape[1], sampled.shape[0]), family.label, s_seed, w,
+                                  (scene.width, scene.height), w.product_image if product is not None else None,
+                                  (positive_text, negative_text))

@@ -1,7 +1,7 @@
 """MotionClip: key image (or a model's frame batch) + scene → VIDEO of the scene's length."""
 from __future__ import annotations
 
-from ..engine.motion.frame_batch import FIT_MODES, INTERPOLATIONS, FittedFrameBatch
+from ..engine.motion.frame_batch import FIT_MODES, INTERPOLATIONS, BatchFit, FittedFrameBatch, MotionWidgets
 from ..engine.media.frames import FRAMINGS
 from ..engine.models import CAMERA_MOVES, AdReelInputError
 from ..engine.motion.camera import CameraMoveClip
@@ -65,16 +65,16 @@ class MotionClip(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, images, scene, camera, strength, source_fps, fit, interpolation="motion", framing="cover",
-                key_image=None, fallback="stop with the error") -> io.NodeOutput:
+    def execute(cls, images, scene, key_image=None, **widgets) -> io.NodeOutput:
+        w = MotionWidgets.from_values(widgets)
         sc = scene.scene
         node_id = cls.hidden.unique_id if cls.hidden else None
-        move = sc.camera if camera == "from scene" else camera
+        move = sc.camera if w.camera == "from scene" else w.camera
 
         def camera_clip(image, field="images"):  # SceneKeyImage's IMAGE: moved from its PNG, never held in memory
             check_image(image, field)
             return CameraMoveClip(still_of(image) or image_to_rgb(image), move, sc.frame_count, scene.fps, scene.width, scene.height,
-                                  strength=strength)
+                                  strength=w.strength)
 
         check_image(images, "images")
         if images.shape[0] == 1:
@@ -84,13 +84,14 @@ class MotionClip(io.ComfyNode):
             problem = batch_problem(images)
             if problem is None:
                 n = int(images.shape[0])
-                fitted = FittedFrameBatch(lambda i: image_to_rgb(images, i), n, source_fps=source_fps,
+                fitted = FittedFrameBatch(lambda i: image_to_rgb(images, i), n, source_fps=w.source_fps,
                                           frame_count=sc.frame_count, fps=scene.fps, width=scene.width,
-                                          height=scene.height, fit=fit, interpolation=interpolation, framing=framing)
+                                          height=scene.height,
+                                          how=BatchFit(fit=w.fit, interpolation=w.interpolation, framing=w.framing))
                 clip = fitted
-                info = (f"scene {sc.index}: {n} model frames at {source_fps:g} fps → {sc.frame_count} frames at "
-                        f"{scene.fps} fps ({fit}, {interpolation} interpolation, {framing})")
-            elif fallback == "camera move":
+                info = (f"scene {sc.index}: {n} model frames at {w.source_fps:g} fps → {sc.frame_count} frames at "
+                        f"{scene.fps} fps ({w.fit}, {w.interpolation} interpolation, {w.framing})")
+            elif w.fallback == "camera move":
                 if key_image is None:
                     raise AdReelInputError("key_image", f"scene {sc.index}: {problem}; connect the scene's key image "
                                            "for the camera-move fallback")

@@ -76,9 +76,8 @@ def camera_clip(spec: SceneSpec, image) -> RenderOnDemandVideo:
         rgb = still_of(image) or image_to_rgb(image)
     else:
         product = load_image_file(spec.product_image_path, "brief.product_image") if spec.product_image_path else None
-        logo = load_image_file(spec.logo_path, "brief.logo") if spec.logo_path else None
-        rgb = np.asarray(compose_key_image(sc, spec.width, spec.height, spec.brand, spec.product,
-                                           product_image=product, logo=logo, seed=0, zone=spec.zone()))
+        rgb = np.asarray(compose_key_image(sc, spec.width, spec.height, spec.product, product_image=product, seed=0,
+                                           zone=spec.zone()))
     clip = CameraMoveClip(rgb, sc.camera, sc.frame_count, spec.fps, spec.width, spec.height)
     return RenderOnDemandVideo(clip, f"scene {sc.index} {clip.move} (camera fallback)")
 

@@ -6,12 +6,24 @@ own invariants so that a bad value is reported with the field that holds it.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional
+from dataclasses import fields
+from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from . import channels as channel_table
+
+
+class WidgetValues:
+    """Base of a node's widget values held as one frozen dataclass: V3 nodes get each input as a keyword,
+    and ``execute(cls, <connected inputs>, **widgets)`` reads the widgets into one typed object."""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]):
+        """From the node's input values: each field its value; a missing or None value keeps the default."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
+
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "9:16": (1080, 1920),

@@ -78,7 +78,7 @@ def prepare(seconds: float, work: str) -> dict:
     keys = []
     for sc in sb.scenes:
         p = os.path.join(work, f"key_{sc.index}.png")
-        compose_key_image(sc, sb.width, sb.height, b.brand, b.product).save(p)
+        compose_key_image(sc, sb.width, sb.height, b.product).save(p)
         keys.append(p)
     music = os.path.join(ROOT, "assets", "music", "adreel_bright_120bpm.ogg")
     spec = {"storyboard": json.loads(sb.model_dump_json()), "keys": keys, "voices": voices, "music": music}
@@ -96,7 +96,7 @@ def run_adreel(work: str) -> None:
     from nodes.engine.models import Storyboard
     from nodes.engine.motion.camera import CameraMoveClip
     from nodes.engine.audio.narration import read_wav
-    from nodes.engine.assembly.render import RenderOptions, render_ad
+    from nodes.engine.assembly.render import AdMedia, RenderOptions, render_ad
     spec = json.load(open(os.path.join(work, "spec.json")))
     sb = Storyboard.model_validate(spec["storyboard"])
     imgs = [np.asarray(Image.open(p).convert("RGB")) for p in spec["keys"]]
@@ -109,7 +109,7 @@ def run_adreel(work: str) -> None:
     clips = [CameraMoveClip(im, sc.camera, sc.frame_count, sb.fps, sb.width, sb.height)
              for im, sc in zip(imgs, sb.scenes)]
     render_ad(sb, clips, os.path.join(work, "adreel.mp4"), os.path.join(work, "adreel_work"),
-              RenderOptions(encode=EncodeSettings(PRESET, CRF)), narration=narration, music=music)
+              RenderOptions(encode=EncodeSettings(PRESET, CRF)), AdMedia(narration=narration, music=music))
 
 
 def run_moviepy(work: str) -> None:

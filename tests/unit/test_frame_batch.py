@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nodes.engine.motion.frame_batch import FittedFrameBatch
+from nodes.engine.motion.frame_batch import BatchFit, FittedFrameBatch
 from nodes.engine.media.frames import contain_fit
 from nodes.engine.models import AdReelInputError
 
@@ -28,7 +28,7 @@ def batch(n=8, step=8, x0=10):
 def test_motion_interpolation_moves_the_square_between_its_neighbours():
     src = batch()
     fb = FittedFrameBatch(lambda i: src[i], len(src), source_fps=8, frame_count=26, fps=30, width=W, height=H,
-                          fit="native", interpolation="motion")
+                          how=BatchFit(fit="native", interpolation="motion"))
     for k in range(26):
         pos = fb.source_position(k)
         f = fb.frame(k)
@@ -45,7 +45,7 @@ def test_motion_interpolation_moves_the_square_between_its_neighbours():
 def test_blend_interpolation_lies_between_its_neighbours_pixelwise():
     src = batch()
     fb = FittedFrameBatch(lambda i: src[i], len(src), source_fps=8, frame_count=26, fps=30, width=W, height=H,
-                          fit="native", interpolation="blend")
+                          how=BatchFit(fit="native", interpolation="blend"))
     for k in range(26):
         pos = fb.source_position(k)
         i = int(pos)
@@ -57,7 +57,7 @@ def test_blend_interpolation_lies_between_its_neighbours_pixelwise():
 def test_nearest_repeats_source_frames():
     src = batch(4)
     fb = FittedFrameBatch(lambda i: src[i], 4, source_fps=8, frame_count=15, fps=30, width=W, height=H,
-                          fit="native", interpolation="nearest")
+                          how=BatchFit(fit="native", interpolation="nearest"))
     for k in range(15):
         assert any(np.array_equal(fb.frame(k), s) for s in src)
 
@@ -67,7 +67,7 @@ def test_fit_sets_the_length(fit, frame_count, last_pos):
     """stretch spreads 8 frames over the scene; native plays them at 8 fps and holds the last."""
     src = batch()
     fb = FittedFrameBatch(lambda i: src[i], 8, source_fps=8, frame_count=frame_count, fps=30, width=W, height=H,
-                          fit=fit)
+                          how=BatchFit(fit=fit))
     frames = list(fb.rgb_frames())
     assert len(frames) == frame_count and fb.duration == pytest.approx(frame_count / 30)
     assert fb.source_position(frame_count - 1) == pytest.approx(last_pos)
@@ -98,8 +98,8 @@ def test_contain_keeps_the_whole_frame_and_cover_fills():
     """A 16:9 model frame in a 9:16 scene: cover crops to the middle, contain shows it all on a blurred copy."""
     wide = square_frame(0)
     wide[35:35 + SQ, W - SQ:] = 230                       # squares at both edges of the source
-    fb_cover = FittedFrameBatch(lambda i: wide, 1, 8, 1, 30, 90, 160, framing="cover")
-    fb_contain = FittedFrameBatch(lambda i: wide, 1, 8, 1, 30, 90, 160, framing="contain")
+    fb_cover = FittedFrameBatch(lambda i: wide, 1, 8, 1, 30, 90, 160, BatchFit(framing="cover"))
+    fb_contain = FittedFrameBatch(lambda i: wide, 1, 8, 1, 30, 90, 160, BatchFit(framing="contain"))
     cover, contain = fb_cover.frame(0), fb_contain.frame(0)
     assert cover.shape == contain.shape == (160, 90, 3)
     # cover: scaled by 160/90 to fill the height, the edges (and both squares) cropped away
@@ -122,21 +122,21 @@ def test_refit_to_the_same_scene_keeps_the_fitted_frames():
     """The assembler re-fits a batch to its storyboard: for the same scene the frames come through unchanged."""
     src = batch()
     fb = FittedFrameBatch(lambda i: src[i], 8, source_fps=8, frame_count=40, fps=30, width=W, height=H,
-                          interpolation="motion")
+                          how=BatchFit(interpolation="motion"))
     again = fb.refit(40, 30, W, H)
     assert again.interpolation == "motion" and again is not fb
     for k, (a, b) in enumerate(zip(again.rgb_frames(), fb.rgb_frames())):
         assert np.array_equal(a, b), k
 
 
-@pytest.mark.parametrize("kw,field", [
-    (dict(n_frames=0), "images"), (dict(fit="loop"), "fit"), (dict(interpolation="rife"), "interpolation"),
-    (dict(framing="stretch"), "framing"), (dict(source_fps=0), "source_fps"),
+@pytest.mark.parametrize("kw,fit,field", [
+    (dict(n_frames=0), {}, "images"), ({}, dict(fit="loop"), "fit"), ({}, dict(interpolation="rife"), "interpolation"),
+    ({}, dict(framing="stretch"), "framing"), (dict(source_fps=0), {}, "source_fps"),
 ])
-def test_bad_settings_name_the_field(kw, field):
+def test_bad_settings_name_the_field(kw, fit, field):
     args = dict(get_frame=lambda i: square_frame(0), n_frames=2, source_fps=8, frame_count=10, fps=30,
                 width=W, height=H)
     args.update(kw)
     with pytest.raises(AdReelInputError) as exc:
-        FittedFrameBatch(**args)
+        FittedFrameBatch(**args, how=BatchFit(**fit))
     assert exc.value.field == field

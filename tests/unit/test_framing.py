@@ -10,7 +10,7 @@ import pytest
 
 from media import frame_at
 from nodes.engine.motion.clip_sources import VideoFileSource, refit
-from nodes.engine.motion.frame_batch import FittedFrameBatch
+from nodes.engine.motion.frame_batch import BatchFit, FittedFrameBatch
 from nodes.engine.models import Brief
 from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.assembly.render import RenderOptions, render_ad
@@ -59,7 +59,7 @@ def clips(sb, video_file):
     frames = [picture(W, H, k) for k in range(6)]
     return [CameraMoveClip(picture(W, H), "static", a.frame_count, sb.fps, W, H),
             FittedFrameBatch(lambda i: frames[i], len(frames), 8.0, b.frame_count, sb.fps, W, H,
-                             interpolation="blend"),
+                             BatchFit(interpolation="blend")),
             VideoFileSource(video_file, c.frame_count, sb.fps, W, H)]
 
 

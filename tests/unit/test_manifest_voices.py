@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from nodes.engine.assembly.encode import EncodeSettings
-from nodes.engine.assembly.render import RenderOptions, render_ad
+from nodes.engine.assembly.render import AdMedia, RenderOptions, render_ad
 from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.models import Brief
 from nodes.engine.script import write_template_script
@@ -51,7 +51,7 @@ def test_each_scenes_voice_reaches_the_manifest(tmp_path):
              for sc in sb.scenes]
     res = render_ad(sb, clips, str(tmp_path / "ad.mp4"), str(tmp_path / "work"),
                     RenderOptions(thumbnail=False, encode=EncodeSettings("ultrafast")),
-                    narration=narration)
+                    AdMedia(narration=narration))
     voices = json.load(open(res.manifest_path, encoding="utf-8"))["voices"]
     expected = {0: labels[0], 1: labels[1], 3: "unknown"}
     got = {v["scene"]: v["voice"] for v in voices}

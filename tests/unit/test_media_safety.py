@@ -33,7 +33,7 @@ from nodes.engine.models import AdReelInputError, Brief
 from nodes.engine.media.frames import cover_fit
 from nodes.engine.motion.camera import CameraMoveClip
 from nodes.engine.script.reference import analyze_reference
-from nodes.engine.assembly.render import RenderOptions, check_work, parse_aspects, render_ad, render_plan
+from nodes.engine.assembly.render import AdMedia, RenderOptions, check_work, parse_aspects, render_ad, render_plan
 from nodes.engine.script import write_template_script
 from nodes.engine.storyboard import build_storyboard
 from nodes.engine.audio.subtitles import Cue, write_ass
@@ -324,7 +324,7 @@ def test_the_work_cap_is_checked_before_any_audio_pass_or_encode(tmp_path, monke
     music = AudioClip(np.zeros((2, 48000 * 5), np.float32) + 0.1, 48000)
     with pytest.raises(limits.LimitExceeded, match=r"4\.0 s × 24 fps × \(96×160\) px × 2 formats"):
         render_ad(sb, sources_for(sb), str(out), str(work), RenderOptions(formats=("mp4", "webm"), thumbnail=False),
-                  music=music)
+                  AdMedia(music=music))
     assert os.listdir(out.parent) == []
     assert not os.path.exists(work / "mix.wav") and not os.path.exists(work / "music.wav")
 
@@ -342,8 +342,8 @@ def test_an_error_stops_and_joins_the_mix_and_leaves_no_sidecars(tmp_path):
     music = AudioClip(np.tile((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1)), 48000)
     narration = [voice] + [None] * (len(sb.scenes) - 1)
     with pytest.raises(AdReelInputError, match="glyph"):
-        render_ad(sb, sources_for(sb), str(out), str(work), RenderOptions(thumbnail=False), narration=narration,
-                  music=music)
+        render_ad(sb, sources_for(sb), str(out), str(work), RenderOptions(thumbnail=False),
+                  AdMedia(narration=narration, music=music))
     assert not [t for t in threading.enumerate() if t.name.startswith("adreel-audio") and t.is_alive()]
     assert ffmpeg_children() == []
     assert sorted(os.listdir(out.parent)) == []  # no .srt/.vtt (or their .part) orphaned
@@ -357,7 +357,7 @@ def test_a_percent_in_the_name_gives_a_working_hls(tmp_path):
     voice = AudioClip.mono((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     res = render_ad(sb, sources_for(sb), str(out), str(tmp_path / "work"),
                     RenderOptions(formats=("mp4", "hls"), thumbnail=True),
-                    narration=[None] * (len(sb.scenes) - 1) + [voice])
+                    AdMedia(narration=[None] * (len(sb.scenes) - 1) + [voice]))
     playlist = res.files["hls"]
     assert os.path.dirname(playlist) == str(tmp_path / "ad%d_00001__hls")
     segments = [line for line in open(playlist).read().splitlines() if line and not line.startswith("#")]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nodes.engine.motion.frame_batch import FrameBatchClip
+from nodes.engine.motion.frame_batch import BatchFit, FrameBatchClip
 from nodes.engine.models import CAMERA_MOVES
 from nodes.engine.media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420, yuv420_to_rgb
 from nodes.engine.motion.camera import CameraMoveClip
@@ -63,7 +63,8 @@ def test_yuv_round_trip_keeps_colours():
 
 def test_frame_batch_interpolates_between_neighbours():
     frames = [np.full((H, W, 3), v, np.uint8) for v in (0, 80, 160, 240)]  # 4 frames at 8 fps
-    clip = FrameBatchClip.from_array(frames, source_fps=8, frame_count=15, fps=30, width=W, height=H, fit="native")
+    clip = FrameBatchClip.from_array(frames, source_fps=8, frame_count=15, fps=30, width=W, height=H,
+                                     how=BatchFit(fit="native", interpolation="blend"))
     out = [f.mean() for f in clip.rgb_frames()]
     assert out[0] == 0 and out[-1] == 240
     # 30/8: output frame 2 sits between source 0 and 1 at 0.533
@@ -73,6 +74,7 @@ def test_frame_batch_interpolates_between_neighbours():
 
 def test_frame_batch_stretch_fills_the_scene():
     frames = [np.full((H, W, 3), v, np.uint8) for v in (0, 100, 200)]
-    clip = FrameBatchClip.from_array(frames, source_fps=8, frame_count=61, fps=30, width=W, height=H, fit="stretch")
+    clip = FrameBatchClip.from_array(frames, source_fps=8, frame_count=61, fps=30, width=W, height=H,
+                                     how=BatchFit(fit="stretch", interpolation="blend"))
     out = [f.mean() for f in clip.rgb_frames()]
     assert out[0] == 0 and out[30] == 100 and out[60] == 200

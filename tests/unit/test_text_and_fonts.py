@@ -4,11 +4,11 @@ import pytest
 
 from nodes.engine.media.fonts import font_chain, split_runs
 from nodes.engine.models import AdReelInputError
-from nodes.engine.media.text import render_text_card
+from nodes.engine.media.text import CardLook, render_text_card
 
 
 def pixels(text, **kw):
-    return np.asarray(render_text_card(text, 900, 64, box_rgb=(30, 58, 138), **kw))
+    return np.asarray(render_text_card(text, 900, 64, CardLook((30, 58, 138)), **kw))
 
 
 def test_two_hangul_lines_give_different_pixels():

@@ -15,15 +15,15 @@ from ..keyimage.composed import framed_product, load_image_file, paste_product
 from ..channels import brief_layout
 from ..media.layout import Box
 from ..models import Brief
-from ..media.text import hex_rgb, render_text_card
+from ..media.text import CardLook, hex_rgb, render_text_card
 
 LOGO_POSITIONS = ("top-right", "top-left", "bottom-right", "bottom-left")
 
 
 def wordmark(brand: str, colour: str, height: int, font: str | None = None) -> Image.Image:
     """A logo made from the brand name: white type on a rounded brand-colour badge."""
-    card = render_text_card(brand.upper(), height * 12, int(height * 0.55), box_rgb=hex_rgb(colour),
-                            box_alpha=235, font=font, field="brief.brand", max_lines=1)
+    card = render_text_card(brand.upper(), height * 12, int(height * 0.55),
+                            CardLook(hex_rgb(colour), box_alpha=235), font=font, field="brief.brand", max_lines=1)
     return card
 
 
@@ -61,7 +61,7 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
     short, safe = lay.short, lay.safe
     gap = int(short * 0.035)
     scale = 1.2 if lay.portrait else 1.0
-    button = render_text_card(brief.cta, int(safe.w * 0.95), int(short * 0.07 * scale), box_rgb=c1, box_alpha=255,
+    button = render_text_card(brief.cta, int(safe.w * 0.95), int(short * 0.07 * scale), CardLook(c1, box_alpha=255),
                               font=font, field="brief.cta", max_lines=2)
     by = min(int(height * 0.62), lay.subtitles.y - gap - button.height)
 
@@ -75,8 +75,8 @@ def end_card(brief: Brief, width: int, height: int, logo: Image.Image | None, fo
         wordmark(brief.brand, brief.brand_colors[0], int(mark_h * 0.8), font)
     if mark.width > safe.w:
         mark = fit_into(mark, Box(0, 0, safe.w, mark.height))
-    product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055 * scale), box_rgb=c0,
-                               box_alpha=0, font=font, field="brief.product", max_lines=2)
+    product = render_text_card(brief.product, int(safe.w * 0.95), int(short * 0.055 * scale),
+                               CardLook(c0, box_alpha=0), font=font, field="brief.product", max_lines=2)
     fixed = mark.height + product.height + gap
     ph = 0
     if photo is not None and room - fixed - gap > short * 0.12:

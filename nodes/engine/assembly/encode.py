@@ -28,7 +28,7 @@ from ..channels import brief_layout
 from ..models import AdReelInputError, OutputFile, Storyboard
 from .metadata import write_ffmetadata
 from ..media.frames import ease_in_out, pack_yuv420, rgb_to_yuv420
-from ..media.text import hex_rgb, render_text_card
+from ..media.text import CardLook, hex_rgb, render_text_card
 
 TRANSITION_SECONDS = {"cut": 0.0, "fade": 0.5, "crossfade": 0.5, "wipeleft": 0.5, "wiperight": 0.5,
                       "wipeup": 0.5, "wipedown": 0.5, "slideleft": 0.45, "slideright": 0.45,
@@ -101,6 +101,7 @@ class AssemblyExtras:
     formats: tuple[str, ...] = ("mp4",)
     thumbnail_frame: int | None = None
     metadata: dict[str, str] | None = None  # container tags (the workflow: mp4_metadata), in MP4, WebM and MOV
+    font: str | None = None                 # the headlines' font (family or file); None: Noto Sans CJK
 
 
 @dataclass
@@ -251,8 +252,8 @@ def render_text_overlays(sb: Storyboard, work_dir: str, font: str | None = None,
         if not text or end - start < 0.2:
             continue
         pal = sc.palette or sb.brief.brand_colors
-        card = render_text_card(text, box.w, lay.font_px, box_rgb=hex_rgb(pal[0]),
-                                accent_rgb=hex_rgb(pal[1 % len(pal)]), font=font,
+        card = render_text_card(text, box.w, lay.font_px,
+                                CardLook(hex_rgb(pal[0]), accent_rgb=hex_rgb(pal[1 % len(pal)])), font=font,
                                 field=f"scenes[{sc.index}].on_screen_text", max_lines=3, max_height=box.h)
         path = os.path.join(work_dir, f"text_{sc.index:03d}.png")
         card.save(path, compress_level=1)
@@ -330,10 +331,8 @@ def _output_args(kind: str, label: str, audio: str, sb: Storyboard, encode: Enco
 
 
 def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir: str,
-             encode: EncodeSettings | None = None, font: str | None = None,
-             progress: Callable[[int, int], None] | None = None,
-             cancelled: Callable[[], bool] | None = None,
-             extras: AssemblyExtras | None = None) -> AssembleResult:
+             encode: EncodeSettings | None = None, progress: Callable[[int, int], None] | None = None,
+             cancelled: Callable[[], bool] | None = None, extras: AssemblyExtras | None = None) -> AssembleResult:
     """Render the ad to ``out_path`` (MP4, plus the extra formats) in one pass."""
     encode = encode or EncodeSettings()
     extras = extras or AssemblyExtras()
@@ -346,7 +345,7 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
     ffmpeg = find_ffmpeg(encoders, filters)
     os.makedirs(work_dir, exist_ok=True)
     t0 = time.monotonic()
-    overlays = render_text_overlays(sb, work_dir, font, until=extras.text_until)
+    overlays = render_text_overlays(sb, work_dir, extras.font, until=extras.text_until)
     stem = os.path.splitext(out_path)[0]
     targets = {"mp4": out_path}
     for kind in ("webm", "mov"):
@@ -355,7 +354,47 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
     if extras.thumbnail_frame is not None:
         targets["thumbnail"] = f"{stem}.jpg"
     parts = {k: f"{os.path.splitext(p)[0]}.part{os.path.splitext(p)[1]}" for k, p in targets.items()}
+    cmd, maps = _command(ffmpeg, sb, overlays, extras, work_dir)
+    video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
+    for kind, (label, audio, metadata_input) in zip(video_kinds, maps):
+        cmd += _output_args(kind, label, audio, sb, encode, parts[kind], metadata_input)
 
+    log_path = os.path.join(work_dir, "ffmpeg.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, cwd=work_dir)
+    _widen_pipe(proc.stdin)
+    try:
+        done = _feed(proc.stdin, frame_stream(sb, sources, extras.cards), sb.total_frames, progress, cancelled)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        for p in parts.values():
+            _remove(p)
+        raise
+    rc = proc.wait()
+    if rc != 0 or done != sb.total_frames:
+        for p in parts.values():
+            _remove(p)
+        with open(log_path, "r", encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-1500:]
+        raise RuntimeError(f"ffmpeg failed (exit {rc}) after {done}/{sb.total_frames} frames: {tail.strip()}")
+    if "thumbnail" in targets:
+        _thumbnail(ffmpeg, parts["mp4"], min(max(0, extras.thumbnail_frame), sb.total_frames - 1) / sb.fps,
+                   parts["thumbnail"])
+    for kind, p in parts.items():
+        os.replace(p, targets[kind])
+    files = dict(targets)
+    if "hls" in extras.formats:
+        files["hls"] = cut_hls(ffmpeg, out_path, f"{stem}_hls")
+    return AssembleResult(out_path, sb.width, sb.height, sb.fps, sb.total_frames, sb.total_duration,
+                          time.monotonic() - t0, overlays, files)
+
+
+def _command(ffmpeg: str, sb: Storyboard, overlays: list[Overlay], extras: AssemblyExtras,
+             work_dir: str) -> tuple[list[str], list[tuple]]:
+    """The encode's ffmpeg command up to its outputs (the raw frames on stdin, the overlays, the logo, the
+    audio, the tags, the filter graph written to ``work_dir``), and per video output in order (mp4, webm,
+    mov) the (video label, audio label, metadata input) it maps."""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{sb.width}x{sb.height}",
            "-framerate", str(sb.fps), "-i", "pipe:0"]
@@ -374,69 +413,50 @@ def assemble(sb: Storyboard, sources: list[FrameSource], out_path: str, work_dir
     if extras.metadata:
         metadata_input = audio_index + 1
         cmd += input_args(write_ffmetadata(extras.metadata, os.path.join(work_dir, "metadata.txt")), "ffmetadata")
-    video_kinds = [k for k in ("mp4", "webm", "mov") if k in targets]
-    graph, labels = filter_graph(overlays, max(20, sb.height // 24), extras, logo_input, len(video_kinds))
-    audio_labels = [f"{audio_index}:a"] * len(video_kinds)
+    outputs = 1 + sum(1 for k in ("webm", "mov") if k in extras.formats)
+    graph, labels = filter_graph(overlays, max(20, sb.height // 24), extras, logo_input, outputs)
+    audio_labels = [f"{audio_index}:a"] * outputs
     if extras.audio_path and extras.audio_filter:
-        audio_labels = [f"[aout{i}]" for i in range(len(video_kinds))]
+        audio_labels = [f"[aout{i}]" for i in range(outputs)]
         graph += (f";\n[{audio_index}:a]{extras.audio_filter},aformat=sample_fmts=fltp:sample_rates=48000"
-                  f":channel_layouts=stereo,asplit={len(video_kinds)}" + "".join(audio_labels))
+                  f":channel_layouts=stereo,asplit={outputs}" + "".join(audio_labels))
     graph_path = os.path.join(work_dir, "graph.txt")
     with open(graph_path, "w", encoding="utf-8") as f:
         f.write(graph)
     cmd += ["-filter_complex_script", graph_path]
-    for kind, label, audio in zip(video_kinds, labels, audio_labels):
-        cmd += _output_args(kind, label, audio, sb, encode, parts[kind], metadata_input)
+    return cmd, [(label, audio, metadata_input) for label, audio in zip(labels, audio_labels)]
 
-    log_path = os.path.join(work_dir, "ffmpeg.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, cwd=work_dir)
-    _widen_pipe(proc.stdin)
+
+def _feed(pipe, frames: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None] | None,
+          cancelled: Callable[[], bool] | None) -> int:
+    """Write ``frames`` into ffmpeg's stdin and close it; the number of frames it took."""
     done = 0
-    try:
-        # ffmpeg's input thread queues packets, so writing straight into the pipe
-        # keeps the encoders fed without another copy of each frame
-        for frame in frame_stream(sb, sources, extras.cards):
-            if cancelled and cancelled():
-                raise InterruptedError("assembly cancelled")
-            try:
-                proc.stdin.write(frame.data)
-            except BrokenPipeError:
-                break
-            done += 1
-            if progress and (done % 15 == 0 or done == sb.total_frames):
-                progress(done, sb.total_frames)
-        proc.stdin.close()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        for p in parts.values():
-            _remove(p)
-        raise
-    rc = proc.wait()
-    if rc != 0 or done != sb.total_frames:
-        for p in parts.values():
-            _remove(p)
-        with open(log_path, "r", encoding="utf-8", errors="replace") as f:
-            tail = f.read()[-1500:]
-        raise RuntimeError(f"ffmpeg failed (exit {rc}) after {done}/{sb.total_frames} frames: {tail.strip()}")
-    if "thumbnail" in targets:
-        # one frame of the finished MP4 (text, subtitles and logo included): a decode, not an encode pass.
-        # (An extra output inside the main pass would end early and, in ffmpeg 5.1, cut the others' audio.)
-        t = min(max(0, extras.thumbnail_frame), sb.total_frames - 1) / sb.fps
-        thumb = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-ss", f"{t:.4f}",
-                                *input_args(parts["mp4"], "mov"), "-frames:v", "1", "-update", "1", "-q:v", "3",
-                                "-f", "image2", file_url(parts["thumbnail"])],
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if thumb.returncode != 0:
-            raise RuntimeError(f"ffmpeg could not write the thumbnail: {thumb.stderr.strip()[-500:]}")
-    for kind, p in parts.items():
-        os.replace(p, targets[kind])
-    files = dict(targets)
-    if "hls" in extras.formats:
-        files["hls"] = cut_hls(ffmpeg, out_path, f"{stem}_hls")
-    return AssembleResult(out_path, sb.width, sb.height, sb.fps, sb.total_frames, sb.total_duration,
-                          time.monotonic() - t0, overlays, files)
+    # ffmpeg's input thread queues packets, so writing straight into the pipe
+    # keeps the encoders fed without another copy of each frame
+    for frame in frames:
+        if cancelled and cancelled():
+            raise InterruptedError("assembly cancelled")
+        try:
+            pipe.write(frame.data)
+        except BrokenPipeError:
+            break
+        done += 1
+        if progress and (done % 15 == 0 or done == total):
+            progress(done, total)
+    pipe.close()
+    return done
+
+
+def _thumbnail(ffmpeg: str, mp4: str, seconds: float, path: str) -> None:
+    """One frame of the finished MP4 (text, subtitles and logo included) at ``seconds``: a decode, not an
+    encode pass. (An extra output inside the main pass would end early and, in ffmpeg 5.1, cut the others'
+    audio.)"""
+    thumb = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-ss", f"{seconds:.4f}",
+                            *input_args(mp4, "mov"), "-frames:v", "1", "-update", "1", "-q:v", "3",
+                            "-f", "image2", file_url(path)],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if thumb.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not write the thumbnail: {thumb.stderr.strip()[-500:]}")
 
 
 def cut_hls(ffmpeg: str, mp4: str, folder: str, segment_seconds: int = 4) -> str:

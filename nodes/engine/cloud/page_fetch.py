@@ -23,7 +23,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 from urllib import robotparser
 from urllib.parse import urljoin, urlsplit
@@ -114,10 +114,19 @@ def _client(seconds: float) -> httpx.Client:
                         headers={"User-Agent": USER_AGENT})
 
 
-def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes: int, deadline: float,
-         accept: str, resolver, before=None) -> Fetched:
+@dataclass(frozen=True)
+class _Reading:
+    """One fetch's terms: what it is called in errors, the hosts allowed, its deadline, the resolver."""
+    what: str
+    allowed: set[str]
+    deadline: float
+    resolver: object
+
+
+def _get(client: httpx.Client, url: str, reading: _Reading, max_bytes: int, accept: str, before=None) -> Fetched:
     """GET ``url``, each redirect checked again (and passed to ``before`` first, if given); any status
     comes back (the caller judges it)."""
+    what, allowed, deadline, resolver = reading.what, reading.allowed, reading.deadline, reading.resolver
     current, hops = url, []
     for _ in range(MAX_REDIRECTS + 1):
         host, port, address = check_target(current, what, allowed, resolver)
@@ -170,13 +179,13 @@ def _get(client: httpx.Client, url: str, what: str, allowed: set[str], max_bytes
     raise FetchError(f"{what}: the page redirected more than {MAX_REDIRECTS} times")
 
 
-def _robots_rules(client, url: str, what: str, allowed: set[str], deadline: float, resolver):
+def _robots_rules(client, url: str, reading: _Reading):
     """The site's robots rules (None: no robots.txt, everything allowed), or ``FetchError``."""
+    what = reading.what
     parts = urlsplit(url)
     robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
     try:
-        got = _get(client, robots_url, f"{what} (robots.txt)", allowed, MAX_ROBOTS_BYTES, deadline, "text/plain",
-                   resolver)
+        got = _get(client, robots_url, replace(reading, what=f"{what} (robots.txt)"), MAX_ROBOTS_BYTES, "text/plain")
     except FetchError as exc:
         raise FetchError(f"{exc}; AdReel does not read a site whose robots.txt it cannot read") from None
     if 400 <= got.status < 500:
@@ -199,7 +208,7 @@ def fetch_public(url: str, what: str = "the page", *, accept: str = "text/html,a
     allowed = allowed_hosts(environ)
     cap = min(int(max_bytes or limits.MAX_PAGE_BYTES.read(environ)), limits.MAX_PAGE_BYTES.read(environ))
     total = min(float(seconds or limits.PAGE_FETCH_SECONDS.read(environ)), limits.PAGE_FETCH_SECONDS.read(environ))
-    deadline = time.monotonic() + total
+    reading = _Reading(what, allowed, time.monotonic() + total, resolver)
     check_target(url, what, allowed, resolver)  # refused before anything is sent, robots.txt included
     with _client(total) as client:
         sites: dict = {}
@@ -207,10 +216,10 @@ def fetch_public(url: str, what: str = "the page", *, accept: str = "text/html,a
         def robots(hop: str) -> None:  # every hop, on whatever site it lands, obeys that site's robots.txt
             site = urlsplit(hop)[:2]
             if site not in sites:
-                sites[site] = _robots_rules(client, hop, what, allowed, deadline, resolver)
+                sites[site] = _robots_rules(client, hop, reading)
             if sites[site] is not None and not sites[site].can_fetch(ROBOTS_AGENT, hop):
                 raise FetchError(f"{what}: the site's robots.txt does not allow robots to read the page")
-        got = _get(client, url, what, allowed, cap, deadline, accept, resolver, before=robots)
+        got = _get(client, url, reading, cap, accept, before=robots)
     if got.status != 200:
         raise FetchError(f"{what}: the page answered HTTP {got.status}")
     return got

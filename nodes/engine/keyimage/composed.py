@@ -126,15 +126,14 @@ def paste_product(canvas: Image.Image, photo: Image.Image, slot: Box, short: int
     return Box(x, y, im.width, im.height)
 
 
-def compose_key_image(scene: StoryboardScene, width: int, height: int, brand: str, product: str,
-                      product_image: Image.Image | None = None, logo: Image.Image | None = None,
-                      seed: int = 0, font: str | None = None, zone: SafeZone | None = None) -> Image.Image:
+def compose_key_image(scene: StoryboardScene, width: int, height: int, product: str,
+                      product_image: Image.Image | None = None, seed: int = 0, font: str | None = None,
+                      zone: SafeZone | None = None) -> Image.Image:
     """The composed key image of ``scene`` at ``width``×``height`` (RGB).
 
-    ``brand`` and ``logo`` are not drawn: the assembler shows the brand once, as
-    the corner logo over the moving picture (they stay in the signature for
-    callers that pass them). ``zone``: the channels' safe zone (``SceneSpec.zone()``), None for the
-    aspect's own layout.
+    It takes no brand name and no logo: the assembler shows the brand once, as the
+    corner logo over the moving picture, where the camera cannot cut it. ``zone``: the channels' safe
+    zone (``SceneSpec.zone()``), None for the aspect's own layout.
     """
     rng = random.Random(f"{seed}:{scene.index}:{scene.segment}")
     lay = frame_layout(width, height, zone)

@@ -7,13 +7,14 @@ plain Python so it can be tested without a model.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..media.layout import SafeZone, frame_layout
 from .composed import paste_product, product_slot
-from ..models import AdReelInputError, StoryboardScene
+from ..models import AdReelInputError, StoryboardScene, WidgetValues
 from ..media.frames import cover_fit
 from ..media.text import hex_rgb
 
@@ -128,11 +129,30 @@ def finish_sampled(sampled: np.ndarray, scene: StoryboardScene, width: int, heig
     return canvas.convert("RGB")
 
 
-def sampling_note(index: int, width: int, height: int, family: str, seed: int, steps: int, sampler: str,
-                  scheduler: str, cfg: float, denoise: float, framed_to: tuple[int, int], product_mode: str | None,
-                  prompt: str, negative: str) -> str:
-    """What the node says of a sampled key image: its size, model family and sampling, and the prompts."""
-    return (f"scene {index}: sampled {width}x{height} ({family}), seed {seed}, {steps} steps {sampler}/{scheduler}, "
-            f"cfg {cfg:g}, denoise {denoise:g} → framed to {framed_to[0]}x{framed_to[1]}"
+@dataclass(frozen=True)
+class SamplingWidgets(WidgetValues):
+    """SceneKeyImage's widget values, one value each (the scene and the checkpoint are inputs, not widgets)."""
+
+    seed: int = 0
+    font: str = ""
+    steps: int = 20
+    cfg: float = 7.0
+    sampler_name: str = "euler"
+    scheduler: str = "normal"
+    denoise: float = 1.0
+    style: str = DEFAULT_STYLE
+    negative: str = DEFAULT_NEGATIVE
+    sample_size: int = 0
+    product_image: str = "composite"
+    fallback: str = ON_MODEL_ERROR[0]
+
+
+def sampling_note(index: int, size: tuple[int, int], family: str, seed: int, w: SamplingWidgets,
+                  framed_to: tuple[int, int], product_mode: str | None, prompts: tuple[str, str]) -> str:
+    """What the node says of a sampled key image: its size, model family and sampling (``seed``: the scene's
+    own, derived from ``w.seed``), and the prompts."""
+    return (f"scene {index}: sampled {size[0]}x{size[1]} ({family}), seed {seed}, {w.steps} steps "
+            f"{w.sampler_name}/{w.scheduler}, cfg {w.cfg:g}, denoise {w.denoise:g} → framed to "
+            f"{framed_to[0]}x{framed_to[1]}"
             + (f"; product image {product_mode}" if product_mode else "")
-            + f"\nprompt: {prompt}\nnegative: {negative}")
+            + f"\nprompt: {prompts[0]}\nnegative: {prompts[1]}")

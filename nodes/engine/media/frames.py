@@ -104,8 +104,13 @@ def ease_in_out(p: float) -> float:
     return 4 * p ** 3 if p < 0.5 else 1 - (-2 * p + 2) ** 3 / 2
 
 
-def inverse_affine(zoom, dx, dy, angle_deg, width, height, src_w, src_h, contain=False) -> np.ndarray:
-    """Matrix mapping output pixel centres → source coordinates."""
+def inverse_affine(transform: tuple[float, float, float, float], size: tuple[int, int], source: tuple[int, int],
+                   contain: bool = False) -> np.ndarray:
+    """Matrix mapping output pixel centres (a ``size`` frame) → coordinates in a ``source``-sized image, for
+    ``transform`` = (zoom, dx, dy, angle in degrees), as ``camera_transform`` gives it."""
+    zoom, dx, dy, angle_deg = transform
+    width, height = size
+    src_w, src_h = source
     # cover-fit the source into the frame (or contain it, with bars)
     cover = min(width / src_w, height / src_h) if contain else max(width / src_w, height / src_h)
     k = 1.0 / (zoom * cover)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -104,14 +105,26 @@ def _card_height(size: int, lines: int, pad: int) -> int:
     return int(round(size * 1.28) * lines + pad * 1.4)
 
 
-def render_text_card(text: str, max_width: int, font_px: int, box_rgb=(0, 0, 0), box_alpha: int = 215,
-                     accent_rgb=None, font: str | None = None, field: str = "on_screen_text",
-                     max_lines: int = 3, min_font_px: int = 18, max_height: int | None = None) -> Image.Image:
-    """A headline card: text on a rounded box in ``box_rgb`` (brand colour), RGBA.
+MIN_CARD_FONT_PX = 18  # a headline card's font never shrinks below this
 
-    The font shrinks until the text fits ``max_lines`` lines of ``max_width`` and the card
-    is at most ``max_height`` tall (its zone: it never reaches into the subtitles below).
+
+@dataclass(frozen=True)
+class CardLook:
+    """A text card's box: its colour (the brand's), opacity, and an optional accent bar's colour."""
+    box_rgb: tuple = (0, 0, 0)
+    box_alpha: int = 215
+    accent_rgb: tuple | None = None
+
+
+def render_text_card(text: str, max_width: int, font_px: int, look: CardLook = CardLook(), font: str | None = None,
+                     field: str = "on_screen_text", max_lines: int = 3, max_height: int | None = None) -> Image.Image:
+    """A headline card: text on a rounded box in ``look.box_rgb`` (brand colour), RGBA.
+
+    The font shrinks (not below ``MIN_CARD_FONT_PX``) until the text fits ``max_lines`` lines of
+    ``max_width`` and the card is at most ``max_height`` tall (its zone: it never reaches into the
+    subtitles below).
     """
+    box_rgb, box_alpha, accent_rgb, min_font_px = look.box_rgb, look.box_alpha, look.accent_rgb, MIN_CARD_FONT_PX
     chain = font_chain(font)
     size = font_px
     while True:

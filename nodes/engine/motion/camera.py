@@ -125,10 +125,10 @@ class CameraMoveClip:
     def matrix(self, k: float) -> np.ndarray:
         """Inverse affine for frame ``k`` (may lie outside the clip: progress is clamped)."""
         p = k / max(1, self.frame_count - 1)
-        z, dx, dy, ang = camera_transform(self.move, p, self.width, self.height, self.strength)
+        transform = camera_transform(self.move, p, self.width, self.height, self.strength)
         h, w = self.image.shape[:2]
-        return inverse_affine(z, dx, dy, ang, self.width, self.height, w - w % 2, h - h % 2,
-                               contain=self.framing == "contain")
+        return inverse_affine(transform, (self.width, self.height), (w - w % 2, h - h % 2),
+                              contain=self.framing == "contain")
 
     def _border(self):
         if self.framing != "contain":
@@ -169,8 +169,8 @@ class CameraMoveClip:
 def _move_matrices(move: str, width: int, height: int, strength: float, steps: int = 33):
     """(output → source) affine of every sampled instant of ``move`` over a frame-sized image."""
     for p in np.linspace(0.0, 1.0, steps):
-        z, dx, dy, ang = camera_transform(move, float(p), width, height, strength)
-        yield inverse_affine(z, dx, dy, ang, width, height, width, height)
+        yield inverse_affine(camera_transform(move, float(p), width, height, strength), (width, height),
+                             (width, height))
 
 
 def _forwards(moves, width: int, height: int, strength: float) -> list[np.ndarray]:

@@ -20,13 +20,14 @@ of frames and their flows: the scene is streamed frame by frame.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
 from .. import limits
-from ..models import AdReelInputError
+from ..models import AdReelInputError, WidgetValues
 from ..media.frames import FRAMINGS, frame_to, pack_yuv420, rgb_to_yuv420
 
 FIT_MODES = ("stretch", "native")
@@ -51,6 +52,25 @@ def _warp(img: np.ndarray, flow_small: np.ndarray, scale: float, grid: tuple[np.
     return cv2.remap(img, grid[0] + f[..., 0], grid[1] + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+@dataclass(frozen=True)
+class BatchFit:
+    """How a frame batch is fitted to its scene: its length (``fit``), the frames between two model frames
+    (``interpolation``) and the frame (``framing``; "contain" with ``fill_rgb`` gives bars of that colour)."""
+
+    fit: str = "stretch"
+    interpolation: str = "motion"
+    framing: str = "cover"
+    fill_rgb: tuple[int, int, int] | None = None
+
+    def __post_init__(self):
+        if self.fit not in FIT_MODES:
+            raise AdReelInputError("fit", f"is not one of {', '.join(FIT_MODES)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise AdReelInputError("interpolation", f"is not one of {', '.join(INTERPOLATIONS)}")
+        if self.framing not in FRAMINGS:
+            raise AdReelInputError("framing", f"is not one of {', '.join(FRAMINGS)}")
+
+
 class FittedFrameBatch:
     """``n_frames`` at ``source_fps`` → ``frame_count`` frames at ``fps``, ``width``×``height``.
 
@@ -58,18 +78,13 @@ class FittedFrameBatch:
     batches); "native" plays it at its own speed and holds the last frame.
     """
 
+    DEFAULT_FIT = BatchFit()
+
     def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
-                 frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
-                 interpolation: str = "motion", framing: str = "cover",
-                 fill_rgb: tuple[int, int, int] | None = None):
+                 frame_count: int, fps: float, width: int, height: int, how: BatchFit | None = None):
+        how = self.DEFAULT_FIT if how is None else how
         if n_frames < 1:
             raise AdReelInputError("images", "the frame batch is empty")
-        if fit not in FIT_MODES:
-            raise AdReelInputError("fit", f"is not one of {', '.join(FIT_MODES)}")
-        if interpolation not in INTERPOLATIONS:
-            raise AdReelInputError("interpolation", f"is not one of {', '.join(INTERPOLATIONS)}")
-        if framing not in FRAMINGS:
-            raise AdReelInputError("framing", f"is not one of {', '.join(FRAMINGS)}")
         if not (math.isfinite(float(source_fps)) and source_fps > 0):
             raise AdReelInputError("source_fps", f"must be a finite number more than 0 (got {source_fps})")
         if frame_count < 1 or not (math.isfinite(float(fps)) and fps > 0):
@@ -80,8 +95,9 @@ class FittedFrameBatch:
                                              f"on this server ({cap}, ADREEL_MAX_MEDIA_FRAMES)")
         self.get_frame, self.n, self.source_fps = get_frame, int(n_frames), float(source_fps)
         self.frame_count, self.fps, self.width, self.height = int(frame_count), float(fps), int(width), int(height)
-        self.fit, self.interpolation, self.framing = fit, interpolation, framing
-        self.fill_rgb = None if fill_rgb is None else tuple(int(c) for c in fill_rgb)
+        self.how = how
+        self.fit, self.interpolation, self.framing = how.fit, how.interpolation, how.framing
+        self.fill_rgb = None if how.fill_rgb is None else tuple(int(c) for c in how.fill_rgb)
         self._frames: dict[int, np.ndarray] = {}
         self._flows: dict[int, tuple] = {}
         self._grid = None
@@ -161,22 +177,29 @@ class FittedFrameBatch:
         ``framing`` None keeps this batch's own framing (and fill); "contain" with ``fill_rgb`` gives bars."""
         if framing is None:
             framing, fill_rgb = self.framing, self.fill_rgb
-        return type(self)(self.get_frame, self.n, source_fps=self.source_fps, frame_count=frame_count, fps=fps,
-                          width=width, height=height, fit=self.fit, interpolation=self.interpolation,
-                          framing=framing, fill_rgb=fill_rgb)
+        return type(self)(self.get_frame, self.n, self.source_fps, frame_count, fps, width, height,
+                          replace(self.how, framing=framing, fill_rgb=fill_rgb))
 
 
 class FrameBatchClip(FittedFrameBatch):
     """A frame batch fitted by linear blending (no optical flow): frames between two
     source frames are weighted mixes of them, so 8 fps plays smoothly at 30."""
 
-    def __init__(self, get_frame: Callable[[int], np.ndarray], n_frames: int, source_fps: float,
-                 frame_count: int, fps: float, width: int, height: int, fit: str = "stretch",
-                 interpolation: str = "blend", framing: str = "cover",
-                 fill_rgb: tuple[int, int, int] | None = None):
-        super().__init__(get_frame, n_frames, source_fps, frame_count, fps, width, height, fit,
-                         interpolation, framing, fill_rgb)
+    DEFAULT_FIT = BatchFit(interpolation="blend")
 
     @classmethod
     def from_array(cls, frames, **kw) -> "FrameBatchClip":
         return cls(lambda i: frames[i], len(frames), **kw)
+
+
+@dataclass(frozen=True)
+class MotionWidgets(WidgetValues):
+    """MotionClip's widget values, one value each (the images, scene and key image are inputs, not widgets)."""
+
+    camera: str = "from scene"
+    strength: float = 1.0
+    source_fps: float = 8.0
+    fit: str = "stretch"
+    interpolation: str = "motion"
+    framing: str = "cover"
+    fallback: str = "stop with the error"

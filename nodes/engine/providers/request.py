@@ -10,12 +10,12 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 from .. import limits
-from ..models import AdReelInputError, StoryboardScene
+from ..models import AdReelInputError, StoryboardScene, WidgetValues
 from .registry import PROVIDERS
 from .base import ImageHost
 from .routes import CAMERA_MOVE, DEFAULT_CHAINS, Candidate, RoutePlan, SceneOutcome, SceneRequest, parse_chain, plan_routes
@@ -185,7 +185,7 @@ def widget_problem(provider, model, fallback, quality, max_cost_usd=None, chain=
 
 
 @dataclass(frozen=True)
-class RenderWidgets:
+class RenderWidgets(WidgetValues):
     """ProviderRender's widget values, one value each."""
 
     provider: str
@@ -196,11 +196,6 @@ class RenderWidgets:
     max_cost_usd: float = 0.0  # 0: the server's ceiling
     options_json: str = ""
     timeout_s: int = 900
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "RenderWidgets":
-        """From the node's input values (the scenes and key images, which are not widgets, are left out)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
 
 
 def plan_run(scenes: Sequence[StoryboardScene], image_paths: Sequence[Optional[str]], widgets: RenderWidgets, *,

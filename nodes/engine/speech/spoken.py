@@ -240,28 +240,51 @@ def spoken_form(text: str, language: str) -> str:
     """What the voice says for ``text`` in ``language`` (see the module's rules)."""
     if not text or not text.strip():
         return ""
-    lang = base_language(language)
-    w = words_for(lang)
+    line = _Line(base_language(language))
     s = text.replace("\r", " ").replace("\n", " ")
     s = re.sub("[™®©℠]", "", s)
     s = unicodedata.normalize("NFKC", s)  # full-width digits and letters, compatibility forms
     s = "".join(" " if unicodedata.category(ch) == "Co" else ch for ch in s)  # private use: ours from here
-    said: list[str] = []
+    s = line.addresses(s)
+    s = line.dates_and_digits(s)
+    s = line.amounts(s)
+    s = _say_symbols(s, line.w)
+    s = _tidy(s)
+    s = line.put_back(s)
+    s = re.sub(r"\s+", " ", s).strip(" ,.")
+    if s and text.rstrip()[-1:] in ".!?。！？" and s[-1] not in ".!?":
+        s += text.rstrip()[-1].replace("。", ".").replace("！", "!").replace("？", "?")
+    return s if re.search(r"[^\W_]", s) else ""
 
-    def hold(spoken: str, right: str = " ") -> str:
-        said.append(spoken)
-        index = "".join(chr(_PIECE_BASE + int(h, 16)) for h in format(len(said) - 1, "x"))
+
+class _Line:
+    """One line being put into words: the language, its words, and the pieces already said, held out of
+    the text (as private-use placeholders) so that later rules never touch them."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.w = words_for(lang)
+        self.said: list[str] = []
+
+    def hold(self, spoken: str, right: str = " ") -> str:
+        self.said.append(spoken)
+        index = "".join(chr(_PIECE_BASE + int(h, 16)) for h in format(len(self.said) - 1, "x"))
         return f" {_PLACEHOLDER}{index}{right}"
 
-    # URLs, e-mail addresses, handles: said as domains; paths and query strings never
-    s = _EMAIL.sub(lambda m: hold(_say_email(m.group(1), m.group(2), lang)), s)
-    s = _URL_SCHEME.sub(lambda m: hold(_say_url(m.group(0).rstrip(".,;:!?)]}"), lang)), s)
-    s = _WWW.sub(lambda m: hold(_say_url(m.group(0).rstrip(".,;:!?)]}"), lang)), s)
-    s = _BARE_DOMAIN.sub(lambda m: hold(say_domain(m.group(1), lang)), s)
-    s = _HANDLE.sub(lambda m: hold(f"{w.get('at', '@')} {_say_label(m.group(1).replace('.', ' '), lang)}"), s)
+    def put_back(self, s: str) -> str:
+        return _PIECE.sub(lambda m: self.said[int("".join(f"{ord(c) - _PIECE_BASE:x}" for c in m.group(1)), 16)], s)
 
-    # dates and times
-    def iso_date(m):
+    def addresses(self, s: str) -> str:
+        """URLs, e-mail addresses, handles: said as domains; paths and query strings never."""
+        hold, lang, w = self.hold, self.lang, self.w
+        s = _EMAIL.sub(lambda m: hold(_say_email(m.group(1), m.group(2), lang)), s)
+        s = _URL_SCHEME.sub(lambda m: hold(_say_url(m.group(0).rstrip(".,;:!?)]}"), lang)), s)
+        s = _WWW.sub(lambda m: hold(_say_url(m.group(0).rstrip(".,;:!?)]}"), lang)), s)
+        s = _BARE_DOMAIN.sub(lambda m: hold(say_domain(m.group(1), lang)), s)
+        return _HANDLE.sub(lambda m: hold(f"{w.get('at', '@')} {_say_label(m.group(1).replace('.', ' '), lang)}"), s)
+
+    def iso_date(self, m):
+        hold, lang = self.hold, self.lang
         y, mo, d = int(m.group(1)), int(m.group(3)), int(m.group(4))
         if not (1 <= mo <= 12 and 1 <= d <= 31):
             return m.group(0)
@@ -271,7 +294,8 @@ def spoken_form(text: str, language: str) -> str:
             return hold(f"{N.ko_sino(y)}년 {N.ko_month(mo)}월 {N.ko_sino(d)}일")
         return m.group(0).rstrip(".").replace("/", "-")
 
-    def short_date(m):
+    def short_date(self, m):
+        hold, lang = self.hold, self.lang
         mo, d = int(m.group(1)), int(m.group(2))
         if not (1 <= mo <= 12 and 1 <= d <= 31) or lang not in ("en", "ko"):
             return m.group(0)
@@ -279,7 +303,8 @@ def spoken_form(text: str, language: str) -> str:
             return hold(f"{_MONTHS_EN[mo - 1]} {N.en_ordinal(d)}")
         return hold(f"{N.ko_month(mo)}월 {N.ko_sino(d)}일")
 
-    def clock(m):
+    def clock(self, m):
+        hold, lang = self.hold, self.lang
         h, mi, ampm = int(m.group(1)), int(m.group(2)), (m.group(3) or "").strip().lower().replace(".", "")
         if h > 24 or mi > 59:
             return m.group(0)
@@ -293,7 +318,8 @@ def spoken_form(text: str, language: str) -> str:
                         + (f" {N.ko_sino(mi)} 분" if mi else ""))
         return m.group(0)
 
-    def ampm(m):
+    def ampm(self, m):
+        hold, lang = self.hold, self.lang
         h, half = int(m.group(1)), m.group(2).lower()
         if not 1 <= h <= 12:
             return m.group(0)
@@ -303,52 +329,58 @@ def spoken_form(text: str, language: str) -> str:
             return hold(f"{'오전' if half == 'a' else '오후'} {N.ko_native(h)} 시")
         return m.group(0)
 
-    s = _ISO_DATE.sub(iso_date, s)
-    s = _TIME.sub(clock, s)
-    s = _AMPM.sub(ampm, s)
-    # phone numbers and long digit runs: digit by digit, in groups
-    s = _PHONE.sub(lambda m: hold(_say_phone(m.group(1), lang)) if _is_phone(m.group(1)) else m.group(0), s)
-    s = _LONG_DIGITS.sub(lambda m: m.group(0) if _is_amount(m.group(0), s[m.end():m.end() + 8])
-                         else hold(_say_phone(m.group(0), lang)), s)
-    s = _HUGE_NUMBER.sub(lambda m: hold(say_digits(m.group(0), lang)), s)
-    s = _SHORT_DATE.sub(short_date, s)
+    def dates_and_digits(self, s: str) -> str:
+        """Dates and times; phone numbers and long digit runs: digit by digit, in groups."""
+        hold, lang = self.hold, self.lang
+        s = _ISO_DATE.sub(self.iso_date, s)
+        s = _TIME.sub(self.clock, s)
+        s = _AMPM.sub(self.ampm, s)
+        s = _PHONE.sub(lambda m: hold(_say_phone(m.group(1), lang)) if _is_phone(m.group(1)) else m.group(0), s)
+        s = _LONG_DIGITS.sub(lambda m: m.group(0) if _is_amount(m.group(0), s[m.end():m.end() + 8])
+                             else hold(_say_phone(m.group(0), lang)), s)
+        s = _HUGE_NUMBER.sub(lambda m: hold(say_digits(m.group(0), lang)), s)
+        return _SHORT_DATE.sub(self.short_date, s)
 
-    # prices, offers, percentages, ranges, ordinals
-    s = _PRICE_PREFIX.sub(lambda m: hold(_say_price(m.group(1), m.group(2), lang)), s)
-    s = _PRICE_SUFFIX.sub(lambda m: hold(_say_price(m.group(2), m.group(1), lang)), s)
-
-    def offer(m):
+    def offer(self, m):
+        hold, lang, w = self.hold, self.lang, self.w
         a, b = int(m.group(1)), int(m.group(2))
         plus = w.get("plus", "+")
         if lang == "ko" and N.ko_english_small(a) and N.ko_english_small(b):
             return hold(f"{N.ko_english_small(a)} {plus} {N.ko_english_small(b)}")
         return hold(f"{say_number(m.group(1), lang)} {plus} {say_number(m.group(2), lang)}")
 
-    s = _PLUS_OFFER.sub(offer, s)
-
-    def percent(m):
-        word = w.get("percent")
+    def percent(self, m):
+        hold, lang = self.hold, self.lang
+        word = self.w.get("percent")
         if word is None:
             return hold(f"{m.group(1)}%")
         if lang == "zh":
             return hold(f"{word}{m.group(1)}")
         return hold(f"{say_number(m.group(1), lang)} {word}")
 
-    s = _RANGE.sub(lambda m: hold(f"{say_number(m.group(1), lang)} {w.get('to', '-')} {say_number(m.group(2), lang)}")
-                   if w.get("to") else m.group(0), s)
-    s = _PERCENT.sub(percent, s)
-    if lang == "en":
-        s = _ORDINAL.sub(lambda m: hold(N.en_ordinal(int(m.group(1)))), s)
-    if lang == "ko":
-        # a particle stays on its counter: 3개와 → 세 개와, 3시까지 → 세 시까지
-        s = _KO_MONTH.sub(lambda m: hold(f"{N.ko_month(int(m.group(1)))}월", "") if 1 <= int(m.group(1)) <= 12
-                          else m.group(0), s)
-        s = _KO_COUNTER.sub(lambda m: hold(f"{N.ko_native(int(m.group(1)))} {m.group(2)}", "")
-                            if re.fullmatch(r"\d+", m.group(1)) else m.group(0), s)
-    s = _HASH_NUMBER.sub(lambda m: hold(f"{w.get('number', '')} {say_number(m.group(1), lang)}".strip()), s)
-    s = _NUMBER.sub(lambda m: f" {say_number(m.group(0), lang)} ", s)
+    def amounts(self, s: str) -> str:
+        """Prices, offers, percentages, ranges, ordinals, counters, then every other number."""
+        hold, lang, w = self.hold, self.lang, self.w
+        s = _PRICE_PREFIX.sub(lambda m: hold(_say_price(m.group(1), m.group(2), lang)), s)
+        s = _PRICE_SUFFIX.sub(lambda m: hold(_say_price(m.group(2), m.group(1), lang)), s)
+        s = _PLUS_OFFER.sub(self.offer, s)
+        s = _RANGE.sub(lambda m: hold(f"{say_number(m.group(1), lang)} {w.get('to', '-')} {say_number(m.group(2), lang)}")
+                       if w.get("to") else m.group(0), s)
+        s = _PERCENT.sub(self.percent, s)
+        if lang == "en":
+            s = _ORDINAL.sub(lambda m: hold(N.en_ordinal(int(m.group(1)))), s)
+        if lang == "ko":
+            # a particle stays on its counter: 3개와 → 세 개와, 3시까지 → 세 시까지
+            s = _KO_MONTH.sub(lambda m: hold(f"{N.ko_month(int(m.group(1)))}월", "") if 1 <= int(m.group(1)) <= 12
+                              else m.group(0), s)
+            s = _KO_COUNTER.sub(lambda m: hold(f"{N.ko_native(int(m.group(1)))} {m.group(2)}", "")
+                                if re.fullmatch(r"\d+", m.group(1)) else m.group(0), s)
+        s = _HASH_NUMBER.sub(lambda m: hold(f"{w.get('number', '')} {say_number(m.group(1), lang)}".strip()), s)
+        return _NUMBER.sub(lambda m: f" {say_number(m.group(0), lang)} ", s)
 
-    # symbols: said, paused or dropped
+
+def _say_symbols(s: str, w: dict) -> str:
+    """Symbols: said (in the words ``w`` of the language), paused or dropped."""
     s = s.replace("&", f" {w.get('and', '&')} ")
     s = s.replace("+", f" {w.get('plus', '+')} ")
     s = s.replace("@", f" {w.get('at', '@')} ")
@@ -363,21 +395,18 @@ def spoken_form(text: str, language: str) -> str:
     s = re.sub(r"\s[-–—]+\s|[–—―]+|\s-+|(?<!-)-+\s|:|;|…|\.{2,}|[·•]", ", ", s)
     s = s.replace("。", ". ").replace("、", ", ").replace("！", "! ").replace("？", "? ").replace("，", ", ")
     # emoji, pictographs, joiners, variation selectors, keycaps, leftover currency signs: never read out
-    s = "".join(" " if unicodedata.category(ch) in ("So", "Sk", "Sm", "Sc", "Cf", "Cs", "Cn", "Me")
-                or ch in "\ufe0f\u20e3" else ch for ch in s)
+    return "".join(" " if unicodedata.category(ch) in ("So", "Sk", "Sm", "Sc", "Cf", "Cs", "Cn", "Me")
+                   or ch in "\ufe0f\u20e3" else ch for ch in s)
 
-    # tidy the punctuation, then put the held pieces back
+
+def _tidy(s: str) -> str:
+    """The punctuation tidied (before the held pieces are put back)."""
     s = re.sub(r"\s+", " ", s)
     s = re.sub(r"(?<!\s)\s+([,.!?])", r"\1", s)
     s = re.sub(r"([,.!?])(?:\s*[,])+", r"\1", s)
     s = re.sub(r",\s*([.!?])", r"\1", s)
     s = re.sub(r"([.!?])[.!?]+", r"\1", s)
-    s = re.sub(r"([,.!?])(?=[^\s\d,.!?])", r"\1 ", s)
-    s = _PIECE.sub(lambda m: said[int("".join(f"{ord(c) - _PIECE_BASE:x}" for c in m.group(1)), 16)], s)
-    s = re.sub(r"\s+", " ", s).strip(" ,.")
-    if s and text.rstrip()[-1:] in ".!?。！？" and s[-1] not in ".!?":
-        s += text.rstrip()[-1].replace("。", ".").replace("！", "!").replace("？", "?")
-    return s if re.search(r"[^\W_]", s) else ""
+    return re.sub(r"([,.!?])(?=[^\s\d,.!?])", r"\1 ", s)
 
 
 def display_form(text: str) -> str:
