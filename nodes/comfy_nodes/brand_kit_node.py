@@ -132,13 +132,13 @@ class BrandKitSave(io.ComfyNode):
         return f"name: {problem}" if problem else True
 
     @classmethod
-    def execute(cls, name, palette, logo, fonts, voice, music, tone, cta, words_to_use, words_never,
-                legal_lines) -> io.NodeOutput:
+    def execute(cls, **widgets) -> io.NodeOutput:
+        w = {name: (value or "") for name, value in widgets.items()}  # name, palette, logo, fonts, voice, …
         kit = parse_model(BrandKit, dict(
-            name=name, palette=[p for p in palette.replace(",", " ").split() if p], logo=logo.strip(),
-            fonts=_lines(fonts), voice=voice.strip(), music=music.strip(), tone=tone, cta=cta,
-            words_to_use=_lines(words_to_use), words_never=_lines(words_never),
-            legal_lines=[line.strip() for line in (legal_lines or "").splitlines() if line.strip()]), "brand_kit")
+            name=w["name"], palette=[p for p in w["palette"].replace(",", " ").split() if p], logo=w["logo"].strip(),
+            fonts=_lines(w["fonts"]), voice=w["voice"].strip(), music=w["music"].strip(), tone=w["tone"],
+            cta=w["cta"], words_to_use=_lines(w["words_to_use"]), words_never=_lines(w["words_never"]),
+            legal_lines=[line.strip() for line in w["legal_lines"].splitlines() if line.strip()]), "brand_kit")
         roots = brand_roots()
         if not roots:
             raise AdReelInputError("name", "no brands folder is configured")

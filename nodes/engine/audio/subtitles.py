@@ -97,10 +97,13 @@ def max_line_units(width: int, height: int, zone: SafeZone | None = None) -> flo
     return lay.subtitles.w / (subtitle_font_px(width, height) * 0.55)
 
 
+TEXT_COLOUR, BOX_COLOUR = "#FFFFFF", "#000000"  # white words on a translucent black box (or outline)
+
+
 def write_ass(cues: list[Cue], width: int, height: int, path: str, font: str = DEFAULT_FAMILY,
-              style: str = "box", text_colour: str = "#FFFFFF", box_colour: str = "#000000",
-              zone: SafeZone | None = None) -> None:
+              style: str = "box", zone: SafeZone | None = None) -> None:
     """``zone``: the channels' safe zone the subtitles keep inside (None: the aspect's own layout)."""
+    text_colour, box_colour = TEXT_COLOUR, BOX_COLOUR
     lay = frame_layout(width, height, zone)
     size = subtitle_font_px(width, height)
     margin_v = height - (lay.subtitles.y + lay.subtitles.h)
