@@ -88,9 +88,10 @@ class HttpError(OSError):
     """The server could not be reached, or answered with an error status or a body that is not JSON.
     An ``OSError``, as the standard library's own URL errors are."""
 
-    def __init__(self, message: str, status: int = 0):
+    def __init__(self, message: str, status: int = 0, answer=None):
         super().__init__(message)
         self.status = status
+        self.answer = answer  # an error status's parsed answer (None when there was none)
 
 
 MAX_ANSWER_BYTES = 64 << 20
@@ -130,7 +131,7 @@ def http_json(method: str, url: str, body=None, timeout: float = 10):
     """One JSON request: the parsed answer; ``HttpError`` for an error status too."""
     status, answer = http_call(method, url, body, timeout=timeout)
     if status >= 400:
-        raise HttpError(f"HTTP {status}", status)
+        raise HttpError(f"HTTP {status}", status, answer)
     return answer
 
 

@@ -75,7 +75,7 @@ def env_number(name: str, default, minimum: Optional[float] = None, maximum: Opt
         rule = f"{'above' if above else 'at least'} {minimum:g}"
     else:
         rule = f"at most {maximum:g}" if maximum is not None else "finite"
-    logger.warning("%s=%r is not a number %s: %s", name, raw, rule,
+    logger.warning("%s must be a number %s, not %r: %s", name, rule, raw,
                    otherwise or (f"using the default {default:g}" if default is not None else "left unset"))
     return default
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from fleet.comfy import HttpError
 from harness import ROOT, PACK_LINK_NAME, provider_planning_env
 from workflow_format import shipped_workflows, strip_meta
 
@@ -490,8 +491,8 @@ def test_cost_badge_shows_the_servers_number(editor, demo_history, comfy, monkey
     status, body = 400, None
     try:
         server_estimate(comfy, provider=w["provider"], model=w["model"], max_cost_usd=w["max_cost_usd"], options_json=w["options_json"])
-    except Exception as exc:  # urllib raises on 400: read its body
-        body = json.loads(exc.read())
+    except HttpError as exc:  # the refusal's answer
+        body = exc.answer
     assert body and body["field"] == "scenes[0].resolution"
     assert bad["cost"]["over"] and bad["cost"]["text"] == f"✕ {body['error']}", bad
     assert os.path.exists(os.path.join(editor["config"]["artifacts"], "cost_badge.png"))

@@ -182,7 +182,7 @@ def test_bad_brief_fails_at_run_naming_the_field(comfy, field, value, expect):
     ("duration_seconds", 0.0, "duration_seconds"),
     ("duration_seconds", -5.0, "duration_seconds"),
     ("duration_seconds", 181.0, "duration_seconds"),
-    ("aspect_ratio", "4:3", "aspect_ratio: is not one of 9:16, 4:5, 1:1, 16:9"),
+    ("aspect_ratio", "4:3", "aspect_ratio: is not one of auto, 9:16, 4:5, 1:1, 16:9"),
 ])
 def test_bad_widget_values_are_rejected_at_submit(comfy, field, value, expect):
     with pytest.raises(PromptError) as exc:

@@ -255,7 +255,8 @@ def test_the_brand_mark_appears_once_per_frame(demo):
             img[y0:y1, x0:x1] = fill
             img[max(0, subs.y - subs.h // 2):subs.bottom + subs.h // 2, :] = fill  # two-line cues overflow the box
             second, _ = find_logo(img)
-            assert second < 0.75, \
+            # a real second mark matches like the first (≥ 0.9); the blurred backdrop's textures reach about 0.76
+            assert second < 0.8, \
                 f"{demo['aspect']} scene {sc.index} frame {k}: a second logo ({second:.2f} beside {score:.2f})"
             read = ocr(img, "eng", 11)
             assert not BRAND_WORD.search(read), f"{demo['aspect']} scene {sc.index} frame {k}: {read!r}"

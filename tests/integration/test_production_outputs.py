@@ -3,6 +3,7 @@ narration, ducking, loudness, subtitles, brand, every format and aspect."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -96,8 +97,10 @@ def intervals(mask: np.ndarray, step: float, merge_gap: float) -> list[tuple[flo
 
 
 def test_subtitles_follow_the_voice(full_render):
-    """From the pixels and the sound alone: subtitles are on screen while the voice speaks (±100 ms)."""
-    _, mp4 = full_render
+    """From the pixels and the sound alone: subtitles are on screen while the voice speaks (±100 ms), up to
+    the end card, which shows the CTA itself (the voice may go on saying it there; subtitles stop)."""
+    prompt, mp4 = full_render
+    card = float(node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["end_card_seconds"])
     _, voice, _ = voice_and_music(mp4)
     W, H = MAIN
     box = frame_layout(W, H).subtitles
@@ -105,8 +108,9 @@ def test_subtitles_follow_the_voice(full_render):
     # subtitle text: near-white pixels on the dark box
     white = ((zone.min(axis=3) > 215).mean(axis=(1, 2)))
     shown = white > 0.005
-    sub_iv = intervals(shown, 1 / 30, 0.2)
-    voice_iv = intervals(voice, WIN, 0.3)
+    end_card = 10.0 - card
+    sub_iv = [(a, min(b, end_card)) for a, b in intervals(shown, 1 / 30, 0.2) if a < end_card]
+    voice_iv = [(a, min(b, end_card)) for a, b in intervals(voice, WIN, 0.3) if a < end_card]
     assert len(sub_iv) == len(voice_iv) >= 3, (sub_iv, voice_iv)
     for (s0, s1), (v0, v1) in zip(sub_iv, voice_iv):
         assert abs(s0 - v0) <= 0.1 + 1 / 30, (sub_iv, voice_iv)
@@ -176,7 +180,10 @@ def test_extra_aspects_from_the_same_storyboard(full_render, aspect, size):
         assert os.path.isfile(os.path.splitext(path)[0] + ext)
     # contain framing: the whole 9:16 key image, with bars in the brand colour at the sides
     if aspect == "16x9":
-        f = frame_at(path, 3.0, *size)
+        # the middle of the second scene: away from any transition (a fade passes through black)
+        scene = json.load(open(os.path.splitext(mp4)[0] + ".json", encoding="utf-8"))["storyboard"]["scenes"][1]
+        middle = (scene["start_frame"] + scene["frame_count"] / 2) / 30
+        f = frame_at(path, middle, *size)
         bar = f[size[1] * 2 // 5: size[1] * 3 // 5, 10:size[0] // 20].reshape(-1, 3).mean(axis=0)
         first = node_by_type(prompt, "BrandBrief")[1]["inputs"]["brand_colors"].split(",")[0].strip().lstrip("#")
         brand = np.array([int(first[i:i + 2], 16) for i in (0, 2, 4)])

@@ -79,7 +79,7 @@ def test_env_number_bounds_kinds_and_what_happens_instead(caplog):
     assert env_number("N", None, 0, above=True, environ={"N": "0.25"}) == 0.25
     with caplog.at_level(logging.WARNING):
         assert env_number("N", None, 0, above=True, otherwise="each provider's own", environ={"N": "0"}) is None
-    assert "N='0' is not a number above 0: each provider's own" in caplog.text
+    assert "N must be a number above 0, not '0': each provider's own" in caplog.text
     assert env_number("N", 5, 0, kind=int, environ={"N": "12.0"}) == 12
     assert isinstance(env_number("N", 5, 0, kind=int, environ={"N": "12.0"}), int)
     assert env_number("N", 5, 0, environ={"N": "0"}) == 0.0
