@@ -6,11 +6,14 @@ independent of AdReel's."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -315,22 +318,13 @@ def test_a_keys_file_gives_a_key_its_own_webhook_and_never_repeats_the_key_in_an
         assert KEY not in str(err.value)
 
 
-def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_host(tmp_path):
-    """DNS rebinding: the name is resolved once per delivery; the connection goes to that address, with the name
-    in the Host header. A resolver that would answer a private address on a second lookup is never asked again."""
-    import asyncio
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    import httpx
-
-    from fleet.api.webhooks import checked_address, pinned_request
-
-    seen = []
+@contextlib.contextmanager
+def webhook_receiver(on_post):
+    """A receiver on loopback: ``on_post(handler)`` for each POST, then 204. Yields its port."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            seen.append((self.headers["Host"], self.rfile.read(int(self.headers["Content-Length"]))))
+            on_post(self)
             self.send_response(204)
             self.end_headers()
 
@@ -339,7 +333,22 @@ def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_ho
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_host(tmp_path):
+    """DNS rebinding: the name is resolved once per delivery; the connection goes to that address, with the name
+    in the Host header. A resolver that would answer a private address on a second lookup is never asked again."""
+    import asyncio
+
+    import httpx
+
+    from fleet.api.webhooks import checked_address, pinned_request
+
+    seen = []
     answers = iter([["127.0.0.1"], ["10.9.9.9"]])
     lookups = []
 
@@ -347,8 +356,9 @@ def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_ho
         lookups.append(host)
         return [ipaddress.ip_address(a) for a in next(answers)]
 
-    url = f"http://receiver.example:{port}/hook"
-    try:
+    with webhook_receiver(lambda h: seen.append((h.headers["Host"], h.rfile.read(int(h.headers["Content-Length"]))))) \
+            as port:
+        url = f"http://receiver.example:{port}/hook"
         host, _, address = checked_address(url, allow_private=True, resolver=rebinding)
 
         async def post():
@@ -360,50 +370,37 @@ def test_a_delivery_connects_to_the_address_that_was_checked_with_the_name_as_ho
         assert seen == [(f"receiver.example:{port}", b'{"ok":1}')] and lookups == ["receiver.example"]
         with pytest.raises(Refused, match="private"):
             checked_address(url, allow_private=False, resolver=resolver({"receiver.example": ["10.9.9.9"]}))
-    finally:
-        server.shutdown()
 
 
 def test_a_slow_webhook_receiver_holds_up_only_its_own_delivery(queue_api):
     """Two jobs with their own webhooks, one receiver that never answers in time: the other receiver gets its
     event at once; the slow one's delivery is given up after 10 s and sent again (the same event id)."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     got = {"slow": [], "fast": []}
     release = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            name = self.path.strip("/")
-            got[name].append((time.monotonic(), self.headers["webhook-id"]))
-            if name == "slow":
-                release.wait(40)  # longer than the API waits for an answer
-            self.send_response(204)
-            self.end_headers()
+    def on_post(handler):
+        name = handler.path.strip("/")
+        got[name].append((time.monotonic(), handler.headers["webhook-id"]))
+        if name == "slow":
+            release.wait(40)  # longer than the API waits for an answer
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        ids = {}
-        for name in ("slow", "fast"):
-            r = call(queue_api, "POST", "/api/v2/jobs", json={**brief(brand=name), "webhook_url": f"{base}/{name}"})
-            assert r.status_code == 201, r.text
-            ids[name] = r.json()["id"]
-        start = time.monotonic()
-        call(queue_api, "POST", f"/api/v2/jobs/{ids['slow']}/cancel")  # its event is filed first
-        call(queue_api, "POST", f"/api/v2/jobs/{ids['fast']}/cancel")
-        deadline = start + 60
-        while time.monotonic() < deadline and not (got["fast"] and len(got["slow"]) >= 2):
-            time.sleep(0.2)
-        assert [i for _, i in got["fast"]] == [f"evt_{ids['fast']}_canceled"]
-        assert got["fast"][0][0] - start < 8  # not behind the slow receiver's 10 s
-        assert [i for _, i in got["slow"][:2]] == [f"evt_{ids['slow']}_canceled"] * 2
-        assert got["slow"][1][0] - got["slow"][0][0] >= 10  # given up after 10 s, then sent again
-    finally:
-        release.set()
-        server.shutdown()
+    with webhook_receiver(on_post) as port:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            ids = {}
+            for name in ("slow", "fast"):
+                r = call(queue_api, "POST", "/api/v2/jobs", json={**brief(brand=name), "webhook_url": f"{base}/{name}"})
+                assert r.status_code == 201, r.text
+                ids[name] = r.json()["id"]
+            start = time.monotonic()
+            call(queue_api, "POST", f"/api/v2/jobs/{ids['slow']}/cancel")  # its event is filed first
+            call(queue_api, "POST", f"/api/v2/jobs/{ids['fast']}/cancel")
+            deadline = start + 60
+            while time.monotonic() < deadline and not (got["fast"] and len(got["slow"]) >= 2):
+                time.sleep(0.2)
+            assert [i for _, i in got["fast"]] == [f"evt_{ids['fast']}_canceled"]
+            assert got["fast"][0][0] - start < 8  # not behind the slow receiver's 10 s
+            assert [i for _, i in got["slow"][:2]] == [f"evt_{ids['slow']}_canceled"] * 2
+            assert got["slow"][1][0] - got["slow"][0][0] >= 10  # given up after 10 s, then sent again
+        finally:
+            release.set()

@@ -25,7 +25,7 @@ import requests
 from fakes.seaweedfs import SECRET_KEY
 from nodes.engine.storage.spool import list_spooled
 
-from fleet_stack import BUCKET, fast_workflow, start_fleet, write_json
+from fleet_stack import BUCKET, fast_workflow, start_fleet, wait_for, write_json
 
 pytestmark = [pytest.mark.comfy, pytest.mark.cores, pytest.mark.timeout(1500)]
 
@@ -72,16 +72,6 @@ def status(fleet, batch, env=None) -> dict:
 
 def by_id(st: dict) -> dict:
     return {j["id"]: j for j in st["jobs"]}
-
-
-def wait_for(pred, timeout, what, every=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def sha256(data: bytes) -> str:

@@ -16,7 +16,6 @@ import zlib
 
 import pytest
 
-from fakes.llm_servers import FakeOpenAICompatible, PlanModel
 from nodes.engine.brand.apply import brief_values, rules_for
 from nodes.engine.brand.kit import (MAX_KIT_BYTES, BrandKit, kit_file, list_kits, load_kit, parse_kit, save_kit,
                                     voice_settings)
@@ -35,20 +34,6 @@ EN = dict(brand="Acme", product="RoboVac X2", cta="Shop now at acme.com", audien
 @pytest.fixture(autouse=True)
 def loopback_llms_allowed(monkeypatch):
     monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def oai_server():
-    with FakeOpenAICompatible(models=("local-model",), hang_seconds=30) as fake:
-        yield fake
-
-
-@pytest.fixture
-def oai(oai_server):
-    oai_server.requests.clear()
-    oai_server._queue.clear()
-    oai_server.model = PlanModel()
-    return oai_server
 
 
 def llm(fake, **kw) -> OpenAIBackend:

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from fakes.llm_servers import FakeOpenAICompatible, PlanModel, Reply
+from fakes.llm_servers import PlanModel, Reply
 from nodes.engine.models import Brief
 from nodes.engine.script import write_template_script
 from nodes.engine.script.context import Budget, budget_for, estimate_messages, estimate_tokens
@@ -35,20 +35,6 @@ CONTEXT_ERROR = {"error": {"code": 400, "message": "the request exceeds the avai
 def loopback_llms_allowed(monkeypatch):
     """The fake listens on 127.0.0.1: as an operator running a local LLM would, allow that host."""
     monkeypatch.setenv("ADREEL_LLM_ALLOWED_HOSTS", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def oai_server():
-    with FakeOpenAICompatible(models=("local-model",), hang_seconds=30) as fake:
-        yield fake
-
-
-@pytest.fixture
-def oai(oai_server):
-    oai_server.requests.clear()
-    oai_server._queue.clear()
-    oai_server.model = PlanModel()
-    return oai_server
 
 
 def backend(fake, **kw) -> OpenAIBackend:

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional
 
+from ..media.files import is_inside
+
 DOC_EXT = (".md", ".markdown", ".txt", ".pdf")
 MAX_DOCUMENTS = 32
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
@@ -113,7 +115,6 @@ def _pdf_text(path: str, budget: int, deadline: float) -> str:
 def document_files(folder: str) -> list[str]:
     """The kit's documents: regular files with a document extension in ``folder`` and ``folder/docs``,
     inside the folder (links resolved), sorted, at most ``MAX_DOCUMENTS``."""
-    from ..media.files import is_inside
     found = []
     for sub in (folder, os.path.join(folder, "docs")):
         try:
