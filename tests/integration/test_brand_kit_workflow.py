@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 
@@ -21,7 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fakes.llm_servers import FakeOpenAICompatible
-from harness import ComfyServer, load_api_workflow, node_by_type, output_files
+from harness import load_api_workflow, node_by_type, output_files
 from nodes.engine.script.context import estimate_messages
 from media import ffprobe, frame_at, stream
 from test_demo_visuals import best_match, geometric, read_text, small
@@ -61,12 +62,12 @@ def llm():
 
 
 @pytest.fixture(scope="module")
-def server():
-    comfy = ComfyServer(env={"ADREEL_LLM_ALLOWED_HOSTS": "127.0.0.1"})  # the operator allows the local LLM
-    comfy.start()
+def server(comfy):
+    """The session's plain server (its operator allows the local LLM); the kits this module saves go at its end."""
+    brands = os.path.join(comfy.folder("models"), "brands")
+    assert not os.path.isdir(brands) or not os.listdir(brands), "another module left brand kits on the plain server"
     yield comfy
-    comfy.stop()
-    comfy.cleanup()
+    shutil.rmtree(brands, ignore_errors=True)
 
 
 def request(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
