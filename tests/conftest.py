@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -81,6 +82,13 @@ def pytest_collection_modifyitems(session, config, items):
             SERVERS.launch(env)
     except Exception:  # noqa: BLE001 - no runtime here: the tests that need it say so when they ask
         pass
+
+
+def pytest_configure(config):
+    """One measure store for the session's processes (the servers, the test workers): a line measured in one is
+    not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE_DIR``)."""
+    if "ADREEL_CACHE_DIR" not in os.environ:  # pytest-xdist workers inherit the controller's
+        os.environ["ADREEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -18,7 +18,7 @@ import pytest
 from nodes.engine.audio.mix import SAMPLE_RATE, AudioClip, write_wav
 from nodes.engine.models import AdReelInputError
 from nodes.engine.audio.narration import read_wav, resample, speak_espeak
-from nodes.engine.speech import piper_voice as pv
+from nodes.engine.speech import measure_store, piper_voice as pv
 from nodes.engine.speech.fit import fit_speed, speak_line, speech_room
 from nodes.engine.speech.spoken import spoken_form
 from nodes.engine.speech.voice import EspeakVoice, default_voice, voice_for
@@ -140,8 +140,8 @@ def test_every_process_measures_the_same_seconds(tmp_path):
     code = ("import sys; from nodes.engine.speech.voice import default_voice; "
             "v = default_voice('en'); print(repr(v.measure(sys.argv[1])), repr(v.measure(sys.argv[1], 1.2)))")
     out = subprocess.run([sys.executable, "-c", code, line], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": ROOT}).stdout.split()
-    voice = joe()
+                         env={**os.environ, "PYTHONPATH": ROOT, "ADREEL_CACHE_DIR": "off"}).stdout.split()
+    voice = joe()  # (each process measures here: no measure store is shared)
     assert [float(x) for x in out] == [voice.measure(line), voice.measure(line, 1.2)]
     # and while the server runs a line said again is the same sound (a graph queued again re-encodes the same
     # ad, and its upload finds the objects stored), handed out as a copy nobody else holds
@@ -282,3 +282,52 @@ def _node_layer():
         sys.path.append(comfy)
     return importlib.import_module("nodes.comfy_nodes.narration_node")
 
+
+
+# ---- the measure store: a line measured in one process is not said again in another -----------------------
+
+def _measure_in_a_process(lines: list[str], **env) -> list[float]:
+    import subprocess
+    code = ("import sys; from nodes.engine.speech.voice import default_voice; v = default_voice('en'); "
+            "print(' '.join(repr(v.measure(line)) for line in sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, *lines], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT, **env}).stdout.split()
+    return [float(x) for x in out]
+
+
+def _fresh_line(words: str) -> str:
+    return f"{words} number {np.random.default_rng().integers(1e9)}"
+
+
+def _refuse_to_say(*_args, **_kw):
+    raise AssertionError("the line was said again to measure it")
+
+
+def test_a_line_measured_in_one_process_is_not_said_again_in_another(tmp_path, monkeypatch):
+    """A restarted server (or the render's server after the script's) finds the line measured; the store
+    is private to its user and keeps no text."""
+    line = _fresh_line("Daybreak Espresso, measured once")
+    (first,) = _measure_in_a_process([line], ADREEL_CACHE_DIR=str(tmp_path / "cache"))
+    monkeypatch.setenv("ADREEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(pv.PiperVoice, "_say", _refuse_to_say)
+    assert joe().measure(line) == first
+    store = tmp_path / "cache" / measure_store.FILE_NAME
+    assert store.stat().st_mode & 0o777 == 0o600 and (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
+    assert b"Daybreak" not in store.read_bytes() and b"measured once" not in store.read_bytes()
+
+
+def test_an_altered_or_damaged_store_is_never_believed(tmp_path, monkeypatch):
+    """Rows that cannot be a measurement, or a file that is not a database: the line is measured as if
+    there were no store, to the same seconds, and nothing fails; ``off`` writes no store at all."""
+    altered, damaged = _fresh_line("Altered row"), _fresh_line("Damaged file")
+    home = tmp_path / "home"
+    truth = _measure_in_a_process([altered, damaged], ADREEL_CACHE_DIR="off", XDG_CACHE_HOME=str(home), HOME=str(home))
+    assert not list(home.rglob(measure_store.FILE_NAME)) and not (home / "adreel").exists()
+    monkeypatch.setenv("ADREEL_CACHE_DIR", str(tmp_path / "cache"))
+    voice = joe()
+    for row in ((0, 10 ** 9, 5), (-3, 10, 20), (9, 4, 20)):
+        measure_store.save(measure_store.row_key(voice.key, altered, 1.0), row)
+        assert measure_store.load(measure_store.row_key(voice.key, altered, 1.0), 10 ** 8) is None
+    assert voice.measure(altered) == truth[0]
+    (tmp_path / "cache" / measure_store.FILE_NAME).write_bytes(b"not a database " * 400)
+    assert voice.measure(damaged) == truth[1]

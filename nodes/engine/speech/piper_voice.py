@@ -40,6 +40,7 @@ import numpy as np
 
 from ..models import AdReelInputError
 from ..audio.narration import Speech, loud_span, trim_silence
+from . import measure_store
 from .spoken import base_language
 from .base import Voice
 from .bounds import SpeechStopped, check_bounds, media_length_problem, media_seconds_ceiling
@@ -365,14 +366,19 @@ class PiperVoice(Voice):
         return samples, rate
 
     def _measured_edges(self, text: str, speed: float) -> tuple[int, int, int]:
-        """(start, end, length) of the line said without noise: the same on every machine and run."""
+        """(start, end, length) of the line said without noise: the same on every machine and run, so kept
+        in this process and in the measure store (``measure_store``) for the others."""
         k = (self.key, text, round(float(speed), 4))
         with _EDGES_LOCK:
             if k in _EDGES:
                 _EDGES.move_to_end(k)
                 return _EDGES[k]
-        samples, rate = self._say(text, speed, 0.0)
-        edges = (*loud_span(samples, rate), len(samples))  # where trim_silence cuts it
+        stored = measure_store.row_key(self.key, text, speed)
+        edges = measure_store.load(stored, int(media_seconds_ceiling() * self.file.sample_rate) + 1)
+        if edges is None:  # measured in no process yet
+            samples, rate = self._say(text, speed, 0.0)
+            edges = (*loud_span(samples, rate), len(samples))  # where trim_silence cuts it
+            measure_store.save(stored, edges)
         with _EDGES_LOCK:
             _EDGES[k] = edges
             while len(_EDGES) > _EDGES_MAX:
