@@ -175,9 +175,10 @@ function widget(node, name) {
   return node?.widgets?.find((w) => w.name === name);
 }
 
-/** The node feeding input `name` of `node` (through frontend Reroute nodes), or null. */
+/** The node feeding input `name` of `node` (through frontend Reroute nodes), or null (also for a node no
+ * longer in a graph: an estimate that answers after the user opened another workflow). */
 function upstream(node, name) {
-  if (!node?.inputs) return null;
+  if (!node?.inputs || !node.graph) return null;
   const slot = node.inputs.findIndex((i) => i.name === name);
   if (slot < 0) return null;
   let src = node.getInputNode?.(slot) ?? null;

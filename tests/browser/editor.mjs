@@ -2,7 +2,7 @@
 //
 //   node editor.mjs <input.json> <output.json>
 //
-// input.json (written by the pytest side): {url, artifacts, module, workflows: [{name, ui}], demo: {...},
+// input.json (written by the pytest side): {url, artifacts, viewport: [w, h], module, workflows: [{name, ui}], demo: {...},
 // motionCases: [...], providerCases: [...], badErrorCase, roundTrip: bool, korean: bool}.
 // output.json: everything the page showed, for the Python side to assert on.
 // Only loopback is reachable: every other request is aborted (and recorded).
@@ -31,7 +31,8 @@ function isLoopback(u) {
 }
 
 async function openPage(browser) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
+  const [width, height] = input.viewport || [1600, 1000];
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
   await context.route("**/*", (route) => {
     const u = route.request().url();
     if (isLoopback(u) || u.startsWith("data:") || u.startsWith("blob:")) return route.continue();
@@ -68,10 +69,31 @@ async function dismissBanner(page) {
   await page.waitForTimeout(300);
 }
 
+/** A few animation frames: the canvas, and the DOM widgets placed with it, have drawn the latest change
+ * (waits for the page itself instead of a fixed sleep). */
+async function settle(page, frames = 3) {
+  await page.evaluate((n) => new Promise((res) => {
+    let k = 0;
+    const tick = () => (++k >= n ? res() : requestAnimationFrame(tick));
+    requestAnimationFrame(tick);
+    setTimeout(res, 2000);  // a page that draws no frames (hidden) still goes on
+  }), frames);
+}
+
+/** Load a UI workflow as the editor's own loader does and wait until its nodes are in the graph and drawn
+ * (plus a short grace for anything the frontend shows after loading, e.g. a missing-nodes dialog). */
+async function loadWorkflow(page, wf) {
+  await page.evaluate(async ({ ui, name }) => { await window.app.loadGraphData(ui, true, true, name); }, wf);
+  await page.waitForFunction((n) => window.app.graph.nodes.length === n, wf.ui.nodes.length, { timeout: 20000, polling: 50 })
+    .catch(() => {});
+  await page.waitForTimeout(300);
+  await settle(page);
+}
+
 /** Fit the whole graph in view (the editor's own command). */
 async function fitView(page) {
   await page.evaluate(async () => { await window.app.extensionManager.command.execute("Comfy.Canvas.FitView"); });
-  await page.waitForTimeout(600);
+  await settle(page);
 }
 
 /** The graph's bounding box on the page, [x, y, w, h], and each node's. */
@@ -100,7 +122,7 @@ async function focusNode(page, nodeId, scale = 1.1) {
     ds.offset[1] = -n.pos[1] + 150 / scale;
     window.app.canvas.setDirty(true, true);
   }, { nodeId, scale });
-  await page.waitForTimeout(700);
+  await settle(page);
 }
 
 /** What the editor made of a loaded workflow: missing nodes, widget problems, dialogs. */
@@ -177,7 +199,8 @@ async function runAndWait(page, { timeoutMs = 300000 } = {}) {
   }
   await page.waitForFunction(() => window.__adreelRun.done, null, { timeout: timeoutMs + 5000, polling: 250 });
   const r = await page.evaluate(() => window.__adreelRun);
-  await page.waitForTimeout(1200); // outputs reach the nodes, previews load
+  // the outputs reached the nodes before execution_success; the readers below wait for images and videos
+  await settle(page);
   return r;
 }
 
@@ -286,8 +309,7 @@ try {
   for (const wf of input.workflows) {
     phase = `load:${wf.name}`;
     step(phase);
-    await page.evaluate(async ({ ui, name }) => { await window.app.loadGraphData(ui, true, true, name); }, wf);
-    await page.waitForTimeout(1200);
+    await loadWorkflow(page, wf);
     const info = await inspectGraph(page, wf.ui);
     await fitView(page);
     const shot = path.join(ART, `workflow_${wf.name}.png`);
@@ -322,8 +344,7 @@ try {
     phase = "demo";
     step("demo: load");
     const wf = input.workflows.find((w) => w.name === d.name);
-    await page.evaluate(async ({ ui, name }) => { await window.app.loadGraphData(ui, true, true, name); }, wf);
-    await page.waitForTimeout(800);
+    await loadWorkflow(page, wf);
     for (const [nodeId, name, value] of d.widgets) await setWidget(page, nodeId, name, value);
     step("demo: run");
     const run = await runAndWait(page);
@@ -352,7 +373,6 @@ try {
         g.setDirtyCanvas(true, true);
       }, d.storyboardNode);
       await focusNode(page, d.storyboardNode, 1.0);
-      await page.waitForTimeout(600);
       await screenshotNode(page, d.storyboardNode, path.join(ART, "storyboard_panel.png"), { scale: 1.0 });
       out.demo.widePanel = await readPanel(page, d.storyboardNode);
       out.demo.wideColumns = await page.evaluate((id) => getComputedStyle(document.querySelector(`.adreel-storyboard[data-node-id="${id}"] .adreel-row`)).gridTemplateColumns.split(" ").length, d.storyboardNode);
@@ -457,14 +477,14 @@ try {
   page.on("response", (r) => { if (r.url().includes("/workflow_templates/")) out.templateMedia[decodeURIComponent(new URL(r.url()).pathname)] = r.status(); });
   await page.evaluate(async () => { await window.app.extensionManager.command.execute("Comfy.BrowseTemplates"); });
   await page.waitForSelector('[data-testid="template-workflows-content"]', { timeout: 20000 }).catch(() => {});
-  await page.waitForTimeout(800);
+  await settle(page);
   const cat = page.getByText(input.module, { exact: true }).first();
   if (await cat.count()) {
     await cat.scrollIntoViewIfNeeded().catch(() => {});
     await cat.click().catch((e) => step(`template category: ${e.message}`));
   }
   await page.waitForSelector(`[data-testid="template-workflow-${input.workflows[0]?.name}"]`, { timeout: 10000 }).catch(() => {});
-  await page.waitForTimeout(800);
+  await settle(page);
   out.templates = await page.evaluate(async (names) => {
     const res = {};
     for (const name of names) {
@@ -479,8 +499,13 @@ try {
   }, input.workflows.map((w) => w.name));
   await page.screenshot({ path: path.join(ART, "template_browser.png") });
   if (input.workflows.length && out.templates[input.workflows[0].name]) {
+    await page.evaluate(() => window.app.graph.clear());  // so what the graph then holds is what the click opened
     await page.locator(`[data-testid="template-workflow-${input.workflows[0].name}"]`).click();
-    await page.waitForTimeout(1500);
+    // the card opens that workflow: wait for its nodes in the cleared graph
+    const want = input.workflows[0].ui.nodes.map((n) => n.type).sort().join(",");
+    await page.waitForFunction((w) => window.app.graph.nodes.map((n) => n.type).sort().join(",") === w, want,
+      { timeout: 15000, polling: 100 }).catch(() => {});
+    await page.waitForTimeout(300);
     out.templateOpened = await page.evaluate(() => window.app.graph.nodes.map((n) => n.type));
   }
   await closeDialogs(page);
@@ -496,8 +521,7 @@ try {
     await page.waitForTimeout(1500);
     await dismissBanner(page);
     const wf = input.workflows.find((w) => w.name === (input.demo?.name || input.workflows[0].name));
-    await page.evaluate(async ({ ui, name }) => { await window.app.loadGraphData(ui, true, true, name); }, wf);
-    await page.waitForTimeout(1200);
+    await loadWorkflow(page, wf);
     out.korean = await page.evaluate(() => {
       const nodes = {};
       for (const n of window.app.graph.nodes) {

@@ -36,10 +36,13 @@ CHROMIUM = os.environ.get("ADREEL_CHROMIUM", "/usr/bin/chromium")
 SHIPPED = shipped_workflows(ROOT)  # {title: API file}
 WORKFLOW_NAMES = sorted(SHIPPED)
 DEMO = next(t for t, api in SHIPPED.items() if api == "brief_to_ad.json")
-DEMO_SECONDS = 8.0
+DEMO_SECONDS = 6.0   # two scenes (hook, CTA): enough for a table, an edit and a cost per scene
+DEMO_RESOLUTION, DEMO_SIZE = "720p", (720, 1280)  # the demo queued at 720p: 44 % of 1080p's pixels
 DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
-EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"Meet {DEMO_PRODUCT}, edited in the storyboard."}
+# (short enough to say in the 6 s ad's hook: the script check refuses narration its scene cannot hold)
+EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"{DEMO_PRODUCT}, edited."}
 MOTION_IMAGE = "adreel_motion_pattern.png"
+VIEWPORT = (1600, 1000)  # the page's size, and every full-page screenshot's (the template browser shows every card)
 MOTION_CASES = [  # move, frame, frames, strength, width, height
     ("pan_left", 8, 30, 1.0, 180, 320),
     ("rotate", 29, 30, 1.0, 180, 320),
@@ -146,7 +149,8 @@ def editor(comfy, object_info):
     motion_pattern().save(os.path.join(comfy.folder("input"), MOTION_IMAGE))
     demo_ui = load("example_workflows", f"{DEMO}.json")
     ids = {n["type"]: n["id"] for n in demo_ui["nodes"]}
-    widgets = [[ids["BrandBrief"], "duration_seconds", DEMO_SECONDS]]
+    widgets = [[ids["BrandBrief"], "duration_seconds", DEMO_SECONDS],
+               [ids["StoryboardSplit"], "resolution", DEMO_RESOLUTION]]
     if any(n["type"] == "FFmpegAssemble" for n in demo_ui["nodes"]):
         widgets.append([ids["FFmpegAssemble"], "preset", "ultrafast"])
     module_url = f"/extensions/{PACK_LINK_NAME}/lib"
@@ -154,6 +158,7 @@ def editor(comfy, object_info):
     config = {
         "url": comfy.url + "/",
         "artifacts": art,
+        "viewport": list(VIEWPORT),
         "module": PACK_LINK_NAME,
         "workflows": [{"name": n, "ui": load("example_workflows", f"{n}.json")} for n in WORKFLOW_NAMES],
         "demo": {
@@ -281,7 +286,7 @@ def test_shipped_workflow_opens_cleanly(editor, object_info, name):
                 and any(w in e["text"].lower() for w in ("missing", "widget", "not found", "invalid"))]
     assert not warnings, warnings
     shot = Image.open(wf["screenshot"])
-    assert shot.size == (1600, 1000)
+    assert shot.size == VIEWPORT
     assert np.asarray(shot.convert("L")).std() > 10  # a drawn graph, not a blank page
 
 
@@ -309,8 +314,9 @@ def demo_history(editor, comfy):
 def test_queued_demo_shows_the_storyboard_table(editor, demo_history, comfy):
     d = editor["config"]["demo"]
     prompt = demo_history["prompt"][2]
-    # the run is the shipped demo with the two widgets changed in the page
+    # the run is the shipped demo with the widgets changed in the page
     assert prompt[str(d["storyboardNode"])]["class_type"] == "StoryboardSplit"
+    assert prompt[str(d["storyboardNode"])]["inputs"]["resolution"] == DEMO_RESOLUTION
     brief = next(v for v in prompt.values() if v["class_type"] == "BrandBrief")
     assert brief["inputs"]["duration_seconds"] == DEMO_SECONDS
     sb = comfy_storyboard(comfy, demo_history, d["storyboardNode"])
@@ -363,7 +369,7 @@ def test_finished_video_preview_plays_in_the_page(editor, demo_history):
     assert video and not video.get("missing"), f"no <video> preview of the finished ad on FFmpegAssemble: {video}"
     assert out["filename"] in video["src"]
     assert video["readyState"] >= 2 and video["visible"]
-    assert (video["width"], video["height"]) == (1080, 1920)
+    assert (video["width"], video["height"]) == DEMO_SIZE
     assert abs(video["duration"] - DEMO_SECONDS) < 0.25
     shot = np.asarray(Image.open(os.path.join(editor["config"]["artifacts"], "finished_preview.png")).convert("RGB"))
     assert shot.std() > 20

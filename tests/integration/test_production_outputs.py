@@ -21,6 +21,8 @@ from nodes.engine.media.layout import frame_layout
 pytestmark = pytest.mark.comfy
 WIN = 0.02
 MAIN = (720, 1280)  # the module's render: 9:16 at 720p
+SECONDS = 8.5       # the shortest the template still writes three scenes for (hook, solution, CTA): three voiced
+                    # stretches with pauses between them for the ducking and subtitle checks
 
 
 def tone_wav(path: str, freq: float = 6000.0, seconds: float = 7.0, sr: int = 48000) -> None:
@@ -41,11 +43,13 @@ def demo(comfy, **assemble_inputs) -> dict:
 
 @pytest.fixture(scope="module")
 def full_render(comfy):
-    """One 10 s ad with every output: tone music (measurable apart from the voice)."""
+    """One 8.5 s ad with every output: tone music (measurable apart from the voice), webm, mov, HLS and one
+    extra aspect (16:9, contain framing: its bars are the check). That a list of aspects is parsed, de-duplicated
+    and capped is the unit tests' (test_media_safety); each extra aspect is rendered by the same code."""
     tone_wav(os.path.join(comfy.folder("input"), "tone6k.wav"))
-    prompt = demo(comfy, preset="veryfast", webm=True, mov=True, hls=True, extra_aspects="1:1, 16:9",
+    prompt = demo(comfy, preset="veryfast", webm=True, mov=True, hls=True, extra_aspects="16:9",
                   framing="contain", filename_prefix="AdReel/full")
-    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 10.0
+    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = SECONDS
     node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/tone6k.wav"
     node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"  # every feature, a third of the pixels
     result = comfy.run(prompt)
@@ -108,7 +112,7 @@ def test_subtitles_follow_the_voice(full_render):
     # subtitle text: near-white pixels on the dark box
     white = ((zone.min(axis=3) > 215).mean(axis=(1, 2)))
     shown = white > 0.005
-    end_card = 10.0 - card
+    end_card = SECONDS - card
     sub_iv = [(a, min(b, end_card)) for a, b in intervals(shown, 1 / 30, 0.2) if a < end_card]
     voice_iv = [(a, min(b, end_card)) for a, b in intervals(voice, WIN, 0.3) if a < end_card]
     assert len(sub_iv) == len(voice_iv) >= 3, (sub_iv, voice_iv)
@@ -140,9 +144,9 @@ def test_every_format_plays_with_the_promised_codecs(full_render):
         v, a = stream(info, "video"), stream(info, "audio")
         assert (v["codec_name"], a["codec_name"]) == (vc, ac), ext
         assert (v["width"], v["height"]) == MAIN
-        assert abs(float(info["format"]["duration"]) - 10.0) <= 0.1, ext
-        assert abs(float(a.get("duration") or info["format"]["duration"]) - 10.0) <= 0.1, ext
-        assert int(v["nb_read_frames"]) == 300, ext
+        assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.1, ext
+        assert abs(float(a.get("duration") or info["format"]["duration"]) - SECONDS) <= 0.1, ext
+        assert int(v["nb_read_frames"]) == round(SECONDS * 30), ext
     v = stream(ffprobe(mp4), "video")
     assert (v["profile"], v["pix_fmt"], v["color_space"]) == ("High", "yuv420p", "bt709")
     a = stream(ffprobe(mp4), "audio")
@@ -156,9 +160,9 @@ def test_hls_playlist_is_valid(full_render):
     assert text.startswith("#EXTM3U") and "#EXT-X-ENDLIST" in text and "#EXT-X-PLAYLIST-TYPE:VOD" in text
     segs = re.findall(r"#EXTINF:([\d.]+),\s*\n(\S+)", text)
     assert len(segs) >= 2 and all(os.path.isfile(os.path.join(os.path.dirname(playlist), s)) for _, s in segs)
-    assert abs(sum(float(d) for d, _ in segs) - 10.0) <= 0.15
+    assert abs(sum(float(d) for d, _ in segs) - SECONDS) <= 0.15
     info = ffprobe(playlist)  # ffmpeg plays the playlist through
-    assert abs(float(info["format"]["duration"]) - 10.0) <= 0.2
+    assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.2
 
 
 def test_thumbnail(full_render):
@@ -168,26 +172,25 @@ def test_thumbnail(full_render):
     assert np.asarray(im).std() > 10  # a picture, not a blank
 
 
-@pytest.mark.parametrize("aspect,size", [("1x1", (720, 720)), ("16x9", (1280, 720))])
-def test_extra_aspects_from_the_same_storyboard(full_render, aspect, size):
+def test_extra_aspects_from_the_same_storyboard(full_render):
     prompt, mp4 = full_render
+    aspect, size = "16x9", (1280, 720)
     path = f"{os.path.splitext(mp4)[0]}_{aspect}.mp4"
     info = ffprobe(path)
     v = stream(info, "video")
     assert (v["width"], v["height"]) == size and v["codec_name"] == "h264"
-    assert abs(float(info["format"]["duration"]) - 10.0) <= 0.1
+    assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.1
     for ext in (".webm", ".mov"):
         assert os.path.isfile(os.path.splitext(path)[0] + ext)
     # contain framing: the whole 9:16 key image, with bars in the brand colour at the sides
-    if aspect == "16x9":
-        # the middle of the second scene: away from any transition (a fade passes through black)
-        scene = json.load(open(os.path.splitext(mp4)[0] + ".json", encoding="utf-8"))["storyboard"]["scenes"][1]
-        middle = (scene["start_frame"] + scene["frame_count"] / 2) / 30
-        f = frame_at(path, middle, *size)
-        bar = f[size[1] * 2 // 5: size[1] * 3 // 5, 10:size[0] // 20].reshape(-1, 3).mean(axis=0)
-        first = node_by_type(prompt, "BrandBrief")[1]["inputs"]["brand_colors"].split(",")[0].strip().lstrip("#")
-        brand = np.array([int(first[i:i + 2], 16) for i in (0, 2, 4)])
-        assert np.abs(bar - brand).max() < 12, (bar, brand)
+    # the middle of the second scene: away from any transition (a fade passes through black)
+    scene = json.load(open(os.path.splitext(mp4)[0] + ".json", encoding="utf-8"))["storyboard"]["scenes"][1]
+    middle = (scene["start_frame"] + scene["frame_count"] / 2) / 30
+    f = frame_at(path, middle, *size)
+    bar = f[size[1] * 2 // 5: size[1] * 3 // 5, 10:size[0] // 20].reshape(-1, 3).mean(axis=0)
+    first = node_by_type(prompt, "BrandBrief")[1]["inputs"]["brand_colors"].split(",")[0].strip().lstrip("#")
+    brand = np.array([int(first[i:i + 2], 16) for i in (0, 2, 4)])
+    assert np.abs(bar - brand).max() < 12, (bar, brand)
 
 
 def test_end_card_and_logo(full_render):
@@ -195,7 +198,7 @@ def test_end_card_and_logo(full_render):
     cta = node_by_type(prompt, "BrandBrief")[1]["inputs"]["cta"]
     brand = node_by_type(prompt, "BrandBrief")[1]["inputs"]["brand"]
     W, H = MAIN
-    end = frame_at(mp4, 9.6, W, H)
+    end = frame_at(mp4, SECONDS - 0.4, W, H)
     assert similarity(ocr(end[int(H * 0.57):int(H * 0.78)]), cta) >= 0.8
     mid = frame_at(mp4, 3.0, W, H)
     corner = mid[int(H * 0.03):int(H * 0.14), int(W * 0.62):]
@@ -224,9 +227,12 @@ def test_motion_is_smooth_frame_to_frame(full_render):
 
 
 def test_korean_narration_and_subtitles(comfy):
-    prompt = demo(comfy, preset="veryfast", filename_prefix="AdReel/ko")
+    """A Korean brief: Korean narration, and subtitles Tesseract reads as that Korean text (5 s at 720p: two
+    scenes, the first cue is the one read)."""
+    prompt = demo(comfy, preset="ultrafast", filename_prefix="AdReel/ko")
     node_by_type(prompt, "BrandBrief")[1]["inputs"].update(
-        brand="아크미", product="로보청소기", language="ko", cta="지금 구매하세요", duration_seconds=8.0)
+        brand="아크미", product="로보청소기", language="ko", cta="지금 구매하세요", duration_seconds=5.0)
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
     result = comfy.run(prompt)
     mp4 = output_files(comfy, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
     srt = open(os.path.splitext(mp4)[0] + ".srt", encoding="utf-8").read()
@@ -234,8 +240,9 @@ def test_korean_narration_and_subtitles(comfy):
     start = sum(float(x) * m for x, m in zip(first[1][:8].split(":"), (3600, 60, 1)))
     text = " ".join(first[2:])
     assert re.search(r"[\uac00-\ud7a3]", text)
-    box = frame_layout(1080, 1920).subtitles
-    f = frame_at(mp4, start + 0.5, 1080, 1920)[box.y - 60: box.y + box.h, box.x:box.x + box.w]
+    W, H = MAIN
+    box = frame_layout(W, H).subtitles
+    f = frame_at(mp4, start + 0.5, W, H)[box.y - 40: box.y + box.h, box.x:box.x + box.w]
     assert similarity(ocr(f, "kor"), text) >= 0.7, (text, ocr(f, "kor"))
     x = decode_audio(mp4)
     assert voice_windows(x, 48000, WIN).mean() > 0.2  # the voice is there
