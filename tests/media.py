@@ -11,9 +11,12 @@ import numpy as np
 from PIL import Image
 
 
-def ffprobe(path: str) -> dict:
-    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                          "-count_frames", path], capture_output=True, text=True, check=True)
+def ffprobe(path: str, count_frames: bool = True) -> dict:
+    """The file's format and streams; with ``count_frames`` every stream is decoded to count its frames
+    (``nb_read_frames``), the costly part on a long file."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+                         + (["-count_frames"] if count_frames else []) + [path],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -47,6 +50,19 @@ def decode_frames(path: str, width: int, height: int, fps: float | None = None,
 
 def frame_at(path: str, t: float, width: int, height: int) -> np.ndarray:
     return decode_frames(path, width, height, start=t, count=1)[0]
+
+
+def frames_by_index(path: str, indices, width: int, height: int) -> dict[int, np.ndarray]:
+    """Frames ``indices`` (0-based, in stream order) as uint8 RGB at width×height, from one decoding pass
+    (what ``frame_at`` gives one seek at a time)."""
+    wanted = sorted(set(int(k) for k in indices))
+    pick = "+".join(f"eq(n\\,{k})" for k in wanted)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-vf",
+                          f"select='{pick}',scale={width}:{height}:flags=area", "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    assert len(frames) == len(wanted), f"{path}: {len(frames)} of the {len(wanted)} frames asked for"
+    return dict(zip(wanted, frames))
 
 
 def colour_hist(frame: np.ndarray, bins: int = 8) -> np.ndarray:
