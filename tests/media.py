@@ -3,6 +3,7 @@ pixels, shot boundaries, motion, and OCR of the text on screen."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -102,6 +103,10 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
+# Tesseract's OpenMP threads only spin on a busy machine: one thread reads the same words for about half the CPU
+TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
+
+
 def ocr(image: np.ndarray, lang: str = "eng", psm: int = 6) -> str:
     """Tesseract's reading of an RGB image (white-on-colour text is inverted first)."""
     if shutil.which("tesseract") is None:
@@ -112,7 +117,7 @@ def ocr(image: np.ndarray, lang: str = "eng", psm: int = 6) -> str:
     with tempfile.NamedTemporaryFile(suffix=".png") as f:
         Image.fromarray(gray).save(f.name)
         out = subprocess.run(["tesseract", f.name, "stdout", "-l", lang, "--psm", str(psm)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=TESSERACT_ENV)
     return out.stdout.strip()
 
 

@@ -11,7 +11,6 @@ The zones are written out from the platforms' guides (docs/channels.md), not rea
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 
@@ -21,7 +20,7 @@ import pytest
 from PIL import Image
 
 from harness import PromptError, node_by_type
-from media import ffprobe, normalise_text, stream
+from media import TESSERACT_ENV, ffprobe, normalise_text, stream
 from nodes.engine.media.layout import Box
 from test_demo_visuals import DOWN, demo_prompt, frame, photo_and_logo, render, scene_frames
 
@@ -48,10 +47,6 @@ def channel_prompt(channel: str, seconds: float = 8.5) -> dict:
     return prompt
 
 
-# Tesseract's OpenMP threads only spin on a busy machine: one thread reads the same words for half the CPU
-ONE_THREAD = dict(os.environ, OMP_THREAD_LIMIT="1")
-
-
 def ocr_words(img: np.ndarray) -> list[tuple[str, Box]]:
     """Tesseract's words (confidence above 60) and their boxes in frame pixels, read 2× enlarged, as the
     frame is and inverted (white type on a card reads either way)."""
@@ -62,7 +57,7 @@ def ocr_words(img: np.ndarray) -> list[tuple[str, Box]]:
         with tempfile.NamedTemporaryFile(suffix=".png") as f:
             Image.fromarray(variant).save(f.name)
             out = subprocess.run(["tesseract", f.name, "stdout", "-l", "eng", "--psm", "11", "tsv"],
-                                 capture_output=True, text=True, env=ONE_THREAD).stdout
+                                 capture_output=True, text=True, env=TESSERACT_ENV).stdout
         for line in out.splitlines()[1:]:
             cols = line.split("\t")
             if len(cols) < 12 or cols[0] != "5" or float(cols[10]) < 60:
