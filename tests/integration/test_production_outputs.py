@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import re
-import subprocess
 import wave
 
 import numpy as np
