@@ -293,9 +293,7 @@ def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack):
     held, rotated = stack.s3.secret_key, "rotated-secret-Hq3nR8vT2yLp6mXc"
     output = Path(stack.comfy.folder("output"))
     before = set(output.rglob("*.mp4"))
-    stack.s3.stop()
-    stack.s3.secret_key = rotated  # same ports, same data: only the identity the store accepts changes
-    stack.s3.start()
+    restart_store(stack.s3, rotated)  # same ports, same data: only the identity the store accepts changes
     try:
         prompt = upload_prompt(seed=13)
         with pytest.raises(PromptError) as err:
@@ -314,9 +312,24 @@ def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack):
             for p in stack.spool.rglob("*"):
                 assert not p.is_file() or secret.encode() not in p.read_bytes(), p
     finally:
-        stack.s3.stop()
-        stack.s3.secret_key = held
-        stack.s3.start()
+        restart_store(stack.s3, held)
+
+
+def restart_store(s3: SeaweedFS, secret: str) -> None:
+    """The store again on the same ports and data, accepting ``secret``; back once it takes a write (its
+    volumes answer 500 for a moment after a start)."""
+    s3.stop()
+    s3.secret_key = secret
+    s3.start()
+    client, deadline = s3.client(), time.monotonic() + 60
+    while True:
+        try:
+            client.put_object(Bucket=BUCKET, Key="probe/ready", Body=b"")
+            client.delete_object(Bucket=BUCKET, Key="probe/ready")
+            return
+        except (BotoCoreError, ClientError):
+            assert time.monotonic() < deadline, "the store took no write 60 s after its restart"
+            time.sleep(0.2)
 
 
 def test_the_secret_key_appears_nowhere(stack, first_run):
