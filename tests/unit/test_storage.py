@@ -323,9 +323,10 @@ def test_missing_bucket_spools_and_background_thread_uploads_later(s3, media, tm
     assert set(stored) == {f.key for f in result.files}
 
 
-def test_store_stopped_mid_run_spools_then_retry_uploads_each_once(s3, bucket, tmp_path, media):
-    """The module's store stopped mid-run and started again (same ports, same data): no second server."""
-    try:
+def test_store_stopped_mid_run_spools_then_retry_uploads_each_once(tmp_path, media):
+    with SeaweedFS(tmp_path / "s3-private") as s3:
+        bucket = "adreel-midrun"
+        s3.create_bucket(bucket)
         cfg = config_for(s3, bucket, tmp_path)
         killed = []
 
@@ -387,8 +388,6 @@ def test_store_stopped_mid_run_spools_then_retry_uploads_each_once(s3, bucket, t
         assert again.status == "uploaded"
         assert sorted(o["Key"] for o in s3.list_keys(bucket)) == sorted(keys)
         assert retry_spooled(cfg).uploaded == []
-    finally:
-        s3.start()  # (a no-op when it runs): the next tests need the store
 
 
 class _BrokenS3:
