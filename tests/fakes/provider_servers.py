@@ -222,7 +222,8 @@ class FakeServer:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_get("/media/{name}", self._wrap("media", self._media))
             self.routes(app)
-            self._runner = web.AppRunner(app, access_log=None)
+            # stop() ends handlers still running (a drip answer sleeps for minutes) after 1 s, not aiohttp's 60
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls.server_context())
             loop.run_until_complete(site.start())
@@ -230,6 +231,10 @@ class FakeServer:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
+            left = asyncio.all_tasks(loop)  # handlers the shutdown timeout cut short: ended, then the loop closes
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name=f"fake-{self.name}", daemon=True)

@@ -256,7 +256,11 @@ def test_cancel_a_running_job_and_429_past_the_queue_cap(stack):
     for job_id in waiting:
         assert sdk.jobs.get(job_id).cancel().status == "canceled"
     wait_for(lambda: comfy_queue_empty(stack), 60, "the cancelled job's prompt to leave ComfyUI")
-    time.sleep(3)
+    # the worker is done with each of them: the running one interrupted, the waiting ones dropped unrun
+    done = [f"job {long_job.id}: cancelled while running; its prompt was interrupted",
+            *(f"job {job_id}: already cancelled; dropped" for job_id in waiting)]
+    wait_for(lambda: all(line in stack.workers[0].log_text() for line in done), 60,
+             "the worker to finish with the cancelled jobs", every=0.2)
     assert stack.keys(f"fleet/{long_job.id}/") == []  # an interrupted job stores nothing
 
     # nothing was made by the refused request: its Idempotency-Key is free, and single-use once it makes a job

@@ -122,9 +122,9 @@ def sha(data: bytes) -> str:
 
 def upload_prompt(seed: int, prefix: str | None = None) -> dict:
     prompt = copy.deepcopy(load_api_workflow("brief_to_ad_upload.json"))
-    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 6.0
+    node_by_type(prompt, "BrandBrief")[1]["inputs"].update(duration_seconds=6.0, aspect_ratio="1:1")
     node_by_type(prompt, "ScriptLLM")[1]["inputs"]["seed"] = seed
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"].update(resolution="720p", fps="24")
     node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
     if prefix is not None:
         node_by_type(prompt, "AssetUpload")[1]["inputs"]["prefix_pattern"] = prefix

@@ -64,11 +64,12 @@ def stack(tmp_path_factory):
 
 
 def upload_prompt(seed: int) -> dict:
-    """The shipped workflow, short and fast: 6 s at 720p, ultrafast, plus HLS; ``seed`` picks the script."""
+    """The shipped workflow, short and fast: 6 s at 720p 1:1, 24 fps, ultrafast, plus HLS; ``seed`` picks the
+    script."""
     prompt = copy.deepcopy(load_api_workflow("brief_to_ad_upload.json"))
-    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = 6.0
+    node_by_type(prompt, "BrandBrief")[1]["inputs"].update(duration_seconds=6.0, aspect_ratio="1:1")
     node_by_type(prompt, "ScriptLLM")[1]["inputs"]["seed"] = seed
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "720p"
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"].update(resolution="720p", fps="24")
     assemble = node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]
     assemble["preset"] = "ultrafast"
     assemble["hls"] = True  # companions: the HLS playlist + segments (cut from the MP4), beside the thumbnail
@@ -284,31 +285,51 @@ def test_store_down_spools_then_the_background_retry_uploads_it_once(stack):
     assert {sha256(p.read_bytes()) for p in local_mp4s} <= set(stored), local_mp4s
 
 
-def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack, tmp_path):
-    wrong = "wrong-secret-Hq3nR8vT2yLp6mXc"
-    spool = tmp_path / "spool"
-    env = {**HERMETIC, **stack.s3.env(BUCKET), "MINIO_SECRET_KEY": wrong, "ADREEL_SPOOL_DIR": str(spool),
-           "ADREEL_STORAGE_CONFIG": str(tmp_path / "no-config-file.json"), "ADREEL_SPOOL_RETRY_SECONDS": "2"}
-    server = ComfyServer(env=env)
+def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack):
+    """The secret key in ComfyUI's environment no longer matches the store's (the operator rotated it on the
+    store side): a clear error, nothing stored, the files wait in the spool, neither secret shown anywhere.
+    The store is restarted with another secret rather than a second ComfyUI started with a wrong one: what
+    the node meets is the same refusal from the same server."""
+    held, rotated = stack.s3.secret_key, "rotated-secret-Hq3nR8vT2yLp6mXc"
+    output = Path(stack.comfy.folder("output"))
+    before = set(output.rglob("*.mp4"))
+    restart_store(stack.s3, rotated)  # same ports, same data: only the identity the store accepts changes
     try:
-        server.start()
         prompt = upload_prompt(seed=13)
         with pytest.raises(PromptError) as err:
-            server.run(prompt)
+            stack.comfy.run(prompt)
         message = str(err.value)
         assert "AssetUpload" in message and "secret key does not match" in message, message
         assert "spool" in message, message
         # nothing reached the store; the ad is on disk and waits in the spool
-        (mp4,) = [p for p in Path(server.folder("output")).rglob("*.mp4")]
+        (mp4,) = set(output.rglob("*.mp4")) - before
         assert not mp4_objects_matching(stack.s3, mp4.read_bytes())
-        assert any(p.read_bytes() == mp4.read_bytes() for p in spooled_copies(spool))
-        history = json.dumps(server.get_json("/history"))
-        for secret in (wrong, SECRET_KEY):
-            assert secret not in message and secret not in history and secret not in server.log_text()
-            for p in spool.rglob("*"):
+        assert any(p.read_bytes() == mp4.read_bytes() for p in spooled_copies(stack.spool))
+        history = json.dumps(stack.comfy.get_json("/history"))
+        log = stack.comfy.log_text()
+        for secret in (held, rotated):
+            assert secret not in message and secret not in history and secret not in log
+            for p in stack.spool.rglob("*"):
                 assert not p.is_file() or secret.encode() not in p.read_bytes(), p
     finally:
-        server.cleanup()
+        restart_store(stack.s3, held)
+
+
+def restart_store(s3: SeaweedFS, secret: str) -> None:
+    """The store again on the same ports and data, accepting ``secret``; back once it takes a write (its
+    volumes answer 500 for a moment after a start)."""
+    s3.stop()
+    s3.secret_key = secret
+    s3.start()
+    client, deadline = s3.client(), time.monotonic() + 60
+    while True:
+        try:
+            client.put_object(Bucket=BUCKET, Key="probe/ready", Body=b"")
+            client.delete_object(Bucket=BUCKET, Key="probe/ready")
+            return
+        except (BotoCoreError, ClientError):
+            assert time.monotonic() < deadline, "the store took no write 60 s after its restart"
+            time.sleep(0.2)
 
 
 def test_the_secret_key_appears_nowhere(stack, first_run):

@@ -173,7 +173,8 @@ def test_reupload_is_idempotent(s3, bucket, media, tmp_path):
     first = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
     assert first.files[0].key.startswith("acme-co/2024-03-05/")
     before = {o["Key"]: (o["ETag"], o["LastModified"]) for o in s3.list_keys(bucket)}
-    time.sleep(1.1)  # LastModified has one-second resolution: a re-upload would move it
+    time.sleep(1.05 - time.time() % 1)  # LastModified has one-second resolution: from the next second on, a
+    # re-upload would move it (every first upload finished before the listing above)
     second = upload_ad(media["video"], media["extras"], manifest_path=media["manifest"], config=cfg)
     after = {o["Key"]: (o["ETag"], o["LastModified"]) for o in s3.list_keys(bucket)}
     assert second.status == "uploaded"
@@ -203,6 +204,7 @@ def test_multipart_above_threshold(s3, bucket, tmp_path):
 
 def test_presigned_url_downloads_then_expires(s3, bucket, media, tmp_path):
     cfg = config_for(s3, bucket, tmp_path)
+    t0 = time.monotonic()  # the URL is signed after this
     result = upload_ad(media["video"], config=cfg.with_choices(url_mode="presigned", url_expiry_seconds=3), write_history=False)
     url = result.url
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=3" in url
@@ -211,8 +213,12 @@ def test_presigned_url_downloads_then_expires(s3, bucket, media, tmp_path):
     assert r.status_code == 200
     assert r.content == media["video"].read_bytes()
     assert r.headers["Content-Type"] == "video/mp4"
-    time.sleep(4.5)
-    assert requests.get(url, timeout=10).status_code == 403
+    # refused once its 3 s are up: asked every quarter second from then on, not after a fixed longer wait
+    time.sleep(max(0.0, t0 + 3 - time.monotonic()))
+    deadline = time.monotonic() + 30
+    while requests.get(url, timeout=10).status_code != 403:
+        assert time.monotonic() < deadline, "the presigned URL still works 30 s after it expired"
+        time.sleep(0.25)
     # without a signature the private bucket refuses too
     assert requests.get(url.split("?")[0], timeout=10).status_code == 403
 
