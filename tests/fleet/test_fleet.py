@@ -4,6 +4,10 @@
 Everything is checked from the outside: the CLI's exit status and ``--json``, the bucket's objects (boto3),
 the bytes behind the URLs, each ComfyUI's ``/queue`` and ``/history``. The tests share one fleet and run
 in order; the destructive ones (a worker SIGKILLed, Redis SIGKILLed, a ComfyUI SIGKILLed) come last.
+
+On the newer core (``make test``'s second pass, marker ``cores``) run the tests where the fleet talks to ComfyUI:
+a batch over both servers, a brief the core refuses, cancel interrupting running prompts, a ComfyUI killed
+mid-render. Redis, the bucket and the worker's own bookkeeping are the same whichever core renders.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from nodes.engine.storage.spool import list_spooled
 
 from fleet_stack import BUCKET, fast_workflow, start_fleet, wait_for, write_json
 
-pytestmark = [pytest.mark.comfy, pytest.mark.cores, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.comfy, pytest.mark.timeout(1500)]
 
 HEARTBEAT = 5.0
 # a job whose worker died is back in the queue after the heartbeat timeout plus a few seconds of maintenance,
@@ -109,6 +113,7 @@ def history_runs(fleet) -> Counter:
 
 
 # ------------------------------------------------------------------ tests
+@pytest.mark.cores
 def test_a_batch_completes_on_both_workers_with_every_output_in_the_bucket_exactly_once(fleet):
     rows = [{"brand": b, "product": p} for b, p in
             [("Acme", "RoboVac X2"), ("Bolt", "E-Bike"), ("Cora", "Cold Brew"), ("Dune", "Trail Shoe")]]
@@ -139,6 +144,7 @@ def test_a_batch_completes_on_both_workers_with_every_output_in_the_bucket_exact
         assert SECRET_KEY not in text and fleet.fleet_env["ADREEL_FLEET_SECRET"] not in text
 
 
+@pytest.mark.cores
 def test_a_bad_brief_fails_at_once_with_the_field_named_and_the_rest_complete(fleet):
     rows = [{"brand": "Echo", "aspect_ratio": "1:1"}, {"brand": "", "aspect_ratio": "1:1"},
             {"brand": "Fern", "aspect_ratio": "2:3"}, {"brand": "Gale", "aspect_ratio": "1:1"}]
@@ -183,6 +189,7 @@ def test_the_queue_cap_refuses_a_batch_saying_how_many_wait_and_cancel_drops_que
     assert fleet.cli("cancel", second["batch"], env=env).rc == 0
 
 
+@pytest.mark.cores
 def test_cancel_interrupts_running_prompts_on_their_comfyui_and_drops_queued_ones(fleet):
     rows = [{"brand": f"Lux{i}"} for i in range(4)]
     sub = submit(fleet, rows, "cancel.csv", workflow=fleet.long_wf)
@@ -467,6 +474,7 @@ def test_redis_restarted_while_jobs_render_loses_and_duplicates_nothing(fleet):
     assert all(w.alive() for w in fleet.workers)
 
 
+@pytest.mark.cores
 def test_its_comfyui_killed_mid_render_loses_no_job_and_stores_each_output_once(fleet):
     rows = [{"brand": f"Pike{i}"} for i in range(2)]
     sub = submit(fleet, rows, "kill-comfy.csv", workflow=fleet.long_wf)
