@@ -97,7 +97,7 @@ def test_every_brand_element_lies_inside_the_channels_safe_zone(channel_ad):
     frames = [(f"scene {sc.index}", mid) for sc, _, mid, _, _, _ in scene_frames(d)]
     for where, k in frames + [("end card", d["sb"].total_frames - 3)]:
         img = frame(d, k)
-        (score, photo), (mark, logo) = photo_and_logo(img)
+        (score, photo), (mark, logo) = photo_and_logo(d, k)
         assert score > 0.75 and slack.contains(photo), f"{d['aspect']} {where}: photo {photo} ({score:.2f}), zone {zone}"
         assert mark > 0.7 and slack.contains(logo), f"{d['aspect']} {where}: logo {logo} ({mark:.2f}), zone {zone}"
         read = [(t, b) for t, b in ocr_words(img) if normalise_text(t) in expected]
