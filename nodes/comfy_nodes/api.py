@@ -448,6 +448,48 @@ def scrub_non_finite(json_data, node_ids=None) -> dict:
     return json_data
 
 
+def drop_dangling_links(json_data) -> dict:
+    """``POST /prompt``'s body with no undeclared input linking to a node the prompt does not hold.
+
+    ComfyUI's validation checks only the inputs a node declares; its executor then follows every link-shaped
+    input (``["node id", output]``), declared or not, and a link to a missing node raises outside any
+    handler, in the thread that runs the queue: that thread dies and the server never runs another prompt.
+    A node cannot read an input it does not declare, so such an input is removed; a declared input linking
+    to a missing node is left to ComfyUI's validation, which refuses the prompt. Never raises."""
+    try:
+        prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
+        if not isinstance(prompt, dict):
+            return json_data
+        import nodes as core_nodes
+        for node in prompt.values():
+            inputs = node.get("inputs") if isinstance(node, dict) else None
+            if not isinstance(inputs, dict):
+                continue
+            dangling = [name for name, value in inputs.items() if isinstance(value, list) and len(value) == 2
+                        and isinstance(value[0], str) and isinstance(value[1], (int, float))
+                        and value[0] not in prompt]
+            if not dangling:
+                continue
+            cls = core_nodes.NODE_CLASS_MAPPINGS.get(node.get("class_type"))
+            declared = set()
+            if cls is not None:
+                for group in cls.INPUT_TYPES().values():
+                    declared.update(group if isinstance(group, dict) else ())
+            for name in dangling:
+                if name not in declared:
+                    del inputs[name]
+    except Exception:  # never leave ComfyUI a half-walked body without saying so
+        import logging
+        logging.getLogger("adreel").exception("AdReel: could not check a /prompt body's links")
+    return json_data
+
+
+def guard_prompt_body(json_data) -> dict:
+    """What AdReel checks of every ``POST /prompt`` body (every node's, not only its own): no non-finite
+    number anywhere, no undeclared input linking to a missing node."""
+    return drop_dangling_links(scrub_non_finite(json_data))
+
+
 _prompt_guard_installed = False
 
 
@@ -457,7 +499,7 @@ def _install_prompt_guard() -> None:
         return
     try:
         from server import PromptServer
-        PromptServer.instance.add_on_prompt_handler(scrub_non_finite)
+        PromptServer.instance.add_on_prompt_handler(guard_prompt_body)
         _prompt_guard_installed = True
     except Exception:  # no server (a script run): validate_inputs still refuses them
         pass

@@ -233,6 +233,26 @@ def test_b_hostile_bodies_leave_history_and_queue_strict_json(server):
     assert any("junk" in e["prompt"][2].get("2", {}).get("inputs", {}) for e in history.values())
 
 
+def test_b_a_link_to_a_missing_node_cannot_stop_the_queue(server):
+    """Found by the fuzz below: an input the node does not declare, shaped like a link to a node the prompt does
+    not hold, passed ComfyUI's validation and killed the thread that runs the queue (every later prompt waited
+    forever). It is removed at /prompt; a declared input linking nowhere is refused there; the queue runs on."""
+    def preview(**inputs):
+        return {"prompt": {"1": {"class_type": "PrimitiveString", "inputs": {"value": "links"}},
+                           "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0], **inputs}}}}
+    status, raw = http(server, "/prompt", json.dumps(preview(junk=["nowhere", 0])).encode())
+    assert status == 200, raw[:300]
+    wait_idle(server, 60)
+    status, raw = http(server, "/prompt", json.dumps({"prompt": {"2": {"class_type": "PreviewAny", "inputs": {
+        "source": ["nowhere", 0]}}}}).encode())
+    assert status == 400, raw[:300]
+    status, raw = http(server, "/prompt", json.dumps(preview()).encode())
+    assert status == 200, raw[:300]
+    wait_idle(server, 60)
+    prompt_id = json.loads(raw)["prompt_id"]
+    assert strict_json(http(server, f"/history/{prompt_id}")[1])[prompt_id]["status"]["status_str"] == "success"
+
+
 _leaf = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6),
                   st.text(max_size=8), st.booleans(), st.none(), st.sampled_from(["NaN", "Infinity", "-inf"]))
 _nested = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
