@@ -86,9 +86,9 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_configure(config):
     """One measure store for the session's processes (the servers, the test workers): a line measured in one is
-    not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE_DIR``)."""
-    if "ADREEL_CACHE_DIR" not in os.environ:  # pytest-xdist workers inherit the controller's
-        os.environ["ADREEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
+    not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE``)."""
+    if "ADREEL_CACHE" not in os.environ:  # pytest-xdist workers inherit the controller's
+        os.environ["ADREEL_CACHE"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
 
 
 def pytest_sessionfinish(session, exitstatus):

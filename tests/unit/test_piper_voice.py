@@ -140,7 +140,7 @@ def test_every_process_measures_the_same_seconds(tmp_path):
     code = ("import sys; from nodes.engine.speech.voice import default_voice; "
             "v = default_voice('en'); print(repr(v.measure(sys.argv[1])), repr(v.measure(sys.argv[1], 1.2)))")
     out = subprocess.run([sys.executable, "-c", code, line], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": ROOT, "ADREEL_CACHE_DIR": "off"}).stdout.split()
+                         env={**os.environ, "PYTHONPATH": ROOT, "ADREEL_CACHE": "off"}).stdout.split()
     voice = joe()  # (each process measures here: no measure store is shared)
     assert [float(x) for x in out] == [voice.measure(line), voice.measure(line, 1.2)]
     # and while the server runs a line said again is the same sound (a graph queued again re-encodes the same
@@ -307,8 +307,8 @@ def test_a_line_measured_in_one_process_is_not_said_again_in_another(tmp_path, m
     """A restarted server (or the render's server after the script's) finds the line measured; the store
     is private to its user and keeps no text."""
     line = _fresh_line("Daybreak Espresso, measured once")
-    (first,) = _measure_in_a_process([line], ADREEL_CACHE_DIR=str(tmp_path / "cache"))
-    monkeypatch.setenv("ADREEL_CACHE_DIR", str(tmp_path / "cache"))
+    (first,) = _measure_in_a_process([line], ADREEL_CACHE=str(tmp_path / "cache"))
+    monkeypatch.setenv("ADREEL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pv.PiperVoice, "_say", _refuse_to_say)
     assert joe().measure(line) == first
     store = tmp_path / "cache" / measure_store.FILE_NAME
@@ -321,9 +321,9 @@ def test_an_altered_or_damaged_store_is_never_believed(tmp_path, monkeypatch):
     there were no store, to the same seconds, and nothing fails; ``off`` writes no store at all."""
     altered, damaged = _fresh_line("Altered row"), _fresh_line("Damaged file")
     home = tmp_path / "home"
-    truth = _measure_in_a_process([altered, damaged], ADREEL_CACHE_DIR="off", XDG_CACHE_HOME=str(home), HOME=str(home))
+    truth = _measure_in_a_process([altered, damaged], ADREEL_CACHE="off", HOME=str(home))
     assert not list(home.rglob(measure_store.FILE_NAME)) and not (home / "adreel").exists()
-    monkeypatch.setenv("ADREEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADREEL_CACHE", str(tmp_path / "cache"))
     voice = joe()
     for row in ((0, 10 ** 9, 5), (-3, 10, 20), (9, 4, 20)):
         measure_store.save(measure_store.row_key(voice.key, altered, 1.0), row)

@@ -3,8 +3,8 @@ script's bar in one server and the render in another) does not say a line again 
 
 Measuring a Piper line means saying it with no noise (see ``piper_voice``): the same voice file, text, speed
 and Piper give the same samples everywhere, so the result can be kept. The store is one SQLite table in
-``$ADREEL_CACHE_DIR/speech-measures.sqlite3`` (default ``$XDG_CACHE_HOME/adreel``, else ``~/.cache/adreel``;
-``ADREEL_CACHE_DIR=off`` turns it off):
+``$ADREEL_CACHE/speech-measures.sqlite3`` (the folder the set-up caches its builds in, default
+``~/.cache/adreel``; ``ADREEL_CACHE=off`` turns the store off):
 
 * a row is a SHA-256 of (Piper and onnxruntime versions, voice file and stamp, pace, text, speed) and three
   sample counts: no line's text is written anywhere;
@@ -23,7 +23,7 @@ from functools import lru_cache
 
 logger = logging.getLogger("adreel.speech")
 
-ENV = "ADREEL_CACHE_DIR"
+ENV = "ADREEL_CACHE"
 FILE_NAME = "speech-measures.sqlite3"
 MAX_ROWS = 200_000          # ~20 MB at most
 _OFF = ("off", "0", "none", "no")
@@ -38,8 +38,7 @@ def store_path() -> str | None:
             return None
         folder = chosen
     else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folder = os.path.join(base, "adreel")
+        folder = os.path.join(os.path.expanduser("~"), ".cache", "adreel")
     return os.path.join(os.path.abspath(folder), FILE_NAME)
 
 
