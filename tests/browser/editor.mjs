@@ -491,8 +491,12 @@ try {
       const card = document.querySelector(`[data-testid="template-workflow-${name}"]`);
       if (!card) { res[name] = null; continue; }
       card.scrollIntoView();
-      const img = card.querySelector("img");
-      if (img && !img.complete) await new Promise((r) => { img.onload = img.onerror = r; setTimeout(r, 5000); });
+      // the card puts its thumbnail in once it is on screen (lazily): wait up to 10 s for the <img> and its load
+      let img = card.querySelector("img");
+      for (let t = 0; t < 100 && (!img || !img.complete || !img.naturalWidth); t++) {
+        await new Promise((r) => setTimeout(r, 100));
+        img = card.querySelector("img");
+      }
       res[name] = { text: card.innerText.slice(0, 200), img: img ? { src: img.getAttribute("src"), w: img.naturalWidth, h: img.naturalHeight } : null };
     }
     return res;
