@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -88,7 +89,13 @@ def pytest_configure(config):
     """One measure store for the session's processes (the servers, the test workers): a line measured in one is
     not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE``)."""
     if "ADREEL_CACHE" not in os.environ:  # pytest-xdist workers inherit the controller's
-        os.environ["ADREEL_CACHE"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
+        config._adreel_cache = os.environ["ADREEL_CACHE"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_adreel_cache", None)  # only the process that made it (never a worker) removes it
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

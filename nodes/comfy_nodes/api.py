@@ -461,13 +461,12 @@ def drop_dangling_links(json_data) -> dict:
         if not isinstance(prompt, dict):
             return json_data
         import nodes as core_nodes
+        from comfy_execution.graph_utils import is_link  # what the executor follows as a link
         for node in prompt.values():
             inputs = node.get("inputs") if isinstance(node, dict) else None
             if not isinstance(inputs, dict):
                 continue
-            dangling = [name for name, value in inputs.items() if isinstance(value, list) and len(value) == 2
-                        and isinstance(value[0], str) and isinstance(value[1], (int, float))
-                        and value[0] not in prompt]
+            dangling = [name for name, value in inputs.items() if is_link(value) and value[0] not in prompt]
             if not dangling:
                 continue
             cls = core_nodes.NODE_CLASS_MAPPINGS.get(node.get("class_type"))
