@@ -316,8 +316,9 @@ def test_wrong_secret_is_a_clear_error_and_the_files_wait_in_the_spool(stack):
 
 
 def restart_store(s3: SeaweedFS, secret: str) -> None:
-    """The store again on the same ports and data, accepting ``secret``; back once it takes a write (its
-    volumes answer 500 for a moment after a start)."""
+    """The store again on the same ports and data, accepting ``secret``; back once it takes a write and
+    serves a byte of every object it held (its volumes answer 500 for a moment after a start, and the
+    volume that holds the old objects may join after the one that takes the new write)."""
     s3.stop()
     s3.secret_key = secret
     s3.start()
@@ -326,9 +327,12 @@ def restart_store(s3: SeaweedFS, secret: str) -> None:
         try:
             client.put_object(Bucket=BUCKET, Key="probe/ready", Body=b"")
             client.delete_object(Bucket=BUCKET, Key="probe/ready")
+            for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+                if o["Size"]:
+                    client.get_object(Bucket=BUCKET, Key=o["Key"], Range="bytes=0-0")["Body"].read()
             return
         except (BotoCoreError, ClientError):
-            assert time.monotonic() < deadline, "the store took no write 60 s after its restart"
+            assert time.monotonic() < deadline, "the store took no write or served no read 60 s after its restart"
             time.sleep(0.2)
 
 
