@@ -478,7 +478,9 @@ try {
   await page.evaluate(async () => { await window.app.extensionManager.command.execute("Comfy.BrowseTemplates"); });
   await page.waitForSelector('[data-testid="template-workflows-content"]', { timeout: 20000 }).catch(() => {});
   await settle(page);
+  // the pack's category joins the list once the server's custom template index has arrived
   const cat = page.getByText(input.module, { exact: true }).first();
+  await cat.waitFor({ state: "attached", timeout: 20000 }).catch(() => step("template category: not listed after 20 s"));
   if (await cat.count()) {
     await cat.scrollIntoViewIfNeeded().catch(() => {});
     await cat.click().catch((e) => step(`template category: ${e.message}`));
