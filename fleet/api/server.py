@@ -31,6 +31,7 @@ log = logging.getLogger("adreel.fleet.api")
 SETTINGS = web.AppKey("settings", ApiSettings)
 VIEWS = web.AppKey("views", Views)
 STREAMS = web.AppKey("streams", dict)
+HOOKS = web.AppKey("hooks", Hooks)
 OWNER = "adreel_owner"
 #: how often an event stream reads the job's record (aiohttp-sse writes a ": ping" comment every 15 s)
 EVENTS_POLL_S = 0.5
@@ -154,6 +155,7 @@ async def get_workflow(request: web.Request) -> web.Response:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
+    await _before_decision(request)
     job = await _call(request, request.app[VIEWS].cancel, request[OWNER], request.match_info["id"],
                       _base(request))
     return web.json_response(job)
@@ -204,7 +206,13 @@ async def key_image(request: web.Request) -> web.Response:
                                                                 "X-Content-Type-Options": "nosniff"})
 
 
+async def _before_decision(request: web.Request) -> None:
+    """A job waiting for approval gets its ``job.awaiting_approval`` event filed before the wait ends."""
+    await _call(request, request.app[HOOKS].file_before_decision, request.match_info["id"])
+
+
 async def approve_job(request: web.Request) -> web.Response:
+    await _before_decision(request)
     job = await _call(request, request.app[VIEWS].approve, request[OWNER], request.match_info["id"],
                       _base(request))
     log.info("job %s approved by key %s", job["id"], request[OWNER])
@@ -212,6 +220,7 @@ async def approve_job(request: web.Request) -> web.Response:
 
 
 async def discard_job(request: web.Request) -> web.Response:
+    await _before_decision(request)
     return web.json_response(await _call(request, request.app[VIEWS].discard, request[OWNER],
                                          request.match_info["id"], _base(request)))
 
@@ -359,9 +368,10 @@ def make_app(settings: ApiSettings, views: Optional[Views] = None) -> web.Applic
     app[SETTINGS] = settings
     app[VIEWS] = views or Views(settings)
     app[STREAMS] = {"open": 0}
+    app[HOOKS] = Hooks(app[VIEWS])
 
     async def webhooks(app: web.Application):
-        task = asyncio.create_task(Hooks(app[VIEWS]).run(settings.webhook_secrets, settings.webhook_allow_private,
+        task = asyncio.create_task(app[HOOKS].run(settings.webhook_secrets, settings.webhook_allow_private,
                                                          settings.webhook_retry_seconds))
         yield
         task.cancel()

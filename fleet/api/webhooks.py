@@ -194,30 +194,39 @@ class Hooks:
         for i in ids:
             pipe.hmget(self.views.meta_key(i), "owner", "webhook_url", "base")
         got = pipe.execute()
-        filed = 0
-        for job_id, (owner, url, base) in zip(ids, got):
-            targets = self.endpoints(owner, url) if owner else []
-            if not targets:  # deleted, or its key no longer has a webhook
-                self.r.srem(self.watch_key, job_id)
-                continue
-            try:
-                job = self.views.job(owner, job_id, base or "", position=False)
-            except ApiError:  # deleted meanwhile
-                self.r.srem(self.watch_key, job_id)
-                continue
-            event = EVENTS.get(job["status"])
-            if not event:
-                continue  # still active
-            event_id = f"evt_{job_id}_{event.split('.')[1]}"
-            body = json.dumps({"id": event_id, "type": event, "created_at": iso(time.time()), "data": job},
-                              ensure_ascii=False, separators=(",", ":"))
-            args = [event_id, body, owner, job_id, f"{time.time():.3f}", 7 * 86400, int(event in TERMINAL_EVENTS)]
-            for kind, target in targets:
-                args += [f"{event_id}/{kind}", target]
-            # each event is filed once (every endpoint in one step), by whichever API process gets here first
-            filed += int(self._file(keys=[f"{self.ns}:filed:{event_id}", self.due_key, self.watch_key],
-                                    args=args))
-        return filed
+        return sum(self._file_job(job_id, owner, url, base) for job_id, (owner, url, base) in zip(ids, got))
+
+    def file_before_decision(self, job_id: str) -> bool:
+        """File the event of a job that waits for its approval, before an approve, discard or cancel ends the
+        wait: a client that decides between two ticks of the loop still gets ``job.awaiting_approval``, with
+        the job as it was while it waited. Nothing for a job that is not watched."""
+        if not self.r.sismember(self.watch_key, job_id):
+            return False
+        owner, url, base = self.r.hmget(self.views.meta_key(job_id), "owner", "webhook_url", "base")
+        return self._file_job(job_id, owner, url, base)
+
+    def _file_job(self, job_id: str, owner: Optional[str], url: Optional[str], base: Optional[str]) -> bool:
+        """File the event of the job's status now, if it is one (each event once, by whichever API process gets
+        here first, every endpoint in one step); a deleted job, or one nobody listens to, is no longer watched."""
+        targets = self.endpoints(owner, url) if owner else []
+        if not targets:  # deleted, or its key no longer has a webhook
+            self.r.srem(self.watch_key, job_id)
+            return False
+        try:
+            job = self.views.job(owner, job_id, base or "", position=False)
+        except ApiError:  # deleted meanwhile
+            self.r.srem(self.watch_key, job_id)
+            return False
+        event = EVENTS.get(job["status"])
+        if not event:
+            return False  # still active
+        event_id = f"evt_{job_id}_{event.split('.')[1]}"
+        body = json.dumps({"id": event_id, "type": event, "created_at": iso(time.time()), "data": job},
+                          ensure_ascii=False, separators=(",", ":"))
+        args = [event_id, body, owner, job_id, f"{time.time():.3f}", 7 * 86400, int(event in TERMINAL_EVENTS)]
+        for kind, target in targets:
+            args += [f"{event_id}/{kind}", target]
+        return bool(self._file(keys=[f"{self.ns}:filed:{event_id}", self.due_key, self.watch_key], args=args))
 
     def claim(self, n: int = 16) -> list[tuple[str, dict]]:
         now = time.time()

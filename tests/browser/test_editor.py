@@ -37,7 +37,7 @@ SHIPPED = shipped_workflows(ROOT)  # {title: API file}
 WORKFLOW_NAMES = sorted(SHIPPED)
 DEMO = next(t for t, api in SHIPPED.items() if api == "brief_to_ad.json")
 DEMO_SECONDS = 6.0   # two scenes (hook, CTA): enough for a table, an edit and a cost per scene
-DEMO_RESOLUTION, DEMO_SIZE = "720p", (720, 1280)  # the demo queued at 720p: 44 % of 1080p's pixels
+DEMO_RESOLUTION, DEMO_SIZE = "360p", (360, 640)  # the demo queued at the 360p draft size: 11 % of 1080p's pixels
 DEMO_PRODUCT = json.load(open(os.path.join(ROOT, "example_workflows", "api", "brief_to_ad.json"), encoding="utf-8"))["1"]["inputs"]["product"]
 # (short enough to say in the 6 s ad's hook: the script check refuses narration its scene cannot hold)
 EDIT = {"index": 0, "on_screen_text": "Edited in the editor", "narration": f"{DEMO_PRODUCT}, edited."}

@@ -27,7 +27,7 @@ def main() -> int:
     print("[fleet-demo] starting redis-server, SeaweedFS, two ComfyUI servers and two workers …", flush=True)
     fleet = start_fleet(base, comfies=2, heartbeat=15, retry=5, log=lambda m: print(m, flush=True))
     try:
-        wf = write_json(base / "workflow.json", fast_workflow(10.0))
+        wf = write_json(base / "workflow.json", fast_workflow(10.0, resolution="720p"))
         briefs = ROOT / "fleet" / "examples" / "briefs.csv"
         print(f"[fleet-demo] up in {time.monotonic() - t0:.0f}s; Redis 127.0.0.1:{fleet.redis.port} (with a password), "
               f"S3 {fleet.s3.endpoint}; jobs signed with a fresh ADREEL_FLEET_SECRET", flush=True)

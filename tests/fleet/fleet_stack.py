@@ -235,12 +235,13 @@ def start_fleet(base: Path | None = None, comfies: int = 2, workers: bool = True
     return fleet
 
 
-def fast_workflow(duration: float = 6.0, **brief) -> dict:
-    """The shipped upload workflow, short and fast: template script, 720p 1:1, 24 fps, ultrafast."""
+def fast_workflow(duration: float = 6.0, resolution: str = "360p", **brief) -> dict:
+    """The shipped upload workflow, short and fast: template script, 1:1 at the 360p draft size (a headline still
+    reads by OCR), 24 fps, ultrafast."""
     prompt = copy.deepcopy(load_api_workflow("brief_to_ad_upload.json"))
     node_by_type(prompt, "BrandBrief")[1]["inputs"].update(duration_seconds=duration, aspect_ratio="1:1", **brief)
     node_by_type(prompt, "ScriptLLM")[1]["inputs"]["backend"] = "template"
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"].update(resolution="720p", fps="24")
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"].update(resolution=resolution, fps="24")
     node_by_type(prompt, "FFmpegAssemble")[1]["inputs"]["preset"] = "ultrafast"
     return prompt
 

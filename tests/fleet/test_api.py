@@ -38,9 +38,7 @@ CAP = 3
 
 def draft(duration: float, **brief) -> dict:
     """The shipped upload workflow at the 180p draft size (template script, 24 fps, ultrafast)."""
-    prompt = fast_workflow(duration, **brief)
-    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "180p"
-    return prompt
+    return fast_workflow(duration, resolution="180p", **brief)
 
 
 class Receiver:

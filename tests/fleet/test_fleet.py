@@ -45,7 +45,7 @@ def fleet(tmp_path_factory):
     f = start_fleet(tmp_path_factory.mktemp("fleet"), comfies=2, heartbeat=HEARTBEAT, retry=2)
     # the jobs that only need to finish render a 4 s ad; the ones killed or cancelled mid-render a 10 s one
     f.wf = write_json(f.base / "workflow.json", fast_workflow(SHORT_S))
-    f.long_wf = write_json(f.base / "workflow_long.json", fast_workflow(10.0))
+    f.long_wf = write_json(f.base / "workflow_long.json", fast_workflow(10.0, resolution="720p"))  # long enough to be caught mid-render
     f.done = {}
     try:
         yield f

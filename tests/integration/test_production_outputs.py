@@ -22,6 +22,10 @@ WIN = 0.02
 MAIN = (720, 1280)  # the module's render: 9:16 at 720p
 SECONDS = 8.5       # the shortest the template still writes three scenes for (hook, solution, CTA): three voiced
                     # stretches with pauses between them for the ducking and subtitle checks
+# the every-format render: webm and mov beside the mp4, in both aspects, at the 360p draft size, 5 s (two scenes):
+# what it proves is the containers and codecs, which do not depend on the size
+FORMATS_SIZES = {"": (360, 640), "_16x9": (640, 360)}
+FORMATS_SECONDS = 5.0
 
 
 def tone_wav(path: str, freq: float = 6000.0, seconds: float = 7.0, sr: int = 48000) -> None:
@@ -42,11 +46,11 @@ def demo(comfy, **assemble_inputs) -> dict:
 
 @pytest.fixture(scope="module")
 def full_render(comfy):
-    """One 8.5 s ad with every output: tone music (measurable apart from the voice), webm, mov, HLS and one
-    extra aspect (16:9, contain framing: its bars are the check). That a list of aspects is parsed, de-duplicated
+    """One 8.5 s ad at 720p with tone music (measurable apart from the voice), HLS, a thumbnail and one extra
+    aspect (16:9, contain framing: its bars are the check). That a list of aspects is parsed, de-duplicated
     and capped is the unit tests' (test_media_safety); each extra aspect is rendered by the same code."""
     tone_wav(os.path.join(comfy.folder("input"), "tone6k.wav"))
-    prompt = demo(comfy, preset="veryfast", webm=True, mov=True, hls=True, extra_aspects="16:9",
+    prompt = demo(comfy, preset="veryfast", hls=True, extra_aspects="16:9",
                   framing="contain", filename_prefix="AdReel/full")
     node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = SECONDS
     node_by_type(prompt, "MusicBed")[1]["inputs"]["track"] = "input/tone6k.wav"
@@ -54,6 +58,18 @@ def full_render(comfy):
     result = comfy.run(prompt)
     mp4 = output_files(comfy, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
     return prompt, mp4
+
+
+@pytest.fixture(scope="module")
+def formats_render(comfy):
+    """The demo with every format (mp4, webm, mov) in both aspects, at the 360p draft size: its stem."""
+    prompt = demo(comfy, preset="veryfast", webm=True, mov=True, extra_aspects="16:9", framing="contain",
+                  filename_prefix="AdReel/formats")
+    node_by_type(prompt, "BrandBrief")[1]["inputs"]["duration_seconds"] = FORMATS_SECONDS
+    node_by_type(prompt, "StoryboardSplit")[1]["inputs"]["resolution"] = "360p"
+    result = comfy.run(prompt)
+    mp4 = output_files(comfy, result, node_by_type(prompt, "FFmpegAssemble")[0])[0]
+    return os.path.splitext(mp4)[0]
 
 
 def voice_and_music(mp4):
@@ -134,21 +150,27 @@ def test_sidecar_subtitles(full_render):
         assert stream(ffprobe(p), "subtitle")
 
 
-def test_every_format_plays_with_the_promised_codecs(full_render):
-    _, mp4 = full_render
-    stem = os.path.splitext(mp4)[0]
+def test_every_format_plays_with_the_promised_codecs(formats_render):
     expect = {".mp4": ("h264", "aac"), ".webm": ("vp9", "opus"), ".mov": ("prores", "pcm_s16le")}
-    for ext, (vc, ac) in expect.items():
-        info = ffprobe(stem + ext)
-        v, a = stream(info, "video"), stream(info, "audio")
-        assert (v["codec_name"], a["codec_name"]) == (vc, ac), ext
-        assert (v["width"], v["height"]) == MAIN
-        assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.1, ext
-        assert abs(float(a.get("duration") or info["format"]["duration"]) - SECONDS) <= 0.1, ext
-        assert int(v["nb_read_frames"]) == round(SECONDS * 30), ext
-    v = stream(ffprobe(mp4), "video")
+    for aspect, size in FORMATS_SIZES.items():
+        for ext, (vc, ac) in expect.items():
+            path = formats_render + aspect + ext
+            info = ffprobe(path)
+            v, a = stream(info, "video"), stream(info, "audio")
+            assert (v["codec_name"], a["codec_name"]) == (vc, ac), path
+            assert (v["width"], v["height"]) == size, path
+            assert abs(float(info["format"]["duration"]) - FORMATS_SECONDS) <= 0.1, path
+            assert abs(float(a.get("duration") or info["format"]["duration"]) - FORMATS_SECONDS) <= 0.1, path
+            assert int(v["nb_read_frames"]) == round(FORMATS_SECONDS * 30), path
+
+
+def test_the_mp4_is_high_profile_bt709_with_48k_stereo(full_render):
+    _, mp4 = full_render
+    info = ffprobe(mp4)
+    v, a = stream(info, "video"), stream(info, "audio")
+    assert (v["width"], v["height"]) == MAIN and int(v["nb_read_frames"]) == round(SECONDS * 30)
+    assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.1 and abs(float(a["duration"]) - SECONDS) <= 0.1
     assert (v["profile"], v["pix_fmt"], v["color_space"]) == ("High", "yuv420p", "bt709")
-    a = stream(ffprobe(mp4), "audio")
     assert (a["sample_rate"], a["channels"]) == ("48000", 2)
 
 
@@ -179,8 +201,6 @@ def test_extra_aspects_from_the_same_storyboard(full_render):
     v = stream(info, "video")
     assert (v["width"], v["height"]) == size and v["codec_name"] == "h264"
     assert abs(float(info["format"]["duration"]) - SECONDS) <= 0.1
-    for ext in (".webm", ".mov"):
-        assert os.path.isfile(os.path.splitext(path)[0] + ext)
     # contain framing: the whole 9:16 key image, with bars in the brand colour at the sides
     # the middle of the second scene: away from any transition (a fade passes through black)
     scene = json.load(open(os.path.splitext(mp4)[0] + ".json", encoding="utf-8"))["storyboard"]["scenes"][1]
