@@ -218,12 +218,14 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
         opts = [sc.narration] + options(sc.segment, 1)
         opts += [f"{fields['cta']}.", f"{fields['brand']}."] if sc.segment == "cta" else [sc.on_screen_text]
         candidates.append(list(dict.fromkeys(o for o in opts if measure.says_something(o))))
-    measure.prefetch(o for opts in candidates for o in opts)
 
     need = measure.scene_need
 
     base = [sc.duration for sc in scenes]
     chosen = [sc.narration if measure.says_something(sc.narration) else "" for sc in scenes]
+    # the written lines are measured together; a scene's other phrasings only once its line needs one (a
+    # measure is a synthesis: most written lines fit, and their scenes' options are never said)
+    measure.prefetch(chosen)
 
     def layout(lines: list[str]) -> list[float] | None:
         needs = [need(t) for t in lines]
@@ -238,6 +240,7 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
     #    overruns its scene; then (in layout) the time of scenes that say less is lent to it
     for i, sc in enumerate(scenes):
         if need(chosen[i]) > base[i] + 1e-9:
+            measure.prefetch(candidates[i])
             keep = carries(chosen[i])
             same = [o for o in candidates[i] if carries(o) >= keep]
             fitting = [o for o in same if need(o) <= base[i] + 1e-9]
@@ -251,6 +254,7 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
         for i in order:
             if not chosen[i] or (not lend and need(chosen[i]) <= base[i] + 1e-9):
                 continue  # without lending, only a line that overruns its own scene is worth cutting
+            measure.prefetch(candidates[i])
             shorter = [o for o in candidates[i] if 0 < need(o) < need(chosen[i])]
             for option in sorted(shorter, key=need, reverse=True) + [""]:
                 chosen[i] = option
