@@ -12,7 +12,7 @@ test the server still answers; the last test renders a normal ad and checks
 that no canary key reached a history entry, an output or a log line.
 
 The server's environment is the operator's: ``ADREEL_MAX_COST_USD=1.00``
-(the spending ceiling), ``ADREEL_MAX_DOWNLOAD_SECONDS=15``, and paid providers
+(the spending ceiling), ``ADREEL_MAX_DOWNLOAD_SECONDS=10``, and paid providers
 on (``ADREEL_PAID_PROVIDERS=1``) except where a test turns them off.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ CANARY = {
 }
 PROVIDER_NODE = "5"
 CEILING = 1.00
-DOWNLOAD_SECONDS = 15
+DOWNLOAD_SECONDS = 10
 KLING = "fal-ai/kling-video/v2.1/standard/image-to-video"
 
 
