@@ -223,9 +223,7 @@ def _meet_the_bar(scenes: list[Scene], phrases: dict, fields: dict, brief: Brief
 
     base = [sc.duration for sc in scenes]
     chosen = [sc.narration if measure.says_something(sc.narration) else "" for sc in scenes]
-    # the written lines are measured together; a scene's other phrasings only once its line needs one (a
-    # measure is a synthesis: most written lines fit, and their scenes' options are never said)
-    measure.prefetch(chosen)
+    measure.prefetch(chosen)  # (a measure is a synthesis: other phrasings are measured once a line needs one)
 
     def layout(lines: list[str]) -> list[float] | None:
         needs = [need(t) for t in lines]
