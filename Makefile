@@ -9,8 +9,9 @@ PYTEST_ARGS ?=
 # asks it not to: every ComfyUI start, test worker and fleet process would otherwise compile ComfyUI and the
 # pack from source again (about 1.5 s of CPU a ComfyUI start)
 unexport PYTHONDONTWRITEBYTECODE
-# the tests run in two worker processes (pytest-xdist), each taking whole modules (see tests/conftest.py)
-TEST_WORKERS ?= 2
+# the tests run in three worker processes (pytest-xdist), each taking whole modules (see tests/conftest.py): on
+# two cores a third keeps them busy while another waits on a server, a heartbeat or a poll
+TEST_WORKERS ?= 3
 PARALLEL := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder,)
 
 .PHONY: setup setup-demo setup-fleet setup-llm demo test serve bench bench-assembly bench-providers workflows music clean fleet-demo bench-fleet studio bench-api
