@@ -87,9 +87,13 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_configure(config):
     """One measure store for the session's processes (the servers, the test workers): a line measured in one is
-    not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE``)."""
+    not said again in another, and nothing outside the session is read or written (``ADREEL_CACHE``). Test
+    servers are forked from a launcher."""
     if "ADREEL_CACHE" not in os.environ:  # pytest-xdist workers inherit the controller's
         config._adreel_cache = os.environ["ADREEL_CACHE"] = tempfile.mkdtemp(prefix="adreel-test-cache-")
+    # the session's servers are forked from a launcher that imported torch once (tests/harness.py,
+    # ComfyLauncher); ADREEL_TEST_FORK_COMFYUI=0 starts each one as `python main.py`
+    os.environ.setdefault("ADREEL_TEST_FORK_COMFYUI", "1")
 
 
 def pytest_unconfigure(config):

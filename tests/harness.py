@@ -145,7 +145,8 @@ class ForkedProcess:
 class ComfyLauncher:
     """One ``tests/comfy_launcher.py`` process per Python and core in this test process: it imports torch and
     the other heavy libraries once and forks each test ComfyUI from there (5 of a start's 8.5 s of CPU,
-    saved on every start after the first). ``ADREEL_TEST_FORK_COMFYUI=0`` starts each server the plain way."""
+    saved on every start after the first). Only where ``ADREEL_TEST_FORK_COMFYUI=1``, which the test session
+    sets (tests/conftest.py): the demo, the benchmarks and the scripts start ComfyUI the ordinary way."""
 
     SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_launcher.py")
     _launchers: dict[tuple, "ComfyLauncher"] = {}
@@ -163,7 +164,7 @@ class ComfyLauncher:
 
     @classmethod
     def for_python(cls, python: str, comfy: str) -> "ComfyLauncher | None":
-        if os.environ.get("ADREEL_TEST_FORK_COMFYUI", "1") == "0":
+        if os.environ.get("ADREEL_TEST_FORK_COMFYUI") != "1":
             return None
         key = (os.path.realpath(python), os.path.realpath(comfy), os.getpid())
         with cls._lock:
