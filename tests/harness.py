@@ -155,9 +155,9 @@ class ComfyLauncher:
     def __init__(self, python: str, comfy: str):
         self.folder = tempfile.mkdtemp(prefix="adreel-launcher-")
         self.lock = threading.Lock()
-        self.proc = subprocess.Popen([python, self.SCRIPT], cwd=comfy, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(os.path.join(self.folder, "launcher.log"), "ab"),
-                                     env=dict(os.environ), start_new_session=True, text=True)
+        with open(os.path.join(self.folder, "launcher.log"), "ab") as log:
+            self.proc = subprocess.Popen([python, self.SCRIPT], cwd=comfy, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, start_new_session=True, text=True)
         self.count = 0
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the ComfyUI launcher did not start:\n{self.log_tail()}")
@@ -258,11 +258,12 @@ class ComfyServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **CANARY_ENV)
         env["ADREEL_PRIVATE_DIR"] = self.folder("private")  # AdReel's own files, where tests can look
         env.update(self.env)
-        self._log = open(self.log_path, "ab")
         launcher = ComfyLauncher.for_python(self.python, self.comfy)
-        if launcher is not None:
+        if launcher is not None:  # the forked server opens its log itself
+            self._log = None
             self.proc = launcher.spawn(cmd[1:], env, self.comfy, self.log_path)
         else:
+            self._log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         return self
